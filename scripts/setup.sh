@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything plexd-userspace needs on a fresh Debian machine: the Debian packages the
+# netns tier and benchmarks drive (only as root), then the npm dependencies, the N-API TUN addon
+# and the TypeScript build (`npm ci` runs node-gyp and `prepare`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=()
+  for pkg in wireguard-go wireguard-tools iperf3 iputils-ping ncat iproute2 iptables; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ "${#need[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${need[@]}"
+  fi
+fi
+npm ci --no-audit --no-fund
