@@ -44,8 +44,9 @@ export function writeWgNonce(nonce: Uint8Array, counter: number): void {
 }
 
 /**
- * Checks seal/open buffer arguments; returns the output length. Throws RangeError when `dst` is
- * too small or the ciphertext is shorter than a tag. Shared by every provider's Aead.
+ * Checks seal/open buffer arguments and returns the output length; -1 for a ciphertext shorter
+ * than a tag (peer data: open reports it as a failed open, not as misuse). Throws RangeError when
+ * `dst` is too small. Shared by every provider.
  */
 export function checkAeadArgs(
   sealing: boolean,
@@ -56,10 +57,8 @@ export function checkAeadArgs(
   expectBytes(sealing ? 'plaintext' : 'ciphertext', input);
   if (aad !== undefined) expectBytes('aad', aad);
   expectBytes('dst', dst);
-  if (!sealing && input.length < TAG_LENGTH) {
-    throw new RangeError(`expected ciphertext of at least ${TAG_LENGTH} bytes, got ${input.length}`);
-  }
   const outLen = sealing ? input.length + TAG_LENGTH : input.length - TAG_LENGTH;
+  if (outLen < 0) return -1;
   if (dst.length < outLen) throw new RangeError(`expected dst of at least ${outLen} bytes, got ${dst.length}`);
   return outLen;
 }
@@ -83,6 +82,48 @@ function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * RFC 8439 2.8 ChaCha20-Poly1305 seal with an explicit 12-byte nonce: writes ciphertext || tag
+ * to `dst` (may overlap `plaintext` at the same offset) and returns the bytes written.
+ */
+export function chacha20Poly1305Seal(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array | undefined,
+  dst: Uint8Array,
+): number {
+  expectBytes('key', key, 32);
+  expectBytes('nonce', nonce, 12);
+  const outLen = checkAeadArgs(true, plaintext, aad, dst);
+  chacha20poly1305(key, nonce, aad).encrypt(plaintext, dst.subarray(0, outLen));
+  return outLen;
+}
+
+/**
+ * RFC 8439 2.8 ChaCha20-Poly1305 open with an explicit 12-byte nonce into `dst` (may overlap
+ * `ciphertext` at the same offset). Returns the plaintext length, or -1 when the tag is wrong.
+ */
+export function chacha20Poly1305Open(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  aad: Uint8Array | undefined,
+  dst: Uint8Array,
+): number {
+  expectBytes('key', key, 32);
+  expectBytes('nonce', nonce, 12);
+  const outLen = checkAeadArgs(false, ciphertext, aad, dst);
+  if (outLen < 0) return -1;
+  try {
+    chacha20poly1305(key, nonce, aad).decrypt(ciphertext, dst.subarray(0, outLen));
+  } catch {
+    // Arguments were validated above, so the only failure left is the tag check.
+    return -1;
+  }
+  return outLen;
+}
+
 class NobleAead implements Aead {
   #key: Uint8Array;
   #nonce = new Uint8Array(12);
@@ -94,23 +135,14 @@ class NobleAead implements Aead {
 
   seal(counter: number, plaintext: Uint8Array, aad: Uint8Array | undefined, dst: Uint8Array): number {
     assertLive(this.#wiped);
-    const outLen = checkAeadArgs(true, plaintext, aad, dst);
     writeWgNonce(this.#nonce, counter);
-    chacha20poly1305(this.#key, this.#nonce, aad).encrypt(plaintext, dst.subarray(0, outLen));
-    return outLen;
+    return chacha20Poly1305Seal(this.#key, this.#nonce, plaintext, aad, dst);
   }
 
   open(counter: number, ciphertext: Uint8Array, aad: Uint8Array | undefined, dst: Uint8Array): number {
     assertLive(this.#wiped);
-    const outLen = checkAeadArgs(false, ciphertext, aad, dst);
     writeWgNonce(this.#nonce, counter);
-    try {
-      chacha20poly1305(this.#key, this.#nonce, aad).decrypt(ciphertext, dst.subarray(0, outLen));
-    } catch {
-      // Arguments were validated above, so the only failure left is the tag check.
-      return -1;
-    }
-    return outLen;
+    return chacha20Poly1305Open(this.#key, this.#nonce, ciphertext, aad, dst);
   }
 
   wipe(): void {
