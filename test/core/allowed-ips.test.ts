@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AllowedIps } from '../../src/core/allowed-ips.js';
 import { formatPrefix, parseIp, parsePrefix } from '../../src/core/ip.js';
-
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng.js';
 
 const ip = (text: string): Uint8Array => {
   const b = parseIp(text);

@@ -1,6 +1,7 @@
 import { isIP, SocketAddress } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { formatIp, formatPrefix, parseIp, parsePrefix } from '../../src/core/ip.js';
+import { prng } from '../helpers/prng.js';
 
 const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
 const v6 = (...groups: number[]): Uint8Array => {
@@ -11,18 +12,6 @@ const v6 = (...groups: number[]): Uint8Array => {
   });
   return out;
 };
-
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Node's own normalization of an IPv6 literal (libuv inet_pton + inet_ntop). */
 const nodeCanonical6 = (text: string): string => new SocketAddress({ address: text, family: 'ipv6' }).address;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { REPLAY_WINDOW_SIZE, ReplayWindow } from '../../src/core/replay.js';
+import { prng } from '../helpers/prng.js';
 
 interface Step {
   expr?: string;
@@ -70,18 +71,6 @@ class NaiveWindow {
     }
     return true;
   }
-}
-
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('ReplayWindow', () => {
