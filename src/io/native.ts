@@ -1,0 +1,59 @@
+// Loads the native addon (native/tun.cc, built by node-gyp into build/Release) once, lazily.
+// The only place that knows where the .node file lives.
+
+import { createRequire } from 'node:module';
+import { TunError } from './errors.js';
+
+/** The addon's raw surface; see native/tun.cc. Internal to src/io. */
+export interface TunAddon {
+  open(
+    name: string,
+    buf: ArrayBuffer,
+    meta: Uint32Array,
+    maxBatch: number,
+    onBatch: (count: number) => void,
+    onClosed: (errno: number) => void,
+  ): { handle: object; name: string };
+  /** Bytes written, or -errno (e.g. -11 EAGAIN). */
+  write(handle: object, packet: Uint8Array, offset: number, length: number): number;
+  getMtu(handle: object): number;
+  setMtu(handle: object, mtu: number): void;
+  name(handle: object): string;
+  close(handle: object): void;
+  setSocketMark(fd: number, mark: number): void;
+}
+
+// From src/io (running under vitest/tsx) and from dist/src/io (built): the package root is two
+// or three levels up.
+const CANDIDATES = ['../../build/Release/plexd_tun.node', '../../../build/Release/plexd_tun.node'];
+
+let addon: TunAddon | undefined;
+let loadError: unknown;
+
+/** The addon, or throws TunError ERR_TUN_UNSUPPORTED (not Linux, or not built: run `npm rebuild`). */
+export function loadTunAddon(): TunAddon {
+  if (addon !== undefined) return addon;
+  if (process.platform !== 'linux') {
+    throw new TunError('ERR_TUN_UNSUPPORTED', `TUN devices are only supported on Linux, not ${process.platform}`);
+  }
+  if (loadError === undefined) {
+    const require = createRequire(import.meta.url);
+    for (const path of CANDIDATES) {
+      try {
+        addon = require(path) as TunAddon;
+        return addon;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'MODULE_NOT_FOUND') {
+          loadError = err;
+          break;
+        }
+        loadError = err;
+      }
+    }
+  }
+  throw new TunError(
+    'ERR_TUN_UNSUPPORTED',
+    'the native TUN addon is not built (build/Release/plexd_tun.node); run `npm rebuild plexd-userspace` with g++ and Node headers installed',
+    { cause: loadError },
+  );
+}

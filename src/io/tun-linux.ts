@@ -1,0 +1,199 @@
+// The Linux TUN device through the native addon (native/tun.cc): /dev/net/tun with
+// IFF_TUN | IFF_NO_PI, non-blocking, uv_poll readiness, up to batchSize packets per wakeup read
+// into one preallocated buffer and handed over as a single batch; writes never block.
+//
+// Deletion (`ip link del`): the kernel reports POLLERR / EBADFD on the fd; the Tun closes itself
+// and calls onClose({ kind: 'deleted' }). Moving the interface to another network namespace
+// keeps the fd working; name and MTU follow the device there (TUNGETIFF / TUNGETDEVNETNS).
+
+import { loadTunAddon, type TunAddon } from './native.js';
+import { TunError, errnoOf, type TunErrorCode } from './errors.js';
+import {
+  TUN_BATCH_DEFAULT,
+  TUN_MAX_PACKET,
+  checkBatchSize,
+  tunBatchBufferSize,
+  checkWriteRange,
+  newTunStats,
+  type Tun,
+  type TunBatchHandler,
+  type TunCloseReason,
+  type TunOptions,
+  type TunStats,
+} from './tun.js';
+
+const EAGAIN = 11;
+const EBADFD = 77;
+const EIO = 5;
+
+const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 9: 'EBADF', 32: 'EPIPE', 77: 'EBADFD', 19: 'ENODEV' };
+
+function openErrorCode(errno: string | undefined): TunErrorCode {
+  switch (errno) {
+    case 'ENOENT': return 'ERR_TUN_NO_DEVICE';
+    case 'EPERM':
+    case 'EACCES': return 'ERR_TUN_PERMISSION';
+    case 'ENAMETOOLONG': return 'ERR_TUN_NAME_TOO_LONG';
+    case 'EBUSY':
+    case 'EEXIST':
+    case 'EINVAL': return 'ERR_TUN_NAME_TAKEN';
+    default: return 'ERR_TUN_OPEN';
+  }
+}
+
+/**
+ * Checks an interface name the way the kernel will (dev_valid_name): at most 15 bytes, no '/',
+ * ':' or whitespace, not '.' or '..'. '' means "let the kernel choose". Throws TunError.
+ */
+export function checkInterfaceName(name: string): void {
+  if (typeof name !== 'string') throw new TypeError(`expected name to be a string, got ${typeof name}`);
+  const bytes = Buffer.byteLength(name);
+  if (bytes > 15) {
+    throw new TunError('ERR_TUN_NAME_TOO_LONG', `interface name ${JSON.stringify(name)} is ${bytes} bytes; at most 15 allowed`, { errno: 'ENAMETOOLONG' });
+  }
+  if (name === '.' || name === '..' || /[/:\s\0]/.test(name)) {
+    throw new TunError('ERR_TUN_NAME_INVALID', `interface name ${JSON.stringify(name)} is not valid (no '/', ':', whitespace; not '.' or '..')`);
+  }
+}
+
+/** A TUN device backed by the native addon. Create with {@link openTun}. */
+export class LinuxTun implements Tun {
+  readonly #addon: TunAddon;
+  readonly #handle: object;
+  readonly #buf: Uint8Array;
+  readonly #offsets: Uint32Array;
+  readonly #stats = newTunStats();
+  #name: string;
+  #onPackets: TunBatchHandler | undefined;
+  #onClose: ((reason: TunCloseReason) => void) | undefined;
+  #closed = false;
+
+  /** Use {@link openTun}. */
+  constructor(options: TunOptions = {}) {
+    const name = options.name ?? '';
+    checkInterfaceName(name);
+    const batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
+    this.#addon = loadTunAddon();
+    const ab = new ArrayBuffer(tunBatchBufferSize(batchSize));
+    this.#buf = new Uint8Array(ab);
+    this.#offsets = new Uint32Array(batchSize + 1);
+    let opened: { handle: object; name: string };
+    try {
+      opened = this.#addon.open(name, ab, this.#offsets, batchSize, this.#batch, this.#lost);
+    } catch (err) {
+      const errno = errnoOf(err);
+      throw new TunError(openErrorCode(errno), `cannot create TUN ${JSON.stringify(name)}: ${(err as Error).message}`, { cause: err, errno });
+    }
+    this.#handle = opened.handle;
+    this.#name = opened.name;
+  }
+
+  // Called by the addon once per wakeup; arrow functions so no bind per call.
+  readonly #batch = (count: number): void => {
+    this.#stats.rxBatches++;
+    this.#stats.rxPackets += count;
+    this.#onPackets?.(this.#buf, this.#offsets, count);
+  };
+
+  readonly #lost = (errno: number): void => {
+    const errnoName = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    this.#finish({
+      kind: 'deleted',
+      error: new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is gone (${errnoName}): the interface was deleted or its fd failed`, { errno: errnoName }),
+    });
+  };
+
+  #finish(reason: TunCloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const handler = this.#onClose;
+    this.#onClose = undefined;
+    this.#onPackets = undefined;
+    handler?.(reason);
+  }
+
+  get name(): string {
+    if (!this.#closed) {
+      try {
+        this.#name = this.#addon.name(this.#handle);
+      } catch {
+        // keep the last known name
+      }
+    }
+    return this.#name;
+  }
+
+  get mtu(): number {
+    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    try {
+      return this.#addon.getMtu(this.#handle);
+    } catch (err) {
+      throw new TunError('ERR_TUN_MTU', `cannot read the MTU of ${this.#name}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) });
+    }
+  }
+
+  setMtu(mtu: number): void {
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > TUN_MAX_PACKET) {
+      throw new RangeError(`expected mtu to be an integer in 68..${TUN_MAX_PACKET}, got ${mtu}`);
+    }
+    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    try {
+      this.#addon.setMtu(this.#handle, mtu);
+    } catch (err) {
+      throw new TunError('ERR_TUN_MTU', `cannot set the MTU of ${this.#name} to ${mtu}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) });
+    }
+  }
+
+  onPackets(handler: TunBatchHandler): void {
+    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
+    this.#onPackets = handler;
+  }
+
+  write(packet: Uint8Array, offset = 0, length = packet.length - offset): boolean {
+    checkWriteRange(packet, offset, length);
+    const n = this.#addon.write(this.#handle, packet, offset, length);
+    if (n >= 0) {
+      this.#stats.txPackets++;
+      return true;
+    }
+    if (n === -EAGAIN) this.#stats.txDropped++;
+    else this.#stats.txErrors++;
+    // The poll callback normally reports deletion first; a write can see it earlier.
+    if ((n === -EBADFD || n === -EIO) && !this.#closed) this.#closeNative(-n);
+    return false;
+  }
+
+  #closeNative(errno: number): void {
+    this.#addon.close(this.#handle);
+    this.#lost(errno);
+  }
+
+  onClose(handler: (reason: TunCloseReason) => void): void {
+    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
+    this.#onClose = handler;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get stats(): TunStats {
+    return this.#stats;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#addon.close(this.#handle);
+    this.#finish({ kind: 'closed' });
+  }
+}
+
+/**
+ * Creates (or attaches to a persistent) TUN interface. Needs Linux, /dev/net/tun and
+ * CAP_NET_ADMIN. The interface starts down with no address; configure it with `ip`.
+ * Throws TunError (ERR_TUN_UNSUPPORTED, ERR_TUN_NO_DEVICE, ERR_TUN_PERMISSION,
+ * ERR_TUN_NAME_TOO_LONG, ERR_TUN_NAME_INVALID, ERR_TUN_NAME_TAKEN, ERR_TUN_OPEN).
+ */
+export function openTun(options: TunOptions = {}): LinuxTun {
+  return new LinuxTun(options);
+}
