@@ -63,11 +63,6 @@ export function checkAeadArgs(
   return outLen;
 }
 
-/** Throws TypeError when an Aead is used after wipe(). */
-export function assertLive(wiped: boolean): void {
-  if (wiped) throw new TypeError('expected a live Aead, got one already wiped');
-}
-
 const ZERO32 = new Uint8Array(32);
 
 function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
@@ -124,29 +119,49 @@ export function chacha20Poly1305Open(
   return outLen;
 }
 
-class NobleAead implements Aead {
-  #key: Uint8Array;
+/** An RFC 8439 AEAD operation with an explicit 12-byte nonce, over some key representation K. */
+export type NonceAeadFn<K> = (
+  key: K,
+  nonce: Uint8Array,
+  input: Uint8Array,
+  aad: Uint8Array | undefined,
+  dst: Uint8Array,
+) => number;
+
+/**
+ * The Aead every provider hands out: a bound key plus WireGuard's counter nonce (whitepaper
+ * 5.4.6) over the provider's explicit-nonce `seal`/`open`. `wipeKey` clears the key and returns
+ * what to hold instead. Use after wipe() throws TypeError.
+ */
+export class CounterAead<K> implements Aead {
+  #key: K;
   #nonce = new Uint8Array(12);
   #wiped = false;
+  readonly #seal: NonceAeadFn<K>;
+  readonly #open: NonceAeadFn<K>;
+  readonly #wipeKey: (key: K) => K;
 
-  constructor(key: Uint8Array) {
-    this.#key = key.slice();
+  constructor(key: K, seal: NonceAeadFn<K>, open: NonceAeadFn<K>, wipeKey: (key: K) => K) {
+    this.#key = key;
+    this.#seal = seal;
+    this.#open = open;
+    this.#wipeKey = wipeKey;
   }
 
   seal(counter: number, plaintext: Uint8Array, aad: Uint8Array | undefined, dst: Uint8Array): number {
-    assertLive(this.#wiped);
+    if (this.#wiped) throw new TypeError('expected a live Aead, got one already wiped');
     writeWgNonce(this.#nonce, counter);
-    return chacha20Poly1305Seal(this.#key, this.#nonce, plaintext, aad, dst);
+    return this.#seal(this.#key, this.#nonce, plaintext, aad, dst);
   }
 
   open(counter: number, ciphertext: Uint8Array, aad: Uint8Array | undefined, dst: Uint8Array): number {
-    assertLive(this.#wiped);
+    if (this.#wiped) throw new TypeError('expected a live Aead, got one already wiped');
     writeWgNonce(this.#nonce, counter);
-    return chacha20Poly1305Open(this.#key, this.#nonce, ciphertext, aad, dst);
+    return this.#open(this.#key, this.#nonce, ciphertext, aad, dst);
   }
 
   wipe(): void {
-    this.#key.fill(0);
+    this.#key = this.#wipeKey(this.#key);
     this.#wiped = true;
   }
 }
@@ -206,7 +221,7 @@ export const nobleCrypto: CryptoProvider = {
   x25519,
   aead(key) {
     expectBytes('key', key, 32);
-    return new NobleAead(key);
+    return new CounterAead(key.slice(), chacha20Poly1305Seal, chacha20Poly1305Open, (k) => k.fill(0));
   },
   xseal,
   xopen,
