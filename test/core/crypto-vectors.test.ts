@@ -7,14 +7,10 @@ import { describe, expect, it } from 'vitest';
 import type { CryptoProvider } from '../../src/core/crypto.js';
 import * as noble from '../../src/core/crypto-noble.js';
 import * as node from '../../src/crypto/node.js';
+import { fromHex as hex, toHex } from '../helpers/bytes.js';
+import { prng } from '../helpers/prng.js';
 
-type RawSealOpen = (
-  key: Uint8Array,
-  nonce: Uint8Array,
-  input: Uint8Array,
-  aad: Uint8Array | undefined,
-  dst: Uint8Array,
-) => number;
+type RawSealOpen = noble.NonceAeadFn<Uint8Array>;
 
 interface ProviderUnderTest {
   provider: CryptoProvider;
@@ -31,30 +27,11 @@ const PROVIDERS: ProviderUnderTest[] = [
 function load<T>(file: string): T {
   return JSON.parse(readFileSync(new URL(`../../vectors/${file}`, import.meta.url), 'utf8')) as T;
 }
-const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
-const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-/** Deterministic xorshift32 bytes so a failing random case can be replayed. */
+/** Seeded random bytes and integers, so a failing random case replays from its seed. */
 function rng(seed: number): { bytes(n: number): Uint8Array; int(max: number): number } {
-  let s = seed >>> 0 || 1;
-  const next = (): number => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-  return {
-    bytes(n) {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = next() & 0xff;
-      return out;
-    },
-    int(max) {
-      return next() % max;
-    },
-  };
+  const next = prng(seed);
+  const int = (max: number): number => Math.floor(next() * max);
+  return { int, bytes: (n) => Uint8Array.from({ length: n }, () => int(256)) };
 }
 
 interface AeadVector {

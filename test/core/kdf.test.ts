@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import { kdf, kdf1, kdf2, kdf3 } from '../../src/core/kdf.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
+import { fromHex as hex, toHex } from '../helpers/bytes.js';
 
 interface KdfFile {
   vectors: Array<{ name: string; key: string; input: string; outputs: [string, string, string] }>;
@@ -12,8 +13,6 @@ interface KdfFile {
 const file = JSON.parse(
   readFileSync(new URL('../../vectors/wireguard-kdf.json', import.meta.url), 'utf8'),
 ) as KdfFile;
-const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
-const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 describe.each([nobleCrypto, nodeCrypto])('KDF with the $name provider', (crypto) => {
   it.each(file.vectors)('$name', (v) => {

@@ -2,8 +2,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { TAI64N_LENGTH, compareTai64n, tai64n, tai64nAfter } from '../../src/core/tai64n.js';
+import { toHex } from '../helpers/bytes.js';
 
-const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 describe('tai64n', () => {
   it('encodes the Unix epoch as label 2^62 + 10 with zero nanoseconds', () => {
