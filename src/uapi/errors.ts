@@ -1,0 +1,67 @@
+// Errors of the UAPI layer: the errno values wireguard-go's ipc package sends as `errno=N`
+// (ipc/uapi_unix.go), a protocol error class carrying one of them, and the socket error class.
+
+/**
+ * The values wireguard-go writes as `errno=N` (negative Linux errno numbers, ipc/uapi_unix.go).
+ * `UNKNOWN` is ENOANO, what wireguard-go sends for a failure that is not an IPC error.
+ */
+export const UAPI_ERRNO = {
+  IO: -5, // EIO: a line longer than 65535 bytes, or the request is too large to read
+  INVALID: -22, // EINVAL: a bad key or value
+  PROTOCOL: -71, // EPROTO: a line without '='
+  PORT_IN_USE: -98, // EADDRINUSE: listen_port cannot be bound, or fwmark cannot be set
+  UNKNOWN: -55, // ENOANO: any other failure
+} as const;
+
+/** Stable codes of {@link UapiError}, one per {@link UAPI_ERRNO} value. */
+export type UapiErrorCode =
+  | 'ERR_UAPI_IO'
+  | 'ERR_UAPI_INVALID'
+  | 'ERR_UAPI_PROTOCOL'
+  | 'ERR_UAPI_PORT_IN_USE'
+  | 'ERR_UAPI_UNKNOWN';
+
+const ERRNO_OF_CODE: Readonly<Record<UapiErrorCode, number>> = {
+  ERR_UAPI_IO: UAPI_ERRNO.IO,
+  ERR_UAPI_INVALID: UAPI_ERRNO.INVALID,
+  ERR_UAPI_PROTOCOL: UAPI_ERRNO.PROTOCOL,
+  ERR_UAPI_PORT_IN_USE: UAPI_ERRNO.PORT_IN_USE,
+  ERR_UAPI_UNKNOWN: UAPI_ERRNO.UNKNOWN,
+};
+
+/**
+ * A UAPI request failed; the reply is `errno=${errno}`. Thrown by the parser for malformed input
+ * and by a {@link UapiHandler}'s apply() for semantic failures (e.g. ERR_UAPI_PORT_IN_USE).
+ */
+export class UapiError extends Error {
+  override readonly name = 'UapiError';
+  readonly code: UapiErrorCode;
+  /** The negative value sent as `errno=N`. */
+  readonly errno: number;
+  constructor(code: UapiErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, { cause: options?.cause });
+    const errno = ERRNO_OF_CODE[code];
+    if (errno === undefined) throw new TypeError(`expected a UapiErrorCode, got ${String(code)}`);
+    this.code = code;
+    this.errno = errno;
+  }
+}
+
+/** Stable codes of {@link UapiSocketError}. */
+export type UapiSocketErrorCode =
+  | 'ERR_UAPI_SOCKET_IN_USE' // a live daemon answers on the socket path
+  | 'ERR_UAPI_SOCKET_NOT_SOCKET' // something other than a socket occupies the path
+  | 'ERR_UAPI_SOCKET_FAILED' // creating the directory or listening failed otherwise
+  | 'ERR_UAPI_NO_RESPONSE'; // uapiRequest: the connection ended before a complete reply
+
+/** The UAPI unix socket could not be served or used; `errno` is the OS error name if any. */
+export class UapiSocketError extends Error {
+  override readonly name = 'UapiSocketError';
+  readonly code: UapiSocketErrorCode;
+  readonly errno: string | undefined;
+  constructor(code: UapiSocketErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {
+    super(message, { cause: options?.cause });
+    this.code = code;
+    this.errno = options?.errno;
+  }
+}

@@ -1,0 +1,446 @@
+// Request side of wireguard-go's cross-platform userspace API (https://www.wireguard.com/xplatform/,
+// device/uapi.go): a streaming parser that frames `get=1` / `set=1` requests and turns a whole
+// `set=1` body into one typed SetTransaction before anything is applied.
+
+import { Buffer } from 'node:buffer';
+import type { Endpoint } from '../core/actions.js';
+import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
+import { UapiError } from './errors.js';
+
+/** A peer endpoint: canonical address text (no brackets) and port, plus an IPv6 zone if given. */
+export interface UapiEndpoint extends Endpoint {
+  /** IPv6 scope zone from "[fe80::1%eth0]:51820" (an interface name or index), if any. */
+  readonly zone?: string | undefined;
+}
+
+/** One `allowed_ip` line: add `ip/cidr` to the peer, or remove it ("allowed_ip=-PREFIX"). */
+export interface AllowedIpOp {
+  /** 4 or 16 bytes, host bits as written (the allowed-IPs table masks them). */
+  readonly ip: Uint8Array;
+  readonly cidr: number;
+  readonly remove: boolean;
+}
+
+/**
+ * Everything one `public_key=` section asked for. `undefined` means "leave unchanged".
+ * The handler applies sections in order; a public key may appear in several sections.
+ */
+export interface PeerOp {
+  /** 32 bytes; may be all zero (wireguard-go creates such a peer). */
+  readonly publicKey: Uint8Array;
+  /** `remove=true`: delete the peer (creating nothing); the handler ignores the other fields. */
+  readonly remove: boolean;
+  /** `update_only=true`: if the peer does not exist when this section applies, skip the section. */
+  readonly updateOnly: boolean;
+  /** 32 bytes; null for the all-zero key, which means "no preshared key". */
+  readonly presharedKey: Uint8Array | null | undefined;
+  readonly endpoint: UapiEndpoint | undefined;
+  /** Seconds, 0..65535; 0 turns persistent keepalive off. */
+  readonly persistentKeepaliveInterval: number | undefined;
+  /** Remove all of the peer's allowed IPs before applying {@link allowedIps}. */
+  readonly replaceAllowedIps: boolean;
+  /** In request order; lines before a `replace_allowed_ips=true` are already dropped. */
+  readonly allowedIps: readonly AllowedIpOp[];
+}
+
+/** A fully parsed `set=1` request; `undefined` means "leave unchanged". */
+export interface SetTransaction {
+  /** 32 bytes, clamped per RFC 7748 as wireguard-go does; null for the all-zero key ("remove"). */
+  readonly privateKey: Uint8Array | null | undefined;
+  /** 0..65535; 0 means "pick any free port". */
+  readonly listenPort: number | undefined;
+  /** 0..2^32-1; 0 clears the mark. */
+  readonly fwmark: number | undefined;
+  /** `replace_peers=true`: remove every existing peer before applying {@link peers}. */
+  readonly replacePeers: boolean;
+  readonly peers: readonly PeerOp[];
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The longest set line bufio.Scanner (wireguard-go's reader) accepts, counting a '\r' but not the '\n'. */
+export const MAX_LINE_BYTES = 65_535;
+
+/** Default bound on one request's size; 130,000 allowed IPs take about 3.5 MB. */
+export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+const DIGITS = /^[0-9]+$/;
+
+function invalid(message: string): UapiError {
+  return new UapiError('ERR_UAPI_INVALID', message);
+}
+
+/** Go's strconv.ParseUint(value, 10, bits): decimal digits only, leading zeros allowed. */
+function parseUint(value: string, max: number, what: string): number {
+  if (!DIGITS.test(value)) throw invalid(`failed to parse ${what}: ${JSON.stringify(value)}`);
+  let i = 0;
+  while (i < value.length - 1 && value.charCodeAt(i) === 0x30) i++;
+  const n = value.length - i > 16 ? Infinity : Number(value.slice(i));
+  if (n > max) throw invalid(`failed to parse ${what}: ${value} out of range`);
+  return n;
+}
+
+/** 64 hex digits (either case, like Go's hex.DecodeString) to 32 bytes. */
+function parseKey(value: string, what: string): Uint8Array {
+  if (!HEX_KEY.test(value)) throw invalid(`failed to set ${what}: expected 64 hex digits`);
+  return new Uint8Array(Buffer.from(value, 'hex'));
+}
+
+function isZero(key: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < key.length; i++) acc |= key[i]!;
+  return acc === 0;
+}
+
+function parseTrue(value: string, what: string): void {
+  if (value !== 'true') throw invalid(`failed to set ${what}, invalid value: ${JSON.stringify(value)}`);
+}
+
+/**
+ * Go's netip.ParseAddrPort: "1.2.3.4:51820" or "[v6]:51820" (optionally "[v6%zone]:port").
+ * IPv4 in brackets, IPv6 without them and hostnames are refused; UAPI never resolves names.
+ */
+function parseEndpoint(value: string): UapiEndpoint {
+  const colon = value.lastIndexOf(':');
+  const fail = () => invalid(`failed to set endpoint ${JSON.stringify(value)}`);
+  if (colon < 0) throw fail();
+  const host = value.slice(0, colon);
+  const port = value.slice(colon + 1);
+  if (!DIGITS.test(port)) throw fail();
+  const portNumber = parseUint(port, 0xffff, 'endpoint port');
+  let ip: Uint8Array | undefined;
+  let zone: string | undefined;
+  if (host.startsWith('[')) {
+    if (!host.endsWith(']')) throw fail();
+    let inner = host.slice(1, -1);
+    const percent = inner.indexOf('%');
+    if (percent >= 0) {
+      zone = inner.slice(percent + 1);
+      inner = inner.slice(0, percent);
+      if (zone.length === 0) throw fail();
+    }
+    ip = parseIp(inner);
+    if (ip?.length !== 16) throw fail();
+  } else {
+    ip = parseIp(host);
+    if (ip?.length !== 4) throw fail();
+  }
+  const endpoint: Mutable<UapiEndpoint> = { address: formatIp(ip), port: portNumber };
+  if (zone !== undefined) endpoint.zone = zone;
+  return endpoint;
+}
+
+/** Go's netip.ParsePrefix: the "/bits" part is required. A leading '-' asks for removal. */
+function parseAllowedIp(value: string): AllowedIpOp {
+  const remove = value.charCodeAt(0) === 0x2d;
+  const text = remove ? value.slice(1) : value;
+  const prefix = text.includes('/') ? parsePrefix(text) : undefined;
+  if (prefix === undefined) throw invalid(`failed to set allowed ip: ${JSON.stringify(value)}`);
+  return { ip: prefix.ip, cidr: prefix.cidr, remove };
+}
+
+/**
+ * Accumulates the lines of one `set=1` body into a SetTransaction, with wireguard-go's rules:
+ * device keys come before the first `public_key`, every later key belongs to the current peer.
+ */
+export class SetBuilder {
+  private readonly tx: Mutable<SetTransaction> & { peers: PeerOp[] } = {
+    privateKey: undefined,
+    listenPort: undefined,
+    fwmark: undefined,
+    replacePeers: false,
+    peers: [],
+  };
+  private peer: (Mutable<PeerOp> & { allowedIps: AllowedIpOp[] }) | undefined;
+
+  /** Applies one non-empty line (no '\n'). Throws UapiError for a malformed line. */
+  line(line: string): void {
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new UapiError('ERR_UAPI_PROTOCOL', `failed to parse line ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === 'public_key') {
+      this.peer = {
+        publicKey: parseKey(value, 'public_key'),
+        remove: false,
+        updateOnly: false,
+        presharedKey: undefined,
+        endpoint: undefined,
+        persistentKeepaliveInterval: undefined,
+        replaceAllowedIps: false,
+        allowedIps: [],
+      };
+      this.tx.peers.push(this.peer);
+    } else if (this.peer === undefined) {
+      this.deviceLine(key, value);
+    } else {
+      this.peerLine(this.peer, key, value);
+    }
+  }
+
+  /** The transaction so far; call once the body ended without error. */
+  finish(): SetTransaction {
+    return this.tx;
+  }
+
+  private deviceLine(key: string, value: string): void {
+    const tx = this.tx;
+    switch (key) {
+      case 'private_key': {
+        const sk = parseKey(value, 'private_key');
+        if (isZero(sk)) {
+          tx.privateKey = null;
+        } else {
+          // RFC 7748 section 5 clamping, done on input by wireguard-go (noise-types.go).
+          sk[0]! &= 248;
+          sk[31] = (sk[31]! & 127) | 64;
+          tx.privateKey = sk;
+        }
+        return;
+      }
+      case 'listen_port':
+        tx.listenPort = parseUint(value, 0xffff, 'listen_port');
+        return;
+      case 'fwmark':
+        tx.fwmark = parseUint(value, 0xffff_ffff, 'fwmark');
+        return;
+      case 'replace_peers':
+        parseTrue(value, 'replace_peers');
+        tx.replacePeers = true;
+        return;
+      default:
+        throw invalid(`invalid UAPI device key: ${JSON.stringify(key)}`);
+    }
+  }
+
+  private peerLine(peer: Mutable<PeerOp> & { allowedIps: AllowedIpOp[] }, key: string, value: string): void {
+    switch (key) {
+      case 'update_only':
+        parseTrue(value, 'update_only');
+        peer.updateOnly = true;
+        return;
+      case 'remove':
+        parseTrue(value, 'remove');
+        peer.remove = true;
+        return;
+      case 'preshared_key': {
+        const psk = parseKey(value, 'preshared_key');
+        peer.presharedKey = isZero(psk) ? null : psk;
+        return;
+      }
+      case 'endpoint':
+        peer.endpoint = parseEndpoint(value);
+        return;
+      case 'persistent_keepalive_interval':
+        peer.persistentKeepaliveInterval = parseUint(value, 0xffff, 'persistent_keepalive_interval');
+        return;
+      case 'replace_allowed_ips':
+        parseTrue(value, 'replace_allowed_ips');
+        peer.replaceAllowedIps = true;
+        peer.allowedIps.length = 0;
+        return;
+      case 'allowed_ip':
+        peer.allowedIps.push(parseAllowedIp(value));
+        return;
+      case 'protocol_version':
+        if (value !== '1') throw invalid(`invalid protocol version: ${JSON.stringify(value)}`);
+        return;
+      default:
+        throw invalid(`invalid UAPI peer key: ${JSON.stringify(key)}`);
+    }
+  }
+}
+
+/**
+ * Parses a complete `set=1` body (the lines after "set=1\n", up to an optional blank line) into a
+ * SetTransaction. Throws UapiError on the first malformed line, TypeError if `body` is not a string.
+ */
+export function parseSetBody(body: string): SetTransaction {
+  if (typeof body !== 'string') throw new TypeError(`expected a string body, got ${typeof body}`);
+  const builder = new SetBuilder();
+  let start = 0;
+  while (start < body.length) {
+    let end = body.indexOf('\n', start);
+    if (end < 0) end = body.length;
+    let line = body.slice(start, end);
+    if (line.length > MAX_LINE_BYTES) throw new UapiError('ERR_UAPI_IO', `line longer than ${MAX_LINE_BYTES} bytes`);
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.length === 0) break;
+    builder.line(line);
+    start = end + 1;
+  }
+  return builder.finish();
+}
+
+/**
+ * What one framed request asks the server to do:
+ * - `get` / `set`: serve it, then reply `errno=N`;
+ * - `error`: reply `errno=${error.errno}`; when `fatal`, close the connection afterwards;
+ * - `close`: not a UAPI operation; close the connection without a reply (as wireguard-go does).
+ */
+export type UapiRequest =
+  | { readonly kind: 'get' }
+  | { readonly kind: 'set'; readonly tx: SetTransaction }
+  | { readonly kind: 'error'; readonly error: UapiError; readonly fatal: boolean }
+  | { readonly kind: 'close'; readonly reason: string };
+
+type ParserState = 'op' | 'get' | 'set' | 'discard' | 'closed';
+
+/**
+ * Streaming request framer for one connection. Feed it bytes as they arrive; it returns the
+ * complete requests found so far. Memory is bounded by one line (65,535 bytes) plus the set
+ * being parsed (`maxRequestBytes`). After a `close` or fatal `error` it ignores further input.
+ */
+export class UapiRequestParser {
+  private state: ParserState = 'op';
+  private partial = '';
+  private requestBytes = 0;
+  private builder: SetBuilder | undefined;
+  private readonly maxRequestBytes: number;
+
+  /** `maxRequestBytes`: bound on one set request's size in bytes (default 64 MiB). */
+  constructor(options: { maxRequestBytes?: number } = {}) {
+    const max = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    if (!Number.isSafeInteger(max) || max < 64) {
+      throw new RangeError(`expected maxRequestBytes to be an integer >= 64, got ${String(max)}`);
+    }
+    this.maxRequestBytes = max;
+  }
+
+  /** True once the connection should be closed (after a `close` or fatal `error`). */
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Consumes bytes; returns the requests they completed, in order. */
+  push(chunk: Uint8Array): UapiRequest[] {
+    if (!(chunk instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array chunk, got ${typeof chunk}`);
+    const out: UapiRequest[] = [];
+    if (this.state === 'closed' || chunk.length === 0) return out;
+    // latin1 maps every byte to one char, so lengths are byte counts and any non-ASCII byte
+    // survives as a char no key or value accepts.
+    const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
+    let pos = 0;
+    while (pos < text.length && !this.closed) {
+      if (this.state === 'get') {
+        // wireguard-go reads exactly one more byte after "get=1\n"; it must end the request.
+        if (text.charCodeAt(pos) === 0x0a) out.push({ kind: 'get' });
+        else out.push(this.error(new UapiError('ERR_UAPI_INVALID', 'trailing character in UAPI get'), false));
+        pos++;
+        this.state = 'op';
+        continue;
+      }
+      const nl = text.indexOf('\n', pos);
+      const end = nl < 0 ? text.length : nl;
+      if (this.state === 'set') {
+        this.requestBytes += end - pos + (nl < 0 ? 0 : 1);
+        if (this.requestBytes > this.maxRequestBytes) {
+          out.push(this.error(new UapiError('ERR_UAPI_IO', `request larger than ${this.maxRequestBytes} bytes`), true));
+          break;
+        }
+      }
+      if (nl < 0) {
+        this.appendPartial(text.slice(pos), out);
+        break;
+      }
+      const line = this.partial.length === 0 ? text.slice(pos, nl) : this.partial + text.slice(pos, nl);
+      this.partial = '';
+      pos = nl + 1;
+      if (this.state === 'discard') {
+        if (line === '' || line === '\r') this.state = 'op';
+        continue;
+      }
+      if (this.state === 'op') {
+        this.opLine(line, out);
+      } else if (line.length > MAX_LINE_BYTES) {
+        out.push(this.lineTooLong());
+        break;
+      } else {
+        this.bodyLine(line, out);
+      }
+    }
+    return out;
+  }
+
+  /** The peer finished sending. Like wireguard-go, a set body cut short without error applies. */
+  end(): UapiRequest[] {
+    const out: UapiRequest[] = [];
+    if (this.state === 'set') {
+      if (this.partial.length > 0) this.bodyLine(this.partial, out);
+      if (this.state === 'set') out.push(this.finishSet());
+    }
+    this.partial = '';
+    this.builder = undefined;
+    this.state = 'closed';
+    return out;
+  }
+
+  private appendPartial(rest: string, out: UapiRequest[]): void {
+    if (this.state === 'discard') return; // only whether the line is empty matters
+    if (this.state === 'op') {
+      // "get=1" and "set=1" are 5 bytes; anything longer without '\n' can only be junk.
+      if (this.partial.length + rest.length > 5) out.push(this.close('invalid UAPI operation'));
+      else this.partial += rest;
+      return;
+    }
+    if (this.partial.length + rest.length > MAX_LINE_BYTES) out.push(this.lineTooLong());
+    else this.partial += rest;
+  }
+
+  private opLine(line: string, out: UapiRequest[]): void {
+    if (line === 'get=1') {
+      this.state = 'get';
+    } else if (line === 'set=1') {
+      this.state = 'set';
+      this.builder = new SetBuilder();
+      this.requestBytes = 0;
+    } else {
+      out.push(this.close(`invalid UAPI operation: ${JSON.stringify(line.slice(0, 32))}`));
+    }
+  }
+
+  private bodyLine(raw: string, out: UapiRequest[]): void {
+    // bufio.ScanLines drops one '\r' before the '\n'.
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.length === 0) {
+      out.push(this.finishSet());
+      this.state = 'op';
+      return;
+    }
+    try {
+      this.builder!.line(line);
+    } catch (err) {
+      if (!(err instanceof UapiError)) throw err;
+      this.builder = undefined;
+      out.push(this.error(err, false));
+      this.state = 'discard';
+    }
+  }
+
+  private finishSet(): UapiRequest {
+    const tx = this.builder!.finish();
+    this.builder = undefined;
+    return { kind: 'set', tx };
+  }
+
+  private lineTooLong(): UapiRequest {
+    return this.error(new UapiError('ERR_UAPI_IO', `line longer than ${MAX_LINE_BYTES} bytes`), true);
+  }
+
+  private error(error: UapiError, fatal: boolean): UapiRequest {
+    if (fatal) this.shutDown();
+    return { kind: 'error', error, fatal };
+  }
+
+  private close(reason: string): UapiRequest {
+    this.shutDown();
+    return { kind: 'close', reason };
+  }
+
+  private shutDown(): void {
+    this.state = 'closed';
+    this.partial = '';
+    this.builder = undefined;
+  }
+}
