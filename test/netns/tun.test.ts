@@ -1,0 +1,278 @@
+// Root tier: the native TUN addon against the real kernel. Each TUN is created by this process
+// and immediately moved into a namespace the test owns, so all traffic (ping, UDP bursts) stays
+// inside namespaces created here. Skipped with a printed reason when not root.
+
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openTun, type LinuxTun } from '../../src/io/tun-linux.js';
+import type { TunCloseReason } from '../../src/io/tun.js';
+import { NetnsLab, requireRoot, sweepStale, type Netns } from '../helpers/netns.js';
+
+const skipReason = requireRoot('test/netns/tun.test.ts');
+
+// --- a tiny ICMP echo responder (RFC 792, RFC 4443) working in place on the batch buffer ---
+
+function checksum(data: Uint8Array, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < data.length; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
+  if (data.length % 2 === 1) sum += data[data.length - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function swap(p: Uint8Array, a: number, b: number, len: number): void {
+  for (let i = 0; i < len; i++) {
+    const t = p[a + i]!;
+    p[a + i] = p[b + i]!;
+    p[b + i] = t;
+  }
+}
+
+/** Turns an ICMP/ICMPv6 echo request into its reply in place; false for anything else. */
+function echoReplyInPlace(p: Uint8Array): boolean {
+  const version = p[0]! >> 4;
+  if (version === 4 && p.length >= 28 && p[9] === 1) {
+    const ihl = (p[0]! & 0x0f) * 4;
+    if (p[ihl] !== 8) return false;
+    swap(p, 12, 16, 4); // the IPv4 header checksum is unchanged by a swap
+    p[ihl] = 0;
+    p[ihl + 2] = 0;
+    p[ihl + 3] = 0;
+    const c = checksum(p.subarray(ihl));
+    p[ihl + 2] = c >> 8;
+    p[ihl + 3] = c & 0xff;
+    return true;
+  }
+  if (version === 6 && p.length >= 48 && p[6] === 58 && p[40] === 128) {
+    swap(p, 8, 24, 16);
+    p[40] = 129;
+    p[42] = 0;
+    p[43] = 0;
+    const icmp = p.subarray(40);
+    // Pseudo-header: source, destination, upper-layer length, next header (RFC 8200 8.1).
+    let sum = 0;
+    for (let i = 8; i < 40; i += 2) sum += (p[i]! << 8) | p[i + 1]!;
+    sum += icmp.length + 58;
+    const c = checksum(icmp, sum);
+    p[42] = c >> 8;
+    p[43] = c & 0xff;
+    return true;
+  }
+  return false;
+}
+
+function serveEcho(tun: LinuxTun): { replies: number } {
+  const state = { replies: 0 };
+  tun.onPackets((buf, offsets, count) => {
+    for (let i = 0; i < count; i++) {
+      const p = buf.subarray(offsets[i], offsets[i + 1]);
+      if (echoReplyInPlace(p) && tun.write(p)) state.replies++;
+    }
+  });
+  return state;
+}
+
+function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = (): void => {
+      if (cond()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () => {
+  let lab: NetnsLab;
+  let tuns: LinuxTun[] = [];
+
+  beforeAll(() => {
+    sweepStale();
+  });
+
+  beforeEach(() => {
+    lab = new NetnsLab();
+  });
+
+  afterEach(async () => {
+    for (const tun of tuns) tun.close();
+    tuns = [];
+    await lab.cleanup();
+  });
+
+  afterAll(async () => {
+    await lab?.cleanup();
+  });
+
+  function create(name = lab.uniqueName('t'), batchSize?: number): LinuxTun {
+    const tun = openTun({ name, ...(batchSize === undefined ? {} : { batchSize }) });
+    tuns.push(tun);
+    lab.trackLink(tun.name); // deleted on cleanup if it never left the root namespace
+    return tun;
+  }
+
+  /** Moves the TUN into `ns`, gives it 10.77.0.1/24 + fd77::1/64 and brings it up. */
+  async function place(tun: LinuxTun, ns: Netns, from?: Netns): Promise<void> {
+    await (from ? from.ip('link', 'set', tun.name, 'netns', ns.name) : lab_ip('link', 'set', tun.name, 'netns', ns.name));
+    await ns.ip('addr', 'add', '10.77.0.1/24', 'dev', tun.name);
+    await ns.ip('addr', 'add', 'fd77::1/64', 'dev', tun.name, 'nodad');
+    await ns.ip('link', 'set', tun.name, 'up');
+  }
+
+  function lab_ip(...args: string[]): Promise<string> {
+    const r = spawnSync('ip', args, { encoding: 'utf8' });
+    if (r.status !== 0) return Promise.reject(new Error(`ip ${args.join(' ')}: ${r.stderr}`));
+    return Promise.resolve(r.stdout);
+  }
+
+  it('answers ping over IPv4 and IPv6 from JS through the TUN', async () => {
+    const ns = await lab.namespace();
+    const tun = create();
+    await place(tun, ns);
+    const state = serveEcho(tun);
+    const ping4 = await ns.run(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.77.0.2'], { timeoutMs: 15_000 });
+    expect(ping4.code, ping4.stdout + ping4.stderr).toBe(0);
+    expect(ping4.stdout).toMatch(/3 received/);
+    const ping6 = await ns.run(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd77::2'], { timeoutMs: 15_000 });
+    expect(ping6.code, ping6.stdout + ping6.stderr).toBe(0);
+    expect(state.replies).toBeGreaterThanOrEqual(6);
+    expect(tun.stats.txPackets).toBe(state.replies);
+    expect(tun.stats.rxPackets).toBeGreaterThanOrEqual(6);
+  });
+
+  it('reads a burst in batches of at most batchSize, packets back to back', async () => {
+    const ns = await lab.namespace();
+    const tun = create(undefined, 64);
+    const sizes: number[] = [];
+    let udp = 0;
+    let contiguous = true;
+    tun.onPackets((buf, offsets, count) => {
+      sizes.push(count);
+      for (let i = 0; i < count; i++) {
+        const start = offsets[i]!;
+        const end = offsets[i + 1]!;
+        if (end <= start) contiguous = false;
+        // IPv4 UDP to port 9 with a one-byte payload: 20 + 8 + 1 bytes.
+        if (buf[start]! >> 4 === 4 && buf[start + 9] === 17 && end - start === 29 && buf[start + 23] === 9) udp++;
+      }
+    });
+    await place(tun, ns);
+    // Blocks this event loop while the kernel queues 200 datagrams on the TUN, so the reads
+    // that follow must come in full batches.
+    const burst = spawnSync('ip', ['netns', 'exec', ns.name, 'bash', '-c',
+      'for i in $(seq 1 200); do printf x > /dev/udp/10.77.0.2/9; done'], { timeout: 20_000 });
+    expect(burst.status, String(burst.stderr)).toBe(0);
+    await waitFor(() => udp >= 200, 5000, '200 UDP packets from the TUN');
+    expect(udp).toBe(200);
+    expect(contiguous).toBe(true);
+    expect(Math.max(...sizes)).toBe(64);
+    expect(tun.stats.rxBatches).toBe(sizes.length);
+    expect(tun.stats.rxBatches).toBeLessThan(tun.stats.rxPackets);
+  });
+
+  it('gets and sets the MTU, and sees changes made with ip link', async () => {
+    const ns = await lab.namespace();
+    const tun = create();
+    expect(tun.mtu).toBe(1500); // still in the root namespace
+    await place(tun, ns);
+    expect(tun.mtu).toBe(1500); // followed into the namespace
+    tun.setMtu(1380);
+    expect(await ns.ip('-o', 'link', 'show', tun.name)).toMatch(/mtu 1380/);
+    await ns.ip('link', 'set', tun.name, 'mtu', '1420');
+    expect(tun.mtu).toBe(1420);
+    expect(() => tun.setMtu(20)).toThrow(RangeError);
+    expect(() => tun.setMtu(65536)).toThrow(RangeError);
+  });
+
+  it('lets the kernel choose a name, and reports name errors with stable codes', () => {
+    const tun = create('');
+    expect(tun.name).toMatch(/^tun\d+$/);
+    expect(() => openTun({ name: 'x'.repeat(16) })).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_TOO_LONG' }));
+    expect(() => openTun({ name: 'a/b' })).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_INVALID' }));
+    // Taken by a TUN that is in use: EBUSY.
+    expect(() => openTun({ name: tun.name })).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_TAKEN', errno: 'EBUSY' }));
+    // Taken by a device that is not a TUN: EINVAL.
+    expect(() => openTun({ name: 'lo' })).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_TAKEN', errno: 'EINVAL' }));
+  });
+
+  it('the addon itself rejects a 16-byte name with ENAMETOOLONG', () => {
+    const addon = createRequire(import.meta.url)('../../build/Release/plexd_tun.node') as {
+      open(...args: unknown[]): unknown;
+    };
+    expect(() => addon.open('y'.repeat(16), new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}))
+      .toThrow(expect.objectContaining({ code: 'ENAMETOOLONG' }));
+  });
+
+  it('without CAP_NET_ADMIN says which capability is missing', () => {
+    const addonPath = createRequire(import.meta.url).resolve('../../build/Release/plexd_tun.node');
+    const script = `try { require(${JSON.stringify(addonPath)}).open('plxtperm0', new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}); console.log('opened'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    if (r.error !== undefined || r.status !== 0) {
+      console.warn(`[skip] permission check: setpriv unavailable or failed: ${r.error?.message ?? r.stderr}`);
+      return;
+    }
+    expect(r.stdout).toMatch(/^EPERM .*CAP_NET_ADMIN/);
+  });
+
+  it('emits a deleted close event when the interface is deleted', async () => {
+    const ns = await lab.namespace();
+    const tun = create();
+    await place(tun, ns);
+    const reasons: TunCloseReason[] = [];
+    tun.onClose((r) => reasons.push(r));
+    await ns.ip('link', 'del', tun.name);
+    await waitFor(() => reasons.length > 0, 3000, 'the close event');
+    const reason = reasons[0]!;
+    expect(reason.kind).toBe('deleted');
+    expect(reason.kind === 'deleted' && reason.error.code).toBe('ERR_TUN_CLOSED');
+    expect(tun.closed).toBe(true);
+    expect(tun.write(new Uint8Array(20))).toBe(false);
+    tun.close(); // idempotent, no second event
+    expect(reasons).toHaveLength(1);
+  });
+
+  it('emits a deleted close event when its namespace is deleted', async () => {
+    const ns = await lab.namespace();
+    const tun = create();
+    await place(tun, ns);
+    const reasons: TunCloseReason[] = [];
+    tun.onClose((r) => reasons.push(r));
+    spawnSync('ip', ['netns', 'del', ns.name]);
+    await waitFor(() => reasons.length > 0, 5000, 'the close event');
+    expect(reasons[0]!.kind).toBe('deleted');
+  });
+
+  it('close() reports kind closed and removes the interface', async () => {
+    const tun = create();
+    const name = tun.name;
+    const reasons: TunCloseReason[] = [];
+    tun.onClose((r) => reasons.push(r));
+    tun.close();
+    expect(reasons).toEqual([{ kind: 'closed' }]);
+    expect(spawnSync('ip', ['link', 'show', name]).status).not.toBe(0);
+  });
+
+  it('keeps reading and writing after the interface moves to another namespace', async () => {
+    const a = await lab.namespace();
+    const b = await lab.namespace();
+    const tun = create();
+    const name = tun.name;
+    await place(tun, a);
+    const state = serveEcho(tun);
+    const first = await a.run(['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.77.0.2'], { timeoutMs: 15_000 });
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    await place(tun, b, a);
+    expect(spawnSync('ip', ['-n', a.name, 'link', 'show', name]).status).not.toBe(0);
+    expect(tun.closed).toBe(false);
+    expect(tun.name).toBe(name);
+    expect(tun.mtu).toBe(1500);
+    const second = await b.run(['ping', '-c', '2', '-i', '0.2', '-W', '2', '10.77.0.2'], { timeoutMs: 15_000 });
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    expect(state.replies).toBeGreaterThanOrEqual(4);
+    tun.setMtu(1400);
+    expect(await b.ip('-o', 'link', 'show', name)).toMatch(/mtu 1400/);
+  });
+});
