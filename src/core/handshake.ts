@@ -1,0 +1,289 @@
+// The WireGuard handshake of one peer (whitepaper 5.4.2-5.4.5; wireguard-go noise-protocol.go):
+// state, the four create/consume steps over noise.ts in WireGuard framing, and key derivation.
+// MAC fields are left zero here; cookie.ts fills and checks them.
+
+import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER } from './constants.js';
+import type { CryptoProvider } from './crypto.js';
+import type { DropReason } from './actions.js';
+import {
+  INITIATION_SIZE,
+  InitiationOffset,
+  MessageType,
+  RESPONSE_SIZE,
+  ResponseOffset,
+  TIMESTAMP_SIZE,
+  readU32,
+  writeU32,
+} from './messages.js';
+import {
+  NoiseState,
+  consumeInitiationPayload,
+  consumeInitiationStatic,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  initialState,
+  split,
+} from './noise.js';
+import { tai64nAfter } from './tai64n.js';
+
+/** Where a handshake stands (wireguard-go handshakeState). */
+export const HandshakeState = {
+  zeroed: 0,
+  initiationCreated: 1,
+  initiationConsumed: 2,
+  responseCreated: 3,
+  responseConsumed: 4,
+} as const;
+/** One of the HandshakeState values. */
+export type HandshakeState = (typeof HandshakeState)[keyof typeof HandshakeState];
+
+/** Our static identity as the handshake needs it; `initial` is the shared starting NoiseState. */
+export interface Identity {
+  readonly crypto: CryptoProvider;
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly initial: NoiseState;
+}
+
+const encoder = new TextEncoder();
+
+/** Builds an Identity for a 32-byte private key (derives the public key; computes C0, H0). */
+export function makeIdentity(crypto: CryptoProvider, privateKey: Uint8Array): Identity {
+  return {
+    crypto,
+    privateKey: privateKey.slice(),
+    publicKey: crypto.x25519PublicKey(privateKey),
+    initial: initialState(crypto, encoder.encode(CONSTRUCTION), encoder.encode(IDENTIFIER)),
+  };
+}
+
+/** Handshake state with one peer; secrets are zeroed by clear(). */
+export class Handshake {
+  /** The peer's static public key. */
+  readonly remoteStatic: Uint8Array;
+  /** Pre-shared key Q, all zero when none (whitepaper 5.4.3). */
+  readonly presharedKey = new Uint8Array(32);
+  /** DH(our static private, remoteStatic); all zero while unknown or of low order. */
+  readonly precomputedStaticStatic = new Uint8Array(32);
+  state: HandshakeState = HandshakeState.zeroed;
+  readonly noise = new NoiseState();
+  readonly localEphemeral = new Uint8Array(32);
+  readonly remoteEphemeral = new Uint8Array(32);
+  /** Our index for this handshake in the index table, 0 for none. */
+  localIndex = 0;
+  /** The peer's index (its sender field). */
+  remoteIndex = 0;
+  /** Newest TAI64N accepted from the peer (whitepaper 5.4.2 replay protection). */
+  readonly lastTimestamp = new Uint8Array(TIMESTAMP_SIZE);
+  /** `now` of the last accepted initiation, for HANDSHAKE_INITIATION_RATE. */
+  lastInitiationConsumption = -Infinity;
+  /** `now` of the last initiation or response we sent (REKEY_TIMEOUT spacing). */
+  lastSentHandshake = -Infinity;
+
+  constructor(remoteStatic: Uint8Array) {
+    this.remoteStatic = remoteStatic.slice();
+  }
+
+  /** Zeroes ephemeral and symmetric state and returns to `zeroed` (index release is the caller's). */
+  clear(): void {
+    this.localEphemeral.fill(0);
+    this.remoteEphemeral.fill(0);
+    this.noise.wipe();
+    this.localIndex = 0;
+    this.state = HandshakeState.zeroed;
+  }
+
+  /** clear() plus every long-lived secret: pre-shared and precomputed keys (peer removal). */
+  wipe(): void {
+    this.clear();
+    this.presharedKey.fill(0);
+    this.precomputedStaticStatic.fill(0);
+  }
+}
+
+/**
+ * Creates an initiation (whitepaper 5.4.2) with `ephemeralPrivate`, `timestamp` (TAI64N) and our
+ * `senderIndex`; returns the 148-byte message with zero MACs, or undefined when the peer's key
+ * gives a zero DH. On success `hs` is in state initiationCreated.
+ */
+export function createInitiationMessage(
+  id: Identity,
+  hs: Handshake,
+  ephemeralPrivate: Uint8Array,
+  timestamp: Uint8Array,
+  senderIndex: number,
+): Uint8Array | undefined {
+  const msg = new Uint8Array(INITIATION_SIZE);
+  msg[0] = MessageType.initiation;
+  writeU32(msg, InitiationOffset.sender, senderIndex);
+  hs.noise.copyFrom(id.initial);
+  hs.localEphemeral.set(ephemeralPrivate);
+  const ok = createInitiation(
+    id.crypto,
+    hs.noise,
+    {
+      localStaticPublic: id.publicKey,
+      remoteStatic: hs.remoteStatic,
+      staticStatic: hs.precomputedStaticStatic,
+      ephemeralPrivate,
+    },
+    timestamp,
+    msg.subarray(InitiationOffset.ephemeral, InitiationOffset.mac1),
+  );
+  if (!ok) {
+    hs.clear();
+    return undefined;
+  }
+  hs.localIndex = senderIndex;
+  hs.state = HandshakeState.initiationCreated;
+  return msg;
+}
+
+/** Finds the handshake of the peer with a given static public key. */
+export type HandshakeLookup<P> = (remoteStatic: Uint8Array) => P | undefined;
+
+const scratchTimestamp = new Uint8Array(TIMESTAMP_SIZE);
+
+/**
+ * Consumes an initiation (whitepaper 5.4.2) whose MACs were already checked: authenticates it,
+ * finds the peer, rejects replays (TAI64N not newer) and floods (within HANDSHAKE_INITIATION_RATE
+ * of the last accepted one at `now`). On success the peer's handshake is initiationConsumed.
+ */
+export function consumeInitiationMessage<P extends { readonly handshake: Handshake }>(
+  id: Identity,
+  msg: Uint8Array,
+  lookup: HandshakeLookup<P>,
+  now: number,
+): P | DropReason {
+  const scratch = new NoiseState();
+  scratch.copyFrom(id.initial);
+  const body = msg.subarray(InitiationOffset.ephemeral, InitiationOffset.mac1);
+  const remoteStatic = consumeInitiationStatic(id.crypto, scratch, id.privateKey, id.publicKey, body);
+  if (remoteStatic === undefined) return 'handshake-decrypt';
+  const peer = lookup(remoteStatic);
+  if (peer === undefined) {
+    scratch.wipe();
+    return 'unknown-peer';
+  }
+  const hs = peer.handshake;
+  if (!consumeInitiationPayload(id.crypto, scratch, hs.precomputedStaticStatic, body, scratchTimestamp)) {
+    scratch.wipe();
+    return 'handshake-decrypt';
+  }
+  if (!tai64nAfter(scratchTimestamp, hs.lastTimestamp)) {
+    scratch.wipe();
+    return 'stale-timestamp';
+  }
+  if (now - hs.lastInitiationConsumption <= HANDSHAKE_INITIATION_RATE) {
+    scratch.wipe();
+    return 'initiation-flood';
+  }
+  hs.noise.copyFrom(scratch);
+  scratch.wipe();
+  hs.remoteIndex = readU32(msg, InitiationOffset.sender);
+  hs.remoteEphemeral.set(msg.subarray(InitiationOffset.ephemeral, InitiationOffset.static));
+  hs.lastTimestamp.set(scratchTimestamp);
+  hs.lastInitiationConsumption = now;
+  hs.state = HandshakeState.initiationConsumed;
+  return peer;
+}
+
+/**
+ * Creates the response (whitepaper 5.4.3) to a consumed initiation with `ephemeralPrivate` and our
+ * `senderIndex`; returns the 92-byte message with zero MACs, or undefined when `hs` is not in state
+ * initiationConsumed or a DH is zero. On success `hs` is responseCreated.
+ */
+export function createResponseMessage(
+  id: Identity,
+  hs: Handshake,
+  ephemeralPrivate: Uint8Array,
+  senderIndex: number,
+): Uint8Array | undefined {
+  if (hs.state !== HandshakeState.initiationConsumed) return undefined;
+  const msg = new Uint8Array(RESPONSE_SIZE);
+  msg[0] = MessageType.response;
+  writeU32(msg, ResponseOffset.sender, senderIndex);
+  writeU32(msg, ResponseOffset.receiver, hs.remoteIndex);
+  hs.localEphemeral.set(ephemeralPrivate);
+  const ok = createResponse(
+    id.crypto,
+    hs.noise,
+    {
+      remoteEphemeral: hs.remoteEphemeral,
+      remoteStatic: hs.remoteStatic,
+      ephemeralPrivate,
+      presharedKey: hs.presharedKey,
+    },
+    new Uint8Array(0),
+    msg.subarray(ResponseOffset.ephemeral, ResponseOffset.mac1),
+  );
+  if (!ok) {
+    hs.clear();
+    return undefined;
+  }
+  hs.localIndex = senderIndex;
+  hs.state = HandshakeState.responseCreated;
+  return msg;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Consumes a response (whitepaper 5.4.3) addressed to `hs` (found by its receiver index), MACs
+ * already checked. True on success (`hs` is then responseConsumed); false leaves `hs` untouched.
+ */
+export function consumeResponseMessage(id: Identity, hs: Handshake, msg: Uint8Array): boolean {
+  if (hs.state !== HandshakeState.initiationCreated) return false;
+  const scratch = new NoiseState();
+  scratch.copyFrom(hs.noise);
+  const ok = consumeResponse(
+    id.crypto,
+    scratch,
+    { ephemeralPrivate: hs.localEphemeral, localStaticPrivate: id.privateKey, presharedKey: hs.presharedKey },
+    msg.subarray(ResponseOffset.ephemeral, ResponseOffset.mac1),
+    EMPTY,
+  );
+  if (ok) {
+    hs.noise.copyFrom(scratch);
+    hs.remoteIndex = readU32(msg, ResponseOffset.sender);
+    hs.state = HandshakeState.responseConsumed;
+  }
+  scratch.wipe();
+  return ok;
+}
+
+/** Transport keys derived from a completed handshake (caller wipes both arrays). */
+export interface DerivedKeys {
+  readonly sendKey: Uint8Array;
+  readonly receiveKey: Uint8Array;
+  readonly isInitiator: boolean;
+  readonly localIndex: number;
+  readonly remoteIndex: number;
+}
+
+/**
+ * Derives the transport keys (whitepaper 5.4.5) from a handshake in state responseConsumed
+ * (initiator) or responseCreated (responder), then zeroes the handshake's secrets. Returns
+ * undefined in any other state. `hs.localIndex` is handed over to the keypair (reset to 0).
+ */
+export function deriveKeys(id: Identity, hs: Handshake): DerivedKeys | undefined {
+  let isInitiator: boolean;
+  if (hs.state === HandshakeState.responseConsumed) isInitiator = true;
+  else if (hs.state === HandshakeState.responseCreated) isInitiator = false;
+  else return undefined;
+  const [first, second] = split(id.crypto, hs.noise);
+  const keys: DerivedKeys = {
+    sendKey: isInitiator ? first : second,
+    receiveKey: isInitiator ? second : first,
+    isInitiator,
+    localIndex: hs.localIndex,
+    remoteIndex: hs.remoteIndex,
+  };
+  hs.noise.wipe();
+  hs.localEphemeral.fill(0);
+  hs.remoteEphemeral.fill(0);
+  hs.localIndex = 0;
+  hs.state = HandshakeState.zeroed;
+  return keys;
+}

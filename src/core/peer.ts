@@ -1,0 +1,73 @@
+// A configured WireGuard peer (whitepaper 5.4 and 6; wireguard-go peer.go): its handshake,
+// keypairs, cookie state, timers, packets waiting for a session and counters. The Engine owns and
+// mutates it; applications read it and change it through Engine methods.
+
+import type { Endpoint } from './actions.js';
+import { CookieGenerator } from './cookie.js';
+import type { CryptoProvider } from './crypto.js';
+import { Handshake } from './handshake.js';
+import type { HeapItem } from './deadline-heap.js';
+import { Keypairs } from './session.js';
+import { PeerTimers } from './timers.js';
+
+/** One peer of an Engine. Fields marked "engine" are internal state; do not write them. */
+export class Peer implements HeapItem {
+  /** The peer's static public key (32 bytes; a private copy). */
+  readonly publicKey: Uint8Array;
+  /** engine: handshake state, pre-shared key and precomputed static-static DH. */
+  readonly handshake: Handshake;
+  /** engine: current / previous / next keypairs. */
+  readonly keypairs = new Keypairs<Peer>();
+  /** engine: MAC1/MAC2 writer and cookie holder for messages to this peer. */
+  readonly cookieGenerator: CookieGenerator;
+  /** engine: protocol timer deadlines. */
+  readonly timers = new PeerTimers();
+  /** engine: packets waiting for a session (copies), oldest first. */
+  readonly staged: Uint8Array[] = [];
+  /** engine: deadline heap slot and key. */
+  heapIndex = -1;
+  heapKey = Infinity;
+  /** engine: the engine holding this peer; undefined once removed. */
+  owner: object | undefined;
+
+  #endpoint: Endpoint | undefined;
+  #persistentKeepalive = 0;
+  /** Bytes received from this peer: whole authenticated datagrams (handshake and transport). */
+  rxBytes = 0;
+  /** Bytes sent to this peer: whole datagrams handed to the network. */
+  txBytes = 0;
+  /** Wall-clock ms of the last completed handshake, 0 when none (for UAPI last_handshake_time). */
+  lastHandshakeWallMs = 0;
+
+  /** Use Engine.addPeer. */
+  constructor(crypto: CryptoProvider, publicKey: Uint8Array) {
+    this.publicKey = publicKey.slice();
+    this.handshake = new Handshake(publicKey);
+    this.cookieGenerator = new CookieGenerator(crypto, publicKey);
+  }
+
+  /** Where datagrams to this peer go: configured, or learnt from its last authenticated packet. */
+  get endpoint(): Endpoint | undefined {
+    return this.#endpoint;
+  }
+
+  /** engine: sets the endpoint (Engine.setEndpoint is the public way). */
+  set endpoint(value: Endpoint | undefined) {
+    this.#endpoint = value;
+  }
+
+  /** Persistent keepalive interval in seconds, 0 when off. */
+  get persistentKeepalive(): number {
+    return this.#persistentKeepalive;
+  }
+
+  /** engine: sets the interval (Engine.setPersistentKeepalive is the public way). */
+  set persistentKeepalive(seconds: number) {
+    this.#persistentKeepalive = seconds;
+  }
+
+  /** True when a pre-shared key is configured (non-zero). */
+  get hasPresharedKey(): boolean {
+    return this.handshake.presharedKey.some((b) => b !== 0);
+  }
+}
