@@ -11,6 +11,7 @@
 //   write(handle, u8, offset, length) -> bytes written, or -errno (EAGAIN = dropped)
 //   getMtu(handle) / setMtu(handle, mtu) / name(handle) / close(handle)
 //   setSocketMark(fd, mark)        SO_MARK for the UDP sockets (fwmark)
+//   forceSocketBuffers(fd, bytes)  SO_RCVBUFFORCE + SO_SNDBUFFORCE (root: beyond rmem_max)
 // Errors thrown carry .code (ENOENT, EPERM, EBUSY, ENAMETOOLONG, ...) and .errno.
 
 #include <node_api.h>
@@ -584,6 +585,23 @@ static napi_value js_set_socket_mark(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// SO_RCVBUFFORCE / SO_SNDBUFFORCE: exceed net.core.[rw]mem_max (needs CAP_NET_ADMIN), as
+// wireguard-go does for its UDP sockets.
+static napi_value js_force_socket_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1, size = 0;
+  CHECK_NAPI(env, napi_get_value_int32(env, argv[0], &fd));
+  CHECK_NAPI(env, napi_get_value_int32(env, argv[1], &size));
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
+    throw_errno(env, errno, "SO_RCVBUFFORCE/SO_SNDBUFFORCE");
+    return NULL;
+  }
+  return NULL;
+}
+
 #define EXPORT_FN(env, exports, name, fn)                                        \
   do {                                                                           \
     napi_value f_;                                                               \
@@ -599,6 +617,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "name", js_name);
   EXPORT_FN(env, exports, "close", js_close);
   EXPORT_FN(env, exports, "setSocketMark", js_set_socket_mark);
+  EXPORT_FN(env, exports, "forceSocketBuffers", js_force_socket_buffers);
   return exports;
 }
 
@@ -615,7 +634,8 @@ static napi_value not_linux(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  const char* names[] = {"open", "write", "getMtu", "setMtu", "name", "close", "setSocketMark"};
+  const char* names[] = {"open", "write", "getMtu", "setMtu", "name", "close", "setSocketMark",
+                         "forceSocketBuffers"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     napi_value f;
     napi_create_function(env, names[i], NAPI_AUTO_LENGTH, not_linux, NULL, &f);

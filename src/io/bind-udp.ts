@@ -32,7 +32,10 @@ export interface UdpBindOptions {
   readonly ipv4Address?: string | null;
   /** Local IPv6 address to bind ('::' default); null disables IPv6. */
   readonly ipv6Address?: string | null;
-  /** Requested SO_RCVBUF/SO_SNDBUF in bytes (default 7 MiB, like wireguard-go); failures ignored. */
+  /**
+   * Socket receive/send buffer in bytes (default 7 MiB, like wireguard-go). Forced past the
+   * kernel cap with CAP_NET_ADMIN, else capped at net.core.[rw]mem_max; failures are ignored.
+   */
   readonly socketBufferSize?: number;
   /** Datagrams allowed in a congested socket's user-space queue before send() drops (default 1024). */
   readonly maxQueued?: number;
@@ -227,21 +230,32 @@ export class UdpBind implements Bind {
   }
 
   #setup(socket: dgram.Socket): void {
-    try {
-      socket.setRecvBufferSize(this.#socketBufferSize);
-    } catch {
-      // capped by net.core.rmem_max or refused; the default size still works
-    }
-    try {
-      socket.setSendBufferSize(this.#socketBufferSize);
-    } catch {
-      // as above
+    if (!this.#forceBuffers(socket)) {
+      try {
+        socket.setRecvBufferSize(this.#socketBufferSize);
+        socket.setSendBufferSize(this.#socketBufferSize);
+      } catch {
+        // refused: the default sizes still work
+      }
     }
     socket.on('message', this.#message);
     // Without a listener, an 'error' event would crash the process; send errors are not emitted
     // (no per-send callback), so this only sees rare socket-level failures.
     socket.on('error', () => {});
     if (this.#fwmark !== 0) this.#applyMark(socket, this.#fwmark);
+  }
+
+  // With CAP_NET_ADMIN the addon sets the full size past net.core.[rw]mem_max (as wireguard-go
+  // does); without it dgram's SO_RCVBUF/SO_SNDBUF is capped there by the kernel.
+  #forceBuffers(socket: dgram.Socket): boolean {
+    const fd = socketFd(socket);
+    if (fd === undefined || this.#socketBufferSize === 0) return false;
+    try {
+      loadTunAddon().forceSocketBuffers(fd, this.#socketBufferSize);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   readonly #message = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {

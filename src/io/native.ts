@@ -21,11 +21,12 @@ export interface TunAddon {
   name(handle: object): string;
   close(handle: object): void;
   setSocketMark(fd: number, mark: number): void;
+  forceSocketBuffers(fd: number, bytes: number): void;
 }
 
-// From src/io (running under vitest/tsx) and from dist/src/io (built): the package root is two
-// or three levels up.
-const CANDIDATES = ['../../build/Release/plexd_tun.node', '../../../build/Release/plexd_tun.node'];
+// src/io (tests) and dist/io (the built package) both sit two levels below the package root,
+// where node-gyp puts build/.
+const ADDON_PATH = '../../build/Release/plexd_tun.node';
 
 let addon: TunAddon | undefined;
 let loadError: unknown;
@@ -37,18 +38,11 @@ export function loadTunAddon(): TunAddon {
     throw new TunError('ERR_TUN_UNSUPPORTED', `TUN devices are only supported on Linux, not ${process.platform}`);
   }
   if (loadError === undefined) {
-    const require = createRequire(import.meta.url);
-    for (const path of CANDIDATES) {
-      try {
-        addon = require(path) as TunAddon;
-        return addon;
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 'MODULE_NOT_FOUND') {
-          loadError = err;
-          break;
-        }
-        loadError = err;
-      }
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as TunAddon;
+      return addon;
+    } catch (err) {
+      loadError = err;
     }
   }
   throw new TunError(

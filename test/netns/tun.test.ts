@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { UdpBind } from '../../src/io/bind-udp.js';
 import { openTun, type LinuxTun } from '../../src/io/tun-linux.js';
 import type { TunCloseReason } from '../../src/io/tun.js';
 import { NetnsLab, requireRoot, sweepStale, type Netns } from '../helpers/netns.js';
@@ -274,5 +275,33 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
     expect(state.replies).toBeGreaterThanOrEqual(4);
     tun.setMtu(1400);
     expect(await b.ip('-o', 'link', 'show', name)).toMatch(/mtu 1400/);
+  });
+});
+
+describe.skipIf(skipReason !== undefined)('UdpBind socket options with CAP_NET_ADMIN (root)', () => {
+  let bind: UdpBind | undefined;
+  afterEach(() => bind?.close());
+
+  function ssLines(port: number): string[] {
+    const r = spawnSync('ss', ['-u', '-a', '-n', '-e', '-m', 'sport', '=', `:${port}`], { encoding: 'utf8' });
+    return r.stdout.split('\n');
+  }
+
+  it('applies fwmark (SO_MARK) to both sockets, across rebind, and clears it', async () => {
+    bind = new UdpBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1' });
+    await bind.open(0);
+    expect(bind.setFwmark(51820)).toBe(true);
+    expect(ssLines(bind.port).filter((l) => l.includes('fwmark:0xca6c'))).toHaveLength(2);
+    await bind.rebind(0);
+    expect(ssLines(bind.port).filter((l) => l.includes('fwmark:0xca6c'))).toHaveLength(2);
+    expect(bind.setFwmark(0)).toBe(true);
+    expect(ssLines(bind.port).filter((l) => l.includes('fwmark'))).toHaveLength(0);
+  });
+
+  it('forces socket buffers past net.core.rmem_max', async () => {
+    bind = new UdpBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1', socketBufferSize: 4 * 1024 * 1024 });
+    await bind.open(0);
+    // The kernel doubles the request for bookkeeping.
+    expect(bind.socketBufferSizes).toEqual({ recv: 8 * 1024 * 1024, send: 8 * 1024 * 1024 });
   });
 });

@@ -1,0 +1,30 @@
+// LinuxTun argument checks that run before the kernel is touched (no root needed), and the
+// addon being built by `npm ci`.
+import { describe, expect, it } from 'vitest';
+import { checkInterfaceName, openTun } from '../../src/io/tun-linux.js';
+import { loadTunAddon } from '../../src/io/native.js';
+
+describe('LinuxTun without the kernel', () => {
+  it('checks names like the kernel: at most 15 bytes, no / : or whitespace', () => {
+    for (const ok of ['', 'wg0', 'x'.repeat(15), 'plexd-0.1_a']) expect(() => checkInterfaceName(ok)).not.toThrow();
+    expect(() => checkInterfaceName('x'.repeat(16))).toThrow(expect.objectContaining({ name: 'TunError', code: 'ERR_TUN_NAME_TOO_LONG' }));
+    // 8 two-byte characters are 16 bytes.
+    expect(() => checkInterfaceName('é'.repeat(8))).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_TOO_LONG' }));
+    for (const bad of ['a/b', 'a:1', 'a b', '.', '..', 'tab\t']) {
+      expect(() => checkInterfaceName(bad)).toThrow(expect.objectContaining({ code: 'ERR_TUN_NAME_INVALID' }));
+    }
+    expect(() => checkInterfaceName(7 as unknown as string)).toThrow(TypeError);
+  });
+
+  it('rejects a bad batch size before opening anything', () => {
+    expect(() => openTun({ name: 'wg0', batchSize: 0 })).toThrow(RangeError);
+    expect(() => openTun({ name: 'wg0', batchSize: 1.5 })).toThrow(/expected batchSize/);
+  });
+
+  it.skipIf(process.platform !== 'linux')('has the native addon built by npm ci', () => {
+    const addon = loadTunAddon();
+    for (const fn of ['open', 'write', 'getMtu', 'setMtu', 'name', 'close', 'setSocketMark', 'forceSocketBuffers'] as const) {
+      expect(typeof addon[fn]).toBe('function');
+    }
+  });
+});
