@@ -4,7 +4,6 @@
 
 import {
   checkFwmark,
-  checkHandler,
   checkPort,
   newBindStats,
   type Bind,
@@ -13,7 +12,7 @@ import {
   type ReceiveHandler,
   type SendResult,
 } from './bind.js';
-import { BindError } from './errors.js';
+import { BindError, checkFunction } from './errors.js';
 
 /** One datagram in flight: `data` is the network's own copy. */
 export interface MemoryDatagram {
@@ -87,7 +86,7 @@ export class MemoryNetwork {
 
   /** Installs (or with undefined removes) the filter applied to every datagram at send time. */
   setFilter(filter: MemoryFilter | undefined): void {
-    if (filter !== undefined) checkHandler(filter);
+    if (filter !== undefined) checkFunction('filter', filter);
     this.#filter = filter;
   }
 
@@ -230,7 +229,7 @@ export class MemoryBind implements Bind {
   }
 
   onReceive(handler: ReceiveHandler): void {
-    checkHandler(handler);
+    checkFunction('handler', handler);
     this.#onReceive = handler;
   }
 

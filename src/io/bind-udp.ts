@@ -12,11 +12,10 @@
 // fd (reached through dgram's internal state). Without the addon it is stored and reported only.
 
 import * as dgram from 'node:dgram';
-import { BindError, errnoOf } from './errors.js';
+import { BindError, checkFunction, errnoOf } from './errors.js';
 import { loadTunAddon } from './native.js';
 import {
   checkFwmark,
-  checkHandler,
   checkPort,
   newBindStats,
   type Bind,
@@ -266,7 +265,7 @@ export class UdpBind implements Bind {
   };
 
   onReceive(handler: ReceiveHandler): void {
-    checkHandler(handler);
+    checkFunction('handler', handler);
     this.#onReceive = handler;
   }
 

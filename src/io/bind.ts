@@ -86,8 +86,3 @@ export function checkFwmark(mark: number): number {
   }
   return mark;
 }
-
-/** Validates a handler argument; throws TypeError. */
-export function checkHandler(handler: unknown): void {
-  if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-}

@@ -1,6 +1,6 @@
 // Operational errors of the I/O layer (TUN device, UDP bind). Each carries a stable `code`
 // (listed below and in docs/errors.md), the OS `errno` name when there is one, and the
-// underlying error as `cause`. API misuse throws TypeError/RangeError instead.
+// underlying error as `cause`. API misuse throws TypeError/RangeError instead (checkFunction).
 
 /** Stable codes of {@link TunError}. */
 export type TunErrorCode =
@@ -49,4 +49,9 @@ export class BindError extends Error {
 export function errnoOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** Throws TypeError unless `value` is a function (handler arguments). */
+export function checkFunction(name: string, value: unknown): void {
+  if (typeof value !== 'function') throw new TypeError(`expected ${name} to be a function, got ${typeof value}`);
 }

@@ -10,16 +10,13 @@ import { loadTunAddon, type TunAddon } from './native.js';
 import { TunError, errnoOf, type TunErrorCode } from './errors.js';
 import {
   TUN_BATCH_DEFAULT,
-  TUN_MAX_PACKET,
+  TunBase,
   checkBatchSize,
-  tunBatchBufferSize,
+  checkMtu,
   checkWriteRange,
-  newTunStats,
+  tunBatchBufferSize,
   type Tun,
-  type TunBatchHandler,
-  type TunCloseReason,
   type TunOptions,
-  type TunStats,
 } from './tun.js';
 
 const EAGAIN = 11;
@@ -57,19 +54,16 @@ export function checkInterfaceName(name: string): void {
 }
 
 /** A TUN device backed by the native addon. Create with {@link openTun}. */
-export class LinuxTun implements Tun {
+export class LinuxTun extends TunBase implements Tun {
   readonly #addon: TunAddon;
   readonly #handle: object;
   readonly #buf: Uint8Array;
   readonly #offsets: Uint32Array;
-  readonly #stats = newTunStats();
   #name: string;
-  #onPackets: TunBatchHandler | undefined;
-  #onClose: ((reason: TunCloseReason) => void) | undefined;
-  #closed = false;
 
   /** Use {@link openTun}. */
   constructor(options: TunOptions = {}) {
+    super();
     const name = options.name ?? '';
     checkInterfaceName(name);
     const batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
@@ -90,30 +84,21 @@ export class LinuxTun implements Tun {
 
   // Called by the addon once per wakeup; arrow functions so no bind per call.
   readonly #batch = (count: number): void => {
-    this.#stats.rxBatches++;
-    this.#stats.rxPackets += count;
-    this.#onPackets?.(this.#buf, this.#offsets, count);
+    this.counters.rxBatches++;
+    this.counters.rxPackets += count;
+    this.batchHandler?.(this.#buf, this.#offsets, count);
   };
 
   readonly #lost = (errno: number): void => {
     const errnoName = ERRNO_NAMES[errno] ?? `errno ${errno}`;
-    this.#finish({
+    this.finish({
       kind: 'deleted',
       error: new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is gone (${errnoName}): the interface was deleted or its fd failed`, { errno: errnoName }),
     });
   };
 
-  #finish(reason: TunCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const handler = this.#onClose;
-    this.#onClose = undefined;
-    this.#onPackets = undefined;
-    handler?.(reason);
-  }
-
   get name(): string {
-    if (!this.#closed) {
+    if (!this.closed) {
       try {
         this.#name = this.#addon.name(this.#handle);
       } catch {
@@ -124,7 +109,7 @@ export class LinuxTun implements Tun {
   }
 
   get mtu(): number {
-    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    if (this.closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
     try {
       return this.#addon.getMtu(this.#handle);
     } catch (err) {
@@ -133,10 +118,8 @@ export class LinuxTun implements Tun {
   }
 
   setMtu(mtu: number): void {
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > TUN_MAX_PACKET) {
-      throw new RangeError(`expected mtu to be an integer in 68..${TUN_MAX_PACKET}, got ${mtu}`);
-    }
-    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    checkMtu(mtu);
+    if (this.closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
     try {
       this.#addon.setMtu(this.#handle, mtu);
     } catch (err) {
@@ -144,22 +127,17 @@ export class LinuxTun implements Tun {
     }
   }
 
-  onPackets(handler: TunBatchHandler): void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-    this.#onPackets = handler;
-  }
-
   write(packet: Uint8Array, offset = 0, length = packet.length - offset): boolean {
     checkWriteRange(packet, offset, length);
     const n = this.#addon.write(this.#handle, packet, offset, length);
     if (n >= 0) {
-      this.#stats.txPackets++;
+      this.counters.txPackets++;
       return true;
     }
-    if (n === -EAGAIN) this.#stats.txDropped++;
-    else this.#stats.txErrors++;
+    if (n === -EAGAIN) this.counters.txDropped++;
+    else this.counters.txErrors++;
     // The poll callback normally reports deletion first; a write can see it earlier.
-    if ((n === -EBADFD || n === -EIO) && !this.#closed) this.#closeNative(-n);
+    if ((n === -EBADFD || n === -EIO) && !this.closed) this.#closeNative(-n);
     return false;
   }
 
@@ -168,23 +146,10 @@ export class LinuxTun implements Tun {
     this.#lost(errno);
   }
 
-  onClose(handler: (reason: TunCloseReason) => void): void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-    this.#onClose = handler;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  get stats(): TunStats {
-    return this.#stats;
-  }
-
   close(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#addon.close(this.#handle);
-    this.#finish({ kind: 'closed' });
+    this.finish({ kind: 'closed' });
   }
 }
 

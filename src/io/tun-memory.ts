@@ -3,19 +3,18 @@
 // delivered exactly like the Linux TUN (back to back in one buffer, offsets array), so the
 // device's batch code runs unchanged in unit tests.
 
-import { TunError } from './errors.js';
 import {
   TUN_BATCH_DEFAULT,
   TUN_MAX_PACKET,
+  TunBase,
   checkBatchSize,
+  checkMtu,
   checkWriteRange,
-  newTunStats,
   tunBatchBufferSize,
   type Tun,
-  type TunBatchHandler,
   type TunCloseReason,
-  type TunStats,
 } from './tun.js';
+import { TunError, checkFunction } from './errors.js';
 
 /** Options for {@link MemoryTun}. */
 export interface MemoryTunOptions {
@@ -35,24 +34,21 @@ export interface MemoryTunOptions {
 }
 
 /** An in-memory Tun. Host-side methods: inject, flush, takeWritten, onWrite, simulateDelete. */
-export class MemoryTun implements Tun {
+export class MemoryTun extends TunBase implements Tun {
   readonly #buf: Uint8Array;
   readonly #offsets: Uint32Array;
   readonly #batchSize: number;
   readonly #delivery: 'microtask' | 'manual';
   readonly #writeCapacity: number;
-  readonly #stats = newTunStats();
   readonly #pending: Uint8Array[] = [];
   #written: Uint8Array[] = [];
   #name: string;
   #mtu: number;
   #scheduled = false;
-  #onPackets: TunBatchHandler | undefined;
-  #onClose: ((reason: TunCloseReason) => void) | undefined;
   #onWrite: ((packet: Uint8Array) => void) | undefined;
-  #closed = false;
 
   constructor(options: MemoryTunOptions = {}) {
+    super();
     this.#name = options.name ?? 'mem0';
     this.#mtu = options.mtu ?? 1420;
     this.#batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
@@ -67,60 +63,40 @@ export class MemoryTun implements Tun {
   }
 
   get mtu(): number {
-    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    if (this.closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
     return this.#mtu;
   }
 
   setMtu(mtu: number): void {
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > TUN_MAX_PACKET) {
-      throw new RangeError(`expected mtu to be an integer in 68..${TUN_MAX_PACKET}, got ${mtu}`);
-    }
-    if (this.#closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
+    checkMtu(mtu);
+    if (this.closed) throw new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is closed`);
     this.#mtu = mtu;
-  }
-
-  onPackets(handler: TunBatchHandler): void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-    this.#onPackets = handler;
   }
 
   write(packet: Uint8Array, offset = 0, length = packet.length - offset): boolean {
     checkWriteRange(packet, offset, length);
-    if (this.#closed || length === 0 || length > this.#mtu) {
+    if (this.closed || length === 0 || length > this.#mtu) {
       // A closed device, or a packet the kernel would refuse (empty, larger than the MTU).
-      this.#stats.txErrors++;
+      this.counters.txErrors++;
       return false;
     }
     const copy = packet.slice(offset, offset + length);
     if (this.#onWrite !== undefined) {
-      this.#stats.txPackets++;
+      this.counters.txPackets++;
       this.#onWrite(copy);
       return true;
     }
     if (this.#written.length >= this.#writeCapacity) {
-      this.#stats.txDropped++;
+      this.counters.txDropped++;
       return false;
     }
-    this.#stats.txPackets++;
+    this.counters.txPackets++;
     this.#written.push(copy);
     return true;
   }
 
-  onClose(handler: (reason: TunCloseReason) => void): void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
-    this.#onClose = handler;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  get stats(): TunStats {
-    return this.#stats;
-  }
-
   close(): void {
-    this.#finish({ kind: 'closed' });
+    this.finish({ kind: 'closed' });
   }
 
   // ---- host side ----
@@ -131,7 +107,7 @@ export class MemoryTun implements Tun {
     if (packet.length === 0 || packet.length > TUN_MAX_PACKET) {
       throw new RangeError(`expected a packet of 1..${TUN_MAX_PACKET} bytes, got ${packet.length}`);
     }
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#pending.push(packet.slice());
     if (this.#delivery === 'microtask' && !this.#scheduled) {
       this.#scheduled = true;
@@ -145,7 +121,7 @@ export class MemoryTun implements Tun {
   /** Delivers every injected packet now, in batches of at most batchSize. Returns packets delivered. */
   flush(): number {
     let delivered = 0;
-    while (this.#pending.length > 0 && !this.#closed) {
+    while (this.#pending.length > 0 && !this.closed) {
       let count = 0;
       let off = 0;
       while (count < this.#batchSize && this.#pending.length > 0) {
@@ -158,10 +134,10 @@ export class MemoryTun implements Tun {
         count++;
       }
       this.#offsets[count] = off;
-      this.#stats.rxBatches++;
-      this.#stats.rxPackets += count;
+      this.counters.rxBatches++;
+      this.counters.rxPackets += count;
       delivered += count;
-      this.#onPackets?.(this.#buf, this.#offsets, count);
+      this.batchHandler?.(this.#buf, this.#offsets, count);
     }
     return delivered;
   }
@@ -180,25 +156,20 @@ export class MemoryTun implements Tun {
 
   /** Routes every future write() to `handler` (a copy, called synchronously) instead of the queue. */
   onWrite(handler: (packet: Uint8Array) => void): void {
-    if (typeof handler !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof handler}`);
+    checkFunction('handler', handler);
     this.#onWrite = handler;
   }
 
   /** Behaves as if the interface were deleted: closes and reports { kind: 'deleted' }. */
   simulateDelete(): void {
-    this.#finish({
+    this.finish({
       kind: 'deleted',
       error: new TunError('ERR_TUN_CLOSED', `TUN ${this.#name} is gone (simulated deletion)`, { errno: 'EBADFD' }),
     });
   }
 
-  #finish(reason: TunCloseReason): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected override finish(reason: TunCloseReason): void {
     this.#pending.length = 0;
-    const handler = this.#onClose;
-    this.#onClose = undefined;
-    this.#onPackets = undefined;
-    handler?.(reason);
+    super.finish(reason);
   }
 }

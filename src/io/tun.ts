@@ -1,7 +1,7 @@
 // The TUN interface the device loop reads IP packets from and writes them to. Implementations:
 // tun-linux.ts (the native addon, /dev/net/tun) and tun-memory.ts (an in-memory twin for tests).
 
-import type { TunError } from './errors.js';
+import { checkFunction, type TunError } from './errors.js';
 
 /**
  * Receives one batch of packets read in one wakeup. Packets sit back to back in `buf`:
@@ -84,9 +84,55 @@ export function tunBatchBufferSize(batchSize: number): number {
   return Math.min(batchSize * 2048, 4 * 1024 * 1024) + TUN_MAX_PACKET;
 }
 
-/** Mutable counters behind TunStats, shared by the implementations. */
-export function newTunStats(): { -readonly [K in keyof TunStats]: number } {
-  return { rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, txErrors: 0 };
+/** Validates an MTU for setMtu (68..65535, RFC 791's minimum up to the TUN maximum); throws RangeError. */
+export function checkMtu(mtu: number): number {
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > TUN_MAX_PACKET) {
+    throw new RangeError(`expected mtu to be an integer in 68..${TUN_MAX_PACKET}, got ${mtu}`);
+  }
+  return mtu;
+}
+
+/**
+ * The handler bookkeeping both Tun implementations share: batch and close handlers, counters,
+ * and the once-only transition to closed.
+ */
+export abstract class TunBase {
+  /** Mutable counters behind `stats`. */
+  protected readonly counters: { -readonly [K in keyof TunStats]: number } = {
+    rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, txErrors: 0,
+  };
+  /** The current batch handler (undefined: packets are dropped). */
+  protected batchHandler: TunBatchHandler | undefined;
+  #onClose: ((reason: TunCloseReason) => void) | undefined;
+  #closed = false;
+
+  onPackets(handler: TunBatchHandler): void {
+    checkFunction('handler', handler);
+    this.batchHandler = handler;
+  }
+
+  onClose(handler: (reason: TunCloseReason) => void): void {
+    checkFunction('handler', handler);
+    this.#onClose = handler;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get stats(): TunStats {
+    return this.counters;
+  }
+
+  /** Marks the device closed and calls the close handler, once; later calls do nothing. */
+  protected finish(reason: TunCloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const handler = this.#onClose;
+    this.#onClose = undefined;
+    this.batchHandler = undefined;
+    handler?.(reason);
+  }
 }
 
 /** Validates TunOptions.batchSize; throws RangeError. */
