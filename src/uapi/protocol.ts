@@ -106,9 +106,7 @@ function parseEndpoint(value: string): UapiEndpoint {
   const fail = () => invalid(`failed to set endpoint ${JSON.stringify(value)}`);
   if (colon < 0) throw fail();
   const host = value.slice(0, colon);
-  const port = value.slice(colon + 1);
-  if (!DIGITS.test(port)) throw fail();
-  const portNumber = parseUint(port, 0xffff, 'endpoint port');
+  const portNumber = parseUint(value.slice(colon + 1), 0xffff, `endpoint ${JSON.stringify(value)} port`);
   let ip: Uint8Array | undefined;
   let zone: string | undefined;
   if (host.startsWith('[')) {

@@ -188,7 +188,7 @@ export async function startUapiServer(options: UapiServerOptions): Promise<UapiS
 
   const lock = new RwLock();
   const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     if (sockets.size >= maxConnections) {
       log.error(`UAPI: refusing connection, ${maxConnections} already open`);
       socket.destroy();
