@@ -34,14 +34,19 @@ export class Node implements ActionSink<Peer> {
   readonly events: EngineEvent<Peer>[] = [];
   readonly #pair: Pair;
 
-  constructor(pair: Pair, name: string, crypto: CryptoProvider, seed: number, endpoint: Endpoint) {
+  constructor(pair: Pair, name: string, crypto: CryptoProvider, seed: number, endpoint: Endpoint, underLoadThreshold?: number) {
     this.#pair = pair;
     this.name = name;
     this.endpoint = endpoint;
     const fillRandom = seededRandom(seed);
     this.privateKey = new Uint8Array(32);
     fillRandom(this.privateKey);
-    this.engine = new Engine({ crypto, fillRandom, wallClockMs: pair.clock.wallClockMs });
+    this.engine = new Engine({
+      crypto,
+      fillRandom,
+      wallClockMs: pair.clock.wallClockMs,
+      ...(underLoadThreshold === undefined ? {} : { underLoadThreshold }),
+    });
     this.engine.setPrivateKey(this.privateKey, pair.clock.now);
     this.publicKey = this.engine.publicKey!;
   }
@@ -84,12 +89,14 @@ export class Node implements ActionSink<Peer> {
 /** Options of the pair. */
 export interface PairOptions {
   crypto?: CryptoProvider;
-  /** A's tunnel address (default 10.0.0.1) and B's (10.0.0.2); each routes the other's /32. */
+  /** Pre-shared key for both sides. (A is 10.0.0.1, B 10.0.0.2; each routes the other's /32.) */
   psk?: Uint8Array;
   /** Give only A the endpoint of B (B learns A's from the handshake); default both know. */
   onlyAKnowsB?: boolean;
   seedA?: number;
   seedB?: number;
+  /** Handshake messages per second that put an engine under load (engine default if omitted). */
+  underLoadThreshold?: number;
 }
 
 /** Two engines wired together. */
@@ -104,8 +111,8 @@ export class Pair {
 
   constructor(opts: PairOptions = {}) {
     const crypto = opts.crypto ?? nobleCrypto;
-    this.a = new Node(this, 'a', crypto, opts.seedA ?? 1, { address: '192.0.2.1', port: 51820 });
-    this.b = new Node(this, 'b', crypto, opts.seedB ?? 2, { address: '198.51.100.2', port: 51821 });
+    this.a = new Node(this, 'a', crypto, opts.seedA ?? 1, { address: '192.0.2.1', port: 51820 }, opts.underLoadThreshold);
+    this.b = new Node(this, 'b', crypto, opts.seedB ?? 2, { address: '198.51.100.2', port: 51821 }, opts.underLoadThreshold);
     this.a.peer = this.a.engine.addPeer(this.b.publicKey, {
       endpoint: this.b.endpoint,
       ...(opts.psk ? { presharedKey: opts.psk } : {}),
