@@ -22,6 +22,8 @@ import {
   split,
 } from '../../src/core/noise.js';
 import { fromHex, toHex } from '../helpers/bytes.js';
+import { seededRandom } from '../helpers/rng.js';
+import { runHandshakes } from '../../src/core/handshake-bench.js';
 import { computeKat, defaultKatInputs, invalidKat } from '../helpers/wireguard-kat.js';
 import type { KatInputs, KatInvalid, KatOutputs } from '../helpers/wireguard-kat.js';
 
@@ -230,7 +232,12 @@ for (const provider of [nobleCrypto, nodeCrypto]) {
     const out = kat.outputs;
 
     it('re-derives every byte from the fixed inputs', () => {
+      expect(inp).toEqual(defaultKatInputs());
       expect(computeKat(provider, inp)).toEqual(out);
+    });
+
+    it('runs complete handshakes for the bench workload', () => {
+      expect(runHandshakes(provider, 3, seededRandom(5))).toBe(3);
     });
 
     it('two engines with scripted randomness emit exactly the known messages, then reject the invalid ones', () => {

@@ -4,6 +4,7 @@
 
 import type { CryptoProvider } from '../../src/core/crypto.js';
 import { CookieGenerator } from '../../src/core/cookie.js';
+import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import {
   Handshake,
   consumeInitiationMessage,
@@ -17,7 +18,6 @@ import { Keypair, sealTransport } from '../../src/core/keypair.js';
 import { tai64n } from '../../src/core/tai64n.js';
 import { fromHex, toHex } from './bytes.js';
 import { ipPacket } from './ip-packet.js';
-import { seededRandom } from './rng.js';
 
 /** The fixed inputs (hex) of the known-answer handshake. */
 export interface KatInputs {
@@ -52,20 +52,15 @@ export interface KatOutputs {
   initiator_keepalive_1: string;
 }
 
-/** Deterministic inputs: keys from a seeded generator, so the file is reproducible. */
+/** Deterministic inputs: each key is BLAKE2s of a label, so the file regenerates identically. */
 export function defaultKatInputs(): KatInputs {
-  const fill = seededRandom(0x77677567);
-  const hex32 = (): string => {
-    const b = new Uint8Array(32);
-    fill(b);
-    return toHex(b);
-  };
+  const hex32 = (label: string): string => toHex(nobleCrypto.hash(new TextEncoder().encode(`plexd-userspace kat ${label}`)));
   return {
-    initiator_static_private: hex32(),
-    responder_static_private: hex32(),
-    preshared_key: hex32(),
-    initiator_ephemeral_private: hex32(),
-    responder_ephemeral_private: hex32(),
+    initiator_static_private: hex32('initiator static'),
+    responder_static_private: hex32('responder static'),
+    preshared_key: hex32('preshared key'),
+    initiator_ephemeral_private: hex32('initiator ephemeral'),
+    responder_ephemeral_private: hex32('responder ephemeral'),
     initiator_sender_index: 0x11223344,
     responder_sender_index: 0xa1b2c3d4,
     initiator_wall_clock_ms: 1_700_000_000_123,
