@@ -351,7 +351,10 @@ export class Engine {
     }
   }
 
-  /** The earliest time (same clock as `now`) at which tick has work, or Infinity. */
+  /**
+   * The earliest time (same clock as `now`) at which tick has work, or Infinity. May be in the
+   * past (even -Infinity right after a persistent keepalive is turned on): tick at once then.
+   */
   nextDeadline(): number {
     const heap = this.#heap;
     // Deadlines that moved later are re-keyed lazily here rather than on every packet.
