@@ -1,0 +1,54 @@
+// The `plexd-userspace` command: dispatches to the wireguard-go compatible daemon and, as they
+// land, the agent, control plane and conformance runner. Thin: parsing and exit codes only.
+
+import { EXIT, VERSION } from './constants.js';
+import { runWgDaemon } from './wg-daemon.js';
+
+const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
+       plexd-userspace --version | --help
+
+Userspace WireGuard in TypeScript, a drop-in for wireguard-go:
+  plexd-userspace wg0          create TUN wg0, serve /var/run/wireguard/wg0.sock, daemonize
+  plexd-userspace -f wg0       the same in the foreground (or WG_PROCESS_FOREGROUND=1)
+
+Environment:
+  LOG_LEVEL=verbose|error|silent   log verbosity (default error)
+  PLEXD_CRYPTO=node|noble          crypto provider (default node:crypto)
+  WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace wg-quick up wg0   use it under wg-quick
+`;
+
+function versionText(): string {
+  return `plexd-userspace v${VERSION}\n\nUserspace WireGuard daemon for ${process.platform}-${process.arch} (Node.js ${process.version}).\n`;
+}
+
+/** Runs the command line `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  switch (first) {
+    case '--version':
+    case 'version':
+      process.stdout.write(versionText());
+      return EXIT.ok;
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return EXIT.ok;
+    case undefined:
+      process.stderr.write(USAGE);
+      return EXIT.usage;
+    case '-f':
+    case '--foreground':
+      if (rest.length !== 1 || rest[0]!.startsWith('-')) {
+        process.stderr.write(USAGE);
+        return EXIT.usage;
+      }
+      return runWgDaemon(rest[0]!, true);
+    default:
+      if (first.startsWith('-') || rest.length !== 0) {
+        process.stderr.write(`plexd-userspace: unknown arguments: ${argv.join(' ')}\n\n${USAGE}`);
+        return EXIT.usage;
+      }
+      return runWgDaemon(first, false);
+  }
+}

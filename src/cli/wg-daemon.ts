@@ -1,0 +1,154 @@
+// `plexd-userspace [-f|--foreground] IFNAME`: wireguard-go's command-line contract (main.go).
+// Creates TUN IFNAME, serves /var/run/wireguard/IFNAME.sock, daemonizes unless told not to, and
+// exits when signalled or when the interface is deleted.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { Device } from '../device/device.js';
+import { openTun } from '../io/tun-linux.js';
+import { createLogger, logLevelFromEnv, type Logger } from '../log/logger.js';
+import { startUapiServer, type UapiServer } from '../uapi/server.js';
+import { EXIT, VERSION } from './constants.js';
+
+/** Environment variable wireguard-go reads to stay in the foreground. */
+const ENV_FOREGROUND = 'WG_PROCESS_FOREGROUND';
+/** Ours: the fd on which a daemonized child reports readiness (or the error) to its parent. */
+const ENV_READY_FD = 'PLEXD_READY_FD';
+/** How long the parent waits for the child to come up. */
+const READY_TIMEOUT_MS = 30_000;
+
+/** Options the daemon takes from the environment (socket dir is for tests). */
+export interface DaemonEnv {
+  readonly [key: string]: string | undefined;
+}
+
+/**
+ * Runs the wireguard-go compatible daemon. Resolves to the process exit code. In the foreground
+ * it resolves only when the device stops.
+ */
+export async function runWgDaemon(interfaceName: string, foreground: boolean, env: DaemonEnv = process.env): Promise<number> {
+  if (!foreground && env[ENV_FOREGROUND] !== '1') return daemonize(interfaceName, env);
+  const level = logLevelFromEnv(env['LOG_LEVEL']);
+  const log = createLogger(level, `(${interfaceName}) `);
+  const ready = openReadyChannel(env);
+  let device: Device | undefined;
+  let uapi: UapiServer | undefined;
+  try {
+    const tun = openTun({ name: interfaceName });
+    interfaceName = tun.name;
+    log.verbose(`Starting plexd-userspace version ${VERSION}`);
+    device = await Device.create({ tun, logger: log });
+    uapi = await startUapiServer({
+      interfaceName,
+      handler: device,
+      logger: log,
+      ...(env['PLEXD_UAPI_DIR'] ? { socketDir: env['PLEXD_UAPI_DIR'] } : {}),
+    });
+  } catch (err) {
+    const message = (err as Error).message;
+    log.error(`Failed to start: ${message}`);
+    await device?.close();
+    ready?.fail(message);
+    if (ready === undefined && level === 'silent') process.stderr.write(`plexd-userspace: ${message}\n`);
+    return EXIT.setupFailed;
+  }
+  log.verbose('Device started');
+  log.verbose('UAPI listener started');
+  ready?.ok(interfaceName);
+  return waitForEnd(device, uapi, log);
+}
+
+function waitForEnd(device: Device, uapi: UapiServer, log: Logger): Promise<number> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = async (why: string) => {
+      if (done) return;
+      done = true;
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      log.verbose(`Shutting down (${why})`);
+      await uapi.close();
+      await device.close(why);
+      resolve(EXIT.ok);
+    };
+    const onSignal = (sig: NodeJS.Signals) => void finish(sig);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    device.onClose((why) => void finish(why));
+  });
+}
+
+interface ReadyChannel {
+  ok(name: string): void;
+  fail(message: string): void;
+}
+
+function openReadyChannel(env: DaemonEnv): ReadyChannel | undefined {
+  const fd = Number(env[ENV_READY_FD]);
+  if (!Number.isInteger(fd) || fd < 3) return undefined;
+  let stream: WriteStream | undefined = createWriteStream('', { fd, autoClose: true });
+  stream.on('error', () => {});
+  const send = (msg: object) => {
+    stream?.end(JSON.stringify(msg) + '\n');
+    stream = undefined;
+  };
+  return { ok: (name) => send({ ok: true, name }), fail: (message) => send({ ok: false, message }) };
+}
+
+/**
+ * Starts a detached copy of ourselves in the foreground and waits until it reports that the
+ * interface and UAPI socket exist; exit 0 then, 1 with the child's reason otherwise. As in
+ * wireguard-go, the child's output goes to /dev/null unless LOG_LEVEL is set (and not silent).
+ */
+function daemonize(interfaceName: string, env: DaemonEnv): Promise<number> {
+  const level = env['LOG_LEVEL'];
+  const keepOutput = level !== undefined && level !== '' && logLevelFromEnv(level) !== 'silent';
+  const script = process.argv[1];
+  if (script === undefined) {
+    process.stderr.write('plexd-userspace: cannot determine the script to daemonize\n');
+    return Promise.resolve(EXIT.setupFailed);
+  }
+  const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', interfaceName], {
+    detached: true,
+    stdio: ['ignore', keepOutput ? 'inherit' : 'ignore', keepOutput ? 'inherit' : 'ignore', 'pipe'],
+    env: { ...env, [ENV_FOREGROUND]: '1', [ENV_READY_FD]: '3' },
+  });
+  return new Promise((resolve) => {
+    let text = '';
+    let settled = false;
+    const settle = (code: number, message?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (message !== undefined) process.stderr.write(`plexd-userspace: ${message}\n`);
+      const pipe = child.stdio[3];
+      if (pipe && 'destroy' in pipe) (pipe as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      child.unref();
+      resolve(code);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      settle(EXIT.setupFailed, `the daemon did not come up within ${READY_TIMEOUT_MS / 1000} s`);
+    }, READY_TIMEOUT_MS);
+    const pipe = child.stdio[3] as NodeJS.ReadableStream | null;
+    pipe?.setEncoding('utf8');
+    pipe?.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > 64 * 1024) settle(EXIT.setupFailed, 'the daemon reported garbage');
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        const msg = JSON.parse(text.slice(0, nl)) as { ok?: boolean; message?: string };
+        if (msg.ok === true) settle(EXIT.ok);
+        else settle(EXIT.setupFailed, msg.message ?? 'the daemon failed to start');
+      } catch {
+        settle(EXIT.setupFailed, 'the daemon reported garbage');
+      }
+    });
+    pipe?.on('error', () => {});
+    child.on('error', (err) => settle(EXIT.setupFailed, `failed to daemonize: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      settle(EXIT.setupFailed, `the daemon exited before it was ready (${signal ?? `code ${code}`})`);
+    });
+  });
+}

@@ -1,0 +1,354 @@
+// The device loop: owns the sans-IO Engine and carries out its actions on a TUN (or packet
+// callbacks), a UDP Bind and one timer. Configured through UAPI transactions (wireguard-go's
+// device/uapi.go semantics) or the equivalent library call `configure`.
+
+import { randomFillSync } from 'node:crypto';
+import type { ActionSink, DropReason, Endpoint, EngineEvent } from '../core/actions.js';
+import type { CryptoProvider } from '../core/crypto.js';
+import { nobleCrypto } from '../core/crypto-noble.js';
+import { Engine } from '../core/engine.js';
+import type { Peer } from '../core/peer.js';
+import { nodeCrypto } from '../crypto/node.js';
+import type { Bind } from '../io/bind.js';
+import { UdpBind } from '../io/bind-udp.js';
+import type { Clock } from '../io/clock.js';
+import { systemClock } from '../io/clock.js';
+import { BindError } from '../io/errors.js';
+import type { Tun, TunCloseReason } from '../io/tun.js';
+import type { Logger } from '../log/logger.js';
+import { silentLogger } from '../log/logger.js';
+import { UapiError } from '../uapi/errors.js';
+import type { UapiAllowedIp, UapiDeviceSnapshot, UapiHandler, UapiPeerSnapshot } from '../uapi/handler.js';
+import type { PeerOp, SetTransaction } from '../uapi/protocol.js';
+import { configToTransaction, type DeviceConfig } from './config.js';
+
+/** Picks the crypto provider: `PLEXD_CRYPTO=noble|node`, else the fastest (node:crypto). */
+export function defaultCrypto(env: string | undefined = process.env['PLEXD_CRYPTO']): CryptoProvider {
+  if (env === undefined || env === '' || env === 'node') return nodeCrypto;
+  if (env === 'noble') return nobleCrypto;
+  throw new RangeError(`expected PLEXD_CRYPTO to be 'node' or 'noble', got ${JSON.stringify(env)}`);
+}
+
+/** Construction options of a Device. Give `tun`, or `onPacket` for packet-callback mode. */
+export interface DeviceOptions {
+  /** The TUN to read outbound packets from and write inbound ones to. */
+  readonly tun?: Tun;
+  /** Without a TUN: called with every decrypted inbound IP packet (a view; copy to keep it). */
+  readonly onPacket?: (packet: Uint8Array, peerPublicKey: Uint8Array) => void;
+  /** UDP transport; default a new UdpBind on all addresses. */
+  readonly bind?: Bind;
+  /** Default: PLEXD_CRYPTO or node:crypto (see defaultCrypto). */
+  readonly crypto?: CryptoProvider;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Fills a buffer with secure random bytes; default node:crypto randomFillSync. */
+  readonly fillRandom?: (buf: Uint8Array) => void;
+}
+
+/** Counters of the device itself (the engine counts protocol drops; see Device.drops). */
+export interface DeviceCounters {
+  /** Decrypted packets the TUN refused (queue full, gone). */
+  tunWriteDropped: number;
+  /** Datagrams the bind refused to send. */
+  sendDropped: number;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+function shortKey(key: Uint8Array): string {
+  return Buffer.from(key).toString('base64').slice(0, 4) + '…' + Buffer.from(key).toString('base64').slice(-5, -1);
+}
+function keyId(key: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < key.length; i++) s += HEX[key[i]!];
+  return s;
+}
+
+/**
+ * A running WireGuard interface. Create with `Device.create`, configure with `configure` or
+ * through UAPI (`apply`), stop with `close`. Not thread-safe: one event loop drives it.
+ */
+export class Device implements UapiHandler, ActionSink<Peer> {
+  readonly engine: Engine;
+  readonly counters: DeviceCounters = { tunWriteDropped: 0, sendDropped: 0 };
+  readonly #tun: Tun | undefined;
+  readonly #onPacket: ((packet: Uint8Array, peerPublicKey: Uint8Array) => void) | undefined;
+  readonly #bind: Bind;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #privateKey: Uint8Array | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #closed = false;
+  readonly #closeHandlers: Array<(reason: string) => void> = [];
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.engine.tick(this.#clock.now(), this);
+    this.#schedule();
+  };
+
+  private constructor(opts: DeviceOptions) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#log = opts.logger ?? silentLogger;
+    const clock = this.#clock;
+    this.engine = new Engine({
+      crypto: opts.crypto ?? defaultCrypto(),
+      fillRandom: opts.fillRandom ?? ((buf) => void randomFillSync(buf)),
+      wallClockMs: () => clock.wallMs(),
+    });
+    this.#tun = opts.tun;
+    this.#onPacket = opts.onPacket;
+    this.#bind = opts.bind ?? new UdpBind();
+    this.#bind.onReceive((data, from) => this.receive(data, from));
+    if (this.#tun !== undefined) {
+      this.#tun.onPackets((buf, offsets, count) => {
+        const now = this.#clock.now();
+        for (let i = 0; i < count; i++) this.engine.encapsulate(buf.subarray(offsets[i]!, offsets[i + 1]!), now, this);
+        this.#schedule();
+      });
+      this.#tun.onClose((reason: TunCloseReason) => {
+        if (reason.kind === 'deleted') {
+          this.#log.info(`Interface ${this.#tun?.name ?? ''} is gone: ${reason.error.message}`);
+          void this.close('interface deleted');
+        }
+      });
+    }
+  }
+
+  /**
+   * Creates a device and binds its UDP port (`listenPort`, default 0 = any free port), like
+   * wireguard-go bringing its interface up. Rejects with BindError when the port is taken.
+   */
+  static async create(opts: DeviceOptions & { listenPort?: number } = {}): Promise<Device> {
+    if (opts.tun === undefined && opts.onPacket !== undefined && typeof opts.onPacket !== 'function') {
+      throw new TypeError(`expected onPacket to be a function, got ${typeof opts.onPacket}`);
+    }
+    const device = new Device(opts);
+    await device.#bind.open(opts.listenPort ?? 0);
+    return device;
+  }
+
+  /** The bound UDP port (0 when closed). */
+  get listenPort(): number {
+    return this.#bind.port;
+  }
+
+  /** Our static public key, undefined until a private key is set. */
+  get publicKey(): Uint8Array | undefined {
+    return this.engine.publicKey;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Protocol drops per reason, from the engine. */
+  drops(): Record<DropReason, number> {
+    return this.engine.dropCounts();
+  }
+
+  /** Registers a handler for the end of the device (close() or the interface being deleted). */
+  onClose(handler: (reason: string) => void): void {
+    this.#closeHandlers.push(handler);
+  }
+
+  /**
+   * Applies a configuration with the same keys and semantics as a UAPI `set=1` (see
+   * DeviceConfig). Rejects with UapiError for invalid values, changing nothing then.
+   */
+  async configure(config: DeviceConfig): Promise<void> {
+    await this.apply(configToTransaction(config));
+  }
+
+  /** Packet-callback mode (or alongside a TUN): sends an outbound IP packet into the tunnel. */
+  writePacket(packet: Uint8Array): void {
+    if (!(packet instanceof Uint8Array)) throw new TypeError(`expected packet to be a Uint8Array, got ${typeof packet}`);
+    if (this.#closed) return;
+    this.engine.encapsulate(packet, this.#clock.now(), this);
+    this.#schedule();
+  }
+
+  /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
+  receive(data: Uint8Array, from: Endpoint): void {
+    if (this.#closed) return;
+    this.engine.decapsulate(data, from, this.#clock.now(), this);
+    this.#schedule();
+  }
+
+  // ---- ActionSink: the engine's actions, carried out ------------------------------------------
+
+  network(_peer: Peer | undefined, endpoint: Endpoint, data: Uint8Array): void {
+    if (this.#bind.send(data, endpoint) === 'dropped') this.counters.sendDropped++;
+  }
+
+  tun(peer: Peer, data: Uint8Array): void {
+    if (this.#tun !== undefined) {
+      if (!this.#tun.write(data)) this.counters.tunWriteDropped++;
+    } else if (this.#onPacket !== undefined) {
+      this.#onPacket(data, peer.publicKey);
+    }
+  }
+
+  drop(_reason: DropReason, _peer: Peer | undefined): void {
+    // Counted by the engine; the device adds nothing per packet here.
+  }
+
+  event(e: EngineEvent<Peer>): void {
+    const log = this.#log;
+    if (log.level !== 'verbose') return;
+    switch (e.kind) {
+      case 'handshake-initiation-sent':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Sending handshake initiation${e.retry ? ' (retry)' : ''}`);
+        break;
+      case 'handshake-response-sent':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Sending handshake response`);
+        break;
+      case 'handshake-complete':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Handshake complete`);
+        break;
+      case 'handshake-gave-up':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Handshake did not complete after 90 seconds, giving up`);
+        break;
+      case 'keypair-created':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Keypair created (${e.isInitiator ? 'initiator' : 'responder'})`);
+        break;
+      case 'keys-zeroed':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Removing all keys, since we haven't received a new one in 540 seconds`);
+        break;
+      case 'endpoint-changed':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Endpoint changed to ${formatEndpoint(e.endpoint)}`);
+        break;
+      case 'cookie-sent':
+        log.verbose(`Sending cookie reply to ${formatEndpoint(e.to)} (under load)`);
+        break;
+    }
+  }
+
+  // ---- UapiHandler --------------------------------------------------------------------------
+
+  snapshot(): UapiDeviceSnapshot {
+    const engine = this.engine;
+    const privateKey = this.#privateKey ?? null;
+    return {
+      privateKey,
+      listenPort: this.#bind.port,
+      fwmark: this.#bind.fwmark,
+      peers: (function* (): Generator<UapiPeerSnapshot> {
+        for (const peer of engine.peers()) {
+          const wall = peer.lastHandshakeWallMs;
+          const sec = Math.floor(wall / 1000);
+          yield {
+            publicKey: peer.publicKey,
+            presharedKey: peer.hasPresharedKey ? peer.handshake.presharedKey : null,
+            endpoint: peer.endpoint ?? null,
+            lastHandshakeTimeSec: wall === 0 ? 0 : sec,
+            lastHandshakeTimeNsec: wall === 0 ? 0 : Math.round((wall - sec * 1000) * 1e6),
+            txBytes: peer.txBytes,
+            rxBytes: peer.rxBytes,
+            persistentKeepaliveInterval: peer.persistentKeepalive,
+            allowedIps: engine.allowedIps.entriesOf(peer) as Iterable<UapiAllowedIp>,
+          };
+        }
+      })(),
+    };
+  }
+
+  async apply(tx: SetTransaction): Promise<void> {
+    if (this.#closed) throw new UapiError('ERR_UAPI_UNKNOWN', 'device is closed');
+    const now = this.#clock.now();
+    const engine = this.engine;
+    if (tx.privateKey !== undefined) {
+      const key = tx.privateKey ?? undefined;
+      engine.setPrivateKey(key, now);
+      this.#privateKey?.fill(0);
+      this.#privateKey = key?.slice();
+    }
+    if (tx.listenPort !== undefined && tx.listenPort !== this.#bind.port) {
+      try {
+        await this.#bind.rebind(tx.listenPort);
+      } catch (err) {
+        if (err instanceof BindError) throw new UapiError('ERR_UAPI_PORT_IN_USE', err.message, { cause: err });
+        throw err;
+      }
+      this.#log.verbose(`UDP bind has been updated (port ${this.#bind.port})`);
+    }
+    if (tx.fwmark !== undefined && tx.fwmark !== this.#bind.fwmark) {
+      this.#bind.setFwmark(tx.fwmark);
+    }
+    if (tx.replacePeers) {
+      for (const peer of [...engine.peers()]) engine.removePeer(peer);
+    }
+    const ownPublic = engine.publicKey;
+    for (const op of tx.peers) {
+      if (ownPublic !== undefined && keyId(ownPublic) === keyId(op.publicKey)) continue;
+      this.#applyPeer(op, now);
+    }
+    this.#schedule();
+  }
+
+  #applyPeer(op: PeerOp, now: number): void {
+    const engine = this.engine;
+    let peer = engine.getPeer(op.publicKey);
+    if (op.remove) {
+      if (peer !== undefined) {
+        engine.removePeer(peer);
+        this.#log.verbose(`peer(${shortKey(op.publicKey)}) - Removing`);
+      }
+      return;
+    }
+    if (peer === undefined) {
+      if (op.updateOnly) return;
+      peer = engine.addPeer(op.publicKey);
+      this.#log.verbose(`peer(${shortKey(op.publicKey)}) - Created`);
+    }
+    if (op.presharedKey !== undefined) engine.setPresharedKey(peer, op.presharedKey ?? undefined);
+    if (op.endpoint !== undefined) engine.setEndpoint(peer, { address: op.endpoint.address, port: op.endpoint.port });
+    if (op.replaceAllowedIps) engine.allowedIps.removeValue(peer);
+    for (const a of op.allowedIps) {
+      if (a.remove) engine.allowedIps.remove(a.ip, a.cidr, peer);
+      else engine.allowedIps.insert(a.ip, a.cidr, peer);
+    }
+    if (op.persistentKeepaliveInterval !== undefined) engine.setPersistentKeepalive(peer, op.persistentKeepaliveInterval);
+    void now;
+  }
+
+  // ---- the one timer ------------------------------------------------------------------------
+
+  #schedule(): void {
+    if (this.#closed) return;
+    const at = this.engine.nextDeadline();
+    if (at >= this.#timerAt) return; // the armed timer fires first; tick reschedules then
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (at === Infinity) {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      return;
+    }
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.#clock.now())));
+  }
+
+  /**
+   * Stops the device: timer, UDP sockets, the TUN (a non-persistent interface disappears) and
+   * every key. Idempotent. Close handlers run once with `reason`.
+   */
+  async close(reason = 'closed'): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#bind.close();
+    for (const peer of [...this.engine.peers()]) this.engine.removePeer(peer);
+    this.engine.setPrivateKey(undefined, this.#clock.now());
+    this.#privateKey?.fill(0);
+    this.#privateKey = undefined;
+    if (this.#tun !== undefined && !this.#tun.closed) this.#tun.close();
+    for (const h of this.#closeHandlers.splice(0)) h(reason);
+  }
+}
+
+/** "1.2.3.4:51820" or "[fd00::1]:51820", as wg prints endpoints. */
+export function formatEndpoint(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
