@@ -4,6 +4,14 @@
 import { EXIT, VERSION } from './constants.js';
 import { runWgDaemon } from './wg-daemon.js';
 
+/**
+ * Subcommands: name -> loader of a function taking the remaining arguments and resolving to the
+ * exit code. Each lives in its own file under src/cli and is loaded only when used, so the
+ * wireguard-go daemon path stays light. Add one line per subcommand.
+ */
+const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Promise<number>>> = {
+};
+
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
 
@@ -44,11 +52,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         return EXIT.usage;
       }
       return runWgDaemon(rest[0]!, true);
-    default:
+    default: {
+      const load = Object.hasOwn(SUBCOMMANDS, first) ? SUBCOMMANDS[first] : undefined;
+      if (load !== undefined) return (await load())(rest);
       if (first.startsWith('-') || rest.length !== 0) {
         process.stderr.write(`plexd-userspace: unknown arguments: ${argv.join(' ')}\n\n${USAGE}`);
         return EXIT.usage;
       }
       return runWgDaemon(first, false);
+    }
   }
 }
