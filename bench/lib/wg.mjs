@@ -1,0 +1,135 @@
+// WireGuard daemons for benches: plexd-userspace (either crypto provider) or Debian's wireguard-go,
+// started in the foreground inside a lab namespace, configured with `wg setconf`, and a two-
+// namespace tunnel (veth underlay 10.201.0.0/24, tunnel 10.202.0.0/24, MTU 1420) between two of them.
+
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, runOk, sleep } from './lab.mjs';
+
+const BIN = fileURLToPath(new URL('../../bin/plexd-userspace.js', import.meta.url));
+export const UNDERLAY = { a: '10.201.0.1', b: '10.201.0.2' };
+export const TUNNEL = { a: '10.202.0.1', b: '10.202.0.2' };
+export const PORTS = { a: 51820, b: 51821 };
+export const TUNNEL_MTU = 1420;
+
+/** The implementations a bench can start: label -> how. */
+export const KINDS = {
+  plexd: { label: 'plexd-userspace', crypto: 'node' },
+  'plexd-noble': { label: 'plexd-userspace (noble)', crypto: 'noble' },
+  wggo: { label: 'wireguard-go' },
+};
+
+/** A fresh X25519 key pair as base64 (wg's format), plus the raw public key. */
+export function wgKeyPair() {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url');
+  const x = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+  return { private: d.toString('base64'), public: x.toString('base64'), publicRaw: x };
+}
+
+/**
+ * Starts a daemon of `kind` in namespace ns on a new interface and waits for its UAPI socket.
+ * PLEXD_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to node for plexd kinds.
+ * Returns { child, pid, ifname, kind }.
+ */
+export async function startDaemon(lab, ns, kind, extraEnv = {}) {
+  const spec = KINDS[kind];
+  if (spec === undefined) throw new RangeError(`expected a kind in ${Object.keys(KINDS).join(', ')}, got ${kind}`);
+  const ifname = lab.name('w');
+  let argv;
+  const env = { ...process.env, ...extraEnv, WG_PROCESS_FOREGROUND: '1' };
+  delete env.LOG_LEVEL;
+  if (kind === 'wggo') {
+    argv = ['wireguard-go', '-f', ifname];
+  } else {
+    const nodeArgs = (process.env.PLEXD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    argv = [process.execPath, ...nodeArgs, BIN, '-f', ifname];
+    env.PLEXD_CRYPTO = spec.crypto;
+  }
+  const child = lab.spawn(ns, argv, { env });
+  const sock = `/var/run/wireguard/${ifname}.sock`;
+  const deadline = Date.now() + 15_000;
+  while (!existsSync(sock)) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${spec.label} exited before its UAPI socket appeared: ${child.stderrText().trim()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${spec.label}: no UAPI socket ${sock} after 15 s`);
+    await sleep(20);
+  }
+  return { child, pid: child.pid, ifname, kind, ns };
+}
+
+/** Writes a wg config file and applies it with `wg setconf` inside the daemon's namespace. */
+export async function setconf(lab, daemon, text, timeoutMs = 600_000) {
+  const file = join(lab.tmp, `${daemon.ifname}.conf`);
+  writeFileSync(file, text, { mode: 0o600 });
+  await runOk(['ip', 'netns', 'exec', daemon.ns, 'wg', 'setconf', daemon.ifname, file], { timeoutMs });
+}
+
+/** Address, MTU 1420 and link up on a daemon's interface. */
+export async function ifup(daemon, cidr) {
+  await runOk(['ip', '-n', daemon.ns, 'addr', 'add', cidr, 'dev', daemon.ifname]);
+  await runOk(['ip', '-n', daemon.ns, 'link', 'set', daemon.ifname, 'mtu', String(TUNNEL_MTU), 'up']);
+}
+
+/** Two namespaces joined by a veth pair: { nsA, nsB }. Create once per bench run. */
+export async function underlay(lab) {
+  const nsA = await lab.namespace();
+  const nsB = await lab.namespace();
+  await lab.veth(nsA, `${UNDERLAY.a}/24`, nsB, `${UNDERLAY.b}/24`);
+  return { nsA, nsB };
+}
+
+/**
+ * Starts kindA in nsA and kindB in nsB, configures them as each other's only peer, brings the
+ * interfaces up and waits until a ping crosses the tunnel. Returns { a, b, keys, stop() }.
+ */
+export async function tunnel(lab, { nsA, nsB }, kindA, kindB) {
+  const [ka, kb] = [wgKeyPair(), wgKeyPair()];
+  const a = await startDaemon(lab, nsA, kindA);
+  const b = await startDaemon(lab, nsB, kindB);
+  const stop = async () => {
+    await lab.stop(b.child);
+    await lab.stop(a.child);
+  };
+  try {
+    await setconf(lab, a, `[Interface]\nPrivateKey = ${ka.private}\nListenPort = ${PORTS.a}\n\n[Peer]\nPublicKey = ${kb.public}\nEndpoint = ${UNDERLAY.b}:${PORTS.b}\nAllowedIPs = ${TUNNEL.b}/32\n`);
+    await setconf(lab, b, `[Interface]\nPrivateKey = ${kb.private}\nListenPort = ${PORTS.b}\n\n[Peer]\nPublicKey = ${ka.public}\nEndpoint = ${UNDERLAY.a}:${PORTS.a}\nAllowedIPs = ${TUNNEL.a}/32\n`);
+    await ifup(a, `${TUNNEL.a}/24`);
+    await ifup(b, `${TUNNEL.b}/24`);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const r = await run(['ip', 'netns', 'exec', nsA, 'ping', '-c', '1', '-W', '1', TUNNEL.b], { timeoutMs: 5000 });
+      if (r.code === 0) break;
+      if (Date.now() > deadline) throw new Error(`no ping across ${KINDS[kindA].label} -> ${KINDS[kindB].label} after 15 s`);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { a, b, keys: { a: ka, b: kb }, stop };
+}
+
+/** iperf3 client in nsA to the server on TUNNEL.b; returns the parsed JSON (throws on error). */
+export async function iperf(nsA, args, seconds) {
+  const r = await run(['ip', 'netns', 'exec', nsA, 'iperf3', '-c', TUNNEL.b, '-J', '-t', String(seconds), ...args], {
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  let json;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`iperf3 ${args.join(' ')}: no JSON (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+  if (json.error) throw new Error(`iperf3 ${args.join(' ')}: ${json.error}`);
+  return json;
+}
+
+/** Starts an iperf3 server (all addresses) in nsB; one serves every tunnel of a run. */
+export async function iperfServer(lab, nsB) {
+  const child = lab.spawn(nsB, ['iperf3', '-s']);
+  await sleep(200);
+  return child;
+}

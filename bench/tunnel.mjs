@@ -1,0 +1,191 @@
+// Tunnel benchmark (issue 4): two namespaces over veth, WireGuard MTU 1420, for each pairing
+// (a) plexd-userspace <-> plexd-userspace, (b) wireguard-go <-> wireguard-go, (c) plexd-userspace
+// -> wireguard-go, and (a) again with PLEXD_CRYPTO=noble: iperf3 TCP (IPv4), iperf3 UDP at the
+// highest loss-free rate a short search finds, ping RTT, daemon RSS and CPU seconds per GB moved.
+// Pairings alternate (reversed order every other repetition); medians and ratios to wireguard-go
+// are printed and the raw runs saved to bench/results/tunnel-<time>.json.
+//
+//   npm run bench:tunnel [-- --quick] [-- --duration=10 --reps=3 --only=plexd,wggo]
+// Env: BENCH_DURATION, BENCH_REPS, BENCH_ONLY, BENCH_UDP_LOSS (percent, default 0.1),
+// PLEXD_BENCH_NODE_ARGS (node flags for our daemon, e.g. --cpu-prof). Needs root.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Lab, cpuSeconds, labUnavailableReason, median, memoryKiB, run } from './lib/lab.mjs';
+import { KINDS, TUNNEL, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
+
+const PAIRINGS = {
+  plexd: ['plexd', 'plexd'],
+  wggo: ['wggo', 'wggo'],
+  mixed: ['plexd', 'wggo'],
+  noble: ['plexd-noble', 'plexd-noble'],
+};
+const LABEL = {
+  plexd: 'plexd <-> plexd',
+  wggo: 'wg-go <-> wg-go',
+  mixed: 'plexd  -> wg-go',
+  noble: 'plexd(noble) pair',
+};
+
+function options(argv) {
+  const flag = (name) => argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  const value = (name, env, dflt) => {
+    const f = flag(name);
+    if (f !== undefined && f.includes('=')) return f.slice(f.indexOf('=') + 1);
+    return process.env[env] ?? dflt;
+  };
+  const quick = flag('quick') !== undefined;
+  return {
+    quick,
+    duration: Number(value('duration', 'BENCH_DURATION', quick ? 3 : 10)),
+    reps: Number(value('reps', 'BENCH_REPS', quick ? 1 : 3)),
+    only: String(value('only', 'BENCH_ONLY', Object.keys(PAIRINGS).join(','))).split(',').filter((p) => p in PAIRINGS),
+    udpSteps: quick ? 3 : 6,
+    udpSeconds: quick ? 1 : 2,
+    pings: quick ? 50 : 200,
+    udpLossPercent: Number(process.env.BENCH_UDP_LOSS ?? 0.1),
+  };
+}
+
+async function pingRtt(ns, count) {
+  const r = await run(['ip', 'netns', 'exec', ns, 'ping', '-q', '-c', String(count), '-i', '0.01', '-W', '1', TUNNEL.b], {
+    timeoutMs: count * 50 + 10_000,
+  });
+  const m = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(r.stdout);
+  const loss = Number(/([\d.]+)% packet loss/.exec(r.stdout)?.[1] ?? NaN);
+  return { avgMs: m ? Number(m[2]) : NaN, minMs: m ? Number(m[1]) : NaN, maxMs: m ? Number(m[3]) : NaN, lossPercent: loss };
+}
+
+async function tcp(t, seconds) {
+  const cpu0 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
+  const json = await iperf(t.a.ns, [], seconds);
+  const cpu1 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
+  const bytes = json.end.sum_received.bytes;
+  const gb = bytes / 1e9;
+  return {
+    mbps: json.end.sum_received.bits_per_second / 1e6,
+    bytes,
+    retransmits: json.end.sum_sent.retransmits ?? null,
+    cpuA: cpu1[0] - cpu0[0],
+    cpuB: cpu1[1] - cpu0[1],
+    cpuSecPerGbA: (cpu1[0] - cpu0[0]) / gb,
+    cpuSecPerGbB: (cpu1[1] - cpu0[1]) / gb,
+    cpuSecPerGb: (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / gb,
+  };
+}
+
+// Highest offered rate whose loss stays <= lossPercent: grow by 1.5x from a start until loss,
+// then bisect; `steps` iperf3 runs of `seconds` each.
+async function udpSearch(t, start, { udpSteps, udpSeconds, udpLossPercent }) {
+  let good = 0;
+  let bad = Infinity;
+  const tries = [];
+  for (let i = 0; i < udpSteps; i++) {
+    const rate = bad === Infinity ? (good === 0 ? start : good * 1.5) : good === 0 ? bad / 2 : (good + bad) / 2;
+    const json = await iperf(t.a.ns, ['-u', '-b', String(Math.round(rate)), '-l', '1392'], udpSeconds);
+    const lost = json.end.sum.lost_percent;
+    tries.push({ mbps: rate / 1e6, lostPercent: lost });
+    if (lost <= udpLossPercent) good = rate;
+    else bad = rate;
+  }
+  return { mbps: good / 1e6, tries };
+}
+
+async function measurePairing(lab, net, name, opts) {
+  const [kindA, kindB] = PAIRINGS[name];
+  const t = await tunnel(lab, net, kindA, kindB);
+  try {
+    const ping = await pingRtt(net.nsA, opts.pings);
+    const tcpResult = await tcp(t, opts.duration);
+    const memA = memoryKiB(t.a.pid);
+    const memB = memoryKiB(t.b.pid);
+    const udp = await udpSearch(t, Math.max(tcpResult.mbps * 1e6, 50e6), opts);
+    return { pairing: name, ping, tcp: tcpResult, udp, rssKiB: { a: memA, b: memB } };
+  } finally {
+    await t.stop();
+  }
+}
+
+function summarize(runs, names) {
+  const out = {};
+  for (const name of names) {
+    const rs = runs.filter((r) => r.pairing === name && !r.error);
+    out[name] = {
+      runs: rs.length,
+      tcpMbps: median(rs.map((r) => r.tcp.mbps)),
+      udpMbps: median(rs.map((r) => r.udp.mbps)),
+      rttMs: median(rs.map((r) => r.ping.avgMs)),
+      rssMiBA: median(rs.map((r) => (r.rssKiB.a?.rss ?? NaN) / 1024)),
+      cpuSecPerGb: median(rs.map((r) => r.tcp.cpuSecPerGb)),
+      cpuSecPerGbA: median(rs.map((r) => r.tcp.cpuSecPerGbA)),
+    };
+  }
+  return out;
+}
+
+function printTable(summary) {
+  const base = summary.wggo;
+  const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  const ratio = (x, y) => (Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? `${(x / y).toFixed(2)}x` : '-');
+  console.log('\npairing              TCP Mbit/s        UDP Mbit/s        RTT ms           RSS(A) MiB       CPU s/GB (A+B)');
+  for (const [name, s] of Object.entries(summary)) {
+    const cell = (v, b, d) => `${f(v, d).padStart(8)} ${name === 'wggo' ? '        ' : `(${ratio(v, b)})`.padStart(8)}`;
+    console.log(
+      `${LABEL[name].padEnd(19)}  ${cell(s.tcpMbps, base?.tcpMbps, 0)}  ${cell(s.udpMbps, base?.udpMbps, 0)}  ` +
+        `${cell(s.rttMs, base?.rttMs, 3)}  ${cell(s.rssMiBA, base?.rssMiBA, 1)}  ${cell(s.cpuSecPerGb, base?.cpuSecPerGb, 2)}`,
+    );
+  }
+  console.log('(ratios are to wireguard-go <-> wireguard-go from the same run; medians)');
+}
+
+async function main() {
+  const reason = labUnavailableReason();
+  if (reason !== undefined) {
+    console.error(`bench:tunnel cannot run: ${reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const opts = options(process.argv.slice(2));
+  const started = Date.now();
+  const result = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    options: opts,
+    runs: [],
+  };
+  console.log(`bench:tunnel — ${opts.only.join(', ')}; TCP ${opts.duration} s, ${opts.reps} repetition(s), ${result.cores} cores, ${result.cpu}`);
+  const lab = new Lab();
+  try {
+    const net = await underlay(lab);
+    await iperfServer(lab, net.nsB);
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const order = rep % 2 === 0 ? opts.only : [...opts.only].reverse();
+      for (const name of order) {
+        process.stdout.write(`rep ${rep + 1} ${LABEL[name]} ... `);
+        try {
+          const r = await measurePairing(lab, net, name, opts);
+          result.runs.push({ rep, ...r });
+          console.log(`TCP ${r.tcp.mbps.toFixed(0)} Mbit/s, UDP ${r.udp.mbps.toFixed(0)} Mbit/s, RTT ${r.ping.avgMs} ms, ` +
+            `RSS ${((r.rssKiB.a?.rss ?? NaN) / 1024).toFixed(1)} MiB, ${r.tcp.cpuSecPerGb.toFixed(2)} CPU s/GB`);
+        } catch (err) {
+          console.log(`failed: ${err.message}`);
+          result.runs.push({ rep, pairing: name, error: err.message });
+        }
+      }
+    }
+  } finally {
+    await lab.cleanup();
+  }
+  result.summary = summarize(result.runs, opts.only);
+  printTable(result.summary);
+  result.seconds = (Date.now() - started) / 1000;
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  const file = new URL(`./results/tunnel-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+}
+
+void KINDS;
+await main();
