@@ -1,0 +1,14 @@
+// The runnable examples in docs/ stay runnable: each is executed against the built package
+// (dist/, made by `npm ci` / `npm run build`) and its output checked.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+describe.skipIf(!existsSync('dist/index.js'))('docs/examples', () => {
+  it('two-devices.mjs: a packet crosses a tunnel between two in-process devices', () => {
+    const r = spawnSync(process.execPath, ['docs/examples/two-devices.mjs'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('b received: hello through the tunnel');
+    expect(r.status).toBe(0);
+  });
+});
