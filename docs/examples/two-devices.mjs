@@ -36,7 +36,8 @@ packet.writeUInt16BE(8 + payload.length, 24);
 payload.copy(packet, 28);
 
 a.writePacket(packet); // queued, a handshake starts, then it is sent encrypted
-const got = await Promise.race([delivered, new Promise((_, j) => setTimeout(() => j(new Error('timeout')), 5000))]);
+const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no packet within 5 s')), 5000).unref());
+const got = await Promise.race([delivered, timeout]);
 console.log('b received:', got.subarray(28).toString());
 await a.close();
 await b.close();
