@@ -1,0 +1,265 @@
+// Lenient parsers for every plexd API v1 body (plexd-api.md): unknown fields are ignored, missing
+// optional ones tolerated, and each problem is reported with the field's path. Input is the value
+// of JSON.parse; nothing here throws on hostile input.
+
+import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js';
+import {
+  EXECUTION_STATUSES,
+  NAT_TYPES,
+  RULE_ACTIONS,
+  RULE_PROTOCOLS,
+  type BridgeState,
+  type CapabilitiesRequest,
+  type CapabilitiesResponse,
+  type DeregisterRequest,
+  type EndpointRequest,
+  type EndpointResponse,
+  type Execution,
+  type ExecutionReport,
+  type FirewallRule,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type KeyRotateRequest,
+  type KeyRotateResponse,
+  type NatSummary,
+  type PeerInfo,
+  type Policy,
+  type RegisterRequest,
+  type RegisterResponse,
+  type RelaySession,
+  type StateResponse,
+} from './types.js';
+import { parsePrefix } from '../core/ip.js';
+
+/** Longest bootstrap token (plexd-api.md: at most 512 bytes of printable ASCII). */
+export const MAX_BOOTSTRAP_TOKEN = 512;
+
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+/** Parses a `POST /v1/register` request body. */
+export function parseRegisterRequest(body: unknown): ParseResult<RegisterRequest> {
+  const r = new FieldReader(body);
+  const project_id = r.string('project_id', 128);
+  const resource_handle = r.string('resource_handle', 253);
+  const bootstrap_token = r.string('bootstrap_token', MAX_BOOTSTRAP_TOKEN);
+  if (bootstrap_token !== '' && !PRINTABLE_ASCII.test(bootstrap_token)) {
+    r.fail('bootstrap_token', 'must be printable ASCII');
+  }
+  const nonce = r.string('nonce', 36);
+  if (nonce !== '' && !isUuid(nonce)) r.fail('nonce', 'expected a UUID');
+  const public_key = r.base64Key('public_key', 32);
+  return r.result({ project_id, resource_handle, bootstrap_token, nonce: nonce.toLowerCase(), public_key });
+}
+
+function readPeer(r: FieldReader): PeerInfo {
+  const peer: { -readonly [K in keyof PeerInfo]: PeerInfo[K] } = {
+    node_id: r.string('node_id', 128),
+    mesh_ip: r.ip('mesh_ip'),
+    public_key: r.base64Key('public_key', 32),
+  };
+  const psk = r.optBase64Key('psk', 32);
+  if (psk !== undefined) peer.psk = psk;
+  const endpoint = r.optEndpoint('endpoint');
+  if (endpoint !== undefined) peer.endpoint = endpoint;
+  const fallback = r.optEndpoint('fallback_endpoint');
+  if (fallback !== undefined) peer.fallback_endpoint = fallback;
+  return peer;
+}
+
+/** Parses a `201` body of `POST /v1/register`. */
+export function parseRegisterResponse(body: unknown): ParseResult<RegisterResponse> {
+  const r = new FieldReader(body);
+  const value: RegisterResponse = {
+    node_id: r.string('node_id', 128),
+    mesh_ip: r.ip('mesh_ip'),
+    signing_public_key: r.base64Key('signing_public_key', 32),
+    signing_key_id: r.string('signing_key_id', 128),
+    nsk: r.base64Key('nsk', 32),
+    peer_snapshot: r.list('peer_snapshot', readPeer, true),
+    domain_mesh_cidr: r.string('domain_mesh_cidr', 64),
+  };
+  if (value.domain_mesh_cidr !== '' && parsePrefix(value.domain_mesh_cidr) === undefined) {
+    r.fail('domain_mesh_cidr', 'expected a CIDR prefix');
+  }
+  return r.result(value);
+}
+
+function readNatSummary(r: FieldReader): NatSummary {
+  const out: { endpoint?: string; nat_type?: NatSummary['nat_type'] } = {};
+  const endpoint = r.optEndpoint('endpoint');
+  if (endpoint !== undefined) out.endpoint = endpoint;
+  if (r.raw('nat_type') !== undefined && r.raw('nat_type') !== null) out.nat_type = r.oneOfOr('nat_type', NAT_TYPES, 'unknown');
+  return out;
+}
+
+/** Parses a `POST /v1/nodes/{id}/heartbeat` request; a missing nat_summary is `{}`. */
+export function parseHeartbeatRequest(body: unknown): ParseResult<HeartbeatRequest> {
+  const r = new FieldReader(body);
+  return r.result({
+    client_now: r.timestamp('client_now'),
+    binary_checksum: r.optString('binary_checksum', 128) ?? '',
+    binary_version: r.optString('binary_version', 128) ?? '',
+    nat_summary: r.object('nat_summary', readNatSummary, true) ?? {},
+  });
+}
+
+/** Parses a heartbeat response. */
+export function parseHeartbeatResponse(body: unknown): ParseResult<HeartbeatResponse> {
+  const r = new FieldReader(body);
+  return r.result({
+    accepted_at: r.timestamp('accepted_at'),
+    reconcile: r.bool('reconcile', false),
+    rotate_keys: r.bool('rotate_keys', false),
+  });
+}
+
+/** Parses a `PUT /v1/nodes/{id}/endpoint` request; an unknown nat_type reads as "unknown". */
+export function parseEndpointRequest(body: unknown): ParseResult<EndpointRequest> {
+  const r = new FieldReader(body);
+  return r.result({
+    endpoint: r.endpoint('endpoint'),
+    nat_type: r.oneOfOr('nat_type', NAT_TYPES, 'unknown'),
+    reported_at: r.optTimestamp('reported_at') ?? '',
+  });
+}
+
+/** Parses an endpoint response; `stale_after` may be seconds or an RFC 3339 time (converted to
+ *  seconds after accepted_at). */
+export function parseEndpointResponse(body: unknown): ParseResult<EndpointResponse> {
+  const r = new FieldReader(body);
+  const accepted_at = r.timestamp('accepted_at');
+  const raw = r.raw('stale_after');
+  let stale_after = 0;
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0) {
+    stale_after = raw;
+  } else if (typeof raw === 'string' && parseRfc3339(raw) !== undefined && parseRfc3339(accepted_at) !== undefined) {
+    stale_after = Math.max(0, (parseRfc3339(raw)! - parseRfc3339(accepted_at)!) / 1000);
+  } else {
+    r.fail('stale_after', 'expected seconds or an RFC 3339 timestamp');
+  }
+  return r.result({ accepted_at, stale_after });
+}
+
+function readRule(r: FieldReader): FirewallRule {
+  const action = r.oneOf('action', RULE_ACTIONS);
+  const protocol = r.oneOfOr('protocol', RULE_PROTOCOLS, 'any');
+  const source_cidr = r.optString('source_cidr', 64) ?? '0.0.0.0/0';
+  const destination_cidr = r.optString('destination_cidr', 64) ?? '0.0.0.0/0';
+  if (parsePrefix(source_cidr) === undefined) r.fail('source_cidr', 'expected a CIDR prefix');
+  if (parsePrefix(destination_cidr) === undefined) r.fail('destination_cidr', 'expected a CIDR prefix');
+  const ports = r.object('ports', (p) => ({ from: p.int('from', 0, 65535), to: p.int('to', 0, 65535) }), true);
+  if (ports !== null && ports.from > ports.to) r.fail('ports', 'from must not exceed to');
+  return { action, protocol, source_cidr, destination_cidr, ports };
+}
+
+/** Reads a list of firewall rules at the body root (a policy file) or at `rules`. */
+export function parseRules(body: unknown): ParseResult<FirewallRule[]> {
+  const wrapped = Array.isArray(body) ? { rules: body } : body;
+  const r = new FieldReader(wrapped);
+  return r.result(r.list('rules', readRule));
+}
+
+function readPolicy(r: FieldReader): Policy {
+  return {
+    revision_id: r.string('revision_id', 128),
+    fingerprint: r.string('fingerprint', 128),
+    rules: r.list('rules', readRule, true),
+  };
+}
+
+function readSession(r: FieldReader): RelaySession {
+  return {
+    session_id: r.string('session_id', 128),
+    peer_a_id: r.string('peer_a_id', 128),
+    peer_a_endpoint: r.endpoint('peer_a_endpoint'),
+    peer_b_id: r.string('peer_b_id', 128),
+    peer_b_endpoint: r.endpoint('peer_b_endpoint'),
+    expires_at: r.timestamp('expires_at'),
+  };
+}
+
+function readBridge(r: FieldReader): BridgeState {
+  return { relay: r.object('relay', (x) => ({ sessions: x.list('sessions', readSession, true) }), true) };
+}
+
+function readExecution(r: FieldReader): Execution {
+  const args = r.raw('args');
+  return {
+    execution_id: r.string('execution_id', 128),
+    action: r.string('action', 128),
+    args: typeof args === 'object' && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {},
+    status: r.oneOfOr('status', EXECUTION_STATUSES, 'pending'),
+    created_at: r.optTimestamp('created_at') ?? '',
+  };
+}
+
+/** Parses a `GET /v1/nodes/{id}/state` response. */
+export function parseStateResponse(body: unknown): ParseResult<StateResponse> {
+  const r = new FieldReader(body);
+  return r.result({
+    node_id: r.optString('node_id', 128) ?? '',
+    mesh_ip: r.optString('mesh_ip', 64) ?? '',
+    peers: r.list('peers', readPeer, true),
+    policy: r.object('policy', readPolicy, true),
+    bridge: r.object('bridge', readBridge, true),
+    executions: r.list('executions', readExecution, true),
+  });
+}
+
+/** Parses a `POST /v1/keys/rotate` request. */
+export function parseKeyRotateRequest(body: unknown): ParseResult<KeyRotateRequest> {
+  const r = new FieldReader(body);
+  return r.result({ new_public_key: r.base64Key('new_public_key', 32) });
+}
+
+/** Parses a `POST /v1/keys/rotate` response. */
+export function parseKeyRotateResponse(body: unknown): ParseResult<KeyRotateResponse> {
+  const r = new FieldReader(body);
+  return r.result({
+    rotation_id: r.string('rotation_id', 128),
+    kid: r.string('kid', 128),
+    wrap_key_version: r.int('wrap_key_version', 0, Number.MAX_SAFE_INTEGER, 0),
+  });
+}
+
+/** Parses a `PUT /v1/nodes/{id}/capabilities` request; everything optional. */
+export function parseCapabilitiesRequest(body: unknown): ParseResult<CapabilitiesRequest> {
+  const r = new FieldReader(body);
+  const out: { -readonly [K in keyof CapabilitiesRequest]: CapabilitiesRequest[K] } = {
+    features: r.stringList('features', 256, 64),
+  };
+  const binary_version = r.optString('binary_version', 128);
+  if (binary_version !== undefined) out.binary_version = binary_version;
+  const os = r.optString('os', 64);
+  if (os !== undefined) out.os = os;
+  const arch = r.optString('arch', 64);
+  if (arch !== undefined) out.arch = arch;
+  return r.result(out);
+}
+
+/** Parses a capabilities response. */
+export function parseCapabilitiesResponse(body: unknown): ParseResult<CapabilitiesResponse> {
+  const r = new FieldReader(body);
+  return r.result({ accepted_at: r.timestamp('accepted_at') });
+}
+
+/** Parses a `POST /v1/nodes/{id}/deregister` request; `undefined` (empty body) is `{}`. */
+export function parseDeregisterRequest(body: unknown): ParseResult<DeregisterRequest> {
+  const r = new FieldReader(body === undefined ? {} : body);
+  const reason = r.optString('reason', 256);
+  return r.result(reason === undefined ? {} : { reason });
+}
+
+/** Parses a `POST /v1/nodes/{id}/executions/{exec_id}` request. */
+export function parseExecutionReport(body: unknown): ParseResult<ExecutionReport> {
+  const r = new FieldReader(body);
+  const status = r.oneOf('status', EXECUTION_STATUSES.filter((s) => s !== 'pending') as ExecutionReport['status'][]);
+  const out: { -readonly [K in keyof ExecutionReport]: ExecutionReport[K] } = { status };
+  const raw = r.raw('exit_code');
+  if (raw !== undefined && raw !== null) out.exit_code = r.int('exit_code', -2147483648, 2147483647);
+  const output = r.optString('output', 65536);
+  if (output !== undefined) out.output = output;
+  const reported_at = r.optTimestamp('reported_at');
+  if (reported_at !== undefined) out.reported_at = reported_at;
+  return r.result(out);
+}

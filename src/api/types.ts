@@ -1,0 +1,203 @@
+// plexd control-plane API v1 request and response bodies (docs: ../shared/docs/plexd-api.md).
+// Plain data, snake_case as on the wire; parsers live in parse.ts, the server and the agent's
+// client both use these.
+
+/** NAT classification reported by an agent (plexd-api.md "Mesh, NAT, relay"). */
+export const NAT_TYPES = ['full_cone', 'restricted', 'port_restricted', 'symmetric', 'unknown'] as const;
+/** One of NAT_TYPES. */
+export type NatType = (typeof NAT_TYPES)[number];
+
+/** `POST /v1/register` request (unauthenticated). */
+export interface RegisterRequest {
+  readonly project_id: string;
+  readonly resource_handle: string;
+  /** At most 512 bytes of printable ASCII. */
+  readonly bootstrap_token: string;
+  /** UUID (v4 by convention), one per logical registration, reused across retries. */
+  readonly nonce: string;
+  /** Base64 X25519 public key (32 bytes). */
+  readonly public_key: string;
+}
+
+/** One mesh peer as the control plane describes it. */
+export interface PeerInfo {
+  readonly node_id: string;
+  /** The peer's mesh address (no prefix; it is a /32 or /128). */
+  readonly mesh_ip: string;
+  /** Base64 X25519 public key. */
+  readonly public_key: string;
+  /** Base64 32-byte per-pair pre-shared key; ours always sends it. */
+  readonly psk?: string;
+  /** Last reported "ip:port". */
+  readonly endpoint?: string;
+  /** A relay "ip:port" to use when the direct endpoint does not work. */
+  readonly fallback_endpoint?: string;
+}
+
+/** `201` response of `POST /v1/register`. */
+export interface RegisterResponse {
+  /** UUID of the node; also its id in every `/v1/nodes/{id}` path. */
+  readonly node_id: string;
+  readonly mesh_ip: string;
+  /** Base64 Ed25519 public key that signs events. */
+  readonly signing_public_key: string;
+  readonly signing_key_id: string;
+  /** Base64 node secret key (32 bytes); with node_id it forms the bearer credential. */
+  readonly nsk: string;
+  readonly peer_snapshot: readonly PeerInfo[];
+  /** e.g. "10.100.0.0/16". */
+  readonly domain_mesh_cidr: string;
+}
+
+/** `nat_summary` of a heartbeat: `{}` before NAT discovery. */
+export interface NatSummary {
+  readonly endpoint?: string;
+  readonly nat_type?: NatType;
+}
+
+/** `POST /v1/nodes/{id}/heartbeat` request. */
+export interface HeartbeatRequest {
+  /** RFC 3339; more than 60 s off the server clock -> 400 clock_skew. */
+  readonly client_now: string;
+  /** SHA-256 hex of the agent binary (free text tolerated). */
+  readonly binary_checksum: string;
+  readonly binary_version: string;
+  readonly nat_summary: NatSummary;
+}
+
+/** `POST /v1/nodes/{id}/heartbeat` response. */
+export interface HeartbeatResponse {
+  readonly accepted_at: string;
+  /** Pull state now. */
+  readonly reconcile: boolean;
+  /** Rotate the mesh key (POST /v1/keys/rotate). */
+  readonly rotate_keys: boolean;
+}
+
+/** `PUT /v1/nodes/{id}/endpoint` request. */
+export interface EndpointRequest {
+  readonly endpoint: string;
+  readonly nat_type: NatType;
+  readonly reported_at: string;
+}
+
+/** `PUT /v1/nodes/{id}/endpoint` response. */
+export interface EndpointResponse {
+  readonly accepted_at: string;
+  /** Seconds after accepted_at when the report goes stale; next report at
+   *  min(60 s, stale_after - 30 s), never sooner than 10 s. */
+  readonly stale_after: number;
+}
+
+/** Port range of a firewall rule, inclusive. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Firewall rule actions. */
+export const RULE_ACTIONS = ['allow', 'deny'] as const;
+/** Firewall rule protocols. */
+export const RULE_PROTOCOLS = ['any', 'tcp', 'udp', 'icmp'] as const;
+
+/** One firewall rule of a policy. */
+export interface FirewallRule {
+  readonly action: (typeof RULE_ACTIONS)[number];
+  readonly protocol: (typeof RULE_PROTOCOLS)[number];
+  readonly source_cidr: string;
+  readonly destination_cidr: string;
+  /** null: all ports (and for icmp/any). */
+  readonly ports: PortRange | null;
+}
+
+/** The policy block of a state: rules plus a revision and a fingerprint (hex SHA-256 of the rules). */
+export interface Policy {
+  readonly revision_id: string;
+  readonly fingerprint: string;
+  readonly rules: readonly FirewallRule[];
+}
+
+/** One relay session a bridge forwards (plexd-api.md "Relay"). */
+export interface RelaySession {
+  readonly session_id: string;
+  readonly peer_a_id: string;
+  readonly peer_a_endpoint: string;
+  readonly peer_b_id: string;
+  readonly peer_b_endpoint: string;
+  readonly expires_at: string;
+}
+
+/** The bridge block of a state; null on ordinary nodes. */
+export interface BridgeState {
+  readonly relay: { readonly sessions: readonly RelaySession[] } | null;
+}
+
+/** Execution states in order: pending -> ack -> started -> succeeded | failed | cancelled. */
+export const EXECUTION_STATUSES = ['pending', 'ack', 'started', 'succeeded', 'failed', 'cancelled'] as const;
+/** One of EXECUTION_STATUSES. */
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+
+/** A remote action assigned to a node. */
+export interface Execution {
+  readonly execution_id: string;
+  readonly action: string;
+  readonly args: Readonly<Record<string, unknown>>;
+  readonly status: ExecutionStatus;
+  readonly created_at: string;
+}
+
+/** `GET /v1/nodes/{id}/state` response: authoritative; a null block means "not populated". */
+export interface StateResponse {
+  readonly node_id: string;
+  readonly mesh_ip: string;
+  readonly peers: readonly PeerInfo[];
+  readonly policy: Policy | null;
+  readonly bridge: BridgeState | null;
+  readonly executions: readonly Execution[];
+}
+
+/** `POST /v1/keys/rotate` request (authenticated; the node comes from the credential). */
+export interface KeyRotateRequest {
+  readonly new_public_key: string;
+}
+
+/** `POST /v1/keys/rotate` response. */
+export interface KeyRotateResponse {
+  readonly rotation_id: string;
+  readonly kid: string;
+  readonly wrap_key_version: number;
+}
+
+/** `PUT /v1/nodes/{id}/capabilities` request; every field optional, unknown ones ignored. */
+export interface CapabilitiesRequest {
+  readonly binary_version?: string;
+  readonly os?: string;
+  readonly arch?: string;
+  /** Feature names, e.g. "relay", "stun", "psk". */
+  readonly features: readonly string[];
+}
+
+/** `PUT /v1/nodes/{id}/capabilities` response. */
+export interface CapabilitiesResponse {
+  readonly accepted_at: string;
+}
+
+/** `POST /v1/nodes/{id}/deregister` request; the body may be empty. Response: 204 No Content. */
+export interface DeregisterRequest {
+  readonly reason?: string;
+}
+
+/** `POST /v1/nodes/{id}/executions/{exec_id}` request: a status transition report. */
+export interface ExecutionReport {
+  readonly status: Exclude<ExecutionStatus, 'pending'>;
+  readonly exit_code?: number;
+  /** Truncated output, at most 64 KiB in total body size. */
+  readonly output?: string;
+  readonly reported_at?: string;
+}
+
+/** `POST /v1/nodes/{id}/executions/{exec_id}` response. */
+export interface ExecutionReportResponse {
+  readonly execution_id: string;
+  readonly status: ExecutionStatus;
+}
