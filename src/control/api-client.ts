@@ -1,0 +1,110 @@
+// Typed plexd API v1 calls over HttpClient (plexd-api.md "Endpoints"): every response body goes
+// through the shared lenient parsers of src/api, and a body that does not parse is an ApiError of
+// kind 'malformed' naming the fields, never a half-typed object.
+
+import type { IncomingMessage } from 'node:http';
+import { encodeNodeCredential } from '../api/credential.js';
+import { decodeBase64, type ParseResult } from '../api/fields.js';
+import {
+  parseEndpointResponse,
+  parseHeartbeatResponse,
+  parseKeyRotateResponse,
+  parseRegisterResponse,
+  parseStateResponse,
+} from '../api/parse.js';
+import type {
+  EndpointRequest,
+  EndpointResponse,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  KeyRotateResponse,
+  RegisterRequest,
+  RegisterResponse,
+  StateResponse,
+} from '../api/types.js';
+import { ApiError, type HttpClient } from './http-client.js';
+
+function parsed<T>(what: string, r: ParseResult<T>): T {
+  if (r.ok) return r.value;
+  const first = r.errors.slice(0, 3).map((e) => `${e.field} ${e.message}`).join('; ');
+  throw new ApiError('malformed', `${what}: the response does not parse (${first})`);
+}
+
+/** The node's credential: node id and base64 nsk. */
+export interface NodeAuth {
+  readonly nodeId: string;
+  readonly nsk: string;
+}
+
+/** plexd API v1 client for one node. */
+export class ControlClient {
+  readonly http: HttpClient;
+  #bearer: string | undefined;
+  #nodeId: string | undefined;
+
+  constructor(http: HttpClient, auth?: NodeAuth) {
+    this.http = http;
+    if (auth !== undefined) this.setAuth(auth);
+  }
+
+  /** Sets the bearer credential for later calls. Throws TypeError for a malformed id or nsk. */
+  setAuth(auth: NodeAuth): void {
+    const nsk = decodeBase64(auth.nsk, 32);
+    if (nsk === undefined) throw new TypeError('expected nsk to be base64 of 32 bytes');
+    this.#bearer = encodeNodeCredential(auth.nodeId, nsk);
+    this.#nodeId = auth.nodeId;
+  }
+
+  #node(): { bearer: string; path: string } {
+    if (this.#bearer === undefined || this.#nodeId === undefined) throw new TypeError('expected a node credential (setAuth) first');
+    return { bearer: this.#bearer, path: `v1/nodes/${encodeURIComponent(this.#nodeId)}` };
+  }
+
+  /** POST /v1/register (one attempt; see register.ts for the retry rules). */
+  async register(req: RegisterRequest, signal?: AbortSignal): Promise<RegisterResponse> {
+    const res = await this.http.json('POST', 'v1/register', { body: req, ...(signal ? { signal } : {}) });
+    return parsed('register', parseRegisterResponse(res.body));
+  }
+
+  /** POST /v1/nodes/{id}/heartbeat. */
+  async heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<HeartbeatResponse> {
+    const n = this.#node();
+    const res = await this.http.json('POST', `${n.path}/heartbeat`, { body: req, bearer: n.bearer, ...(signal ? { signal } : {}) });
+    return parsed('heartbeat', parseHeartbeatResponse(res.body));
+  }
+
+  /** GET /v1/nodes/{id}/state. */
+  async state(signal?: AbortSignal): Promise<StateResponse> {
+    const n = this.#node();
+    const res = await this.http.json('GET', `${n.path}/state`, { bearer: n.bearer, ...(signal ? { signal } : {}) });
+    return parsed('state', parseStateResponse(res.body));
+  }
+
+  /** PUT /v1/nodes/{id}/endpoint. */
+  async reportEndpoint(req: EndpointRequest, signal?: AbortSignal): Promise<EndpointResponse> {
+    const n = this.#node();
+    const res = await this.http.json('PUT', `${n.path}/endpoint`, { body: req, bearer: n.bearer, ...(signal ? { signal } : {}) });
+    return parsed('endpoint', parseEndpointResponse(res.body));
+  }
+
+  /** POST /v1/keys/rotate. */
+  async rotateKeys(newPublicKey: string, signal?: AbortSignal): Promise<KeyRotateResponse> {
+    const n = this.#node();
+    const res = await this.http.json('POST', 'v1/keys/rotate', { body: { new_public_key: newPublicKey }, bearer: n.bearer, ...(signal ? { signal } : {}) });
+    return parsed('keys/rotate', parseKeyRotateResponse(res.body));
+  }
+
+  /** POST /v1/nodes/{id}/deregister. */
+  async deregister(reason?: string, signal?: AbortSignal): Promise<void> {
+    const n = this.#node();
+    await this.http.json('POST', `${n.path}/deregister`, { body: reason === undefined ? {} : { reason }, bearer: n.bearer, ...(signal ? { signal } : {}) });
+  }
+
+  /** GET /v1/nodes/{id}/events: the response head (any status); the caller reads the stream. */
+  openEvents(lastEventId: string | undefined, signal: AbortSignal): Promise<IncomingMessage> {
+    const n = this.#node();
+    const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache', authorization: `Bearer ${n.bearer}` };
+    if (lastEventId !== undefined && lastEventId !== '' && !/[\r\n\0]/.test(lastEventId)) headers['last-event-id'] = lastEventId;
+    return this.http.open('GET', `${n.path}/events`, { headers, signal });
+  }
+}

@@ -1,0 +1,123 @@
+// Reconcile: turn the control plane's authoritative peer list into the smallest DeviceConfig that
+// makes the device match it. Peers that did not change are not touched at all (their sessions and
+// handshakes survive); changed ones get only the changed fields; vanished ones are removed one by
+// one. Never replace_peers, which would drop every session.
+//
+// Endpoints: WireGuard learns a peer's endpoint from authenticated packets (roaming), so an
+// endpoint is (re)applied only when the control plane's value differs from the one we last applied,
+// not whenever the device currently uses another one.
+
+import type { PeerInfo } from '../api/types.js';
+import { decodeBase64 } from '../api/fields.js';
+import type { DeviceConfig, PeerConfig } from '../device/config.js';
+import type { UapiDeviceSnapshot } from '../uapi/handler.js';
+import { formatPrefix, parsePrefix } from '../core/ip.js';
+
+/** The outcome of planning: the config to apply (undefined when nothing changes) and a summary. */
+export interface ReconcilePlan {
+  readonly config: DeviceConfig | undefined;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+  /** Peers skipped as unusable (bad key, our own key), with the reason. */
+  readonly skipped: readonly string[];
+}
+
+function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+function allowedFor(p: PeerInfo): string {
+  const text = p.mesh_ip.includes(':') ? `${p.mesh_ip}/128` : `${p.mesh_ip}/32`;
+  const prefix = parsePrefix(text);
+  return prefix === undefined ? text : formatPrefix(prefix.ip, prefix.cidr);
+}
+
+/** Remembers what reconcile applied, to tell control-plane changes from roaming. */
+export class Reconciler {
+  /** public key (base64) -> endpoint we last applied from the control plane. */
+  readonly #appliedEndpoint = new Map<string, string | undefined>();
+
+  /**
+   * Plans the change from `current` (a device snapshot) to `desired`. `ownPublicKey` (base64) is
+   * skipped if listed. Pure apart from remembering applied endpoints when `commit` is called.
+   */
+  plan(current: UapiDeviceSnapshot, desired: readonly PeerInfo[], ownPublicKey?: string): ReconcilePlan {
+    const have = new Map<string, { psk: string | undefined; allowed: Set<string> }>();
+    for (const p of current.peers) {
+      const allowed = new Set<string>();
+      for (const a of p.allowedIps) allowed.add(formatPrefix(a.ip, a.cidr));
+      have.set(b64(p.publicKey), { psk: p.presharedKey === null ? undefined : b64(p.presharedKey), allowed });
+    }
+    const peers: PeerConfig[] = [];
+    const added: string[] = [];
+    const changed: string[] = [];
+    const skipped: string[] = [];
+    const wanted = new Set<string>();
+    for (const d of desired) {
+      const key = d.public_key;
+      if (decodeBase64(key, 32) === undefined) {
+        skipped.push(`${d.node_id}: bad public key`);
+        continue;
+      }
+      if (key === ownPublicKey) {
+        skipped.push(`${d.node_id}: our own key`);
+        continue;
+      }
+      if (wanted.has(key)) {
+        skipped.push(`${d.node_id}: duplicate public key`);
+        continue;
+      }
+      wanted.add(key);
+      const allowed = allowedFor(d);
+      const endpoint = d.endpoint ?? d.fallback_endpoint;
+      const cur = have.get(key);
+      if (cur === undefined) {
+        peers.push({
+          publicKey: key,
+          ...(d.psk !== undefined ? { presharedKey: d.psk } : {}),
+          ...(endpoint !== undefined ? { endpoint } : {}),
+          replaceAllowedIps: true,
+          allowedIps: [allowed],
+        });
+        added.push(d.node_id);
+        continue;
+      }
+      const change: { -readonly [K in keyof PeerConfig]: PeerConfig[K] } = { publicKey: key, updateOnly: true };
+      let dirty = false;
+      if (cur.psk !== d.psk) {
+        change.presharedKey = d.psk ?? null;
+        dirty = true;
+      }
+      if (cur.allowed.size !== 1 || !cur.allowed.has(allowed)) {
+        change.replaceAllowedIps = true;
+        change.allowedIps = [allowed];
+        dirty = true;
+      }
+      if (endpoint !== undefined && this.#appliedEndpoint.get(key) !== endpoint) {
+        change.endpoint = endpoint;
+        dirty = true;
+      }
+      if (dirty) {
+        peers.push(change);
+        changed.push(d.node_id);
+      }
+    }
+    const removed: string[] = [];
+    for (const key of have.keys()) {
+      if (!wanted.has(key)) {
+        peers.push({ publicKey: key, remove: true });
+        removed.push(key);
+      }
+    }
+    return { config: peers.length === 0 ? undefined : { peers }, added, removed, changed, skipped };
+  }
+
+  /** Records the endpoints of a plan that was applied successfully. */
+  commit(plan: ReconcilePlan): void {
+    for (const p of plan.config?.peers ?? []) {
+      if (p.remove === true) this.#appliedEndpoint.delete(String(p.publicKey));
+      else if (p.endpoint !== undefined) this.#appliedEndpoint.set(String(p.publicKey), p.endpoint);
+    }
+  }
+}

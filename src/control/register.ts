@@ -1,0 +1,111 @@
+// Registration as plexd does it (plexd-api.md "POST /v1/register"): the bootstrap token from the
+// first source that has one (config value, token file, PLEXD_BOOTSTRAP_TOKEN; cloud metadata is
+// not implemented and says so), checked to be at most 512 bytes of printable ASCII; one nonce
+// (UUID v4) per logical registration, reused across retries and never persisted; retry 429
+// (honouring Retry-After), 5xx and network failures with backoff for up to 5 minutes; stop at
+// once on any other 4xx with the problem code in the message.
+
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { MAX_BOOTSTRAP_TOKEN } from '../api/parse.js';
+import type { RegisterRequest, RegisterResponse } from '../api/types.js';
+import type { ControlClient } from './api-client.js';
+import { Backoff, sleep as realSleep } from './backoff.js';
+import { ApiError } from './http-client.js';
+
+/** Registration gave up: `code` is the problem code (token_consumed, ...) or a local reason. */
+export class RegistrationError extends Error {
+  readonly code: string;
+  readonly status: number | undefined;
+  constructor(code: string, message: string, status?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RegistrationError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** Where a bootstrap token came from. */
+export type TokenSource = 'config' | 'file' | 'env';
+
+/** A usable token and its source (the file path for 'file', deleted after success). */
+export interface BootstrapToken {
+  readonly token: string;
+  readonly source: TokenSource;
+  readonly file?: string;
+}
+
+/** Throws RegistrationError('token_invalid_local') unless `t` is 1..512 bytes of printable ASCII. */
+export function checkToken(t: string, where: string): string {
+  if (t.length === 0 || t.length > MAX_BOOTSTRAP_TOKEN || !/^[\x21-\x7e]+$/.test(t)) {
+    throw new RegistrationError('token_malformed', `the bootstrap token from ${where} is not 1..${MAX_BOOTSTRAP_TOKEN} bytes of printable ASCII`);
+  }
+  return t;
+}
+
+/**
+ * Finds the bootstrap token: config value -> token file -> PLEXD_BOOTSTRAP_TOKEN. Throws
+ * RegistrationError('no_token') when none has one; `log` hears that cloud metadata is skipped.
+ */
+export function resolveToken(opts: { configToken?: string | undefined; tokenFile: string; env: Readonly<Record<string, string | undefined>>; log?: (m: string) => void }): BootstrapToken {
+  if (opts.configToken !== undefined && opts.configToken !== '') return { token: checkToken(opts.configToken.trim(), 'registration.token'), source: 'config' };
+  let text: string | undefined;
+  try {
+    const buf = readFileSync(opts.tokenFile);
+    if (buf.length > 4096) throw new RegistrationError('token_malformed', `${opts.tokenFile} is larger than 4 KiB; expected one token`);
+    text = buf.toString('latin1').trim();
+  } catch (err) {
+    if (err instanceof RegistrationError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new RegistrationError('token_unreadable', `cannot read the bootstrap token file ${opts.tokenFile}: ${(err as Error).message}`);
+    }
+  }
+  if (text !== undefined && text !== '') return { token: checkToken(text, opts.tokenFile), source: 'file', file: opts.tokenFile };
+  const env = opts.env['PLEXD_BOOTSTRAP_TOKEN'];
+  if (env !== undefined && env.trim() !== '') return { token: checkToken(env.trim(), 'PLEXD_BOOTSTRAP_TOKEN'), source: 'env' };
+  opts.log?.('bootstrap token: cloud metadata (cloud-init) is not supported by plexd-userspace; skipped');
+  throw new RegistrationError('no_token', `no bootstrap token: set registration.token, write it to ${opts.tokenFile}, or set PLEXD_BOOTSTRAP_TOKEN`);
+}
+
+/** Options of {@link register}; the timing hooks are for tests. */
+export interface RegisterOptions {
+  /** Give up retrying after this long (default 5 min). */
+  readonly maxRetryMs?: number;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly signal?: AbortSignal;
+  readonly log?: (m: string) => void;
+  /** The nonce to use (default a fresh UUID v4). */
+  readonly nonce?: string;
+}
+
+/**
+ * Registers with retries. Resolves with the response; rejects with RegistrationError naming the
+ * problem code on a refusal (400/401/403/404/409/422 and other 4xx) or when retries ran out.
+ */
+export async function register(client: ControlClient, req: Omit<RegisterRequest, 'nonce'>, opts: RegisterOptions = {}): Promise<RegisterResponse> {
+  const nonce = opts.nonce ?? randomUUID();
+  const now = opts.now ?? (() => performance.now());
+  const sleep = opts.sleep ?? realSleep;
+  const maxRetry = opts.maxRetryMs ?? 5 * 60_000;
+  const backoff = new Backoff({ ...(opts.random ? { random: opts.random } : {}) });
+  const started = now();
+  for (;;) {
+    try {
+      return await client.register({ ...req, nonce }, opts.signal);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (!err.retryable) {
+        const code = err.problemCode ?? (err.status !== undefined ? `http_${err.status}` : err.kind);
+        throw new RegistrationError(code, `registration refused (${code}${err.status !== undefined ? `, HTTP ${err.status}` : ''}): ${err.message}`, err.status, { cause: err });
+      }
+      const delay = Math.max(err.retryAfterMs ?? 0, backoff.next());
+      if (now() - started + delay > maxRetry) {
+        throw new RegistrationError('retries_exhausted', `registration failed for ${Math.round((now() - started) / 1000)} s, giving up: ${err.message}`, err.status, { cause: err });
+      }
+      opts.log?.(`registration attempt failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)} s`);
+      await sleep(delay, opts.signal);
+    }
+  }
+}
