@@ -6,6 +6,7 @@ import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js
 import {
   EXECUTION_STATUSES,
   NAT_TYPES,
+  NODE_MODES,
   RULE_ACTIONS,
   RULE_PROTOCOLS,
   type BridgeState,
@@ -48,7 +49,10 @@ export function parseRegisterRequest(body: unknown): ParseResult<RegisterRequest
   const nonce = r.string('nonce', 36);
   if (nonce !== '' && !isUuid(nonce)) r.fail('nonce', 'expected a UUID');
   const public_key = r.base64Key('public_key', 32);
-  return r.result({ project_id, resource_handle, bootstrap_token, nonce: nonce.toLowerCase(), public_key });
+  const value: RegisterRequest = { project_id, resource_handle, bootstrap_token, nonce: nonce.toLowerCase(), public_key };
+  const mode = r.raw('mode');
+  if (mode === undefined || mode === null) return r.result(value);
+  return r.result({ ...value, mode: r.oneOf('mode', NODE_MODES) });
 }
 
 function readPeer(r: FieldReader): PeerInfo {

@@ -17,7 +17,14 @@ export interface RegisterRequest {
   readonly nonce: string;
   /** Base64 X25519 public key (32 bytes). */
   readonly public_key: string;
+  /** Extension of ours: "bridge" asks for a mesh IP at the top of the range. Absent -> "node". */
+  readonly mode?: NodeMode;
 }
+
+/** Agent modes (plexd config `mode`). */
+export const NODE_MODES = ['node', 'bridge'] as const;
+/** One of NODE_MODES. */
+export type NodeMode = (typeof NODE_MODES)[number];
 
 /** One mesh peer as the control plane describes it. */
 export interface PeerInfo {

@@ -42,6 +42,11 @@ describe('request parsers', () => {
     expect(r).toEqual({ ok: true, value: { ...register, nonce: register.nonce.toLowerCase() } });
   });
 
+  it('register: optional mode, checked when present', () => {
+    expect(parseRegisterRequest({ ...register, mode: 'bridge' }).ok && parseRegisterRequest({ ...register, mode: 'bridge' })).toMatchObject({ value: { mode: 'bridge' } });
+    expect(fields(parseRegisterRequest({ ...register, mode: 'router' }))).toEqual(['mode']);
+  });
+
   it('register: names every bad field', () => {
     expect(fields(parseRegisterRequest({}))).toEqual(['bootstrap_token', 'nonce', 'project_id', 'public_key', 'resource_handle']);
     expect(fields(parseRegisterRequest({ ...register, nonce: 'x', public_key: Buffer.alloc(31).toString('base64') }))).toEqual(['nonce', 'public_key']);
