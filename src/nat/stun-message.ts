@@ -342,13 +342,16 @@ export function encodeBindingSuccess(
   return encodeStun(STUN_METHOD.binding, 'success', transactionId, attrs, options);
 }
 
-/** An error response (RFC 8489 section 14.8) with `code` 300..699 and a reason phrase. Throws RangeError otherwise. */
+/**
+ * An error response (RFC 8489 section 14.8) with `code` 300..699, a reason phrase and any extra
+ * attributes (e.g. UNKNOWN-ATTRIBUTES). Throws RangeError for another code.
+ */
 export function encodeErrorResponse(
   method: number,
   transactionId: Uint8Array,
   code: number,
   reason: string,
-  options: StunEncodeOptions & { software?: string } = {},
+  options: StunEncodeOptions & { software?: string; attributes?: readonly StunAttribute[] } = {},
 ): Uint8Array {
   if (!Number.isInteger(code) || code < 300 || code > 699) throw new RangeError(`expected an error code in 300..699, got ${code}`);
   const phrase = Buffer.from(reason, 'utf8').subarray(0, 763);
@@ -356,7 +359,7 @@ export function encodeErrorResponse(
   value[2] = Math.floor(code / 100);
   value[3] = code % 100;
   value.set(phrase, 4);
-  const attrs: StunAttribute[] = [{ type: STUN_ATTR.ERROR_CODE, value }];
+  const attrs: StunAttribute[] = [{ type: STUN_ATTR.ERROR_CODE, value }, ...(options.attributes ?? [])];
   if (options.software !== undefined) attrs.push(softwareAttribute(options.software));
   return encodeStun(method, 'error', transactionId, attrs, options);
 }
