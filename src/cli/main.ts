@@ -10,6 +10,7 @@ import { runWgDaemon } from './wg-daemon.js';
  * wireguard-go daemon path stays light. Add one line per subcommand.
  */
 const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Promise<number>>> = {
+  conformance: async () => (await import('./conformance.js')).runConformance,
 };
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
