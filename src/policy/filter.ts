@@ -61,7 +61,10 @@ export interface PolicyRuleSnapshot {
   readonly destination: string;
   /** "22" or "8000-8999", null for every port. */
   readonly ports: string | null;
-  /** Packets and bytes this rule decided (new flows and untracked packets, both directions). */
+  /**
+   * Packets and bytes this rule decided, both directions: new flows, untracked packets, and the
+   * first packet of a tracked flow after an update. Packets passing as part of a flow do not count.
+   */
   readonly packets: number;
   readonly bytes: number;
 }
@@ -178,7 +181,7 @@ export class PolicyFilter implements PacketFilter {
     const tracked = m.klass === CLASS_TCP || m.klass === CLASS_UDP || (m.klass === CLASS_ICMP && m.icmpKind !== 0);
     if (tracked) {
       const hit = ct.lookup(m, dir, now);
-      if (hit >= 0) return this.#onFlow(policy, hit >>> 1, (hit & 1) === 1, dir, now);
+      if (hit >= 0) return this.#onFlow(policy, hit >>> 1, (hit & 1) === 1, dir, packet.length, now);
     }
     // A new flow, or a packet that is never tracked: the rules decide.
     const rule = policy.match(m.family, packet, m.srcOffset, m.dstOffset, m.klass, m.dport);
@@ -209,9 +212,9 @@ export class PolicyFilter implements PacketFilter {
   }
 
   /** A packet of tracked flow `e` (`reply`: travelling against the flow's first packet). */
-  #onFlow(policy: CompiledPolicy, e: number, reply: boolean, dir: number, now: number): boolean {
+  #onFlow(policy: CompiledPolicy, e: number, reply: boolean, dir: number, length: number, now: number): boolean {
     const ct = this.#conntrack;
-    if (ct.genOf(e) !== this.#generation && !this.#revalidate(policy, e)) {
+    if (ct.genOf(e) !== this.#generation && !this.#revalidate(policy, e, length)) {
       ct.remove(e);
       return this.#drop(REASON_REVOKED);
     }
@@ -239,8 +242,11 @@ export class PolicyFilter implements PacketFilter {
     return this.#accept(dir, true);
   }
 
-  /** Re-checks flow `e` against the revision in force by its original packet's header fields. */
-  #revalidate(policy: CompiledPolicy, e: number): boolean {
+  /**
+   * Re-checks flow `e` against the revision in force by its original packet's header fields;
+   * the deciding rule counts the current packet (`length` bytes).
+   */
+  #revalidate(policy: CompiledPolicy, e: number, length: number): boolean {
     const ct = this.#conntrack;
     const scratch = this.#scratch;
     const fd = ct.original(e, scratch);
@@ -248,6 +254,10 @@ export class PolicyFilter implements PacketFilter {
     const proto = ct.protoOf(e);
     const klass = proto === PROTO_TCP ? CLASS_TCP : proto === PROTO_UDP ? CLASS_UDP : CLASS_ICMP;
     const rule = policy.match(family, scratch, 0, 16, klass, fd & 0xffff);
+    if (rule >= 0) {
+      policy.hitPackets[rule]!++;
+      policy.hitBytes[rule]! += length;
+    }
     if (rule < 0 || policy.policy.rules[rule]!.action === 'deny') return false;
     ct.setGen(e, this.#generation);
     return true;

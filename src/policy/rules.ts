@@ -1,5 +1,8 @@
 // Policy rules as the plexd control-plane API v1 sends them (docs/plexd-api.md, `policy` block of
 // GET /v1/nodes/{id}/state): parsed leniently about unknown fields and strictly about values.
+// Input is the raw JSON or the wire contract's `Policy` (src/api/types.ts, what
+// parseStateResponse yields); missing fields default as the wire contract's parser defaults them
+// (protocol "any", CIDRs "0.0.0.0/0", ports every port), so both inputs mean the same thing.
 
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { PolicyError } from './policy-error.js';
@@ -45,6 +48,7 @@ export interface Policy {
 
 const ACTIONS: readonly string[] = ['allow', 'deny'];
 const PROTOCOLS: readonly string[] = ['tcp', 'udp', 'icmp', 'any'];
+const ANY_IPV4 = '0.0.0.0/0';
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -83,12 +87,12 @@ export function parseRule(raw: unknown, index: number): PolicyRule {
   if (typeof action !== 'string' || !ACTIONS.includes(action)) {
     throw new PolicyError('action', index, `expected "allow" or "deny", got ${describe(action)}`);
   }
-  const protocol = raw['protocol'];
+  const protocol = raw['protocol'] ?? 'any';
   if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol)) {
     throw new PolicyError('protocol', index, `expected "tcp", "udp", "icmp" or "any", got ${describe(protocol)}`);
   }
-  const source = parseCidr(raw['source_cidr'], 'source_cidr', index);
-  const destination = parseCidr(raw['destination_cidr'], 'destination_cidr', index);
+  const source = parseCidr(raw['source_cidr'] ?? ANY_IPV4, 'source_cidr', index);
+  const destination = parseCidr(raw['destination_cidr'] ?? ANY_IPV4, 'destination_cidr', index);
   if (source.ip.length !== destination.ip.length) {
     throw new PolicyError('destination_cidr', index, `expected the same address family as source_cidr ${source.text}, got ${destination.text}`);
   }
