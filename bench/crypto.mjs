@@ -1,11 +1,13 @@
 // Crypto provider benchmark: ChaCha20-Poly1305 seal/open throughput (Gbit/s, packets/s) at 64,
 // 1420 and 65535 bytes, and X25519 shared secrets per second, for every provider in dist/.
 // Run with `npm run bench:crypto` (builds first); results go to bench/results/crypto-<time>.json.
+import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { nobleCrypto } from '../dist/core/crypto-noble.js';
 import { nodeCrypto } from '../dist/crypto/node.js';
+import { runHandshakes } from '../dist/core/handshake-bench.js';
 
 export const PROVIDERS = [nobleCrypto, nodeCrypto];
 const SIZES = [64, 1420, 65535];
@@ -77,7 +79,15 @@ function benchX25519(provider) {
 // Further benches plug in here, e.g. the protocol engineer's handshakes per second:
 // { name: 'handshakes', unit: 'handshakes/s', run: (provider) => measure(...) } — each result is
 // printed and saved under extra[name][provider.name].
-export const EXTRA_BENCHES = [];
+export const EXTRA_BENCHES = [
+  { name: 'handshakes', unit: 'complete handshakes/s, one core', run: (provider) => handshakesPerSecond(provider) },
+];
+
+/** Complete handshakes (both sides, MACs, key derivation) per second on this thread. */
+export function handshakesPerSecond(provider) {
+  const fill = (b) => void randomFillSync(b);
+  return measure(() => runHandshakes(provider, 1, fill), { batch: 4, warmupMs: 300, measureMs: 1500 });
+}
 
 const fmt = (n, digits = 2) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 

@@ -7,12 +7,13 @@
 //
 //   npm run bench:tunnel [-- --quick] [-- --duration=10 --reps=3 --only=plexd,wggo]
 // Env: BENCH_DURATION, BENCH_REPS, BENCH_ONLY, BENCH_UDP_LOSS (percent, default 0.1),
-// PLEXD_BENCH_NODE_ARGS (node flags for our daemon, e.g. --cpu-prof). Needs root.
+// PLEXD_BENCH_NODE_ARGS (node flags for our daemon, e.g. --cpu-prof). --gc: GC counts and heap
+// growth of our daemons over the TCP run (perf_hooks probe preloaded). Needs root.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Lab, cpuSeconds, labUnavailableReason, median, memoryKiB, run } from './lib/lab.mjs';
-import { KINDS, TUNNEL, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
+import { TUNNEL, gcSnapshot, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
 
 const PAIRINGS = {
   plexd: ['plexd', 'plexd'],
@@ -44,6 +45,7 @@ function options(argv) {
     udpSeconds: quick ? 1 : 2,
     pings: quick ? 50 : 200,
     udpLossPercent: Number(process.env.BENCH_UDP_LOSS ?? 0.1),
+    gc: flag('gc') !== undefined,
   };
 }
 
@@ -56,10 +58,20 @@ async function pingRtt(ns, count) {
   return { avgMs: m ? Number(m[2]) : NaN, minMs: m ? Number(m[1]) : NaN, maxMs: m ? Number(m[3]) : NaN, lossPercent: loss };
 }
 
+// GC activity and heap growth of our daemons over the TCP run (bench:tunnel --gc).
+function gcDelta(before, after) {
+  if (before === undefined || after === undefined) return undefined;
+  const gc = {};
+  for (const k of Object.keys(after.gc)) gc[k] = after.gc[k] - (before.gc[k] ?? 0);
+  return { gc, gcCount: after.gcCount - before.gcCount, gcPauseMs: after.gcPauseMs - before.gcPauseMs, heapUsedGrowth: after.heapUsed - before.heapUsed, rssGrowth: after.rss - before.rss };
+}
+
 async function tcp(t, seconds) {
+  const gc0 = [await gcSnapshot(t.a), await gcSnapshot(t.b)];
   const cpu0 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
   const json = await iperf(t.a.ns, [], seconds);
   const cpu1 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
+  const gc1 = [await gcSnapshot(t.a), await gcSnapshot(t.b)];
   const bytes = json.end.sum_received.bytes;
   const gb = bytes / 1e9;
   return {
@@ -71,6 +83,9 @@ async function tcp(t, seconds) {
     cpuSecPerGbA: (cpu1[0] - cpu0[0]) / gb,
     cpuSecPerGbB: (cpu1[1] - cpu0[1]) / gb,
     cpuSecPerGb: (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / gb,
+    packets: Math.round(bytes / 1368),
+    gcA: gcDelta(gc0[0], gc1[0]),
+    gcB: gcDelta(gc0[1], gc1[1]),
   };
 }
 
@@ -93,12 +108,13 @@ async function udpSearch(t, start, { udpSteps, udpSeconds, udpLossPercent }) {
 
 async function measurePairing(lab, net, name, opts) {
   const [kindA, kindB] = PAIRINGS[name];
-  const t = await tunnel(lab, net, kindA, kindB);
+  const t = await tunnel(lab, net, kindA, kindB, { gc: opts.gc });
   try {
-    const ping = await pingRtt(net.nsA, opts.pings);
     const tcpResult = await tcp(t, opts.duration);
     const memA = memoryKiB(t.a.pid);
     const memB = memoryKiB(t.b.pid);
+    // After TCP, so both daemons are warm (a fresh node daemon runs its first packets interpreted).
+    const ping = await pingRtt(net.nsA, opts.pings);
     const udp = await udpSearch(t, Math.max(tcpResult.mbps * 1e6, 50e6), opts);
     return { pairing: name, ping, tcp: tcpResult, udp, rssKiB: { a: memA, b: memB } };
   } finally {
@@ -169,6 +185,12 @@ async function main() {
           result.runs.push({ rep, ...r });
           console.log(`TCP ${r.tcp.mbps.toFixed(0)} Mbit/s, UDP ${r.udp.mbps.toFixed(0)} Mbit/s, RTT ${r.ping.avgMs} ms, ` +
             `RSS ${((r.rssKiB.a?.rss ?? NaN) / 1024).toFixed(1)} MiB, ${r.tcp.cpuSecPerGb.toFixed(2)} CPU s/GB`);
+          for (const [side, g] of [['A (sender)', r.tcp.gcA], ['B (receiver)', r.tcp.gcB]]) {
+            if (g !== undefined) {
+              console.log(`    GC ${side}: ${g.gcCount} collections (${JSON.stringify(g.gc)}), ${g.gcPauseMs.toFixed(0)} ms paused, ` +
+                `heap ${(g.heapUsedGrowth / 1024).toFixed(0)} KiB growth over ~${r.tcp.packets} packets`);
+            }
+          }
         } catch (err) {
           console.log(`failed: ${err.message}`);
           result.runs.push({ rep, pairing: name, error: err.message });
@@ -187,5 +209,4 @@ async function main() {
   console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
 }
 
-void KINDS;
 await main();

@@ -3,12 +3,13 @@
 // namespace tunnel (veth underlay 10.201.0.0/24, tunnel 10.202.0.0/24, MTU 1420) between two of them.
 
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, runOk, sleep } from './lab.mjs';
 
 const BIN = fileURLToPath(new URL('../../bin/plexd-userspace.js', import.meta.url));
+const GC_PROBE = fileURLToPath(new URL('./gc-probe.mjs', import.meta.url));
 export const UNDERLAY = { a: '10.201.0.1', b: '10.201.0.2' };
 export const TUNNEL = { a: '10.202.0.1', b: '10.202.0.2' };
 export const PORTS = { a: 51820, b: 51821 };
@@ -31,20 +32,26 @@ export function wgKeyPair() {
 
 /**
  * Starts a daemon of `kind` in namespace ns on a new interface and waits for its UAPI socket.
- * PLEXD_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to node for plexd kinds.
- * Returns { child, pid, ifname, kind }.
+ * PLEXD_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to node for plexd kinds;
+ * `gc: true` preloads gc-probe.mjs into them (see gcSnapshot). Returns { child, pid, ifname, kind, ns }.
  */
-export async function startDaemon(lab, ns, kind, extraEnv = {}) {
+export async function startDaemon(lab, ns, kind, { gc = false } = {}) {
   const spec = KINDS[kind];
   if (spec === undefined) throw new RangeError(`expected a kind in ${Object.keys(KINDS).join(', ')}, got ${kind}`);
   const ifname = lab.name('w');
   let argv;
-  const env = { ...process.env, ...extraEnv, WG_PROCESS_FOREGROUND: '1' };
+  const env = { ...process.env, WG_PROCESS_FOREGROUND: '1' };
   delete env.LOG_LEVEL;
+  let gcFile;
   if (kind === 'wggo') {
     argv = ['wireguard-go', '-f', ifname];
   } else {
     const nodeArgs = (process.env.PLEXD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    if (gc) {
+      gcFile = join(lab.tmp, `${ifname}.gc`);
+      nodeArgs.push(`--import=${GC_PROBE}`);
+      env.PLEXD_BENCH_GC_FILE = gcFile;
+    }
     argv = [process.execPath, ...nodeArgs, BIN, '-f', ifname];
     env.PLEXD_CRYPTO = spec.crypto;
   }
@@ -58,7 +65,22 @@ export async function startDaemon(lab, ns, kind, extraEnv = {}) {
     if (Date.now() > deadline) throw new Error(`${spec.label}: no UAPI socket ${sock} after 15 s`);
     await sleep(20);
   }
-  return { child, pid: child.pid, ifname, kind, ns };
+  return { child, pid: child.pid, ifname, kind, ns, gcFile };
+}
+
+/** GC counts and heap of a daemon started with `gc: true` (undefined otherwise), via SIGUSR2. */
+export async function gcSnapshot(daemon) {
+  if (daemon.gcFile === undefined) return undefined;
+  process.kill(daemon.pid, 'SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    await sleep(20);
+    const lines = existsSync(daemon.gcFile) ? readFileSync(daemon.gcFile, 'utf8').trim().split('\n') : [];
+    if (lines.length > (daemon.gcSnapshots ?? 0)) {
+      daemon.gcSnapshots = lines.length;
+      return JSON.parse(lines[lines.length - 1]);
+    }
+  }
+  return undefined;
 }
 
 /** Writes a wg config file and applies it with `wg setconf` inside the daemon's namespace. */
@@ -74,22 +96,22 @@ export async function ifup(daemon, cidr) {
   await runOk(['ip', '-n', daemon.ns, 'link', 'set', daemon.ifname, 'mtu', String(TUNNEL_MTU), 'up']);
 }
 
-/** Two namespaces joined by a veth pair: { nsA, nsB }. Create once per bench run. */
+/** Two namespaces joined by a veth pair: { nsA, nsB, vethA, vethB }. Create once per bench run. */
 export async function underlay(lab) {
   const nsA = await lab.namespace();
   const nsB = await lab.namespace();
-  await lab.veth(nsA, `${UNDERLAY.a}/24`, nsB, `${UNDERLAY.b}/24`);
-  return { nsA, nsB };
+  const veth = await lab.veth(nsA, `${UNDERLAY.a}/24`, nsB, `${UNDERLAY.b}/24`);
+  return { nsA, nsB, vethA: veth.a, vethB: veth.b };
 }
 
 /**
  * Starts kindA in nsA and kindB in nsB, configures them as each other's only peer, brings the
  * interfaces up and waits until a ping crosses the tunnel. Returns { a, b, keys, stop() }.
  */
-export async function tunnel(lab, { nsA, nsB }, kindA, kindB) {
+export async function tunnel(lab, { nsA, nsB }, kindA, kindB, { gc = false } = {}) {
   const [ka, kb] = [wgKeyPair(), wgKeyPair()];
-  const a = await startDaemon(lab, nsA, kindA);
-  const b = await startDaemon(lab, nsB, kindB);
+  const a = await startDaemon(lab, nsA, kindA, { gc });
+  const b = await startDaemon(lab, nsB, kindB, { gc });
   const stop = async () => {
     await lab.stop(b.child);
     await lab.stop(a.child);

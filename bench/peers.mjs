@@ -1,0 +1,115 @@
+// Peer-scale benchmark (issue 4): daemon RSS and UAPI load time with 1,000 / 10,000 / 100,000
+// configured peers, each with two allowed IPs (an IPv4 /32 and an IPv6 /128), for plexd-userspace
+// next to wireguard-go, both configured with one `wg setconf` of the same file. No traffic: the
+// daemons sit alone in a private namespace. Kinds alternate (reversed every other size).
+//
+//   npm run bench:peers [-- --quick] [-- --sizes=1000,10000,100000 --only=plexd,wggo]
+// Saves bench/results/peers-<time>.json. Needs root.
+
+import { randomFillSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Lab, labUnavailableReason, memoryKiB, run, sleep } from './lib/lab.mjs';
+import { KINDS, setconf, startDaemon, wgKeyPair } from './lib/wg.mjs';
+
+function options(argv) {
+  const get = (name, env, dflt) => {
+    const f = argv.find((a) => a.startsWith(`--${name}=`));
+    return f !== undefined ? f.slice(name.length + 3) : process.env[env] ?? dflt;
+  };
+  const quick = argv.includes('--quick');
+  return {
+    sizes: String(get('sizes', 'BENCH_PEER_SIZES', quick ? '1000,10000' : '1000,10000,100000')).split(',').map(Number),
+    only: String(get('only', 'BENCH_ONLY', 'plexd,wggo')).split(',').filter((k) => k in KINDS),
+  };
+}
+
+/** A wg config with `count` peers (random 32-byte keys) and two allowed IPs each. */
+function config(count) {
+  const lines = [`[Interface]\nPrivateKey = ${wgKeyPair().private}\nListenPort = 0\n`];
+  const key = new Uint8Array(32);
+  for (let i = 0; i < count; i++) {
+    randomFillSync(key);
+    const a = (i >> 16) & 0xff;
+    const b = (i >> 8) & 0xff;
+    const c = i & 0xff;
+    lines.push(`[Peer]\nPublicKey = ${Buffer.from(key).toString('base64')}\nAllowedIPs = 10.${a}.${b}.${c}/32, fd00::${a.toString(16)}:${b.toString(16)}${c.toString(16).padStart(2, '0')}/128\n`);
+  }
+  return lines.join('\n');
+}
+
+async function measureLoad(lab, ns, kind, text) {
+  const d = await startDaemon(lab, ns, kind);
+  try {
+    await sleep(300);
+    const idle = memoryKiB(d.pid);
+    const t0 = process.hrtime.bigint();
+    await setconf(lab, d, text);
+    const loadSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const loaded = memoryKiB(d.pid);
+    await sleep(2000);
+    const settled = memoryKiB(d.pid);
+    const t1 = process.hrtime.bigint();
+    const dump = await run(['ip', 'netns', 'exec', ns, 'wg', 'show', d.ifname, 'dump'], { timeoutMs: 600_000 });
+    const dumpSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    return {
+      kind,
+      loadSeconds,
+      dumpSeconds,
+      dumpLines: dump.stdout.split('\n').length - 2,
+      idleRssKiB: idle?.rss,
+      loadedRssKiB: loaded?.rss,
+      settledRssKiB: settled?.rss,
+      peakRssKiB: settled?.hwm,
+    };
+  } finally {
+    await lab.stop(d.child);
+  }
+}
+
+async function main() {
+  const reason = labUnavailableReason(['ip', 'wg', 'wireguard-go']);
+  if (reason !== undefined) {
+    console.error(`bench:peers cannot run: ${reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const opts = options(process.argv.slice(2));
+  const result = { date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', options: opts, runs: [] };
+  const started = Date.now();
+  const lab = new Lab();
+  const mib = (k) => (k === undefined ? NaN : k / 1024);
+  try {
+    const ns = await lab.namespace();
+    console.log('peers     implementation            load s   dump s   RSS idle   RSS loaded   RSS settled   peak     (MiB)');
+    for (const [i, size] of opts.sizes.entries()) {
+      const text = config(size);
+      const order = i % 2 === 0 ? opts.only : [...opts.only].reverse();
+      for (const kind of order) {
+        try {
+          const r = await measureLoad(lab, ns, kind, text);
+          result.runs.push({ peers: size, ...r });
+          console.log(`${String(size).padStart(7)}   ${KINDS[kind].label.padEnd(24)}  ${r.loadSeconds.toFixed(2).padStart(6)}  ${r.dumpSeconds.toFixed(2).padStart(7)}  ` +
+            `${mib(r.idleRssKiB).toFixed(1).padStart(9)}  ${mib(r.loadedRssKiB).toFixed(1).padStart(11)}  ${mib(r.settledRssKiB).toFixed(1).padStart(12)}  ${mib(r.peakRssKiB).toFixed(1).padStart(6)}`);
+        } catch (err) {
+          console.log(`${String(size).padStart(7)}   ${KINDS[kind].label.padEnd(24)}  failed: ${err.message}`);
+          result.runs.push({ peers: size, kind, error: err.message });
+        }
+      }
+      const ours = result.runs.find((r) => r.peers === size && r.kind === 'plexd' && !r.error);
+      const theirs = result.runs.find((r) => r.peers === size && r.kind === 'wggo' && !r.error);
+      if (ours && theirs) {
+        console.log(`          ratio plexd/wg-go: load ${(ours.loadSeconds / theirs.loadSeconds).toFixed(2)}x, settled RSS ${(ours.settledRssKiB / theirs.settledRssKiB).toFixed(2)}x`);
+      }
+    }
+  } finally {
+    await lab.cleanup();
+  }
+  result.seconds = (Date.now() - started) / 1000;
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  const file = new URL(`./results/peers-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+}
+
+await main();
