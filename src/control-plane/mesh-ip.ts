@@ -1,0 +1,60 @@
+// Mesh IP allocation from domain_mesh_cidr (plexd-api.md "Mesh"): one /32 per node, network and
+// broadcast addresses skipped, nodes from the bottom of the range and bridges from the top.
+// Uniqueness rests on the UNIQUE nodes.mesh_ip_num column; callers allocate and insert in one
+// transaction.
+
+import { formatIp, parsePrefix } from '../core/ip.js';
+import type { Db } from './database.js';
+import { prepared } from './prepared.js';
+
+/** Default mesh range. */
+export const DEFAULT_MESH_CIDR = '10.100.0.0/16';
+
+/** Usable host addresses of an IPv4 mesh prefix, as 32-bit numbers. */
+export interface MeshRange {
+  readonly cidr: string;
+  readonly first: number;
+  readonly last: number;
+}
+
+/** The host range of an IPv4 prefix of length 8..30. Throws RangeError otherwise. */
+export function meshRange(cidr: string): MeshRange {
+  const p = parsePrefix(cidr);
+  if (p === undefined || p.ip.length !== 4 || p.cidr < 8 || p.cidr > 30) {
+    throw new RangeError(`expected an IPv4 mesh prefix between /8 and /30, got ${JSON.stringify(cidr)}`);
+  }
+  const ip = ((p.ip[0]! << 24) | (p.ip[1]! << 16) | (p.ip[2]! << 8) | p.ip[3]!) >>> 0;
+  const size = 2 ** (32 - p.cidr);
+  const network = ip - (ip % size);
+  return { cidr: `${formatIpv4(network)}/${p.cidr}`, first: network + 1, last: network + size - 2 };
+}
+
+/** Dotted-quad text of a 32-bit number. */
+export function formatIpv4(n: number): string {
+  return formatIp(Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff));
+}
+
+/** The lowest free address (mode "node") or the highest free one ("bridge") in `range`, or
+ *  undefined when the range is full. Call inside the transaction that inserts the node. */
+export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'): number | undefined {
+  const taken = (n: number) => prepared(db, 'SELECT 1 FROM nodes WHERE mesh_ip_num = ?').get(n) !== undefined;
+  if (mode === 'node') {
+    if (!taken(range.first)) return range.first;
+    // The first gap above an allocated address: one indexed probe per allocated address at most.
+    const row = prepared(
+      db,
+      `SELECT MIN(n.mesh_ip_num + 1) AS ip FROM nodes n
+       WHERE n.mesh_ip_num >= ? AND n.mesh_ip_num < ?
+         AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.mesh_ip_num = n.mesh_ip_num + 1)`,
+    ).get(range.first, range.last) as { ip: number | null };
+    return row.ip ?? undefined;
+  }
+  if (!taken(range.last)) return range.last;
+  const row = prepared(
+    db,
+    `SELECT MAX(n.mesh_ip_num - 1) AS ip FROM nodes n
+     WHERE n.mesh_ip_num > ? AND n.mesh_ip_num <= ?
+       AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.mesh_ip_num = n.mesh_ip_num - 1)`,
+  ).get(range.first, range.last) as { ip: number | null };
+  return row.ip ?? undefined;
+}

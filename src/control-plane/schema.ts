@@ -1,0 +1,95 @@
+// Versioned SQLite migrations of the control plane's database. Each entry runs once, in order, in
+// its own transaction; schema_version records the highest applied. Append, never edit.
+
+/** Migrations by version (index 0 is version 1). */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE projects (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+  CREATE TABLE signing_keys (
+    key_id TEXT PRIMARY KEY,
+    secret_key BLOB NOT NULL,
+    public_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    active INTEGER NOT NULL
+  );
+  CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,             -- sha256 hex of the bootstrap token; the token is never stored
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    consumed_at INTEGER,
+    node_id TEXT
+  );
+  CREATE TABLE nodes (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so pair_psks rows cannot be inherited
+    node_id TEXT NOT NULL UNIQUE,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    resource_handle TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    key_version INTEGER NOT NULL DEFAULT 1,
+    key_rotated_at INTEGER,
+    rotation_id TEXT,
+    mesh_ip TEXT NOT NULL,
+    mesh_ip_num INTEGER NOT NULL UNIQUE,    -- the no-duplicates guarantee for mesh IPs
+    nsk_hash BLOB NOT NULL,                 -- sha256 of the node secret key
+    status TEXT NOT NULL,                   -- online | unreachable | offline
+    registered_at INTEGER NOT NULL,
+    last_heartbeat_at INTEGER NOT NULL,
+    endpoint TEXT,
+    nat_type TEXT,
+    endpoint_reported_at INTEGER,
+    binary_version TEXT,
+    binary_checksum TEXT,
+    capabilities TEXT,
+    last_state_seq INTEGER NOT NULL DEFAULT 0,
+    rotate_requested INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX nodes_project ON nodes(project_id);
+  CREATE TABLE registrations (
+    nonce TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,              -- sha256 of the request fields that define "the same registration"
+    node_id TEXT NOT NULL,
+    nsk BLOB,                               -- kept only until first authenticated use or expiry, for retries
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE pair_psks (
+    a INTEGER NOT NULL,                     -- nodes.row, a < b
+    b INTEGER NOT NULL,
+    psk BLOB NOT NULL,
+    PRIMARY KEY (a, b)
+  ) WITHOUT ROWID;
+  CREATE INDEX pair_psks_b ON pair_psks(b);
+  CREATE TABLE policies (
+    project_id TEXT PRIMARY KEY REFERENCES projects(id),
+    revision INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the SSE id; never reused after pruning
+    project_id TEXT NOT NULL,
+    target_node TEXT,                       -- only this node, or NULL for the whole project
+    exclude_node TEXT,                      -- everyone but this node (the event's subject)
+    type TEXT NOT NULL,
+    envelope TEXT NOT NULL,                 -- signed envelope JSON, sent as is
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX events_project ON events(project_id, seq);
+  CREATE TABLE executions (
+    execution_id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    exit_code INTEGER,
+    output TEXT
+  );
+  CREATE INDEX executions_node ON executions(node_id);
+  `,
+];

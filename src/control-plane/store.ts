@@ -1,0 +1,483 @@
+// The control plane's state and every change to it, on one SQLite database: projects, tokens,
+// registration, nodes and their liveness, per-pair PSKs, policy and the signed event log. Both the
+// server and the CLI (`token`, `nodes`, `policy`) work through this class, so a change made by the
+// CLI on the same file is the same transaction, with the same events, as one made over HTTP.
+
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  encodeBase64,
+  formatRfc3339,
+  generateSigningKey,
+  parseRfc3339,
+  signingKeyId,
+  signingPublicKey,
+  type CapabilitiesRequest,
+  type EndpointRequest,
+  type EndpointResponse,
+  type Execution,
+  type ExecutionReport,
+  type ExecutionReportResponse,
+  type FirewallRule,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type KeyRotateResponse,
+  type NodeCredential,
+  type PeerInfo,
+  type Policy,
+  type RegisterRequest,
+  type RegisterResponse,
+  type StateResponse,
+} from '../api/index.js';
+import { systemClock, type Clock } from '../io/clock.js';
+import { openDatabase, type Db } from './database.js';
+import { ControlPlaneError } from './errors.js';
+import { appendEvent, eventsFor, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
+import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
+import { canSee, getPolicy, putPolicy } from './policy.js';
+import { prepared } from './prepared.js';
+import { dropPsks, pairPsk } from './psk.js';
+import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
+
+/** The project every database has from its first start. */
+export const DEFAULT_PROJECT = 'default';
+/** Heartbeat clock skew beyond which a heartbeat is refused with clock_skew (plexd-api.md). */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+/** No heartbeat for this long (3 missed at 30 s): unreachable. */
+export const UNREACHABLE_AFTER_MS = 90_000;
+/** No heartbeat for this long (10 missed): offline, dropped from peers' lists. */
+export const OFFLINE_AFTER_MS = 300_000;
+/** Seconds an endpoint report stays fresh (agents report again at min(60, this - 30)). */
+export const ENDPOINT_STALE_AFTER_S = 120;
+/** How long a registration's nsk is kept for an identical retry, unless used first. */
+export const REGISTRATION_RETRY_MS = 10 * 60_000;
+
+/** A node as stored. */
+export interface NodeRow {
+  readonly row: number;
+  readonly node_id: string;
+  readonly project_id: string;
+  readonly resource_handle: string;
+  readonly mode: string;
+  readonly public_key: string;
+  readonly key_version: number;
+  readonly key_rotated_at: number | null;
+  readonly rotation_id: string | null;
+  readonly mesh_ip: string;
+  readonly status: string;
+  readonly registered_at: number;
+  readonly last_heartbeat_at: number;
+  readonly endpoint: string | null;
+  readonly nat_type: string | null;
+  readonly binary_version: string | null;
+  readonly last_state_seq: number;
+  readonly rotate_requested: number;
+  readonly nsk_hash: Buffer;
+}
+
+/** Options of ControlPlaneStore.open. */
+export interface StoreOptions {
+  /** Time source; wall time is used throughout. Default: the system clock. */
+  readonly clock?: Clock;
+  /** Mesh range, used only when the database is created. Default 10.100.0.0/16. */
+  readonly meshCidr?: string;
+}
+
+function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function keyKid(publicKeyB64: string): string {
+  return `x25519:${Buffer.from(publicKeyB64, 'base64').subarray(0, 8).toString('hex')}`;
+}
+
+/** The control plane's state on one database file. */
+export class ControlPlaneStore {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly range: MeshRange;
+  readonly signer: Signer;
+
+  private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer) {
+    this.db = db;
+    this.clock = clock;
+    this.range = range;
+    this.signer = signer;
+  }
+
+  /** Opens (creating and migrating when needed) the database at `file`; creates the default
+   *  project, the signing key and the mesh range on first start. */
+  static open(file: string, options: StoreOptions = {}): ControlPlaneStore {
+    const clock = options.clock ?? systemClock;
+    const db = openDatabase(file);
+    try {
+      const now = clock.wallMs();
+      const init = db.transaction(() => {
+        db.prepare('INSERT OR IGNORE INTO projects (id, created_at) VALUES (?, ?)').run(DEFAULT_PROJECT, now);
+        db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('domain_mesh_cidr', ?)").run(meshRange(options.meshCidr ?? DEFAULT_MESH_CIDR).cidr);
+        let key = db.prepare('SELECT key_id, secret_key FROM signing_keys WHERE active = 1').get() as { key_id: string; secret_key: Buffer } | undefined;
+        if (key === undefined) {
+          const k = generateSigningKey();
+          key = { key_id: signingKeyId(k.publicKey), secret_key: Buffer.from(k.secretKey) };
+          db.prepare('INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 1)').run(key.key_id, key.secret_key, Buffer.from(k.publicKey), now);
+        }
+        const cidr = (db.prepare("SELECT value FROM meta WHERE key = 'domain_mesh_cidr'").get() as { value: string }).value;
+        return { key, cidr };
+      });
+      const { key, cidr } = init.immediate();
+      const secretKey = new Uint8Array(key.secret_key);
+      return new ControlPlaneStore(db, clock, meshRange(cidr), { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.db.close();
+  }
+
+  /** Wall-clock now in ms. */
+  now(): number {
+    return this.clock.wallMs();
+  }
+
+  private emit(e: NewEvent): number {
+    return appendEvent(this.db, this.signer, this.now(), e);
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (takes the write lock up front, so a concurrent CLI
+   *  writer waits on busy_timeout instead of failing mid-transaction). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  // ---- projects and tokens ----
+
+  /** Creates a project (no-op when it exists). Throws RangeError on a bad id. */
+  createProject(id: string): void {
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) throw new RangeError(`expected a project id of 1..128 [A-Za-z0-9._-], got ${JSON.stringify(id)}`);
+    prepared(this.db, 'INSERT OR IGNORE INTO projects (id, created_at) VALUES (?, ?)').run(id, this.now());
+  }
+
+  /** Creates a single-use bootstrap token for `projectId` valid for `ttlMs`. */
+  createToken(projectId = DEFAULT_PROJECT, ttlMs = DEFAULT_TOKEN_TTL_MS): CreatedToken {
+    return createToken(this.db, projectId, ttlMs, this.now());
+  }
+
+  /** Revokes a token by text or id; returns how many were revoked. */
+  revokeToken(tokenOrId: string): number {
+    return revokeToken(this.db, tokenOrId, this.now());
+  }
+
+  // ---- registration ----
+
+  /** Registers a node (plexd-api.md "POST /v1/register"). The same nonce with the same request is
+   *  the same registration (same node, same nsk while unused); a different request with a used
+   *  nonce is nonce_collision. Throws ControlPlaneError with the token/nonce codes. */
+  register(req: RegisterRequest): RegisterResponse {
+    const now = this.now();
+    const mode = req.mode ?? 'node';
+    const fingerprint = createHash('sha256')
+      .update([req.project_id, req.resource_handle, req.bootstrap_token, req.public_key, mode].join('\n'))
+      .digest('hex');
+    return this.tx(() => {
+      const prior = prepared(this.db, 'SELECT fingerprint, node_id, nsk FROM registrations WHERE nonce = ?').get(req.nonce) as
+        | { fingerprint: string; node_id: string; nsk: Buffer | null }
+        | undefined;
+      if (prior !== undefined) {
+        if (prior.fingerprint !== fingerprint) throw new ControlPlaneError('nonce_collision', 'nonce already used by a different registration');
+        const node = this.node(prior.node_id);
+        if (node === undefined || prior.nsk === null) {
+          throw new ControlPlaneError('token_consumed', 'this registration completed and its credential is in use; register again with a new token');
+        }
+        return this.registerResponse(node, prior.nsk);
+      }
+      const token = checkToken(this.db, req.bootstrap_token, req.project_id, now);
+      if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
+      const ip = allocateMeshIp(this.db, this.range, mode);
+      if (ip === undefined) throw new ControlPlaneError('mesh_exhausted', `no free address in ${this.range.cidr}`);
+      const nodeId = randomUUID();
+      const nsk = randomBytes(32);
+      prepared(
+        this.db,
+        `INSERT INTO nodes (node_id, project_id, resource_handle, mode, public_key, mesh_ip, mesh_ip_num, nsk_hash,
+           status, registered_at, last_heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'online', ?, ?)`,
+      ).run(nodeId, req.project_id, req.resource_handle, mode, req.public_key, formatIpv4(ip), ip, sha256(nsk), now, now);
+      consumeToken(this.db, token.hash, nodeId, now);
+      prepared(this.db, 'INSERT INTO registrations (nonce, fingerprint, node_id, nsk, created_at) VALUES (?, ?, ?, ?, ?)').run(req.nonce, fingerprint, nodeId, nsk, now);
+      const node = this.node(nodeId)!;
+      this.emit({ projectId: node.project_id, type: 'peer_added', payload: { peer: publicPeer(node) }, excludeNode: nodeId });
+      return this.registerResponse(node, nsk);
+    });
+  }
+
+  private registerResponse(node: NodeRow, nsk: Buffer): RegisterResponse {
+    return {
+      node_id: node.node_id,
+      mesh_ip: node.mesh_ip,
+      signing_public_key: encodeBase64(this.signer.publicKey),
+      signing_key_id: this.signer.keyId,
+      nsk: nsk.toString('base64'),
+      peer_snapshot: this.peersOf(node),
+      domain_mesh_cidr: this.range.cidr,
+    };
+  }
+
+  // ---- nodes ----
+
+  /** The node with id `nodeId`, if it exists. */
+  node(nodeId: string): NodeRow | undefined {
+    return prepared(this.db, 'SELECT * FROM nodes WHERE node_id = ?').get(nodeId) as NodeRow | undefined;
+  }
+
+  /** Every node, oldest first. */
+  listNodes(): NodeRow[] {
+    return prepared(this.db, 'SELECT * FROM nodes ORDER BY row').all() as NodeRow[];
+  }
+
+  /** Ids of every node that exists (the bus closes streams of the rest). */
+  nodeIds(): Set<string> {
+    return new Set((prepared(this.db, 'SELECT node_id FROM nodes').pluck().all() as string[]));
+  }
+
+  /** The node a bearer credential belongs to, or undefined (unknown node or wrong nsk; the nsk
+   *  hash is compared in constant time). The first use ends the registration retry window. */
+  authenticate(cred: NodeCredential): NodeRow | undefined {
+    const node = this.node(cred.nodeId);
+    const given = sha256(cred.nsk);
+    // Compare against a dummy when the node is unknown, so timing does not reveal node ids.
+    const ok = timingSafeEqual(given, node?.nsk_hash ?? Buffer.alloc(32)) && node !== undefined;
+    if (!ok) return undefined;
+    if (node.registered_at > this.now() - REGISTRATION_RETRY_MS) {
+      prepared(this.db, 'UPDATE registrations SET nsk = NULL WHERE node_id = ? AND nsk IS NOT NULL').run(node.node_id);
+    }
+    return node;
+  }
+
+  /** The peers `node` sees, with per-pair PSKs (created on first use). */
+  peersOf(node: NodeRow): PeerInfo[] {
+    return this.tx(() => {
+      const others = prepared(this.db, 'SELECT * FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
+      return others.filter((p) => canSee(node, p)).map((p) => ({ ...publicPeer(p), psk: pairPsk(this.db, node.row, p.row).toString('base64') }));
+    });
+  }
+
+  /** The authoritative state of `node` (GET /v1/nodes/{id}/state); remembers how far the node is
+   *  reconciled. */
+  stateOf(node: NodeRow): StateResponse {
+    return this.tx(() => {
+      prepared(this.db, 'UPDATE nodes SET last_state_seq = ? WHERE node_id = ?').run(lastSeq(this.db), node.node_id);
+      const executions = (prepared(this.db, "SELECT * FROM executions WHERE node_id = ? AND status IN ('pending', 'ack', 'started') ORDER BY created_at").all(node.node_id) as ExecutionRow[]).map(executionOut);
+      return {
+        node_id: node.node_id,
+        mesh_ip: node.mesh_ip,
+        peers: this.peersOf(node),
+        policy: getPolicy(this.db, node.project_id),
+        bridge: null,
+        executions,
+      };
+    });
+  }
+
+  /** Records a heartbeat. Throws clock_skew when client_now is more than 60 s off. `streaming`:
+   *  whether the node holds an event stream (if not, pending events ask it to reconcile). */
+  heartbeat(node: NodeRow, req: HeartbeatRequest, streaming: boolean): HeartbeatResponse {
+    const now = this.now();
+    const client = parseRfc3339(req.client_now)!;
+    if (Math.abs(client - now) > MAX_CLOCK_SKEW_MS) {
+      throw new ControlPlaneError('clock_skew', `client_now is ${Math.round((client - now) / 1000)} s off the control plane clock (limit ${MAX_CLOCK_SKEW_MS / 1000} s)`);
+    }
+    return this.tx(() => {
+      const current = this.node(node.node_id);
+      if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
+      const wasOffline = current.status === 'offline';
+      prepared(
+        this.db,
+        `UPDATE nodes SET last_heartbeat_at = ?, status = 'online', binary_version = ?, binary_checksum = ?,
+           endpoint = COALESCE(?, endpoint), nat_type = COALESCE(?, nat_type) WHERE node_id = ?`,
+      ).run(now, req.binary_version, req.binary_checksum, req.nat_summary.endpoint ?? null, req.nat_summary.nat_type ?? null, node.node_id);
+      if (wasOffline) {
+        this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, excludeNode: node.node_id });
+      }
+      const behind = !streaming && eventsFor(this.db, current.project_id, current.node_id, current.last_state_seq, 1).length > 0;
+      return { accepted_at: formatRfc3339(now), reconcile: wasOffline || behind, rotate_keys: current.rotate_requested !== 0 };
+    });
+  }
+
+  /** Records an endpoint report; peers hear of a change through peer_endpoint_changed. */
+  reportEndpoint(node: NodeRow, req: EndpointRequest): EndpointResponse {
+    const now = this.now();
+    this.tx(() => {
+      const current = this.node(node.node_id);
+      if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
+      prepared(this.db, 'UPDATE nodes SET endpoint = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(req.endpoint, req.nat_type, now, node.node_id);
+      if (current.endpoint !== req.endpoint) {
+        this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: node.node_id, endpoint: req.endpoint }, excludeNode: node.node_id });
+      }
+    });
+    return { accepted_at: formatRfc3339(now), stale_after: ENDPOINT_STALE_AFTER_S };
+  }
+
+  /** Installs a node's new WireGuard public key (POST /v1/keys/rotate); repeating the same key
+   *  returns the same rotation. Peers hear of it through peer_key_rotated. */
+  rotateKey(node: NodeRow, newPublicKey: string): KeyRotateResponse {
+    return this.tx(() => {
+      const current = this.node(node.node_id);
+      if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
+      if (current.public_key === newPublicKey && current.rotation_id !== null) {
+        return { rotation_id: current.rotation_id, kid: keyKid(newPublicKey), wrap_key_version: current.key_version };
+      }
+      const rotationId = randomUUID();
+      prepared(
+        this.db,
+        'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0 WHERE node_id = ?',
+      ).run(newPublicKey, this.now(), rotationId, node.node_id);
+      const updated = this.node(node.node_id)!;
+      this.emit({ projectId: updated.project_id, type: 'peer_key_rotated', payload: { peer: publicPeer(updated) }, excludeNode: node.node_id });
+      return { rotation_id: rotationId, kid: keyKid(newPublicKey), wrap_key_version: updated.key_version };
+    });
+  }
+
+  /** Asks a node to rotate its key: the next heartbeat says rotate_keys, and a rotate_keys event is
+   *  sent. Returns false when the node does not exist. */
+  requestKeyRotation(nodeId: string): boolean {
+    return this.tx(() => {
+      const node = this.node(nodeId);
+      if (node === undefined) return false;
+      prepared(this.db, 'UPDATE nodes SET rotate_requested = 1 WHERE node_id = ?').run(nodeId);
+      this.emit({ projectId: node.project_id, type: 'rotate_keys', payload: {}, targetNode: nodeId });
+      return true;
+    });
+  }
+
+  /** Stores what a node says it can do. */
+  setCapabilities(node: NodeRow, req: CapabilitiesRequest): void {
+    prepared(this.db, 'UPDATE nodes SET capabilities = ? WHERE node_id = ?').run(JSON.stringify(req), node.node_id);
+  }
+
+  /** Removes a node and everything of it; its peers get peer_removed. Returns false when absent. */
+  removeNode(nodeId: string, reason: string): boolean {
+    return this.tx(() => {
+      const node = this.node(nodeId);
+      if (node === undefined) return false;
+      prepared(this.db, 'DELETE FROM nodes WHERE node_id = ?').run(nodeId);
+      dropPsks(this.db, node.row);
+      prepared(this.db, 'DELETE FROM registrations WHERE node_id = ?').run(nodeId);
+      prepared(this.db, 'DELETE FROM executions WHERE node_id = ?').run(nodeId);
+      this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: nodeId, reason }, excludeNode: nodeId });
+      return true;
+    });
+  }
+
+  /** Marks nodes unreachable after 90 s and offline after 300 s without a heartbeat; offline nodes
+   *  leave their peers' lists (peer_removed). Returns how many nodes changed status. */
+  sweepLiveness(): number {
+    const now = this.now();
+    return this.tx(() => {
+      const unreachable = prepared(this.db, "UPDATE nodes SET status = 'unreachable' WHERE status = 'online' AND last_heartbeat_at < ?").run(now - UNREACHABLE_AFTER_MS).changes;
+      const going = prepared(this.db, "SELECT * FROM nodes WHERE status <> 'offline' AND last_heartbeat_at < ?").all(now - OFFLINE_AFTER_MS) as NodeRow[];
+      for (const node of going) {
+        prepared(this.db, "UPDATE nodes SET status = 'offline' WHERE node_id = ?").run(node.node_id);
+        this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: node.node_id, reason: 'offline' }, excludeNode: node.node_id });
+      }
+      return unreachable + going.length;
+    });
+  }
+
+  /** Prunes the event log and expired retry credentials. */
+  prune(): void {
+    const now = this.now();
+    this.tx(() => {
+      pruneEvents(this.db, now);
+      prepared(this.db, 'UPDATE registrations SET nsk = NULL WHERE nsk IS NOT NULL AND created_at < ?').run(now - REGISTRATION_RETRY_MS);
+    });
+  }
+
+  // ---- policy ----
+
+  /** Sets a project's firewall rules; when they changed, every node of the project gets
+   *  policy_updated. Throws Error for an unknown project. */
+  setPolicy(projectId: string, rules: readonly FirewallRule[]): { policy: Policy; changed: boolean } {
+    return this.tx(() => {
+      if (prepared(this.db, 'SELECT 1 FROM projects WHERE id = ?').get(projectId) === undefined) {
+        throw new ControlPlaneError('project_not_found', `project ${JSON.stringify(projectId)} does not exist`);
+      }
+      const out = putPolicy(this.db, projectId, rules, this.now());
+      if (out.changed) {
+        this.emit({ projectId, type: 'policy_updated', payload: { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint } });
+      }
+      return out;
+    });
+  }
+
+  // ---- executions ----
+
+  /** Queues an action for a node (action_request event). Returns the execution id. */
+  createExecution(nodeId: string, action: string, args: Record<string, unknown>): string {
+    return this.tx(() => {
+      const node = this.node(nodeId);
+      if (node === undefined) throw new ControlPlaneError('node_not_found', `node ${nodeId} does not exist`);
+      const id = randomUUID();
+      const now = this.now();
+      prepared(this.db, "INSERT INTO executions (execution_id, node_id, action, args, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)").run(id, nodeId, action, JSON.stringify(args), now, now);
+      this.emit({ projectId: node.project_id, type: 'action_request', payload: { execution_id: id, action, args }, targetNode: nodeId });
+      return id;
+    });
+  }
+
+  /** Applies a status report: pending -> ack -> started -> succeeded | failed | cancelled, never
+   *  backwards; cancelled is allowed from any non-final state. */
+  reportExecution(node: NodeRow, executionId: string, report: ExecutionReport): ExecutionReportResponse {
+    return this.tx(() => {
+      const row = prepared(this.db, 'SELECT * FROM executions WHERE execution_id = ? AND node_id = ?').get(executionId, node.node_id) as ExecutionRow | undefined;
+      if (row === undefined) throw new ControlPlaneError('execution_not_found', `no execution ${executionId} for this node`);
+      const order = ['pending', 'ack', 'started', 'succeeded'];
+      const from = order.indexOf(row.status);
+      const final = from < 0 || row.status === 'succeeded';
+      const to = report.status === 'failed' || report.status === 'cancelled' ? order.length : order.indexOf(report.status);
+      if (row.status === report.status) return { execution_id: executionId, status: row.status };
+      if (final || to <= from) throw new ControlPlaneError('invalid_transition', `cannot go from ${row.status} to ${report.status}`);
+      prepared(this.db, 'UPDATE executions SET status = ?, updated_at = ?, exit_code = ?, output = ? WHERE execution_id = ?').run(
+        report.status, this.now(), report.exit_code ?? row.exit_code, report.output ?? row.output, executionId,
+      );
+      return { execution_id: executionId, status: report.status };
+    });
+  }
+}
+
+interface ExecutionRow {
+  execution_id: string;
+  node_id: string;
+  action: string;
+  args: string;
+  status: Execution['status'];
+  created_at: number;
+  exit_code: number | null;
+  output: string | null;
+}
+
+function executionOut(r: ExecutionRow): Execution {
+  return { execution_id: r.execution_id, action: r.action, args: JSON.parse(r.args) as Record<string, unknown>, status: r.status, created_at: formatRfc3339(r.created_at) };
+}
+
+/** What every peer may know about a node (no PSK: that differs per pair). */
+function publicPeer(n: NodeRow): PeerInfo {
+  return n.endpoint === null
+    ? { node_id: n.node_id, mesh_ip: n.mesh_ip, public_key: n.public_key }
+    : { node_id: n.node_id, mesh_ip: n.mesh_ip, public_key: n.public_key, endpoint: n.endpoint };
+}
+
+function tokenMessage(code: 'token_invalid' | 'token_revoked' | 'token_consumed' | 'token_expired'): string {
+  switch (code) {
+    case 'token_invalid':
+      return 'bootstrap token unknown for this project';
+    case 'token_revoked':
+      return 'bootstrap token was revoked';
+    case 'token_consumed':
+      return 'bootstrap token was already used';
+    case 'token_expired':
+      return 'bootstrap token expired';
+  }
+}
+
