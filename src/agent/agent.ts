@@ -1,0 +1,469 @@
+// The plexd node agent (plexd-api.md "Lifecycle"): register (or reuse the stored identity) ->
+// bring the interface up on cached state -> heartbeat every 30 s and follow signed events ->
+// reconcile peers -> on SIGTERM stop and remove the interface. Deregistration happens only on an
+// explicit `deregister`. NAT discovery belongs to another issue: the endpoint reported is the
+// configured wireguard.bind_address with the listen port, when one is set.
+
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import type { EventEnvelope } from '../api/events.js';
+import { formatRfc3339 } from '../api/fields.js';
+import { parseStateResponse } from '../api/parse.js';
+import type { PeerInfo, StateResponse } from '../api/types.js';
+import { VERSION } from '../cli/constants.js';
+import { ControlClient } from '../control/api-client.js';
+import { sleep } from '../control/backoff.js';
+import { EnvelopeVerifier, SigningKeyring } from '../control/envelopes.js';
+import { EventStream, type DeliveryMode, type EventStreamTimings } from '../control/event-stream.js';
+import { ApiError, HttpClient } from '../control/http-client.js';
+import { Reconciler } from '../control/reconcile.js';
+import { register, resolveToken } from '../control/register.js';
+import { formatEndpoint } from '../device/device.js';
+import type { Logger } from '../log/logger.js';
+import type { AgentConfig } from './config.js';
+import { normalizeFingerprint } from './config.js';
+import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
+import { MeshInterface } from './mesh-interface.js';
+import { openStore, type Identity, type Store } from './store.js';
+
+/** Heartbeat period (plexd-api.md): 30 s, the first one immediately. */
+export const HEARTBEAT_INTERVAL_MS = 30_000;
+/** A repeated rotate_keys signal within this window is skipped. */
+export const ROTATE_KEYS_MIN_INTERVAL_MS = 5 * 60_000;
+
+/** Options of {@link Agent.start}. */
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  readonly logger: Logger;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Test hooks: shorter periods. */
+  readonly heartbeatIntervalMs?: number;
+  readonly eventStreamTimings?: Partial<EventStreamTimings>;
+  readonly uapiSocketDir?: string;
+  /** Start the health server (default true). */
+  readonly health?: boolean;
+  /** Start the node API socket (default true). */
+  readonly nodeApi?: boolean;
+}
+
+/** A fresh X25519 private key as base64. */
+export function generatePrivateKey(): string {
+  const { privateKey } = generateKeyPairSync('x25519');
+  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return der.subarray(der.length - 32).toString('base64');
+}
+
+/** The X25519 public key (base64) of a base64 private key. */
+export function publicKeyOf(privateKeyBase64: string): string {
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(privateKeyBase64, 'base64')]);
+  const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
+  return pub.subarray(pub.length - 32).toString('base64');
+}
+
+function httpClient(config: AgentConfig): HttpClient {
+  const pin = config.api.tlsFingerprint === undefined ? undefined : normalizeFingerprint(config.api.tlsFingerprint);
+  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}` });
+}
+
+/**
+ * Returns the stored identity, or registers (token sources, retries) and stores a new one; the
+ * token file is deleted after success. Rejects with RegistrationError / StoreError.
+ */
+export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[] }> {
+  const existing = store.loadIdentity();
+  if (existing !== undefined) return { identity: existing, fresh: false, peers: [] };
+  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, env, log: (m) => log.info(m) });
+  const privateKey = generatePrivateKey();
+  const client = new ControlClient(httpClient(config));
+  log.info(`registering ${config.registration.resourceHandle} with ${config.api.baseUrl} (token from ${token.source})`);
+  const res = await register(
+    client,
+    {
+      project_id: config.registration.projectId ?? 'default',
+      resource_handle: config.registration.resourceHandle,
+      bootstrap_token: token.token,
+      public_key: publicKeyOf(privateKey),
+    },
+    { log: (m) => log.info(m), ...(signal ? { signal } : {}) },
+  );
+  const identity: Identity = {
+    node_id: res.node_id,
+    mesh_ip: res.mesh_ip,
+    domain_mesh_cidr: res.domain_mesh_cidr,
+    signing_key_id: res.signing_key_id,
+    api_base_url: config.api.baseUrl,
+    registered_at: new Date().toISOString(),
+    private_key: privateKey,
+    nsk: res.nsk,
+    signing_public_key: res.signing_public_key,
+  };
+  store.saveIdentity(identity);
+  if (token.file !== undefined) rmSync(token.file, { force: true });
+  log.info(`registered as node ${res.node_id}, mesh IP ${res.mesh_ip}`);
+  return { identity, fresh: true, peers: res.peer_snapshot };
+}
+
+let binaryChecksum: string | undefined;
+function checksum(): string {
+  if (binaryChecksum !== undefined) return binaryChecksum;
+  try {
+    binaryChecksum = createHash('sha256').update(readFileSync(process.argv[1] ?? '')).digest('hex');
+  } catch {
+    binaryChecksum = '';
+  }
+  return binaryChecksum;
+}
+
+/** A running agent. */
+export class Agent {
+  readonly config: AgentConfig;
+  readonly store: Store;
+  readonly iface: MeshInterface;
+  readonly client: ControlClient;
+  readonly verifier: EnvelopeVerifier;
+  readonly events: EventStream;
+  readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, keyRotations: 0, reRegistrations: 0 };
+  #identity: Identity;
+  readonly #log: Logger;
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #reconciler = new Reconciler();
+  readonly #stop = new AbortController();
+  readonly #servers: LocalServer[] = [];
+  readonly #heartbeatMs: number;
+  #peers: readonly PeerInfo[] = [];
+  #stateApplied = false;
+  #reconcileRunning: Promise<void> | undefined;
+  #reconcileAgain = false;
+  #lastRotation = -Infinity;
+  #lastHeartbeatAt: string | undefined;
+  #lastReconcileAt: string | undefined;
+  #loops: Promise<void>[] = [];
+  #stopped = false;
+  #reRegistering = false;
+
+  private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface) {
+    this.config = opts.config;
+    this.store = store;
+    this.#identity = identity;
+    this.iface = iface;
+    this.#log = opts.logger;
+    this.#env = opts.env ?? process.env;
+    this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
+    this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key));
+    this.verifier.onKeyRotated = (keyId, pub) => {
+      this.#log.info(`signing key rotated to ${keyId}`);
+      this.store.saveSigningKey(this.#identity, keyId, pub);
+      this.#identity = { ...this.#identity, signing_key_id: keyId, signing_public_key: pub };
+    };
+    this.events = new EventStream({
+      open: (id, signal) => this.client.openEvents(id, signal),
+      onEvent: (ev) => this.#onEvent(ev.data),
+      onConnected: () => this.requestReconcile(),
+      poll: () => this.reconcileNow(),
+      onUnauthorized: () => void this.#unauthorized(),
+      log: (m) => this.#log.verbose(m),
+      ...(opts.eventStreamTimings ? { timings: opts.eventStreamTimings } : {}),
+    });
+  }
+
+  /**
+   * Registers if needed, brings the interface up (on cached state first), and starts heartbeats,
+   * events, the health server and the node API. Rejects with RegistrationError, StoreError, or
+   * the interface/bind error; nothing is left running then.
+   */
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const { config, logger: log } = opts;
+    const store = openStore(config.dataDir);
+    const reg = await ensureRegistered(config, store, log, opts.env ?? process.env);
+    if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
+    const iface = await MeshInterface.open({
+      packetCallback: config.wireguard.packetCallback,
+      interfaceName: config.wireguard.interfaceName,
+      listenPort: config.wireguard.listenPort,
+      mtu: config.wireguard.mtu,
+      bindAddress: config.wireguard.bindAddress,
+      meshIp: reg.identity.mesh_ip,
+      meshCidr: reg.identity.domain_mesh_cidr,
+      logger: log.child(`(${config.wireguard.interfaceName}) `),
+      ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
+    });
+    const agent = new Agent(opts, store, reg.identity, iface);
+    try {
+      await iface.device.configure({ privateKey: reg.identity.private_key });
+      const cached = store.loadState();
+      const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
+      if (parsedCache?.ok === true) {
+        await agent.#apply(parsedCache.value.peers, 'cached state');
+      } else if (reg.peers.length > 0) {
+        await agent.#apply(reg.peers, 'registration snapshot');
+      }
+      if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, agent.#healthRoutes()));
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, agent.#nodeApiRoutes()));
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    agent.#loops.push(agent.#heartbeatLoop(), agent.#endpointLoop());
+    agent.events.start();
+    return agent;
+  }
+
+  /** The node's identity (no secrets beyond what the data_dir holds). */
+  get identity(): Identity {
+    return this.#identity;
+  }
+
+  /** The health server's port (0 when not running). */
+  get healthPort(): number {
+    return this.#servers[0]?.port ?? 0;
+  }
+
+  /** Ready: registered, interface up, and a state applied (from the server or the cache). */
+  get ready(): boolean {
+    return !this.#stopped && !this.iface.device.closed && this.#stateApplied;
+  }
+
+  /** The endpoint we report, when bind_address is a specific address. */
+  get advertisedEndpoint(): string | undefined {
+    const a = this.config.wireguard.bindAddress;
+    if (a === undefined || a === '0.0.0.0' || a === '::') return undefined;
+    return formatEndpoint({ address: a, port: this.iface.device.listenPort });
+  }
+
+  // ---- reconcile ------------------------------------------------------------------------------
+
+  async #apply(peers: readonly PeerInfo[], why: string): Promise<void> {
+    const own = publicKeyOf(this.#identity.private_key);
+    const plan = this.#reconciler.plan(this.iface.device.snapshot(), peers.filter((p) => p.node_id !== this.#identity.node_id), own);
+    if (plan.config !== undefined) {
+      await this.iface.device.configure(plan.config);
+      this.#reconciler.commit(plan);
+      this.#log.info(`reconcile (${why}): +${plan.added.length} -${plan.removed.length} ~${plan.changed.length} peers`);
+    }
+    for (const s of plan.skipped) this.#log.verbose(`reconcile: skipped peer ${s}`);
+    this.#peers = peers;
+    this.#stateApplied = true;
+  }
+
+  /** Pulls state and applies it now (serialized with other reconciles). Rejects on failure. */
+  async reconcileNow(): Promise<void> {
+    this.requestReconcile();
+    await this.#reconcileRunning;
+  }
+
+  /** Asks for a reconcile; concurrent requests coalesce into at most one more run. */
+  requestReconcile(): void {
+    if (this.#stopped) return;
+    if (this.#reconcileRunning !== undefined) {
+      this.#reconcileAgain = true;
+      return;
+    }
+    this.#reconcileRunning = (async () => {
+      do {
+        this.#reconcileAgain = false;
+        try {
+          const state: StateResponse = await this.client.state(this.#stop.signal);
+          if (this.#stopped) return;
+          await this.#apply(state.peers, 'state pull');
+          this.store.saveState(state);
+          this.counters.reconciles++;
+          this.#lastReconcileAt = new Date().toISOString();
+        } catch (err) {
+          this.counters.reconcileFailures++;
+          if (!this.#stopped) this.#log.error(`reconcile failed: ${(err as Error).message}`);
+          if (err instanceof ApiError && err.status === 401) void this.#unauthorized();
+        }
+      } while (this.#reconcileAgain && !this.#stopped);
+    })().finally(() => {
+      this.#reconcileRunning = undefined;
+    });
+  }
+
+  // ---- events -----------------------------------------------------------------------------------
+
+  #onEvent(data: string): void {
+    const env: EventEnvelope | undefined = this.verifier.accept(data);
+    if (env === undefined) {
+      this.#log.verbose(`event rejected (drops: ${JSON.stringify(this.verifier.drops)})`);
+      return;
+    }
+    switch (env.type) {
+      case 'signing_key_rotated':
+        return; // applied by the verifier
+      case 'rotate_keys':
+        void this.rotateKeys();
+        return;
+      case 'action_request':
+        this.#log.verbose('action_request ignored (executions are not implemented)');
+        return;
+      default:
+        this.requestReconcile();
+    }
+  }
+
+  /**
+   * Mesh key rotation: stage a new keypair, POST /v1/keys/rotate, then swap the device's key and
+   * persist it. Peers learn the new key through the control plane and handshake again. Skipped
+   * when the last rotation was less than 5 minutes ago.
+   */
+  async rotateKeys(): Promise<boolean> {
+    const now = performance.now();
+    if (now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
+      this.#log.verbose('rotate_keys within 5 min of the last rotation; skipped');
+      return false;
+    }
+    this.#lastRotation = now;
+    const staged = generatePrivateKey();
+    try {
+      await this.client.rotateKeys(publicKeyOf(staged), this.#stop.signal);
+    } catch (err) {
+      this.#log.error(`key rotation failed: ${(err as Error).message}`);
+      return false;
+    }
+    this.store.savePrivateKey(staged);
+    this.#identity = { ...this.#identity, private_key: staged };
+    await this.iface.device.configure({ privateKey: staged });
+    this.counters.keyRotations++;
+    this.#log.info('mesh key rotated');
+    this.requestReconcile();
+    return true;
+  }
+
+  async #unauthorized(): Promise<void> {
+    if (this.#reRegistering || this.#stopped) return;
+    this.#reRegistering = true;
+    try {
+      this.#log.error('the control plane rejected our credential (401); registering again');
+      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, env: this.#env });
+      const res = await register(
+        this.client,
+        { project_id: this.config.registration.projectId ?? 'default', resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
+        { signal: this.#stop.signal, nonce: randomUUID() },
+      );
+      this.#identity = { ...this.#identity, node_id: res.node_id, mesh_ip: res.mesh_ip, nsk: res.nsk, signing_key_id: res.signing_key_id, signing_public_key: res.signing_public_key, domain_mesh_cidr: res.domain_mesh_cidr, registered_at: new Date().toISOString() };
+      this.store.saveIdentity(this.#identity);
+      if (token.file !== undefined) rmSync(token.file, { force: true });
+      this.client.setAuth({ nodeId: res.node_id, nsk: res.nsk });
+      this.counters.reRegistrations++;
+      this.requestReconcile();
+    } catch (err) {
+      this.#log.error(`re-registration failed: ${(err as Error).message}; staying up on cached state`);
+    } finally {
+      this.#reRegistering = false;
+    }
+  }
+
+  // ---- periodic work ------------------------------------------------------------------------------
+
+  async #heartbeatLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        const ep = this.advertisedEndpoint;
+        const res = await this.client.heartbeat(
+          { client_now: formatRfc3339(Date.now()), binary_checksum: checksum(), binary_version: VERSION, nat_summary: ep === undefined ? {} : { endpoint: ep, nat_type: 'unknown' } },
+          signal,
+        );
+        this.counters.heartbeats++;
+        this.#lastHeartbeatAt = new Date().toISOString();
+        if (res.reconcile) this.requestReconcile();
+        if (res.rotate_keys) void this.rotateKeys();
+      } catch (err) {
+        if (signal.aborted) return;
+        this.counters.heartbeatFailures++;
+        this.#log.verbose(`heartbeat failed: ${(err as Error).message}`);
+        if (err instanceof ApiError && err.status === 401) void this.#unauthorized();
+      }
+      await sleep(this.#heartbeatMs, signal).catch(() => undefined);
+    }
+  }
+
+  async #endpointLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      const ep = this.advertisedEndpoint;
+      if (ep === undefined) return;
+      let next = 60_000;
+      try {
+        const res = await this.client.reportEndpoint({ endpoint: ep, nat_type: 'unknown', reported_at: formatRfc3339(Date.now()) }, signal);
+        next = Math.max(10_000, Math.min(60_000, (res.stale_after - 30) * 1000));
+      } catch (err) {
+        if (signal.aborted) return;
+        next = 10_000;
+        this.#log.verbose(`endpoint report failed: ${(err as Error).message}`);
+      }
+      await sleep(next, signal).catch(() => undefined);
+    }
+  }
+
+  // ---- local servers ------------------------------------------------------------------------------
+
+  #healthRoutes() {
+    return {
+      '/healthz': () => [this.iface.device.closed ? 503 : 200, { status: this.iface.device.closed ? 'down' : 'ok' }] as const,
+      '/readyz': () => [this.ready ? 200 : 503, { ready: this.ready, delivery_mode: this.events.mode }] as const,
+    };
+  }
+
+  /** The `status` document of the node API. */
+  status(): Record<string, unknown> {
+    return {
+      node_id: this.#identity.node_id,
+      mesh_ip: this.#identity.mesh_ip,
+      domain_mesh_cidr: this.#identity.domain_mesh_cidr,
+      mode: this.config.mode,
+      interface: this.iface.name,
+      listen_port: this.iface.device.listenPort,
+      public_key: publicKeyOf(this.#identity.private_key),
+      control_plane: this.config.api.baseUrl,
+      delivery_mode: this.events.mode satisfies DeliveryMode,
+      event_stream_connected: this.events.connected,
+      ready: this.ready,
+      last_heartbeat: this.#lastHeartbeatAt ?? null,
+      last_reconcile: this.#lastReconcileAt ?? null,
+      peers: this.#peers.length,
+      envelopes: { accepted: this.verifier.accepted, dropped: this.verifier.drops },
+      counters: { ...this.counters, ...this.events.counters },
+    };
+  }
+
+  /** The `peers` document of the node API: control-plane view joined with the device's. */
+  peers(): Array<Record<string, unknown>> {
+    const byKey = new Map(this.#peers.map((p) => [p.public_key, p]));
+    const out: Array<Record<string, unknown>> = [];
+    for (const p of this.iface.device.snapshot().peers) {
+      const key = Buffer.from(p.publicKey).toString('base64');
+      const info = byKey.get(key);
+      out.push({
+        node_id: info?.node_id ?? null,
+        mesh_ip: info?.mesh_ip ?? null,
+        public_key: key,
+        endpoint: p.endpoint === null ? null : formatEndpoint(p.endpoint),
+        last_handshake: p.lastHandshakeTimeSec === 0 ? null : new Date(p.lastHandshakeTimeSec * 1000).toISOString(),
+        rx_bytes: Number(p.rxBytes),
+        tx_bytes: Number(p.txBytes),
+      });
+    }
+    return out;
+  }
+
+  #nodeApiRoutes() {
+    return {
+      '/v1/status': () => [200, this.status()] as const,
+      '/v1/peers': () => [200, this.peers()] as const,
+    };
+  }
+
+  /** Stops everything and removes the interface. Does not deregister. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stop.abort(new Error('agent stopped'));
+    await this.events.stop();
+    await Promise.allSettled(this.#loops);
+    await this.#reconcileRunning?.catch(() => undefined);
+    for (const s of this.#servers.splice(0)) await s.close();
+    await this.iface.close('agent stopped');
+  }
+}

@@ -1,0 +1,123 @@
+// The agent's two small local HTTP servers: /healthz and /readyz on 127.0.0.1:9101 (plexd's
+// health endpoint), and the node API, JSON over HTTP on a unix socket (default
+// /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and `peers` query.
+// GET only; small bounded responses; the socket path is replaced if a stale socket is left over.
+
+import * as http from 'node:http';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AddressInfo } from 'node:net';
+
+/** A route table: path -> handler returning [status, JSON body]. */
+export type Routes = Readonly<Record<string, () => readonly [number, unknown]>>;
+
+/** A running local server. */
+export interface LocalServer {
+  /** TCP port, or 0 for a unix socket. */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function handler(routes: Routes): http.RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    let status = 404;
+    let body: unknown = { error: 'not_found' };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      status = 405;
+      body = { error: 'method_not_allowed' };
+    } else if (route !== undefined) {
+      try {
+        [status, body] = route();
+      } catch (err) {
+        status = 500;
+        body = { error: (err as Error).message };
+      }
+    }
+    const text = JSON.stringify(body) + '\n';
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  };
+}
+
+function serve(server: http.Server, listen: () => void): Promise<void> {
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+  server.maxHeadersCount = 50;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve();
+    });
+    listen();
+  });
+}
+
+function closer(server: http.Server, after?: () => void): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      server.close(() => {
+        after?.();
+        resolve();
+      });
+      server.closeAllConnections();
+    });
+}
+
+/** Serves `routes` on "HOST:PORT" (port 0 picks one). Rejects when the address is taken. */
+export async function startTcpServer(listen: string, routes: Routes): Promise<LocalServer> {
+  const m = /^\[?(.+?)\]?:([0-9]{1,5})$/.exec(listen);
+  if (m === null) throw new TypeError(`expected HOST:PORT, got ${JSON.stringify(listen)}`);
+  const server = http.createServer(handler(routes));
+  await serve(server, () => server.listen(Number(m[2]), m[1]));
+  return { port: (server.address() as AddressInfo).port, close: closer(server) };
+}
+
+/** Serves `routes` on a unix socket at `path` (mode 0660; a stale socket there is replaced). */
+export async function startUnixServer(path: string, routes: Routes): Promise<LocalServer> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // absent
+  }
+  const server = http.createServer(handler(routes));
+  await serve(server, () => server.listen(path));
+  chmodSync(path, 0o660);
+  return {
+    port: 0,
+    close: closer(server, () => {
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    }),
+  };
+}
+
+/** GETs `path` from the node API socket; resolves with the parsed JSON. Rejects after 5 s. */
+export function queryUnix(socketPath: string, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path, method: 'GET', timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        if (text.length > 16 << 20) req.destroy(new Error('node API response too large'));
+      });
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(text) as unknown);
+        } catch {
+          reject(new Error(`node API at ${socketPath} answered something that is not JSON`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`node API at ${socketPath} did not answer within 5 s`)));
+    req.on('error', (err) => reject(new Error(`cannot reach the agent at ${socketPath}: ${err.message} (is \`plexd-userspace up\` running?)`)));
+    req.end();
+  });
+}

@@ -1,0 +1,106 @@
+// The agent's WireGuard interface, in one of two shapes:
+// - TUN: a real plexd-userspace Device on a TUN named wireguard.interface_name, a UAPI socket so
+//   `wg show` works, the mesh IP /32 on the interface and a route for domain_mesh_cidr through it
+//   (`ip` commands). Needs root / CAP_NET_ADMIN.
+// - packet callback (no root): a Device without TUN; inbound packets go to a userspace ICMP echo
+//   responder for the mesh IP; `ping()` sends echo requests into the tunnel.
+
+import { execFile } from 'node:child_process';
+import { Device } from '../device/device.js';
+import { UdpBind } from '../io/bind-udp.js';
+import { openTun } from '../io/tun-linux.js';
+import type { Logger } from '../log/logger.js';
+import { startUapiServer, type UapiServer } from '../uapi/server.js';
+import { icmpResponder, Pinger } from './icmp.js';
+
+/** What the agent needs to bring an interface up. */
+export interface MeshInterfaceOptions {
+  readonly packetCallback: boolean;
+  readonly interfaceName: string;
+  readonly listenPort: number;
+  readonly mtu: number;
+  /** Local address for the UDP socket (undefined: all addresses). */
+  readonly bindAddress: string | undefined;
+  readonly meshIp: string;
+  readonly meshCidr: string;
+  readonly logger: Logger;
+  /** For tests: the UAPI socket directory. */
+  readonly uapiSocketDir?: string;
+}
+
+/** Runs `ip ARGS`; rejects with its stderr. */
+function ip(...args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`ip ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+/** A running mesh interface. */
+export class MeshInterface {
+  readonly device: Device;
+  readonly name: string;
+  readonly #uapi: UapiServer | undefined;
+  readonly #pinger: Pinger | undefined;
+  readonly #meshIp: { value: string };
+  /** Echo counters in packet-callback mode. */
+  readonly icmp: { requestsAnswered: number; repliesSeen: number; ignored: number } | undefined;
+
+  private constructor(device: Device, name: string, meshIp: { value: string }, uapi?: UapiServer, pinger?: Pinger, icmp?: MeshInterface['icmp']) {
+    this.device = device;
+    this.name = name;
+    this.#meshIp = meshIp;
+    this.#uapi = uapi;
+    this.#pinger = pinger;
+    this.icmp = icmp;
+  }
+
+  /** Brings the interface up. Rejects (and leaves nothing behind) when any step fails. */
+  static async open(o: MeshInterfaceOptions): Promise<MeshInterface> {
+    const bind = new UdpBind(o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
+    const meshIp = { value: o.meshIp };
+    if (o.packetCallback) {
+      const pinger = new Pinger();
+      let device: Device | undefined;
+      const responder = icmpResponder(() => meshIp.value, (p) => device?.writePacket(p), (e) => pinger.deliver(e));
+      device = await Device.create({ onPacket: responder.handle, bind, listenPort: o.listenPort, logger: o.logger });
+      return new MeshInterface(device, `${o.interfaceName} (userspace)`, meshIp, undefined, pinger, responder.counters);
+    }
+    const tun = openTun({ name: o.interfaceName });
+    let device: Device | undefined;
+    let uapi: UapiServer | undefined;
+    try {
+      device = await Device.create({ tun, bind, listenPort: o.listenPort, logger: o.logger });
+      uapi = await startUapiServer({ interfaceName: tun.name, handler: device, logger: o.logger, ...(o.uapiSocketDir ? { socketDir: o.uapiSocketDir } : {}) });
+      await ip('link', 'set', 'dev', tun.name, 'mtu', String(o.mtu));
+      await ip('address', 'replace', `${o.meshIp}/32`, 'dev', tun.name);
+      await ip('link', 'set', 'dev', tun.name, 'up');
+      if (o.meshCidr !== '') await ip('route', 'replace', o.meshCidr, 'dev', tun.name);
+    } catch (err) {
+      await uapi?.close();
+      if (device !== undefined) await device.close('setup failed');
+      else tun.close();
+      throw err;
+    }
+    return new MeshInterface(device, tun.name, meshIp, uapi);
+  }
+
+  /** True in packet-callback mode (ping() available). */
+  get userspace(): boolean {
+    return this.#pinger !== undefined;
+  }
+
+  /** Packet-callback mode: pings `dst` from our mesh IP through the tunnel; RTT ms or undefined. */
+  ping(dst: string, timeoutMs = 5000): Promise<number | undefined> {
+    if (this.#pinger === undefined) throw new TypeError('ping() needs packet-callback mode');
+    return this.#pinger.ping(this.#meshIp.value, dst, (p) => this.device.writePacket(p), timeoutMs);
+  }
+
+  /** Removes the interface: UAPI socket, device, TUN (the kernel removes its address and route). */
+  async close(reason = 'stopped'): Promise<void> {
+    await this.#uapi?.close();
+    await this.device.close(reason);
+  }
+}

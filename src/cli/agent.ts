@@ -1,0 +1,169 @@
+// `plexd-userspace up | join | status | peers | deregister`: the plexd node agent's commands.
+// Thin: config resolution, exit codes, printing. `up` runs until SIGTERM/SIGINT and removes the
+// interface; only `deregister` tells the control plane we are leaving (`--purge` also deletes
+// the data_dir).
+
+import { ControlClient } from '../control/api-client.js';
+import { HttpClient } from '../control/http-client.js';
+import { RegistrationError } from '../control/register.js';
+import { Agent, ensureRegistered } from '../agent/agent.js';
+import { ConfigError, loadConfig, normalizeFingerprint, parseConfigFlags, type AgentConfig } from '../agent/config.js';
+import { queryUnix } from '../agent/local-http.js';
+import { openStore, StoreError } from '../agent/store.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { EXIT } from './constants.js';
+
+const USAGE = `Usage: plexd-userspace up --config FILE [--KEY VALUE ...]
+       plexd-userspace join --config FILE        register only, then exit
+       plexd-userspace status [--config FILE]    query the running agent
+       plexd-userspace peers [--config FILE]
+       plexd-userspace deregister [--purge] --config FILE
+Every config key can be given as a flag (--api-base-url, --data-dir, --wireguard-listen-port, ...)
+or as PLEXD_<KEY> (PLEXD_API_BASE_URL, ...); flags > environment > file > defaults.
+`;
+
+interface Parsed {
+  config: AgentConfig;
+  log: Logger;
+  booleans: Set<string>;
+}
+
+function fail(message: string, code: number = EXIT.setupFailed): number {
+  process.stderr.write(`plexd-userspace: ${message}\n`);
+  return code;
+}
+
+function parse(args: readonly string[], booleans: readonly string[] = [], needUrl = true): Parsed | number {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  try {
+    const f = parseConfigFlags(args, booleans);
+    if (f.positional.length !== 0) return fail(`unexpected arguments: ${f.positional.join(' ')}\n\n${USAGE}`, EXIT.usage);
+    const warnings: string[] = [];
+    const flags = needUrl || f.flags.has('api.base_url') ? f.flags : new Map([...f.flags, ['api.base_url', 'http://127.0.0.1']]);
+    const env = needUrl || process.env['PLEXD_API_BASE_URL'] ? process.env : { ...process.env, PLEXD_API_BASE_URL: 'http://127.0.0.1' };
+    const config = loadConfig(f.configFile, flags, env, (w) => warnings.push(w));
+    const log = createLogger(config.logLevel, '');
+    for (const w of warnings) log.error(w);
+    return { config, log, booleans: f.booleans };
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+function explain(err: unknown): string {
+  if (err instanceof RegistrationError) return `registration failed: ${err.code}: ${err.message}`;
+  if (err instanceof StoreError) return err.message;
+  return (err as Error).message;
+}
+
+/** `up`: run the agent until a signal. */
+export async function runUp(args: readonly string[]): Promise<number> {
+  const p = parse(args);
+  if (typeof p === 'number') return p;
+  let agent: Agent;
+  const abort = new AbortController();
+  const early = () => abort.abort(new Error('interrupted'));
+  process.once('SIGTERM', early);
+  process.once('SIGINT', early);
+  try {
+    agent = await Agent.start({ config: p.config, logger: p.log });
+  } catch (err) {
+    return fail(explain(err));
+  } finally {
+    process.off('SIGTERM', early);
+    process.off('SIGINT', early);
+  }
+  p.log.info(`up: node ${agent.identity.node_id}, mesh IP ${agent.identity.mesh_ip}, interface ${agent.iface.name}, port ${agent.iface.device.listenPort}`);
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = async (why: string) => {
+      if (done) return;
+      done = true;
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      p.log.info(`shutting down (${why})`);
+      await agent.stop();
+      resolve(EXIT.ok);
+    };
+    const onSignal = (sig: NodeJS.Signals) => void finish(sig);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    agent.iface.device.onClose((why) => void finish(why));
+  });
+}
+
+/** `join`: register (or confirm the stored identity) and exit. */
+export async function runJoin(args: readonly string[]): Promise<number> {
+  const p = parse(args);
+  if (typeof p === 'number') return p;
+  try {
+    const r = await ensureRegistered(p.config, openStore(p.config.dataDir), p.log);
+    process.stdout.write(`${r.fresh ? 'registered' : 'already registered'}: node ${r.identity.node_id}, mesh IP ${r.identity.mesh_ip}\n`);
+    return EXIT.ok;
+  } catch (err) {
+    return fail(explain(err));
+  }
+}
+
+/** `status`: the running agent's status document. */
+export async function runStatus(args: readonly string[]): Promise<number> {
+  const p = parse(args, ['--json'], false);
+  if (typeof p === 'number') return p;
+  try {
+    const s = (await queryUnix(p.config.nodeApi.socket, '/v1/status')) as Record<string, unknown>;
+    if (p.booleans.has('--json')) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(24)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+    return EXIT.ok;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+/** `peers`: the running agent's peers as a table. */
+export async function runPeers(args: readonly string[]): Promise<number> {
+  const p = parse(args, ['--json'], false);
+  if (typeof p === 'number') return p;
+  try {
+    const peers = (await queryUnix(p.config.nodeApi.socket, '/v1/peers')) as Array<Record<string, unknown>>;
+    if (p.booleans.has('--json') || !Array.isArray(peers)) {
+      process.stdout.write(JSON.stringify(peers, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    const cols = ['node_id', 'mesh_ip', 'endpoint', 'last_handshake', 'rx_bytes', 'tx_bytes'];
+    process.stdout.write(formatTable(cols, peers.map((r) => cols.map((c) => String(r[c] ?? '-')))));
+    return EXIT.ok;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+/** Pads columns; first row is the header. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** `deregister [--purge]`: tell the control plane we leave, then forget the identity. */
+export async function runDeregister(args: readonly string[]): Promise<number> {
+  const p = parse(args, ['--purge']);
+  if (typeof p === 'number') return p;
+  const purge = p.booleans.has('--purge');
+  try {
+    const store = openStore(p.config.dataDir);
+    const id = store.loadIdentity();
+    if (id === undefined) return fail(`no identity in ${p.config.dataDir}: not registered`);
+    const pin = p.config.api.tlsFingerprint === undefined ? undefined : normalizeFingerprint(p.config.api.tlsFingerprint);
+    const client = new ControlClient(new HttpClient({ baseUrl: p.config.api.baseUrl, tlsFingerprint: pin }), { nodeId: id.node_id, nsk: id.nsk });
+    await client.deregister('deregister command');
+    store.forget(purge);
+    process.stdout.write(`deregistered node ${id.node_id}${purge ? `; removed ${p.config.dataDir}` : ''}\n`);
+    return EXIT.ok;
+  } catch (err) {
+    return fail(`deregister failed: ${explain(err)}`);
+  }
+}
