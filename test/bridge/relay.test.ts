@@ -1,0 +1,228 @@
+// Bridge relay: forwarding both ways over loopback UDP, strangers dropped and counted, TTL and
+// expires_at, the session limit, relay bindings (learned ends, the same-IP rule), the embedded STUN
+// server, and hostile datagrams.
+
+import * as dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RelaySession } from '../../src/api/types.js';
+import { relayBindingAttributes, ATTR_RELAY_SESSION } from '../../src/bridge/relay-binding.js';
+import { RELAY_DROP_REASONS, RelayTable } from '../../src/bridge/relay-table.js';
+import { createRelay, type Relay } from '../../src/bridge/relay.js';
+import type { Endpoint } from '../../src/io/bind.js';
+import { ManualClock } from '../../src/io/clock.js';
+import { StunClient } from '../../src/nat/stun-client.js';
+import { decodeStun, encodeBindingRequest, readMappedAddress } from '../../src/nat/stun-message.js';
+import { seededInts, seededRandom } from '../helpers/rng.js';
+
+const T0_WALL = 1_700_000_000_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function session(id: string, a: string, b: string, expiresAt = iso(T0_WALL + 3_600_000)): RelaySession {
+  return { session_id: id, peer_a_id: `${id}-a`, peer_a_endpoint: a, peer_b_id: `${id}-b`, peer_b_endpoint: b, expires_at: expiresAt };
+}
+
+interface Sock {
+  readonly socket: dgram.Socket;
+  readonly endpoint: Endpoint;
+  readonly inbox: { data: Buffer; from: Endpoint }[];
+  send(data: Uint8Array, to: Endpoint): void;
+  next(timeoutMs?: number): Promise<{ data: Buffer; from: Endpoint } | undefined>;
+}
+
+const sockets: dgram.Socket[] = [];
+const relays: Relay[] = [];
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.close();
+  for (const r of relays.splice(0)) r.close();
+});
+
+async function sock(address = '127.0.0.1'): Promise<Sock> {
+  const socket = dgram.createSocket('udp4');
+  sockets.push(socket);
+  await new Promise<void>((r) => socket.bind(0, address, () => r()));
+  const inbox: { data: Buffer; from: Endpoint }[] = [];
+  const waiters: (() => void)[] = [];
+  socket.on('message', (data, rinfo) => {
+    inbox.push({ data, from: { address: rinfo.address, port: rinfo.port } });
+    waiters.splice(0).forEach((w) => w());
+  });
+  return {
+    socket,
+    endpoint: { address, port: socket.address().port },
+    inbox,
+    send: (data, to) => socket.send(data, to.port, to.address),
+    next: async (timeoutMs = 1000) => {
+      if (inbox.length === 0) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, timeoutMs);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+      return inbox.shift();
+    },
+  };
+}
+
+async function relayOn(clock = new ManualClock(0, T0_WALL), opts: { maxSessions?: number; ttlMs?: number } = {}) {
+  const relay = await createRelay({ listen: { address: '127.0.0.1', port: 0 }, clock, ...opts });
+  relays.push(relay);
+  return { relay, clock };
+}
+
+const text = (e: Endpoint) => `${e.address}:${e.port}`;
+
+describe('relay over loopback UDP', () => {
+  it('forwards both ways between the ends of a session, unchanged, from the relay address', async () => {
+    const { relay } = await relayOn();
+    const [a, b] = [await sock(), await sock()];
+    expect(relay.addSession(session('s1', text(a.endpoint), text(b.endpoint)))).toBeUndefined();
+    a.send(Buffer.from('ciphertext a->b'), relay.address);
+    const gotB = await b.next();
+    expect(gotB?.data.toString()).toBe('ciphertext a->b');
+    expect(gotB?.from).toEqual(relay.address);
+    b.send(Buffer.from([4, 0, 0, 0, 1, 2, 3]), relay.address);
+    const gotA = await a.next();
+    expect([...gotA!.data]).toEqual([4, 0, 0, 0, 1, 2, 3]);
+    expect(relay.counters).toMatchObject({ forwardedPackets: 2, forwardedBytes: 22 });
+    expect(relay.sessions()[0]).toMatchObject({ sessionId: 's1', packets: 2 });
+  });
+
+  it('drops and counts packets from anyone else; nothing reaches the ends', async () => {
+    const { relay } = await relayOn();
+    const [a, b, stranger] = [await sock(), await sock(), await sock()];
+    relay.addSession(session('s1', text(a.endpoint), text(b.endpoint)));
+    for (let i = 0; i < 5; i++) stranger.send(Buffer.from('let me in'), relay.address);
+    a.send(Buffer.from('marker'), relay.address); // sent after the strangers: b sees only this
+    expect((await b.next())?.data.toString()).toBe('marker');
+    expect(relay.counters.drops['unknown-source']).toBe(5);
+    expect(await a.next(100)).toBeUndefined();
+    expect(stranger.inbox).toHaveLength(0);
+  });
+
+  it('a session whose other end is unknown drops with peer-not-bound', async () => {
+    const { relay } = await relayOn();
+    const a = await sock();
+    relay.addSession(session('s1', text(a.endpoint), ''));
+    a.send(Buffer.from('x'), relay.address);
+    await expect.poll(() => relay.counters.drops['peer-not-bound']).toBe(1);
+  });
+
+  it('learns ends from relay bindings sent with the STUN client, then forwards', async () => {
+    const { relay } = await relayOn();
+    const [a, b] = [await sock(), await sock()];
+    relay.addSession(session('s1', '', ''));
+    for (const [s, id] of [[a, 's1-a'], [b, 's1-b']] as const) {
+      const client = new StunClient({ send: (d, to) => s.send(d, to), rtoMs: 50 });
+      s.socket.on('message', (m, rinfo) => client.receive(m, rinfo));
+      const r = await client.request(relay.address, { attributes: relayBindingAttributes('s1', id) });
+      expect(r).toMatchObject({ kind: 'mapped', mapped: s.endpoint });
+      s.inbox.length = 0;
+    }
+    expect(relay.counters.bindings).toBe(2);
+    expect(relay.sessions()[0]).toMatchObject({ a: a.endpoint, b: b.endpoint });
+    b.send(Buffer.from('hi a'), relay.address);
+    expect((await a.next())?.data.toString()).toBe('hi a');
+  });
+
+  it('answers plain STUN on the relay port and never forwards STUN', async () => {
+    const { relay } = await relayOn();
+    const [a, b] = [await sock(), await sock()];
+    relay.addSession(session('s1', text(a.endpoint), text(b.endpoint)));
+    a.send(encodeBindingRequest(new Uint8Array(12).fill(1)), relay.address);
+    const reply = await a.next();
+    const m = decodeStun(reply!.data);
+    expect(m.ok && readMappedAddress(m.message)).toEqual(a.endpoint);
+    expect(await b.next(100)).toBeUndefined();
+  });
+});
+
+describe('RelayTable (manual clock)', () => {
+  const A = { address: '198.51.100.1', port: 40000 };
+  const B = { address: '198.51.100.2', port: 40001 };
+  const data = Uint8Array.of(4, 0, 0, 0, 9);
+
+  it('TTL: a session ends ttl after it was added, even with a later expires_at', () => {
+    const t = new RelayTable({ ttlMs: 300_000 });
+    t.addSession(session('s', text(A), text(B)), 0, T0_WALL);
+    expect(t.handle(data, A, 299_999)).toEqual({ kind: 'forward', to: B });
+    expect(t.handle(data, A, 300_000)).toEqual({ kind: 'drop', reason: 'expired' });
+    expect(t.sessions(300_000)).toHaveLength(0);
+    expect(t.handle(data, A, 300_001)).toEqual({ kind: 'drop', reason: 'unknown-source' });
+  });
+
+  it('expires_at earlier than the TTL wins; re-adding refreshes; past or invalid expiry is refused', () => {
+    const t = new RelayTable();
+    t.addSession(session('s', text(A), text(B), iso(T0_WALL + 10_000)), 0, T0_WALL);
+    expect(t.handle(data, B, 10_000).kind).toBe('drop');
+    expect(t.addSession(session('s', text(A), text(B), iso(T0_WALL - 1)), 0, T0_WALL)).toBe('expired');
+    expect(t.addSession(session('s', text(A), text(B), 'tomorrow'), 0, T0_WALL)).toBe('invalid');
+    expect(t.addSession({ ...session('s', text(A), text(B)), peer_b_id: 's-a' }, 0, T0_WALL)).toBe('invalid');
+    t.addSession(session('r', text(A), text(B), iso(T0_WALL + 10_000)), 0, T0_WALL);
+    t.addSession(session('r', text(A), text(B), iso(T0_WALL + 20_000 + 10_000)), 20_000, T0_WALL + 20_000);
+    expect(t.handle(data, B, 25_000)).toEqual({ kind: 'forward', to: A });
+  });
+
+  it('the session limit holds; an expired session frees its slot', () => {
+    const t = new RelayTable({ maxSessions: 100 });
+    for (let i = 0; i < 100; i++) {
+      const expires = iso(T0_WALL + (i === 0 ? 1_000 : 3_600_000));
+      expect(t.addSession(session(`s${i}`, `10.0.${i}.1:1`, `10.1.${i}.1:1`, expires), 0, T0_WALL)).toBeUndefined();
+    }
+    expect(t.addSession(session('s100', '10.9.0.1:1', '10.9.0.2:1'), 0, T0_WALL)).toBe('full');
+    expect(t.sessions(0)).toHaveLength(100);
+    expect(t.addSession(session('s100', '10.9.0.1:1', '10.9.0.2:1'), 1_000, T0_WALL + 1_000)).toBeUndefined();
+    expect(t.sessions(1_000).map((s) => s.sessionId)).not.toContain('s0');
+    // The default is plexd's 100.
+    expect(new RelayTable().maxSessions).toBe(100);
+  });
+
+  it('reconcile adds, keeps and removes to match a state pull', () => {
+    const t = new RelayTable({ maxSessions: 2 });
+    t.reconcile([session('x', text(A), text(B)), session('y', '', '')], 0, T0_WALL);
+    const failed = t.reconcile([session('y', '', ''), session('z', '', ''), session('w', '', '')], 0, T0_WALL);
+    expect(t.sessions(0).map((s) => s.sessionId).sort()).toEqual(['y', 'z']);
+    expect([...failed]).toEqual([['w', 'full']]);
+    expect(t.handle(data, A, 0)).toEqual({ kind: 'drop', reason: 'unknown-source' });
+  });
+
+  it('bindings: unknown session / peer, the same-IP rule for known ends, malformed attributes', () => {
+    const t = new RelayTable();
+    t.addSession(session('s', text(A), ''), 0, T0_WALL);
+    const bind = (sid: string, pid: string, from: Endpoint) => t.handle(encodeBindingRequest(new Uint8Array(12).fill(3), { attributes: relayBindingAttributes(sid, pid) }), from, 0);
+    expect(bind('nope', 's-a', A)).toEqual({ kind: 'drop', reason: 'unknown-session' });
+    expect(bind('s', 'mallory', A)).toEqual({ kind: 'drop', reason: 'unknown-peer' });
+    expect(bind('s', 's-a', { address: '203.0.113.66', port: 40000 })).toEqual({ kind: 'drop', reason: 'binding-address-mismatch' });
+    // Same IP, new port (a symmetric NAT's mapping towards the relay): accepted, the old port forgotten.
+    const moved = { address: A.address, port: 50000 };
+    expect(bind('s', 's-a', moved).kind).toBe('reply');
+    expect(bind('s', 's-b', B).kind).toBe('reply');
+    expect(t.handle(data, moved, 0)).toEqual({ kind: 'forward', to: B });
+    expect(t.handle(data, A, 0)).toEqual({ kind: 'drop', reason: 'unknown-source' });
+    const half = encodeBindingRequest(new Uint8Array(12), { attributes: [{ type: ATTR_RELAY_SESSION, value: Buffer.from('s') }] });
+    expect(t.handle(half, B, 0)).toEqual({ kind: 'drop', reason: 'malformed-binding' });
+    expect(t.counters.bindings).toBe(2);
+  });
+
+  it('30,000 hostile datagrams from members and strangers: no throw, bounded state, every one accounted', () => {
+    const t = new RelayTable({ stun: true });
+    t.addSession(session('s', text(A), text(B)), 0, T0_WALL);
+    const rnd = seededRandom(51821);
+    const int = seededInts(51821);
+    const sources = [A, B, { address: '203.0.113.9', port: 1 }, { address: '::ffff:198.51.100.1', port: 40000 }];
+    let answered = 0;
+    for (let i = 0; i < 30_000; i++) {
+      const d = new Uint8Array(int(300));
+      rnd(d);
+      if (i % 3 === 0 && d.length >= 20) d.set([0, 1, (d.length - 20) >> 8, (d.length - 20) & 0xff, 0x21, 0x12, 0xa4, 0x42]);
+      const a = t.handle(d, sources[int(sources.length)]!, i);
+      if (a.kind === 'reply') answered++;
+    }
+    const drops = RELAY_DROP_REASONS.reduce((n, r) => n + t.counters.drops[r], 0);
+    expect(drops + t.counters.forwardedPackets + answered).toBe(30_000);
+    expect(t.sessions(30_000)).toHaveLength(1);
+    expect(t.counters.drops['unknown-source']).toBeGreaterThan(0);
+  });
+});
