@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Device } from '../device/device.js';
-import { openTun } from '../io/tun-linux.js';
+import { openTun, type LinuxTun } from '../io/tun-linux.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../log/logger.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { EXIT, VERSION } from './constants.js';
@@ -14,6 +14,9 @@ import { EXIT, VERSION } from './constants.js';
 const ENV_FOREGROUND = 'WG_PROCESS_FOREGROUND';
 /** Ours: the fd on which a daemonized child reports readiness (or the error) to its parent. */
 const ENV_READY_FD = 'PLEXD_READY_FD';
+/** The MTU wireguard-go gives a new TUN (device.DefaultMTU): 1500 minus the 80 bytes of
+ * IPv6 + UDP + WireGuard overhead, so tunnelled packets fit an Ethernet path unfragmented. */
+export const DEFAULT_MTU = 1420;
 /** How long the parent waits for the child to come up. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -31,11 +34,13 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
   const level = logLevelFromEnv(env['LOG_LEVEL']);
   const log = createLogger(level, `(${interfaceName}) `);
   const ready = openReadyChannel(env);
+  let tun: LinuxTun | undefined;
   let device: Device | undefined;
   let uapi: UapiServer | undefined;
   try {
-    const tun = openTun({ name: interfaceName });
+    tun = openTun({ name: interfaceName });
     interfaceName = tun.name;
+    tun.setMtu(DEFAULT_MTU);
     log.verbose(`Starting plexd-userspace version ${VERSION}`);
     device = await Device.create({ tun, logger: log });
     uapi = await startUapiServer({
@@ -48,6 +53,8 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
     const message = (err as Error).message;
     log.error(`Failed to start: ${message}`);
     await device?.close();
+    // Without a device nobody owns the TUN yet; its poll handle would keep the process alive.
+    if (tun !== undefined && !tun.closed) tun.close();
     ready?.fail(message);
     if (ready === undefined && level === 'silent') process.stderr.write(`plexd-userspace: ${message}\n`);
     return EXIT.setupFailed;
