@@ -6,7 +6,7 @@
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,45 @@ export const SOCKET_DIR = '/var/run/wireguard';
 /** The UAPI socket path of an interface. */
 export function socketPath(ifname: string): string {
   return `${SOCKET_DIR}/${ifname}.sock`;
+}
+
+/**
+ * Pids of our daemons serving `ifname` (a daemonized child runs `node DAEMON --foreground IFNAME`),
+ * found in /proc by their exact command line; interface names are unique per test run.
+ */
+export function daemonPids(ifname: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const at = argv.indexOf(DAEMON);
+    if (at >= 0 && argv[argv.length - 2] === ifname && argv.slice(at + 1, -2).every((a) => a.startsWith('-'))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** Whether process `pid` exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `sig` to `pid` if it still exists. */
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
 }
 
 /** Resolves after `ms` milliseconds. */
@@ -264,6 +303,7 @@ export interface ConnectOptions {
 export class WgLab {
   readonly lab = new NetnsLab();
   readonly #interfaces: WgInterface[] = [];
+  readonly #adopted: string[] = [];
   readonly #dir = mkdtempSync(join(tmpdir(), 'plexd-wglab-'));
   #files = 0;
 
@@ -326,8 +366,23 @@ export class WgLab {
     await side(b, a, opts.allowedOfA, opts.endpointOfA, opts.presharedKeyOfB ?? opts.presharedKey, opts.keepaliveOfB);
   }
 
+  /**
+   * Takes responsibility for a daemon this lab did not spawn itself (one that daemonized, or that
+   * wg-quick started) serving `ifname`: cleanup() stops it and removes its socket.
+   */
+  adopt(ifname: string): void {
+    this.#adopted.push(ifname);
+  }
+
   /** Stops everything this lab started. Never throws; idempotent. */
   async cleanup(): Promise<void> {
+    for (const name of this.#adopted.splice(0)) {
+      const pids = daemonPids(name);
+      for (const pid of pids) signal(pid, 'SIGTERM');
+      await waitFor(() => pids.every((pid) => !alive(pid)), 3000);
+      for (const pid of pids) signal(pid, 'SIGKILL');
+      rmSync(socketPath(name), { force: true });
+    }
     for (const i of this.#interfaces) {
       if (i.process.exitCode === null && i.process.signalCode === null) i.process.kill('SIGTERM');
     }
