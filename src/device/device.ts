@@ -17,6 +17,7 @@ import { BindError } from '../io/errors.js';
 import type { Tun, TunCloseReason } from '../io/tun.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
+import type { PacketFilter } from '../policy/filter.js';
 import { UapiError } from '../uapi/errors.js';
 import type { UapiAllowedIp, UapiDeviceSnapshot, UapiHandler, UapiPeerSnapshot } from '../uapi/handler.js';
 import type { PeerOp, SetTransaction } from '../uapi/protocol.js';
@@ -43,6 +44,8 @@ export interface DeviceOptions {
   readonly logger?: Logger;
   /** Fills a buffer with secure random bytes; default node:crypto randomFillSync. */
   readonly fillRandom?: (buf: Uint8Array) => void;
+  /** Packet filter (e.g. a PolicyFilter) asked before encrypting and before delivering; see setFilter. */
+  readonly filter?: PacketFilter;
 }
 
 /** Counters of the device itself (the engine counts protocol drops; see Device.drops). */
@@ -51,6 +54,10 @@ export interface DeviceCounters {
   tunWriteDropped: number;
   /** Datagrams the bind refused to send. */
   sendDropped: number;
+  /** Outbound packets the filter refused (not encrypted). */
+  filteredOutbound: number;
+  /** Decrypted inbound packets the filter refused (not delivered). */
+  filteredInbound: number;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -69,7 +76,7 @@ function keyId(key: Uint8Array): string {
  */
 export class Device implements UapiHandler, ActionSink<Peer> {
   readonly engine: Engine;
-  readonly counters: DeviceCounters = { tunWriteDropped: 0, sendDropped: 0 };
+  readonly counters: DeviceCounters = { tunWriteDropped: 0, sendDropped: 0, filteredOutbound: 0, filteredInbound: 0 };
   readonly #tun: Tun | undefined;
   readonly #onPacket: ((packet: Uint8Array, peerPublicKey: Uint8Array) => void) | undefined;
   readonly #bind: Bind;
@@ -79,6 +86,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   #closed = false;
+  #filter: PacketFilter | undefined;
   readonly #closeHandlers: Array<(reason: string) => void> = [];
   readonly #onTimer = (): void => {
     this.#timer = undefined;
@@ -98,12 +106,18 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     });
     this.#tun = opts.tun;
     this.#onPacket = opts.onPacket;
+    this.#filter = opts.filter;
     this.#bind = opts.bind ?? new UdpBind();
     this.#bind.onReceive((data, from) => this.receive(data, from));
     if (this.#tun !== undefined) {
       this.#tun.onPackets((buf, offsets, count) => {
         const now = this.#clock.now();
-        for (let i = 0; i < count; i++) this.engine.encapsulate(buf.subarray(offsets[i]!, offsets[i + 1]!), now, this);
+        const filter = this.#filter;
+        for (let i = 0; i < count; i++) {
+          const packet = buf.subarray(offsets[i]!, offsets[i + 1]!);
+          if (filter !== undefined && !filter.outbound(packet, now)) this.counters.filteredOutbound++;
+          else this.engine.encapsulate(packet, now, this);
+        }
         this.#schedule();
       });
       this.#tun.onClose((reason: TunCloseReason) => {
@@ -165,8 +179,25 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   writePacket(packet: Uint8Array): void {
     if (!(packet instanceof Uint8Array)) throw new TypeError(`expected packet to be a Uint8Array, got ${typeof packet}`);
     if (this.#closed) return;
-    this.engine.encapsulate(packet, this.#clock.now(), this);
+    const now = this.#clock.now();
+    if (this.#filter !== undefined && !this.#filter.outbound(packet, now)) {
+      this.counters.filteredOutbound++;
+      return;
+    }
+    this.engine.encapsulate(packet, now, this);
     this.#schedule();
+  }
+
+  /**
+   * Installs (or with undefined removes) the packet filter: `outbound` is asked for every packet
+   * from the TUN or writePacket before encryption, `inbound` for every decrypted packet before it
+   * reaches the TUN or onPacket. Refusals are counted in counters.filteredOutbound/Inbound.
+   */
+  setFilter(filter: PacketFilter | undefined): void {
+    if (filter !== undefined && (typeof filter.outbound !== 'function' || typeof filter.inbound !== 'function')) {
+      throw new TypeError('expected a filter with outbound and inbound methods');
+    }
+    this.#filter = filter;
   }
 
   /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
@@ -183,6 +214,10 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   }
 
   tun(peer: Peer, data: Uint8Array): void {
+    if (this.#filter !== undefined && !this.#filter.inbound(data, peer.publicKey, this.#clock.now())) {
+      this.counters.filteredInbound++;
+      return;
+    }
     if (this.#tun !== undefined) {
       if (!this.#tun.write(data)) this.counters.tunWriteDropped++;
     } else if (this.#onPacket !== undefined) {
