@@ -9,7 +9,7 @@ import { nobleCrypto } from '../core/crypto-noble.js';
 import { Engine } from '../core/engine.js';
 import type { Peer } from '../core/peer.js';
 import { nodeCrypto } from '../crypto/node.js';
-import type { Bind } from '../io/bind.js';
+import type { Bind, SendResult } from '../io/bind.js';
 import { UdpBind } from '../io/bind-udp.js';
 import type { Clock } from '../io/clock.js';
 import { systemClock } from '../io/clock.js';
@@ -87,6 +87,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   #timerAt = Infinity;
   #closed = false;
   #filter: PacketFilter | undefined;
+  #foreign: ((data: Uint8Array, from: Endpoint) => void) | undefined;
   readonly #closeHandlers: Array<(reason: string) => void> = [];
   readonly #onTimer = (): void => {
     this.#timer = undefined;
@@ -189,6 +190,23 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   }
 
   /**
+   * Routes STUN on the WireGuard socket (RFC 8489 section 7 demultiplexing) to `handler` instead
+   * of the engine: a datagram whose first byte is 0x00/0x01, with the magic cookie 0x2112A442 at
+   * offset 4 and a length field matching its size. WireGuard messages (type 1..4, then three zero
+   * bytes) never match. undefined removes the handler. The handler gets the bind's buffer.
+   */
+  setForeignHandler(handler: ((data: Uint8Array, from: Endpoint) => void) | undefined): void {
+    if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`expected a function, got ${typeof handler}`);
+    this.#foreign = handler;
+  }
+
+  /** Sends a non-WireGuard datagram (STUN, relay binding) from the WireGuard port. */
+  sendRaw(data: Uint8Array, to: Endpoint): SendResult {
+    if (this.#closed) return 'dropped';
+    return this.#bind.send(data, to);
+  }
+
+  /**
    * Installs (or with undefined removes) the packet filter: `outbound` is asked for every packet
    * from the TUN or writePacket before encryption, `inbound` for every decrypted packet before it
    * reaches the TUN or onPacket. Refusals are counted in counters.filteredOutbound/Inbound.
@@ -203,6 +221,17 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
   receive(data: Uint8Array, from: Endpoint): void {
     if (this.#closed) return;
+    const foreign = this.#foreign;
+    if (
+      foreign !== undefined &&
+      data.length >= 20 &&
+      data[0]! <= 0x01 &&
+      data[4] === 0x21 && data[5] === 0x12 && data[6] === 0xa4 && data[7] === 0x42 &&
+      ((data[2]! << 8) | data[3]!) + 20 === data.length
+    ) {
+      foreign(data, from);
+      return;
+    }
     this.engine.decapsulate(data, from, this.#clock.now(), this);
     this.#schedule();
   }
