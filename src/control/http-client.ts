@@ -157,9 +157,10 @@ export class HttpClient {
         path: url.pathname + url.search,
         headers,
         signal: opts.signal,
-        agent: false,
       };
+      // With a pinned socket there must be no agent: an agent ignores createConnection.
       if (socket !== undefined) reqOpts.createConnection = () => socket;
+      else reqOpts.agent = false;
       const req = url.protocol === 'https:' && socket === undefined ? https.request(reqOpts, resolve) : http.request(reqOpts, resolve);
       req.on('error', (err) => {
         if (opts.signal.aborted) reject(new ApiError('timeout', `${method} ${url.pathname} timed out or was aborted`, { cause: err }));
@@ -225,14 +226,15 @@ export class HttpClient {
       let size = 0;
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > this.#maxBody) {
+        reject(new ApiError('too_large', `response of ${declared} bytes exceeds the ${this.#maxBody}-byte limit`));
         res.destroy();
-        return reject(new ApiError('too_large', `response of ${declared} bytes exceeds the ${this.#maxBody}-byte limit`));
+        return;
       }
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > this.#maxBody) {
-          res.destroy();
           reject(new ApiError('too_large', `response exceeds the ${this.#maxBody}-byte limit`));
+          res.destroy();
           return;
         }
         chunks.push(c);

@@ -1,0 +1,89 @@
+// Agent config: precedence flags > env > file > defaults, unknown keys warned, invalid values
+// refused with the key named.
+
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, flagName, parseConfigFlags, resolveConfig } from '../../src/agent/config.js';
+
+const FILE = `
+mode: node
+log_level: verbose
+data_dir: /tmp/plexd-file
+api:
+  base_url: https://cp.example:8443/
+  tls_fingerprint: "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"
+registration:
+  project_id: p1
+  resource_handle: web-1
+wireguard:
+  interface_name: plexd7
+  listen_port: 51000
+nat:
+  stun_servers: [stun.example:3478]
+  refresh_interval: 2m
+surprise: 1
+`;
+
+describe('agent config', () => {
+  it('derives env and flag names from keys', () => {
+    expect(envName('api.base_url')).toBe('PLEXD_API_BASE_URL');
+    expect(flagName('wireguard.listen_port')).toBe('--wireguard-listen-port');
+  });
+
+  it('reads the file over defaults and warns about unknown keys', () => {
+    const warnings: string[] = [];
+    const c = resolveConfig({ fileText: FILE, env: {}, warn: (w) => warnings.push(w) });
+    expect(c.api.baseUrl).toBe('https://cp.example:8443');
+    expect(c.api.tlsFingerprint).toMatch(/^AB:CD/);
+    expect(c.wireguard).toMatchObject({ interfaceName: 'plexd7', listenPort: 51000, mtu: 1420, packetCallback: false });
+    expect(c.nat).toEqual({ stunServers: ['stun.example:3478'], refreshIntervalS: 120 });
+    expect(c.health.listen).toBe('127.0.0.1:9101');
+    expect(c.nodeApi.socket).toBe('/var/run/plexd/api.sock');
+    expect(c.registration.tokenFile).toBe('/etc/plexd/bootstrap-token');
+    expect(c.logLevel).toBe('verbose');
+    expect(warnings).toEqual(['config: unknown key "surprise" ignored']);
+  });
+
+  it('env beats the file, flags beat env', () => {
+    const env = { PLEXD_DATA_DIR: '/tmp/from-env', PLEXD_WIREGUARD_LISTEN_PORT: '52000', PLEXD_CRYPTO: 'node' };
+    const c1 = resolveConfig({ fileText: FILE, env });
+    expect(c1.dataDir).toBe('/tmp/from-env');
+    expect(c1.wireguard.listenPort).toBe(52000);
+    const { flags } = parseConfigFlags(['--wireguard-listen-port', '53000', '--data-dir=/tmp/from-flag']);
+    const c2 = resolveConfig({ fileText: FILE, env, flags });
+    expect(c2.dataDir).toBe('/tmp/from-flag');
+    expect(c2.wireguard.listenPort).toBe(53000);
+  });
+
+  it('refuses invalid values naming the key', () => {
+    const bad: Array<[string, string]> = [
+      ['wireguard:\n  listen_port: 70000\napi: {base_url: "http://x"}', 'wireguard.listen_port'],
+      ['mode: router\napi: {base_url: "http://x"}', 'mode'],
+      ['api: {base_url: "ftp://x"}', 'api.base_url'],
+      ['api: {base_url: "http://x", tls_fingerprint: "abc"}', 'api.tls_fingerprint'],
+      ['wireguard: {interface_name: "way-too-long-interface"}\napi: {base_url: "http://x"}', 'wireguard.interface_name'],
+      ['nat: {refresh_interval: "soon"}\napi: {base_url: "http://x"}', 'nat.refresh_interval'],
+      ['mode: node', 'api.base_url'],
+      ['- a\n- b', '(file)'],
+      ['a: [unclosed', '(file)'],
+    ];
+    for (const [text, key] of bad) {
+      let err: unknown;
+      try {
+        resolveConfig({ fileText: text, env: {} });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, text).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).key, text).toBe(key);
+      expect((err as Error).message).toContain(key);
+    }
+    expect(() => resolveConfig({ fileText: FILE, env: { PLEXD_WIREGUARD_MTU: 'big' } })).toThrow(/wireguard\.mtu/);
+    expect(() => parseConfigFlags(['--no-such-flag', 'x'])).toThrow(ConfigError);
+    expect(() => parseConfigFlags(['--data-dir'])).toThrow(/expected a value/);
+  });
+
+  it('survives a YAML alias bomb with a clear error', () => {
+    const bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill('*' + String.fromCharCode(97 + i)).join(',')}]`).join('\n');
+    expect(() => resolveConfig({ fileText: bomb, env: {} })).toThrow(ConfigError);
+  });
+});
