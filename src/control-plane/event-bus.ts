@@ -1,0 +1,167 @@
+// The event bus (SSE, WHATWG HTML "server-sent events"): one stream per connected node, fed from
+// the durable event log. The pump reads events past the last delivered seq and writes each to
+// its audience; Last-Event-ID replays from the log; one shared timer sends keep-alive comments.
+// A stream that cannot keep up (buffer over a bound) is dropped: the agent reconnects and replays.
+
+import type { ServerResponse } from 'node:http';
+import { formatRfc3339, signEnvelope } from '../api/index.js';
+import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, type LoggedEvent } from './event-log.js';
+import type { ControlPlaneStore, NodeRow } from './store.js';
+
+/** Keep-alive comment interval: 15 s (agents time out after 90 s idle). */
+export const KEEPALIVE_MS = 15_000;
+/** Bytes a stream may have queued before it is dropped. */
+export const MAX_STREAM_BUFFER = 1024 * 1024;
+/** Events read from the log per pump step. */
+const PUMP_BATCH = 2000;
+
+interface Stream {
+  readonly nodeId: string;
+  readonly projectId: string;
+  readonly res: ServerResponse;
+  lastSent: number;
+}
+
+/** Options of EventBus. */
+export interface EventBusOptions {
+  readonly keepAliveMs?: number;
+  readonly maxStreamBuffer?: number;
+}
+
+/** SSE delivery of the event log to connected nodes. */
+export class EventBus {
+  readonly #store: ControlPlaneStore;
+  readonly #byProject = new Map<string, Set<Stream>>();
+  readonly #byNode = new Map<string, Set<Stream>>();
+  readonly #maxBuffer: number;
+  readonly #keepAlive: NodeJS.Timeout;
+  #delivered: number;
+  #pumpQueued = false;
+
+  constructor(store: ControlPlaneStore, options: EventBusOptions = {}) {
+    this.#store = store;
+    this.#maxBuffer = options.maxStreamBuffer ?? MAX_STREAM_BUFFER;
+    this.#delivered = lastSeq(store.db);
+    this.#keepAlive = setInterval(() => this.#keepAliveAll(), options.keepAliveMs ?? KEEPALIVE_MS);
+    this.#keepAlive.unref();
+  }
+
+  /** Number of open streams. */
+  get size(): number {
+    let n = 0;
+    for (const s of this.#byNode.values()) n += s.size;
+    return n;
+  }
+
+  /** True when `nodeId` holds at least one stream. */
+  hasStream(nodeId: string): boolean {
+    return (this.#byNode.get(nodeId)?.size ?? 0) > 0;
+  }
+
+  /** Starts an SSE stream for an authenticated node, replaying events after `lastEventId`. */
+  open(node: NodeRow, res: ServerResponse, lastEventId: number | undefined): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.socket?.setTimeout(0);
+    res.socket?.setNoDelay(true);
+    const stream: Stream = { nodeId: node.node_id, projectId: node.project_id, res, lastSent: this.#delivered };
+    res.write('retry: 1000\n\n');
+    if (lastEventId !== undefined && lastEventId < this.#delivered) {
+      const first = firstSeq(this.#store.db);
+      if (first === undefined || lastEventId + 1 < first) this.#sendGap(stream);
+      for (let after = lastEventId; ; ) {
+        const batch = eventsFor(this.#store.db, node.project_id, node.node_id, after, PUMP_BATCH).filter((e) => e.seq <= this.#delivered);
+        for (const e of batch) this.#write(stream, e);
+        if (batch.length < PUMP_BATCH) break;
+        after = batch[batch.length - 1]!.seq;
+      }
+      stream.lastSent = this.#delivered;
+    }
+    add(this.#byNode, node.node_id, stream);
+    add(this.#byProject, node.project_id, stream);
+    res.on('close', () => this.#forget(stream));
+  }
+
+  /** Delivers everything appended since the last pump, soon (coalesced into one pass). */
+  schedulePump(): void {
+    if (this.#pumpQueued) return;
+    this.#pumpQueued = true;
+    setImmediate(() => {
+      this.#pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  /** Delivers everything appended since the last pump, now. */
+  pump(): void {
+    for (;;) {
+      const batch = eventsAfter(this.#store.db, this.#delivered, PUMP_BATCH);
+      for (const e of batch) {
+        this.#delivered = e.seq;
+        const audience = e.target_node !== null ? this.#byNode.get(e.target_node) : this.#byProject.get(e.project_id);
+        if (audience === undefined) continue;
+        for (const s of audience) if (e.seq > s.lastSent && isAudience(e, s.projectId, s.nodeId)) this.#write(s, e);
+      }
+      if (batch.length < PUMP_BATCH) return;
+    }
+  }
+
+  /** Ends every stream of `nodeId` (the node was removed). */
+  closeNode(nodeId: string): void {
+    for (const s of [...(this.#byNode.get(nodeId) ?? [])]) s.res.end();
+  }
+
+  /** Ends the streams of nodes not in `existing`. */
+  closeMissing(existing: ReadonlySet<string>): void {
+    for (const id of [...this.#byNode.keys()]) if (!existing.has(id)) this.closeNode(id);
+  }
+
+  /** Stops the keep-alive timer and ends every stream. */
+  close(): void {
+    clearInterval(this.#keepAlive);
+    for (const id of [...this.#byNode.keys()]) this.closeNode(id);
+  }
+
+  #write(s: Stream, e: LoggedEvent): void {
+    s.lastSent = e.seq;
+    this.#send(s, `id: ${e.seq}\nevent: ${e.type}\ndata: ${e.envelope}\n\n`);
+  }
+
+  /** The log no longer holds everything after the client's Last-Event-ID: tell it to pull state.
+   *  No `id:` line, so the client's Last-Event-ID stays where it was. */
+  #sendGap(s: Stream): void {
+    const { signer } = this.#store;
+    const env = signEnvelope(
+      { id: `gap-${this.#delivered}`, type: 'node_state_updated', scope: `node:${s.nodeId}`, key_id: signer.keyId, issued_at: formatRfc3339(this.#store.now()), payload: {} },
+      signer.secretKey,
+    );
+    this.#send(s, `event: node_state_updated\ndata: ${JSON.stringify(env)}\n\n`);
+  }
+
+  #send(s: Stream, text: string): void {
+    if (s.res.writableEnded || s.res.destroyed) return;
+    s.res.write(text);
+    if (s.res.writableLength > this.#maxBuffer) s.res.destroy();
+  }
+
+  #keepAliveAll(): void {
+    for (const set of this.#byNode.values()) for (const s of set) this.#send(s, ': keep-alive\n\n');
+  }
+
+  #forget(s: Stream): void {
+    remove(this.#byNode, s.nodeId, s);
+    remove(this.#byProject, s.projectId, s);
+  }
+}
+
+function add<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  let set = m.get(k);
+  if (set === undefined) m.set(k, (set = new Set()));
+  set.add(v);
+}
+
+function remove<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  const set = m.get(k);
+  if (set === undefined) return;
+  set.delete(v);
+  if (set.size === 0) m.delete(k);
+}

@@ -1,0 +1,174 @@
+// The plexd API v1 routes of the control plane (plexd-api.md "Endpoints"): parse, authenticate,
+// call the store, answer. Every node route needs the node's bearer credential and only serves
+// that node (403 otherwise); every failure is a problem+json with a code.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  parseBearer,
+  parseCapabilitiesRequest,
+  parseDeregisterRequest,
+  parseEndpointRequest,
+  parseExecutionReport,
+  parseHeartbeatRequest,
+  parseKeyRotateRequest,
+  parseRegisterRequest,
+  formatRfc3339,
+  type ParseResult,
+} from '../api/index.js';
+import { ControlPlaneError } from './errors.js';
+import type { EventBus } from './event-bus.js';
+import { readJsonBody, sendJson } from './http-io.js';
+import type { ControlPlaneStore, NodeRow } from './store.js';
+
+/** What a handler gets. */
+interface Ctx {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly store: ControlPlaneStore;
+  readonly bus: EventBus;
+  readonly params: readonly string[];
+}
+
+type Handler = (ctx: Ctx) => Promise<void>;
+
+interface Route {
+  readonly method: string;
+  readonly pattern: RegExp;
+  readonly handler: Handler;
+}
+
+const UUID = '([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})';
+const EXEC_ID = '([A-Za-z0-9._-]{1,128})';
+
+/** The body parsed by `parse`, or a validation_failed naming each bad field. */
+function valid<T>(r: ParseResult<T>): T {
+  if (r.ok) return r.value;
+  throw new ControlPlaneError('validation_failed', r.errors.map((e) => `${e.field}: ${e.message}`).join('; ').slice(0, 1000), r.errors.slice(0, 50));
+}
+
+/** The node the request's credential proves, which must be `pathId` when given. */
+function authenticate(ctx: Ctx, pathId?: string): NodeRow {
+  const header = ctx.req.headers.authorization;
+  const cred = parseBearer(typeof header === 'string' ? header : undefined);
+  if (cred === undefined) throw new ControlPlaneError('unauthorized', header === undefined ? 'missing bearer credential' : 'malformed bearer credential');
+  const node = ctx.store.authenticate(cred);
+  if (node === undefined) throw new ControlPlaneError('unauthorized', 'unknown node or wrong credential; register again');
+  if (pathId !== undefined && pathId.toLowerCase() !== node.node_id) throw new ControlPlaneError('forbidden', 'a node may only act on itself');
+  return node;
+}
+
+/** Last-Event-ID from the header (or `last_event_id` query for clients that cannot set it). */
+function lastEventId(req: IncomingMessage): number | undefined {
+  const h = req.headers['last-event-id'];
+  const q = new URL(req.url ?? '/', 'http://x').searchParams.get('last_event_id');
+  const text = typeof h === 'string' ? h : q;
+  return text !== null && /^\d{1,15}$/.test(text) ? Number(text) : undefined;
+}
+
+/** Every route. */
+export const ROUTES: readonly Route[] = [
+  {
+    method: 'POST',
+    pattern: /^\/v1\/register$/,
+    handler: async (ctx) => {
+      const req = valid(parseRegisterRequest(await readJsonBody(ctx.req)));
+      const out = ctx.store.register(req);
+      ctx.bus.schedulePump();
+      sendJson(ctx.res, 201, out);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/events$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      ctx.bus.open(node, ctx.res, lastEventId(ctx.req));
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/heartbeat$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const body = valid(parseHeartbeatRequest(await readJsonBody(ctx.req)));
+      const out = ctx.store.heartbeat(node, body, ctx.bus.hasStream(node.node_id));
+      ctx.bus.schedulePump();
+      sendJson(ctx.res, 200, out);
+    },
+  },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/endpoint$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const body = valid(parseEndpointRequest(await readJsonBody(ctx.req)));
+      const out = ctx.store.reportEndpoint(node, body);
+      ctx.bus.schedulePump();
+      sendJson(ctx.res, 200, out);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/state$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      sendJson(ctx.res, 200, ctx.store.stateOf(node));
+    },
+  },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/capabilities$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      ctx.store.setCapabilities(node, valid(parseCapabilitiesRequest(await readJsonBody(ctx.req))));
+      sendJson(ctx.res, 200, { accepted_at: formatRfc3339(ctx.store.now()) });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/deregister$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const body = valid(parseDeregisterRequest(await readJsonBody(ctx.req)));
+      ctx.store.removeNode(node.node_id, body.reason ?? 'deregistered');
+      ctx.bus.closeNode(node.node_id);
+      ctx.bus.schedulePump();
+      ctx.res.writeHead(204).end();
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/executions/${EXEC_ID}$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const body = valid(parseExecutionReport(await readJsonBody(ctx.req)));
+      sendJson(ctx.res, 200, ctx.store.reportExecution(node, ctx.params[1]!, body));
+    },
+  },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/keys\/rotate$/,
+    handler: async (ctx) => {
+      const node = authenticate(ctx);
+      const body = valid(parseKeyRotateRequest(await readJsonBody(ctx.req)));
+      const out = ctx.store.rotateKey(node, body.new_public_key);
+      ctx.bus.schedulePump();
+      sendJson(ctx.res, 200, out);
+    },
+  },
+];
+
+/** The route for a method and path: the handler with its captured parameters, `405` with the
+ *  allowed methods when only the method is wrong, or undefined (404). */
+export function matchRoute(method: string, path: string): { handler: Handler; params: string[] } | { allow: string[] } | undefined {
+  const allow: string[] = [];
+  for (const r of ROUTES) {
+    const m = r.pattern.exec(path);
+    if (m === null) continue;
+    if (r.method === method) return { handler: r.handler, params: m.slice(1) };
+    allow.push(r.method);
+  }
+  return allow.length > 0 ? { allow } : undefined;
+}
+
+export type { Ctx, Handler };

@@ -1,0 +1,167 @@
+// The self-hosted control plane as a server: node:https (self-signed certificate made on first
+// start) or node:http with insecureHttp, serving the API v1 routes over one ControlPlaneStore.
+// Timers: a data_version poll that picks up CLI changes to the same database file, the liveness
+// sweep and log pruning. createControlPlane is also what the demo command embeds.
+
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Clock } from '../io/clock.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { loadOrCreateTlsIdentity } from './certificate.js';
+import { ControlPlaneError } from './errors.js';
+import { EventBus } from './event-bus.js';
+import { correlationId, sendProblem } from './http-io.js';
+import { matchRoute } from './routes.js';
+import { ControlPlaneStore } from './store.js';
+
+/** Options of createControlPlane. */
+export interface ControlPlaneOptions {
+  /** SQLite database file (created when absent). */
+  readonly db: string;
+  /** "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one. */
+  readonly listen: string;
+  /** Plain HTTP instead of HTTPS (tests, or behind a TLS-terminating proxy). */
+  readonly insecureHttp?: boolean;
+  /** Time source (wall time). Default: the system clock. */
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Mesh range for a new database; default 10.100.0.0/16. */
+  readonly meshCidr?: string;
+  /** SSE keep-alive interval (default 15 s). */
+  readonly keepAliveMs?: number;
+  /** How often the database is checked for changes made by other processes (default 250 ms). */
+  readonly pollMs?: number;
+  /** How often heartbeat liveness is swept (default 5 s). */
+  readonly sweepMs?: number;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  /** Base URL, e.g. "https://127.0.0.1:43123" (agents append /v1/...). */
+  readonly url: string;
+  /** Lowercase hex SHA-256 of the TLS certificate; undefined over plain HTTP. */
+  readonly fingerprint: string | undefined;
+  /** The store (same process), for embedding callers and tests. */
+  readonly store: ControlPlaneStore;
+  /** Runs the liveness sweep now and delivers its events. */
+  sweep(): void;
+  /** Checks for changes made by other processes now (what the poll timer does). */
+  poll(): void;
+  /** Open SSE streams. */
+  readonly streams: number;
+  /** Stops the server, ends every stream and closes the database. */
+  close(): Promise<void>;
+}
+
+/** Splits "HOST:PORT" / "[V6]:PORT". Throws RangeError when malformed. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new RangeError(`expected --listen HOST:PORT, got ${JSON.stringify(text)}`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/** Starts a control plane; resolves once it listens. */
+export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const { host, port } = parseListen(options.listen);
+  const log = options.logger ?? silentLogger;
+  const store = ControlPlaneStore.open(options.db, { ...(options.clock === undefined ? {} : { clock: options.clock }), ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }) });
+  const bus = new EventBus(store, options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs });
+  const tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host]);
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    res.setHeader('x-correlation-id', correlationId(req));
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = matchRoute(req.method ?? 'GET', path);
+    if (route === undefined) return sendProblem(res, 'not_found', `no route for ${req.method} ${path.slice(0, 200)}`, undefined, !req.complete);
+    if ('allow' in route) {
+      res.setHeader('allow', route.allow.join(', '));
+      return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
+    }
+    route.handler({ req, res, store, bus, params: route.params }).catch((err: unknown) => {
+      if (err instanceof ControlPlaneError) {
+        sendProblem(res, err.code, err.message, err.errors, !req.complete);
+      } else if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+        sendProblem(res, 'unavailable', 'database busy, retry', undefined, !req.complete);
+      } else {
+        log.error(`control-plane: ${req.method} ${path}: ${(err as Error).stack ?? String(err)}`);
+        sendProblem(res, 'internal', 'internal error', undefined, !req.complete);
+      }
+      // A body we stopped reading: drop the connection once the answer is out.
+      if (!req.complete) res.on('finish', () => req.destroy());
+    });
+  };
+
+  const server: Server = tls === undefined ? createHttpServer(handle) : createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, handle);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxHeadersCount = 100;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  let dataVersion = store.db.pragma('data_version', { simple: true }) as number;
+  const poll = (): void => {
+    const v = store.db.pragma('data_version', { simple: true }) as number;
+    if (v === dataVersion) return;
+    dataVersion = v;
+    bus.pump();
+    bus.closeMissing(store.nodeIds());
+  };
+  const sweep = (): void => {
+    store.sweepLiveness();
+    bus.pump();
+  };
+  const timers = [
+    setInterval(() => safely(log, 'poll', poll), options.pollMs ?? 250),
+    setInterval(() => safely(log, 'sweep', sweep), options.sweepMs ?? 5000),
+    setInterval(() => safely(log, 'prune', () => store.prune()), 60_000),
+  ];
+  for (const t of timers) t.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  const url = `${tls === undefined ? 'http' : 'https'}://${urlHost}:${addr.port}`;
+  log.info(`control-plane: listening on ${url}${tls === undefined ? '' : ` (sha256 ${tls.fingerprint})`}`);
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    fingerprint: tls?.fingerprint,
+    store,
+    sweep,
+    poll,
+    get streams() {
+      return bus.size;
+    },
+    close() {
+      closed ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        bus.close();
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+        store.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+function safely(log: Logger, what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error(`control-plane: ${what} failed: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,158 @@
+// Test harness for the control plane: an in-process server on 127.0.0.1:0 over a temp database,
+// JSON calls, a registration helper and an SSE reader. Everything it starts is closed by `stop`.
+
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeNodeCredential, parseEnvelope, type EventEnvelope, type RegisterResponse } from '../../src/api/index.js';
+import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
+
+export interface Harness {
+  readonly cp: ControlPlane;
+  readonly dir: string;
+  readonly dbFile: string;
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  register(over?: Record<string, unknown>): Promise<Registered>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface Registered extends RegisterResponse {
+  readonly bearer: string;
+  readonly auth: Record<string, string>;
+}
+
+/** A random base64 X25519-sized public key. */
+export const randomKey = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
+
+/** Starts a control plane over HTTP on a fresh temp database. */
+export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'cp-test-'));
+  const dbFile = join(dir, 'cp.db');
+  const start = () => createControlPlane({ db: dbFile, listen: '127.0.0.1:0', insecureHttp: true, pollMs: 50, ...opts });
+  let cp = await start();
+  const h: Harness = {
+    get cp() {
+      return cp;
+    },
+    dir,
+    dbFile,
+    async call(method, path, body, headers = {}) {
+      const res = await fetch(cp.url + path, {
+        method,
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
+    },
+    async register(over = {}) {
+      const token = over.bootstrap_token ?? cp.store.createToken().token;
+      const req = { project_id: 'default', resource_handle: `host-${randomUUID().slice(0, 8)}`, bootstrap_token: token, nonce: randomUUID(), public_key: randomKey(), ...over };
+      const r = await h.call('POST', '/v1/register', req);
+      if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`);
+      const bearer = encodeNodeCredential(r.body.node_id, Buffer.from(r.body.nsk, 'base64'));
+      return { ...r.body, bearer, auth: { authorization: `Bearer ${bearer}` } };
+    },
+    async restart() {
+      await cp.close();
+      cp = await start();
+    },
+    async stop() {
+      await cp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** One received SSE event. */
+export interface SseEvent {
+  readonly id: string | undefined;
+  readonly event: string | undefined;
+  readonly envelope: EventEnvelope;
+}
+
+/** An open SSE stream with a queue of parsed events. */
+export interface SseStream {
+  readonly status: number;
+  readonly events: SseEvent[];
+  readonly comments: string[];
+  /** Resolves with the first event (already received or later) matching `pred`; rejects after `ms`. */
+  next(pred: (e: SseEvent) => boolean, ms?: number): Promise<SseEvent>;
+  readonly ended: Promise<void>;
+  close(): void;
+}
+
+/** Opens GET /v1/nodes/{id}/events and parses the stream (WHATWG SSE: fields, blank-line dispatch). */
+export async function openStream(baseUrl: string, nodeId: string, headers: Record<string, string>): Promise<SseStream> {
+  const ac = new AbortController();
+  const res = await fetch(`${baseUrl}/v1/nodes/${nodeId}/events`, { headers, signal: ac.signal });
+  const events: SseEvent[] = [];
+  const comments: string[] = [];
+  const waiters: Array<() => void> = [];
+  let ended: Promise<void> = Promise.resolve();
+  if (res.ok && res.body !== null) {
+    const reader = res.body.getReader();
+    ended = (async () => {
+      let buf = '';
+      let cur: { id?: string; event?: string; data: string[] } = { data: [] };
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buf += Buffer.from(value).toString('utf8');
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line === '') {
+              if (cur.data.length > 0) {
+                const parsed = parseEnvelope(JSON.parse(cur.data.join('\n')));
+                if (!parsed.ok) throw new Error(`bad envelope ${JSON.stringify(parsed.errors)}`);
+                events.push({ id: cur.id, event: cur.event, envelope: parsed.value });
+                for (const w of waiters.splice(0)) w();
+              }
+              cur = { data: [] };
+            } else if (line.startsWith(':')) comments.push(line);
+            else {
+              const i = line.indexOf(':');
+              const field = line.slice(0, i);
+              const value2 = line.slice(i + 1).replace(/^ /, '');
+              if (field === 'data') cur.data.push(value2);
+              else if (field === 'id') cur.id = value2;
+              else if (field === 'event') cur.event = value2;
+            }
+          }
+        }
+      } catch {
+        // aborted or reset: the stream is over
+      }
+      for (const w of waiters.splice(0)) w();
+    })();
+  } else {
+    await res.text().catch(() => undefined);
+  }
+  return {
+    status: res.status,
+    events,
+    comments,
+    ended,
+    next(pred, ms = 5000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching event within ${ms} ms; have ${events.map((e) => e.envelope.type).join(',')}`)), ms);
+        const check = () => {
+          const hit = events.find(pred);
+          if (hit !== undefined) {
+            clearTimeout(timer);
+            resolve(hit);
+          } else waiters.push(check);
+        };
+        check();
+      });
+    },
+    close: () => ac.abort(),
+  };
+}
