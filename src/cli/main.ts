@@ -11,6 +11,8 @@ import { runWgDaemon } from './wg-daemon.js';
  */
 const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Promise<number>>> = {
   conformance: async () => (await import('./conformance.js')).runConformance,
+  'stun-server': async () => (await import('./stun-server.js')).runStunServer,
+  relay: async () => (await import('./relay.js')).runRelay,
 };
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
