@@ -13,6 +13,12 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   conformance: async () => (await import('./conformance.js')).runConformance,
   'stun-server': async () => (await import('./stun-server.js')).runStunServer,
   relay: async () => (await import('./relay.js')).runRelay,
+  up: async () => (await import('./agent.js')).runUp,
+  join: async () => (await import('./agent.js')).runJoin,
+  status: async () => (await import('./agent.js')).runStatus,
+  peers: async () => (await import('./agent.js')).runPeers,
+  deregister: async () => (await import('./agent.js')).runDeregister,
+  demo: async () => (await import('./demo.js')).runDemo,
 };
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
