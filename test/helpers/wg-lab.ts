@@ -6,7 +6,7 @@
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ export function socketPath(ifname: string): string {
 }
 
 /**
- * Pids of our daemons serving `ifname` (a daemonized child runs `node DAEMON --foreground IFNAME`),
+ * Pids of our daemons serving `ifname` (a daemonized child runs `node …/plexd-userspace[.js] --foreground IFNAME`),
  * found in /proc by their exact command line; interface names are unique per test run.
  */
 export function daemonPids(ifname: string): number[] {
@@ -40,7 +40,8 @@ export function daemonPids(ifname: string): number[] {
     } catch {
       continue; // gone meanwhile
     }
-    const at = argv.indexOf(DAEMON);
+    // The script may be bin/plexd-userspace.js or a `plexd-userspace` link to it (wg-quick's PATH).
+    const at = argv.findIndex((a) => /(^|\/)plexd-userspace(\.js)?$/.test(a));
     if (at >= 0 && argv[argv.length - 2] === ifname && argv.slice(at + 1, -2).every((a) => a.startsWith('-'))) pids.push(Number(entry));
   }
   return pids;
@@ -107,14 +108,27 @@ export function wgUnavailableReason(what: string, commands: readonly string[] = 
 
 let built: Promise<void> | undefined;
 
+/** The newest modification time (ms) of the files under `dir` whose names end in `ext`. */
+function newestMtime(dir: string, ext: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(ext)) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
 /**
- * Builds dist/ once per test process (`npm run build`, a few seconds): the daemon under test is
- * bin/plexd-userspace.js, which imports dist/. Rejects with tsc's output when the build fails.
+ * Makes sure dist/ is built from the current src/ (the daemon under test is bin/plexd-userspace.js,
+ * which imports dist/): runs `npm run build` once per test process when any src file is newer
+ * than dist/cli/main.js (tsc rewrites every output). Rejects with tsc's output when it fails.
  */
 export function ensureBuilt(): Promise<void> {
-  built ??= run(['npm', 'run', 'build'], { timeoutMs: 120_000 }).then((r) => {
+  built ??= (async () => {
+    const stamp = join(REPO_DIR, 'dist/cli/main.js');
+    if (existsSync(stamp) && newestMtime(join(REPO_DIR, 'src'), '.ts') < statSync(stamp).mtimeMs) return;
+    const r = await run(['npm', 'run', 'build'], { timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
-  });
+  })();
   return built;
 }
 
