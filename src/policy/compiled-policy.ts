@@ -2,7 +2,9 @@
 // Lakshman and Stiliadis (SIGCOMM 1998). Each dimension (source prefix, destination prefix,
 // protocol + destination port) maps a packet to the set of rules it satisfies, kept as a bitset
 // over rule indices; the lowest bit of the three sets' intersection is the first matching rule.
-// A lookup is two longest-prefix matches, one table read and ceil(rules / 32) word ANDs.
+// A lookup is two longest-prefix matches, one table read and at most ceil(rules / 32) word ANDs;
+// each set carries a summary bit per nonzero word (aggregated bit vectors, Baboescu and Varghese,
+// SIGCOMM 2001), so only words all three sets populate are ANDed.
 
 import { AllowedIps } from '../core/allowed-ips.js';
 import { CLASS_ICMP, CLASS_TCP, CLASS_UDP } from './packet-meta.js';
@@ -10,26 +12,40 @@ import type { Policy, PolicyPrefix, PolicyRule } from './rules.js';
 
 const PORTS = 65536;
 
-/** Builds the bitsets: one Int32Array region of `words` words per set, allocated once. */
+/**
+ * Builds the bitsets in one Int32Array allocated once. A set at offset `at` is `summary` words
+ * (bit j: word j of the set is nonzero) followed by `words` words of rule bits.
+ */
 class BitsetPool {
   readonly words: number;
+  readonly summary: number;
   readonly bits: Int32Array;
   #next = 0;
 
   constructor(words: number, sets: number) {
     this.words = words;
-    this.bits = new Int32Array(words * sets);
+    this.summary = Math.ceil(words / 32);
+    this.bits = new Int32Array((this.summary + words) * sets);
   }
 
   /** A new empty set; returns its offset. */
   alloc(): number {
     const at = this.#next;
-    this.#next += this.words;
+    this.#next += this.summary + this.words;
     return at;
   }
 
+  /** Adds `rule` to the set at `at`. */
   set(at: number, rule: number): void {
-    this.bits[at + (rule >>> 5)]! |= 1 << (rule & 31);
+    this.bits[at + this.summary + (rule >>> 5)]! |= 1 << (rule & 31);
+  }
+
+  /** Fills in every set's summary from its words; call once all sets are complete. */
+  summarize(): void {
+    const { bits, summary, words } = this;
+    for (let at = 0; at < this.#next; at += summary + words) {
+      for (let w = 0; w < words; w++) if (bits[at + summary + w] !== 0) bits[at + (w >>> 5)]! |= 1 << (w & 31);
+    }
   }
 }
 
@@ -52,11 +68,11 @@ function groupPrefixes(rules: readonly PolicyRule[], pick: (r: PolicyRule) => Po
  */
 function buildPrefixDimension(pool: BitsetPool, groups: Array<{ prefix: PolicyPrefix; rules: number[] }>): AllowedIps<number> {
   const trie = new AllowedIps<number>();
-  const { bits, words } = pool;
+  const { bits, summary, words } = pool;
   for (const g of groups) {
     const at = pool.alloc();
     const parent = trie.lookup(g.prefix.ip.length === 4 ? 4 : 6, g.prefix.ip, 0);
-    if (parent !== undefined) bits.copyWithin(at, parent, parent + words);
+    if (parent !== undefined) bits.copyWithin(at, parent, parent + summary + words);
     for (const r of g.rules) pool.set(at, r);
     trie.insert(g.prefix.ip, g.prefix.cidr, at);
   }
@@ -101,7 +117,7 @@ function buildPortDimension(pool: BitsetPool, rules: readonly PolicyRule[], prot
     for (const i of ends.get(from) ?? []) current[i >>> 5]! &= ~(1 << (i & 31));
     for (const i of starts.get(from) ?? []) current[i >>> 5]! |= 1 << (i & 31);
     const at = pool.alloc();
-    pool.bits.set(current, at);
+    pool.bits.set(current, at + pool.summary);
     table.fill(at, from, k + 1 < cuts.length ? cuts[k + 1]! : PORTS);
   }
   return table;
@@ -119,6 +135,7 @@ export class CompiledPolicy {
   readonly hitPackets: Float64Array;
   readonly hitBytes: Float64Array;
   readonly #bits: Int32Array;
+  readonly #summary: number;
   readonly #src: AllowedIps<number>;
   readonly #dst: AllowedIps<number>;
   readonly #tcp: Int32Array;
@@ -139,6 +156,7 @@ export class CompiledPolicy {
     const udpCuts = portBoundaries(rules, 'udp');
     const pool = new BitsetPool(this.words, srcGroups.length + dstGroups.length + tcpCuts.length + udpCuts.length + 2);
     this.#bits = pool.bits;
+    this.#summary = pool.summary;
     this.#src = buildPrefixDimension(pool, srcGroups);
     this.#dst = buildPrefixDimension(pool, dstGroups);
     this.#tcp = buildPortDimension(pool, rules, 'tcp', tcpCuts);
@@ -150,6 +168,7 @@ export class CompiledPolicy {
       if (r.protocol === 'icmp' || r.protocol === 'any') pool.set(this.#icmp, i);
       if (r.protocol === 'any') pool.set(this.#other, i);
     });
+    pool.summarize();
   }
 
   /**
@@ -164,10 +183,16 @@ export class CompiledPolicy {
     if (d === undefined) return -1;
     const p = klass === CLASS_TCP ? this.#tcp[dport]! : klass === CLASS_UDP ? this.#udp[dport]! : klass === CLASS_ICMP ? this.#icmp : this.#other;
     const bits = this.#bits;
-    const words = this.words;
-    for (let w = 0; w < words; w++) {
-      const x = bits[s + w]! & bits[d + w]! & bits[p + w]!;
-      if (x !== 0) return (w << 5) + 31 - Math.clz32(x & -x);
+    const summary = this.#summary;
+    for (let j = 0; j < summary; j++) {
+      let candidates = bits[s + j]! & bits[d + j]! & bits[p + j]!;
+      while (candidates !== 0) {
+        const low = candidates & -candidates;
+        candidates ^= low;
+        const w = summary + (j << 5) + 31 - Math.clz32(low);
+        const x = bits[s + w]! & bits[d + w]! & bits[p + w]!;
+        if (x !== 0) return ((w - summary) << 5) + 31 - Math.clz32(x & -x);
+      }
     }
     return -1;
   }

@@ -1,0 +1,160 @@
+// Policy filter benchmark (issue 7): decisions per second with 10, 1,000 and 10,000 realistic
+// random rules, three ways: the compiled matcher alone (every packet judged by the rules), the
+// filter on new flows (rules + a conntrack insert each), and the filter on tracked flows (the
+// steady state of established connections). Also compile time and memory of the rule sets.
+// Run with `npm run bench:policy`; it measures the built dist/, as users run it.
+// TODO(issue 7): tunnel TCP throughput with 1,000 rules vs none needs a policy hook in
+// bench/tunnel.mjs (PLEXD_POLICY_FILE); see docs/policy.md.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { CompiledPolicy } from '../dist/policy/compiled-policy.js';
+import { PolicyFilter } from '../dist/policy/filter.js';
+import { PacketMeta, readPacket } from '../dist/policy/packet-meta.js';
+import { parsePolicy } from '../dist/policy/rules.js';
+
+const SIZES = [10, 1_000, 10_000];
+const PACKETS = 4096;
+const DECISIONS = 2_000_000;
+const RUNS = 5;
+
+/** mulberry32: fixed seed, so every run measures the same rules and packets. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rnd = prng(7);
+const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+const COMMON_PORTS = [22, 53, 80, 443, 5432, 6379, 8080, 9090, 9100, 3000];
+const meshIp = () => `10.100.${Math.floor(rnd() * 16)}.${1 + Math.floor(rnd() * 250)}`;
+
+/** Mesh-like rules: host-to-host and group-to-host service rules, some denies, a few broad ones. */
+function realisticRules(n) {
+  const rules = [];
+  for (let i = 0; i < n; i++) {
+    const r = rnd();
+    const src = r < 0.5 ? `${meshIp()}/32` : r < 0.8 ? `10.100.${Math.floor(rnd() * 16)}.0/24` : r < 0.95 ? '10.100.0.0/16' : '0.0.0.0/0';
+    const dst = rnd() < 0.8 ? `${meshIp()}/32` : `10.100.${Math.floor(rnd() * 16)}.0/24`;
+    const protocol = pick(['tcp', 'tcp', 'tcp', 'udp', 'icmp', 'any']);
+    const rule = { action: rnd() < 0.85 ? 'allow' : 'deny', protocol, source_cidr: src, destination_cidr: dst };
+    if (protocol === 'tcp' || protocol === 'udp') {
+      const from = rnd() < 0.8 ? pick(COMMON_PORTS) : 1024 + Math.floor(rnd() * 60000);
+      rule.ports = { from, to: rnd() < 0.8 ? from : Math.min(65535, from + Math.floor(rnd() * 1000)) };
+    }
+    rules.push(rule);
+  }
+  return rules;
+}
+
+function ipv4(src, dst, proto, sport, dport) {
+  const p = new Uint8Array(proto === 6 ? 40 : 28);
+  p[0] = 0x45;
+  p[3] = p.length;
+  p[8] = 64;
+  p[9] = proto;
+  p.set(src.split('.').map(Number), 12);
+  p.set(dst.split('.').map(Number), 16);
+  p[20] = sport >> 8;
+  p[21] = sport & 0xff;
+  p[22] = dport >> 8;
+  p[23] = dport & 0xff;
+  if (proto === 6) {
+    p[32] = 5 << 4;
+    p[33] = 0x10; // ACK: a mid-stream segment, picked up as established
+  }
+  if (proto === 1) p[20] = 8; // echo request
+  return p;
+}
+
+const packets = [];
+for (let i = 0; i < PACKETS; i++) {
+  const proto = pick([6, 6, 6, 17, 1]);
+  packets.push(ipv4(meshIp(), meshIp(), proto, 1024 + (i % 60000), proto === 1 ? 0 : rnd() < 0.7 ? pick(COMMON_PORTS) : Math.floor(rnd() * 65536)));
+}
+
+function rate(fn) {
+  const t0 = process.hrtime.bigint();
+  const n = fn();
+  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const rows = [];
+for (const size of SIZES) {
+  const policy = parsePolicy({ revision_id: `bench-${size}`, fingerprint: '', rules: realisticRules(size) });
+  const t0 = process.hrtime.bigint();
+  const compiled = new CompiledPolicy(policy);
+  const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const meta = new PacketMeta();
+  const matchRates = [];
+  const newFlowRates = [];
+  const trackedRates = [];
+  let allowed = 0;
+  let trackedFlows = 0;
+  for (let run = 0; run < RUNS; run++) {
+    matchRates.push(rate(() => {
+      let hits = 0;
+      for (let i = 0; i < DECISIONS; i++) {
+        const p = packets[i & (PACKETS - 1)];
+        readPacket(p, meta);
+        if (compiled.match(meta.family, p, meta.srcOffset, meta.dstOffset, meta.klass, meta.dport) >= 0) hits++;
+      }
+      allowed = hits;
+      return DECISIONS;
+    }));
+    // New flows: one filter, time jumping past every timeout between passes, so each packet is
+    // the first of its flow (its stale entry is reclaimed on the way).
+    const fresh = new PolicyFilter({ conntrackMax: 8192 });
+    fresh.apply(policy);
+    newFlowRates.push(rate(() => {
+      for (let i = 0; i < DECISIONS / 4; i++) fresh.outbound(packets[i & (PACKETS - 1)], 1e9 * (run * DECISIONS + i >>> 12));
+      return DECISIONS / 4;
+    }));
+    // Tracked: the packets this policy allows, their flows already open: the established steady state.
+    const f = new PolicyFilter({ conntrackMax: 8192 });
+    f.apply(policy);
+    const open = packets.filter((p) => f.outbound(p, 0));
+    trackedRates.push(open.length === 0 ? NaN : rate(() => {
+      for (let i = 0; i < DECISIONS; i++) f.outbound(open[i % open.length], 1);
+      return DECISIONS;
+    }));
+    trackedFlows = open.length;
+  }
+  rows.push({
+    rules: size,
+    compileMs,
+    compiledBytes: compiled.memoryBytes,
+    matchedFraction: allowed / DECISIONS,
+    matchDecisionsPerSec: median(matchRates),
+    newFlowDecisionsPerSec: median(newFlowRates),
+    trackedFlows,
+    trackedDecisionsPerSec: median(trackedRates),
+  });
+}
+
+const result = { bench: 'policy', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', runs: RUNS, rows };
+console.table(
+  Object.fromEntries(
+    rows.map((r) => [
+      `${r.rules} rules`,
+      {
+        'compile (ms)': r.compileMs.toFixed(1),
+        'rule sets (MiB)': (r.compiledBytes / 2 ** 20).toFixed(2),
+        'matched a rule': `${(r.matchedFraction * 100).toFixed(0)} %`,
+        'rules only (M/s)': (r.matchDecisionsPerSec / 1e6).toFixed(2),
+        'new flows (M/s)': (r.newFlowDecisionsPerSec / 1e6).toFixed(2),
+        'tracked (M/s)': Number.isNaN(r.trackedDecisionsPerSec) ? 'n/a' : (r.trackedDecisionsPerSec / 1e6).toFixed(2),
+      },
+    ]),
+  ),
+);
+const dir = new URL('./results/', import.meta.url);
+mkdirSync(dir, { recursive: true });
+const file = new URL(`policy-${result.date.replace(/[:.]/g, '-')}.json`, dir);
+writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+console.log(`saved ${file.pathname}`);
