@@ -73,7 +73,6 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const req = valid(parseRegisterRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.register(req);
-      ctx.bus.schedulePump();
       sendJson(ctx.res, 201, out);
     },
   },
@@ -92,7 +91,6 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       const body = valid(parseHeartbeatRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.heartbeat(node, body, ctx.bus.hasStream(node.node_id));
-      ctx.bus.schedulePump();
       sendJson(ctx.res, 200, out);
     },
   },
@@ -103,7 +101,6 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       const body = valid(parseEndpointRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.reportEndpoint(node, body);
-      ctx.bus.schedulePump();
       sendJson(ctx.res, 200, out);
     },
   },
@@ -132,7 +129,6 @@ export const ROUTES: readonly Route[] = [
       const body = valid(parseDeregisterRequest(await readJsonBody(ctx.req)));
       ctx.store.removeNode(node.node_id, body.reason ?? 'deregistered');
       ctx.bus.closeNode(node.node_id);
-      ctx.bus.schedulePump();
       ctx.res.writeHead(204).end();
     },
   },
@@ -152,7 +148,6 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx);
       const body = valid(parseKeyRotateRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.rotateKey(node, body.new_public_key);
-      ctx.bus.schedulePump();
       sendJson(ctx.res, 200, out);
     },
   },

@@ -68,6 +68,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const log = options.logger ?? silentLogger;
   const store = ControlPlaneStore.open(options.db, { ...(options.clock === undefined ? {} : { clock: options.clock }), ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }) });
   const bus = new EventBus(store, options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs });
+  store.onEvents = () => bus.schedulePump();
   const tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host]);
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {

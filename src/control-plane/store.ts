@@ -96,6 +96,9 @@ export class ControlPlaneStore {
   readonly clock: Clock;
   readonly range: MeshRange;
   readonly signer: Signer;
+  /** Called after a committed transaction appended events (the server's bus pumps them). */
+  onEvents: (() => void) | undefined;
+  #appended = false;
 
   private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer) {
     this.db = db;
@@ -143,13 +146,21 @@ export class ControlPlaneStore {
   }
 
   private emit(e: NewEvent): number {
+    this.#appended = true;
     return appendEvent(this.db, this.signer, this.now(), e);
   }
 
   /** Runs `fn` in one IMMEDIATE transaction (takes the write lock up front, so a concurrent CLI
    *  writer waits on busy_timeout instead of failing mid-transaction). */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    if (this.db.inTransaction) return fn();
+    this.#appended = false;
+    const out = this.db.transaction(fn).immediate();
+    if (this.#appended) {
+      this.#appended = false;
+      this.onEvents?.();
+    }
+    return out;
   }
 
   // ---- projects and tokens ----
