@@ -20,12 +20,14 @@ const PAIRINGS = {
   wggo: ['wggo', 'wggo'],
   mixed: ['plexd', 'wggo'],
   noble: ['plexd-noble', 'plexd-noble'],
+  base: ['plexd-base', 'plexd-base'], // only with --only=...,base and PLEXD_BENCH_BASE (A/B of a change)
 };
 const LABEL = {
   plexd: 'plexd <-> plexd',
   wggo: 'wg-go <-> wg-go',
   mixed: 'plexd  -> wg-go',
   noble: 'plexd(noble) pair',
+  base: 'plexd base build',
 };
 
 function options(argv) {
@@ -40,8 +42,8 @@ function options(argv) {
     quick,
     duration: Number(value('duration', 'BENCH_DURATION', quick ? 3 : 10)),
     reps: Number(value('reps', 'BENCH_REPS', quick ? 1 : 3)),
-    only: String(value('only', 'BENCH_ONLY', Object.keys(PAIRINGS).join(','))).split(',').filter((p) => p in PAIRINGS),
-    udpSteps: quick ? 3 : 6,
+    only: String(value('only', 'BENCH_ONLY', 'plexd,wggo,mixed,noble')).split(',').filter((p) => p in PAIRINGS),
+    udpSteps: quick ? 4 : 6,
     udpSeconds: quick ? 1 : 2,
     pings: quick ? 50 : 200,
     udpLossPercent: Number(process.env.BENCH_UDP_LOSS ?? 0.1),
@@ -115,7 +117,7 @@ async function measurePairing(lab, net, name, opts) {
     const memB = memoryKiB(t.b.pid);
     // After TCP, so both daemons are warm (a fresh node daemon runs its first packets interpreted).
     const ping = await pingRtt(net.nsA, opts.pings);
-    const udp = await udpSearch(t, Math.max(tcpResult.mbps * 1e6, 50e6), opts);
+    const udp = await udpSearch(t, Math.max(tcpResult.mbps * 0.7e6, 20e6), opts);
     return { pairing: name, ping, tcp: tcpResult, udp, rssKiB: { a: memA, b: memB } };
   } finally {
     await t.stop();

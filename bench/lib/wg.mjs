@@ -20,6 +20,8 @@ export const KINDS = {
   plexd: { label: 'plexd-userspace', crypto: 'node' },
   'plexd-noble': { label: 'plexd-userspace (noble)', crypto: 'noble' },
   wggo: { label: 'wireguard-go' },
+  // A/B of an optimization: another checkout's build (PLEXD_BENCH_BASE=/path with dist/ built).
+  'plexd-base': { label: 'plexd-userspace (base build)', crypto: 'node', root: process.env.PLEXD_BENCH_BASE },
 };
 
 /** A fresh X25519 key pair as base64 (wg's format), plus the raw public key. */
@@ -52,7 +54,9 @@ export async function startDaemon(lab, ns, kind, { gc = false } = {}) {
       nodeArgs.push(`--import=${GC_PROBE}`);
       env.PLEXD_BENCH_GC_FILE = gcFile;
     }
-    argv = [process.execPath, ...nodeArgs, BIN, '-f', ifname];
+    if (spec.root === undefined && kind === 'plexd-base') throw new TypeError('expected PLEXD_BENCH_BASE to name a built checkout');
+    const bin = spec.root === undefined ? BIN : join(spec.root, 'bin/plexd-userspace.js');
+    argv = [process.execPath, ...nodeArgs, bin, '-f', ifname];
     env.PLEXD_CRYPTO = spec.crypto;
   }
   const child = lab.spawn(ns, argv, { env });

@@ -64,8 +64,12 @@ export type EngineEvent<P> =
  * call back into the engine from inside these methods.
  */
 export interface ActionSink<P> {
-  /** Send `data` as one UDP datagram to `endpoint`; `data` belongs to the receiver from now on. */
-  network(peer: P | undefined, endpoint: Endpoint, data: Uint8Array): void;
+  /**
+   * Send `data` as one UDP datagram to `endpoint`. Return true when done with `data` (sent
+   * synchronously or dropped): the engine may then reuse its buffer for the next message.
+   * Otherwise `data` belongs to the receiver from now on.
+   */
+  network(peer: P | undefined, endpoint: Endpoint, data: Uint8Array): boolean | void;
   /** Deliver a decrypted IP packet: a view into the datagram passed to decapsulate (may be kept). */
   tun(peer: P, data: Uint8Array): void;
   /** Count a dropped packet; `peer` when it is known. */

@@ -31,7 +31,7 @@ import {
 } from './handshake.js';
 import type { Identity } from './handshake.js';
 import { IndexTable } from './index-table.js';
-import { Keypair, openTransport, sealTransport } from './keypair.js';
+import { Keypair, openTransport, sealTransport, transportLength } from './keypair.js';
 import {
   CookieReplyOffset,
   InitiationOffset,
@@ -115,6 +115,9 @@ export class Engine {
   readonly #load: LoadMonitor;
   readonly #drops: Record<DropReason, number>;
   readonly #random2 = new Uint8Array(2);
+  // The last transport message's buffer when the sink said it was done with it: the next message
+  // is sealed into it, so a sink that sends synchronously makes the send path allocation-free.
+  #sendBuffer: Uint8Array | undefined;
   readonly #releaseKeypair = (keypair: Keypair<Peer>): void => {
     if (this.#index.get(keypair.localIndex) === keypair) this.#index.remove(keypair.localIndex);
     keypair.wipe();
@@ -412,12 +415,18 @@ export class Engine {
   }
 
   #sendData(peer: Peer, keypair: Keypair<Peer>, packet: Uint8Array, now: number, sink: ActionSink<Peer>): void {
-    const message = sealTransport(keypair, packet);
+    const pool = this.#sendBuffer;
+    const pooled = pool !== undefined && pool.length >= transportLength(packet.length);
+    const message = sealTransport(keypair, packet, pooled ? pool : undefined);
     const timers = peer.timers;
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();
     if (packet.length > 0 && timers.newHandshake === Infinity) timers.dataSent(now, this.#jitter());
-    this.#transmit(peer, message, sink);
+    if (this.#transmit(peer, message, sink)) {
+      if (!pooled) this.#sendBuffer = message; // a new, bigger buffer the sink gave back
+    } else if (pooled) {
+      this.#sendBuffer = undefined; // the sink kept it
+    }
   }
 
   /** wireguard-go SendKeepalive: queue an empty packet unless something is queued, then flush. */
@@ -426,14 +435,15 @@ export class Engine {
     this.#sendStaged(peer, now, sink);
   }
 
-  #transmit(peer: Peer, data: Uint8Array, sink: ActionSink<Peer>): void {
+  /** Hands `data` to the sink; true when the sink is done with it (see ActionSink.network). */
+  #transmit(peer: Peer, data: Uint8Array, sink: ActionSink<Peer>): boolean {
     const endpoint = peer.endpoint;
     if (endpoint === undefined) {
       this.#drop(sink, 'no-endpoint', peer);
-      return;
+      return true;
     }
     peer.txBytes += data.length;
-    sink.network(peer, endpoint, data);
+    return sink.network(peer, endpoint, data) === true;
   }
 
   /** Rekey when the current keypair is old (initiator) or has sent REKEY_AFTER_MESSAGES (6.2). */

@@ -55,19 +55,29 @@ export function paddedLength(length: number): number {
   return (length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
 }
 
+/** Length of the transport message carrying a `length`-byte packet (header, padding, tag). */
+export function transportLength(length: number): number {
+  return TRANSPORT_HEADER_SIZE + paddedLength(length) + TAG_SIZE;
+}
+
 /**
  * Builds a transport message for `packet` (empty = keepalive) with the keypair's next counter,
- * padding the plaintext to a multiple of 16; returns a new array the caller owns. The caller
- * checked the counter against REJECT_AFTER_MESSAGES and the length against TRANSPORT_MAX_CONTENT.
+ * padding the plaintext to a multiple of 16. Writes into `out` when it is given and at least
+ * transportLength(packet.length) long (returning a view of its start), else into a new array the
+ * caller owns. `out` must not overlap `packet`. The caller checked the counter against
+ * REJECT_AFTER_MESSAGES and the length against TRANSPORT_MAX_CONTENT.
  */
-export function sealTransport<P>(keypair: Keypair<P>, packet: Uint8Array): Uint8Array {
+export function sealTransport<P>(keypair: Keypair<P>, packet: Uint8Array, out?: Uint8Array): Uint8Array {
   const padded = paddedLength(packet.length);
-  const out = new Uint8Array(TRANSPORT_HEADER_SIZE + padded + TAG_SIZE);
+  const length = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
+  const message = out !== undefined && out.length >= length ? out.subarray(0, length) : new Uint8Array(length);
   const counter = keypair.sendCounter++;
-  writeTransportHeader(out, keypair.remoteIndex, counter);
-  out.set(packet, TRANSPORT_HEADER_SIZE);
-  keypair.send.seal(counter, out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded), undefined, out.subarray(TRANSPORT_HEADER_SIZE));
-  return out;
+  writeTransportHeader(message, keypair.remoteIndex, counter);
+  message.set(packet, TRANSPORT_HEADER_SIZE);
+  // A reused buffer holds an older packet: the padding must be zero (whitepaper 5.4.6).
+  if (padded > packet.length) message.fill(0, TRANSPORT_HEADER_SIZE + packet.length, TRANSPORT_HEADER_SIZE + padded);
+  keypair.send.seal(counter, message.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded), undefined, message.subarray(TRANSPORT_HEADER_SIZE));
+  return message;
 }
 
 /**

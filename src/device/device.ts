@@ -238,8 +238,11 @@ export class Device implements UapiHandler, ActionSink<Peer> {
 
   // ---- ActionSink: the engine's actions, carried out ------------------------------------------
 
-  network(_peer: Peer | undefined, endpoint: Endpoint, data: Uint8Array): void {
-    if (this.#bind.send(data, endpoint) === 'dropped') this.counters.sendDropped++;
+  network(_peer: Peer | undefined, endpoint: Endpoint, data: Uint8Array): boolean {
+    const result = this.#bind.send(data, endpoint);
+    if (result === 'dropped') this.counters.sendDropped++;
+    // 'sent' and 'dropped' leave no reference behind: the engine reuses the buffer.
+    return result !== 'queued';
   }
 
   tun(peer: Peer, data: Uint8Array): void {

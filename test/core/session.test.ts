@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CryptoProvider } from '../../src/core/crypto.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
-import { Keypair, openTransport, paddedLength, sealTransport } from '../../src/core/keypair.js';
+import { Keypair, openTransport, paddedLength, sealTransport, transportLength } from '../../src/core/keypair.js';
 import { Keypairs } from '../../src/core/session.js';
 import { readCounter } from '../../src/core/messages.js';
 import { REJECT_AFTER_MESSAGES } from '../../src/core/constants.js';
@@ -34,6 +34,23 @@ describe('transport seal/open', () => {
       expect(msg.subarray(16 + n, 16 + len).every((x) => x === 0)).toBe(true);
     }
     expect(a.sendCounter).toBe(6);
+  });
+
+  it('seals into a reused buffer byte for byte like a fresh one, zeroing stale padding', () => {
+    const fresh = kp(true, k1, k2);
+    const reused = kp(true, k1, k2);
+    const out = new Uint8Array(transportLength(1420)).fill(0xee);
+    for (const n of [1420, 1, 0, 17, 1420]) {
+      const packet = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
+      const a = sealTransport(fresh, packet);
+      const b = sealTransport(reused, packet, out);
+      expect(b.buffer).toBe(out.buffer);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    }
+    // Too small: a new array, the buffer untouched.
+    const small = new Uint8Array(8);
+    expect(sealTransport(reused, new Uint8Array(40), small).buffer).not.toBe(small.buffer);
+    expect(small.every((x) => x === 0)).toBe(true);
   });
 
   it('rejects a tampered tag, header-independent content and the wrong key', () => {
