@@ -136,6 +136,7 @@ export class CompiledPolicy {
   readonly hitBytes: Float64Array;
   readonly #bits: Int32Array;
   readonly #summary: number;
+  readonly #allow: Uint8Array;
   readonly #src: AllowedIps<number>;
   readonly #dst: AllowedIps<number>;
   readonly #tcp: Int32Array;
@@ -150,6 +151,7 @@ export class CompiledPolicy {
     this.words = Math.max(1, Math.ceil(rules.length / 32));
     this.hitPackets = new Float64Array(rules.length);
     this.hitBytes = new Float64Array(rules.length);
+    this.#allow = Uint8Array.from(rules, (r) => (r.action === 'allow' ? 1 : 0));
     const srcGroups = groupPrefixes(rules, (r) => r.source);
     const dstGroups = groupPrefixes(rules, (r) => r.destination);
     const tcpCuts = portBoundaries(rules, 'tcp');
@@ -195,6 +197,17 @@ export class CompiledPolicy {
       }
     }
     return -1;
+  }
+
+  /**
+   * The verdict of match result `rule` (-1: no rule, so the default deny) for a packet of
+   * `bytes` bytes, counted on the rule. True means allow.
+   */
+  decide(rule: number, bytes: number): boolean {
+    if (rule < 0) return false;
+    this.hitPackets[rule]!++;
+    this.hitBytes[rule]! += bytes;
+    return this.#allow[rule] === 1;
   }
 
   /** Bytes held by the rule sets and port tables (for snapshots and the bench). */

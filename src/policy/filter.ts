@@ -21,6 +21,7 @@ import {
   CLASS_TCP,
   CLASS_UDP,
   ICMP_ECHO_REQUEST,
+  ICMP_OTHER,
   PROTO_TCP,
   PROTO_UDP,
   PacketMeta,
@@ -178,18 +179,14 @@ export class PolicyFilter implements PacketFilter {
     const m = this.#meta;
     if (!readPacket(packet, m)) return this.#drop(REASON_MALFORMED);
     const ct = this.#conntrack;
-    const tracked = m.klass === CLASS_TCP || m.klass === CLASS_UDP || (m.klass === CLASS_ICMP && m.icmpKind !== 0);
+    const tracked = m.klass === CLASS_TCP || m.klass === CLASS_UDP || (m.klass === CLASS_ICMP && m.icmpKind !== ICMP_OTHER);
     if (tracked) {
       const hit = ct.lookup(m, dir, now);
       if (hit >= 0) return this.#onFlow(policy, hit >>> 1, (hit & 1) === 1, dir, packet.length, now);
     }
     // A new flow, or a packet that is never tracked: the rules decide.
     const rule = policy.match(m.family, packet, m.srcOffset, m.dstOffset, m.klass, m.dport);
-    if (rule >= 0) {
-      policy.hitPackets[rule]!++;
-      policy.hitBytes[rule]! += packet.length;
-    }
-    if (rule < 0 || policy.policy.rules[rule]!.action === 'deny') {
+    if (!policy.decide(rule, packet.length)) {
       if (m.special !== undefined) return this.#drop(REASON_INDEX.get(m.special)!);
       return this.#drop(rule < 0 ? REASON_DEFAULT_DENY : REASON_RULE_DENY);
     }
@@ -253,12 +250,7 @@ export class PolicyFilter implements PacketFilter {
     const family = fd >>> 16 === 4 ? 4 : 6;
     const proto = ct.protoOf(e);
     const klass = proto === PROTO_TCP ? CLASS_TCP : proto === PROTO_UDP ? CLASS_UDP : CLASS_ICMP;
-    const rule = policy.match(family, scratch, 0, 16, klass, fd & 0xffff);
-    if (rule >= 0) {
-      policy.hitPackets[rule]!++;
-      policy.hitBytes[rule]! += length;
-    }
-    if (rule < 0 || policy.policy.rules[rule]!.action === 'deny') return false;
+    if (!policy.decide(policy.match(family, scratch, 0, 16, klass, fd & 0xffff), length)) return false;
     ct.setGen(e, this.#generation);
     return true;
   }
