@@ -323,14 +323,8 @@ export class Device implements UapiHandler, ActionSink<Peer> {
 
   async apply(tx: SetTransaction): Promise<void> {
     if (this.#closed) throw new UapiError('ERR_UAPI_UNKNOWN', 'device is closed');
-    const now = this.#clock.now();
-    const engine = this.engine;
-    if (tx.privateKey !== undefined) {
-      const key = tx.privateKey ?? undefined;
-      engine.setPrivateKey(key, now);
-      this.#privateKey?.fill(0);
-      this.#privateKey = key?.slice();
-    }
+    // The rebind is the one step that can fail (port in use), so it goes first: a failed set
+    // changes nothing. Everything after it runs without yielding.
     if (tx.listenPort !== undefined && tx.listenPort !== this.#bind.port) {
       try {
         await this.#bind.rebind(tx.listenPort);
@@ -339,6 +333,15 @@ export class Device implements UapiHandler, ActionSink<Peer> {
         throw err;
       }
       this.#log.verbose(`UDP bind has been updated (port ${this.#bind.port})`);
+      if (this.#closed) throw new UapiError('ERR_UAPI_UNKNOWN', 'device is closed');
+    }
+    const now = this.#clock.now();
+    const engine = this.engine;
+    if (tx.privateKey !== undefined) {
+      const key = tx.privateKey ?? undefined;
+      engine.setPrivateKey(key, now);
+      this.#privateKey?.fill(0);
+      this.#privateKey = key?.slice();
     }
     if (tx.fwmark !== undefined && tx.fwmark !== this.#bind.fwmark) {
       this.#bind.setFwmark(tx.fwmark);
