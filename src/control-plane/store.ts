@@ -407,6 +407,11 @@ export class ControlPlaneStore {
 
   // ---- policy ----
 
+  /** A project's policy, null when never set. */
+  policy(projectId: string): Policy | null {
+    return getPolicy(this.db, projectId);
+  }
+
   /** Sets a project's firewall rules; when they changed, every node of the project gets
    *  policy_updated. Throws Error for an unknown project. */
   setPolicy(projectId: string, rules: readonly FirewallRule[]): { policy: Policy; changed: boolean } {
