@@ -11,6 +11,7 @@ import { runWgDaemon } from './wg-daemon.js';
  */
 const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Promise<number>>> = {
   conformance: async () => (await import('./conformance.js')).runConformance,
+  'control-plane': async () => (await import('./control-plane.js')).runControlPlane,
   'stun-server': async () => (await import('./stun-server.js')).runStunServer,
   relay: async () => (await import('./relay.js')).runRelay,
   up: async () => (await import('./agent.js')).runUp,
