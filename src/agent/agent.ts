@@ -360,11 +360,9 @@ export class Agent {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       try {
-        const ep = this.advertisedEndpoint;
-        const res = await this.client.heartbeat(
-          { client_now: formatRfc3339(Date.now()), binary_checksum: checksum(), binary_version: VERSION, nat_summary: ep === undefined ? {} : { endpoint: ep, nat_type: 'unknown' } },
-          signal,
-        );
+        // nat_summary stays {} (plexd: "before discovery"): the configured endpoint travels only by
+        // PUT /endpoint, whose change is what tells the peers.
+        const res = await this.client.heartbeat({ client_now: formatRfc3339(Date.now()), binary_checksum: checksum(), binary_version: VERSION, nat_summary: {} }, signal);
         this.counters.heartbeats++;
         this.#lastHeartbeatAt = new Date().toISOString();
         if (res.reconcile) this.requestReconcile();
