@@ -99,7 +99,9 @@ export function vectorRows(results: readonly VectorResult[]): ScenarioResult[] {
   const groups = new Map<string, VectorResult[]>();
   for (const r of results) {
     const name = `${r.file.replace(/\.json$/, '')}/${r.provider}`;
-    groups.set(name, [...(groups.get(name) ?? []), r]);
+    const group = groups.get(name);
+    if (group === undefined) groups.set(name, [r]);
+    else group.push(r);
   }
   return [...groups].map(([name, rs]) => {
     const failed = rs.filter((r) => !r.ok);
