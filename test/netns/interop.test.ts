@@ -125,6 +125,19 @@ describe.skipIf(skipReason !== undefined).each(PAIRS)('A=%s <-> B=%s', (implA, i
     expect((await b.peer(a)).txBytes).toBeGreaterThan(0);
   });
 
+  it('full-size packets at the 1420 MTU (DF set) and inner fragments pass both ways', async () => {
+    await repeer({ endpointOfB: endpoint(OUTER_B, await b.listenPort()) });
+    expect((await pingUntil(nsA, IN_B)).ok).toBe(true);
+    // 1420 - 20 (IPv4) - 8 (ICMP) and 1420 - 40 (IPv6) - 8 (ICMPv6): exactly the MTU, no fragments.
+    for (const [ns, target, size] of [[nsA, IN_B, 1392], [nsB, IN_A, 1392], [nsA, IN6_B, 1372], [nsB, IN6_A, 1372]] as const) {
+      const r = await ping(ns, target, { count: 2, intervalS: 0.05, args: ['-s', String(size), '-M', 'do'] });
+      expect(r.received, r.output).toBe(2);
+    }
+    expect((await ping(nsA, IN_B, { count: 1, args: ['-s', '1393', '-M', 'do'] })).ok).toBe(false);
+    const big = await ping(nsA, IN_B, { count: 2, intervalS: 0.05, args: ['-s', '4000'] });
+    expect(big.received, big.output).toBe(2);
+  });
+
   it('wg show dump reports handshake time, endpoint and matching transfer counters', async () => {
     await repeer({ endpointOfB: endpoint(OUTER_B, await b.listenPort()) });
     const before = Math.floor(Date.now() / 1000);
