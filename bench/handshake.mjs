@@ -10,22 +10,18 @@
 //   npm run bench:handshake [-- --quick] [-- --duration=10 --reps=3 --rate=50000 --only=plexd,wggo]
 // Saves bench/results/handshake-<time>.json. Part 2 needs root.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { PROVIDERS, handshakesPerSecond } from './crypto.mjs';
-import { Lab, cpuSeconds, labUnavailableReason, median, runOk, sleep } from './lib/lab.mjs';
+import { Lab, argOption, cpuSeconds, hasFlag, labUnavailableReason, median, runOk, saveResult, sleep } from './lib/lab.mjs';
 import { KINDS, PORTS, UNDERLAY, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
 
 const FLOOD = fileURLToPath(new URL('./lib/flood.mjs', import.meta.url));
 const FLOOD_SOURCES = Array.from({ length: 32 }, (_, i) => `10.201.0.${100 + i}`);
 
 function options(argv) {
-  const get = (name, env, dflt) => {
-    const f = argv.find((a) => a.startsWith(`--${name}=`));
-    return f !== undefined ? f.slice(name.length + 3) : process.env[env] ?? dflt;
-  };
-  const quick = argv.includes('--quick');
+  const get = (name, env, dflt) => argOption(argv, name, env, dflt);
+  const quick = hasFlag(argv, 'quick');
   return {
     quick,
     duration: Number(get('duration', 'BENCH_DURATION', quick ? 3 : 10)),
@@ -135,11 +131,7 @@ async function main() {
     }
   }
 
-  result.seconds = (Date.now() - started) / 1000;
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const file = new URL(`./results/handshake-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+  saveResult('handshake', result, started);
 }
 
 await main();

@@ -7,17 +7,13 @@
 // Saves bench/results/peers-<time>.json. Needs root.
 
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Lab, labUnavailableReason, memoryKiB, run, sleep } from './lib/lab.mjs';
+import { Lab, argOption, hasFlag, labUnavailableReason, memoryKiB, run, saveResult, sleep } from './lib/lab.mjs';
 import { KINDS, setconf, startDaemon, wgKeyPair } from './lib/wg.mjs';
 
 function options(argv) {
-  const get = (name, env, dflt) => {
-    const f = argv.find((a) => a.startsWith(`--${name}=`));
-    return f !== undefined ? f.slice(name.length + 3) : process.env[env] ?? dflt;
-  };
-  const quick = argv.includes('--quick');
+  const get = (name, env, dflt) => argOption(argv, name, env, dflt);
+  const quick = hasFlag(argv, 'quick');
   return {
     sizes: String(get('sizes', 'BENCH_PEER_SIZES', quick ? '1000,10000' : '1000,10000,100000')).split(',').map(Number),
     only: String(get('only', 'BENCH_ONLY', 'plexd,wggo')).split(',').filter((k) => k in KINDS),
@@ -105,11 +101,7 @@ async function main() {
   } finally {
     await lab.cleanup();
   }
-  result.seconds = (Date.now() - started) / 1000;
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const file = new URL(`./results/peers-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+  saveResult('peers', result, started);
 }
 
 await main();

@@ -10,9 +10,8 @@
 // PLEXD_BENCH_NODE_ARGS (node flags for our daemon, e.g. --cpu-prof). --gc: GC counts and heap
 // growth of our daemons over the TCP run (perf_hooks probe preloaded). Needs root.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Lab, cpuSeconds, labUnavailableReason, median, memoryKiB, run } from './lib/lab.mjs';
+import { Lab, argOption, cpuSeconds, hasFlag, labUnavailableReason, median, memoryKiB, run, saveResult } from './lib/lab.mjs';
 import { TUNNEL, gcSnapshot, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
 
 const PAIRINGS = {
@@ -31,13 +30,8 @@ const LABEL = {
 };
 
 function options(argv) {
-  const flag = (name) => argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  const value = (name, env, dflt) => {
-    const f = flag(name);
-    if (f !== undefined && f.includes('=')) return f.slice(f.indexOf('=') + 1);
-    return process.env[env] ?? dflt;
-  };
-  const quick = flag('quick') !== undefined;
+  const value = (name, env, dflt) => argOption(argv, name, env, dflt);
+  const quick = hasFlag(argv, 'quick');
   return {
     quick,
     duration: Number(value('duration', 'BENCH_DURATION', quick ? 3 : 10)),
@@ -47,7 +41,7 @@ function options(argv) {
     udpSeconds: quick ? 1 : 2,
     pings: quick ? 50 : 200,
     udpLossPercent: Number(process.env.BENCH_UDP_LOSS ?? 0.1),
-    gc: flag('gc') !== undefined,
+    gc: hasFlag(argv, 'gc'),
   };
 }
 
@@ -204,11 +198,7 @@ async function main() {
   }
   result.summary = summarize(result.runs, opts.only);
   printTable(result.summary);
-  result.seconds = (Date.now() - started) / 1000;
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const file = new URL(`./results/tunnel-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url);
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+  saveResult('tunnel', result, started);
 }
 
 await main();

@@ -6,7 +6,7 @@
 // here. Every name is `pb<pid base36>…` so concurrent runs (and the test tier's `plxt…`) never clash.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -221,3 +221,28 @@ export function median(values) {
 
 /** Resolves after ms milliseconds. */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A bench option: `--name=value` from argv, else the environment variable, else the default.
+ * Every bench also takes `--quick` (see hasFlag).
+ */
+export function argOption(argv, name, env, dflt) {
+  const f = argv.find((a) => a.startsWith(`--${name}=`));
+  return f !== undefined ? f.slice(name.length + 3) : process.env[env] ?? dflt;
+}
+
+/** True when argv has `--name` (or `--name=...`). */
+export const hasFlag = (argv, name) => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+
+/**
+ * Stamps `result.seconds` (since `started`, ms), writes it to bench/results/NAME-<date>.json
+ * (`result.date` is its ISO start) and says where.
+ */
+export function saveResult(name, result, started) {
+  result.seconds = (Date.now() - started) / 1000;
+  const dir = new URL('../results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const file = new URL(`./${name}-${result.date.replace(/[:.]/g, '-')}.json`, dir);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\n${result.seconds.toFixed(0)} s; saved ${file.pathname}`);
+}
