@@ -5,14 +5,27 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from './database.js';
 import { prepared } from './prepared.js';
 
-/** The PSK shared by nodes with rows `x` and `y` (nodes.row), created on first use. Call inside a
- *  write transaction so both sides of a pair always see the same key. */
-export function pairPsk(db: Db, x: number, y: number): Buffer {
-  if (x === y) throw new RangeError(`a node has no PSK with itself (row ${x})`);
-  const a = Math.min(x, y);
-  const b = Math.max(x, y);
-  prepared(db, 'INSERT OR IGNORE INTO pair_psks (a, b, psk) VALUES (?, ?, ?)').run(a, b, randomBytes(32));
-  return (prepared(db, 'SELECT psk FROM pair_psks WHERE a = ? AND b = ?').get(a, b) as { psk: Buffer }).psk;
+/**
+ * The PSKs node row `self` shares with each row in `peers` (nodes.row), creating missing ones
+ * from the CSPRNG. One read of the node's pairs plus one insert per new pair. Call inside a write
+ * transaction so both sides of a pair always see the same key.
+ */
+export function psksOf(db: Db, self: number, peers: readonly number[]): Map<number, Buffer> {
+  const have = new Map<number, Buffer>();
+  for (const r of prepared(db, 'SELECT a, b, psk FROM pair_psks WHERE a = ? UNION ALL SELECT a, b, psk FROM pair_psks WHERE b = ?').all(self, self) as Array<{ a: number; b: number; psk: Buffer }>) {
+    have.set(r.a === self ? r.b : r.a, r.psk);
+  }
+  const missing = peers.filter((p) => p !== self && !have.has(p));
+  if (missing.length > 0) {
+    const pool = randomBytes(32 * missing.length);
+    const insert = prepared(db, 'INSERT INTO pair_psks (a, b, psk) VALUES (?, ?, ?)');
+    missing.forEach((p, i) => {
+      const psk = pool.subarray(32 * i, 32 * i + 32);
+      insert.run(Math.min(self, p), Math.max(self, p), psk);
+      have.set(p, psk);
+    });
+  }
+  return have;
 }
 
 /** Forgets every PSK of node row `row` (on removal). */

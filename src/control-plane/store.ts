@@ -35,7 +35,7 @@ import { appendEvent, eventsFor, lastSeq, pruneEvents, type NewEvent, type Signe
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { canSee, getPolicy, putPolicy } from './policy.js';
 import { prepared } from './prepared.js';
-import { dropPsks, pairPsk } from './psk.js';
+import { dropPsks, psksOf } from './psk.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
 
 /** The project every database has from its first start. */
@@ -269,8 +269,10 @@ export class ControlPlaneStore {
   /** The peers `node` sees, with per-pair PSKs (created on first use). */
   peersOf(node: NodeRow): PeerInfo[] {
     return this.tx(() => {
-      const others = prepared(this.db, 'SELECT * FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
-      return others.filter((p) => canSee(node, p)).map((p) => ({ ...publicPeer(p), psk: pairPsk(this.db, node.row, p.row).toString('base64') }));
+      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
+      const visible = others.filter((p) => canSee(node, p));
+      const psks = psksOf(this.db, node.row, visible.map((p) => p.row));
+      return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.row)!.toString('base64') }));
     });
   }
 
