@@ -1,32 +1,20 @@
 // One runner for every crypto vector file in vectors/ (see vectors/README.md): each provider must
 // reproduce the valid vectors and reject the invalid ones; the providers must agree with each other.
 
-import { readFileSync } from 'node:fs';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { describe, expect, it } from 'vitest';
+import {
+  VECTOR_PROVIDERS,
+  loadVectorFile as load,
+  type AeadFile,
+  type Blake2sFile,
+  type X25519File,
+} from '../../src/conformance/vectors.js';
 import type { CryptoProvider } from '../../src/core/crypto.js';
-import * as noble from '../../src/core/crypto-noble.js';
-import * as node from '../../src/crypto/node.js';
 import { fromHex as hex, toHex } from '../helpers/bytes.js';
 import { prng } from '../helpers/prng.js';
 
-type RawSealOpen = noble.NonceAeadFn<Uint8Array>;
-
-interface ProviderUnderTest {
-  provider: CryptoProvider;
-  /** The provider's RFC 8439 AEAD with an explicit 12-byte nonce (its Aead is built on it). */
-  seal: RawSealOpen;
-  open: RawSealOpen;
-}
-
-const PROVIDERS: ProviderUnderTest[] = [
-  { provider: noble.nobleCrypto, seal: noble.chacha20Poly1305Seal, open: noble.chacha20Poly1305Open },
-  { provider: node.nodeCrypto, seal: node.chacha20Poly1305Seal, open: node.chacha20Poly1305Open },
-];
-
-function load<T>(file: string): T {
-  return JSON.parse(readFileSync(new URL(`../../vectors/${file}`, import.meta.url), 'utf8')) as T;
-}
+const PROVIDERS = [VECTOR_PROVIDERS.noble, VECTOR_PROVIDERS.node];
 /** Seeded random bytes and integers, so a failing random case replays from its seed. */
 function rng(seed: number): { bytes(n: number): Uint8Array; int(max: number): number } {
   const next = prng(seed);
@@ -34,28 +22,9 @@ function rng(seed: number): { bytes(n: number): Uint8Array; int(max: number): nu
   return { int, bytes: (n) => Uint8Array.from({ length: n }, () => int(256)) };
 }
 
-interface AeadVector {
-  name: string;
-  key: string;
-  nonce: string;
-  aad: string;
-  plaintext: string;
-  ciphertext: string;
-  tag: string;
-}
-interface AeadFile {
-  valid: AeadVector[];
-  invalid: AeadVector[];
-}
 
 describe.each(PROVIDERS)('$provider.name provider', ({ provider, seal, open }) => {
   describe('X25519 (RFC 7748)', () => {
-    interface X25519File {
-      scalarmult: Array<{ name: string; scalar: string; u: string; out: string }>;
-      publicKey: Array<{ name: string; private: string; public: string }>;
-      iterated: { start: string; results: Array<{ iterations: number; out: string; skip?: string }> };
-      lowOrder: { scalar: string; u: string[] };
-    }
     const v = load<X25519File>('x25519.json');
 
     it.each(v.scalarmult)('$name', (t) => {
@@ -177,10 +146,6 @@ describe.each(PROVIDERS)('$provider.name provider', ({ provider, seal, open }) =
   });
 
   describe('BLAKE2s (RFC 7693)', () => {
-    interface Blake2sFile {
-      hash: Array<{ name: string; input: string; out: string }>;
-      mac: Array<{ name: string; key: string; input: string; out: string }>;
-    }
     const v = load<Blake2sFile>('blake2s.json');
 
     it.each(v.hash)('hash $name', (t) => {
@@ -214,10 +179,6 @@ describe.each(PROVIDERS)('$provider.name provider', ({ provider, seal, open }) =
 });
 
 describe('BLAKE2s primitive under both providers\' mac (noble blake2s)', () => {
-  interface Blake2sFile {
-    keyed256: Array<{ name: string; key: string; input: string; out: string }>;
-    selftest: { outlens: number[]; inlens: number[]; out: string };
-  }
   const v = load<Blake2sFile>('blake2s.json');
 
   it.each(v.keyed256)('keyed 32-byte output: $name', (t) => {

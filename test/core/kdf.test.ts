@@ -1,18 +1,13 @@
 // WireGuard KDF1/2/3 against wireguard-go's known answers (vectors/wireguard-kdf.json), per provider.
 
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { loadVectorFile, type KdfFile } from '../../src/conformance/vectors.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import { kdf, kdf1, kdf2, kdf3 } from '../../src/core/kdf.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
 import { fromHex as hex, toHex } from '../helpers/bytes.js';
 
-interface KdfFile {
-  vectors: Array<{ name: string; key: string; input: string; outputs: [string, string, string] }>;
-}
-const file = JSON.parse(
-  readFileSync(new URL('../../vectors/wireguard-kdf.json', import.meta.url), 'utf8'),
-) as KdfFile;
+const file = loadVectorFile<KdfFile>('wireguard-kdf.json');
 
 describe.each([nobleCrypto, nodeCrypto])('KDF with the $name provider', (crypto) => {
   it.each(file.vectors)('$name', (v) => {

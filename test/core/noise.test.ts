@@ -4,10 +4,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { ActionSink, DropReason, Endpoint } from '../../src/core/actions.js';
+import { checkHandshakeKat, type CacophonyVector, type HandshakeKatFile } from '../../src/conformance/vectors.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
-import { Engine } from '../../src/core/engine.js';
-import type { Peer } from '../../src/core/peer.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
 import {
   NoiseState,
@@ -27,20 +25,6 @@ import { runHandshakes } from '../../src/core/handshake-bench.js';
 import { computeKat, defaultKatInputs, invalidKat } from '../helpers/wireguard-kat.js';
 import type { KatInputs, KatInvalid, KatOutputs } from '../helpers/wireguard-kat.js';
 
-interface CacophonyVector {
-  protocol_name: string;
-  init_prologue: string;
-  init_psks: string[];
-  init_static: string;
-  init_ephemeral: string;
-  init_remote_static: string;
-  resp_prologue: string;
-  resp_psks: string[];
-  resp_static: string;
-  resp_ephemeral: string;
-  handshake_hash: string;
-  messages: { payload: string; ciphertext: string }[];
-}
 
 const file = JSON.parse(readFileSync(new URL('../../vectors/cacophony-ikpsk2.json', import.meta.url), 'utf8')) as {
   vectors: CacophonyVector[];
@@ -178,11 +162,7 @@ for (const v of file.vectors) {
 
 // ---- WireGuard known answers (vectors/wireguard-handshake-kat.json) --------------------------
 
-interface KatFile {
-  inputs: KatInputs;
-  outputs: KatOutputs;
-  invalid: KatInvalid[];
-}
+type KatFile = HandshakeKatFile & { inputs: KatInputs; outputs: KatOutputs; invalid: KatInvalid[] };
 
 const katUrl = new URL('../../vectors/wireguard-handshake-kat.json', import.meta.url);
 if (process.env['UPDATE_VECTORS'] === '1') {
@@ -201,31 +181,6 @@ if (process.env['UPDATE_VECTORS'] === '1') {
 }
 const kat = JSON.parse(readFileSync(katUrl, 'utf8')) as KatFile;
 
-/** fillRandom that answers each request size from a script: the engine asks 32 bytes for an
- * ephemeral key, 4 for an index, 2 for jitter (zero here). */
-function scripted(ephemeral: string, index: number): (buf: Uint8Array) => void {
-  return (buf) => {
-    if (buf.length === 32) buf.set(fromHex(ephemeral));
-    else if (buf.length === 4) buf.set([index & 0xff, (index >>> 8) & 0xff, (index >>> 16) & 0xff, index >>> 24]);
-    else buf.fill(0);
-  };
-}
-
-class Recorder implements ActionSink<Peer> {
-  readonly net: Uint8Array[] = [];
-  readonly tunOut: Uint8Array[] = [];
-  readonly drops: DropReason[] = [];
-  network(_p: Peer | undefined, _e: Endpoint, d: Uint8Array): void {
-    this.net.push(d);
-  }
-  tun(_p: Peer, d: Uint8Array): void {
-    this.tunOut.push(d.slice());
-  }
-  drop(r: DropReason): void {
-    this.drops.push(r);
-  }
-}
-
 for (const provider of [nobleCrypto, nodeCrypto]) {
   describe(`WireGuard handshake known answers (${provider.name})`, () => {
     const inp = kat.inputs;
@@ -241,46 +196,10 @@ for (const provider of [nobleCrypto, nodeCrypto]) {
     });
 
     it('two engines with scripted randomness emit exactly the known messages, then reject the invalid ones', () => {
-      const now = 5_000;
-      const ep = { i: { address: '192.0.2.10', port: 51820 }, r: { address: '192.0.2.20', port: 51820 } };
-      const mk = (priv: string, eph: string, idx: number): Engine => {
-        const e = new Engine({ crypto: provider, fillRandom: scripted(eph, idx), wallClockMs: () => inp.initiator_wall_clock_ms });
-        e.setPrivateKey(fromHex(priv), now);
-        return e;
-      };
-      const ie = mk(inp.initiator_static_private, inp.initiator_ephemeral_private, inp.initiator_sender_index);
-      const re = mk(inp.responder_static_private, inp.responder_ephemeral_private, inp.responder_sender_index);
-      const ip = ie.addPeer(fromHex(out.responder_static_public), { presharedKey: fromHex(inp.preshared_key), endpoint: ep.r });
-      const rp = re.addPeer(fromHex(out.initiator_static_public), { presharedKey: fromHex(inp.preshared_key) });
-      ie.allowedIps.insert(Uint8Array.of(10, 0, 0, 2), 32, ip);
-      re.allowedIps.insert(Uint8Array.of(10, 0, 0, 1), 32, rp);
-      const is = new Recorder();
-      const rs = new Recorder();
-
-      ie.encapsulate(fromHex(inp.initiator_first_packet), now, is);
-      expect(is.net.map(toHex)).toEqual([out.initiation]);
-      re.decapsulate(fromHex(out.initiation), ep.i, now, rs);
-      expect(rs.net.map(toHex)).toEqual([out.response]);
-      ie.decapsulate(fromHex(out.response), ep.r, now, is);
-      expect(is.net.map(toHex)).toEqual([out.initiation, out.initiator_transport_0]);
-      re.decapsulate(fromHex(out.initiator_transport_0), ep.i, now, rs);
-      expect(rs.tunOut.map(toHex)).toEqual([inp.initiator_first_packet]);
-      re.encapsulate(fromHex(inp.responder_first_packet), now, rs);
-      expect(toHex(rs.net[1]!)).toBe(out.responder_transport_0);
-      ie.decapsulate(fromHex(out.responder_transport_0), ep.r, now, is);
-      expect(is.tunOut.map(toHex)).toEqual([inp.responder_first_packet]);
-      ie.sendTo(ip, new Uint8Array(0), now, is);
-      expect(toHex(is.net[2]!)).toBe(out.initiator_keepalive_1);
-      expect([...is.drops, ...rs.drops]).toEqual([]);
-
-      for (const bad of kat.invalid) {
-        const [engine, rec, from] = bad.to === 'responder' ? [re, rs, ep.i] : [ie, is, ep.r];
-        const before = rec.drops.length;
-        engine.decapsulate(fromHex(bad.message), from, now + 1_000, rec);
-        expect({ name: bad.name, drops: rec.drops.slice(before) }).toEqual({ name: bad.name, drops: [bad.reason] });
-      }
-      expect(rs.tunOut).toHaveLength(1);
-      expect(is.tunOut).toHaveLength(1);
+      // The same check `plexd-userspace conformance vectors` runs (src/conformance/vectors.ts).
+      expect(checkHandshakeKat(provider, kat)).toBeUndefined();
+      const tampered = { ...kat, invalid: kat.invalid.map((v) => ({ ...v, reason: 'short' })) };
+      expect(checkHandshakeKat(provider, tampered)).toMatch(/expected drop short/);
     });
   });
 }

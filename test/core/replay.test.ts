@@ -1,60 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { checkReplayGroup, loadVectorFile, type ReplayFile } from '../../src/conformance/vectors.js';
 import { REPLAY_WINDOW_SIZE, ReplayWindow } from '../../src/core/replay.js';
 import { prng } from '../helpers/prng.js';
 
-interface Step {
-  expr?: string;
-  loop?: { from: string; to: string; step: 1 | -1 };
-  expect: boolean;
-}
-interface Vectors {
-  windowSize: number;
-  limits: number[];
-  groups: Array<{ name: string; steps: Step[] }>;
-}
-
-const vectors = JSON.parse(
-  readFileSync(new URL('../../vectors/replay-kernel-selftest.json', import.meta.url), 'utf8'),
-) as Vectors;
-
-/** Evaluates the selftest's integer expressions: numbers, W, T_LIM, LIMIT, + - * and parentheses. */
-function evaluate(text: string, vars: Record<string, number>): number {
-  const tokens = text.match(/\d+|[A-Z_]+|[-+*()]/g) ?? [];
-  if (tokens.join('') !== text.replace(/\s+/g, '')) throw new Error(`bad expression ${text}`);
-  let pos = 0;
-  const primary = (): number => {
-    const t = tokens[pos++];
-    if (t === '(') {
-      const v = sum();
-      if (tokens[pos++] !== ')') throw new Error(`unbalanced ${text}`);
-      return v;
-    }
-    if (t !== undefined && /^\d+$/.test(t)) return Number(t);
-    if (t !== undefined && t in vars) return vars[t]!;
-    throw new Error(`unexpected ${t} in ${text}`);
-  };
-  const product = (): number => {
-    let v = primary();
-    while (tokens[pos] === '*') {
-      pos++;
-      v *= primary();
-    }
-    return v;
-  };
-  const sum = (): number => {
-    let v = product();
-    while (tokens[pos] === '+' || tokens[pos] === '-') {
-      const op = tokens[pos++];
-      const r = product();
-      v = op === '+' ? v + r : v - r;
-    }
-    return v;
-  };
-  const v = sum();
-  if (pos !== tokens.length) throw new Error(`trailing tokens in ${text}`);
-  return v;
-}
+const vectors = loadVectorFile<ReplayFile>('replay-kernel-selftest.json');
 
 /** Slow twin: a Set of every accepted counter plus the highest one, same window rule. */
 class NaiveWindow {
@@ -81,31 +30,14 @@ describe('ReplayWindow', () => {
 
   for (const limit of vectors.limits) {
     describe(`kernel selftest with LIMIT=${limit}`, () => {
-      const W = REPLAY_WINDOW_SIZE;
-      const vars = { W, T_LIM: W + 1, LIMIT: limit };
       for (const group of vectors.groups) {
         it(group.name, () => {
           const w = new ReplayWindow();
           w.accept(123_456, limit); // dirty state proves reset() really forgets
           w.accept(5, limit);
           w.reset();
-          let n = 0;
-          for (const step of group.steps) {
-            const counters: number[] = [];
-            if (step.loop) {
-              const from = evaluate(step.loop.from, vars);
-              const to = evaluate(step.loop.to, vars);
-              for (let i = from; step.loop.step > 0 ? i <= to : i >= to; i += step.loop.step) counters.push(i);
-            } else {
-              counters.push(evaluate(step.expr!, vars));
-            }
-            for (const c of counters) {
-              n++;
-              if (w.accept(c, limit) !== step.expect) {
-                expect.fail(`${group.name} step ${n}: accept(${c}) should be ${step.expect}`);
-              }
-            }
-          }
+          const wrong = checkReplayGroup(vectors, group, limit, w);
+          if (wrong !== undefined) expect.fail(`${group.name} ${wrong}`);
         });
       }
     });
