@@ -2,14 +2,16 @@
 // bring the interface up on cached state -> heartbeat every 30 s and follow signed events ->
 // reconcile peers -> on SIGTERM stop and remove the interface. Deregistration happens only on an
 // explicit `deregister`. NAT discovery belongs to another issue: the endpoint reported is the
-// configured wireguard.bind_address with the listen port, when one is set.
+// configured wireguard.bind_address with the listen port, when one is set. Policy (issue 7): the
+// interface's PolicyFilter gets each state's policy block (src/agent/policy-enforcer.ts); the
+// revision in force rides along in the heartbeat and is shown on the node API and /healthz.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import type { EventEnvelope } from '../api/events.js';
 import { formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
-import type { PeerInfo, StateResponse } from '../api/types.js';
+import type { HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
 import { VERSION } from '../cli/constants.js';
 import { ControlClient } from '../control/api-client.js';
 import { sleep } from '../control/backoff.js';
@@ -24,6 +26,7 @@ import type { AgentConfig } from './config.js';
 import { normalizeFingerprint } from './config.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import { MeshInterface } from './mesh-interface.js';
+import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { openStore, type Identity, type Store } from './store.js';
 
 /** Heartbeat period (plexd-api.md): 30 s, the first one immediately. */
@@ -114,11 +117,21 @@ function checksum(): string {
   return binaryChecksum;
 }
 
+/** Feeds a state's policy block to `policy` and logs the outcome; returns it. */
+function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string): ReturnType<PolicyEnforcer['update']> {
+  const r = policy.update(block);
+  if (r === 'applied') log.info(`policy (${why}): revision ${block!.revision_id} in force, ${block!.rules.length} rules, fingerprint ${block!.fingerprint.slice(0, 16)}`);
+  else if (r === 'rejected') log.error(`policy (${why}) refused, previous revision stays in force: ${policy.lastError ?? ''}`);
+  return r;
+}
+
 /** A running agent. */
 export class Agent {
   readonly config: AgentConfig;
   readonly store: Store;
   readonly iface: MeshInterface;
+  /** The interface's policy filter and the revision in force (docs/policy.md). */
+  readonly policy: PolicyEnforcer;
   readonly client: ControlClient;
   readonly verifier: EnvelopeVerifier;
   readonly events: EventStream;
@@ -141,11 +154,12 @@ export class Agent {
   #stopped = false;
   #reRegistering = false;
 
-  private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface) {
+  private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
     this.store = store;
     this.#identity = identity;
     this.iface = iface;
+    this.policy = policy;
     this.#log = opts.logger;
     this.#env = opts.env ?? process.env;
     this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
@@ -177,7 +191,14 @@ export class Agent {
     const store = openStore(config.dataDir);
     const reg = await ensureRegistered(config, store, log, opts.env ?? process.env);
     if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
+    const cached = store.loadState();
+    const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
+    // The filter exists (with the cached revision, if any) before the device carries a packet, so
+    // an offline restart enforces the last policy from the first packet on.
+    const policy = new PolicyEnforcer({ defaultAction: 'allow' });
+    if (parsedCache?.ok === true) logPolicyUpdate(log, policy, parsedCache.value.policy, 'cached state');
     const iface = await MeshInterface.open({
+      filter: policy.filter,
       packetCallback: config.wireguard.packetCallback,
       interfaceName: config.wireguard.interfaceName,
       listenPort: config.wireguard.listenPort,
@@ -188,11 +209,9 @@ export class Agent {
       logger: log.child(`(${config.wireguard.interfaceName}) `),
       ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
     });
-    const agent = new Agent(opts, store, reg.identity, iface);
+    const agent = new Agent(opts, store, reg.identity, iface, policy);
     try {
       await iface.device.configure({ privateKey: reg.identity.private_key });
-      const cached = store.loadState();
-      const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
       if (parsedCache?.ok === true) {
         await agent.#apply(parsedCache.value.peers, 'cached state');
       } else if (reg.peers.length > 0) {
@@ -265,8 +284,12 @@ export class Agent {
         try {
           const state: StateResponse = await this.client.state(this.#stop.signal);
           if (this.#stopped) return;
+          // Policy before peers: a peer the new state adds never sees the old revision.
+          const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
           await this.#apply(state.peers, 'state pull');
-          this.store.saveState(state);
+          // The cache keeps the revision in force even when this pull's block was not populated.
+          this.store.saveState(state.policy === null && this.policy.inForce !== undefined ? { ...state, policy: this.policy.inForce } : state);
+          if (policyChanged) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
           this.#lastReconcileAt = new Date().toISOString();
         } catch (err) {
@@ -359,21 +382,34 @@ export class Agent {
   async #heartbeatLoop(): Promise<void> {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
-      try {
-        // nat_summary stays {} (plexd: "before discovery"): the configured endpoint travels only by
-        // PUT /endpoint, whose change is what tells the peers.
-        const res = await this.client.heartbeat({ client_now: formatRfc3339(Date.now()), binary_checksum: checksum(), binary_version: VERSION, nat_summary: {} }, signal);
-        this.counters.heartbeats++;
-        this.#lastHeartbeatAt = new Date().toISOString();
-        if (res.reconcile) this.requestReconcile();
-        if (res.rotate_keys) void this.rotateKeys();
-      } catch (err) {
-        if (signal.aborted) return;
-        this.counters.heartbeatFailures++;
-        this.#log.verbose(`heartbeat failed: ${(err as Error).message}`);
-        if (err instanceof ApiError && err.status === 401) void this.#unauthorized();
-      }
+      await this.#heartbeat(signal);
       await sleep(this.#heartbeatMs, signal).catch(() => undefined);
+    }
+  }
+
+  /** One heartbeat; also sent out of turn right after a new policy revision took force. */
+  async #heartbeat(signal: AbortSignal): Promise<void> {
+    try {
+      // nat_summary stays {} (plexd: "before discovery"): the configured endpoint travels only by
+      // PUT /endpoint, whose change is what tells the peers. `policy` is ours (docs/agent.md): the
+      // revision in force; servers that do not know the field ignore it.
+      const body: HeartbeatRequest & { readonly policy: PolicyReport } = {
+        client_now: formatRfc3339(Date.now()),
+        binary_checksum: checksum(),
+        binary_version: VERSION,
+        nat_summary: {},
+        policy: this.policy.report(),
+      };
+      const res = await this.client.heartbeat(body, signal);
+      this.counters.heartbeats++;
+      this.#lastHeartbeatAt = new Date().toISOString();
+      if (res.reconcile) this.requestReconcile();
+      if (res.rotate_keys) void this.rotateKeys();
+    } catch (err) {
+      if (signal.aborted) return;
+      this.counters.heartbeatFailures++;
+      this.#log.verbose(`heartbeat failed: ${(err as Error).message}`);
+      if (err instanceof ApiError && err.status === 401) void this.#unauthorized();
     }
   }
 
@@ -399,7 +435,7 @@ export class Agent {
 
   #healthRoutes() {
     return {
-      '/healthz': () => [this.iface.device.closed ? 503 : 200, { status: this.iface.device.closed ? 'down' : 'ok' }] as const,
+      '/healthz': () => [this.iface.device.closed ? 503 : 200, { status: this.iface.device.closed ? 'down' : 'ok', details: { policy: this.policy.snapshot() } }] as const,
       '/readyz': () => [this.ready ? 200 : 503, { ready: this.ready, delivery_mode: this.events.mode }] as const,
     };
   }
@@ -421,6 +457,7 @@ export class Agent {
       last_heartbeat: this.#lastHeartbeatAt ?? null,
       last_reconcile: this.#lastReconcileAt ?? null,
       peers: this.#peers.length,
+      policy: { ...this.policy.report(), ...this.policy.counters },
       envelopes: { accepted: this.verifier.accepted, dropped: this.verifier.drops },
       counters: { ...this.counters, ...this.events.counters },
     };
@@ -450,6 +487,7 @@ export class Agent {
     return {
       '/v1/status': () => [200, this.status()] as const,
       '/v1/peers': () => [200, this.peers()] as const,
+      '/v1/policies': () => [200, this.policy.snapshot()] as const,
     };
   }
 

@@ -10,6 +10,7 @@ import { Device } from '../device/device.js';
 import { UdpBind } from '../io/bind-udp.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
+import type { PacketFilter } from '../policy/filter.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { icmpResponder, Pinger } from './icmp.js';
 
@@ -24,6 +25,8 @@ export interface MeshInterfaceOptions {
   readonly meshIp: string;
   readonly meshCidr: string;
   readonly logger: Logger;
+  /** Policy filter installed before the device carries any packet. */
+  readonly filter?: PacketFilter;
   /** For tests: the UAPI socket directory. */
   readonly uapiSocketDir?: string;
 }
@@ -65,14 +68,14 @@ export class MeshInterface {
       const pinger = new Pinger();
       let device: Device | undefined;
       const responder = icmpResponder(() => meshIp.value, (p) => device?.writePacket(p), (e) => pinger.deliver(e));
-      device = await Device.create({ onPacket: responder.handle, bind, listenPort: o.listenPort, logger: o.logger });
+      device = await Device.create({ onPacket: responder.handle, bind, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
       return new MeshInterface(device, `${o.interfaceName} (userspace)`, meshIp, undefined, pinger, responder.counters);
     }
     const tun = openTun({ name: o.interfaceName });
     let device: Device | undefined;
     let uapi: UapiServer | undefined;
     try {
-      device = await Device.create({ tun, bind, listenPort: o.listenPort, logger: o.logger });
+      device = await Device.create({ tun, bind, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
       uapi = await startUapiServer({ interfaceName: tun.name, handler: device, logger: o.logger, ...(o.uapiSocketDir ? { socketDir: o.uapiSocketDir } : {}) });
       await ip('link', 'set', 'dev', tun.name, 'mtu', String(o.mtu));
       await ip('address', 'replace', `${o.meshIp}/32`, 'dev', tun.name);

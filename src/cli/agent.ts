@@ -1,4 +1,4 @@
-// `plexd-userspace up | join | status | peers | deregister`: the plexd node agent's commands.
+// `plexd-userspace up | join | status | peers | policies | deregister`: the plexd node agent's commands.
 // Thin: config resolution, exit codes, printing. `up` runs until SIGTERM/SIGINT and removes the
 // interface; only `deregister` tells the control plane we are leaving (`--purge` also deletes
 // the data_dir).
@@ -17,6 +17,7 @@ const USAGE = `Usage: plexd-userspace up --config FILE [--KEY VALUE ...]
        plexd-userspace join --config FILE        register only, then exit
        plexd-userspace status [--config FILE]    query the running agent
        plexd-userspace peers [--config FILE]
+       plexd-userspace policies [--json] [--config FILE]   policy in force, counters per rule and drop reason
        plexd-userspace deregister [--purge] --config FILE
 Every config key can be given as a flag (--api-base-url, --data-dir, --wireguard-listen-port, ...)
 or as PLEXD_<KEY> (PLEXD_API_BASE_URL, ...); flags > environment > file > defaults.
@@ -139,6 +140,40 @@ export async function runPeers(args: readonly string[]): Promise<number> {
   } catch (err) {
     return fail((err as Error).message);
   }
+}
+
+/** `policies`: the running agent's policy revision in force and its counters. */
+export async function runPolicies(args: readonly string[]): Promise<number> {
+  const p = parse(args, ['--json'], false);
+  if (typeof p === 'number') return p;
+  try {
+    const snap = (await queryUnix(p.config.nodeApi.socket, '/v1/policies')) as Record<string, unknown>;
+    process.stdout.write(p.booleans.has('--json') ? JSON.stringify(snap, null, 2) + '\n' : formatPolicies(snap));
+    return EXIT.ok;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+/** Renders a policy snapshot (PolicyFilter.snapshot() as JSON) for people; tolerant of missing fields. */
+export function formatPolicies(snap: Record<string, unknown>): string {
+  const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const rules = Array.isArray(snap['rules']) ? (snap['rules'] as unknown[]).map(obj) : [];
+  const accepted = obj(snap['accepted']);
+  const ct = obj(snap['conntrack']);
+  const lines = [
+    `mode         ${String(snap['mode'] ?? '-')}`,
+    `revision     ${String(snap['revisionId'] ?? '-')}`,
+    `fingerprint  ${String(snap['fingerprint'] ?? '-')}`,
+    `accepted     outbound ${String(accepted['outbound'] ?? 0)}, inbound ${String(accepted['inbound'] ?? 0)} (tracked ${String(accepted['tracked'] ?? 0)})`,
+    `conntrack    ${String(ct['entries'] ?? 0)} / ${String(ct['max'] ?? '-')} entries`,
+    '',
+  ];
+  const cols = ['#', 'ACTION', 'PROTO', 'SOURCE', 'DESTINATION', 'PORTS', 'PACKETS', 'BYTES'];
+  const ruleRows = rules.map((r) => [r['index'], r['action'], r['protocol'], r['source'], r['destination'], r['ports'] ?? 'any', r['packets'], r['bytes']].map((c) => String(c ?? '-')));
+  const out = lines.join('\n') + '\n' + (rules.length === 0 ? '(no rules in force)\n' : formatTable(cols, ruleRows));
+  const drops = Object.entries(obj(snap['drops'])).map(([k, v]) => [k, String(v)]);
+  return out + '\n' + formatTable(['DROP REASON', 'PACKETS'], drops);
 }
 
 /** Pads columns; first row is the header. */

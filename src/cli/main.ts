@@ -18,6 +18,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   join: async () => (await import('./agent.js')).runJoin,
   status: async () => (await import('./agent.js')).runStatus,
   peers: async () => (await import('./agent.js')).runPeers,
+  policies: async () => (await import('./agent.js')).runPolicies,
   deregister: async () => (await import('./agent.js')).runDeregister,
   demo: async () => (await import('./demo.js')).runDemo,
 };

@@ -1,0 +1,82 @@
+// The agent's side of policy enforcement (issue 7, docs/policy.md): one PolicyFilter per mesh
+// interface, fed the `policy` block of each state pull (plexd-api.md GET /v1/nodes/{id}/state).
+// A revision is compiled and swapped in only when its revision_id or fingerprint differs from the
+// one in force; a `null` block ("not populated") keeps whatever is in force; an invalid one is
+// refused and counted, and the previous revision stays in force (never fail open on bad input).
+
+import { randomBytes } from 'node:crypto';
+import type { Policy as WirePolicy } from '../api/types.js';
+import { PolicyFilter, type PolicySnapshot } from '../policy/filter.js';
+import { PolicyError } from '../policy/policy-error.js';
+import { parsePolicy } from '../policy/rules.js';
+
+/** What {@link PolicyEnforcer.update} did with a state's policy block. */
+export type PolicyUpdate = 'applied' | 'unchanged' | 'absent' | 'rejected';
+
+/** The revision in force as the agent reports it upstream (heartbeat `policy`, docs/agent.md). */
+export interface PolicyReport {
+  readonly revision_id: string | null;
+  readonly fingerprint: string | null;
+  readonly mode: PolicySnapshot['mode'];
+}
+
+/** Owns the interface's PolicyFilter and the last wire policy applied to it. */
+export class PolicyEnforcer {
+  /** The filter to attach to the Device (Device.create({filter}) or setFilter). */
+  readonly filter: PolicyFilter;
+  readonly counters = { applied: 0, rejected: 0 };
+  /** The last refusal's message (PolicyError names the rule index and field). */
+  lastError: string | undefined;
+  #wire: WirePolicy | undefined;
+
+  /**
+   * `defaultAction` holds until a policy is ever applied ('allow' in mesh mode). The flow hash
+   * seed is random so peers cannot aim flows at one conntrack chain.
+   */
+  constructor(opts: { readonly defaultAction?: 'allow' | 'deny'; readonly conntrackMax?: number } = {}) {
+    this.filter = new PolicyFilter({
+      defaultAction: opts.defaultAction ?? 'allow',
+      hashSeed: randomBytes(4).readUInt32LE(0),
+      ...(opts.conntrackMax !== undefined ? { conntrackMax: opts.conntrackMax } : {}),
+    });
+  }
+
+  /**
+   * Applies `policy` atomically when its revision or fingerprint differs from the one in force.
+   * Never throws for bad rules: they are refused ('rejected', counted, lastError set) and the
+   * revision in force stays.
+   */
+  update(policy: WirePolicy | null | undefined): PolicyUpdate {
+    if (policy === null || policy === undefined) return 'absent';
+    const cur = this.filter.policy;
+    if (cur !== undefined && cur.revisionId === policy.revision_id && cur.fingerprint === policy.fingerprint) return 'unchanged';
+    try {
+      this.filter.apply(parsePolicy(policy));
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      this.counters.rejected++;
+      this.lastError = `revision ${policy.revision_id}: ${err.message}`;
+      return 'rejected';
+    }
+    this.#wire = policy;
+    this.counters.applied++;
+    return 'applied';
+  }
+
+  /** The wire form of the revision in force, for the cached state (undefined before any). */
+  get inForce(): WirePolicy | undefined {
+    return this.#wire;
+  }
+
+  /** Revision, fingerprint and mode in force, for the heartbeat and the status document. */
+  report(): PolicyReport {
+    const p = this.filter.policy;
+    const mode = p !== undefined ? 'enforcing' : this.filter.defaultAction === 'allow' ? 'default-allow' : 'default-deny';
+    return { revision_id: p?.revisionId ?? null, fingerprint: p?.fingerprint ?? null, mode };
+  }
+
+  /** The filter's snapshot plus the agent's apply/refusal counters (node API, /healthz). */
+  snapshot(): PolicySnapshot & { readonly updates: { applied: number; rejected: number; lastError: string | null } } {
+    return { ...this.filter.snapshot(), updates: { ...this.counters, lastError: this.lastError ?? null } };
+  }
+}

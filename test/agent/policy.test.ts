@@ -1,0 +1,182 @@
+// Policy wiring in the agent, without root: an in-process control plane and three packet-callback
+// agents over loopback. Before any policy everything passes (default allow); a policy set on the
+// control plane reaches every agent over SSE, is enforced on their devices (ICMP echo A -> B only),
+// is reported in the heartbeat, on the node API (`/v1/policies`, `plexd-userspace policies`) and in
+// /healthz details; an offline restart enforces the cached revision from its first packet.
+// PolicyEnforcer alone: unchanged revisions are not recompiled, bad rules are refused and the
+// previous revision stays in force.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { FirewallRule, HeartbeatRequest, Policy as WirePolicy } from '../../src/api/types.js';
+import { Agent } from '../../src/agent/agent.js';
+import { resolveConfig } from '../../src/agent/config.js';
+import { queryUnix } from '../../src/agent/local-http.js';
+import { PolicyEnforcer } from '../../src/agent/policy-enforcer.js';
+import { runPolicies } from '../../src/cli/agent.js';
+import { createControlPlane, type ControlPlane } from '../../src/control-plane/server.js';
+import { createLogger } from '../../src/log/logger.js';
+
+const log = createLogger('silent', '');
+
+async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
+  const t0 = performance.now();
+  while (!(await check())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - t0;
+}
+
+function httpJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    }).on('error', reject);
+  });
+}
+
+describe('agent policy enforcement (packet callback, in-process control plane)', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  const agents: Agent[] = [];
+  const configs: ReturnType<typeof resolveConfig>[] = [];
+  const socket = (i: number) => join(dir, `n${i}.sock`);
+
+  const start = (i: number, cfg = configs[i]!) => Agent.start({ config: cfg, logger: log, heartbeatIntervalMs: 60_000 });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'plexd-policy-agent-'));
+    cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log });
+    for (let i = 0; i < 3; i++) {
+      const flags = new Map<string, string>([
+        ['api.base_url', cp.url],
+        ['data_dir', join(dir, `n${i}`)],
+        ['registration.token', cp.store.createToken().token],
+        ['registration.resource_handle', `policy-node-${i}`],
+        ['wireguard.packet_callback', 'true'],
+        ['wireguard.bind_address', '127.0.0.1'],
+        ['wireguard.listen_port', '0'],
+        ['health.listen', '127.0.0.1:0'],
+        ['node_api.socket', socket(i)],
+      ]);
+      configs.push(resolveConfig({ env: {}, flags }));
+      agents.push(await start(i));
+    }
+    await until('every agent knows both peers with endpoints', 15_000, () =>
+      agents.every((a) => [...a.iface.device.snapshot().peers].filter((p) => p.endpoint !== null).length === 2),
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const a of agents) await a.stop().catch(() => undefined);
+    await cp?.close().catch(() => undefined);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes everything before a policy was ever received (default allow)', async () => {
+    const [a, b, c] = agents as [Agent, Agent, Agent];
+    expect(a.policy.filter.snapshot().mode).toBe('default-allow');
+    expect(await a.iface.ping(b.identity.mesh_ip, 3000)).toBeTypeOf('number');
+    expect(await b.iface.ping(a.identity.mesh_ip, 3000)).toBeTypeOf('number');
+    expect(await c.iface.ping(a.identity.mesh_ip, 3000)).toBeTypeOf('number');
+  });
+
+  it('enforces a policy delivered over SSE and reports its revision in a heartbeat', async () => {
+    const [a, b, c] = agents as [Agent, Agent, Agent];
+    const beats: HeartbeatRequest[] = [];
+    const real = a.client.heartbeat.bind(a.client);
+    const spy = vi.spyOn(a.client, 'heartbeat').mockImplementation((req, signal) => {
+      beats.push(req);
+      return real(req, signal);
+    });
+    const rules: FirewallRule[] = [{ action: 'allow', protocol: 'icmp', source_cidr: `${a.identity.mesh_ip}/32`, destination_cidr: `${b.identity.mesh_ip}/32`, ports: null }];
+    const set = cp.store.setPolicy('default', rules);
+    const ms = await until('all agents enforce the new revision', 5000, () => agents.every((x) => x.policy.filter.policy?.fingerprint === set.policy.fingerprint));
+    expect(ms).toBeLessThan(2000);
+    for (const x of agents) expect(x.policy.filter.snapshot()).toMatchObject({ mode: 'enforcing', revisionId: set.policy.revision_id });
+
+    expect(await a.iface.ping(b.identity.mesh_ip, 3000)).toBeTypeOf('number');
+    expect(await b.iface.ping(a.identity.mesh_ip, 500)).toBeUndefined();
+    expect(await c.iface.ping(a.identity.mesh_ip, 500)).toBeUndefined();
+    expect(await c.iface.ping(b.identity.mesh_ip, 500)).toBeUndefined();
+    const sa = a.policy.filter.snapshot();
+    expect(sa.rules[0]?.packets).toBeGreaterThan(0);
+    expect(b.policy.filter.dropCount('default-deny')).toBeGreaterThan(0);
+    expect(c.policy.filter.dropCount('default-deny')).toBeGreaterThan(0);
+
+    await until('an out-of-turn heartbeat reports the revision', 3000, () =>
+      beats.some((h) => (h as HeartbeatRequest & { policy?: { revision_id: string | null } }).policy?.revision_id === set.policy.revision_id),
+    );
+    spy.mockRestore();
+    expect(a.counters.heartbeatFailures).toBe(0);
+  });
+
+  it('exposes the snapshot on the node API, in /healthz details, in status and through `policies`', async () => {
+    const a = agents[0]!;
+    const viaApi = (await queryUnix(socket(0), '/v1/policies')) as Record<string, unknown>;
+    expect(viaApi).toMatchObject({ mode: 'enforcing', revisionId: a.policy.filter.policy!.revisionId, fingerprint: a.policy.filter.policy!.fingerprint });
+    expect((viaApi['rules'] as unknown[]).length).toBe(1);
+    expect(viaApi['drops']).toHaveProperty('default-deny');
+    const health = await httpJson(`http://127.0.0.1:${a.healthPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect((health.body['details'] as Record<string, Record<string, unknown>>)['policy']).toMatchObject({ revisionId: viaApi['revisionId'], mode: 'enforcing' });
+    expect(a.status()['policy']).toMatchObject({ revision_id: viaApi['revisionId'], fingerprint: viaApi['fingerprint'], mode: 'enforcing', applied: 1, rejected: 0 });
+
+    const out: string[] = [];
+    const w = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+    try {
+      expect(await runPolicies(['--node-api-socket', socket(0)])).toBe(0);
+      expect(await runPolicies(['--json', '--node-api-socket', socket(0)])).toBe(0);
+    } finally {
+      w.mockRestore();
+    }
+    const [table, json] = out as [string, string];
+    expect(table).toContain(`revision     ${String(viaApi['revisionId'])}`);
+    expect(table).toMatch(/0\s+allow\s+icmp\s+10\.\S+\/32\s+10\.\S+\/32\s+any\s+[1-9]/);
+    expect(table).toMatch(/default-deny\s+\d+/);
+    expect(JSON.parse(json)).toMatchObject({ fingerprint: viaApi['fingerprint'] });
+  });
+
+  it('an offline restart enforces the cached revision from the first packet', async () => {
+    const fingerprint = agents[1]!.policy.filter.policy!.fingerprint;
+    await agents[1]!.stop();
+    await cp.close();
+    const b = await start(1);
+    agents[1] = b;
+    expect(b.policy.filter.snapshot()).toMatchObject({ mode: 'enforcing', fingerprint });
+    expect(await b.iface.ping(agents[0]!.identity.mesh_ip, 500)).toBeUndefined();
+    expect(b.policy.filter.dropCount('default-deny')).toBeGreaterThan(0);
+  });
+});
+
+describe('PolicyEnforcer', () => {
+  const policy = (revision: string, rules: unknown[]): WirePolicy => ({ revision_id: revision, fingerprint: `fp-${revision}`, rules: rules as FirewallRule[] });
+  const allowAll = { action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null };
+
+  it('applies new revisions only, ignores absent blocks, refuses bad rules keeping the revision in force', () => {
+    const e = new PolicyEnforcer();
+    expect(e.report()).toEqual({ revision_id: null, fingerprint: null, mode: 'default-allow' });
+    expect(e.update(null)).toBe('absent');
+    expect(e.update(policy('1', [allowAll]))).toBe('applied');
+    expect(e.update(policy('1', [allowAll]))).toBe('unchanged');
+    expect(e.update({ ...policy('1', [allowAll]), fingerprint: 'other' })).toBe('applied');
+    expect(e.update(null)).toBe('absent');
+    expect(e.report()).toEqual({ revision_id: '1', fingerprint: 'other', mode: 'enforcing' });
+    const bad = policy('2', [allowAll, { ...allowAll, destination_cidr: '::/0' }]);
+    expect(e.update(bad)).toBe('rejected');
+    expect(e.lastError).toMatch(/revision 2: rules\[1\]/);
+    expect(e.inForce?.fingerprint).toBe('other');
+    expect(e.snapshot().updates).toEqual({ applied: 2, rejected: 1, lastError: e.lastError });
+  });
+
+  it('honours defaultAction deny until a policy arrives', () => {
+    expect(new PolicyEnforcer({ defaultAction: 'deny' }).report().mode).toBe('default-deny');
+  });
+});
