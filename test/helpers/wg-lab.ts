@@ -5,7 +5,7 @@
 // Network rule: everything here talks only to addresses inside namespaces the lab created.
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -458,4 +458,35 @@ export async function pingUntil(ns: Netns, target: string, tries = 4, args: read
     if (last.ok) return last;
   }
   return last!;
+}
+
+/** A running tcpdump: what it printed so far, and how to stop it. */
+export interface Capture {
+  /** Everything tcpdump printed on stdout so far. */
+  text(): string;
+  stop(): void;
+}
+
+/**
+ * Starts `tcpdump -i IFNAME -n -l ARGS` in `ns` and resolves once it is listening (at most 5 s;
+ * rejects otherwise). Stop it with stop(), also on failure.
+ */
+export async function capture(ns: Netns, ifname: string, args: readonly string[]): Promise<Capture> {
+  const child = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', ifname, '-n', '-l', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.on('error', () => {});
+  const stop = () => void child.kill('SIGTERM');
+  if (!(await waitFor(() => err.includes('listening on'), 5000))) {
+    stop();
+    throw new Error(`tcpdump on ${ifname} did not start: ${err}`);
+  }
+  return { text: () => out, stop };
+}
+
+/** Waits until something in `ns` listens on TCP `port` (at most 5 s); false if nothing does. */
+export async function tcpListening(ns: Netns, port: number): Promise<boolean> {
+  return (await waitFor(async () => (await ns.run(['ss', '-Htln', `sport = :${port}`])).stdout.includes(`:${port}`), 5000)) === true;
 }

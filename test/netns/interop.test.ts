@@ -3,17 +3,18 @@
 // implementation in turn) are re-peered before each scenario so every handshake starts fresh.
 // Skipped with the printed reason when not root or a tool is missing.
 
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStale, type Netns } from '../helpers/netns.js';
 import {
   WgLab,
+  capture,
   ensureBuilt,
   genPsk,
   ping,
   pingUntil,
   sleep,
+  tcpListening,
   waitFor,
   wgUnavailableReason,
   type ConnectOptions,
@@ -172,7 +173,7 @@ describe.skipIf(skipReason !== undefined).each(PAIRS)('A=%s <-> B=%s', (implA, i
     expect(statSync(file).size).toBe(TRANSFER_BYTES);
     const sent = made.stdout.split(' ')[0]!;
     const receiver = nsB.run(['sh', '-c', 'ncat -l -p 5001 --recv-only | sha256sum'], { timeoutMs: 120_000 });
-    await waitFor(async () => (await nsB.run(['ss', '-Htln', 'sport = :5001'])).stdout.includes('5001'), 5000);
+    expect(await tcpListening(nsB, 5001)).toBe(true);
     const t0 = performance.now();
     const sender = await nsA.run(['sh', '-c', `ncat --send-only ${IN_B} 5001 < ${file}`], { timeoutMs: 120_000 });
     const received = await receiver;
@@ -185,7 +186,7 @@ describe.skipIf(skipReason !== undefined).each(PAIRS)('A=%s <-> B=%s', (implA, i
 
   it('UDP through the tunnel (iperf3 -u) and a quick iperf3 TCP throughput B -> A', async () => {
     const server = wl.lab.spawn(nsA.argv(['iperf3', '-s', '-p', '5201']));
-    await waitFor(async () => (await nsA.run(['ss', '-Htln', 'sport = :5201'])).stdout.includes('5201'), 5000);
+    expect(await tcpListening(nsA, 5201)).toBe(true);
     const udp = await nsB.run(['iperf3', '-c', IN_A, '-p', '5201', '-u', '-b', '20M', '-t', '2', '-l', '1200', '--json'], { timeoutMs: 30_000 });
     expect(udp.code, udp.stdout + udp.stderr).toBe(0);
     const u = JSON.parse(udp.stdout) as { end: { sum: { bytes: number; lost_percent: number; packets: number } } };
@@ -236,13 +237,9 @@ describe.skipIf(skipReason !== undefined).each(PAIRS)('A=%s <-> B=%s', (implA, i
     expect((await pingUntil(nsA, IN_B)).ok).toBe(true);
     await b.ip('addr', 'add', `${IN_B_ROGUE}/32`, 'dev', b.name);
     // Watch A's TUN: the rogue packets must not appear there, the control ping must.
-    const dump = spawn('ip', ['netns', 'exec', nsA.name, 'tcpdump', '-i', a.name, '-n', '-l', 'icmp'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let seen = '';
-    dump.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
-    let listening = false;
-    dump.stderr.setEncoding('utf8').on('data', (d: string) => (listening ||= d.includes('listening on')));
+    const dump = await capture(nsA, a.name, ['icmp']);
+    let seen: string;
     try {
-      expect(await waitFor(() => listening, 5000)).toBe(true);
       const rxBefore = (await a.peer(b)).rxBytes;
       const rogue = await ping(nsB, IN_A, { count: 3, intervalS: 0.2, waitS: 1, args: ['-I', IN_B_ROGUE] });
       expect(rogue.ok, rogue.output).toBe(false);
@@ -250,9 +247,10 @@ describe.skipIf(skipReason !== undefined).each(PAIRS)('A=%s <-> B=%s', (implA, i
       expect((await a.peer(b)).rxBytes).toBeGreaterThanOrEqual(rxBefore + 3 * (32 + 84));
       const control = await ping(nsB, IN_A, { count: 1 });
       expect(control.ok, control.output).toBe(true);
-      await waitFor(() => seen.includes(`${IN_B} > ${IN_A}`), 3000);
+      await waitFor(() => dump.text().includes(`${IN_B} > ${IN_A}`), 3000);
     } finally {
-      dump.kill('SIGTERM');
+      seen = dump.text();
+      dump.stop();
       await b.ip('addr', 'del', `${IN_B_ROGUE}/32`, 'dev', b.name);
     }
     expect(seen).toContain(`${IN_B} > ${IN_A}`);

@@ -7,7 +7,6 @@
 // traffic must open with our receive key.
 
 import { readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CookieChecker, CookieGenerator } from '../../src/core/cookie.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
@@ -16,7 +15,7 @@ import { Keypair, openTransport, sealTransport } from '../../src/core/keypair.js
 import { tai64n } from '../../src/core/tai64n.js';
 import { fromHex, toHex } from '../helpers/bytes.js';
 import { sweepStale } from '../helpers/netns.js';
-import { WgLab, ping, waitFor, wgUnavailableReason } from '../helpers/wg-lab.js';
+import { WgLab, capture, ping, waitFor, wgUnavailableReason } from '../helpers/wg-lab.js';
 import type { KatInputs, KatOutputs } from '../helpers/wireguard-kat.js';
 
 const skipReason = wgUnavailableReason('test/netns/kat-wireguard-go.test.ts', ['wg', 'wireguard-go', 'tcpdump', 'ping']);
@@ -96,21 +95,16 @@ describe.skipIf(skipReason !== undefined)('WireGuard handshake KAT against wireg
     expect(keys.remoteIndex).toBe(readU32(response, 4));
 
     // The first packet must reach wireguard-go's TUN unchanged (tcpdump sees it before IP checks).
-    const dump = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', wg.name, '-n', '-l', '-x', '-c', '1', 'src host 10.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let captured = '';
-    let listening = false;
-    dump.stdout.setEncoding('utf8').on('data', (d: string) => (captured += d));
-    dump.stderr.setEncoding('utf8').on('data', (d: string) => (listening ||= d.includes('listening on')));
+    const dump = await capture(ns, wg.name, ['-x', '-c', '1', 'src host 10.0.0.1']);
     try {
-      expect(await waitFor(() => listening, 5000)).toBe(true);
       send(sealTransport(keypair, fromHex(inp.initiator_first_packet)));
       const hex = await waitFor(() => {
-        const h = [...captured.matchAll(/^\s+0x[0-9a-f]+:\s+((?:[0-9a-f]{2,4} ?)+)/gm)].map((m) => m[1]!.replace(/\s/g, '')).join('');
+        const h = [...dump.text().matchAll(/^\s+0x[0-9a-f]+:\s+((?:[0-9a-f]{2,4} ?)+)/gm)].map((m) => m[1]!.replace(/\s/g, '')).join('');
         return h.length >= inp.initiator_first_packet.length ? h : undefined;
       }, 5000);
       expect(hex).toBe(inp.initiator_first_packet);
     } finally {
-      dump.kill('SIGTERM');
+      dump.stop();
     }
     expect((await wg.peer(b64(out.initiator_static_public))).latestHandshake).toBeGreaterThan(0);
 
