@@ -119,6 +119,7 @@ export class Adversary {
   /** Every datagram we sent or received, while capturing. */
   #sent: Uint8Array[] | undefined;
   readonly #received: Uint8Array[] = [];
+  /** Drops our own engine counted, per reason (for diagnostics). */
   readonly drops: Partial<Record<DropReason, number>> = {};
   #handshakes = 0;
   readonly #sink: ActionSink<Peer>;

@@ -345,29 +345,20 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   return [v, performance.now() - start];
 }
 
+/** Fresh configuration, then `initiator` pings the other side: answered, both report a handshake. */
+async function handshakeScenario(l: Lab, initiator: 'peer' | 'target'): Promise<Outcome> {
+  await configurePair(l);
+  const [from, to] = initiator === 'peer' ? [l.peer.ns, INNER.target4] : [l.target.ns, INNER.peer4];
+  const [ok, ms] = await timed(() => ping(from, to));
+  if (!ok) return fail(`no echo reply within 5 s of the ${initiator} initiating`);
+  const [t, p] = [await handshakeSec(l.target, l.keys.peer.pub), await handshakeSec(l.peer, l.keys.target.pub)];
+  if (t === 0 || p === 0) return fail(`echo answered but last_handshake_time_sec is target ${t}, peer ${p}`);
+  return pass(`first reply after ${Math.round(ms)} ms; both report the handshake`);
+}
+
 const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab): Promise<Outcome> }> = {
-  'handshake-peer-initiates': {
-    timeoutMs: 30_000,
-    async run(l) {
-      await configurePair(l);
-      const [ok, ms] = await timed(() => ping(l.peer.ns, INNER.target4));
-      if (!ok) return fail('no echo reply from the target within 5 s of the peer initiating');
-      const [t, p] = [await handshakeSec(l.target, l.keys.peer.pub), await handshakeSec(l.peer, l.keys.target.pub)];
-      if (t === 0 || p === 0) return fail(`echo answered but last_handshake_time_sec is target ${t}, peer ${p}`);
-      return pass(`first reply after ${Math.round(ms)} ms; both report the handshake`);
-    },
-  },
-  'handshake-target-initiates': {
-    timeoutMs: 30_000,
-    async run(l) {
-      await configurePair(l);
-      const [ok, ms] = await timed(() => ping(l.target.ns, INNER.peer4));
-      if (!ok) return fail('no echo reply from the peer within 5 s of the target initiating');
-      const [t, p] = [await handshakeSec(l.target, l.keys.peer.pub), await handshakeSec(l.peer, l.keys.target.pub)];
-      if (t === 0 || p === 0) return fail(`echo answered but last_handshake_time_sec is target ${t}, peer ${p}`);
-      return pass(`first reply after ${Math.round(ms)} ms; both report the handshake`);
-    },
-  },
+  'handshake-peer-initiates': { timeoutMs: 30_000, run: (l) => handshakeScenario(l, 'peer') },
+  'handshake-target-initiates': { timeoutMs: 30_000, run: (l) => handshakeScenario(l, 'target') },
   'data-ipv4': {
     timeoutMs: 60_000,
     async run(l) {
