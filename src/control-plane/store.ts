@@ -307,9 +307,11 @@ export class ControlPlaneStore {
       const wasOffline = current.status === 'offline';
       prepared(
         this.db,
-        `UPDATE nodes SET last_heartbeat_at = ?, status = 'online', binary_version = ?, binary_checksum = ?,
-           endpoint = COALESCE(?, endpoint), nat_type = COALESCE(?, nat_type) WHERE node_id = ?`,
-      ).run(now, req.binary_version, req.binary_checksum, req.nat_summary.endpoint ?? null, req.nat_summary.nat_type ?? null, node.node_id);
+        `UPDATE nodes SET last_heartbeat_at = ?, status = 'online', binary_version = ?, binary_checksum = ? WHERE node_id = ?`,
+      ).run(now, req.binary_version, req.binary_checksum, node.node_id);
+      const nat = req.nat_summary;
+      if (nat.endpoint !== undefined) this.#setEndpoint(current, nat.endpoint, nat.nat_type ?? current.nat_type, now);
+      else if (nat.nat_type !== undefined) prepared(this.db, 'UPDATE nodes SET nat_type = ? WHERE node_id = ?').run(nat.nat_type, node.node_id);
       if (wasOffline) {
         this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, excludeNode: node.node_id });
       }
@@ -324,12 +326,18 @@ export class ControlPlaneStore {
     this.tx(() => {
       const current = this.node(node.node_id);
       if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
-      prepared(this.db, 'UPDATE nodes SET endpoint = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(req.endpoint, req.nat_type, now, node.node_id);
-      if (current.endpoint !== req.endpoint) {
-        this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: node.node_id, endpoint: req.endpoint }, excludeNode: node.node_id });
-      }
+      this.#setEndpoint(current, req.endpoint, req.nat_type, now);
     });
     return { accepted_at: formatRfc3339(now), stale_after: ENDPOINT_STALE_AFTER_S };
+  }
+
+  /** The one place a node's endpoint changes (PUT endpoint and a heartbeat's nat_summary): stores
+   *  it and, when it differs from the stored one, tells the node's peers. Inside a transaction. */
+  #setEndpoint(current: NodeRow, endpoint: string, natType: string | null, now: number): void {
+    prepared(this.db, 'UPDATE nodes SET endpoint = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(endpoint, natType, now, current.node_id);
+    if (current.endpoint !== endpoint) {
+      this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: current.node_id, endpoint }, excludeNode: current.node_id });
+    }
   }
 
   /** Installs a node's new WireGuard public key (POST /v1/keys/rotate); repeating the same key
