@@ -1,34 +1,71 @@
-// Per-pair pre-shared keys (Noise_IKpsk2's psk slot): 32 bytes from the CSPRNG the first time a
-// pair is needed, then stable for the pair until one side is removed.
+// Per-pair pre-shared keys (Noise_IKpsk2's psk slot), derived instead of stored: PSK =
+// HMAC-SHA256(master, label || lo || 0 || hi || 0 || epoch) over the sorted pair of node ids, the
+// master being 32 CSPRNG bytes made once per database. A pair's epoch (0 unless rotated) is the
+// only per-pair row, and only when non-zero, so registering a node writes nothing per peer.
+// Pairs created before schema 2 keep their stored random PSK (`pair_psks`) until rotated, so an
+// upgrade does not change any live tunnel's key.
 
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Db } from './database.js';
 import { prepared } from './prepared.js';
 
-/**
- * The PSKs node row `self` shares with each row in `peers` (nodes.row), creating missing ones
- * from the CSPRNG. One read of the node's pairs plus one insert per new pair. Call inside a write
- * transaction so both sides of a pair always see the same key.
- */
-export function psksOf(db: Db, self: number, peers: readonly number[]): Map<number, Buffer> {
-  const have = new Map<number, Buffer>();
-  for (const r of prepared(db, 'SELECT a, b, psk FROM pair_psks WHERE a = ? UNION ALL SELECT a, b, psk FROM pair_psks WHERE b = ?').all(self, self) as Array<{ a: number; b: number; psk: Buffer }>) {
-    have.set(r.a === self ? r.b : r.a, r.psk);
-  }
-  const missing = peers.filter((p) => p !== self && !have.has(p));
-  if (missing.length > 0) {
-    const pool = randomBytes(32 * missing.length);
-    const insert = prepared(db, 'INSERT INTO pair_psks (a, b, psk) VALUES (?, ?, ?)');
-    missing.forEach((p, i) => {
-      const psk = pool.subarray(32 * i, 32 * i + 32);
-      insert.run(Math.min(self, p), Math.max(self, p), psk);
-      have.set(p, psk);
-    });
-  }
-  return have;
+/** A node as far as PSKs care: its row (legacy pairs) and its id (derived pairs). */
+export interface PskNode {
+  readonly row: number;
+  readonly node_id: string;
 }
 
-/** Forgets every PSK of node row `row` (on removal). */
-export function dropPsks(db: Db, row: number): void {
-  prepared(db, 'DELETE FROM pair_psks WHERE a = ? OR b = ?').run(row, row);
+const LABEL = Buffer.from('plexd-userspace pair psk v1\0');
+const MASTER_KEY = 'psk_master';
+
+/** The database's PSK master secret, created from the CSPRNG on first use (inside a write
+ *  transaction, so two processes opening a new file agree on one). */
+export function pskMaster(db: Db): Buffer {
+  prepared(db, 'INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(MASTER_KEY, randomBytes(32).toString('base64'));
+  const text = (prepared(db, 'SELECT value FROM meta WHERE key = ?').get(MASTER_KEY) as { value: string }).value;
+  const master = Buffer.from(text, 'base64');
+  if (master.length !== 32) throw new Error(`meta.${MASTER_KEY} is not 32 bytes of base64`);
+  return master;
+}
+
+/** The PSK of the pair {a, b} (node ids, either order) at `epoch`. Throws RangeError when a === b. */
+export function derivePsk(master: Uint8Array, a: string, b: string, epoch: number): Buffer {
+  if (a === b) throw new RangeError(`expected two different node ids, got ${a} twice`);
+  const [lo, hi] = a < b ? [a, b] : [b, a];
+  return createHmac('sha256', master).update(LABEL).update(`${lo}\0${hi}\0${epoch}`).digest();
+}
+
+/**
+ * The PSKs `self` shares with each of `peers`, by peer node id: a legacy stored key when the pair
+ * has one, else the key derived at the pair's epoch. Two indexed reads, whatever the mesh size.
+ */
+export function psksOf(db: Db, master: Uint8Array, self: PskNode, peers: readonly PskNode[]): Map<string, Buffer> {
+  const legacy = new Map<number, Buffer>();
+  for (const r of prepared(db, 'SELECT a, b, psk FROM pair_psks WHERE a = ? UNION ALL SELECT a, b, psk FROM pair_psks WHERE b = ?').all(self.row, self.row) as Array<{ a: number; b: number; psk: Buffer }>) {
+    legacy.set(r.a === self.row ? r.b : r.a, r.psk);
+  }
+  const epochs = new Map<string, number>();
+  for (const r of prepared(db, 'SELECT a, b, epoch FROM pair_psk_epochs WHERE a = ? UNION ALL SELECT a, b, epoch FROM pair_psk_epochs WHERE b = ?').all(self.node_id, self.node_id) as Array<{ a: string; b: string; epoch: number }>) {
+    epochs.set(r.a === self.node_id ? r.b : r.a, r.epoch);
+  }
+  const out = new Map<string, Buffer>();
+  for (const p of peers) {
+    if (p.node_id === self.node_id) continue;
+    out.set(p.node_id, legacy.get(p.row) ?? derivePsk(master, self.node_id, p.node_id, epochs.get(p.node_id) ?? 0));
+  }
+  return out;
+}
+
+/** Gives the pair {a, b} a new PSK: bumps its epoch and forgets a legacy stored key. Returns the
+ *  new epoch. Call inside a write transaction. */
+export function bumpPairEpoch(db: Db, a: PskNode, b: PskNode): number {
+  const [lo, hi] = a.node_id < b.node_id ? [a, b] : [b, a];
+  prepared(db, 'DELETE FROM pair_psks WHERE a = ? AND b = ?').run(Math.min(a.row, b.row), Math.max(a.row, b.row));
+  return (prepared(db, 'INSERT INTO pair_psk_epochs (a, b, epoch) VALUES (?, ?, 1) ON CONFLICT (a, b) DO UPDATE SET epoch = epoch + 1 RETURNING epoch').get(lo.node_id, hi.node_id) as { epoch: number }).epoch;
+}
+
+/** Forgets every stored PSK row (legacy keys and epochs) of a node being removed. */
+export function dropPsks(db: Db, node: PskNode): void {
+  prepared(db, 'DELETE FROM pair_psks WHERE a = ? OR b = ?').run(node.row, node.row);
+  prepared(db, 'DELETE FROM pair_psk_epochs WHERE a = ? OR b = ?').run(node.node_id, node.node_id);
 }

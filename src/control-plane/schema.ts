@@ -92,4 +92,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX executions_node ON executions(node_id);
   `,
+  // 2: PSKs are derived from a master secret (meta.psk_master, made by the store from the CSPRNG)
+  // and the pair's epoch; only rotated pairs have a row. pair_psks stays for pairs made under
+  // version 1, whose stored keys remain in use until the pair is rotated.
+  `
+  CREATE TABLE pair_psk_epochs (
+    a TEXT NOT NULL,                        -- node ids, a < b
+    b TEXT NOT NULL,
+    epoch INTEGER NOT NULL CHECK (epoch > 0),
+    PRIMARY KEY (a, b)
+  ) WITHOUT ROWID;
+  CREATE INDEX pair_psk_epochs_b ON pair_psk_epochs(b);
+  `,
 ];

@@ -35,7 +35,7 @@ import { appendEvent, eventsFor, lastSeq, pruneEvents, type NewEvent, type Signe
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { canSee, getPolicy, putPolicy } from './policy.js';
 import { prepared } from './prepared.js';
-import { dropPsks, psksOf } from './psk.js';
+import { bumpPairEpoch, dropPsks, pskMaster, psksOf } from './psk.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
 
 /** The project every database has from its first start. */
@@ -96,15 +96,17 @@ export class ControlPlaneStore {
   readonly clock: Clock;
   readonly range: MeshRange;
   readonly signer: Signer;
+  readonly #pskMaster: Buffer;
   /** Called after a committed transaction appended events (the server's bus pumps them). */
   onEvents: (() => void) | undefined;
   #appended = false;
 
-  private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer) {
+  private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer, pskMasterKey: Buffer) {
     this.db = db;
     this.clock = clock;
     this.range = range;
     this.signer = signer;
+    this.#pskMaster = pskMasterKey;
   }
 
   /** Opens (creating and migrating when needed) the database at `file`; creates the default
@@ -124,11 +126,11 @@ export class ControlPlaneStore {
           db.prepare('INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 1)').run(key.key_id, key.secret_key, Buffer.from(k.publicKey), now);
         }
         const cidr = (db.prepare("SELECT value FROM meta WHERE key = 'domain_mesh_cidr'").get() as { value: string }).value;
-        return { key, cidr };
+        return { key, cidr, master: pskMaster(db) };
       });
-      const { key, cidr } = init.immediate();
+      const { key, cidr, master } = init.immediate();
       const secretKey = new Uint8Array(key.secret_key);
-      return new ControlPlaneStore(db, clock, meshRange(cidr), { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) });
+      return new ControlPlaneStore(db, clock, meshRange(cidr), { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) }, master);
     } catch (err) {
       db.close();
       throw err;
@@ -266,13 +268,28 @@ export class ControlPlaneStore {
     return node;
   }
 
-  /** The peers `node` sees, with per-pair PSKs (created on first use). */
+  /** The peers `node` sees, with per-pair PSKs (derived; nothing is written). */
   peersOf(node: NodeRow): PeerInfo[] {
-    return this.tx(() => {
+    // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
+    return this.db.transaction(() => {
       const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
       const visible = others.filter((p) => canSee(node, p));
-      const psks = psksOf(this.db, node.row, visible.map((p) => p.row));
-      return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.row)!.toString('base64') }));
+      const psks = psksOf(this.db, this.#pskMaster, node, visible);
+      return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
+    })();
+  }
+
+  /** Gives the pair of nodes a new PSK (bumps the pair's epoch); both get peer_psk_assigned and
+   *  pull state. Returns the new epoch, or undefined when either node is absent or they are one. */
+  rotatePairPsk(nodeIdA: string, nodeIdB: string): number | undefined {
+    return this.tx(() => {
+      const a = this.node(nodeIdA);
+      const b = this.node(nodeIdB);
+      if (a === undefined || b === undefined || a.node_id === b.node_id) return undefined;
+      const epoch = bumpPairEpoch(this.db, a, b);
+      this.emit({ projectId: a.project_id, type: 'peer_psk_assigned', payload: { node_id: b.node_id }, targetNode: a.node_id });
+      this.emit({ projectId: b.project_id, type: 'peer_psk_assigned', payload: { node_id: a.node_id }, targetNode: b.node_id });
+      return epoch;
     });
   }
 
@@ -383,7 +400,7 @@ export class ControlPlaneStore {
       const node = this.node(nodeId);
       if (node === undefined) return false;
       prepared(this.db, 'DELETE FROM nodes WHERE node_id = ?').run(nodeId);
-      dropPsks(this.db, node.row);
+      dropPsks(this.db, node);
       prepared(this.db, 'DELETE FROM registrations WHERE node_id = ?').run(nodeId);
       prepared(this.db, 'DELETE FROM executions WHERE node_id = ?').run(nodeId);
       this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: nodeId, reason }, excludeNode: nodeId });
