@@ -37,6 +37,7 @@ export class EventBus {
   readonly #keepAlive: NodeJS.Timeout;
   #delivered: number;
   #pumpQueued = false;
+  #closed = false;
 
   constructor(store: ControlPlaneStore, options: EventBusOptions = {}) {
     this.#store = store;
@@ -87,7 +88,8 @@ export class EventBus {
     this.#pumpQueued = true;
     setImmediate(() => {
       this.#pumpQueued = false;
-      this.pump();
+      // A change committed just before close() leaves a pump queued behind a closed database.
+      if (!this.#closed) this.pump();
     });
   }
 
@@ -117,6 +119,7 @@ export class EventBus {
 
   /** Stops the keep-alive timer and ends every stream. */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#keepAlive);
     for (const id of [...this.#byNode.keys()]) this.closeNode(id);
   }

@@ -223,7 +223,11 @@ describe('restart', () => {
 
 describe('hostile requests', () => {
   /** Everything an attacker may change, to compare before/after. */
-  const snapshot = () => JSON.stringify([h.cp.store.listNodes().map(({ nsk_hash, ...n }) => n), h.cp.store.db.prepare('SELECT * FROM tokens').all()]);
+  const snapshot = () => JSON.stringify([
+    h.cp.store.listNodes().map(({ nsk_hash, ...n }) => n),
+    h.cp.store.db.prepare('SELECT * FROM tokens').all(),
+    h.cp.store.db.prepare('SELECT seq, type FROM events').all(),
+  ]);
 
   it('answers 4xx problem+json and changes nothing', async () => {
     const a = await h.register();
