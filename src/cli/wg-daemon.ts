@@ -1,12 +1,17 @@
 // `plexd-userspace [-f|--foreground] IFNAME`: wireguard-go's command-line contract (main.go).
 // Creates TUN IFNAME, serves /var/run/wireguard/IFNAME.sock, daemonizes unless told not to, and
 // exits when signalled or when the interface is deleted.
+// Our extension: PLEXD_POLICY_FILE=path.json enforces a plexd policy (docs/policy.md) on the
+// device through a PolicyFilter, re-read on SIGHUP; without it nothing changes.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { Device } from '../device/device.js';
 import { openTun, type LinuxTun } from '../io/tun-linux.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../log/logger.js';
+import { PolicyFilter } from '../policy/filter.js';
+import { parsePolicy, type Policy } from '../policy/rules.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { EXIT, VERSION } from './constants.js';
 
@@ -17,6 +22,8 @@ const ENV_READY_FD = 'PLEXD_READY_FD';
 /** The MTU wireguard-go gives a new TUN (device.DefaultMTU): 1500 minus the 80 bytes of
  * IPv6 + UDP + WireGuard overhead, so tunnelled packets fit an Ethernet path unfragmented. */
 export const DEFAULT_MTU = 1420;
+/** Ours: a JSON policy file the daemon enforces (reloaded on SIGHUP). */
+export const ENV_POLICY_FILE = 'PLEXD_POLICY_FILE';
 /** How long the parent waits for the child to come up. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -37,12 +44,18 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
   let tun: LinuxTun | undefined;
   let device: Device | undefined;
   let uapi: UapiServer | undefined;
+  const policyFile = env[ENV_POLICY_FILE] || undefined;
+  let filter: PolicyFilter | undefined;
   try {
+    if (policyFile !== undefined) {
+      filter = new PolicyFilter({ defaultAction: 'allow', hashSeed: randomBytes(4).readUInt32LE(0) });
+      filter.apply(loadPolicyFile(policyFile));
+    }
     tun = openTun({ name: interfaceName });
     interfaceName = tun.name;
     tun.setMtu(DEFAULT_MTU);
     log.verbose(`Starting plexd-userspace version ${VERSION}`);
-    device = await Device.create({ tun, logger: log });
+    device = await Device.create({ tun, logger: log, ...(filter ? { filter } : {}) });
     uapi = await startUapiServer({
       interfaceName,
       handler: device,
@@ -61,11 +74,39 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
   }
   log.verbose('Device started');
   log.verbose('UAPI listener started');
+  if (filter !== undefined) log.verbose(`Policy revision ${filter.policy!.revisionId} from ${policyFile!}: ${filter.policy!.rules.length} rules`);
   ready?.ok(interfaceName);
-  return waitForEnd(device, uapi, log);
+  const reload = filter === undefined ? undefined : () => reloadPolicy(filter, policyFile!, log);
+  return waitForEnd(device, uapi, log, reload);
 }
 
-function waitForEnd(device: Device, uapi: UapiServer, log: Logger): Promise<number> {
+/**
+ * Reads a policy file: the API's policy block `{revision_id, fingerprint, rules}`, or `{rules}` /
+ * a bare rule array (revision "file", fingerprint the SHA-256 of the file). Throws PolicyError
+ * for bad rules, SyntaxError for bad JSON, the fs error for an unreadable file.
+ */
+export function loadPolicyFile(path: string): Policy {
+  const text = readFileSync(path, 'utf8');
+  const raw = JSON.parse(text) as unknown;
+  const block = Array.isArray(raw) ? { rules: raw } : raw;
+  if (typeof block === 'object' && block !== null && !('revision_id' in block)) {
+    return parsePolicy({ revision_id: 'file', fingerprint: createHash('sha256').update(text).digest('hex'), ...block });
+  }
+  return parsePolicy(block);
+}
+
+/** SIGHUP: applies the file again; a bad file is logged and the policy in force stays. */
+function reloadPolicy(filter: PolicyFilter, path: string, log: Logger): void {
+  try {
+    const policy = loadPolicyFile(path);
+    filter.apply(policy);
+    log.verbose(`Policy revision ${policy.revisionId} from ${path}: ${policy.rules.length} rules`);
+  } catch (err) {
+    log.error(`Policy reload from ${path} failed, previous policy stays in force: ${(err as Error).message}`);
+  }
+}
+
+function waitForEnd(device: Device, uapi: UapiServer, log: Logger, onHangup?: () => void): Promise<number> {
   return new Promise((resolve) => {
     let done = false;
     const finish = async (why: string) => {
@@ -73,6 +114,7 @@ function waitForEnd(device: Device, uapi: UapiServer, log: Logger): Promise<numb
       done = true;
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+      if (onHangup !== undefined) process.off('SIGHUP', onHangup);
       log.verbose(`Shutting down (${why})`);
       await uapi.close();
       await device.close(why);
@@ -81,6 +123,7 @@ function waitForEnd(device: Device, uapi: UapiServer, log: Logger): Promise<numb
     const onSignal = (sig: NodeJS.Signals) => void finish(sig);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (onHangup !== undefined) process.on('SIGHUP', onHangup);
     device.onClose((why) => void finish(why));
   });
 }
