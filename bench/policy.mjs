@@ -2,11 +2,17 @@
 // random rules, three ways: the compiled matcher alone (every packet judged by the rules), the
 // filter on new flows (rules + a conntrack insert each), and the filter on tracked flows (the
 // steady state of established connections). Also compile time and memory of the rule sets.
-// Run with `npm run bench:policy`; it measures the built dist/, as users run it.
-// TODO(issue 7): tunnel TCP throughput with 1,000 rules vs none needs a policy hook in
-// bench/tunnel.mjs (PLEXD_POLICY_FILE); see docs/policy.md.
+// Then, as root, tunnel TCP throughput of a plexd <-> plexd tunnel whose daemons enforce 1,000
+// rules (PLEXD_POLICY_FILE) as a fraction of the same tunnel without a policy (target >= 0.9);
+// skipped with the reason when namespaces are unavailable. Reuses bench/lib (the tunnel bench's
+// underlay, daemons and iperf3 helpers).
+// Run with `npm run bench:policy [-- --quick] [-- --duration=8 --reps=3]`; it measures the built
+// dist/, as users run it.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { Lab, argOption, hasFlag, labUnavailableReason, median, sleep } from './lib/lab.mjs';
+import { TUNNEL, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
 import { CompiledPolicy } from '../dist/policy/compiled-policy.js';
 import { PolicyFilter } from '../dist/policy/filter.js';
 import { PacketMeta, readPacket } from '../dist/policy/packet-meta.js';
@@ -82,7 +88,6 @@ function rate(fn) {
   const n = fn();
   return n / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const rows = [];
 for (const size of SIZES) {
@@ -137,7 +142,97 @@ for (const size of SIZES) {
   });
 }
 
-const result = { bench: 'policy', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', runs: RUNS, rows };
+// ---- tunnel TCP throughput with 1,000 rules vs none ------------------------------------------
+
+const TUNNEL_RULES = 1_000;
+
+/** iperf3 from nsA across the tunnel. The shared server may still be finishing the previous run,
+ *  whose tunnel was just torn down: "busy" is retried for up to 15 s. */
+async function iperfWhenFree(nsA, args, seconds) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await iperf(nsA, args, seconds);
+    } catch (err) {
+      if (attempt >= 15 || !/busy/.test(err.message)) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+/** True when a short UDP run gets data through (the bench policy allows only TCP 5201 and ICMP). */
+async function udpPasses(nsA) {
+  let end;
+  try {
+    end = (await iperfWhenFree(nsA, ['-u', '-b', '1M', '-l', '1000'], 1)).end;
+  } catch (err) {
+    if (/busy/.test(err.message)) throw err;
+    return false;
+  }
+  return (end.sum_received?.bytes ?? end.sum.bytes * (1 - end.sum.lost_percent / 100)) > 0;
+}
+
+async function tunnelWithRules(argv) {
+  const reason = labUnavailableReason(['ip', 'wg', 'iperf3', 'ping']);
+  if (reason !== undefined) {
+    console.log(`tunnel throughput with ${TUNNEL_RULES} rules: skipped (${reason})`);
+    return undefined;
+  }
+  const quick = hasFlag(argv, 'quick');
+  const seconds = Number(argOption(argv, 'duration', 'BENCH_DURATION', quick ? 3 : 8));
+  const reps = Number(argOption(argv, 'reps', 'BENCH_REPS', quick ? 1 : 3));
+  const lab = new Lab();
+  try {
+    // 998 realistic mesh rules (10.100/16) the tunnel's addresses never match, then the two that
+    // let the bench through: iperf3's TCP 5201 and ICMP for the helper's readiness ping. The TCP
+    // flow is tracked after its first packet, which is the steady state this measures.
+    const rules = [
+      ...realisticRules(TUNNEL_RULES - 2),
+      { action: 'allow', protocol: 'tcp', source_cidr: `${TUNNEL.a}/24`, destination_cidr: `${TUNNEL.b}/24`, ports: { from: 5201, to: 5201 } },
+      { action: 'allow', protocol: 'icmp', source_cidr: `${TUNNEL.a}/24`, destination_cidr: `${TUNNEL.b}/24` },
+    ];
+    const file = join(lab.tmp, 'policy.json');
+    writeFileSync(file, JSON.stringify({ revision_id: 'bench-tunnel', fingerprint: '', rules }));
+    const net = await underlay(lab);
+    await iperfServer(lab, net.nsB);
+    const bps = { none: [], rules: [] };
+    let udpBlocked;
+    for (let rep = 0; rep < reps; rep++) {
+      for (const which of rep % 2 === 0 ? ['none', 'rules'] : ['rules', 'none']) {
+        // bench/lib's startDaemon passes our environment to the daemons it starts.
+        if (which === 'rules') process.env.PLEXD_POLICY_FILE = file;
+        let t;
+        try {
+          t = await tunnel(lab, net, 'plexd', 'plexd');
+        } finally {
+          delete process.env.PLEXD_POLICY_FILE;
+        }
+        try {
+          bps[which].push((await iperfWhenFree(net.nsA, [], seconds)).end.sum_received.bits_per_second);
+          if (which === 'rules' && udpBlocked === undefined) udpBlocked = !(await udpPasses(net.nsA));
+        } finally {
+          await t.stop();
+        }
+        console.log(`  rep ${rep + 1}/${reps} ${which === 'none' ? 'no policy' : `${TUNNEL_RULES} rules`}: ${(bps[which].at(-1) / 1e6).toFixed(0)} Mbit/s`);
+      }
+    }
+    const none = median(bps.none);
+    const withRules = median(bps.rules);
+    return { rules: TUNNEL_RULES, seconds, reps, noPolicyBps: none, rulesBps: withRules, ratio: withRules / none, policyEnforced: udpBlocked, runs: bps };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+const tunnelResult = await tunnelWithRules(process.argv.slice(2));
+if (tunnelResult !== undefined) {
+  const r = tunnelResult;
+  console.log(
+    `tunnel TCP: no policy ${(r.noPolicyBps / 1e6).toFixed(0)} Mbit/s, ${r.rules} rules ${(r.rulesBps / 1e6).toFixed(0)} Mbit/s: ratio ${r.ratio.toFixed(3)} (target >= 0.9)` +
+      `; policy enforced (UDP refused): ${r.policyEnforced ? 'yes' : 'NO'}`,
+  );
+}
+
+const result = { bench: 'policy', date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', runs: RUNS, rows, tunnel: tunnelResult ?? null };
 console.table(
   Object.fromEntries(
     rows.map((r) => [
