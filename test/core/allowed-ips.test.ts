@@ -328,8 +328,9 @@ describe('AllowedIps at scale', () => {
     expect(t.size).toBe(1);
     expect(t.lookup(4, ip('10.1.2.3'), 0)).toBe('other');
     t.debugCheck();
-    // Generous bounds for slow CI machines; the bench reports the real numbers.
-    expect(insertMs).toBeLessThan(3000);
-    expect(removeMs).toBeLessThan(3000);
+    // Only guards against accidentally quadratic code (seconds, not milliseconds); speed is
+    // shown by `npm run bench:allowed-ips`, never by tests.
+    expect(insertMs).toBeLessThan(15_000);
+    expect(removeMs).toBeLessThan(15_000);
   });
 });

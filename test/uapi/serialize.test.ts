@@ -177,7 +177,8 @@ describe('130,000 allowed IPs', () => {
       .filter((l) => l.startsWith('allowed_ip='));
     expect(lines).toEqual(sent);
     expect(maxChunk).toBeLessThan(64 * 1024 + 100);
-    expect(elapsed).toBeLessThan(1000);
+    // Only a guard against accidentally quadratic code; bench/ reports the real speed.
+    expect(elapsed).toBeLessThan(15_000);
   });
 
   it('parses the same body through parseSetBody', () => {
