@@ -11,7 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { Lab, argOption, hasFlag, labUnavailableReason, median, sleep } from './lib/lab.mjs';
+import { Lab, argOption, hasFlag, labUnavailableReason, median } from './lib/lab.mjs';
 import { TUNNEL, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
 import { CompiledPolicy } from '../dist/policy/compiled-policy.js';
 import { PolicyFilter } from '../dist/policy/filter.js';
@@ -146,26 +146,12 @@ for (const size of SIZES) {
 
 const TUNNEL_RULES = 1_000;
 
-/** iperf3 from nsA across the tunnel. The shared server may still be finishing the previous run,
- *  whose tunnel was just torn down: "busy" is retried for up to 15 s. */
-async function iperfWhenFree(nsA, args, seconds) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await iperf(nsA, args, seconds);
-    } catch (err) {
-      if (attempt >= 15 || !/busy/.test(err.message)) throw err;
-      await sleep(1000);
-    }
-  }
-}
-
 /** True when a short UDP run gets data through (the bench policy allows only TCP 5201 and ICMP). */
 async function udpPasses(nsA) {
   let end;
   try {
-    end = (await iperfWhenFree(nsA, ['-u', '-b', '1M', '-l', '1000'], 1)).end;
-  } catch (err) {
-    if (/busy/.test(err.message)) throw err;
+    end = (await iperf(nsA, ['-u', '-b', '1M', '-l', '1000'], 1)).end;
+  } catch {
     return false;
   }
   return (end.sum_received?.bytes ?? end.sum.bytes * (1 - end.sum.lost_percent / 100)) > 0;
@@ -193,7 +179,6 @@ async function tunnelWithRules(argv) {
     const file = join(lab.tmp, 'policy.json');
     writeFileSync(file, JSON.stringify({ revision_id: 'bench-tunnel', fingerprint: '', rules }));
     const net = await underlay(lab);
-    await iperfServer(lab, net.nsB);
     const bps = { none: [], rules: [] };
     let udpBlocked;
     for (let rep = 0; rep < reps; rep++) {
@@ -206,10 +191,14 @@ async function tunnelWithRules(argv) {
         } finally {
           delete process.env.PLEXD_POLICY_FILE;
         }
+        // A server per tunnel: one left mid-test by a torn-down tunnel (or by the refused UDP
+        // check) answers the next client with "busy" or a reset.
+        const server = await iperfServer(lab, net.nsB);
         try {
-          bps[which].push((await iperfWhenFree(net.nsA, [], seconds)).end.sum_received.bits_per_second);
+          bps[which].push((await iperf(net.nsA, [], seconds)).end.sum_received.bits_per_second);
           if (which === 'rules' && udpBlocked === undefined) udpBlocked = !(await udpPasses(net.nsA));
         } finally {
+          await lab.stop(server);
           await t.stop();
         }
         console.log(`  rep ${rep + 1}/${reps} ${which === 'none' ? 'no policy' : `${TUNNEL_RULES} rules`}: ${(bps[which].at(-1) / 1e6).toFixed(0)} Mbit/s`);
