@@ -5,7 +5,8 @@
 // running server's database) to "allow A -> B tcp/22 only": A reaches B:22, B cannot open a
 // connection to A, C reaches nothing; `plexd-userspace policies` on B shows the revision and the
 // rule's counter. A second revision ("allow C -> B tcp/22 only") takes effect within 2 s of the
-// CLI returning, delivered over SSE; the measured times are printed.
+// CLI returning, delivered over SSE (the measured times are printed), and cuts the A -> B
+// connection opened under the first.
 //
 // Network rule: traffic stays inside the namespaces this file creates (and their loopbacks).
 
@@ -25,6 +26,8 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
   let B: AgentProc;
   let C: AgentProc;
   let ip: { a: string; b: string; c: string };
+  /** What B's port-22 listener received (ncat -l -k prints every connection's data). */
+  let receivedAtB = '';
 
   /** True when a TCP connection from `from` to ip:22 opens within 1 s (ncat zero-I/O mode). */
   const connects = async (from: AgentProc, to: string): Promise<boolean> => (await from.ns.run(['ncat', '-z', '-w', '1', to, '22'], { timeoutMs: 5000 })).code === 0;
@@ -52,7 +55,8 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
     [A, B, C] = mesh.agents as [AgentProc, AgentProc, AgentProc];
     const [a, b, c] = (await mesh.upAll()) as [string, string, string];
     ip = { a, b, c };
-    for (const x of [A, B]) x.ns.spawn(['ncat', '-l', '-k', '22']);
+    A.ns.spawn(['ncat', '-l', '-k', '22']);
+    B.ns.spawn(['ncat', '-l', '-k', '22']).stdout!.on('data', (d: Buffer) => (receivedAtB += d.toString()));
     try {
       for (const [from, to] of [[A, ip.b], [B, ip.a], [C, ip.a], [C, ip.b]] as const) await until(`${from.ip} pings ${to}`, 30_000, () => mesh.ping(from, to));
     } catch (err) {
@@ -88,7 +92,11 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
     expect((snapB['drops'] as Record<string, number>)['default-deny']).toBeGreaterThan(0);
   });
 
-  it('a new revision over SSE takes effect within 2 s (allow C -> B tcp/22 only)', async () => {
+  it('a new revision over SSE takes effect within 2 s (allow C -> B tcp/22 only) and cuts the A -> B connection', async () => {
+    // An established A -> B:22 connection under the old revision: its data arrives.
+    const client = A.ns.spawn(['ncat', ip.b, '22'], { stdin: 'pipe' });
+    client.stdin!.write('before\n');
+    await until('B receives data on the open connection', 5000, async () => (receivedAtB.includes('before') ? true : undefined));
     const set = await setPolicy('c-to-b-22', [{ action: 'allow', protocol: 'tcp', source_cidr: `${ip.c}/32`, destination_cidr: `${ip.b}/32`, ports: { from: 22, to: 22 } }]);
     const inForce = await propagated(set.revision, set.returnedAt);
     let opened = NaN;
@@ -101,5 +109,11 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
     expect(await connects(A, ip.b)).toBe(false);
     expect(await connects(B, ip.a)).toBe(false);
     expect((await mesh.status(A))['policy']).toMatchObject({ revision_id: set.revision, mode: 'enforcing' });
+    // The old flow is revoked: its next segment is dropped at A and never reaches B.
+    client.stdin!.write('after\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(receivedAtB).not.toContain('after');
+    expect(((await policies(A))['drops'] as Record<string, number>)['revoked']).toBeGreaterThan(0);
+    client.kill('SIGKILL');
   });
 });
