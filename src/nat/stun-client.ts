@@ -87,6 +87,9 @@ interface Pending {
   readonly resolve: (r: StunResult) => void;
   transmissions: number;
   timer: unknown;
+  readonly rto: number;
+  readonly rc: number;
+  readonly rm: number;
 }
 
 function checkPositiveInt(name: string, v: number): number {
@@ -102,6 +105,15 @@ function plainAddress(address: string): string {
 /** True when two endpoints name the same address and port (IPv4-mapped IPv6 equals its IPv4). */
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && plainAddress(a.address).toLowerCase() === plainAddress(b.address).toLowerCase();
+}
+
+/** Per-request options of {@link StunClient.request}: extra attributes and timer overrides (a
+ *  path probe wants an answer in about two seconds, discovery can wait the RFC's 39.5 s). */
+export interface StunRequestOptions {
+  readonly attributes?: readonly StunAttribute[];
+  readonly rtoMs?: number;
+  readonly rc?: number;
+  readonly rm?: number;
 }
 
 /** A Binding client. Feed every datagram that may be STUN to `receive`. */
@@ -139,13 +151,16 @@ export class StunClient {
 
   /**
    * Runs one Binding transaction with `server`. Never rejects for network outcomes: the result
-   * says mapped / error-response / timeout / closed. Throws RangeError past maxPending.
+   * says mapped / error-response / timeout / closed. Throws RangeError past maxPending or for a non-positive timer override.
    */
-  request(server: Endpoint, options: { attributes?: readonly StunAttribute[] } = {}): Promise<StunResult> {
+  request(server: Endpoint, options: StunRequestOptions = {}): Promise<StunResult> {
     if (this.#closed) return Promise.resolve({ kind: 'closed', server });
     if (this.#pending.size >= this.#maxPending) {
       throw new RangeError(`expected at most ${this.#maxPending} STUN requests in flight, got one more`);
     }
+    const rto = options.rtoMs === undefined ? this.#rto : checkPositiveInt('rtoMs', options.rtoMs);
+    const rc = options.rc === undefined ? this.#rc : checkPositiveInt('rc', options.rc);
+    const rm = options.rm === undefined ? this.#rm : checkPositiveInt('rm', options.rm);
     const tid = new Uint8Array(STUN_TRANSACTION_ID_LENGTH);
     let key: string;
     do {
@@ -158,7 +173,7 @@ export class StunClient {
     });
     const target = { address: server.address, port: server.port };
     return new Promise<StunResult>((resolve) => {
-      const p: Pending = { server: target, request, startedAt: this.#timers.now(), resolve, transmissions: 0, timer: undefined };
+      const p: Pending = { server: target, request, startedAt: this.#timers.now(), resolve, transmissions: 0, timer: undefined, rto, rc, rm };
       this.#pending.set(key, p);
       this.counters.requests++;
       this.#transmit(key, p);
@@ -170,8 +185,8 @@ export class StunClient {
     if (p.transmissions > 0) this.counters.retransmits++;
     p.transmissions++;
     this.#send(p.request, p.server);
-    const last = p.transmissions >= this.#rc;
-    const wait = last ? this.#rm * this.#rto : this.#rto * 2 ** (p.transmissions - 1);
+    const last = p.transmissions >= p.rc;
+    const wait = last ? p.rm * p.rto : p.rto * 2 ** (p.transmissions - 1);
     p.timer = this.#timers.setTimeout(() => {
       if (this.#pending.get(key) !== p) return;
       if (!last) return this.#transmit(key, p);
