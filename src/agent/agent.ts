@@ -26,6 +26,7 @@ import type { AgentConfig } from './config.js';
 import { normalizeFingerprint } from './config.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import { MeshInterface } from './mesh-interface.js';
+import { NatServices } from './nat-services.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { openStore, type Identity, type Store } from './store.js';
 
@@ -86,6 +87,7 @@ export async function ensureRegistered(config: AgentConfig, store: Store, log: L
       resource_handle: config.registration.resourceHandle,
       bootstrap_token: token.token,
       public_key: publicKeyOf(privateKey),
+      ...(config.mode === 'bridge' ? { mode: 'bridge' as const } : {}),
     },
     { log: (m) => log.info(m), ...(signal ? { signal } : {}) },
   );
@@ -153,6 +155,8 @@ export class Agent {
   #loops: Promise<void>[] = [];
   #stopped = false;
   #reRegistering = false;
+  /** STUN, endpoint discovery, relay paths, bridge relay (src/agent/nat-services.ts). */
+  #nat: NatServices | undefined;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -212,6 +216,7 @@ export class Agent {
     const agent = new Agent(opts, store, reg.identity, iface, policy);
     try {
       await iface.device.configure({ privateKey: reg.identity.private_key });
+      agent.#nat = await NatServices.start({ config, device: iface.device, client: agent.client, auth: () => ({ nodeId: agent.#identity.node_id, nsk: agent.#identity.nsk }), fallbackEndpoint: () => agent.advertisedEndpoint, log: log.child('(nat) ') });
       if (parsedCache?.ok === true) {
         await agent.#apply(parsedCache.value.peers, 'cached state');
       } else if (reg.peers.length > 0) {
@@ -223,7 +228,7 @@ export class Agent {
       await agent.stop();
       throw err;
     }
-    agent.#loops.push(agent.#heartbeatLoop(), agent.#endpointLoop());
+    agent.#loops.push(agent.#heartbeatLoop(), agent.#endpointLoop(), agent.#nat!.run(agent.#stop.signal));
     agent.events.start();
     return agent;
   }
@@ -287,6 +292,7 @@ export class Agent {
           // Policy before peers: a peer the new state adds never sees the old revision.
           const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
           await this.#apply(state.peers, 'state pull');
+          await this.#nat?.onState(state);
           // The cache keeps the revision in force even when this pull's block was not populated.
           this.store.saveState(state.policy === null && this.policy.inForce !== undefined ? { ...state, policy: this.policy.inForce } : state);
           if (policyChanged) void this.#heartbeat(this.#stop.signal);
@@ -397,7 +403,7 @@ export class Agent {
         client_now: formatRfc3339(Date.now()),
         binary_checksum: checksum(),
         binary_version: VERSION,
-        nat_summary: {},
+        nat_summary: this.#nat?.summary ?? {},
         policy: this.policy.report(),
       };
       const res = await this.client.heartbeat(body, signal);
@@ -417,7 +423,7 @@ export class Agent {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       const ep = this.advertisedEndpoint;
-      if (ep === undefined) return;
+      if (ep === undefined || this.#nat?.discovers === true) return;
       let next = 60_000;
       try {
         const res = await this.client.reportEndpoint({ endpoint: ep, nat_type: 'unknown', reported_at: formatRfc3339(Date.now()) }, signal);
@@ -460,6 +466,7 @@ export class Agent {
       policy: { ...this.policy.report(), ...this.policy.counters },
       envelopes: { accepted: this.verifier.accepted, dropped: this.verifier.drops },
       counters: { ...this.counters, ...this.events.counters },
+      nat: this.#nat?.status() ?? null,
     };
   }
 
@@ -476,6 +483,7 @@ export class Agent {
         public_key: key,
         endpoint: p.endpoint === null ? null : formatEndpoint(p.endpoint),
         last_handshake: p.lastHandshakeTimeSec === 0 ? null : new Date(p.lastHandshakeTimeSec * 1000).toISOString(),
+        path: this.#nat?.paths.pathOf(key) ?? 'direct',
         rx_bytes: Number(p.rxBytes),
         tx_bytes: Number(p.txBytes),
       });
@@ -500,6 +508,7 @@ export class Agent {
     await Promise.allSettled(this.#loops);
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
+    this.#nat?.close();
     await this.iface.close('agent stopped');
   }
 }

@@ -1,0 +1,49 @@
+// Bridge mode (plexd config `mode: bridge`): the agent runs the relay (src/bridge) on
+// bridge.relay_listen_port (51821) next to its mesh interface and makes the relay's sessions equal
+// to the state pull's bridge.relay.sessions on every reconcile (relay_session_assigned / revoked and
+// bridge_config_updated all lead to a reconcile). A `null` bridge block means "not populated" and
+// leaves the sessions alone.
+
+import type { BridgeState } from '../api/types.js';
+import { createRelay, type Relay } from '../bridge/relay.js';
+import type { Logger } from '../log/logger.js';
+
+/** The relay of a bridge agent. */
+export class BridgeMode {
+  readonly relay: Relay;
+  readonly #log: Logger;
+
+  private constructor(relay: Relay, log: Logger) {
+    this.relay = relay;
+    this.#log = log;
+  }
+
+  /** Binds the relay on `address`:`port` (address default 0.0.0.0). Rejects with BindError. */
+  static async start(port: number, address: string | undefined, log: Logger): Promise<BridgeMode> {
+    const relay = await createRelay({ listen: { address: address ?? '0.0.0.0', port } });
+    log.info(`bridge: relay listening on ${relay.address.address}:${relay.address.port}`);
+    return new BridgeMode(relay, log);
+  }
+
+  /** Applies a state's bridge block; logs sessions refused (full, invalid, expired). */
+  reconcile(block: BridgeState | null): void {
+    if (block === null || block.relay === null) return;
+    const failed = this.relay.reconcile(block.relay.sessions);
+    for (const [id, why] of failed) this.#log.error(`bridge: relay session ${id} refused: ${why}`);
+    this.#log.verbose(`bridge: ${this.relay.sessions().length} relay sessions`);
+  }
+
+  /** The node API view: sessions and counters. */
+  snapshot(): Record<string, unknown> {
+    return {
+      listen: `${this.relay.address.address}:${this.relay.address.port}`,
+      sessions: this.relay.sessions().map((s) => ({ session_id: s.sessionId, peer_a_id: s.peerAId, peer_b_id: s.peerBId, packets: s.packets, bytes: s.bytes })),
+      counters: this.relay.counters,
+    };
+  }
+
+  /** Closes the relay socket. */
+  close(): void {
+    this.relay.close();
+  }
+}

@@ -1,0 +1,159 @@
+// Path choice per peer (src/agent/relay-client.ts) over STUN on the WireGuard port
+// (src/nat/port-stun.ts), on a manual clock with two fake sockets joined by a switchable wire:
+// an assigned session binds to the relay at once and moves the peer there; an answered direct probe
+// brings it back and reports direct; a stalled direct peer whose probe goes unanswered moves to
+// the relay and reports the failure; wrong transaction IDs are ignored.
+
+import { describe, expect, it } from 'vitest';
+import type { StateResponse } from '../../src/api/types.js';
+import { ATTR_RELAY_SESSION } from '../../src/bridge/relay-binding.js';
+import type { DeviceConfig } from '../../src/device/config.js';
+import type { Endpoint } from '../../src/io/bind.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { attachPortStun } from '../../src/nat/port-stun.js';
+import { decodeStun, encodeBindingSuccess, getAttribute } from '../../src/nat/stun-message.js';
+import { PathManager, STALL_MS } from '../../src/agent/relay-client.js';
+import { ManualTimers } from '../nat/manual-timers.js';
+
+const A: Endpoint = { address: '203.0.113.1', port: 51820 };
+const B: Endpoint = { address: '203.0.113.2', port: 51820 };
+const RELAY: Endpoint = { address: '198.18.0.10', port: 51821 };
+const KEY_B = Buffer.alloc(32, 7).toString('base64');
+
+/** A socket with a foreign handler; sendRaw goes through `net`. */
+class FakeSocket {
+  handler: ((d: Uint8Array, from: Endpoint) => void) | undefined;
+  readonly me: Endpoint;
+  readonly net: Wire;
+  constructor(me: Endpoint, net: Wire) {
+    this.me = me;
+    this.net = net;
+  }
+  setForeignHandler(h: ((d: Uint8Array, from: Endpoint) => void) | undefined): void {
+    this.handler = h;
+  }
+  sendRaw(data: Uint8Array, to: Endpoint): 'sent' {
+    this.net.send(this.me, to, data.slice());
+    return 'sent';
+  }
+}
+
+class Wire {
+  directUp = true;
+  readonly sockets = new Map<string, FakeSocket>();
+  readonly toRelay: Uint8Array[] = [];
+  send(from: Endpoint, to: Endpoint, data: Uint8Array): void {
+    if (to.address === RELAY.address) return void this.toRelay.push(data);
+    if (!this.directUp) return;
+    queueMicrotask(() => this.sockets.get(`${to.address}:${to.port}`)?.handler?.(data, from));
+  }
+}
+
+/** The device side PathManager sees: one peer, its endpoint and byte counters. */
+function fakeDevice() {
+  const peer = { publicKey: new Uint8Array(Buffer.from(KEY_B, 'base64')), endpoint: null as Endpoint | null, rxBytes: 0n, txBytes: 0n, keepalive: 0 };
+  return {
+    peer,
+    snapshot: () => ({ privateKey: null, listenPort: 51820, fwmark: 0, peers: [{ ...peer, presharedKey: null, lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, persistentKeepaliveInterval: peer.keepalive, allowedIps: [] }] }),
+    configure: async (c: DeviceConfig) => {
+      for (const p of c.peers ?? []) {
+        if (p.endpoint !== undefined) {
+          const [address, port] = p.endpoint.split(':') as [string, string];
+          peer.endpoint = { address, port: Number(port) };
+        }
+        if (p.persistentKeepalive !== undefined) peer.keepalive = p.persistentKeepalive;
+      }
+    },
+  };
+}
+
+async function settle(timers: ManualTimers, ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 50) {
+    timers.advance(50);
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+function setup() {
+  const wire = new Wire();
+  const timers = new ManualTimers();
+  const sa = new FakeSocket(A, wire);
+  const sb = new FakeSocket(B, wire);
+  wire.sockets.set('203.0.113.1:51820', sa);
+  wire.sockets.set('203.0.113.2:51820', sb);
+  const portA = attachPortStun(sa, { timers }, () => timers.now());
+  attachPortStun(sb, { timers }, () => timers.now());
+  const device = fakeDevice();
+  const reports: Array<{ node_id: string; direct: boolean }> = [];
+  const pm = new PathManager({ device, client: portA.client, nodeId: () => 'node-a', reportPaths: async (l) => void reports.push(...l), log: silentLogger, now: () => timers.now() });
+  const state = (session: boolean): Pick<StateResponse, 'peers' | 'bridge'> => ({
+    peers: [{ node_id: 'node-b', mesh_ip: '10.100.0.2', public_key: KEY_B, endpoint: '203.0.113.2:51820', ...(session ? { fallback_endpoint: '198.18.0.10:51821' } : {}) }],
+    bridge: session ? { relay: { sessions: [{ session_id: 's-1', peer_a_id: 'node-a', peer_a_endpoint: '', peer_b_id: 'node-b', peer_b_endpoint: '', expires_at: new Date(Date.now() + 60_000).toISOString() }] } } : null,
+  });
+  return { wire, timers, sa, portA, device, reports, pm, state };
+}
+
+describe('PathManager', () => {
+  it('binds at once on an assigned session, goes relayed, and back to direct when a probe is answered', async () => {
+    const { wire, timers, device, reports, pm, state } = setup();
+    wire.directUp = false;
+    await pm.applyState(state(true));
+    expect(device.peer.endpoint).toEqual(RELAY);
+    expect(device.peer.keepalive).toBe(25);
+    expect(pm.pathOf(KEY_B)).toBe('relayed');
+    // The binding left before anything else towards the relay, and names the session.
+    const first = decodeStun(wire.toRelay[0]!);
+    expect(first.ok && Buffer.from(getAttribute(first.message, ATTR_RELAY_SESSION)!).toString()).toBe('s-1');
+    // Probes go unanswered while the direct path is down.
+    for (let i = 0; i < 12; i++) {
+      await settle(timers, 1000);
+      await pm.tick();
+    }
+    expect(pm.pathOf(KEY_B)).toBe('relayed');
+    expect(pm.counters.probes).toBeGreaterThan(0);
+    expect(pm.counters.probesAnswered).toBe(0);
+    wire.directUp = true;
+    for (let i = 0; i < 8 && pm.pathOf(KEY_B) === 'relayed'; i++) {
+      await pm.tick();
+      await settle(timers, 1000);
+    }
+    expect(pm.pathOf(KEY_B)).toBe('direct');
+    expect(device.peer.endpoint).toEqual(B);
+    expect(reports).toEqual([{ node_id: 'node-b', direct: true }]);
+    // Revocation keeps direct.
+    await pm.applyState(state(false));
+    expect(pm.pathOf(KEY_B)).toBe('direct');
+  });
+
+  it('a stalled direct peer whose probe is unanswered reports the failure, and moves to the relay once assigned', async () => {
+    const { wire, timers, device, reports, pm, state } = setup();
+    await pm.applyState(state(false));
+    await settle(timers, 2000); // the hole-punching probe on a new endpoint is answered
+    expect(pm.counters.probesAnswered).toBe(1);
+    expect(reports).toEqual([{ node_id: 'node-b', direct: true }]);
+    wire.directUp = false;
+    // We keep sending, nothing comes back.
+    for (let i = 0; i < 10 && !reports.some((r) => !r.direct); i++) {
+      device.peer.txBytes += 100n;
+      await pm.tick();
+      await settle(timers, 1000);
+    }
+    expect(timers.now()).toBeGreaterThanOrEqual(STALL_MS);
+    expect(reports.at(-1)).toEqual({ node_id: 'node-b', direct: false });
+    expect(pm.pathOf(KEY_B)).toBe('direct'); // no session yet
+    await pm.applyState(state(true));
+    expect(pm.pathOf(KEY_B)).toBe('relayed');
+    expect(device.peer.endpoint).toEqual(RELAY);
+  });
+
+  it('the port demux answers probes and ignores responses with an unknown transaction ID', async () => {
+    const { sa, portA } = setup();
+    const forged = encodeBindingSuccess(new Uint8Array(12).fill(9), { address: '192.0.2.66', port: 1 });
+    sa.handler!(forged, B);
+    expect(portA.client.counters.drops['unknown-transaction']).toBe(1);
+    expect(portA.client.counters.responses).toBe(0);
+    portA.close();
+    expect(sa.handler).toBeUndefined();
+  });
+});
