@@ -3,9 +3,10 @@
 // they work while `serve` runs; the server notices their changes within a poll interval.
 
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseRules } from '../api/index.js';
-import { createControlPlane } from '../control-plane/server.js';
+import { createControlPlane, parseListen } from '../control-plane/server.js';
 import { ControlPlaneStore, DEFAULT_PROJECT } from '../control-plane/store.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
@@ -13,9 +14,10 @@ import { EXIT } from './constants.js';
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
-  serve --listen HOST:PORT --db FILE [--insecure-http] [--mesh-cidr CIDR]
+  serve --listen HOST:PORT --db FILE [--insecure-http] [--mesh-cidr CIDR] [--stun HOST:PORT|off]
         HTTPS with a self-signed certificate kept next to FILE (its SHA-256 is printed for
-        api.tls_fingerprint), or plain HTTP with --insecure-http
+        api.tls_fingerprint), or plain HTTP with --insecure-http; a STUN server on UDP (default:
+        the API's address and port number when HOST is an IP address)
   token create --db FILE [--project ID] [--ttl DURATION] [--json]   single-use bootstrap token
   token revoke TOKEN_OR_ID --db FILE
   nodes list --db FILE [--json]
@@ -71,18 +73,35 @@ function age(ms: number): string {
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 }
 
+/** The STUN listen address of `serve`: --stun as given, none for "off", else the API's IP and port. */
+function stunListen(listen: string, flag: string | undefined): string | undefined {
+  if (flag === 'off') return undefined;
+  if (flag !== undefined) return flag;
+  let host: string;
+  try {
+    host = parseListen(listen).host;
+  } catch {
+    return undefined; // createControlPlane reports the bad --listen
+  }
+  return isIP(host) === 0 ? undefined : listen;
+}
+
 async function serve(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' } });
+  const { values, positionals } = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
+  const listen = need(values.listen, '--listen');
+  const stun = stunListen(listen, typeof values.stun === 'string' ? values.stun : undefined);
   const log = createLogger(process.env.LOG_LEVEL === undefined ? 'info' : logLevelFromEnv(process.env.LOG_LEVEL));
   const cp = await createControlPlane({
     db: need(values.db, '--db'),
-    listen: need(values.listen, '--listen'),
+    listen,
     insecureHttp: values['insecure-http'] === true,
     logger: log,
+    ...(stun === undefined ? {} : { stun }),
     ...(typeof values['mesh-cidr'] === 'string' ? { meshCidr: values['mesh-cidr'] } : {}),
   });
   print(`control-plane listening on ${cp.url}`);
+  if (cp.stunAddress !== undefined) print(`stun listening on ${cp.stunAddress.address}:${cp.stunAddress.port}`);
   if (cp.fingerprint !== undefined) print(`tls fingerprint sha256 ${cp.fingerprint}`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

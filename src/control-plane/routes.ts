@@ -18,6 +18,7 @@ import {
 import { ControlPlaneError } from './errors.js';
 import type { EventBus } from './event-bus.js';
 import { readJsonBody, sendJson } from './http-io.js';
+import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigner.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
 /** What a handler gets. */
@@ -27,6 +28,8 @@ interface Ctx {
   readonly store: ControlPlaneStore;
   readonly bus: EventBus;
   readonly params: readonly string[];
+  /** Relay assignment (docs/nat.md); absent when the server runs without it. */
+  readonly relay?: RelayAssigner;
 }
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -101,6 +104,7 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       const body = valid(parseEndpointRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.reportEndpoint(node, body);
+      ctx.relay?.evaluate();
       sendJson(ctx.res, 200, out);
     },
   },
@@ -109,7 +113,20 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/state$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
-      sendJson(ctx.res, 200, ctx.store.stateOf(node));
+      sendJson(ctx.res, 200, withRelays(ctx.store.stateOf(node), node, ctx.relay));
+    },
+  },
+  {
+    // Ours (docs/nat.md): an agent says whether its direct path to each listed peer works.
+    method: 'POST',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/peer-paths$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const body = await readJsonBody(ctx.req);
+      if (ctx.relay === undefined) throw new ControlPlaneError('not_found', 'relay assignment is off');
+      const bad = applyPathReport(ctx.relay, node, body);
+      if (bad !== undefined) throw new ControlPlaneError('validation_failed', bad);
+      sendJson(ctx.res, 200, { accepted_at: formatRfc3339(ctx.store.now()) });
     },
   },
   {

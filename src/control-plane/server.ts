@@ -12,6 +12,8 @@ import { loadOrCreateTlsIdentity } from './certificate.js';
 import { ControlPlaneError } from './errors.js';
 import { EventBus } from './event-bus.js';
 import { correlationId, sendProblem } from './http-io.js';
+import { createStunServer, type StunServer } from '../nat/stun-server.js';
+import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
 
@@ -32,8 +34,12 @@ export interface ControlPlaneOptions {
   readonly keepAliveMs?: number;
   /** How often the database is checked for changes made by other processes (default 250 ms). */
   readonly pollMs?: number;
-  /** How often heartbeat liveness is swept (default 5 s). */
+  /** How often heartbeat liveness is swept (default 5 s); relay sessions are re-evaluated then too. */
   readonly sweepMs?: number;
+  /** Built-in STUN server on UDP "HOST:PORT" (docs/nat.md); none when absent. */
+  readonly stun?: string;
+  /** Relay assignment to bridges (default on); false turns it off. */
+  readonly relay?: boolean | RelayAssignerOptions;
 }
 
 /** A running control plane. */
@@ -50,6 +56,10 @@ export interface ControlPlane {
   poll(): void;
   /** Open SSE streams. */
   readonly streams: number;
+  /** Relay assignment (undefined when off). */
+  readonly relay: RelayAssigner | undefined;
+  /** The built-in STUN server's address (undefined when none). */
+  readonly stunAddress: { address: string; port: number } | undefined;
   /** Stops the server, ends every stream and closes the database. */
   close(): Promise<void>;
 }
@@ -70,6 +80,18 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const bus = new EventBus(store, options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs });
   store.onEvents = () => bus.schedulePump();
   const tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host]);
+  const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
+  let stun: StunServer | undefined;
+  if (options.stun !== undefined) {
+    const at = parseListen(options.stun);
+    try {
+      stun = await createStunServer({ listen: { address: at.host, port: at.port } });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    log.info(`control-plane: STUN listening on ${at.host}:${stun.address.port}`);
+  }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     res.setHeader('x-correlation-id', correlationId(req));
@@ -80,7 +102,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       res.setHeader('allow', route.allow.join(', '));
       return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
     }
-    route.handler({ req, res, store, bus, params: route.params }).catch((err: unknown) => {
+    route.handler({ req, res, store, bus, params: route.params, ...(relay === undefined ? {} : { relay }) }).catch((err: unknown) => {
       if (err instanceof ControlPlaneError) {
         sendProblem(res, err.code, err.message, err.errors, !req.complete);
       } else if ((err as { code?: string }).code === 'SQLITE_BUSY') {
@@ -113,6 +135,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   };
   const sweep = (): void => {
     store.sweepLiveness();
+    relay?.evaluate();
     bus.pump();
   };
   const timers = [
@@ -144,9 +167,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     get streams() {
       return bus.size;
     },
+    relay,
+    stunAddress: stun?.address,
     close() {
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
+        stun?.close();
         bus.close();
         await new Promise<void>((r) => {
           server.close(() => r());

@@ -1,0 +1,236 @@
+// Relay assignment (plexd-api.md "Relay"; docs/nat.md "When the control plane assigns a relay"):
+// which node pairs go through a bridge, on which bridge, and the events that tell them.
+//
+// Rule (simple on purpose):
+//  1. NAT types: a pair is relayed at once when either end reports `symmetric` (plexd's two-server
+//     test cannot tell full cone from port-restricted, and a symmetric mapping meets a
+//     port-restricted filter only through a relay). Pairs with a bridge are never relayed.
+//  2. Path reports: an agent that finds the direct path to a peer dead (its probes unanswered while
+//     traffic goes unanswered) reports `direct: false` and the pair is relayed.
+//  3. Revocation: an agent whose direct probes are answered again reports `direct: true`; the
+//     session is revoked and the pair is marked direct, which rule 1 respects until the next
+//     `direct: false` or a new endpoint/NAT type from either end.
+// Sessions live in memory (at most 5 minutes each, refreshed while the pair stays relayed); a
+// restarted control plane assigns again from the reports. Each session's ends are left empty, so
+// the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
+// relay is not the one STUN saw). One bridge is picked per pair: the online bridge with the fewest
+// sessions. Events: relay_session_assigned / relay_session_revoked to both ends (payload: the
+// session and the relay endpoint) and bridge_config_updated to the bridge; all mean "reconcile".
+
+import { randomUUID } from 'node:crypto';
+import { formatRfc3339, parseEndpoint, type RelaySession, type StateResponse } from '../api/index.js';
+import { appendEvent } from './event-log.js';
+import { prepared } from './prepared.js';
+import type { ControlPlaneStore, NodeRow } from './store.js';
+
+/** plexd's relay port, where bridges listen unless told otherwise. */
+export const DEFAULT_BRIDGE_RELAY_PORT = 51821;
+/** Lifetime of a session (plexd: 5 min); refreshed when less than REFRESH_BEFORE_MS is left. */
+export const RELAY_SESSION_TTL_MS = 5 * 60_000;
+const REFRESH_BEFORE_MS = 2 * 60_000;
+
+/** One assigned session. */
+export interface AssignedSession {
+  readonly sessionId: string;
+  readonly projectId: string;
+  readonly a: string;
+  readonly b: string;
+  readonly bridgeId: string;
+  /** "ip:port" of the bridge's relay. */
+  readonly relayEndpoint: string;
+  expiresAt: number;
+  readonly reason: 'nat-type' | 'path-report';
+}
+
+/** Options of {@link RelayAssigner}. */
+export interface RelayAssignerOptions {
+  /** The bridges' relay port (bridge.relay_listen_port); default 51821. */
+  readonly relayPort?: number;
+}
+
+interface NodeLite {
+  readonly node_id: string;
+  readonly project_id: string;
+  readonly mode: string;
+  readonly status: string;
+  readonly endpoint: string | null;
+  readonly nat_type: string | null;
+}
+
+function pairKey(x: string, y: string): string {
+  return x < y ? `${x}|${y}` : `${y}|${x}`;
+}
+
+/** Relay sessions of one control plane. Not thread-safe; the server calls it from its loop. */
+export class RelayAssigner {
+  readonly #store: ControlPlaneStore;
+  readonly #relayPort: number;
+  readonly #sessions = new Map<string, AssignedSession>();
+  /** Pairs an agent reported direct, with both ends' endpoint+NAT type at the time. */
+  readonly #direct = new Map<string, string>();
+  /** Pairs an agent reported failing directly. */
+  readonly #failed = new Set<string>();
+  readonly counters = { assigned: 0, revoked: 0, refreshed: 0, noBridge: 0 };
+
+  constructor(store: ControlPlaneStore, options: RelayAssignerOptions = {}) {
+    this.#store = store;
+    this.#relayPort = options.relayPort ?? DEFAULT_BRIDGE_RELAY_PORT;
+  }
+
+  /** Live sessions. */
+  sessions(): AssignedSession[] {
+    return [...this.#sessions.values()];
+  }
+
+  /** The state's bridge block for `node`: a bridge gets the sessions it forwards; an ordinary
+   *  node the sessions it is an end of (ours: so the agent knows the session ID it binds with);
+   *  null when there are none. */
+  bridgeBlockOf(node: { readonly node_id: string; readonly mode: string }): { relay: { sessions: RelaySession[] } } | null {
+    const mine = this.sessions().filter((s) => (node.mode === 'bridge' ? s.bridgeId === node.node_id : s.a === node.node_id || s.b === node.node_id));
+    if (mine.length === 0 && node.mode !== 'bridge') return null;
+    return { relay: { sessions: mine.map(wireSession) } };
+  }
+
+  /** The relay "ip:port" `node` should fall back to for `peerId`, if relayed. */
+  fallbackFor(nodeId: string, peerId: string): string | undefined {
+    return this.#sessions.get(pairKey(nodeId, peerId))?.relayEndpoint;
+  }
+
+  /** An agent's path report: `direct` false relays the pair, true revokes its session. */
+  reportPath(node: NodeRow, peerId: string, direct: boolean): void {
+    const peer = this.#store.node(peerId);
+    if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id) return;
+    const k = pairKey(node.node_id, peerId);
+    if (direct) {
+      this.#failed.delete(k);
+      this.#direct.set(k, signature(node, peer));
+      const s = this.#sessions.get(k);
+      if (s !== undefined) this.#revoke(s, 'direct path works');
+    } else {
+      this.#direct.delete(k);
+      this.#failed.add(k);
+      this.evaluate();
+    }
+  }
+
+  /** Applies the rule to every pair: assigns, refreshes and revokes. Returns sessions assigned. */
+  evaluate(): number {
+    const store = this.#store;
+    const nodes = prepared(store.db, 'SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes ORDER BY row').all() as NodeLite[];
+    const byId = new Map(nodes.map((n) => [n.node_id, n]));
+    const now = store.now();
+    let assigned = 0;
+    // Drop sessions whose ends or bridge are gone or offline.
+    for (const s of this.sessions()) {
+      const ok = [s.a, s.b, s.bridgeId].every((id) => byId.get(id)?.status === 'online' || byId.get(id)?.status === 'unreachable');
+      if (!ok) this.#revoke(s, 'an end or the bridge left');
+    }
+    // Candidates only: pairs with a symmetric end, and pairs reported failing (O(symmetric x n)).
+    const ordinary = nodes.filter((n) => n.mode !== 'bridge' && n.status !== 'offline');
+    const candidates = new Map<string, [NodeLite, NodeLite]>();
+    for (const x of ordinary) {
+      if (x.nat_type !== 'symmetric') continue;
+      for (const y of ordinary) if (y !== x && y.project_id === x.project_id) candidates.set(pairKey(x.node_id, y.node_id), [x, y]);
+    }
+    for (const k of this.#failed) {
+      const [p, q] = k.split('|') as [string, string];
+      const x = byId.get(p);
+      const y = byId.get(q);
+      if (x === undefined || y === undefined) this.#failed.delete(k);
+      else candidates.set(k, [x, y]);
+    }
+    for (const [k, [x, y]] of candidates) {
+      if (this.#sessions.has(k)) continue;
+      const directSig = this.#direct.get(k);
+      if (directSig !== undefined && directSig !== signature(x, y)) this.#direct.delete(k);
+      if (this.#failed.has(k) || !this.#direct.has(k)) {
+        if (this.#assign(x, y, nodes, this.#failed.has(k) ? 'path-report' : 'nat-type', now)) assigned++;
+      }
+    }
+    for (const s of this.sessions()) {
+      if (s.expiresAt - now < REFRESH_BEFORE_MS) {
+        s.expiresAt = now + RELAY_SESSION_TTL_MS;
+        this.counters.refreshed++;
+        this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
+      }
+    }
+    return assigned;
+  }
+
+  #assign(x: NodeLite, y: NodeLite, nodes: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
+    const load = new Map<string, number>();
+    for (const s of this.#sessions.values()) load.set(s.bridgeId, (load.get(s.bridgeId) ?? 0) + 1);
+    const bridges = nodes
+      .filter((n) => n.mode === 'bridge' && n.project_id === x.project_id && n.status === 'online' && n.endpoint !== null && parseEndpoint(n.endpoint) !== undefined)
+      .sort((p, q) => (load.get(p.node_id) ?? 0) - (load.get(q.node_id) ?? 0));
+    const bridge = bridges[0];
+    if (bridge === undefined) {
+      this.counters.noBridge++;
+      return false;
+    }
+    const host = parseEndpoint(bridge.endpoint!)!.host;
+    const relayEndpoint = host.includes(':') ? `[${host}]:${this.#relayPort}` : `${host}:${this.#relayPort}`;
+    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayEndpoint, expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    this.#sessions.set(pairKey(x.node_id, y.node_id), s);
+    this.counters.assigned++;
+    const payload = { ...wireSession(s), relay_endpoint: relayEndpoint };
+    // The bridge first, so its relay knows the session before the ends bind.
+    this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
+    this.#emit(s.projectId, 'relay_session_assigned', payload, s.a);
+    this.#emit(s.projectId, 'relay_session_assigned', payload, s.b);
+    return true;
+  }
+
+  #revoke(s: AssignedSession, why: string): void {
+    this.#sessions.delete(pairKey(s.a, s.b));
+    this.counters.revoked++;
+    const payload = { session_id: s.sessionId, reason: why };
+    this.#emit(s.projectId, 'relay_session_revoked', payload, s.a);
+    this.#emit(s.projectId, 'relay_session_revoked', payload, s.b);
+    this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
+  }
+
+  #emit(projectId: string, type: 'relay_session_assigned' | 'relay_session_revoked' | 'bridge_config_updated', payload: Record<string, unknown>, target: string): void {
+    const store = this.#store;
+    store.tx(() => appendEvent(store.db, store.signer, store.now(), { projectId, type, payload, targetNode: target }));
+    // The store's tx only announces its own appends; tell the bus about ours.
+    store.onEvents?.();
+  }
+}
+
+/** What identifies a pair's situation: a new endpoint or NAT type on either end re-opens rule 1. */
+function signature(x: NodeLite, y: NodeLite): string {
+  const [p, q] = x.node_id < y.node_id ? [x, y] : [y, x];
+  return `${p.endpoint}/${p.nat_type}|${q.endpoint}/${q.nat_type}`;
+}
+
+function wireSession(s: AssignedSession): RelaySession {
+  return { session_id: s.sessionId, peer_a_id: s.a, peer_a_endpoint: '', peer_b_id: s.b, peer_b_endpoint: '', expires_at: formatRfc3339(s.expiresAt) };
+}
+
+/**
+ * Applies the body of `POST /v1/nodes/{id}/peer-paths` (ours): `{paths: [{node_id, direct}]}`.
+ * Returns an error message for a malformed body (the route answers validation_failed), else
+ * undefined. At most 1,000 entries.
+ */
+export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: unknown): string | undefined {
+  const paths = (body as { paths?: unknown } | null)?.paths;
+  if (!Array.isArray(paths) || paths.length > 1000) return 'paths: expected a list of at most 1000 {node_id, direct}';
+  for (const [i, p] of paths.entries()) {
+    const e = p as { node_id?: unknown; direct?: unknown } | null;
+    if (typeof e?.node_id !== 'string' || e.node_id.length > 128 || typeof e.direct !== 'boolean') return `paths[${i}]: expected {node_id: string, direct: boolean}`;
+  }
+  for (const p of paths as { node_id: string; direct: boolean }[]) assigner.reportPath(node, p.node_id.toLowerCase(), p.direct);
+  return undefined;
+}
+
+/** `state` with the relay view of `node` added: the bridge block (see bridgeBlockOf) and each
+ *  relayed peer's fallback_endpoint (the relay). The state's own bridge block wins when set. */
+export function withRelays(state: StateResponse, node: NodeRow, assigner: RelayAssigner | undefined): StateResponse {
+  if (assigner === undefined) return state;
+  const peers = state.peers.map((p) => {
+    const relay = assigner.fallbackFor(node.node_id, p.node_id);
+    return relay === undefined ? p : { ...p, fallback_endpoint: relay };
+  });
+  return { ...state, peers, bridge: state.bridge ?? assigner.bridgeBlockOf(node) };
+}
