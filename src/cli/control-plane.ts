@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseRules } from '../api/index.js';
 import { createControlPlane, parseListen } from '../control-plane/server.js';
-import { ControlPlaneStore, DEFAULT_PROJECT } from '../control-plane/store.js';
+import { ControlPlaneStore, DEFAULT_PROJECT, SIGNING_KEY_TRANSITION_MS } from '../control-plane/store.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
@@ -26,6 +26,9 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
   policy set --db FILE --file RULES.json [--project ID]
   policy show --db FILE [--project ID]
   project create ID --db FILE
+  signing-key rotate --db FILE [--transition DURATION] [--json]
+        new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
+        verifying for DURATION (default 1h)
 
 DURATION: a number with ms, s, m, h or d (default 24h). RULES.json: [{action, protocol,
 source_cidr, destination_cidr, ports: {from, to} | null}, ...] or {"rules": [...]}.
@@ -218,6 +221,18 @@ function project(args: readonly string[]): number {
   return EXIT.ok;
 }
 
+function signingKey(args: readonly string[]): number {
+  const [verb, ...rest] = args;
+  const { values, positionals } = parse(rest, { db: { type: 'string' }, transition: { type: 'string' }, json: { type: 'boolean' } });
+  if (verb !== 'rotate' || positionals.length > 0) throw new UsageError('signing-key rotate --db FILE [--transition DURATION] [--json]');
+  const transition = values.transition === undefined ? SIGNING_KEY_TRANSITION_MS : parseDuration(String(values.transition));
+  if (transition === undefined) throw new UsageError(`--transition: expected a duration such as 15m or 1h, got ${JSON.stringify(values.transition)}`);
+  const r = withStore(need(values.db, '--db'), (s) => s.rotateSigningKey(transition));
+  if (values.json === true) print(JSON.stringify({ key_id: r.keyId, previous_key_id: r.previousKeyId, transition_expires: r.transitionExpires }));
+  else print(`signing key rotated: ${r.previousKeyId} -> ${r.keyId}; ${r.previousKeyId} verifies until ${r.transitionExpires}`);
+  return EXIT.ok;
+}
+
 /** Runs `control-plane ARGS`; resolves to the exit code (2 on bad usage, 1 on failure). */
 export async function runControlPlane(args: readonly string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -233,6 +248,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return policy(rest);
       case 'project':
         return project(rest);
+      case 'signing-key':
+        return signingKey(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -4,7 +4,7 @@
 // A stream that cannot keep up (buffer over a bound) is dropped: the agent reconnects and replays.
 
 import type { ServerResponse } from 'node:http';
-import { formatRfc3339, signEnvelope } from '../api/index.js';
+import { encodeBase64, formatRfc3339, signEnvelope } from '../api/index.js';
 import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, type LoggedEvent } from './event-log.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
@@ -38,6 +38,7 @@ export class EventBus {
   #delivered: number;
   #pumpQueued = false;
   #closed = false;
+  #announced = 0;
 
   constructor(store: ControlPlaneStore, options: EventBusOptions = {}) {
     this.#store = store;
@@ -66,6 +67,7 @@ export class EventBus {
     res.socket?.setNoDelay(true);
     const stream: Stream = { nodeId: node.node_id, projectId: node.project_id, res, lastSent: this.#delivered };
     res.write('retry: 1000\n\n');
+    this.#announceRotations(stream);
     if (lastEventId !== undefined && lastEventId < this.#delivered) {
       const first = firstSeq(this.#store.db);
       if (first === undefined || lastEventId + 1 < first) this.#sendGap(stream);
@@ -138,6 +140,28 @@ export class EventBus {
       signer.secretKey,
     );
     this.#send(s, `event: node_state_updated\ndata: ${JSON.stringify(env)}\n\n`);
+  }
+
+  /** Rotations still in their transition, signed afresh by each retired key (no `id:` line): the
+   *  logged announcement is stale after 5 minutes, and an agent that reconnects later must still
+   *  learn the new key while its old one verifies. Agents already on the new key accept it as a
+   *  repeat. */
+  #announceRotations(s: Stream): void {
+    const now = this.#store.now();
+    for (const r of this.#store.signingKeysInTransition()) {
+      const env = signEnvelope(
+        {
+          id: `rotation-${r.successorId}-${now}-${++this.#announced}`,
+          type: 'signing_key_rotated',
+          scope: `node:${s.nodeId}`,
+          key_id: r.signer.keyId,
+          issued_at: formatRfc3339(now),
+          payload: { key_id: r.successorId, public_key: encodeBase64(r.successorPublicKey), previous_key_id: r.signer.keyId, transition_expires: formatRfc3339(r.transitionExpires) },
+        },
+        r.signer.secretKey,
+      );
+      this.#send(s, `event: signing_key_rotated\ndata: ${JSON.stringify(env)}\n\n`);
+    }
   }
 
   #send(s: Stream, text: string): void {

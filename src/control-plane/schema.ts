@@ -104,4 +104,10 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX pair_psk_epochs_b ON pair_psk_epochs(b);
   `,
+  // 3: signing-key rotation. A retired key names its successor and verifies until
+  // transition_expires (agents keep it that long; the server re-announces the rotation then).
+  `
+  ALTER TABLE signing_keys ADD COLUMN replaced_by TEXT;
+  ALTER TABLE signing_keys ADD COLUMN transition_expires INTEGER;
+  `,
 ];

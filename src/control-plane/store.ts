@@ -48,6 +48,8 @@ export const UNREACHABLE_AFTER_MS = 90_000;
 export const OFFLINE_AFTER_MS = 300_000;
 /** Seconds an endpoint report stays fresh (agents report again at min(60, this - 30)). */
 export const ENDPOINT_STALE_AFTER_S = 120;
+/** How long a retired event-signing key keeps verifying after a rotation, by default: 1 hour. */
+export const SIGNING_KEY_TRANSITION_MS = 60 * 60_000;
 /** How long a registration's nsk is kept for an identical retry, unless used first. */
 export const REGISTRATION_RETRY_MS = 10 * 60_000;
 
@@ -95,7 +97,7 @@ export class ControlPlaneStore {
   readonly db: Db;
   readonly clock: Clock;
   readonly range: MeshRange;
-  readonly signer: Signer;
+  #signer: Signer;
   readonly #pskMaster: Buffer;
   /** Called after a committed transaction appended events (the server's bus pumps them). */
   onEvents: (() => void) | undefined;
@@ -105,7 +107,7 @@ export class ControlPlaneStore {
     this.db = db;
     this.clock = clock;
     this.range = range;
-    this.signer = signer;
+    this.#signer = signer;
     this.#pskMaster = pskMasterKey;
   }
 
@@ -119,7 +121,7 @@ export class ControlPlaneStore {
       const init = db.transaction(() => {
         db.prepare('INSERT OR IGNORE INTO projects (id, created_at) VALUES (?, ?)').run(DEFAULT_PROJECT, now);
         db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('domain_mesh_cidr', ?)").run(meshRange(options.meshCidr ?? DEFAULT_MESH_CIDR).cidr);
-        let key = db.prepare('SELECT key_id, secret_key FROM signing_keys WHERE active = 1').get() as { key_id: string; secret_key: Buffer } | undefined;
+        let key = activeKey(db);
         if (key === undefined) {
           const k = generateSigningKey();
           key = { key_id: signingKeyId(k.publicKey), secret_key: Buffer.from(k.secretKey) };
@@ -129,8 +131,7 @@ export class ControlPlaneStore {
         return { key, cidr, master: pskMaster(db) };
       });
       const { key, cidr, master } = init.immediate();
-      const secretKey = new Uint8Array(key.secret_key);
-      return new ControlPlaneStore(db, clock, meshRange(cidr), { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) }, master);
+      return new ControlPlaneStore(db, clock, meshRange(cidr), toSigner(key), master);
     } catch (err) {
       db.close();
       throw err;
@@ -145,6 +146,14 @@ export class ControlPlaneStore {
   /** Wall-clock now in ms. */
   now(): number {
     return this.clock.wallMs();
+  }
+
+  /** The active event-signing key. Re-read when another process (`signing-key rotate`) changed
+   *  it, so nothing is signed with a retired key. */
+  get signer(): Signer {
+    const id = prepared(this.db, 'SELECT key_id FROM signing_keys WHERE active = 1').pluck().get() as string | undefined;
+    if (id !== undefined && id !== this.#signer.keyId) this.#signer = toSigner(activeKey(this.db)!);
+    return this.#signer;
   }
 
   private emit(e: NewEvent): number {
@@ -432,6 +441,45 @@ export class ControlPlaneStore {
     });
   }
 
+  // ---- event-signing keys ----
+
+  /**
+   * Rotates the event-signing key: a new Ed25519 key becomes active, and every project gets
+   * `signing_key_rotated {key_id, public_key, previous_key_id, transition_expires}` signed by the
+   * OLD key, which agents keep accepting until transition_expires. Throws RangeError on a
+   * transition that is not positive.
+   */
+  rotateSigningKey(transitionMs = SIGNING_KEY_TRANSITION_MS): { keyId: string; previousKeyId: string; transitionExpires: string } {
+    if (!(transitionMs > 0)) throw new RangeError(`expected a positive transition in ms, got ${transitionMs}`);
+    return this.tx(() => {
+      const old = this.signer;
+      const k = generateSigningKey();
+      const keyId = signingKeyId(k.publicKey);
+      const now = this.now();
+      const expires = formatRfc3339(now + transitionMs);
+      prepared(this.db, 'INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 0)').run(keyId, Buffer.from(k.secretKey), Buffer.from(k.publicKey), now);
+      // Announced while the old key is still the active one: emit signs with it.
+      const payload = { key_id: keyId, public_key: encodeBase64(k.publicKey), previous_key_id: old.keyId, transition_expires: expires };
+      for (const projectId of prepared(this.db, 'SELECT id FROM projects ORDER BY id').pluck().all() as string[]) {
+        this.emit({ projectId, type: 'signing_key_rotated', payload });
+      }
+      prepared(this.db, 'UPDATE signing_keys SET active = 0, replaced_by = ?, transition_expires = ? WHERE key_id = ?').run(keyId, now + transitionMs, old.keyId);
+      prepared(this.db, 'UPDATE signing_keys SET active = 1 WHERE key_id = ?').run(keyId);
+      return { keyId, previousKeyId: old.keyId, transitionExpires: expires };
+    });
+  }
+
+  /** Retired keys still in their transition, oldest first, each with the key that replaced it:
+   *  what a stream re-announces on connect (a logged announcement goes stale after 5 minutes). */
+  signingKeysInTransition(): Array<{ signer: Signer; successorId: string; successorPublicKey: Uint8Array; transitionExpires: number }> {
+    const rows = prepared(
+      this.db,
+      `SELECT o.key_id, o.secret_key, o.transition_expires, n.key_id AS next_id, n.public_key AS next_pub FROM signing_keys o
+       JOIN signing_keys n ON n.key_id = o.replaced_by WHERE o.transition_expires > ? ORDER BY o.created_at`,
+    ).all(this.now()) as Array<{ key_id: string; secret_key: Buffer; transition_expires: number; next_id: string; next_pub: Buffer }>;
+    return rows.map((r) => ({ signer: toSigner(r), successorId: r.next_id, successorPublicKey: new Uint8Array(r.next_pub), transitionExpires: r.transition_expires }));
+  }
+
   // ---- policy ----
 
   /** A project's policy, null when never set. */
@@ -502,6 +550,15 @@ interface ExecutionRow {
 
 function executionOut(r: ExecutionRow): Execution {
   return { execution_id: r.execution_id, action: r.action, args: JSON.parse(r.args) as Record<string, unknown>, status: r.status, created_at: formatRfc3339(r.created_at) };
+}
+
+function activeKey(db: Db): { key_id: string; secret_key: Buffer } | undefined {
+  return prepared(db, 'SELECT key_id, secret_key FROM signing_keys WHERE active = 1').get() as { key_id: string; secret_key: Buffer } | undefined;
+}
+
+function toSigner(key: { key_id: string; secret_key: Buffer }): Signer {
+  const secretKey = new Uint8Array(key.secret_key);
+  return { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) };
 }
 
 /** What every peer may know about a node (no PSK: that differs per pair). */

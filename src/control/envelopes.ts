@@ -107,7 +107,7 @@ export class EnvelopeVerifier {
     }
     this.#seen.add(env.id);
     if (this.#seen.size > REPLAY_WINDOW) this.#seen.delete(this.#seen.values().next().value!);
-    if (env.type === 'signing_key_rotated' && !this.#rotate(env, now)) {
+    if (env.type === 'signing_key_rotated' && this.#rotate(env, now) === 'refused') {
       this.drops.bad_rotation++;
       return undefined;
     }
@@ -115,18 +115,23 @@ export class EnvelopeVerifier {
     return env;
   }
 
-  #rotate(env: EventEnvelope, now: number): boolean {
+  /** Applies a verified signing_key_rotated: 'rotated', 'repeat' (the announced key is one we
+   *  already hold, same bytes: the control plane re-announces rotations on every connect during
+   *  the transition), or 'refused'. */
+  #rotate(env: EventEnvelope, now: number): 'rotated' | 'repeat' | 'refused' {
     const p = env.payload;
     const keyId = p['key_id'];
     const pub = p['public_key'];
     const expires = typeof p['transition_expires'] === 'string' ? parseRfc3339(p['transition_expires']) : undefined;
-    if (typeof keyId !== 'string' || keyId === '' || keyId.length > 128 || typeof pub !== 'string') return false;
+    if (typeof keyId !== 'string' || keyId === '' || keyId.length > 128 || typeof pub !== 'string') return 'refused';
     const key = decodeBase64(pub, 32);
-    if (key === undefined) return false;
+    if (key === undefined) return 'refused';
+    const have = this.keyring.keyFor(keyId, now);
+    if (have !== undefined) return Buffer.from(have).equals(key) ? 'repeat' : 'refused';
     // Signed by the old key: only the current key may announce its successor.
-    if (env.key_id !== this.keyring.currentId) return false;
+    if (env.key_id !== this.keyring.currentId) return 'refused';
     this.keyring.rotate(keyId, key, Math.min(expires ?? now, now + 7 * 86_400_000));
     this.onKeyRotated?.(keyId, pub);
-    return true;
+    return 'rotated';
   }
 }

@@ -63,6 +63,27 @@ describe('EnvelopeVerifier', () => {
     expect(v.drops.unknown_key_id).toBe(1);
   });
 
+  it('takes a re-announced rotation (a chain, or one already applied) as a repeat, not a drop', () => {
+    const { v, k1, make } = setup();
+    const [k2, k3] = [generateSigningKey(), generateSigningKey()];
+    const rotated: string[] = [];
+    v.onKeyRotated = (id) => rotated.push(id);
+    const announce = (from: string, key: Uint8Array, to: string, pub: Uint8Array) =>
+      make({ type: 'signing_key_rotated', key_id: from, payload: { key_id: to, public_key: encodeBase64(pub), previous_key_id: from, transition_expires: formatRfc3339(NOW + 60_000) } }, key);
+    // What a reconnect during two transitions sends: k1 -> k2, then k2 -> k3; then both again.
+    expect(v.accept(announce('k1', k1.secretKey, 'k2', k2.publicKey))).toBeDefined();
+    expect(v.accept(announce('k2', k2.secretKey, 'k3', k3.publicKey))).toBeDefined();
+    expect(v.accept(announce('k1', k1.secretKey, 'k2', k2.publicKey))).toBeDefined();
+    expect(v.accept(announce('k2', k2.secretKey, 'k3', k3.publicKey))).toBeDefined();
+    expect(rotated).toEqual(['k2', 'k3']);
+    expect(v.keyring.currentId).toBe('k3');
+    expect(v.dropped).toBe(0);
+    // The same key id with other key bytes is not a repeat.
+    expect(v.accept(announce('k2', k2.secretKey, 'k3', generateSigningKey().publicKey))).toBeUndefined();
+    expect(v.drops.bad_rotation).toBe(1);
+    expect(v.keyring.currentId).toBe('k3');
+  });
+
   it('refuses a rotation announced by a non-current key or with a bad key', () => {
     const { v, make } = setup();
     const bad = make({ type: 'signing_key_rotated', payload: { key_id: 'k2', public_key: 'short', previous_key_id: 'k1', transition_expires: formatRfc3339(NOW) } });
