@@ -375,6 +375,10 @@ export class Agent {
       if (token.file !== undefined) rmSync(token.file, { force: true });
       this.client.setAuth({ nodeId: res.node_id, nsk: res.nsk });
       this.counters.reRegistrations++;
+      // To our peers we are a new node (new id, new pair PSKs): they dropped our sessions, and
+      // ours would carry on unanswered until WireGuard's 15 s no-reply rekey. Drop them too; the
+      // reconcile re-adds every peer, and the next packet starts a handshake.
+      await this.iface.device.configure({ replacePeers: true });
       this.requestReconcile();
     } catch (err) {
       this.#log.error(`re-registration failed: ${(err as Error).message}; staying up on cached state`);

@@ -1,0 +1,218 @@
+// The agent against an in-process control plane, two packet-callback agents over loopback (no
+// root), in one ordered scenario: the control plane's signing key is rotated with the CLI and the
+// agents keep verifying (and a pair PSK rotation still passes traffic); forged, stale,
+// unknown-key and replayed envelopes injected into a real agent's stream are rejected, counted and
+// change nothing; a mesh key rotation (`nodes rotate-keys` -> rotate_keys -> POST /v1/keys/rotate
+// -> swap) interrupts 100 ms pings for less than one handshake retry; a 401 leaves the agent up
+// on cached state without a token and re-registers with one; an agent started while the control
+// plane is down comes up on its cached state and passes traffic with a peer.
+
+import { writeFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { generateSigningKey, signEnvelope, formatRfc3339, type EventEnvelope } from '../../src/api/index.js';
+import { Agent, publicKeyOf } from '../../src/agent/agent.js';
+import { resolveConfig } from '../../src/agent/config.js';
+import { runControlPlane } from '../../src/cli/control-plane.js';
+import { lastSeq } from '../../src/control-plane/event-log.js';
+import { createControlPlane, type ControlPlane } from '../../src/control-plane/server.js';
+import { REKEY_TIMEOUT } from '../../src/core/constants.js';
+import { createLogger } from '../../src/log/logger.js';
+
+const lines: string[] = [];
+const peersOf = (x: Agent) => [...x.iface.device.snapshot().peers];
+const log = createLogger('info', '', (l) => void lines.push(l));
+
+async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
+  const t0 = performance.now();
+  while (!(await check())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - t0;
+}
+
+describe('agent lifecycle against an in-process control plane', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  const agents: Agent[] = [];
+  const tokenFile = (i: number) => join(dir, `n${i}.token`);
+  const start = (i: number) => {
+    const flags = new Map<string, string>([
+      ['api.base_url', cp.url],
+      ['data_dir', join(dir, `n${i}`)],
+      ['registration.token_file', tokenFile(i)],
+      ['registration.resource_handle', `life-${i}`],
+      ['wireguard.packet_callback', 'true'],
+      ['wireguard.bind_address', '127.0.0.1'],
+      ['wireguard.listen_port', '0'],
+    ]);
+    // Node 0 beats every second so a 401 is noticed quickly; node 1 at the normal pace.
+    return Agent.start({ config: resolveConfig({ env: {}, flags }), logger: log.child(`n${i}: `), env: {}, heartbeatIntervalMs: i === 0 ? 1000 : 30_000, health: false, nodeApi: false });
+  };
+  const a = () => agents[0]!;
+  const b = () => agents[1]!;
+  const pingAB = () => a().iface.ping(b().identity.mesh_ip, 1000);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'plexd-lifecycle-'));
+    cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log, pollMs: 50 });
+    for (let i = 0; i < 2; i++) {
+      writeFileSync(tokenFile(i), cp.store.createToken().token);
+      agents.push(await start(i));
+    }
+    await until('both agents know each other with endpoints', 10_000, () => agents.every((x) => [...x.iface.device.snapshot().peers].some((p) => p.endpoint !== null)));
+    await until('A reaches B', 10_000, async () => (await pingAB()) !== undefined);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const x of agents) await x.stop().catch(() => undefined);
+    await cp?.close().catch(() => undefined);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('follows a signing-key rotation made with the CLI, and keeps verifying new events', async () => {
+    const oldId = cp.store.signer.keyId;
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await runControlPlane(['signing-key', 'rotate', '--db', join(dir, 'cp.db'), '--transition', '10m'])).toBe(0);
+    } finally {
+      o.mockRestore();
+    }
+    const newId = cp.store.signer.keyId;
+    expect(newId).not.toBe(oldId);
+    await until('both agents trust the new key', 3000, () => agents.every((x) => x.verifier.keyring.currentId === newId));
+    for (const x of agents) {
+      expect(x.store.loadIdentity()?.signing_key_id).toBe(newId);
+      expect(x.verifier.dropped).toBe(0);
+    }
+    // A new event, signed with the new key: a PSK rotation of the pair. Both sides apply it and
+    // traffic passes under the new PSK.
+    const accepted = agents.map((x) => x.verifier.accepted);
+    const before = Buffer.from(peersOf(b())[0]!.presharedKey!); // a copy: the snapshot shares the device's bytes
+    expect(cp.store.rotatePairPsk(a().identity.node_id, b().identity.node_id)).toBe(1);
+    await until('both agents accepted the PSK event', 3000, () => agents.every((x, i) => x.verifier.accepted > accepted[i]!));
+    await until('both agents hold the new PSK', 3000, () => {
+      const [pa, pb] = [peersOf(a())[0]?.presharedKey, peersOf(b())[0]?.presharedKey];
+      return pa != null && pb != null && Buffer.from(pa).equals(Buffer.from(pb)) && !Buffer.from(pb).equals(before);
+    });
+    expect(await pingAB()).toBeTypeOf('number');
+    for (const x of agents) expect(x.verifier.dropped).toBe(0);
+  });
+
+  it('rejects and counts forged, stale, unknown-key and replayed envelopes in a real stream', async () => {
+    const db = cp.store.db;
+    const target = a().identity.node_id;
+    const inject = (env: EventEnvelope) => {
+      db.prepare('INSERT INTO events (seq, project_id, target_node, exclude_node, type, envelope, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?)')
+        .run(Number(env.id), 'default', target, env.type, JSON.stringify(env), Date.now());
+    };
+    const unsigned = (over: Partial<EventEnvelope> = {}) => ({
+      id: String(lastSeq(db) + 1), type: 'node_state_updated', scope: `node:${target}`, key_id: cp.store.signer.keyId, issued_at: formatRfc3339(Date.now()), payload: {}, ...over,
+    } as const);
+    const delivered = JSON.parse((db.prepare("SELECT envelope FROM events WHERE type = 'peer_psk_assigned' AND target_node = ?").get(target) as { envelope: string }).envelope) as EventEnvelope;
+    const reconciles = a().counters.reconciles;
+    const drops0 = { ...a().verifier.drops };
+
+    const forged = signEnvelope(unsigned(), cp.store.signer.secretKey);
+    inject({ ...forged, payload: { evil: true } });
+    inject(signEnvelope(unsigned({ issued_at: formatRfc3339(Date.now() - 10 * 60_000) }), cp.store.signer.secretKey));
+    inject(signEnvelope(unsigned({ key_id: 'ed25519:0123456789abcdef' }), generateSigningKey().secretKey));
+    inject(signEnvelope(unsigned(), generateSigningKey().secretKey)); // right key id, wrong key
+    // A delivered event sent again under a new SSE id (its envelope id is the one already seen).
+    db.prepare('INSERT INTO events (seq, project_id, target_node, exclude_node, type, envelope, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?)')
+      .run(lastSeq(db) + 1, 'default', target, delivered.type, JSON.stringify(delivered), Date.now());
+    cp.store.onEvents?.();
+
+    await until('A counted five rejections', 3000, () => a().verifier.dropped - Object.values(drops0).reduce((x, y) => x + y, 0) === 5);
+    expect(a().verifier.drops.bad_signature - drops0.bad_signature).toBe(2);
+    expect(a().verifier.drops.issued_at_stale - drops0.issued_at_stale).toBe(1);
+    expect(a().verifier.drops.unknown_key_id - drops0.unknown_key_id).toBe(1);
+    expect(a().verifier.drops.replayed - drops0.replayed).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a().counters.reconciles).toBe(reconciles);
+    // The stream survives: a genuine event after them is still accepted and acted on.
+    const accepted = a().verifier.accepted;
+    expect(cp.store.rotatePairPsk(target, b().identity.node_id)).toBe(2);
+    await until('A accepted the genuine event', 3000, () => a().verifier.accepted > accepted);
+    await until('and reconciled', 3000, () => a().counters.reconciles > reconciles);
+  });
+
+  it('rotates the mesh key on request with pings at 100 ms never interrupted for a handshake retry', async () => {
+    const oldKey = publicKeyOf(a().identity.private_key);
+    const probes: Array<{ t: number; ok: boolean }> = [];
+    const pending: Promise<void>[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < 50; i++) {
+      const t = performance.now() - t0;
+      // 190 ms timeout: one echo request per probe (the pinger repeats only after 200 ms).
+      pending.push(a().iface.ping(b().identity.mesh_ip, 190).then((r) => void probes.push({ t, ok: r !== undefined })));
+      if (i === 10) expect((await runCli(['nodes', 'rotate-keys', a().identity.node_id, '--db', join(dir, 'cp.db')]))).toBe(0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await Promise.all(pending);
+    probes.sort((x, y) => x.t - y.t);
+    const newKey = publicKeyOf(a().identity.private_key);
+    expect(a().counters.keyRotations).toBe(1);
+    expect(newKey).not.toBe(oldKey);
+    expect(cp.store.node(a().identity.node_id)?.public_key).toBe(newKey);
+    // B swapped the peer and completed a handshake with the new key.
+    const peersOfB = peersOf(b()).map((p) => ({ key: Buffer.from(p.publicKey).toString('base64'), hs: p.lastHandshakeTimeSec }));
+    expect(peersOfB.map((p) => p.key)).toEqual([newKey]);
+    expect(peersOfB[0]!.hs).toBeGreaterThan(0);
+    // Longest run of unanswered probes, as time.
+    let run = 0;
+    let worst = 0;
+    for (const p of probes) {
+      run = p.ok ? 0 : run + 1;
+      worst = Math.max(worst, run);
+    }
+    const gapMs = worst * 100;
+    process.stdout.write(`mesh key rotation: ${probes.filter((p) => !p.ok).length}/${probes.length} probes lost, longest gap ${gapMs} ms\n`);
+    expect(probes.slice(-10).every((p) => p.ok)).toBe(true);
+    // A lost first initiation would cost REKEY_TIMEOUT (5 s) before the retry.
+    expect(gapMs).toBeLessThan(REKEY_TIMEOUT * 1000);
+  }, 30_000);
+
+  it('on 401 stays up on cached state without a token, and registers again with one', async () => {
+    const oldId = a().identity.node_id;
+    const reconciled = a().counters.reconciles;
+    lines.length = 0;
+    expect(cp.store.removeNode(oldId, 'test')).toBe(true);
+    await until('A logged that it stays up on cached state', 5000, () => lines.some((l) => /re-registration failed.*staying up on cached state/.test(l)));
+    expect(a().counters.reRegistrations).toBe(0);
+    expect(a().ready).toBe(true);
+    expect(a().iface.device.closed).toBe(false);
+    // A still has B as a peer (cached); B dropped A, so only A's side is up.
+    expect(peersOf(a())).toHaveLength(1);
+
+    writeFileSync(tokenFile(0), cp.store.createToken().token);
+    await until('A registered again', 5000, () => a().counters.reRegistrations === 1);
+    expect(a().identity.node_id).not.toBe(oldId);
+    expect(existsSync(tokenFile(0))).toBe(false);
+    expect(a().store.loadIdentity()?.node_id).toBe(a().identity.node_id);
+    await until('A reconciled after re-registering', 5000, () => a().counters.reconciles > reconciled);
+    await until('A reaches B again', 10_000, async () => (await pingAB()) !== undefined);
+  }, 30_000);
+
+  it('starts on cached state while the control plane is down and passes traffic with a peer', async () => {
+    await a().stop();
+    await cp.close();
+    agents[0] = await start(0);
+    expect(a().ready).toBe(true);
+    expect(peersOf(a())).toHaveLength(1);
+    await until('A reaches B with the control plane down', 10_000, async () => (await pingAB()) !== undefined);
+    expect(await b().iface.ping(a().identity.mesh_ip, 1000)).toBeTypeOf('number');
+    expect(a().counters.heartbeats).toBe(0);
+  }, 30_000);
+});
+
+async function runCli(args: string[]): Promise<number> {
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    return await runControlPlane(args);
+  } finally {
+    o.mockRestore();
+  }
+}
