@@ -7,6 +7,7 @@
 
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { EndpointRequest, EndpointResponse, NatSummary, NatType } from '../api/types.js';
 import { formatRfc3339 } from '../api/fields.js';
 import { sleep } from '../control/backoff.js';
@@ -38,6 +39,11 @@ export async function resolveStunServers(list: readonly string[], resolve: (host
     out.push({ address: isIP(host) !== 0 ? host : await resolve(host), port });
   }
   return out;
+}
+
+/** This host's interface addresses (for the no-NAT reading: a mapping equal to our own socket). */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 /** Options of {@link EndpointDiscovery}. */
@@ -87,7 +93,7 @@ export class EndpointDiscovery {
     let natType: NatType = 'unknown';
     try {
       const servers = await resolveStunServers(o.servers, o.resolve);
-      const d = await discoverNat(o.client, servers, { port: o.localPort() });
+      const d = await discoverNat(o.client, servers, { port: o.localPort(), addresses: localAddresses() });
       this.last = d;
       this.counters.rounds++;
       if (d.endpoint !== undefined) {

@@ -175,9 +175,10 @@ function readSession(r: FieldReader): RelaySession {
   return {
     session_id: r.string('session_id', 128),
     peer_a_id: r.string('peer_a_id', 128),
-    peer_a_endpoint: r.endpoint('peer_a_endpoint'),
+    // Empty or absent: the relay learns that end from a relay binding (docs/nat.md).
+    peer_a_endpoint: r.optEndpoint('peer_a_endpoint') ?? '',
     peer_b_id: r.string('peer_b_id', 128),
-    peer_b_endpoint: r.endpoint('peer_b_endpoint'),
+    peer_b_endpoint: r.optEndpoint('peer_b_endpoint') ?? '',
     expires_at: r.timestamp('expires_at'),
   };
 }
