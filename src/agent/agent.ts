@@ -1,8 +1,9 @@
 // The plexd node agent (plexd-api.md "Lifecycle"): register (or reuse the stored identity) ->
 // bring the interface up on cached state -> heartbeat every 30 s and follow signed events ->
 // reconcile peers -> on SIGTERM stop and remove the interface. Deregistration happens only on an
-// explicit `deregister`. NAT discovery belongs to another issue: the endpoint reported is the
-// configured wireguard.bind_address with the listen port, when one is set. Policy (issue 7): the
+// explicit `deregister`. NAT (issue 6, src/agent/nat-services.ts): STUN discovery reports the
+// endpoint when nat.stun_servers is set (else wireguard.bind_address with the listen port, when
+// one is set), peers go direct or through a bridge relay, and `mode: bridge` runs the relay. Policy (issue 7): the
 // interface's PolicyFilter gets each state's policy block (src/agent/policy-enforcer.ts); the
 // revision in force rides along in the heartbeat and is shown on the node API and /healthz.
 

@@ -13,12 +13,12 @@
 // Persistent keepalive 25 s on every peer keeps NAT mappings (and the relay's) alive.
 
 import type { PeerInfo, StateResponse } from '../api/types.js';
-import { parseEndpoint } from '../api/fields.js';
 import type { DeviceConfig } from '../device/config.js';
 import { formatEndpoint } from '../device/device.js';
 import type { Endpoint } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
 import { relayBindingAttributes } from '../bridge/relay-binding.js';
+import { endpointOf } from '../bridge/relay-table.js';
 import { sameEndpoint, type StunClient } from '../nat/stun-client.js';
 import type { UapiDeviceSnapshot } from '../uapi/handler.js';
 
@@ -68,12 +68,6 @@ interface PeerPath {
   /** What we last told the control plane (undefined: nothing). */
   reported: boolean | undefined;
   keepaliveSet: boolean;
-}
-
-function toEndpoint(text: string | undefined): Endpoint | undefined {
-  if (text === undefined) return undefined;
-  const p = parseEndpoint(text);
-  return p === undefined ? undefined : { address: p.host, port: p.port };
 }
 
 /** Path state of every peer, and the timer that moves peers between direct and relayed. */
@@ -127,13 +121,13 @@ export class PathManager {
 
   async #applyPeer(info: PeerInfo, sessionId: string | undefined, now: number): Promise<void> {
     let p = this.#peers.get(info.node_id);
-    const direct = toEndpoint(info.endpoint);
+    const direct = endpointOf(info.endpoint);
     if (p === undefined) {
       p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
       this.#peers.set(info.node_id, p);
     }
     p.publicKey = info.public_key;
-    const relayEp = toEndpoint(info.fallback_endpoint);
+    const relayEp = endpointOf(info.fallback_endpoint);
     const newDirect = direct !== undefined && (p.direct === undefined || !sameEndpoint(direct, p.direct));
     p.direct = direct;
     if (!p.keepaliveSet) {

@@ -92,7 +92,8 @@ function key(e: Endpoint): string {
   return `${a.toLowerCase()}|${e.port}`;
 }
 
-function endpointOf(text: string): Endpoint | undefined {
+/** An "ip:port" as an Endpoint; undefined for empty or malformed text. */
+export function endpointOf(text: string | undefined): Endpoint | undefined {
   if (typeof text !== 'string' || text === '') return undefined;
   const p = parseEndpoint(text);
   return p === undefined ? undefined : { address: p.host, port: p.port };
