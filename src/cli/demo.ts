@@ -2,7 +2,8 @@
 // a temporary directory, plain HTTP on 127.0.0.1), a bootstrap token per node, and three agents
 // in packet-callback mode over loopback UDP with userspace ICMP echo. It shows registration,
 // handshakes and a ping between every ordered pair of mesh IPs, prints a table, and exits 0
-// only when every pair answered. (`--tun`, real interfaces in namespaces, is not implemented.)
+// only when every pair answered. `--tun` (root) does the same with real TUN interfaces in network
+// namespaces (src/cli/demo-tun.ts). Both clean up everything, also on SIGINT/SIGTERM.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,103 +26,190 @@ export interface DemoRow {
   readonly rttMs: number | undefined;
 }
 
-/** Options of {@link runDemoMesh}. */
+/** A node of the demo as the table names it. */
+export interface DemoNode {
+  readonly handle: string;
+  readonly nodeId: string;
+  readonly meshIp: string;
+}
+
+/** Options of {@link runDemoMesh} and runDemoTun. */
 export interface DemoOptions {
   readonly nodes?: number;
   /** Progress lines (default: stdout). */
   readonly print?: (line: string) => void;
-  /** Limit for the mesh to converge and for each ping, ms (default 15 s / 5 s). */
+  /** Limit for the mesh to converge and for each ping, ms (default 15 s / 5 s; TUN mode 30 s / 10 s). */
   readonly convergeTimeoutMs?: number;
   readonly pingTimeoutMs?: number;
 }
 
-async function until(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
+/** Injectable process facts for {@link runDemo} (tests simulate a non-root user). */
+export interface DemoDeps {
+  /** The effective uid (default process.geteuid). */
+  readonly uid?: () => number | undefined;
+}
+
+const USAGE = 'Usage: plexd-userspace demo [--tun] [--nodes 2-9]\n';
+
+/** Default progress printer: one line to stdout. */
+export function printLine(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/**
+ * Polls `check` every 50 ms until it is true; throws "timed out ... waiting for WHAT" after
+ * timeoutMs, or the abort reason once `signal` is aborted.
+ */
+export async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, signal?: AbortSignal): Promise<void> {
   const end = performance.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
+    signal?.throwIfAborted();
     if (performance.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 /**
- * Runs the demo mesh and returns its table; everything it started is stopped and its temporary
- * directory removed before it resolves or rejects.
+ * The table row for `self` -> `peer` from `self`'s node API `peers` document (Agent.peers(),
+ * GET /v1/peers): path and last handshake as the agent reports them, RTT as measured.
+ */
+export function demoRow(self: DemoNode, peer: DemoNode, peersDoc: readonly Record<string, unknown>[], rttMs: number | undefined, nowMs = Date.now()): DemoRow {
+  const doc = peersDoc.find((p) => p['node_id'] === peer.nodeId);
+  const hs = typeof doc?.['last_handshake'] === 'string' ? Date.parse(doc['last_handshake']) : Number.NaN;
+  return {
+    node: self.handle,
+    meshIp: self.meshIp,
+    peer: `${peer.handle} (${peer.meshIp})`,
+    path: typeof doc?.['path'] === 'string' ? doc['path'] : '-',
+    lastHandshake: Number.isNaN(hs) ? 'never' : `${Math.max(0, Math.round((nowMs - hs) / 1000))} s ago`,
+    rttMs,
+  };
+}
+
+/** The result table and the verdict line, as printed. */
+export function formatDemoTable(rows: readonly DemoRow[]): string {
+  const table = formatTable(
+    ['NODE', 'MESH IP', 'PEER', 'PATH', 'LAST HANDSHAKE', 'RTT'],
+    rows.map((r) => [r.node, r.meshIp, r.peer, r.path, r.lastHandshake, r.rttMs === undefined ? 'FAILED' : `${r.rttMs.toFixed(2)} ms`]),
+  );
+  const failed = rows.filter((r) => r.rttMs === undefined).length;
+  return `${table}\n${failed === 0 ? `all ${rows.length} pairs answered` : `${failed} of ${rows.length} pairs did not answer`}\n`;
+}
+
+/**
+ * Runs `body` with SIGINT/SIGTERM handlers that abort its signal, run `cleanup` and exit 130/143,
+ * then runs `cleanup` itself (success or failure). `cleanup` runs at most once and must not throw.
+ */
+export async function withCleanup<T>(cleanup: () => Promise<void>, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  let done: Promise<void> | undefined;
+  const once = () => (done ??= cleanup());
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    abort.abort(new Error(`interrupted by ${sig}`));
+    process.stderr.write(`\nplexd-userspace demo: ${sig}, cleaning up\n`);
+    void once().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body(abort.signal);
+  } finally {
+    await once();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * Runs the demo mesh in this process (no root) and returns its table; everything it started is
+ * stopped and its temporary directory removed before it resolves or rejects.
  */
 export async function runDemoMesh(opts: DemoOptions = {}): Promise<DemoRow[]> {
   const n = opts.nodes ?? 3;
-  const print = opts.print ?? ((l: string) => void process.stdout.write(l + '\n'));
+  const print = opts.print ?? printLine;
   const log = createLogger(logLevelFromEnv(process.env['LOG_LEVEL']), 'demo: ');
   const dir = mkdtempSync(join(tmpdir(), 'plexd-demo-'));
   let cp: ControlPlane | undefined;
   const agents: Agent[] = [];
-  try {
+  const cleanup = async () => {
+    for (const a of agents) await a.stop().catch(() => undefined);
+    await cp?.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return withCleanup(cleanup, async (signal) => {
+    const say = (line: string) => void (signal.aborted || print(line));
     cp = await createControlPlane({ db: join(dir, 'control-plane.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log.child('control-plane: ') });
-    print(`control plane: ${cp.url} (SQLite in ${dir})`);
+    say(`control plane: ${cp.url} (SQLite in ${dir})`);
     for (let i = 1; i <= n; i++) {
-      const token = cp.store.createToken().token;
       const flags = new Map<string, string>([
         ['api.base_url', cp.url],
         ['data_dir', join(dir, `node${i}`)],
-        ['registration.token', token],
+        ['registration.token', cp.store.createToken().token],
         ['registration.resource_handle', `demo-node-${i}`],
         ['wireguard.interface_name', `demo${i}`],
         ['wireguard.packet_callback', 'true'],
         ['wireguard.bind_address', '127.0.0.1'],
         ['wireguard.listen_port', '0'],
       ]);
-      const config = resolveConfig({ env: {}, flags });
-      const agent = await Agent.start({ config, logger: log.child(`node${i}: `), health: false, nodeApi: false });
+      const agent = await Agent.start({ config: resolveConfig({ env: {}, flags }), logger: log.child(`node${i}: `), health: false, nodeApi: false });
       agents.push(agent);
-      print(`registered demo-node-${i}: node ${agent.identity.node_id}, mesh IP ${agent.identity.mesh_ip}, UDP 127.0.0.1:${agent.iface.device.listenPort}`);
+      say(`registered demo-node-${i}: node ${agent.identity.node_id}, mesh IP ${agent.identity.mesh_ip}, UDP 127.0.0.1:${agent.iface.device.listenPort}`);
     }
-    const endpointsKnown = () => agents.every((a) => [...a.iface.device.snapshot().peers].filter((p) => p.endpoint !== null).length === n - 1);
-    await until('every agent to learn every peer and its endpoint', opts.convergeTimeoutMs ?? 15_000, endpointsKnown);
-    print(`mesh converged: every node has ${n - 1} peers with endpoints`);
+    const converged = () => agents.every((a) => a.peers().filter((p) => p['endpoint'] !== null).length === n - 1);
+    await until('every agent to learn every peer and its endpoint', opts.convergeTimeoutMs ?? 15_000, converged, signal);
+    say(`mesh converged: every node has ${n - 1} peers with endpoints`);
+    const nodes = agents.map((a): DemoNode => ({ handle: a.config.registration.resourceHandle, nodeId: a.identity.node_id, meshIp: a.identity.mesh_ip }));
     const rows: DemoRow[] = [];
-    for (const a of agents) {
-      for (const b of agents) {
-        if (a === b) continue;
-        const rtt = await a.iface.ping(b.identity.mesh_ip, opts.pingTimeoutMs ?? 5000);
-        const bKey = b.status()['public_key'] as string;
-        const peer = [...a.iface.device.snapshot().peers].find((p) => Buffer.from(p.publicKey).toString('base64') === bKey);
-        const hs = peer === undefined || peer.lastHandshakeTimeSec === 0 ? 'never' : `${Math.max(0, Math.round(Date.now() / 1000 - peer.lastHandshakeTimeSec))} s ago`;
-        rows.push({ node: a.config.registration.resourceHandle, meshIp: a.identity.mesh_ip, peer: `${b.config.registration.resourceHandle} (${b.identity.mesh_ip})`, path: 'direct', lastHandshake: hs, rttMs: rtt });
-        print(`ping ${a.identity.mesh_ip} -> ${b.identity.mesh_ip}: ${rtt === undefined ? 'no reply' : `${rtt.toFixed(2)} ms`}`);
+    for (const [i, a] of agents.entries()) {
+      for (const [j, b] of nodes.entries()) {
+        if (i === j) continue;
+        const rtt = await a.iface.ping(b.meshIp, opts.pingTimeoutMs ?? 5000);
+        say(`ping ${nodes[i]!.meshIp} -> ${b.meshIp}: ${rtt === undefined ? 'no reply' : `${rtt.toFixed(2)} ms`}`);
+        rows.push(demoRow(nodes[i]!, b, a.peers(), rtt));
       }
     }
     return rows;
-  } finally {
-    for (const a of agents) await a.stop().catch(() => undefined);
-    await cp?.close().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-/** `plexd-userspace demo [--nodes N]`. */
-export async function runDemo(args: readonly string[]): Promise<number> {
+/** `plexd-userspace demo [--tun] [--nodes N]`: 0 when every pair answered, 1 otherwise, 2 on bad usage. */
+export async function runDemo(args: readonly string[], deps: DemoDeps = {}): Promise<number> {
   let nodes = 3;
+  let tun = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--tun') {
-      process.stderr.write('plexd-userspace demo: --tun (real interfaces in namespaces) is not implemented yet; run without it\n');
-      return EXIT.usage;
+      tun = true;
+      continue;
     }
     if (a === '--nodes' && /^[2-9]$/.test(args[i + 1] ?? '')) {
       nodes = Number(args[++i]);
       continue;
     }
-    process.stderr.write(`plexd-userspace demo: unknown argument ${JSON.stringify(a)}\nUsage: plexd-userspace demo [--nodes 2-9]\n`);
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      return EXIT.ok;
+    }
+    process.stderr.write(`plexd-userspace demo: unknown argument ${JSON.stringify(a)}\n${USAGE}`);
     return EXIT.usage;
   }
   let rows: DemoRow[];
   try {
-    rows = await runDemoMesh({ nodes });
+    if (tun) {
+      const { runDemoTun, tunDemoUnavailableReason } = await import('./demo-tun.js');
+      const why = tunDemoUnavailableReason((deps.uid ?? (() => process.geteuid?.()))());
+      if (why !== undefined) {
+        process.stderr.write(`plexd-userspace demo --tun: ${why}\n`);
+        return EXIT.setupFailed;
+      }
+      rows = await runDemoTun({ nodes });
+    } else {
+      rows = await runDemoMesh({ nodes });
+    }
   } catch (err) {
     process.stderr.write(`plexd-userspace demo: ${(err as Error).message}\n`);
     return EXIT.setupFailed;
   }
-  process.stdout.write('\n' + formatTable(['NODE', 'MESH IP', 'PEER', 'PATH', 'LAST HANDSHAKE', 'RTT'], rows.map((r) => [r.node, r.meshIp, r.peer, r.path, r.lastHandshake, r.rttMs === undefined ? 'FAILED' : `${r.rttMs.toFixed(2)} ms`])));
-  const failed = rows.filter((r) => r.rttMs === undefined).length;
-  process.stdout.write(failed === 0 ? `\nall ${rows.length} pairs answered\n` : `\n${failed} of ${rows.length} pairs did not answer\n`);
-  return failed === 0 ? EXIT.ok : EXIT.setupFailed;
+  process.stdout.write('\n' + formatDemoTable(rows));
+  return rows.every((r) => r.rttMs !== undefined) ? EXIT.ok : EXIT.setupFailed;
 }

@@ -19,13 +19,13 @@ describe('demo', () => {
     expect(performance.now() - t0).toBeLessThan(20_000);
   });
 
-  it('runDemo prints the table and exits 0; --tun and junk are refused', async () => {
+  it('runDemo prints the table and exits 0; --tun without root exits 1, junk is refused (2)', async () => {
     const out: string[] = [];
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => (out.push(String(c)), true));
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       expect(await runDemo([])).toBe(0);
-      expect(await runDemo(['--tun'])).toBe(2);
+      expect(await runDemo(['--tun'], { uid: () => 1000 })).toBe(1);
       expect(await runDemo(['--bogus'])).toBe(2);
     } finally {
       spy.mockRestore();
