@@ -10,11 +10,11 @@
 import { writeFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, signEnvelope, formatRfc3339, type EventEnvelope } from '../../src/api/index.js';
 import { Agent, publicKeyOf } from '../../src/agent/agent.js';
 import { resolveConfig } from '../../src/agent/config.js';
-import { runControlPlane } from '../../src/cli/control-plane.js';
+import { runCli } from '../control-plane/harness.js';
 import { lastSeq } from '../../src/control-plane/event-log.js';
 import { createControlPlane, type ControlPlane } from '../../src/control-plane/server.js';
 import { REKEY_TIMEOUT } from '../../src/core/constants.js';
@@ -74,12 +74,7 @@ describe('agent lifecycle against an in-process control plane', () => {
 
   it('follows a signing-key rotation made with the CLI, and keeps verifying new events', async () => {
     const oldId = cp.store.signer.keyId;
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    try {
-      expect(await runControlPlane(['signing-key', 'rotate', '--db', join(dir, 'cp.db'), '--transition', '10m'])).toBe(0);
-    } finally {
-      o.mockRestore();
-    }
+    expect((await runCli('signing-key', 'rotate', '--db', join(dir, 'cp.db'), '--transition', '10m')).code).toBe(0);
     const newId = cp.store.signer.keyId;
     expect(newId).not.toBe(oldId);
     await until('both agents trust the new key', 3000, () => agents.every((x) => x.verifier.keyring.currentId === newId));
@@ -148,7 +143,7 @@ describe('agent lifecycle against an in-process control plane', () => {
       const t = performance.now() - t0;
       // 190 ms timeout: one echo request per probe (the pinger repeats only after 200 ms).
       pending.push(a().iface.ping(b().identity.mesh_ip, 190).then((r) => void probes.push({ t, ok: r !== undefined })));
-      if (i === 10) expect((await runCli(['nodes', 'rotate-keys', a().identity.node_id, '--db', join(dir, 'cp.db')]))).toBe(0);
+      if (i === 10) expect((await runCli('nodes', 'rotate-keys', a().identity.node_id, '--db', join(dir, 'cp.db'))).code).toBe(0);
       await new Promise((r) => setTimeout(r, 100));
     }
     await Promise.all(pending);
@@ -207,12 +202,3 @@ describe('agent lifecycle against an in-process control plane', () => {
     expect(a().counters.heartbeats).toBe(0);
   }, 30_000);
 });
-
-async function runCli(args: string[]): Promise<number> {
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  try {
-    return await runControlPlane(args);
-  } finally {
-    o.mockRestore();
-  }
-}

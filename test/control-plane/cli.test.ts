@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseDuration, runControlPlane } from '../../src/cli/control-plane.js';
-import { openStream, startHarness, type Harness } from './harness.js';
+import { parseDuration } from '../../src/cli/control-plane.js';
+import { openStream, runCli, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
 beforeEach(async () => {
@@ -13,19 +13,7 @@ afterEach(async () => {
   await h.stop();
 });
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await runControlPlane(args), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const cli = runCli;
 
 describe('control-plane CLI against a running server', () => {
   it('token create --json makes a token that registers once', async () => {

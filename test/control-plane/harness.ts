@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNodeCredential, parseEnvelope, type EventEnvelope, type RegisterResponse } from '../../src/api/index.js';
+import { vi } from 'vitest';
+import { runControlPlane } from '../../src/cli/control-plane.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
 
 export interface Harness {
@@ -66,6 +68,21 @@ export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Pro
     },
   };
   return h;
+}
+
+/** Runs `control-plane ARGS` in-process (another connection to the database, as from a shell),
+ *  capturing stdout and stderr. */
+export async function runCli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  try {
+    return { code: await runControlPlane(args), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
 }
 
 /** One received SSE event. */

@@ -6,8 +6,7 @@
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeBase64, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
-import { runControlPlane } from '../../src/cli/control-plane.js';
-import { openStream, startHarness, type Harness } from './harness.js';
+import { openStream, runCli, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
 beforeEach(async () => {
@@ -18,17 +17,7 @@ afterEach(async () => {
   await h.stop();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  let out = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    return { code: await runControlPlane(args), out };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const cli = runCli;
 
 describe('signing-key rotate', () => {
   it('announces the new key signed by the old one, then signs everything with the new one', async () => {
