@@ -74,7 +74,7 @@ describe('control plane relay assignment', () => {
     await endpoint(c, '203.0.113.3:51820', 'full_cone');
     h.cp.sweep();
     // a (symmetric) with b and c; never b with c.
-    expect(h.cp.relay!.sessions().map((s) => [s.a, s.b].sort().join())).toEqual([[a.node_id, b.node_id].sort().join(), [a.node_id, c.node_id].sort().join()].sort());
+    expect(h.cp.relay!.sessions().map((s) => [s.a, s.b].sort().join()).sort()).toEqual([[a.node_id, b.node_id].sort().join(), [a.node_id, c.node_id].sort().join()].sort());
   });
 
   it('refuses malformed path reports and ignores unknown peers', async () => {
