@@ -44,7 +44,6 @@ interface TunAgent extends DemoNode {
   readonly ns: Netns;
   readonly socket: string;
   readonly proc: ChildProcess;
-  readonly log: string[];
 }
 
 /** Keeps the last LOG_LINES lines of a child's stdout and stderr in `log` (and drains the pipes). */
@@ -144,7 +143,7 @@ export async function runDemoTun(opts: DemoOptions = {}): Promise<DemoRow[]> {
       const log: string[] = [];
       logs.set(`demo-node-${i}`, log);
       collect(proc, log);
-      pending.push({ ns, socket: join(dir, `node${i}.sock`), proc, log });
+      pending.push({ ns, socket: join(dir, `node${i}.sock`), proc });
     }
     const agents: TunAgent[] = [];
     for (const [k, p] of pending.entries()) {
