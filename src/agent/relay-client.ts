@@ -31,11 +31,21 @@ export const PROBE_EVERY_MS = 5000;
 export const REBIND_EVERY_MS = 20_000;
 /** Persistent keepalive set on every peer (s). */
 export const KEEPALIVE_S = 25;
+/**
+ * How long the peer with the greater public key waits before turning keepalive on. Both agents
+ * learn of a new pair from the same event at the same instant; if both start a handshake at
+ * once, each answers the other's initiation and drops its own (whitepaper 5.4: one handshake
+ * state per peer), so neither completes until the 5 s retry. The smaller key goes first; the
+ * other side's later keepalive still opens its NAT for the reply.
+ */
+export const KEEPALIVE_DEFER_MS = 1500;
 /** Probe timers: transmissions at 0, 250, 750 ms, answer awaited until 1.75 s. */
 const PROBE_TIMERS = { rtoMs: 250, rc: 3, rm: 4 } as const;
 
 /** What the path manager needs of the device. */
 export interface PathDevice {
+  /** Our static public key, for the keepalive tie-break; undefined = never defer. */
+  readonly publicKey?: Uint8Array | undefined;
   snapshot(): UapiDeviceSnapshot;
   configure(config: DeviceConfig): Promise<void>;
 }
@@ -68,6 +78,8 @@ interface PeerPath {
   /** What we last told the control plane (undefined: nothing). */
   reported: boolean | undefined;
   keepaliveSet: boolean;
+  /** When keepalive is to be turned on (see KEEPALIVE_DEFER_MS). */
+  keepaliveAt: number;
 }
 
 /** Path state of every peer, and the timer that moves peers between direct and relayed. */
@@ -123,17 +135,14 @@ export class PathManager {
     let p = this.#peers.get(info.node_id);
     const direct = endpointOf(info.endpoint);
     if (p === undefined) {
-      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
+      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false, keepaliveAt: now + this.#keepaliveDelay(info.public_key) };
       this.#peers.set(info.node_id, p);
     }
     p.publicKey = info.public_key;
     const relayEp = endpointOf(info.fallback_endpoint);
     const newDirect = direct !== undefined && (p.direct === undefined || !sameEndpoint(direct, p.direct));
     p.direct = direct;
-    if (!p.keepaliveSet) {
-      p.keepaliveSet = true;
-      await this.#configure(p, { persistentKeepalive: KEEPALIVE_S });
-    }
+    await this.#maybeKeepalive(p, now);
     if (sessionId !== undefined && relayEp !== undefined) {
       const fresh = p.relay === undefined || p.relay.sessionId !== sessionId || !sameEndpoint(p.relay.endpoint, relayEp);
       p.relay = { sessionId, endpoint: relayEp };
@@ -154,6 +163,18 @@ export class PathManager {
     else if (newDirect && p.mode === 'direct') void this.#probe(p, now); // hole punching
   }
 
+  #keepaliveDelay(peerPublicKey: string): number {
+    const ours = this.#o.device.publicKey;
+    if (ours === undefined) return 0;
+    return Buffer.compare(Buffer.from(ours), Buffer.from(peerPublicKey, 'base64')) < 0 ? 0 : KEEPALIVE_DEFER_MS;
+  }
+
+  async #maybeKeepalive(p: PeerPath, now: number): Promise<void> {
+    if (p.keepaliveSet || now < p.keepaliveAt) return;
+    p.keepaliveSet = true;
+    await this.#configure(p, { persistentKeepalive: KEEPALIVE_S });
+  }
+
   /** One monitor step (the timer calls it every second; tests call it directly). */
   async tick(): Promise<void> {
     if (this.#closed) return;
@@ -163,6 +184,7 @@ export class PathManager {
     for (const p of this.#peers.values()) {
       const d = byKey.get(p.publicKey);
       if (d === undefined) continue;
+      await this.#maybeKeepalive(p, now);
       if (d.rx !== p.rx) (p.rx = d.rx), (p.rxAt = now);
       if (d.tx !== p.tx) (p.tx = d.tx), (p.txAt = now);
       if (p.mode === 'relayed') {

@@ -12,7 +12,7 @@ import type { Endpoint } from '../../src/io/bind.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { attachPortStun } from '../../src/nat/port-stun.js';
 import { decodeStun, encodeBindingSuccess, getAttribute } from '../../src/nat/stun-message.js';
-import { PathManager, STALL_MS } from '../../src/agent/relay-client.js';
+import { KEEPALIVE_DEFER_MS, PathManager, STALL_MS } from '../../src/agent/relay-client.js';
 import { ManualTimers } from '../nat/manual-timers.js';
 
 const A: Endpoint = { address: '203.0.113.1', port: 51820 };
@@ -50,10 +50,11 @@ class Wire {
 }
 
 /** The device side PathManager sees: one peer, its endpoint and byte counters. */
-function fakeDevice() {
+function fakeDevice(publicKey?: Uint8Array) {
   const peer = { publicKey: new Uint8Array(Buffer.from(KEY_B, 'base64')), endpoint: null as Endpoint | null, rxBytes: 0n, txBytes: 0n, keepalive: 0 };
   return {
     peer,
+    publicKey,
     snapshot: () => ({ privateKey: null, listenPort: 51820, fwmark: 0, peers: [{ ...peer, presharedKey: null, lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, persistentKeepaliveInterval: peer.keepalive, allowedIps: [] }] }),
     configure: async (c: DeviceConfig) => {
       for (const p of c.peers ?? []) {
@@ -75,7 +76,7 @@ async function settle(timers: ManualTimers, ms: number): Promise<void> {
   }
 }
 
-function setup() {
+function setup(ourKey?: Uint8Array) {
   const wire = new Wire();
   const timers = new ManualTimers();
   const sa = new FakeSocket(A, wire);
@@ -84,7 +85,7 @@ function setup() {
   wire.sockets.set('203.0.113.2:51820', sb);
   const portA = attachPortStun(sa, { timers }, () => timers.now());
   attachPortStun(sb, { timers }, () => timers.now());
-  const device = fakeDevice();
+  const device = fakeDevice(ourKey);
   const reports: Array<{ node_id: string; direct: boolean }> = [];
   const pm = new PathManager({ device, client: portA.client, nodeId: () => 'node-a', reportPaths: async (l) => void reports.push(...l), log: silentLogger, now: () => timers.now() });
   const state = (session: boolean): Pick<StateResponse, 'peers' | 'bridge'> => ({
@@ -95,6 +96,22 @@ function setup() {
 }
 
 describe('PathManager', () => {
+  it('keepalive (which starts a handshake) goes first from the smaller public key; the greater one defers', async () => {
+    const smaller = setup(new Uint8Array(32).fill(1)); // KEY_B is 32 x 7
+    await smaller.pm.applyState(smaller.state(false));
+    expect(smaller.device.peer.keepalive).toBe(25);
+
+    const greater = setup(new Uint8Array(32).fill(9));
+    await greater.pm.applyState(greater.state(false));
+    expect(greater.device.peer.keepalive).toBe(0);
+    await settle(greater.timers, KEEPALIVE_DEFER_MS - 100);
+    await greater.pm.tick();
+    expect(greater.device.peer.keepalive).toBe(0);
+    await settle(greater.timers, 200);
+    await greater.pm.tick();
+    expect(greater.device.peer.keepalive).toBe(25);
+  });
+
   it('binds at once on an assigned session, goes relayed, and back to direct when a probe is answered', async () => {
     const { wire, timers, device, reports, pm, state } = setup();
     wire.directUp = false;
