@@ -19,6 +19,9 @@ const PAIRINGS = {
   wggo: ['wggo', 'wggo'],
   mixed: ['plexd', 'wggo'],
   noble: ['plexd-noble', 'plexd-noble'],
+  native: ['plexd-native', 'plexd-native'], // PLEXD_BIND=native / dgram forced, whatever the default
+  dgram: ['plexd-dgram', 'plexd-dgram'],
+  'native-mixed': ['plexd-native', 'wggo'],
   base: ['plexd-base', 'plexd-base'], // only with --only=...,base and PLEXD_BENCH_BASE (A/B of a change)
 };
 const LABEL = {
@@ -26,6 +29,9 @@ const LABEL = {
   wggo: 'wg-go <-> wg-go',
   mixed: 'plexd  -> wg-go',
   noble: 'plexd(noble) pair',
+  native: 'plexd native bind',
+  dgram: 'plexd dgram bind',
+  'native-mixed': 'native -> wg-go',
   base: 'plexd base build',
 };
 

@@ -12,10 +12,16 @@
 //   getMtu(handle) / setMtu(handle, mtu) / name(handle) / close(handle)
 //   setSocketMark(fd, mark)        SO_MARK for the UDP sockets (fwmark)
 //   forceSocketBuffers(fd, bytes)  SO_RCVBUFFORCE + SO_SNDBUFFORCE (root: beyond rmem_max)
+//   udp*                           the batched UDP bind, see native/udp.cc
 // Errors thrown carry .code (ENOENT, EPERM, EBUSY, ENAMETOOLONG, ...) and .errno.
 
 #include <node_api.h>
 #include <uv.h>
+
+#include "napi-util.h"
+
+// native/udp.cc: the batched UDP bind (udpOpen, udpFlush, ...).
+void plexd_udp_register(napi_env env, napi_value exports);
 
 #ifdef __linux__
 #include <errno.h>
@@ -61,57 +67,6 @@ struct Tun {
 };
 
 static void env_cleanup(void* arg);
-
-#define CHECK_NAPI(env, call)                                   \
-  do {                                                          \
-    if ((call) != napi_ok) {                                    \
-      const napi_extended_error_info* info_ = NULL;             \
-      napi_get_last_error_info((env), &info_);                  \
-      bool pending_ = false;                                    \
-      napi_is_exception_pending((env), &pending_);              \
-      if (!pending_)                                            \
-        napi_throw_error((env), "ERR_NATIVE",                   \
-                         info_ && info_->error_message          \
-                             ? info_->error_message             \
-                             : "N-API call failed");            \
-      return NULL;                                              \
-    }                                                           \
-  } while (0)
-
-static const char* errno_code(int err) {
-  switch (err) {
-    case ENOENT: return "ENOENT";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case ENODEV: return "ENODEV";
-    case ENXIO: return "ENXIO";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case EBADF: return "EBADF";
-    case EBADFD: return "EBADFD";
-    case EIO: return "EIO";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOMEM: return "ENOMEM";
-    case ENOSYS: return "ENOSYS";
-    default: return "EUNKNOWN";
-  }
-}
-
-// Throws Error(message + strerror) with .code = errno name and .errno = the number.
-static void throw_errno(napi_env env, int err, const char* message) {
-  char text[512];
-  snprintf(text, sizeof text, "%s: %s", message, strerror(err));
-  napi_value msg, code, errv, error;
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_create_int32(env, err, &errv);
-  napi_set_named_property(env, error, "errno", errv);
-  napi_throw(env, error);
-}
 
 static Tun* get_tun(napi_env env, napi_value value) {
   void* data = NULL;
@@ -183,15 +138,7 @@ static void finalize_tun(napi_env env, void* data, void* hint) {
 }
 
 static void make_callback(Tun* t, napi_value fn, size_t argc, napi_value* argv) {
-  napi_env env = t->env;
-  napi_value recv, result;
-  napi_get_global(env, &recv);  // napi_make_callback needs an object receiver
-  napi_status st = napi_make_callback(env, t->async_ctx, recv, fn, argc, argv, &result);
-  if (st == napi_pending_exception) {
-    napi_value exc;
-    napi_get_and_clear_last_exception(env, &exc);
-    napi_fatal_exception(env, exc);
-  }
+  call_js(t->env, t->async_ctx, fn, argc, argv);
 }
 
 // The device went away (ip link del) or the fd broke: stop polling, close, tell JS once.
@@ -618,6 +565,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "close", js_close);
   EXPORT_FN(env, exports, "setSocketMark", js_set_socket_mark);
   EXPORT_FN(env, exports, "forceSocketBuffers", js_force_socket_buffers);
+  plexd_udp_register(env, exports);
   return exports;
 }
 
@@ -641,6 +589,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_create_function(env, names[i], NAPI_AUTO_LENGTH, not_linux, NULL, &f);
     napi_set_named_property(env, exports, names[i], f);
   }
+  plexd_udp_register(env, exports);
   return exports;
 }
 

@@ -19,6 +19,9 @@ export const TUNNEL_MTU = 1420;
 export const KINDS = {
   plexd: { label: 'plexd-userspace', crypto: 'node' },
   'plexd-noble': { label: 'plexd-userspace (noble)', crypto: 'noble' },
+  // The UDP bind forced either way (PLEXD_BIND), for A/B of the native batched bind.
+  'plexd-native': { label: 'plexd-userspace (native bind)', crypto: 'node', bind: 'native' },
+  'plexd-dgram': { label: 'plexd-userspace (dgram bind)', crypto: 'node', bind: 'dgram' },
   wggo: { label: 'wireguard-go' },
   // A/B of an optimization: another checkout's build (PLEXD_BENCH_BASE=/path with dist/ built).
   'plexd-base': { label: 'plexd-userspace (base build)', crypto: 'node', root: process.env.PLEXD_BENCH_BASE },
@@ -58,6 +61,7 @@ export async function startDaemon(lab, ns, kind, { gc = false } = {}) {
     const bin = spec.root === undefined ? BIN : join(spec.root, 'bin/plexd-userspace.js');
     argv = [process.execPath, ...nodeArgs, bin, '-f', ifname];
     env.PLEXD_CRYPTO = spec.crypto;
+    if (spec.bind !== undefined) env.PLEXD_BIND = spec.bind;
   }
   const child = lab.spawn(ns, argv, { env });
   const sock = `/var/run/wireguard/${ifname}.sock`;

@@ -10,7 +10,7 @@ import { Engine } from '../core/engine.js';
 import type { Peer } from '../core/peer.js';
 import { nodeCrypto } from '../crypto/node.js';
 import type { Bind, SendResult } from '../io/bind.js';
-import { UdpBind } from '../io/bind-udp.js';
+import { defaultBind } from '../io/bind-default.js';
 import type { Clock } from '../io/clock.js';
 import { systemClock } from '../io/clock.js';
 import { BindError } from '../io/errors.js';
@@ -36,7 +36,7 @@ export interface DeviceOptions {
   readonly tun?: Tun;
   /** Without a TUN: called with every decrypted inbound IP packet (a view; copy to keep it). */
   readonly onPacket?: (packet: Uint8Array, peerPublicKey: Uint8Array) => void;
-  /** UDP transport; default a new UdpBind on all addresses. */
+  /** UDP transport; default per PLEXD_BIND (see defaultBind): a UdpBind on all addresses. */
   readonly bind?: Bind;
   /** Default: PLEXD_CRYPTO or node:crypto (see defaultCrypto). */
   readonly crypto?: CryptoProvider;
@@ -108,8 +108,13 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     this.#tun = opts.tun;
     this.#onPacket = opts.onPacket;
     this.#filter = opts.filter;
-    this.#bind = opts.bind ?? new UdpBind();
-    this.#bind.onReceive((data, from) => this.receive(data, from));
+    this.#bind = opts.bind ?? defaultBind();
+    if (this.#bind.onReceiveBatch !== undefined) {
+      // One schedule per batch; the datagrams are views into the bind's batch buffer.
+      this.#bind.onReceiveBatch((data, from) => this.#receive(data, from, true), () => this.#schedule());
+    } else {
+      this.#bind.onReceive((data, from) => this.receive(data, from));
+    }
     if (this.#tun !== undefined) {
       this.#tun.onPackets((buf, offsets, count) => {
         const now = this.#clock.now();
@@ -220,6 +225,12 @@ export class Device implements UapiHandler, ActionSink<Peer> {
 
   /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
   receive(data: Uint8Array, from: Endpoint): void {
+    this.#receive(data, from, false);
+    this.#schedule();
+  }
+
+  // `view`: data is only valid during this call (a batch bind), so a foreign handler gets a copy.
+  #receive(data: Uint8Array, from: Endpoint, view: boolean): void {
     if (this.#closed) return;
     const foreign = this.#foreign;
     if (
@@ -229,11 +240,10 @@ export class Device implements UapiHandler, ActionSink<Peer> {
       data[4] === 0x21 && data[5] === 0x12 && data[6] === 0xa4 && data[7] === 0x42 &&
       ((data[2]! << 8) | data[3]!) + 20 === data.length
     ) {
-      foreign(data, from);
+      foreign(view ? data.slice() : data, from);
       return;
     }
     this.engine.decapsulate(data, from, this.#clock.now(), this);
-    this.#schedule();
   }
 
   // ---- ActionSink: the engine's actions, carried out ------------------------------------------

@@ -12,7 +12,7 @@
 // fd (reached through dgram's internal state). Without the addon it is stored and reported only.
 
 import * as dgram from 'node:dgram';
-import { BindError, checkFunction, errnoOf } from './errors.js';
+import { BindError, bindErrorFrom, checkFunction, errnoOf } from './errors.js';
 import { loadTunAddon } from './native.js';
 import {
   checkFwmark,
@@ -48,12 +48,6 @@ const literalLookup = ((hostname: string, options: unknown, callback: (err: Erro
   const family = typeof options === 'number' ? options : hostname.includes(':') ? 6 : 4;
   callback(null, hostname, family);
 }) as unknown as NonNullable<dgram.SocketOptions['lookup']>;
-
-function bindError(err: unknown, what: string): BindError {
-  const errno = errnoOf(err);
-  const code = errno === 'EADDRINUSE' ? 'ERR_BIND_IN_USE' : errno === 'EACCES' ? 'ERR_BIND_PERMISSION' : 'ERR_BIND_FAILED';
-  return new BindError(code, `cannot bind ${what}: ${(err as Error).message}`, { cause: err, errno });
-}
 
 // Errors meaning "this machine has no such address family" rather than a real failure.
 function familyUnavailable(err: unknown): boolean {
@@ -199,7 +193,7 @@ export class UdpBind implements Bind {
           v4 = await bindSocket('udp4', this.#ipv4Address, port);
           chosen = v4.address().port;
         } catch (err) {
-          if (!(familyUnavailable(err) && this.#ipv6Address !== null)) throw bindError(err, `udp4 ${this.#ipv4Address}:${port}`);
+          if (!(familyUnavailable(err) && this.#ipv6Address !== null)) throw bindErrorFrom(err, `udp4 ${this.#ipv4Address}:${port}`);
           lastError = err;
         }
       }
@@ -214,18 +208,18 @@ export class UdpBind implements Bind {
           } else {
             v4?.close();
             if (port === 0 && v4 !== undefined && errnoOf(err) === 'EADDRINUSE') continue;
-            throw bindError(err, `udp6 [${this.#ipv6Address}]:${chosen}`);
+            throw bindErrorFrom(err, `udp6 [${this.#ipv6Address}]:${chosen}`);
           }
         }
       }
-      if (v4 === undefined && v6 === undefined) throw bindError(lastError, `any address family on port ${port}`);
+      if (v4 === undefined && v6 === undefined) throw bindErrorFrom(lastError, `any address family on port ${port}`);
       const pair: SocketPair = { v4, v6, port: chosen };
       for (const socket of [v4, v6]) {
         if (socket !== undefined) this.#setup(socket);
       }
       return pair;
     }
-    throw bindError(lastError, `udp4 and udp6 on one free port after ${attempts} attempts`);
+    throw bindErrorFrom(lastError, `udp4 and udp6 on one free port after ${attempts} attempts`);
   }
 
   #setup(socket: dgram.Socket): void {

@@ -1,5 +1,6 @@
 // The UDP transport the device sends WireGuard messages over (wireguard-go's conn.Bind).
-// Implementations: bind-udp.ts (node:dgram, IPv4 + IPv6) and bind-memory.ts (a virtual network).
+// Implementations: bind-udp.ts (node:dgram, IPv4 + IPv6), bind-native.ts (the addon's batched
+// recvmmsg/sendmmsg sockets) and bind-memory.ts (a virtual network).
 
 /** A UDP peer address. Structurally the same as the core's Endpoint. IPv6 without brackets. */
 export interface Endpoint {
@@ -51,6 +52,12 @@ export interface Bind {
   rebind(port: number): Promise<number>;
   /** Sets the datagram handler (replacing any previous one); datagrams with no handler are dropped. */
   onReceive(handler: ReceiveHandler): void;
+  /**
+   * Optional batch receive (the native bind): replaces the onReceive handler; `handler` gets each
+   * datagram as a view into the bind's batch buffer that is valid only until it returns (copy to
+   * keep it), and `end` runs once after each batch.
+   */
+  onReceiveBatch?(handler: ReceiveHandler, end: () => void): void;
   /** Sends one datagram without blocking; see {@link SendResult} for buffer ownership. */
   send(data: Uint8Array, to: Endpoint): SendResult;
   /**

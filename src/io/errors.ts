@@ -45,6 +45,13 @@ export class BindError extends Error {
   }
 }
 
+/** A BindError for a failed socket bind, its code chosen from the errno (EADDRINUSE, EACCES). */
+export function bindErrorFrom(err: unknown, what: string): BindError {
+  const errno = errnoOf(err);
+  const code = errno === 'EADDRINUSE' ? 'ERR_BIND_IN_USE' : errno === 'EACCES' ? 'ERR_BIND_PERMISSION' : 'ERR_BIND_FAILED';
+  return new BindError(code, `cannot bind ${what}: ${(err as Error).message}`, { cause: err, errno });
+}
+
 /** The `code` property of an unknown thrown value, if it is a string (Node system errors). */
 export function errnoOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;

@@ -22,6 +22,29 @@ export interface TunAddon {
   close(handle: object): void;
   setSocketMark(fd: number, mark: number): void;
   forceSocketBuffers(fd: number, bytes: number): void;
+  // The batched UDP bind (native/udp.cc; wrapped by bind-native.ts).
+  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean };
+  /** Sends tx entries [0, count); returns how many the kernel took. */
+  udpFlush(handle: object, count: number): number;
+  udpSetMark(handle: object, mark: number): void;
+  udpBufferSizes(handle: object): [number, number];
+  /** 4 or 6 with the address in out[0..4|16], 0 when not an IP literal (IPv4-mapped gives 4). */
+  udpParseAddress(text: string, out: Uint8Array): number;
+  udpClose(handle: object): void;
+}
+
+/** The JS-owned buffers the native UDP bind reads into and sends from; see native/udp.cc. */
+export interface UdpArrays {
+  readonly rxBuf: Uint8Array;
+  readonly slotSize: number;
+  readonly rxMeta: Uint32Array;
+  readonly rxAddr: Uint8Array;
+  readonly maxBatch: number;
+  readonly onBatch: (count: number) => void;
+  readonly txBuf: Uint8Array;
+  readonly txMeta: Uint32Array;
+  readonly txAddr: Uint8Array;
+  readonly maxTx: number;
 }
 
 // src/io (tests) and dist/io (the built package) both sit two levels below the package root,

@@ -1,20 +1,24 @@
-// UdpBind over real sockets, loopback only (127.0.0.1 and ::1).
+// The real-socket binds (UdpBind over node:dgram, NativeBind over the addon) against the same
+// contract, loopback only (127.0.0.1 and ::1). NativeBind-only behaviour: bind-native.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { UdpBind } from '../../src/io/bind-udp.js';
+import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js';
+import { UdpBind, type UdpBindOptions } from '../../src/io/bind-udp.js';
 import type { Endpoint } from '../../src/io/bind.js';
 
-const open: UdpBind[] = [];
-function loopbackBind(options: ConstructorParameters<typeof UdpBind>[0] = {}): UdpBind {
-  const b = new UdpBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
-  open.push(b);
-  return b;
-}
+type RealBind = UdpBind | NativeBind;
+type RealBindOptions = UdpBindOptions & NativeBindOptions;
+const IMPLEMENTATIONS: Array<[string, (o: RealBindOptions) => RealBind]> = [
+  ['UdpBind', (o) => new UdpBind(o)],
+  ['NativeBind', (o) => new NativeBind(o)],
+];
+
+const open: RealBind[] = [];
 
 afterEach(() => {
   for (const b of open.splice(0)) b.close();
 });
 
-function nextDatagram(bind: UdpBind, timeoutMs = 2000): Promise<{ data: Uint8Array; from: Endpoint }> {
+function nextDatagram(bind: RealBind, timeoutMs = 2000): Promise<{ data: Uint8Array; from: Endpoint }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no datagram within timeout')), timeoutMs);
     bind.onReceive((data, from) => {
@@ -24,7 +28,13 @@ function nextDatagram(bind: UdpBind, timeoutMs = 2000): Promise<{ data: Uint8Arr
   });
 }
 
-describe('UdpBind', () => {
+describe.each(IMPLEMENTATIONS)('%s', (_name, create) => {
+  function loopbackBind(options: RealBindOptions = {}): RealBind {
+    const b = create({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
+    open.push(b);
+    return b;
+  }
+
   it('port 0 picks one free port shared by both families', async () => {
     const a = loopbackBind();
     const port = await a.open(0);
@@ -136,7 +146,7 @@ describe('UdpBind', () => {
     a.send(new Uint8Array([1]), { address: '999.1.1.1', port: 9 });
     await new Promise((r) => setTimeout(r, 20));
     expect(() => a.open(0)).toThrow(TypeError);
-    expect(() => new UdpBind({ ipv4Address: null, ipv6Address: null })).toThrow(TypeError);
+    expect(() => create({ ipv4Address: null, ipv6Address: null })).toThrow(TypeError);
     expect(() => a.rebind(-1)).toThrow(RangeError);
   });
 

@@ -1,0 +1,695 @@
+// The batched UDP bind (wrapped by src/io/bind-native.ts, which documents the contract): one
+// IPv4 and one IPv6 (IPV6_V6ONLY) datagram socket on the same port, created here so that a
+// readable wakeup drains up to maxBatch datagrams with one recvmmsg into a JS-owned buffer and
+// calls JS once, and a JS batch of sends leaves with one sendmmsg per run of one family.
+// wireguard-go's StdNetBind (same port for both families, large forced buffers) is the
+// behavioural reference; Linux only (recvmmsg/sendmmsg), stubs elsewhere.
+//
+// JS surface:
+//   udpOpen(v4addr|null, v6addr|null, port, bufferBytes, arrays) -> { handle, port, v4, v6 }
+//       arrays = { rxBuf: Uint8Array (maxBatch * slotSize), slotSize, rxMeta: Uint32Array
+//       (3 * maxBatch), rxAddr: Uint8Array (16 * maxBatch), maxBatch, onBatch(count),
+//       txBuf: Uint8Array, txMeta: Uint32Array (3 * maxTx), txAddr: Uint8Array (16 * maxTx), maxTx }
+//       meta entry i = [offset in buf, length, port | family << 16], family 4 or 6; the address
+//       is in addr[16 i ..] (4 bytes for IPv4). Throws errno errors (EADDRINUSE, ...) with
+//       .family = 4 | 6 naming the socket that failed.
+//   udpFlush(handle, count) -> datagrams the kernel took (the rest were refused: dropped)
+//   udpSetMark(handle, mark)  SO_MARK on both sockets (EPERM without CAP_NET_ADMIN)
+//   udpBufferSizes(handle) -> [SO_RCVBUF, SO_SNDBUF] of the first socket
+//   udpParseAddress(text, out16) -> 4 | 6 | 0 (inet_pton; an IPv4-mapped IPv6 address gives 4)
+//   udpClose(handle)
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "napi-util.h"
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const int kRandomPortAttempts = 16;
+// How long a flush waits for room in a full socket send buffer before dropping the rest; the
+// JS thread blocks meanwhile, as wireguard-go's writer goroutine would.
+static const int kSendWaitMs = 2;
+
+struct Udp {
+  napi_env env;
+  int fd[2];  // [0] IPv4, [1] IPv6; -1 when that family is off
+  uv_poll_t poll[2];
+  bool polling[2];
+  bool handle_closed[2];
+  bool closed;
+  bool finalized;
+  napi_async_context async_ctx;
+  napi_ref refs[7];  // rxBuf, rxMeta, rxAddr, txBuf, txMeta, txAddr, onBatch
+  uint8_t* rx_buf;
+  uint32_t* rx_meta;
+  uint8_t* rx_addr;
+  uint32_t slot_size;
+  uint32_t max_batch;
+  uint8_t* tx_buf;
+  size_t tx_buf_len;
+  uint32_t* tx_meta;
+  uint8_t* tx_addr;
+  uint32_t max_tx;
+  // recvmmsg / sendmmsg scratch, max(maxBatch, maxTx) entries
+  struct mmsghdr* msgs;
+  struct iovec* iovs;
+  struct sockaddr_storage* names;
+};
+
+static void udp_env_cleanup(void* arg);
+
+static void udp_maybe_free(Udp* u) {
+  if (!u->finalized || !u->handle_closed[0] || !u->handle_closed[1]) return;
+  free(u->msgs);
+  free(u->iovs);
+  free(u->names);
+  free(u);
+}
+
+static void on_udp_poll_closed(uv_handle_t* handle) {
+  Udp* u = static_cast<Udp*>(handle->data);
+  u->handle_closed[handle == reinterpret_cast<uv_handle_t*>(&u->poll[0]) ? 0 : 1] = true;
+  udp_maybe_free(u);
+}
+
+// Stops polling, closes the sockets, drops the JS references. Idempotent.
+static void udp_release(Udp* u) {
+  if (u->closed) return;
+  u->closed = true;
+  for (int i = 0; i < 2; i++) {
+    if (u->polling[i]) {
+      uv_poll_stop(&u->poll[i]);
+      uv_close(reinterpret_cast<uv_handle_t*>(&u->poll[i]), on_udp_poll_closed);
+    } else {
+      u->handle_closed[i] = true;
+    }
+    if (u->fd[i] >= 0) close(u->fd[i]);
+    u->fd[i] = -1;
+  }
+  for (int i = 0; i < 7; i++) {
+    if (u->refs[i] != NULL) napi_delete_reference(u->env, u->refs[i]);
+    u->refs[i] = NULL;
+  }
+  if (u->async_ctx != NULL) napi_async_destroy(u->env, u->async_ctx);
+  u->async_ctx = NULL;
+  napi_remove_env_cleanup_hook(u->env, udp_env_cleanup, u);
+}
+
+static void udp_env_cleanup(void* arg) { udp_release(static_cast<Udp*>(arg)); }
+
+static void finalize_udp(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  Udp* u = static_cast<Udp*>(data);
+  udp_release(u);
+  u->finalized = true;
+  udp_maybe_free(u);
+}
+
+static Udp* get_udp(napi_env env, napi_value value) {
+  void* data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a UDP bind handle");
+    return NULL;
+  }
+  return static_cast<Udp*>(data);
+}
+
+// Writes a received source address into the JS meta/addr arrays; false for other families.
+static bool store_source(const struct sockaddr_storage* ss, uint32_t* meta, uint8_t* addr) {
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(ss);
+    memcpy(addr, &sin->sin_addr, 4);
+    meta[2] = ntohs(sin->sin_port) | (4u << 16);
+    return true;
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(ss);
+    memcpy(addr, &sin6->sin6_addr, 16);
+    meta[2] = ntohs(sin6->sin6_port) | (6u << 16);
+    return true;
+  }
+  return false;
+}
+
+// Readable: one recvmmsg of up to maxBatch datagrams, then one JS call. More waiting data makes
+// the (level-triggered) poll fire again on the next loop turn, so the TUN gets its turn too.
+static void on_udp_readable(uv_poll_t* handle, int status, int events) {
+  (void)events;
+  Udp* u = static_cast<Udp*>(handle->data);
+  if (u->closed) return;
+  int fd = u->fd[handle == &u->poll[0] ? 0 : 1];
+  if (status < 0) {
+    // A pending socket error (e.g. an ICMP report): reading SO_ERROR clears it.
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    return;
+  }
+  for (uint32_t i = 0; i < u->max_batch; i++) {
+    u->iovs[i].iov_base = u->rx_buf + static_cast<size_t>(i) * u->slot_size;
+    u->iovs[i].iov_len = u->slot_size;
+    struct msghdr* h = &u->msgs[i].msg_hdr;
+    memset(h, 0, sizeof *h);
+    h->msg_name = &u->names[i];
+    h->msg_namelen = sizeof u->names[i];
+    h->msg_iov = &u->iovs[i];
+    h->msg_iovlen = 1;
+  }
+  int n;
+  do {
+    n = recvmmsg(fd, u->msgs, u->max_batch, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return;  // EAGAIN (spurious wakeup) or an error the next read reports again
+  uint32_t count = 0;
+  for (int i = 0; i < n; i++) {
+    if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than a slot: dropped
+    uint32_t* meta = u->rx_meta + 3 * count;
+    if (!store_source(&u->names[i], meta, u->rx_addr + 16 * count)) continue;
+    meta[0] = static_cast<uint32_t>(i) * u->slot_size;
+    meta[1] = u->msgs[i].msg_len;
+    count++;
+  }
+  if (count == 0) return;
+  napi_env env = u->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value fn = NULL, arg;
+  if (u->refs[6] != NULL) napi_get_reference_value(env, u->refs[6], &fn);
+  napi_create_uint32(env, count, &arg);
+  if (fn != NULL) call_js(env, u->async_ctx, fn, 1, &arg);
+  napi_close_handle_scope(env, scope);
+}
+
+// Fills a sockaddr from tx entry i; returns the family index (0 IPv4, 1 IPv6) or -1.
+static int tx_destination(Udp* u, uint32_t i, struct sockaddr_storage* ss, socklen_t* len) {
+  uint32_t word = u->tx_meta[3 * i + 2];
+  uint16_t port = static_cast<uint16_t>(word & 0xffff);
+  uint32_t family = word >> 16;
+  memset(ss, 0, sizeof *ss);
+  if (family == 4) {
+    struct sockaddr_in* sin = reinterpret_cast<struct sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    memcpy(&sin->sin_addr, u->tx_addr + 16 * i, 4);
+    *len = sizeof *sin;
+    return 0;
+  }
+  if (family == 6) {
+    struct sockaddr_in6* sin6 = reinterpret_cast<struct sockaddr_in6*>(ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, u->tx_addr + 16 * i, 16);
+    *len = sizeof *sin6;
+    return 1;
+  }
+  return -1;
+}
+
+// Sends entries [from, to) (all of one family) on fd; returns how many the kernel took.
+// Per-message errors (EMSGSIZE, unreachable, a firewall's EPERM) skip that message; a full
+// send buffer waits kSendWaitMs once for room, then drops what is left.
+static uint32_t send_run(Udp* u, int fd, uint32_t from, uint32_t to) {
+  uint32_t sent = 0;
+  bool waited = false;
+  uint32_t i = from;
+  while (i < to) {
+    int n = sendmmsg(fd, u->msgs + i, to - i, MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<uint32_t>(n);
+      i += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+      if (waited || fd < 0) break;
+      waited = true;
+      struct pollfd pfd = {fd, POLLOUT, 0};
+      poll(&pfd, 1, kSendWaitMs);
+      continue;
+    }
+    i++;  // this message was refused; go on with the next
+  }
+  return sent;
+}
+
+static napi_value js_udp_flush(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Udp* u = get_udp(env, argv[0]);
+  if (u == NULL) return NULL;
+  uint32_t count = 0;
+  CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &count));
+  if (count > u->max_tx) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "expected count <= maxTx");
+    return NULL;
+  }
+  uint32_t sent = 0;
+  if (!u->closed) {
+    int run_family = -1;
+    uint32_t run_start = 0;
+    for (uint32_t i = 0; i <= count; i++) {
+      int family = -2;  // -2: end of batch
+      if (i < count) {
+        socklen_t len = 0;
+        family = tx_destination(u, i, &u->names[i], &len);
+        uint32_t off = u->tx_meta[3 * i], size = u->tx_meta[3 * i + 1];
+        if (static_cast<size_t>(off) + size > u->tx_buf_len) family = -1;
+        u->iovs[i].iov_base = u->tx_buf + off;
+        u->iovs[i].iov_len = size;
+        struct msghdr* h = &u->msgs[i].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &u->names[i];
+        h->msg_namelen = len;
+        h->msg_iov = &u->iovs[i];
+        h->msg_iovlen = 1;
+      }
+      if (family != run_family) {
+        if (run_family >= 0 && u->fd[run_family] >= 0) sent += send_run(u, u->fd[run_family], run_start, i);
+        run_family = family;
+        run_start = i;
+      }
+    }
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_uint32(env, sent, &result));
+  return result;
+}
+
+static void set_buffers(int fd, int bytes) {
+  if (bytes <= 0) return;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
+// Creates and binds one socket; returns the fd or -errno.
+static int bind_socket(int family, const char* text, uint16_t port, int bytes) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  if (family == AF_INET) {
+    struct sockaddr_in* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    if (inet_pton(AF_INET, text, &sin->sin_addr) != 1) return -EINVAL;
+    len = sizeof *sin;
+  } else {
+    struct sockaddr_in6* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1) return -EINVAL;
+    len = sizeof *sin6;
+  }
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), len) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  set_buffers(fd, bytes);
+  return fd;
+}
+
+static uint16_t bound_port(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port);
+  return ntohs(reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port);
+}
+
+static bool family_unavailable(int err) {
+  return err == EAFNOSUPPORT || err == EADDRNOTAVAIL || err == EPROTONOSUPPORT;
+}
+
+static void throw_bind_errno(napi_env env, int err, int family, const char* text, uint16_t port) {
+  char message[200];
+  snprintf(message, sizeof message, "cannot bind udp%d %s%s%s:%u", family, family == 6 ? "[" : "",
+           text, family == 6 ? "]" : "", port);
+  throw_errno(env, err, message);
+  napi_value exc, fam;
+  napi_get_and_clear_last_exception(env, &exc);
+  napi_create_int32(env, family, &fam);
+  napi_set_named_property(env, exc, "family", fam);
+  napi_throw(env, exc);
+}
+
+// Binds the pair like wireguard-go: port 0 takes a free IPv4 port and the same number for IPv6,
+// retrying when that IPv6 port is taken; a machine without one family runs the other alone.
+// Returns false with a pending exception.
+static bool bind_pair(napi_env env, const char* v4, const char* v6, uint16_t port, int bytes,
+                      int fds[2], uint16_t* chosen) {
+  int attempts = port == 0 ? kRandomPortAttempts : 1;
+  int last_err = EADDRINUSE;
+  for (int a = 0; a < attempts; a++) {
+    fds[0] = fds[1] = -1;
+    uint16_t p = port;
+    if (v4 != NULL) {
+      int r = bind_socket(AF_INET, v4, p, bytes);
+      if (r < 0 && !(family_unavailable(-r) && v6 != NULL)) {
+        throw_bind_errno(env, -r, 4, v4, p);
+        return false;
+      }
+      if (r >= 0) {
+        fds[0] = r;
+        p = bound_port(r);
+      }
+    }
+    if (v6 != NULL) {
+      int r = bind_socket(AF_INET6, v6, p, bytes);
+      if (r >= 0) {
+        fds[1] = r;
+        p = bound_port(r);
+      } else if (fds[0] >= 0 && family_unavailable(-r)) {
+        // no IPv6 here: IPv4 only
+      } else {
+        if (fds[0] >= 0) close(fds[0]);
+        fds[0] = -1;
+        last_err = -r;
+        if (port == 0 && v4 != NULL && -r == EADDRINUSE) continue;
+        throw_bind_errno(env, -r, 6, v6, p);
+        return false;
+      }
+    }
+    if (fds[0] < 0 && fds[1] < 0) {
+      throw_bind_errno(env, EAFNOSUPPORT, 4, v4 != NULL ? v4 : "-", p);
+      return false;
+    }
+    *chosen = p;
+    return true;
+  }
+  throw_bind_errno(env, last_err, 6, v6, 0);
+  return false;
+}
+
+// Reads a typed array property of `obj`; false with a pending TypeError.
+static bool typed_prop(napi_env env, napi_value obj, const char* name, napi_typedarray_type want,
+                       void** data, size_t* length, napi_value* value) {
+  napi_typedarray_type type;
+  bool is_ta = false;
+  if (napi_get_named_property(env, obj, name, value) == napi_ok &&
+      napi_is_typedarray(env, *value, &is_ta) == napi_ok && is_ta &&
+      napi_get_typedarray_info(env, *value, &type, length, data, NULL, NULL) == napi_ok &&
+      type == want)
+    return true;
+  char message[120];
+  snprintf(message, sizeof message, "expected arrays.%s to be a %s", name,
+           want == napi_uint8_array ? "Uint8Array" : "Uint32Array");
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return false;
+}
+
+static bool uint_prop(napi_env env, napi_value obj, const char* name, uint32_t* out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, name, &v) == napi_ok &&
+      napi_get_value_uint32(env, v, out) == napi_ok)
+    return true;
+  char message[120];
+  snprintf(message, sizeof message, "expected arrays.%s to be a number", name);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return false;
+}
+
+// Reads an optional address string (null/undefined: that family is off) into out.
+static bool address_arg(napi_env env, napi_value v, char* out, size_t cap, bool* present) {
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  *present = false;
+  if (type == napi_null || type == napi_undefined) return true;
+  size_t len = 0;
+  if (type != napi_string || napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected an address string or null");
+    return false;
+  }
+  *present = true;
+  return true;
+}
+
+static napi_value js_udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "expected (v4address, v6address, port, bufferBytes, arrays)");
+    return NULL;
+  }
+  char v4[INET6_ADDRSTRLEN + 1], v6[INET6_ADDRSTRLEN + 1];
+  bool has_v4, has_v6;
+  if (!address_arg(env, argv[0], v4, sizeof v4, &has_v4)) return NULL;
+  if (!address_arg(env, argv[1], v6, sizeof v6, &has_v6)) return NULL;
+  uint32_t port = 0;
+  int32_t bytes = 0;
+  CHECK_NAPI(env, napi_get_value_uint32(env, argv[2], &port));
+  CHECK_NAPI(env, napi_get_value_int32(env, argv[3], &bytes));
+  napi_value arrays = argv[4];
+  void *rx_buf, *rx_meta, *rx_addr, *tx_buf, *tx_meta, *tx_addr;
+  size_t rx_buf_len, rx_meta_len, rx_addr_len, tx_buf_len, tx_meta_len, tx_addr_len;
+  napi_value values[7];
+  uint32_t slot_size, max_batch, max_tx;
+  if (!typed_prop(env, arrays, "rxBuf", napi_uint8_array, &rx_buf, &rx_buf_len, &values[0]) ||
+      !typed_prop(env, arrays, "rxMeta", napi_uint32_array, &rx_meta, &rx_meta_len, &values[1]) ||
+      !typed_prop(env, arrays, "rxAddr", napi_uint8_array, &rx_addr, &rx_addr_len, &values[2]) ||
+      !typed_prop(env, arrays, "txBuf", napi_uint8_array, &tx_buf, &tx_buf_len, &values[3]) ||
+      !typed_prop(env, arrays, "txMeta", napi_uint32_array, &tx_meta, &tx_meta_len, &values[4]) ||
+      !typed_prop(env, arrays, "txAddr", napi_uint8_array, &tx_addr, &tx_addr_len, &values[5]) ||
+      !uint_prop(env, arrays, "slotSize", &slot_size) ||
+      !uint_prop(env, arrays, "maxBatch", &max_batch) || !uint_prop(env, arrays, "maxTx", &max_tx))
+    return NULL;
+  CHECK_NAPI(env, napi_get_named_property(env, arrays, "onBatch", &values[6]));
+  napi_valuetype fn_type;
+  CHECK_NAPI(env, napi_typeof(env, values[6], &fn_type));
+  if (port > 65535 || max_batch == 0 || max_tx == 0 || slot_size == 0 || fn_type != napi_function ||
+      rx_buf_len < static_cast<size_t>(max_batch) * slot_size || rx_meta_len < 3u * max_batch ||
+      rx_addr_len < 16u * max_batch || tx_meta_len < 3u * max_tx || tx_addr_len < 16u * max_tx) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                           "expected port <= 65535, onBatch a function and arrays sized for "
+                           "maxBatch slots of slotSize and maxTx sends");
+    return NULL;
+  }
+  if (!has_v4 && !has_v6) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected at least one address family");
+    return NULL;
+  }
+  int fds[2];
+  uint16_t chosen = 0;
+  if (!bind_pair(env, has_v4 ? v4 : NULL, has_v6 ? v6 : NULL, static_cast<uint16_t>(port), bytes,
+                 fds, &chosen))
+    return NULL;
+
+  Udp* u = static_cast<Udp*>(calloc(1, sizeof(Udp)));
+  uint32_t scratch = max_batch > max_tx ? max_batch : max_tx;
+  if (u != NULL) {
+    u->msgs = static_cast<struct mmsghdr*>(calloc(scratch, sizeof(struct mmsghdr)));
+    u->iovs = static_cast<struct iovec*>(calloc(scratch, sizeof(struct iovec)));
+    u->names = static_cast<struct sockaddr_storage*>(calloc(scratch, sizeof(struct sockaddr_storage)));
+  }
+  if (u == NULL || u->msgs == NULL || u->iovs == NULL || u->names == NULL) {
+    for (int i = 0; i < 2; i++)
+      if (fds[i] >= 0) close(fds[i]);
+    if (u != NULL) {
+      free(u->msgs);
+      free(u->iovs);
+      free(u->names);
+      free(u);
+    }
+    throw_errno(env, ENOMEM, "allocating UDP bind state");
+    return NULL;
+  }
+  u->env = env;
+  u->fd[0] = fds[0];
+  u->fd[1] = fds[1];
+  u->rx_buf = static_cast<uint8_t*>(rx_buf);
+  u->rx_meta = static_cast<uint32_t*>(rx_meta);
+  u->rx_addr = static_cast<uint8_t*>(rx_addr);
+  u->slot_size = slot_size;
+  u->max_batch = max_batch;
+  u->tx_buf = static_cast<uint8_t*>(tx_buf);
+  u->tx_buf_len = tx_buf_len;
+  u->tx_meta = static_cast<uint32_t*>(tx_meta);
+  u->tx_addr = static_cast<uint8_t*>(tx_addr);
+  u->max_tx = max_tx;
+  for (int i = 0; i < 7; i++) napi_create_reference(env, values[i], 1, &u->refs[i]);
+  napi_value resource, resource_name;
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "PlexdUdp", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, resource, resource_name, &u->async_ctx);
+
+  napi_value external;
+  if (napi_create_external(env, u, finalize_udp, NULL, &external) != napi_ok) {
+    u->handle_closed[0] = u->handle_closed[1] = true;
+    udp_release(u);
+    u->finalized = true;
+    udp_maybe_free(u);
+    napi_throw_error(env, "ERR_NATIVE", "napi_create_external failed");
+    return NULL;
+  }
+  napi_add_env_cleanup_hook(env, udp_env_cleanup, u);
+  uv_loop_t* loop = NULL;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? 0 : -EIO;
+  for (int i = 0; i < 2 && rc == 0; i++) {
+    if (u->fd[i] < 0) {
+      u->handle_closed[i] = true;
+      continue;
+    }
+    rc = uv_poll_init(loop, &u->poll[i], u->fd[i]);
+    if (rc != 0) break;
+    u->poll[i].data = u;
+    u->polling[i] = true;
+    rc = uv_poll_start(&u->poll[i], UV_READABLE, on_udp_readable);
+  }
+  if (rc != 0) {
+    udp_release(u);
+    throw_errno(env, -rc, "uv_poll on a UDP socket");
+    return NULL;
+  }
+  napi_value result, v;
+  CHECK_NAPI(env, napi_create_object(env, &result));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "handle", external));
+  CHECK_NAPI(env, napi_create_uint32(env, chosen, &v));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "port", v));
+  CHECK_NAPI(env, napi_get_boolean(env, u->fd[0] >= 0, &v));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "v4", v));
+  CHECK_NAPI(env, napi_get_boolean(env, u->fd[1] >= 0, &v));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "v6", v));
+  return result;
+}
+
+static napi_value js_udp_set_mark(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Udp* u = get_udp(env, argv[0]);
+  if (u == NULL) return NULL;
+  uint32_t mark = 0;
+  CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &mark));
+  for (int i = 0; i < 2; i++) {
+    if (u->fd[i] >= 0 && setsockopt(u->fd[i], SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+      int err = errno;
+      throw_errno(env, err, err == EPERM ? "SO_MARK: CAP_NET_ADMIN is needed" : "SO_MARK");
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+static napi_value js_udp_buffer_sizes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Udp* u = get_udp(env, argv[0]);
+  if (u == NULL) return NULL;
+  int fd = u->fd[0] >= 0 ? u->fd[0] : u->fd[1];
+  int sizes[2] = {0, 0};
+  socklen_t len = sizeof sizes[0];
+  if (fd >= 0) {
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sizes[0], &len);
+    len = sizeof sizes[1];
+    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sizes[1], &len);
+  }
+  napi_value result, v;
+  CHECK_NAPI(env, napi_create_array_with_length(env, 2, &result));
+  for (uint32_t i = 0; i < 2; i++) {
+    CHECK_NAPI(env, napi_create_int32(env, sizes[i], &v));
+    CHECK_NAPI(env, napi_set_element(env, result, i, v));
+  }
+  return result;
+}
+
+static napi_value js_udp_parse_address(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char text[INET6_ADDRSTRLEN + 1];
+  size_t len = 0;
+  napi_typedarray_type type;
+  size_t out_len = 0;
+  void* out = NULL;
+  int family = 0;
+  if (napi_get_value_string_utf8(env, argv[0], text, sizeof text, &len) == napi_ok &&
+      napi_get_typedarray_info(env, argv[1], &type, &out_len, &out, NULL, NULL) == napi_ok &&
+      type == napi_uint8_array && out_len >= 16 && len < sizeof text - 1) {
+    uint8_t* o = static_cast<uint8_t*>(out);
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, text, o) == 1) {
+      family = 4;
+    } else if (inet_pton(AF_INET6, text, &a6) == 1) {
+      if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memcpy(o, a6.s6_addr + 12, 4);  // the IPv6 socket is V6ONLY: use the IPv4 one
+        family = 4;
+      } else {
+        memcpy(o, a6.s6_addr, 16);
+        family = 6;
+      }
+    }
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, family, &result));
+  return result;
+}
+
+static napi_value js_udp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Udp* u = get_udp(env, argv[0]);
+  if (u == NULL) return NULL;
+  udp_release(u);
+  return NULL;
+}
+
+void plexd_udp_register(napi_env env, napi_value exports) {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {{"udpOpen", js_udp_open},
+             {"udpFlush", js_udp_flush},
+             {"udpSetMark", js_udp_set_mark},
+             {"udpBufferSizes", js_udp_buffer_sizes},
+             {"udpParseAddress", js_udp_parse_address},
+             {"udpClose", js_udp_close}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+}
+
+#else  // not Linux: the entry points exist and say why they cannot work.
+
+static napi_value udp_not_linux(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value msg, code, error;
+  napi_create_string_utf8(env, "the native UDP bind needs Linux (recvmmsg/sendmmsg)",
+                          NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_throw(env, error);
+  return NULL;
+}
+
+void plexd_udp_register(napi_env env, napi_value exports) {
+  const char* names[] = {"udpOpen", "udpFlush", "udpSetMark", "udpBufferSizes", "udpParseAddress",
+                         "udpClose"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    napi_value f;
+    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, udp_not_linux, NULL, &f);
+    napi_set_named_property(env, exports, names[i], f);
+  }
+}
+
+#endif

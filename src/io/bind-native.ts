@@ -1,0 +1,400 @@
+// The batched UDP transport: an IPv4 and an IPv6 (V6ONLY) socket on one port, created by the
+// native addon (native/udp.cc). A readable wakeup drains up to `batchSize` datagrams with one
+// recvmmsg into a preallocated buffer and calls JS once; sends are copied into a batch that
+// leaves with one sendmmsg when the current JS task ends (a microtask) or when flush() is
+// called. Same contract as UdpBind (wireguard-go's StdNetBind semantics) without node:dgram's
+// per-datagram callback, Buffer, rinfo object and send request. Linux only.
+//
+// Buffer ownership: send() copies, so it returns 'sent' (the caller may reuse `data`) or
+// 'dropped'; never 'queued'. A datagram the kernel refuses at flush time (full send buffer after
+// a 2 ms wait, unreachable, too big) is counted in stats.txDropped. Received datagrams are views
+// into the batch buffer: onReceive handlers get a copy (the Bind contract), onReceiveBatch
+// handlers the view itself.
+
+import { BindError, bindErrorFrom, errnoOf } from './errors.js';
+import { loadTunAddon, type TunAddon, type UdpArrays } from './native.js';
+import {
+  checkFwmark,
+  checkPort,
+  newBindStats,
+  type Bind,
+  type BindStats,
+  type Endpoint,
+  type ReceiveHandler,
+  type SendResult,
+} from './bind.js';
+
+/** Options for {@link NativeBind}. */
+export interface NativeBindOptions {
+  /** Local IPv4 address to bind ('0.0.0.0' default); null disables IPv4. */
+  readonly ipv4Address?: string | null;
+  /** Local IPv6 address to bind ('::' default); null disables IPv6. */
+  readonly ipv6Address?: string | null;
+  /** Socket receive/send buffer in bytes (default 7 MiB); forced past rmem_max with CAP_NET_ADMIN. */
+  readonly socketBufferSize?: number;
+  /** Most datagrams read per wakeup (default 64). */
+  readonly batchSize?: number;
+}
+
+const DEFAULT_SOCKET_BUFFER = 7 * 1024 * 1024;
+const DEFAULT_BATCH = 64;
+// A receive slot holds any UDP payload; only the pages a datagram touches become resident.
+const SLOT_SIZE = 65536;
+const MAX_DATAGRAM = 65535;
+const MAX_TX = 128;
+const TX_BYTES = 256 * 1024; // always room for the largest datagram after a flush
+const ENDPOINT_CACHE_LIMIT = 4096;
+
+/** A destination as the addon wants it: family, address bytes, port. */
+interface Encoded {
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly port: number;
+}
+
+interface Open {
+  readonly handle: object;
+  readonly port: number;
+  readonly v4: boolean;
+  readonly v6: boolean;
+}
+
+/** A Bind over the addon's batched sockets. `new NativeBind(options)`, then `await bind.open(port)`. */
+export class NativeBind implements Bind {
+  readonly #ipv4Address: string | null;
+  readonly #ipv6Address: string | null;
+  readonly #socketBufferSize: number;
+  readonly #stats = newBindStats();
+  readonly #arrays: UdpArrays;
+  #addon: TunAddon | undefined;
+  #open: Open | undefined;
+  #handler: ReceiveHandler | undefined;
+  #end: (() => void) | undefined;
+  #copy = true;
+  #fwmark = 0;
+  #txCount = 0;
+  #txUsed = 0;
+  #flushQueued = false;
+  // Received sources, so a datagram's endpoint is a cached object instead of a new string.
+  readonly #v4Endpoints = new Map<number, Endpoint>();
+  readonly #v6Endpoints = new Map<string, Endpoint>();
+  #lastV6: Endpoint | undefined;
+  readonly #lastV6Bytes = new Uint8Array(16);
+  // Endpoint object -> its encoded destination (endpoints are immutable and reused per peer).
+  readonly #encoded = new WeakMap<object, Encoded>();
+  readonly #scratch = new Uint8Array(16);
+
+  constructor(options: NativeBindOptions = {}) {
+    this.#ipv4Address = options.ipv4Address === undefined ? '0.0.0.0' : options.ipv4Address;
+    this.#ipv6Address = options.ipv6Address === undefined ? '::' : options.ipv6Address;
+    if (this.#ipv4Address === null && this.#ipv6Address === null) {
+      throw new TypeError('expected at least one of ipv4Address, ipv6Address, got both null');
+    }
+    this.#socketBufferSize = options.socketBufferSize ?? DEFAULT_SOCKET_BUFFER;
+    if (!Number.isInteger(this.#socketBufferSize) || this.#socketBufferSize < 0 || this.#socketBufferSize > 0x7fff_ffff) {
+      throw new RangeError(`expected socketBufferSize to be a non-negative int32, got ${this.#socketBufferSize}`);
+    }
+    const batch = options.batchSize ?? DEFAULT_BATCH;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) {
+      throw new RangeError(`expected batchSize to be an integer in 1..1024, got ${batch}`);
+    }
+    this.#arrays = {
+      rxBuf: new Uint8Array(batch * SLOT_SIZE),
+      slotSize: SLOT_SIZE,
+      rxMeta: new Uint32Array(3 * batch),
+      rxAddr: new Uint8Array(16 * batch),
+      maxBatch: batch,
+      onBatch: this.#onBatch,
+      txBuf: new Uint8Array(TX_BYTES),
+      txMeta: new Uint32Array(3 * MAX_TX),
+      txAddr: new Uint8Array(16 * MAX_TX),
+      maxTx: MAX_TX,
+    };
+  }
+
+  get port(): number {
+    return this.#open?.port ?? 0;
+  }
+
+  get fwmark(): number {
+    return this.#fwmark;
+  }
+
+  get stats(): BindStats {
+    return this.#stats;
+  }
+
+  /** Which families are bound: an IPv6-less machine opens IPv4 only. */
+  get families(): { ipv4: boolean; ipv6: boolean } {
+    return { ipv4: this.#open?.v4 ?? false, ipv6: this.#open?.v6 ?? false };
+  }
+
+  /** The sizes the kernel granted (SO_RCVBUF, SO_SNDBUF; the kernel doubles the request). */
+  get socketBufferSizes(): { recv: number; send: number } | undefined {
+    const o = this.#open;
+    if (o === undefined) return undefined;
+    const [recv, send] = this.#addon!.udpBufferSizes(o.handle);
+    return { recv, send };
+  }
+
+  open(port: number): Promise<number> {
+    checkPort(port);
+    if (this.#open !== undefined) throw new TypeError('expected a closed Bind, got an open one');
+    try {
+      this.#open = this.#openPair(port);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve(this.#open.port);
+  }
+
+  rebind(port: number): Promise<number> {
+    checkPort(port);
+    const old = this.#open;
+    if (old === undefined) return this.open(port);
+    if (port !== 0 && port === old.port) return Promise.resolve(port);
+    let next: Open;
+    try {
+      next = this.#openPair(port);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.flush();
+    this.#open = next;
+    this.#addon!.udpClose(old.handle);
+    return Promise.resolve(next.port);
+  }
+
+  #openPair(port: number): Open {
+    let addon: TunAddon;
+    try {
+      addon = this.#addon ??= loadTunAddon();
+    } catch (err) {
+      throw new BindError('ERR_BIND_FAILED', `cannot open the native UDP bind: ${(err as Error).message}`, { cause: err });
+    }
+    let opened: Open;
+    try {
+      opened = addon.udpOpen(this.#ipv4Address, this.#ipv6Address, port, this.#socketBufferSize, this.#arrays);
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof RangeError) throw err;
+      throw bindErrorFrom(err, `udp on port ${port}`);
+    }
+    if (this.#fwmark !== 0) {
+      try {
+        addon.udpSetMark(opened.handle, this.#fwmark);
+      } catch (err) {
+        addon.udpClose(opened.handle);
+        throw fwmarkError(this.#fwmark, err);
+      }
+    }
+    return opened;
+  }
+
+  onReceive(handler: ReceiveHandler): void {
+    checkHandler(handler);
+    this.#handler = handler;
+    this.#end = undefined;
+    this.#copy = true;
+  }
+
+  onReceiveBatch(handler: ReceiveHandler, end: () => void): void {
+    checkHandler(handler);
+    checkHandler(end);
+    this.#handler = handler;
+    this.#end = end;
+    this.#copy = false;
+  }
+
+  // Called by the addon once per wakeup with `count` datagrams described in rxMeta/rxAddr.
+  readonly #onBatch = (count: number): void => {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const { rxBuf, rxMeta } = this.#arrays;
+    const stats = this.#stats;
+    stats.rxPackets += count;
+    for (let i = 0; i < count; i++) {
+      const off = rxMeta[3 * i]!;
+      const len = rxMeta[3 * i + 1]!;
+      stats.rxBytes += len;
+      const from = this.#source(i, rxMeta[3 * i + 2]!);
+      const data = this.#copy ? rxBuf.slice(off, off + len) : rxBuf.subarray(off, off + len);
+      handler(data, from);
+    }
+    this.#end?.();
+  };
+
+  // The Endpoint for received entry i (word = port | family << 16), from the caches.
+  #source(i: number, word: number): Endpoint {
+    const a = this.#arrays.rxAddr;
+    const at = 16 * i;
+    const port = word & 0xffff;
+    if (word >>> 16 === 4) {
+      const key = ((a[at]! << 24) | (a[at + 1]! << 16) | (a[at + 2]! << 8) | a[at + 3]!) >>> 0;
+      const id = key * 65536 + port;
+      let e = this.#v4Endpoints.get(id);
+      if (e === undefined) {
+        if (this.#v4Endpoints.size >= ENDPOINT_CACHE_LIMIT) this.#v4Endpoints.clear();
+        e = this.#remember(`${a[at]}.${a[at + 1]}.${a[at + 2]}.${a[at + 3]}`, port, 4, a.slice(at, at + 4));
+        this.#v4Endpoints.set(id, e);
+      }
+      return e;
+    }
+    const last = this.#lastV6;
+    const lastBytes = this.#lastV6Bytes;
+    if (last !== undefined && last.port === port) {
+      let same = true;
+      for (let k = 0; k < 16; k++) {
+        if (lastBytes[k] !== a[at + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return last;
+    }
+    const bytes = a.slice(at, at + 16);
+    const address = formatIPv6(bytes);
+    const id = `${address}#${port}`;
+    let e = this.#v6Endpoints.get(id);
+    if (e === undefined) {
+      if (this.#v6Endpoints.size >= ENDPOINT_CACHE_LIMIT) this.#v6Endpoints.clear();
+      e = this.#remember(address, port, 6, bytes);
+      this.#v6Endpoints.set(id, e);
+    }
+    this.#lastV6 = e;
+    lastBytes.set(bytes);
+    return e;
+  }
+
+  // A new immutable Endpoint whose encoding is known, so replies to it need no parsing.
+  #remember(address: string, port: number, family: 4 | 6, bytes: Uint8Array): Endpoint {
+    const e: Endpoint = Object.freeze({ address, port });
+    this.#encoded.set(e, { family, bytes, port });
+    return e;
+  }
+
+  #encode(to: Endpoint): Encoded | undefined {
+    let enc = this.#encoded.get(to);
+    if (enc !== undefined && enc.port === to.port) return enc;
+    const port = to.port;
+    if (typeof to.address !== 'string' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+    const family = this.#addon?.udpParseAddress(to.address, this.#scratch) ?? 0;
+    if (family !== 4 && family !== 6) return undefined;
+    enc = { family, bytes: this.#scratch.slice(0, family === 4 ? 4 : 16), port };
+    if (typeof to === 'object' && to !== null) this.#encoded.set(to, enc);
+    return enc;
+  }
+
+  send(data: Uint8Array, to: Endpoint): SendResult {
+    const o = this.#open;
+    const len = data.length;
+    const enc = o === undefined ? undefined : this.#encode(to);
+    if (enc === undefined || !(enc.family === 4 ? o!.v4 : o!.v6) || len > MAX_DATAGRAM) {
+      this.#stats.txDropped++;
+      return 'dropped';
+    }
+    const { txBuf, txMeta, txAddr } = this.#arrays;
+    if (this.#txCount === MAX_TX || this.#txUsed + len > TX_BYTES) this.flush();
+    const n = this.#txCount;
+    const off = this.#txUsed;
+    txBuf.set(data, off);
+    txMeta[3 * n] = off;
+    txMeta[3 * n + 1] = len;
+    txMeta[3 * n + 2] = enc.port | (enc.family << 16);
+    txAddr.set(enc.bytes, 16 * n);
+    this.#txUsed = off + len;
+    this.#txCount = n + 1;
+    this.#stats.txBytes += len;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushTask);
+    }
+    return 'sent';
+  }
+
+  readonly #flushTask = (): void => {
+    this.#flushQueued = false;
+    this.flush();
+  };
+
+  /** Sends the batched datagrams now (also done automatically when the current JS task ends). */
+  flush(): void {
+    const n = this.#txCount;
+    if (n === 0) return;
+    this.#txCount = 0;
+    this.#txUsed = 0;
+    const o = this.#open;
+    const sent = o === undefined ? 0 : this.#addon!.udpFlush(o.handle, n);
+    this.#stats.txPackets += sent;
+    this.#stats.txDropped += n - sent;
+  }
+
+  setFwmark(mark: number): boolean {
+    checkFwmark(mark);
+    const previous = this.#fwmark;
+    this.#fwmark = mark;
+    const o = this.#open;
+    if (o === undefined || (mark === 0 && previous === 0)) return true;
+    try {
+      this.#addon!.udpSetMark(o.handle, mark);
+    } catch (err) {
+      throw fwmarkError(mark, err);
+    }
+    return true;
+  }
+
+  close(): void {
+    const o = this.#open;
+    if (o === undefined) return;
+    this.flush();
+    this.#open = undefined;
+    this.#addon!.udpClose(o.handle);
+  }
+}
+
+function checkHandler(value: unknown): void {
+  if (typeof value !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof value}`);
+}
+
+function fwmarkError(mark: number, err: unknown): BindError {
+  return new BindError('ERR_BIND_FWMARK', `cannot set fwmark ${mark}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) });
+}
+
+/**
+ * Formats 16 address bytes as libuv's inet_ntop does (lower-case hex, the first longest run of two
+ * or more zero groups as '::', IPv4-mapped/compatible tails dotted), so endpoints read the same as
+ * with node:dgram.
+ */
+export function formatIPv6(b: Uint8Array): string {
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestLen < 2) bestStart = -1;
+  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && words[5] === 0xffff))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s !== '' && !s.endsWith(':')) s += ':';
+    s += words[i]!.toString(16);
+  }
+  return s;
+}

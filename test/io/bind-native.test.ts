@@ -1,0 +1,186 @@
+// NativeBind beyond the shared Bind contract (bind-udp.test.ts runs that for both binds):
+// batched receive, endpoint caching, big and oversized datagrams, hostile destinations, fwmark,
+// the IPv6 formatter against Node's, and two Devices talking over it. Loopback only.
+import { randomBytes } from 'node:crypto';
+import { SocketAddress } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Device } from '../../src/device/device.js';
+import { defaultBind } from '../../src/io/bind-default.js';
+import { NativeBind, formatIPv6, type NativeBindOptions } from '../../src/io/bind-native.js';
+import { UdpBind } from '../../src/io/bind-udp.js';
+import type { Endpoint } from '../../src/io/bind.js';
+import { ipPacket } from '../helpers/ip-packet.js';
+
+const open: Array<NativeBind | Device> = [];
+afterEach(async () => {
+  for (const x of open.splice(0)) await x.close();
+});
+
+function loopbackBind(options: NativeBindOptions = {}): NativeBind {
+  const b = new NativeBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
+  open.push(b);
+  return b;
+}
+
+async function until(done: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('NativeBind', () => {
+  it('drains many datagrams per wakeup and hands out one cached Endpoint per source', async () => {
+    const a = loopbackBind();
+    const b = loopbackBind({ batchSize: 16 });
+    await a.open(0);
+    await b.open(0);
+    const seen: number[] = [];
+    const sources = new Set<Endpoint>();
+    let batches = 0;
+    b.onReceiveBatch(
+      (data, from) => {
+        seen.push(data[0]! | (data[1]! << 8));
+        sources.add(from);
+      },
+      () => batches++,
+    );
+    const N = 600;
+    for (let i = 0; i < N; i++) {
+      expect(a.send(new Uint8Array([i & 0xff, i >> 8, 0, 0]), { address: i % 2 === 0 ? '127.0.0.1' : '::1', port: b.port })).toBe('sent');
+    }
+    await until(() => seen.length === N);
+    expect(seen.length).toBe(N);
+    // Per family, order is kept; every datagram arrived once.
+    expect(seen.filter((v) => v % 2 === 0)).toEqual(Array.from({ length: N / 2 }, (_, i) => 2 * i));
+    expect(new Set(seen).size).toBe(N);
+    expect(batches).toBeLessThan(N / 4);
+    expect([...sources].map((e) => `${e.address} ${e.port}`).sort()).toEqual([`127.0.0.1 ${a.port}`, `::1 ${a.port}`]);
+    expect(a.stats).toMatchObject({ txPackets: N, txBytes: 4 * N, txDropped: 0 });
+    expect(b.stats).toMatchObject({ rxPackets: N, rxBytes: 4 * N });
+    // An endpoint handed out by the bind is immutable and sends back without parsing.
+    const [from] = sources;
+    expect(Object.isFrozen(from)).toBe(true);
+  });
+
+  it('onReceive gets a copy the handler may keep; onReceiveBatch a view into the batch buffer', async () => {
+    const a = loopbackBind();
+    const b = loopbackBind();
+    await a.open(0);
+    await b.open(0);
+    const kept: Uint8Array[] = [];
+    b.onReceive((data) => kept.push(data));
+    for (let i = 0; i < 3; i++) a.send(new Uint8Array([i, i, i]), { address: '127.0.0.1', port: b.port });
+    await until(() => kept.length === 3);
+    a.send(new Uint8Array([9, 9, 9]), { address: '127.0.0.1', port: b.port });
+    await until(() => kept.length === 4);
+    expect(kept.map((d) => [...d])).toEqual([[0, 0, 0], [1, 1, 1], [2, 2, 2], [9, 9, 9]]);
+    const views: Uint8Array[] = [];
+    b.onReceiveBatch((data) => views.push(data), () => {});
+    a.send(new Uint8Array([5]), { address: '127.0.0.1', port: b.port });
+    await until(() => views.length === 1);
+    expect(views[0]!.buffer.byteLength).toBeGreaterThan(65536);
+    expect(() => b.onReceiveBatch(() => {}, 1 as unknown as () => void)).toThrow(TypeError);
+  });
+
+  it('carries the largest datagrams; oversized ones are dropped and counted, never thrown', async () => {
+    const a = loopbackBind();
+    const b = loopbackBind();
+    await a.open(0);
+    await b.open(0);
+    const got: number[] = [];
+    b.onReceive((data) => got.push(data.length));
+    const big4 = randomBytes(65507); // the IPv4 maximum
+    const big6 = randomBytes(65527); // IPv6 without jumbograms
+    expect(a.send(big4, { address: '127.0.0.1', port: b.port })).toBe('sent');
+    expect(a.send(big6, { address: '::1', port: b.port })).toBe('sent');
+    expect(a.send(new Uint8Array(65508), { address: '127.0.0.1', port: b.port })).toBe('sent'); // kernel: EMSGSIZE
+    expect(a.send(new Uint8Array(70000), { address: '127.0.0.1', port: b.port })).toBe('dropped');
+    a.flush();
+    await until(() => got.length === 2);
+    expect(got.sort()).toEqual([65507, 65527]);
+    expect(a.stats).toMatchObject({ txPackets: 2, txDropped: 2 });
+  });
+
+  it('hostile destinations: closed ports, bad endpoints, a closed bind', async () => {
+    const a = loopbackBind();
+    const b = loopbackBind();
+    await a.open(0);
+    await b.open(0);
+    const dead = loopbackBind();
+    const deadPort = await dead.open(0);
+    dead.close();
+    for (let i = 0; i < 200; i++) expect(a.send(new Uint8Array([i]), { address: '127.0.0.1', port: deadPort })).toBe('sent');
+    for (const bad of [{ address: 'not-an-ip', port: 9 }, { address: '999.1.1.1', port: 9 }, { address: '127.0.0.1', port: 0 }, { address: '::1', port: 70000 }]) {
+      expect(a.send(new Uint8Array([1]), bad)).toBe('dropped');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    // The ICMP port-unreachable replies leave the socket working.
+    const got: number[] = [];
+    a.onReceive((d) => got.push(d[0]!));
+    b.send(new Uint8Array([42]), { address: '127.0.0.1', port: a.port });
+    await until(() => got.length === 1);
+    expect(got).toEqual([42]);
+    expect(dead.send(new Uint8Array([1]), { address: '127.0.0.1', port: a.port })).toBe('dropped');
+    expect(() => new NativeBind({ batchSize: 0 })).toThrow(RangeError);
+    expect(() => new NativeBind({ socketBufferSize: -1 })).toThrow(RangeError);
+  });
+
+  it('port 0 on a machine-wide wildcard pair, and a taken port keeps the old sockets', async () => {
+    const a = new NativeBind();
+    open.push(a);
+    const port = await a.open(0);
+    expect(a.families.ipv4).toBe(true);
+    const b = loopbackBind({ ipv6Address: null });
+    await expect(b.open(port)).rejects.toMatchObject({ name: 'BindError', code: 'ERR_BIND_IN_USE', errno: 'EADDRINUSE' });
+    await b.open(0);
+    await expect(b.rebind(port)).rejects.toMatchObject({ code: 'ERR_BIND_IN_USE' });
+    expect(b.port).not.toBe(port);
+  });
+
+  it.runIf(process.getuid?.() === 0)('applies fwmark (root) to the sockets, also after a rebind', async () => {
+    const a = loopbackBind();
+    await a.open(0);
+    expect(a.setFwmark(0x2a)).toBe(true);
+    await a.rebind(0);
+    expect(a.fwmark).toBe(0x2a);
+    expect(a.setFwmark(0)).toBe(true);
+    const sizes = a.socketBufferSizes!;
+    expect(sizes.recv).toBeGreaterThanOrEqual(7 * 1024 * 1024); // forced past rmem_max
+  });
+
+  it('formats IPv6 addresses exactly as Node does (random zero runs against SocketAddress)', () => {
+    const bytes = new Uint8Array(16);
+    for (let n = 0; n < 3000; n++) {
+      for (let w = 0; w < 8; w++) {
+        const v = Math.random() < 0.5 ? 0 : Math.random() < 0.2 ? 0xffff : Math.floor(Math.random() * 0x10000);
+        bytes[2 * w] = v >> 8;
+        bytes[2 * w + 1] = v & 0xff;
+      }
+      const full = Array.from({ length: 8 }, (_, w) => ((bytes[2 * w]! << 8) | bytes[2 * w + 1]!).toString(16)).join(':');
+      expect(formatIPv6(bytes), full).toBe(new SocketAddress({ address: full, family: 'ipv6' }).address);
+    }
+  });
+
+  it('PLEXD_BIND chooses the Device default', () => {
+    expect(defaultBind(undefined)).toBeInstanceOf(UdpBind);
+    expect(defaultBind('dgram')).toBeInstanceOf(UdpBind);
+    expect(defaultBind('native')).toBeInstanceOf(NativeBind);
+    expect(() => defaultBind('io_uring')).toThrow(RangeError);
+  });
+
+  it('two Devices exchange data over it (batched receive path of the Device)', async () => {
+    const got: Uint8Array[] = [];
+    const a = await Device.create({ onPacket: () => {}, bind: new NativeBind({ ipv4Address: '127.0.0.1', ipv6Address: null }) });
+    const b = await Device.create({ onPacket: (p) => got.push(p.slice()), bind: new NativeBind({ ipv4Address: '127.0.0.1', ipv6Address: null }) });
+    open.push(a, b);
+    await a.configure({ privateKey: randomBytes(32) });
+    await b.configure({ privateKey: randomBytes(32) });
+    await a.configure({ peers: [{ publicKey: b.publicKey!, endpoint: `127.0.0.1:${b.listenPort}`, allowedIps: ['192.168.0.2/32'] }] });
+    await b.configure({ peers: [{ publicKey: a.publicKey!, allowedIps: ['192.168.0.1/32'] }] });
+    const packets = Array.from({ length: 50 }, (_, i) => ipPacket('192.168.0.1', '192.168.0.2', new Uint8Array(1000).fill(i)));
+    a.writePacket(packets[0]!);
+    await until(() => got.length === 1);
+    for (const p of packets.slice(1)) a.writePacket(p);
+    await until(() => got.length === packets.length);
+    expect(got.map((p) => Buffer.from(p).toString('hex'))).toEqual(packets.map((p) => Buffer.from(p).toString('hex')));
+  });
+});
