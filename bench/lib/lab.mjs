@@ -1,30 +1,32 @@
-// Namespace lab for benchmarks (plain JS; the test tier's test/helpers/netns.ts is TypeScript and
-// not built into dist/): namespaces, a veth pair, long-running processes, temp files — all removed
-// by cleanup(), also on failure, SIGINT/SIGTERM and, synchronously, at process exit.
+// Namespace lab for benchmarks: a thin layer over the built lab of the conformance runner and the
+// root test tier (dist/conformance/netns-lab.js), in the shape the benches use — namespaces by
+// name, a veth pair, processes stopped one at a time, a temp dir — plus /proc readers and the
+// option and result helpers every bench shares. Everything is removed by cleanup(), also on
+// failure, SIGINT/SIGTERM/SIGHUP and, synchronously, at process exit.
 //
 // Network rule: benches send traffic only to loopback and to addresses inside the namespaces made
-// here. Every name is `pb<pid base36>…` so concurrent runs (and the test tier's `plxt…`) never clash.
+// here. Names carry the lab's `plxt<pid base36>-` prefix, so concurrent runs never clash and
+// sweepStale() finds what a crashed bench left behind.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NetnsLab, netnsUnavailableReason, run as labRun, runOk as labRunOk } from '../../dist/conformance/netns-lab.js';
 
-const PREFIX = `pb${process.pid.toString(36)}`;
-let counter = 0;
 const labs = new Set();
 let handlersInstalled = false;
 
+// The dist lab kills processes and deletes namespaces at exit; the temp dirs are ours to remove.
 function installHandlers() {
   if (handlersInstalled) return;
   handlersInstalled = true;
   process.once('exit', () => {
-    for (const lab of labs) lab.cleanupSync();
+    for (const lab of labs) lab.removeTmp();
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(sig, () => {
       process.stderr.write(`\n${sig}: cleaning up\n`);
-      for (const lab of labs) lab.cleanupSync();
       process.exit(130);
     });
   }
@@ -32,62 +34,32 @@ function installHandlers() {
 
 /** Why benches cannot run here (not root, no netns, missing tools), or undefined. */
 export function labUnavailableReason(tools = ['ip', 'wg', 'wireguard-go', 'iperf3', 'ping']) {
-  if (process.platform !== 'linux') return `not Linux (${process.platform})`;
-  if (process.getuid?.() !== 0) return 'not root (namespaces and TUN need uid 0)';
-  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+  const reason = netnsUnavailableReason();
+  if (reason !== undefined) return reason;
   for (const t of tools) {
     if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) return `\`${t}\` is not installed`;
   }
   return undefined;
 }
 
-/** Runs argv to completion (no shell) within timeoutMs; resolves { code, stdout, stderr }. */
-export function run(argv, { timeoutMs = 30_000, input } = {}) {
-  const [cmd, ...args] = argv;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
-  });
-}
+/** Runs argv to completion (no shell) within timeoutMs (default 30 s); resolves { code, signal, stdout, stderr }. */
+export const run = (argv, { timeoutMs = 30_000, input } = {}) => labRun(argv, { timeoutMs, input });
 
 /** run() that rejects unless the command exits 0; resolves stdout. */
-export async function runOk(argv, options) {
-  const r = await run(argv, options);
-  if (r.code !== 0) throw new Error(`command failed (${r.signal ?? `exit ${r.code}`}): ${argv.join(' ')}\n${r.stderr.trim()}`);
-  return r.stdout;
-}
+export const runOk = (argv, { timeoutMs = 30_000, input } = {}) => labRunOk(argv, { timeoutMs, input });
 
-function killGroup(child, signal) {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+function signalGroup(child, signal) {
   try {
     process.kill(-child.pid, signal);
   } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // gone
-    }
+    child.kill(signal);
   }
 }
 
 /** Namespaces, processes and temp files of one bench run; cleanup() removes them all. */
 export class Lab {
-  #namespaces = new Set();
-  #children = new Set();
+  #lab = new NetnsLab();
+  #namespaces = new Map();
   #tmp = undefined;
 
   constructor() {
@@ -97,90 +69,63 @@ export class Lab {
 
   /** A unique name of at most 15 bytes (interfaces, namespaces). */
   name(tag = '') {
-    const n = `${PREFIX}${tag}${(counter++).toString(36)}`;
-    if (n.length > 15) throw new RangeError(`expected a name of at most 15 bytes, got ${n}`);
-    return n;
+    return this.#lab.uniqueName(tag);
   }
 
   /** A private temp directory, removed by cleanup(). */
   get tmp() {
-    this.#tmp ??= mkdtempSync(join(tmpdir(), `${PREFIX}-`));
+    this.#tmp ??= mkdtempSync(join(tmpdir(), 'plexd-bench-'));
     return this.#tmp;
   }
 
   /** Creates a namespace with lo up; returns its name. */
   async namespace() {
-    const ns = this.name('n');
-    await runOk(['ip', 'netns', 'add', ns]);
-    this.#namespaces.add(ns);
-    await runOk(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-    return ns;
+    const ns = await this.#lab.namespace();
+    this.#namespaces.set(ns.name, ns);
+    return ns.name;
   }
 
   /** A veth pair between namespaces a and b with the given CIDR addresses, both ends up. */
-  async veth(a, addrA, b, addrB) {
-    const ifA = this.name('v');
-    const ifB = this.name('v');
-    await runOk(['ip', 'link', 'add', ifA, 'netns', a, 'type', 'veth', 'peer', 'name', ifB, 'netns', b]);
-    await runOk(['ip', '-n', a, 'addr', 'add', addrA, 'dev', ifA]);
-    await runOk(['ip', '-n', b, 'addr', 'add', addrB, 'dev', ifB]);
-    await runOk(['ip', '-n', a, 'link', 'set', ifA, 'up']);
-    await runOk(['ip', '-n', b, 'link', 'set', ifB, 'up']);
-    return { a: ifA, b: ifB };
+  veth(a, addrA, b, addrB) {
+    return this.#lab.veth(this.#namespaces.get(a), this.#namespaces.get(b), { a: addrA, b: addrB });
   }
 
   /**
-   * Starts argv inside namespace ns in its own process group. `ip netns exec` execs the command,
-   * so child.pid is the command's own pid (what /proc stats need).
+   * Starts argv inside namespace ns (undefined: here) in its own process group. `ip netns exec`
+   * execs the command, so child.pid is the command's own pid (what /proc stats need). stdout is
+   * drained unless stdio[1] is 'pipe'; child.stderrText() is the first 64 KiB of stderr.
    */
   spawn(ns, argv, { env, stdio = ['ignore', 'ignore', 'pipe'] } = {}) {
     const full = ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv];
-    const child = spawn(full[0], full.slice(1), { stdio, detached: true, env: env ?? process.env });
-    child.on('error', () => {});
+    const child = this.#lab.spawn(full, { stdin: stdio[0] === 'pipe' ? 'pipe' : 'ignore', env: env ?? process.env });
+    if (stdio[1] !== 'pipe') child.stdout.resume();
     let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (d) => {
+    child.stderr.setEncoding('utf8').on('data', (d) => {
       if (stderr.length < 64 * 1024) stderr += d;
     });
     child.stderrText = () => stderr;
-    this.#children.add(child);
-    child.on('exit', () => this.#children.delete(child));
     return child;
   }
 
   /** Stops one process started here (SIGTERM, SIGKILL after 3 s); resolves when it is gone. */
-  stop(child) {
-    return new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => {
-        killGroup(child, 'SIGKILL');
-        resolve();
-      }, 3000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      killGroup(child, 'SIGTERM');
-    });
+  async stop(child) {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), 3000);
+    signalGroup(child, 'SIGTERM');
+    await exited.finally(() => clearTimeout(timer));
   }
 
   /** Kills every process, deletes every namespace and the temp dir. Never throws. */
   async cleanup() {
-    await Promise.all([...this.#children].map((c) => this.stop(c)));
-    for (const ns of this.#namespaces) await run(['ip', 'netns', 'del', ns]).catch(() => {});
+    await this.#lab.cleanup();
     this.#namespaces.clear();
-    this.#removeTmp();
+    this.removeTmp();
     labs.delete(this);
   }
 
-  cleanupSync() {
-    for (const c of this.#children) killGroup(c, 'SIGKILL');
-    this.#children.clear();
-    for (const ns of this.#namespaces) spawnSync('ip', ['netns', 'del', ns]);
-    this.#namespaces.clear();
-    this.#removeTmp();
-  }
-
-  #removeTmp() {
+  /** Removes the temp dir (cleanup() and process exit do). */
+  removeTmp() {
     if (this.#tmp !== undefined) rmSync(this.#tmp, { recursive: true, force: true });
     this.#tmp = undefined;
   }
