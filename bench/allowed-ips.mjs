@@ -6,6 +6,7 @@ import os from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { AllowedIps } from '../dist/core/allowed-ips.js';
+import { prng } from './lib/prng.mjs';
 
 const PREFIXES = 130_000;
 const LOOKUPS = 2_000_000;
@@ -14,19 +15,7 @@ const RUNS = 5;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 
-/** mulberry32: fixed seed, so every run measures the same prefixes. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rnd = prng(2024);
+const rnd = prng(2024); // fixed seed: every run measures the same prefixes
 const prefixes = [];
 for (let i = 0; i < PREFIXES; i++) {
   const v6 = i % 2 === 1;

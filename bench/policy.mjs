@@ -13,6 +13,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Lab, argOption, hasFlag, labUnavailableReason, median } from './lib/lab.mjs';
 import { TUNNEL, iperf, iperfServer, tunnel, underlay } from './lib/wg.mjs';
+import { prng } from './lib/prng.mjs';
 import { CompiledPolicy } from '../dist/policy/compiled-policy.js';
 import { PolicyFilter } from '../dist/policy/filter.js';
 import { PacketMeta, readPacket } from '../dist/policy/packet-meta.js';
@@ -23,18 +24,7 @@ const PACKETS = 4096;
 const DECISIONS = 2_000_000;
 const RUNS = 5;
 
-/** mulberry32: fixed seed, so every run measures the same rules and packets. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rnd = prng(7);
+const rnd = prng(7); // fixed seed: every run measures the same rules and packets
 const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
 const COMMON_PORTS = [22, 53, 80, 443, 5432, 6379, 8080, 9090, 9100, 3000];
 const meshIp = () => `10.100.${Math.floor(rnd() * 16)}.${1 + Math.floor(rnd() * 250)}`;
