@@ -12,6 +12,7 @@ import { queryUnix } from '../agent/local-http.js';
 import { openStore, StoreError } from '../agent/store.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { EXIT } from './constants.js';
+import { untilShutdown } from './signals.js';
 
 const USAGE = `Usage: plexd-userspace up --config FILE [--KEY VALUE ...]
        plexd-userspace join --config FILE        register only, then exit
@@ -79,22 +80,11 @@ export async function runUp(args: readonly string[]): Promise<number> {
     process.off('SIGINT', early);
   }
   p.log.info(`up: node ${agent.identity.node_id}, mesh IP ${agent.identity.mesh_ip}, interface ${agent.iface.name}, port ${agent.iface.device.listenPort}`);
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = async (why: string) => {
-      if (done) return;
-      done = true;
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      p.log.info(`shutting down (${why})`);
-      await agent.stop();
-      resolve(EXIT.ok);
-    };
-    const onSignal = (sig: NodeJS.Signals) => void finish(sig);
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    agent.iface.device.onClose((why) => void finish(why));
+  await untilShutdown((onEnd) => agent.iface.device.onClose(onEnd), async (why) => {
+    p.log.info(`shutting down (${why})`);
+    await agent.stop();
   });
+  return EXIT.ok;
 }
 
 /** `join`: register (or confirm the stored identity) and exit. */

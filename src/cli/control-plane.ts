@@ -11,6 +11,7 @@ import { ControlPlaneStore, DEFAULT_PROJECT, SIGNING_KEY_TRANSITION_MS } from '.
 import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
+import { untilSignalled } from './signals.js';
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
@@ -106,11 +107,7 @@ async function serve(args: readonly string[]): Promise<number> {
   print(`control-plane listening on ${cp.url}`);
   if (cp.stunAddress !== undefined) print(`stun listening on ${cp.stunAddress.address}:${cp.stunAddress.port}`);
   if (cp.fingerprint !== undefined) print(`tls fingerprint sha256 ${cp.fingerprint}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await untilSignalled();
   await cp.close();
   return EXIT.ok;
 }

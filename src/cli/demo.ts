@@ -14,6 +14,7 @@ import { createControlPlane, type ControlPlane } from '../control-plane/server.j
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { formatTable } from './agent.js';
 import { EXIT } from './constants.js';
+import { onShutdownSignal } from './signals.js';
 
 /** One row of the demo's result table. */
 export interface DemoRow {
@@ -109,14 +110,12 @@ export async function withCleanup<T>(cleanup: () => Promise<void>, body: (signal
     process.stderr.write(`\nplexd-userspace demo: ${sig}, cleaning up\n`);
     void once().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const removeSignals = onShutdownSignal(onSignal);
   try {
     return await body(abort.signal);
   } finally {
     await once();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignals();
   }
 }
 

@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import type { RelaySession } from '../api/types.js';
 import { DEFAULT_RELAY_PORT, createRelay, type Relay } from '../bridge/relay.js';
 import { EXIT } from './constants.js';
-import { parseListen, untilSignalled } from './stun-server.js';
+import { untilSignalled } from './signals.js';
+import { parseListen } from './stun-server.js';
 
 const USAGE = `Usage: plexd-userspace relay [--listen HOST:PORT] [--sessions FILE] [--max-sessions N] [--ttl SECONDS]
 

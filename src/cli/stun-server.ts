@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { parseEndpoint } from '../api/fields.js';
 import { createStunServer } from '../nat/stun-server.js';
 import { EXIT } from './constants.js';
+import { untilSignalled } from './signals.js';
 
 const USAGE = `Usage: plexd-userspace stun-server [--listen HOST:PORT] [--no-rate-limit]
 
@@ -18,19 +19,6 @@ export function parseListen(text: string): { address: string; port: number } | u
   const zeroPort = /:0$/.test(text);
   const e = parseEndpoint(zeroPort ? `${text.slice(0, -1)}1` : text);
   return e === undefined ? undefined : { address: e.host, port: zeroPort ? 0 : e.port };
-}
-
-/** Resolves with the first SIGTERM or SIGINT (the handlers are removed then). */
-export function untilSignalled(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      resolve(sig);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
 }
 
 /** Runs the command; resolves to the exit code. */

@@ -14,6 +14,7 @@ import { PolicyFilter } from '../policy/filter.js';
 import { parsePolicy, type Policy } from '../policy/rules.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { EXIT, VERSION } from './constants.js';
+import { untilShutdown } from './signals.js';
 
 /** Environment variable wireguard-go reads to stay in the foreground. */
 const ENV_FOREGROUND = 'WG_PROCESS_FOREGROUND';
@@ -106,26 +107,15 @@ function reloadPolicy(filter: PolicyFilter, path: string, log: Logger): void {
   }
 }
 
-function waitForEnd(device: Device, uapi: UapiServer, log: Logger, onHangup?: () => void): Promise<number> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = async (why: string) => {
-      if (done) return;
-      done = true;
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      if (onHangup !== undefined) process.off('SIGHUP', onHangup);
-      log.verbose(`Shutting down (${why})`);
-      await uapi.close();
-      await device.close(why);
-      resolve(EXIT.ok);
-    };
-    const onSignal = (sig: NodeJS.Signals) => void finish(sig);
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    if (onHangup !== undefined) process.on('SIGHUP', onHangup);
-    device.onClose((why) => void finish(why));
+async function waitForEnd(device: Device, uapi: UapiServer, log: Logger, onHangup?: () => void): Promise<number> {
+  if (onHangup !== undefined) process.on('SIGHUP', onHangup);
+  await untilShutdown((onEnd) => device.onClose(onEnd), async (why) => {
+    if (onHangup !== undefined) process.off('SIGHUP', onHangup);
+    log.verbose(`Shutting down (${why})`);
+    await uapi.close();
+    await device.close(why);
   });
+  return EXIT.ok;
 }
 
 interface ReadyChannel {
