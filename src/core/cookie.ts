@@ -125,18 +125,19 @@ export class CookieChecker {
  */
 export class CookieGenerator {
   readonly #crypto: CryptoProvider;
-  readonly #mac1Key: Uint8Array;
-  readonly #encryptionKey: Uint8Array;
-  readonly #cookie = new Uint8Array(MAC_SIZE);
+  readonly #publicKey: Uint8Array;
+  // Derived, cookie and last-MAC1 buffers are made on first use: most configured peers never
+  // exchange a handshake message, and two hashes per peer slowed loading many of them.
+  #mac1Key: Uint8Array | undefined;
+  #encryptionKey: Uint8Array | undefined;
+  #cookie: Uint8Array | undefined;
   #cookieSetAt = -Infinity;
-  readonly #lastMac1 = new Uint8Array(MAC_SIZE);
-  #hasLastMac1 = false;
+  #lastMac1: Uint8Array | undefined;
 
-  /** `publicKey`: the peer's static public key (32 bytes). */
+  /** `publicKey`: the peer's static public key (32 bytes); kept by reference, never written. */
   constructor(crypto: CryptoProvider, publicKey: Uint8Array) {
     this.#crypto = crypto;
-    this.#mac1Key = labelKey(crypto, LABEL_MAC1_BYTES, publicKey);
-    this.#encryptionKey = labelKey(crypto, LABEL_COOKIE_BYTES, publicKey);
+    this.#publicKey = publicKey;
   }
 
   /**
@@ -146,11 +147,11 @@ export class CookieGenerator {
   addMacs(msg: Uint8Array, now: number): void {
     const smac2 = msg.length - MAC_SIZE;
     const smac1 = smac2 - MAC_SIZE;
+    this.#mac1Key ??= labelKey(this.#crypto, LABEL_MAC1_BYTES, this.#publicKey);
     const mac1 = this.#crypto.mac(this.#mac1Key, msg.subarray(0, smac1));
     msg.set(mac1, smac1);
-    this.#lastMac1.set(mac1);
-    this.#hasLastMac1 = true;
-    if (now - this.#cookieSetAt > COOKIE_REFRESH_TIME) {
+    (this.#lastMac1 ??= new Uint8Array(MAC_SIZE)).set(mac1);
+    if (this.#cookie === undefined || now - this.#cookieSetAt > COOKIE_REFRESH_TIME) {
       msg.fill(0, smac2);
       return;
     }
@@ -162,20 +163,22 @@ export class CookieGenerator {
    * authenticates, and the cookie is then used for MAC2 for COOKIE_REFRESH_TIME.
    */
   consumeReply(nonce: Uint8Array, sealedCookie: Uint8Array, now: number): boolean {
-    if (!this.#hasLastMac1 || nonce.length !== NONCE_SIZE) return false;
+    if (this.#lastMac1 === undefined || nonce.length !== NONCE_SIZE) return false;
+    this.#encryptionKey ??= labelKey(this.#crypto, LABEL_COOKIE_BYTES, this.#publicKey);
     const cookie = this.#crypto.xopen(this.#encryptionKey, nonce, sealedCookie, this.#lastMac1);
     if (cookie === undefined || cookie.length !== MAC_SIZE) return false;
-    this.#cookie.set(cookie);
+    (this.#cookie ??= new Uint8Array(MAC_SIZE)).set(cookie);
     cookie.fill(0);
     this.#cookieSetAt = now;
     return true;
   }
 
-  /** Erases the held cookie (keys derived from public data are kept). */
+  /** Erases the held cookie and the last MAC1 (keys derived from public data are kept). */
   wipe(): void {
-    this.#cookie.fill(0);
+    this.#cookie?.fill(0);
     this.#cookieSetAt = -Infinity;
-    this.#lastMac1.fill(0);
-    this.#hasLastMac1 = false;
+    // Dropped, not only zeroed: "no MAC1 sent" is what makes consumeReply refuse.
+    this.#lastMac1?.fill(0);
+    this.#lastMac1 = undefined;
   }
 }

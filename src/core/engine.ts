@@ -170,7 +170,8 @@ export class Engine {
     this.#identity = identity;
     old?.privateKey.fill(0);
     for (const peer of this.#peers.values()) {
-      this.#precompute(peer);
+      // The static-static DH is recomputed lazily at the next handshake (Handshake.staticStatic).
+      peer.handshake.forgetStaticStatic();
       this.#expireCurrentKeypairs(peer);
     }
   }
@@ -188,7 +189,6 @@ export class Engine {
     }
     const peer = new Peer(this.#crypto, publicKey);
     peer.owner = this;
-    this.#precompute(peer);
     this.#peers.set(key, peer);
     if (opts.presharedKey !== undefined) this.setPresharedKey(peer, opts.presharedKey);
     if (opts.endpoint !== undefined) this.setEndpoint(peer, opts.endpoint);
@@ -784,17 +784,6 @@ export class Engine {
       if (staged[i] !== EMPTY_PACKET) this.#drop(sink, reason, peer);
     }
     staged.length = 0;
-  }
-
-  #precompute(peer: Peer): void {
-    const ss = peer.handshake.precomputedStaticStatic;
-    const identity = this.#identity;
-    if (identity === undefined) ss.fill(0);
-    else {
-      const shared = this.#crypto.x25519(identity.privateKey, peer.publicKey);
-      ss.set(shared);
-      shared.fill(0);
-    }
   }
 
   /** Puts the peer's earliest deadline in the heap; later deadlines are re-keyed lazily. */

@@ -23,6 +23,7 @@ import {
   createInitiation,
   createResponse,
   initialState,
+  isZero,
   split,
 } from './noise.js';
 import { tai64nAfter } from './tai64n.js';
@@ -58,38 +59,100 @@ export function makeIdentity(crypto: CryptoProvider, privateKey: Uint8Array): Id
   };
 }
 
-/** Handshake state with one peer; secrets are zeroed by clear(). */
+/**
+ * Handshake state with one peer; secrets are zeroed by clear() and wipe(). The key and working
+ * buffers are allocated on first use, so a peer that never handshakes costs only its public key
+ * (a large configuration is mostly such peers); once allocated they are kept and zeroed in place.
+ */
 export class Handshake {
-  /** The peer's static public key. */
+  /** The peer's static public key (a private copy, never written). */
   readonly remoteStatic: Uint8Array;
-  /** Pre-shared key Q, all zero when none (whitepaper 5.4.3). */
-  readonly presharedKey = new Uint8Array(32);
-  /** DH(our static private, remoteStatic); all zero while unknown or of low order. */
-  readonly precomputedStaticStatic = new Uint8Array(32);
   state: HandshakeState = HandshakeState.zeroed;
-  readonly noise = new NoiseState();
-  readonly localEphemeral = new Uint8Array(32);
-  readonly remoteEphemeral = new Uint8Array(32);
   /** Our index for this handshake in the index table, 0 for none. */
   localIndex = 0;
   /** The peer's index (its sender field). */
   remoteIndex = 0;
-  /** Newest TAI64N accepted from the peer (whitepaper 5.4.2 replay protection). */
-  readonly lastTimestamp = new Uint8Array(TIMESTAMP_SIZE);
   /** `now` of the last accepted initiation, for HANDSHAKE_INITIATION_RATE. */
   lastInitiationConsumption = -Infinity;
   /** `now` of the last initiation or response we sent (REKEY_TIMEOUT spacing). */
   lastSentHandshake = -Infinity;
+  #presharedKey: Uint8Array | undefined;
+  #staticStatic: Uint8Array | undefined;
+  #staticStaticOf: Identity | undefined;
+  #noise: NoiseState | undefined;
+  #localEphemeral: Uint8Array | undefined;
+  #remoteEphemeral: Uint8Array | undefined;
+  #lastTimestamp: Uint8Array | undefined;
 
   constructor(remoteStatic: Uint8Array) {
     this.remoteStatic = remoteStatic.slice();
   }
 
+  /** Pre-shared key Q, all zero when none (whitepaper 5.4.3); written in place to set it. */
+  get presharedKey(): Uint8Array {
+    return (this.#presharedKey ??= new Uint8Array(32));
+  }
+
+  /** True when a non-zero pre-shared key is set (allocates nothing). */
+  get hasPresharedKey(): boolean {
+    return this.#presharedKey !== undefined && !isZero(this.#presharedKey);
+  }
+
+  /**
+   * DH(our static private, remoteStatic) as last computed by staticStatic(), all zero before that
+   * or for a low-order key. Written in place by tests that precompute it themselves.
+   */
+  get precomputedStaticStatic(): Uint8Array {
+    return (this.#staticStatic ??= new Uint8Array(32));
+  }
+
+  /** Chaining key and hash of the handshake in progress. */
+  get noise(): NoiseState {
+    return (this.#noise ??= new NoiseState());
+  }
+
+  /** Our ephemeral private key of the handshake in progress. */
+  get localEphemeral(): Uint8Array {
+    return (this.#localEphemeral ??= new Uint8Array(32));
+  }
+
+  /** The peer's ephemeral public key of the handshake in progress. */
+  get remoteEphemeral(): Uint8Array {
+    return (this.#remoteEphemeral ??= new Uint8Array(32));
+  }
+
+  /** Newest TAI64N accepted from the peer, all zero before the first (whitepaper 5.4.2 replay protection). */
+  get lastTimestamp(): Uint8Array {
+    return (this.#lastTimestamp ??= new Uint8Array(TIMESTAMP_SIZE));
+  }
+
+  /**
+   * The precomputed static-static DH for identity `id` (whitepaper 5.4.2 `ss`): computed at the
+   * first handshake after a key change instead of when the peer is added (one X25519 per peer was
+   * most of the time of loading a large configuration); all zero for a low-order key.
+   */
+  staticStatic(id: Identity): Uint8Array {
+    const ss = this.precomputedStaticStatic;
+    if (this.#staticStaticOf !== id) {
+      const shared = id.crypto.x25519(id.privateKey, this.remoteStatic);
+      ss.set(shared);
+      shared.fill(0);
+      this.#staticStaticOf = id;
+    }
+    return ss;
+  }
+
+  /** Zeroes the static-static DH; the next handshake recomputes it (our private key changed). */
+  forgetStaticStatic(): void {
+    this.#staticStatic?.fill(0);
+    this.#staticStaticOf = undefined;
+  }
+
   /** Zeroes ephemeral and symmetric state and returns to `zeroed` (index release is the caller's). */
   clear(): void {
-    this.localEphemeral.fill(0);
-    this.remoteEphemeral.fill(0);
-    this.noise.wipe();
+    this.#localEphemeral?.fill(0);
+    this.#remoteEphemeral?.fill(0);
+    this.#noise?.wipe();
     this.localIndex = 0;
     this.state = HandshakeState.zeroed;
   }
@@ -97,8 +160,8 @@ export class Handshake {
   /** clear() plus every long-lived secret: pre-shared and precomputed keys (peer removal). */
   wipe(): void {
     this.clear();
-    this.presharedKey.fill(0);
-    this.precomputedStaticStatic.fill(0);
+    this.#presharedKey?.fill(0);
+    this.forgetStaticStatic();
   }
 }
 
@@ -125,7 +188,7 @@ export function createInitiationMessage(
     {
       localStaticPublic: id.publicKey,
       remoteStatic: hs.remoteStatic,
-      staticStatic: hs.precomputedStaticStatic,
+      staticStatic: hs.staticStatic(id),
       ephemeralPrivate,
     },
     timestamp,
@@ -167,7 +230,7 @@ export function consumeInitiationMessage<P extends { readonly handshake: Handsha
     return 'unknown-peer';
   }
   const hs = peer.handshake;
-  if (!consumeInitiationPayload(id.crypto, scratch, hs.precomputedStaticStatic, body, scratchTimestamp)) {
+  if (!consumeInitiationPayload(id.crypto, scratch, hs.staticStatic(id), body, scratchTimestamp)) {
     scratch.wipe();
     return 'handshake-decrypt';
   }

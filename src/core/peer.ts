@@ -41,9 +41,10 @@ export class Peer implements HeapItem {
 
   /** Use Engine.addPeer. */
   constructor(crypto: CryptoProvider, publicKey: Uint8Array) {
-    this.publicKey = publicKey.slice();
     this.handshake = new Handshake(publicKey);
-    this.cookieGenerator = new CookieGenerator(crypto, publicKey);
+    // One private copy of the key, shared read-only by the peer, its handshake and its cookies.
+    this.publicKey = this.handshake.remoteStatic;
+    this.cookieGenerator = new CookieGenerator(crypto, this.publicKey);
   }
 
   /** Where datagrams to this peer go: configured, or learnt from its last authenticated packet. */
@@ -68,6 +69,6 @@ export class Peer implements HeapItem {
 
   /** True when a pre-shared key is configured (non-zero). */
   get hasPresharedKey(): boolean {
-    return this.handshake.presharedKey.some((b) => b !== 0);
+    return this.handshake.hasPresharedKey;
   }
 }
