@@ -1,19 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/cli/control-plane.js';
-import { openStream, runCli, startHarness, type Harness } from './harness.js';
+import { harnessEach, openStream, runCli as cli } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  vi.restoreAllMocks();
-  await h.stop();
-});
-
-const cli = runCli;
+const h = harnessEach();
 
 describe('control-plane CLI against a running server', () => {
   it('token create --json makes a token that registers once', async () => {

@@ -2,16 +2,10 @@
 // it, so every change (and only a change) reaches the peers as peer_endpoint_changed, whichever
 // route reported it first.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStream, startHarness, type Harness } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { harnessEach, openStream } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  await h.stop();
-});
+const h = harnessEach();
 
 const now = () => new Date().toISOString();
 

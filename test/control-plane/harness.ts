@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNodeCredential, parseEnvelope, type EventEnvelope, type RegisterResponse } from '../../src/api/index.js';
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import { runControlPlane } from '../../src/cli/control-plane.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
 
@@ -16,7 +16,11 @@ export interface Harness {
   readonly dbFile: string;
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
   register(over?: Record<string, unknown>): Promise<Registered>;
+  /** Starts a control plane on a fresh temp database; `over` is added to the harness's options. */
+  start(over?: Partial<ControlPlaneOptions>): Promise<void>;
+  /** Closes the control plane and starts it again on the same database. */
   restart(): Promise<void>;
+  /** Closes the control plane and removes the database; safe to call when stopped. */
   stop(): Promise<void>;
 }
 
@@ -28,20 +32,28 @@ export interface Registered extends RegisterResponse {
 /** A random base64 X25519-sized public key. */
 export const randomKey = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
 
-/** Starts a control plane over HTTP on a fresh temp database. */
-export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'cp-test-'));
-  const dbFile = join(dir, 'cp.db');
-  const start = () => createControlPlane({ db: dbFile, listen: '127.0.0.1:0', insecureHttp: true, pollMs: 50, ...opts });
-  let cp = await start();
+/** A control plane over HTTP, not started yet (see Harness.start); `opts` apply to every start. */
+export function createHarness(opts: Partial<ControlPlaneOptions> = {}): Harness {
+  let dir: string | undefined;
+  let cp: ControlPlane | undefined;
+  let options = opts;
+  const running = (): { cp: ControlPlane; dir: string } => {
+    if (cp === undefined || dir === undefined) throw new Error('expected a started harness, got a stopped one');
+    return { cp, dir };
+  };
+  const open = (into: string) => createControlPlane({ db: join(into, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, pollMs: 50, ...options });
   const h: Harness = {
     get cp() {
-      return cp;
+      return running().cp;
     },
-    dir,
-    dbFile,
+    get dir() {
+      return running().dir;
+    },
+    get dbFile() {
+      return join(running().dir, 'cp.db');
+    },
     async call(method, path, body, headers = {}) {
-      const res = await fetch(cp.url + path, {
+      const res = await fetch(h.cp.url + path, {
         method,
         headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
@@ -51,22 +63,52 @@ export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Pro
       return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
     },
     async register(over = {}) {
-      const token = over.bootstrap_token ?? cp.store.createToken().token;
+      const token = over.bootstrap_token ?? h.cp.store.createToken().token;
       const req = { project_id: 'default', resource_handle: `host-${randomUUID().slice(0, 8)}`, bootstrap_token: token, nonce: randomUUID(), public_key: randomKey(), ...over };
       const r = await h.call('POST', '/v1/register', req);
       if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`);
       const bearer = encodeNodeCredential(r.body.node_id, Buffer.from(r.body.nsk, 'base64'));
       return { ...r.body, bearer, auth: { authorization: `Bearer ${bearer}` } };
     },
+    async start(over = {}) {
+      await h.stop();
+      dir = mkdtempSync(join(tmpdir(), 'cp-test-'));
+      options = { ...opts, ...over };
+      cp = await open(dir);
+    },
     async restart() {
-      await cp.close();
-      cp = await start();
+      const was = running();
+      await was.cp.close();
+      cp = await open(was.dir);
     },
     async stop() {
-      await cp.close();
-      rmSync(dir, { recursive: true, force: true });
+      await cp?.close();
+      cp = undefined;
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
     },
   };
+  return h;
+}
+
+/** Starts a control plane over HTTP on a fresh temp database. */
+export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Promise<Harness> {
+  const h = createHarness(opts);
+  await h.start();
+  return h;
+}
+
+/**
+ * A harness for every test of the enclosing file or describe block: started before each test,
+ * stopped (and vi spies restored) after it.
+ */
+export function harnessEach(opts: Partial<ControlPlaneOptions> = {}): Harness {
+  const h = createHarness(opts);
+  beforeEach(() => h.start());
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await h.stop();
+  });
   return h;
 }
 

@@ -1,16 +1,10 @@
 import { request } from 'node:http';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeNodeCredential, parseStateResponse, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
-import { openStream, randomKey, startHarness, type Harness } from './harness.js';
+import { harnessEach, openStream, randomKey } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  await h.stop();
-});
+const h = harnessEach();
 
 const now = () => new Date().toISOString();
 
@@ -100,8 +94,7 @@ describe('node endpoints', () => {
 
   it('marks silent nodes unreachable, then offline and out of their peers lists', async () => {
     let wall = Date.now();
-    await h.stop();
-    h = await startHarness({ clock: { now: () => wall, wallMs: () => wall } });
+    await h.start({ clock: { now: () => wall, wallMs: () => wall } });
     const a = await h.register();
     const b = await h.register();
     const s = await openStream(h.cp.url, b.node_id, b.auth);
@@ -165,8 +158,7 @@ describe('event stream', () => {
   });
 
   it('sends keep-alive comments', async () => {
-    await h.stop();
-    h = await startHarness({ keepAliveMs: 50 });
+    await h.start({ keepAliveMs: 50 });
     const a = await h.register();
     const s = await openStream(h.cp.url, a.node_id, a.auth);
     try {

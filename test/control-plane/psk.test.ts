@@ -7,20 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { schemaVersion } from '../../src/control-plane/database.js';
 import { derivePsk } from '../../src/control-plane/psk.js';
 import { MIGRATIONS } from '../../src/control-plane/schema.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
-import { openStream, randomKey, startHarness, type Harness } from './harness.js';
+import { harnessEach, openStream, randomKey } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  await h.stop();
-});
+const h = harnessEach();
 
 const count = (table: string) => (h.cp.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 

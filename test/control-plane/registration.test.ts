@@ -1,16 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRegisterResponse } from '../../src/api/index.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
-import { randomKey, startHarness, type Harness } from './harness.js';
+import { harnessEach, randomKey } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  await h.stop();
-});
+const h = harnessEach();
 
 describe('POST /v1/register', () => {
   it('registers a node and returns a contract-valid body', async () => {

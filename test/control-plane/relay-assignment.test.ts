@@ -2,18 +2,12 @@
 // reports both ways, the state's bridge block and fallback_endpoint, the events to both ends and
 // the bridge, and hostile path reports.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatRfc3339 } from '../../src/api/index.js';
-import { openStream, startHarness, type Harness, type Registered } from './harness.js';
+import { harnessEach, openStream, type Registered } from './harness.js';
 
 describe('control plane relay assignment', () => {
-  let h: Harness;
-  beforeEach(async () => {
-    h = await startHarness({ sweepMs: 60_000 });
-  });
-  afterEach(async () => {
-    await h.stop();
-  });
+  const h = harnessEach({ sweepMs: 60_000 });
 
   const endpoint = (n: Registered, ep: string, nat: string) =>
     h.call('PUT', `/v1/nodes/${n.node_id}/endpoint`, { endpoint: ep, nat_type: nat, reported_at: formatRfc3339(Date.now()) }, n.auth);

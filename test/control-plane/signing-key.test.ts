@@ -4,20 +4,11 @@
 // new key; streams opened during the transition get the rotation re-announced (the logged one
 // goes stale after 5 minutes), after it they do not.
 
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeBase64, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
-import { openStream, runCli, startHarness, type Harness } from './harness.js';
+import { harnessEach, openStream, runCli as cli } from './harness.js';
 
-let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
-});
-afterEach(async () => {
-  vi.restoreAllMocks();
-  await h.stop();
-});
-
-const cli = runCli;
+const h = harnessEach();
 
 describe('signing-key rotate', () => {
   it('announces the new key signed by the old one, then signs everything with the new one', async () => {
