@@ -7,31 +7,21 @@
 // on cached state without a token and re-registers with one; an agent started while the control
 // plane is down comes up on its cached state and passes traffic with a peer.
 
-import { writeFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, signEnvelope, formatRfc3339, type EventEnvelope } from '../../src/api/index.js';
 import { Agent, publicKeyOf } from '../../src/agent/agent.js';
-import { resolveConfig } from '../../src/agent/config.js';
 import { runCli } from '../control-plane/harness.js';
 import { lastSeq } from '../../src/control-plane/event-log.js';
-import { createControlPlane, type ControlPlane } from '../../src/control-plane/server.js';
+import type { ControlPlane } from '../../src/control-plane/server.js';
 import { REKEY_TIMEOUT } from '../../src/core/constants.js';
 import { createLogger } from '../../src/log/logger.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
 
 const lines: string[] = [];
 const peersOf = (x: Agent) => [...x.iface.device.snapshot().peers];
 const log = createLogger('info', '', (l) => void lines.push(l));
-
-async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return performance.now() - t0;
-}
 
 describe('agent lifecycle against an in-process control plane', () => {
   let dir: string;
@@ -39,25 +29,16 @@ describe('agent lifecycle against an in-process control plane', () => {
   const agents: Agent[] = [];
   const tokenFile = (i: number) => join(dir, `n${i}.token`);
   const start = (i: number) => {
-    const flags = new Map<string, string>([
-      ['api.base_url', cp.url],
-      ['data_dir', join(dir, `n${i}`)],
-      ['registration.token_file', tokenFile(i)],
-      ['registration.resource_handle', `life-${i}`],
-      ['wireguard.packet_callback', 'true'],
-      ['wireguard.bind_address', '127.0.0.1'],
-      ['wireguard.listen_port', '0'],
-    ]);
+    const config = loopbackAgentConfig(cp.url, dir, i, `life-${i}`, [['registration.token_file', tokenFile(i)]]);
     // Node 0 beats every second so a 401 is noticed quickly; node 1 at the normal pace.
-    return Agent.start({ config: resolveConfig({ env: {}, flags }), logger: log.child(`n${i}: `), env: {}, heartbeatIntervalMs: i === 0 ? 1000 : 30_000, health: false, nodeApi: false });
+    return Agent.start({ config, logger: log.child(`n${i}: `), env: {}, heartbeatIntervalMs: i === 0 ? 1000 : 30_000, health: false, nodeApi: false });
   };
   const a = () => agents[0]!;
   const b = () => agents[1]!;
   const pingAB = () => a().iface.ping(b().identity.mesh_ip, 1000);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'plexd-lifecycle-'));
-    cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log, pollMs: 50 });
+    ({ dir, cp } = await startControlPlane('plexd-lifecycle-', { logger: log, pollMs: 50 }));
     for (let i = 0; i < 2; i++) {
       writeFileSync(tokenFile(i), cp.store.createToken().token);
       agents.push(await start(i));
@@ -66,11 +47,7 @@ describe('agent lifecycle against an in-process control plane', () => {
     await until('A reaches B', 10_000, async () => (await pingAB()) !== undefined);
   }, 30_000);
 
-  afterAll(async () => {
-    for (const x of agents) await x.stop().catch(() => undefined);
-    await cp?.close().catch(() => undefined);
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopMesh(agents, cp, dir));
 
   it('follows a signing-key rotation made with the CLI, and keeps verifying new events', async () => {
     const oldId = cp.store.signer.keyId;

@@ -6,30 +6,20 @@
 // PolicyEnforcer alone: unchanged revisions are not recompiled, bad rules are refused and the
 // previous revision stays in force.
 
-import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FirewallRule, HeartbeatRequest, Policy as WirePolicy } from '../../src/api/types.js';
 import { Agent } from '../../src/agent/agent.js';
-import { resolveConfig } from '../../src/agent/config.js';
+import type { AgentConfig } from '../../src/agent/config.js';
 import { queryUnix } from '../../src/agent/local-http.js';
 import { PolicyEnforcer } from '../../src/agent/policy-enforcer.js';
 import { runPolicies } from '../../src/cli/agent.js';
-import { createControlPlane, type ControlPlane } from '../../src/control-plane/server.js';
+import type { ControlPlane } from '../../src/control-plane/server.js';
 import { createLogger } from '../../src/log/logger.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
 
 const log = createLogger('silent', '');
-
-async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return performance.now() - t0;
-}
 
 function httpJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -46,27 +36,19 @@ describe('agent policy enforcement (packet callback, in-process control plane)',
   let dir: string;
   let cp: ControlPlane;
   const agents: Agent[] = [];
-  const configs: ReturnType<typeof resolveConfig>[] = [];
+  const configs: AgentConfig[] = [];
   const socket = (i: number) => join(dir, `n${i}.sock`);
 
   const start = (i: number, cfg = configs[i]!) => Agent.start({ config: cfg, logger: log, heartbeatIntervalMs: 60_000 });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'plexd-policy-agent-'));
-    cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log });
+    ({ dir, cp } = await startControlPlane('plexd-policy-agent-', { logger: log }));
     for (let i = 0; i < 3; i++) {
-      const flags = new Map<string, string>([
-        ['api.base_url', cp.url],
-        ['data_dir', join(dir, `n${i}`)],
+      configs.push(loopbackAgentConfig(cp.url, dir, i, `policy-node-${i}`, [
         ['registration.token', cp.store.createToken().token],
-        ['registration.resource_handle', `policy-node-${i}`],
-        ['wireguard.packet_callback', 'true'],
-        ['wireguard.bind_address', '127.0.0.1'],
-        ['wireguard.listen_port', '0'],
         ['health.listen', '127.0.0.1:0'],
         ['node_api.socket', socket(i)],
-      ]);
-      configs.push(resolveConfig({ env: {}, flags }));
+      ]));
       agents.push(await start(i));
     }
     await until('every agent knows both peers with endpoints', 15_000, () =>
@@ -74,11 +56,7 @@ describe('agent policy enforcement (packet callback, in-process control plane)',
     );
   }, 30_000);
 
-  afterAll(async () => {
-    for (const a of agents) await a.stop().catch(() => undefined);
-    await cp?.close().catch(() => undefined);
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopMesh(agents, cp, dir));
 
   it('passes everything before a policy was ever received (default allow)', async () => {
     const [a, b, c] = agents as [Agent, Agent, Agent];

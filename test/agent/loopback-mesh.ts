@@ -1,0 +1,50 @@
+// In-process mesh for agent tests (no root): a control plane over HTTP on a temp dir and
+// packet-callback agents on 127.0.0.1, plus a polling `until`.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Agent } from '../../src/agent/agent.js';
+import { resolveConfig, type AgentConfig } from '../../src/agent/config.js';
+import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
+
+/** Polls `check` every 20 ms until it holds; resolves with the ms it took, throws after `timeoutMs`. */
+export async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
+  const t0 = performance.now();
+  while (!(await check())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - t0;
+}
+
+/** A temp dir (prefix `tmpPrefix`) with a control plane on 127.0.0.1:0 over HTTP, its database cp.db in it. */
+export async function startControlPlane(tmpPrefix: string, opts: Partial<ControlPlaneOptions> = {}): Promise<{ dir: string; cp: ControlPlane }> {
+  const dir = mkdtempSync(join(tmpdir(), tmpPrefix));
+  const cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, ...opts });
+  return { dir, cp };
+}
+
+/**
+ * Config of agent `i` against `cpUrl`: packet callback (no TUN) on 127.0.0.1, any port, data in
+ * dir/n<i>, resource handle `handle`; `extra` flags (registration, health, node API) added.
+ */
+export function loopbackAgentConfig(cpUrl: string, dir: string, i: number, handle: string, extra: ReadonlyArray<readonly [string, string]>): AgentConfig {
+  const flags = new Map<string, string>([
+    ['api.base_url', cpUrl],
+    ['data_dir', join(dir, `n${i}`)],
+    ['registration.resource_handle', handle],
+    ['wireguard.packet_callback', 'true'],
+    ['wireguard.bind_address', '127.0.0.1'],
+    ['wireguard.listen_port', '0'],
+    ...extra,
+  ]);
+  return resolveConfig({ env: {}, flags });
+}
+
+/** Stops the agents and the control plane and removes the dir; for afterAll, so it never throws. */
+export async function stopMesh(agents: readonly Agent[], cp: ControlPlane | undefined, dir: string | undefined): Promise<void> {
+  for (const a of agents) await a.stop().catch(() => undefined);
+  await cp?.close().catch(() => undefined);
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+}
