@@ -91,13 +91,6 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}): Harness 
   return h;
 }
 
-/** Starts a control plane over HTTP on a fresh temp database. */
-export async function startHarness(opts: Partial<ControlPlaneOptions> = {}): Promise<Harness> {
-  const h = createHarness(opts);
-  await h.start();
-  return h;
-}
-
 /**
  * A harness for every test of the enclosing file or describe block: started before each test,
  * stopped (and vi spies restored) after it.
