@@ -60,14 +60,8 @@ export interface DeviceCounters {
   filteredInbound: number;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 function shortKey(key: Uint8Array): string {
   return Buffer.from(key).toString('base64').slice(0, 4) + '…' + Buffer.from(key).toString('base64').slice(-5, -1);
-}
-function keyId(key: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < key.length; i++) s += HEX[key[i]!];
-  return s;
 }
 
 /**
@@ -361,7 +355,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     }
     const ownPublic = engine.publicKey;
     for (const op of tx.peers) {
-      if (ownPublic !== undefined && keyId(ownPublic) === keyId(op.publicKey)) continue;
+      if (ownPublic !== undefined && Buffer.compare(ownPublic, op.publicKey) === 0) continue;
       this.#applyPeer(op, now);
     }
     this.#schedule();
