@@ -69,11 +69,18 @@ function probe(): string | undefined {
 
 /** Runs a command (argv, no shell) to completion with a time limit. Never rejects on exit status. */
 export function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return runTracked(argv, options, undefined);
+}
+
+/** run(), with the child in `children` while it runs (so a lab's cleanup() can kill it). */
+function runTracked(argv: readonly string[], options: RunOptions, children: Set<ChildProcess> | undefined): Promise<RunResult> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new TypeError('expected a non-empty argv, got []');
   const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    children?.add(child);
+    child.on('exit', () => children?.delete(child));
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -94,7 +101,10 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
 
 /** Like run() but rejects with the command, status and stderr unless it exits 0. */
 export async function runOk(argv: readonly string[], options: RunOptions = {}): Promise<string> {
-  const r = await run(argv, options);
+  return stdoutIfOk(argv, await run(argv, options));
+}
+
+function stdoutIfOk(argv: readonly string[], r: RunResult): string {
   if (r.code !== 0) {
     throw new Error(`command failed (${r.signal ?? `exit ${r.code}`}): ${argv.join(' ')}\n${r.stderr.trim()}`);
   }
@@ -131,14 +141,14 @@ export class Netns {
     return ['ip', 'netns', 'exec', this.name, ...argv];
   }
 
-  /** Runs argv inside the namespace (see run()). */
+  /** Runs argv inside the namespace (see run()); the lab's cleanup() kills it if still running. */
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    return run(this.argv(argv), options);
+    return this.#lab.run(this.argv(argv), options);
   }
 
   /** Runs argv inside the namespace; rejects unless it exits 0. Returns stdout. */
-  runOk(argv: readonly string[], options?: RunOptions): Promise<string> {
-    return runOk(this.argv(argv), options);
+  async runOk(argv: readonly string[], options?: RunOptions): Promise<string> {
+    return stdoutIfOk(argv, await this.run(argv, options));
   }
 
   /** `ip ARGS` inside the namespace (uses `ip -n`, no exec); rejects unless it exits 0. */
@@ -226,6 +236,14 @@ export class NetnsLab {
     this.#children.add(child);
     child.on('exit', () => this.#children.delete(child));
     return child;
+  }
+
+  /**
+   * run() whose command cleanup() kills if it is still running (so Ctrl-C during a scenario
+   * leaves no `ip netns exec … ping` behind).
+   */
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return runTracked(argv, options, this.#children);
   }
 
   /** Kills processes, deletes links and namespaces. Never throws; safe to call repeatedly. */
