@@ -1,8 +1,10 @@
 // The raw-UDP adversary of `conformance live`: a WireGuard peer made of our own core (an Engine
 // over a node:dgram socket) whose key the runner configured on the target, so it can capture and
-// replay transport packets, craft malformed messages of every type and flood initiations. It runs
-// as a child process inside a namespace the runner created (adversary-process.ts) and answers one
-// JSON line per command. Traffic goes only to the target address it is given.
+// replay transport packets, craft malformed messages of every type, flood initiations, drop the
+// target's initiations and time what the target sends on its own (retransmits, keepalives). It
+// answers ICMP/ICMPv6 echo requests from the target. It runs as a child process inside a namespace
+// the runner created (adversary-process.ts) and answers one JSON line per command. Traffic goes
+// only to the target address it is given.
 
 import { randomFillSync } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -25,6 +27,7 @@ import {
 } from '../core/messages.js';
 import type { Peer } from '../core/peer.js';
 import { tai64n } from '../core/tai64n.js';
+import { echoReply, echoRequest, parseEcho } from './icmp-echo.js';
 
 /** The adversary's configuration (first line on its stdin). Keys are hex. */
 export interface AdversaryConfig {
@@ -34,61 +37,28 @@ export interface AdversaryConfig {
   readonly target: Endpoint;
   /** Local address to bind (inside the adversary's namespace); port chosen by the kernel. */
   readonly bindAddress: string;
-  /** Our inner IPv4 address (allowed on the target for our key) and the target's inner address. */
+  /** Our inner IPv4 and IPv6 addresses (allowed on the target for our key) and the target's. */
   readonly innerSelf: string;
   readonly innerTarget: string;
+  readonly innerSelf6: string;
+  readonly innerTarget6: string;
 }
 
-/** The answer to one command. */
+/** What arrived from the target since a `watch` command, in ms since that command. */
+export interface Watched {
+  /** Every handshake initiation (148 bytes), the dropped ones included. */
+  readonly initiations: readonly number[];
+  /** Keepalives: transport messages with an empty payload that authenticated. */
+  readonly keepalives: readonly number[];
+  /** Echo requests from the target that we answered. */
+  readonly echoesAnswered: number;
+}
+
+/** The answer to one command; `watched` for the `watched` command. */
 export interface AdversaryAnswer {
   readonly ok: boolean;
   readonly detail: string;
-}
-
-// ---- ICMP echo over IPv4 (RFC 791, RFC 792) ---------------------------------------------------
-
-function checksum(data: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < data.length; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
-  if (data.length % 2 === 1) sum += data[data.length - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-/** An IPv4 ICMP echo request from `src` to `dst` with identifier `id` and sequence `seq`. */
-export function echoRequest4(src: string, dst: string, id: number, seq: number, payloadLength = 56): Uint8Array {
-  const s = parseIp(src);
-  const d = parseIp(dst);
-  if (s?.length !== 4 || d?.length !== 4) throw new RangeError(`expected IPv4 addresses, got ${src} and ${dst}`);
-  const p = new Uint8Array(28 + payloadLength);
-  p[0] = 0x45;
-  p[2] = p.length >> 8;
-  p[3] = p.length & 0xff;
-  p[8] = 64;
-  p[9] = 1;
-  p.set(s, 12);
-  p.set(d, 16);
-  const hc = checksum(p.subarray(0, 20));
-  p[10] = hc >> 8;
-  p[11] = hc & 0xff;
-  p[20] = 8;
-  p[24] = id >> 8;
-  p[25] = id & 0xff;
-  p[26] = seq >> 8;
-  p[27] = seq & 0xff;
-  for (let i = 28; i < p.length; i++) p[i] = i & 0xff;
-  const c = checksum(p.subarray(20));
-  p[22] = c >> 8;
-  p[23] = c & 0xff;
-  return p;
-}
-
-/** The (id, seq) of an IPv4 ICMP echo reply, or undefined for anything else. */
-export function parseEchoReply4(p: Uint8Array): { id: number; seq: number } | undefined {
-  if (p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 1) return undefined;
-  const ihl = (p[0]! & 0x0f) * 4;
-  if (p.length < ihl + 8 || p[ihl] !== 0) return undefined;
-  return { id: (p[ihl + 4]! << 8) | p[ihl + 5]!, seq: (p[ihl + 6]! << 8) | p[ihl + 7]! };
+  readonly watched?: Watched;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +86,9 @@ export class Adversary {
   #seq = 0;
   readonly #replies = new Set<number>();
   readonly #replyWaiters = new Set<() => void>();
+  /** Recording since the last `watch` command (see Watched), with initiations still to drop. */
+  #watch: { start: number; drop: number; initiations: number[]; keepalives: number[]; echoesAnswered: number } | undefined;
+  #dropCount = 0;
   /** Every datagram we sent or received, while capturing. */
   #sent: Uint8Array[] | undefined;
   readonly #received: Uint8Array[] = [];
@@ -138,12 +111,21 @@ export class Adversary {
         this.#socket.send(data, ep.port, ep.address);
       },
       tun: (_p, data) => {
-        const r = parseEchoReply4(data);
-        if (r === undefined || r.id !== this.#icmpId) return;
-        this.#replies.add(r.seq);
+        const echo = parseEcho(data);
+        if (echo?.kind === 'request') {
+          const reply = echoReply(data);
+          if (reply === undefined) return;
+          if (this.#watch !== undefined) this.#watch.echoesAnswered++;
+          // The sink must not call back into the engine: answer once decapsulate has returned.
+          queueMicrotask(() => this.#engine.encapsulate(reply, this.now(), this.#sink));
+          return;
+        }
+        if (echo === undefined || echo.id !== this.#icmpId) return;
+        this.#replies.add(echo.seq);
         for (const w of this.#replyWaiters) w();
       },
       drop: (reason) => {
+        this.#dropCount++;
         this.drops[reason] = (this.drops[reason] ?? 0) + 1;
       },
       event: (e) => {
@@ -154,7 +136,19 @@ export class Adversary {
       const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
       this.#received.push(data.slice());
       if (this.#received.length > 10_000) this.#received.splice(0, 5_000);
+      const watch = this.#watch;
+      const at = performance.now() - (watch?.start ?? 0);
+      if (watch !== undefined && data[0] === MessageType.initiation && data.length === INITIATION_SIZE) {
+        watch.initiations.push(at);
+        if (watch.drop > 0) {
+          watch.drop--;
+          return; // unseen by our engine, as if lost on the way
+        }
+      }
+      const drops = this.#dropCount;
       this.#engine.decapsulate(data, cfg.target, this.now(), this.#sink);
+      const keepalive = data[0] === MessageType.transport && data.length === TRANSPORT_MIN_SIZE && this.#dropCount === drops;
+      if (watch !== undefined && keepalive) watch.keepalives.push(at);
     });
     this.#tick = setInterval(() => {
       const now = this.now();
@@ -195,9 +189,11 @@ export class Adversary {
 
   #addPeer(): Peer {
     const peer = this.#engine.addPeer(this.#targetKey, { endpoint: this.#cfg.target });
-    const self = parseIp(this.#cfg.innerTarget);
-    if (self === undefined) throw new RangeError(`expected an inner target address, got ${this.#cfg.innerTarget}`);
-    this.#engine.allowedIps.insert(self, self.length * 8, peer);
+    for (const address of [this.#cfg.innerTarget, this.#cfg.innerTarget6]) {
+      const ip = parseIp(address);
+      if (ip === undefined) throw new RangeError(`expected an inner target address, got ${address}`);
+      this.#engine.allowedIps.insert(ip, ip.length * 8, peer);
+    }
     return peer;
   }
 
@@ -207,10 +203,11 @@ export class Adversary {
     this.#peer = this.#addPeer();
   }
 
-  /** Sends one echo request (through the engine) from `src`; its sequence number. */
-  #sendEcho(src = this.#cfg.innerSelf): number {
+  /** Sends one echo request (through the engine) from `src` to the target's address of its family; its sequence number. */
+  #sendEcho(src = this.#cfg.innerSelf, size?: number): number {
     const seq = (this.#seq = (this.#seq + 1) & 0xffff);
-    this.#engine.encapsulate(echoRequest4(src, this.#cfg.innerTarget, this.#icmpId, seq), this.now(), this.#sink);
+    const dst = src.includes(':') ? this.#cfg.innerTarget6 : this.#cfg.innerTarget;
+    this.#engine.encapsulate(echoRequest(src, dst, this.#icmpId, seq, size), this.now(), this.#sink);
     return seq;
   }
 
@@ -231,11 +228,14 @@ export class Adversary {
     });
   }
 
-  /** Pings the target's inner address, resending every 250 ms until a reply or `timeoutMs`. */
-  async ping(timeoutMs = 5_000, src?: string): Promise<AdversaryAnswer> {
+  /**
+   * Pings the target's inner address of `src`'s family (default: from our IPv4 address) with
+   * `size` payload bytes, resending every 250 ms until a reply or `timeoutMs`.
+   */
+  async ping(timeoutMs = 5_000, src?: string, size?: number): Promise<AdversaryAnswer> {
     const start = performance.now();
     while (performance.now() - start < timeoutMs) {
-      const seq = this.#sendEcho(src);
+      const seq = this.#sendEcho(src, size);
       if (await this.#awaitReply(seq, Math.min(250, timeoutMs))) return { ok: true, detail: `reply after ${Math.round(performance.now() - start)} ms` };
     }
     return { ok: false, detail: `no echo reply within ${timeoutMs} ms` };
@@ -426,34 +426,46 @@ export class Adversary {
   }
 
   /**
-   * Allowed-IPs source filter: an echo request whose inner source is not among our allowed IPs on
-   * the target must go unanswered; one from our own address must be answered.
+   * Starts recording what the target sends (see Watched); the first `dropInitiations` initiations
+   * are dropped unseen by our engine. `fresh` forgets the session first.
    */
-  async spoofSource(spoofed: string): Promise<AdversaryAnswer> {
-    this.fresh();
-    const up = await this.ping();
-    if (!up.ok) return { ok: false, detail: `no session with the target: ${up.detail}` };
-    const spoof = await this.ping(1_500, spoofed);
-    if (spoof.ok) return { ok: false, detail: `the target answered a packet from ${spoofed}, outside our allowed IPs` };
-    const own = await this.ping(2_000);
-    return own.ok ? { ok: true, detail: `inner source ${spoofed} dropped; ${this.#cfg.innerSelf} answered` } : { ok: false, detail: `after the spoofed packets: ${own.detail}` };
+  watch(dropInitiations = 0, fresh = false): AdversaryAnswer {
+    if (fresh) this.fresh();
+    this.#watch = { start: performance.now(), drop: dropInitiations, initiations: [], keepalives: [], echoesAnswered: 0 };
+    return { ok: true, detail: `watching; dropping the next ${dropInitiations} initiations` };
+  }
+
+  /**
+   * Waits `waitMs` (or, with `untilEchoAnswered`, until we answered an echo request of the
+   * target), then ends the recording and returns it.
+   */
+  async watched(waitMs: number, untilEchoAnswered = false): Promise<AdversaryAnswer> {
+    const watch = this.#watch;
+    if (watch === undefined) return { ok: false, detail: 'watched without watch' };
+    const end = performance.now() + waitMs;
+    while (performance.now() < end && !(untilEchoAnswered && watch.echoesAnswered > 0)) await sleep(Math.min(20, end - performance.now()));
+    this.#watch = undefined;
+    const watched: Watched = { initiations: watch.initiations, keepalives: watch.keepalives, echoesAnswered: watch.echoesAnswered };
+    return { ok: true, detail: `${watched.initiations.length} initiations, ${watched.keepalives.length} keepalives, ${watched.echoesAnswered} echo requests answered`, watched };
   }
 }
 
 /** A command line on the adversary's stdin. */
 export type AdversaryCommand =
-  | { readonly op: 'ping'; readonly timeoutMs?: number }
+  /** Ping from `source` (default our IPv4 address); `keepSession` skips starting over. */
+  | { readonly op: 'ping'; readonly source?: string; readonly size?: number; readonly timeoutMs?: number; readonly keepSession?: boolean }
   | { readonly op: 'replay' | 'malformed' | 'rekey' }
   | { readonly op: 'flood'; readonly count: number }
-  | { readonly op: 'spoof-source'; readonly source: string };
+  | { readonly op: 'watch'; readonly dropInitiations?: number; readonly fresh?: boolean }
+  | { readonly op: 'watched'; readonly waitMs: number; readonly untilEchoAnswered?: boolean };
 
 /** Carries out one command; unknown commands fail. Never throws. */
 export async function runAdversaryCommand(adv: Adversary, cmd: AdversaryCommand): Promise<AdversaryAnswer> {
   try {
     switch (cmd.op) {
       case 'ping':
-        adv.fresh();
-        return await adv.ping(cmd.timeoutMs);
+        if (cmd.keepSession !== true) adv.fresh();
+        return await adv.ping(cmd.timeoutMs, cmd.source, cmd.size);
       case 'replay':
         return await adv.replay();
       case 'malformed':
@@ -462,8 +474,10 @@ export async function runAdversaryCommand(adv: Adversary, cmd: AdversaryCommand)
         return await adv.rekey();
       case 'flood':
         return await adv.flood(cmd.count);
-      case 'spoof-source':
-        return await adv.spoofSource(cmd.source);
+      case 'watch':
+        return adv.watch(cmd.dropInitiations, cmd.fresh);
+      case 'watched':
+        return await adv.watched(cmd.waitMs, cmd.untilEchoAnswered);
       default:
         return { ok: false, detail: `unknown command ${JSON.stringify(cmd)}` };
     }

@@ -13,6 +13,7 @@ import { accessSync, constants, existsSync, rmSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { REKEY_TIMEOUT } from '../core/constants.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { nodeCrypto } from '../crypto/node.js';
 import { uapiRequest } from '../uapi/server.js';
@@ -24,11 +25,13 @@ import type { Report, ScenarioResult } from './report.js';
 export const LIVE_SCENARIOS = [
   'handshake-peer-initiates',
   'handshake-target-initiates',
+  'handshake-retransmit',
   'data-ipv4',
   'data-ipv6',
   'outer-ipv6',
   'psk',
   'roaming',
+  'persistent-keepalive',
   'allowed-ips',
   'rekey',
   'replay',
@@ -56,10 +59,26 @@ export interface LiveOptions {
 const SOCKET_DIR = '/var/run/wireguard';
 const PORT = { target: 51820, peer: 51821, roamed: 51822 } as const;
 const OUTER = { target4: '10.201.0.1', peer4: '10.201.0.2', target6: 'fdc9::1', peer6: 'fdc9::2' } as const;
-const INNER = { target4: '10.202.0.1', peer4: '10.202.0.2', adversary4: '10.202.0.3', spoofed4: '10.202.0.99', target6: 'fdca::1', peer6: 'fdca::2' } as const;
+const INNER = {
+  target4: '10.202.0.1',
+  peer4: '10.202.0.2',
+  adversary4: '10.202.0.3',
+  spoofed4: '10.202.0.99',
+  target6: 'fdca::1',
+  peer6: 'fdca::2',
+  adversary6: 'fdca::3',
+  spoofed6: 'fdca::99',
+} as const;
 const ZERO_KEY = '0'.repeat(64);
 const LARGE_ALLOWED_IPS = 100_000;
 const FLOOD_COUNT = 4_000;
+/** How long handshake-retransmit waits for the retransmission and the handshake after it. */
+const RETRANSMIT_WAIT_S = 8;
+/** REKEY_TIMEOUT plus jitter (under 334 ms, whitepaper 6.1) plus 66 ms for scheduling. */
+const RETRANSMIT_MAX_MS = REKEY_TIMEOUT + 400;
+/** persistent-keepalive: how long each interval is watched, and the gaps accepted for 1 s. */
+const KEEPALIVE_WATCH_MS = { on: 3_200, off: 2_000 } as const;
+const KEEPALIVE_GAP_MS = { min: 900, max: 1_500 } as const;
 
 /** The package root (src/conformance and dist/conformance are both two levels down). */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -214,10 +233,14 @@ async function uapiSet(d: Daemon, body: string, timeoutMs?: number): Promise<voi
   if (errno !== 0) throw new Error(`${d.role}: set=1 answered errno=${errno}`);
 }
 
-/** Pings `address` from `ns`: `count` replies within `deadlineS` seconds, `size` payload bytes. */
-async function ping(ns: Netns, address: string, opts: { count?: number; deadlineS?: number; size?: number } = {}): Promise<boolean> {
+/**
+ * Pings `address` from `ns`: `count` replies within `deadlineS` seconds, `size` payload bytes.
+ * With `resend: false` only `count` requests are sent (ping -W instead of -w).
+ */
+async function ping(ns: Netns, address: string, opts: { count?: number; deadlineS?: number; size?: number; resend?: boolean } = {}): Promise<boolean> {
   const deadline = opts.deadlineS ?? 5;
-  const argv = ['ping', '-n', '-q', '-c', String(opts.count ?? 1), '-i', '0.2', '-w', String(deadline), '-s', String(opts.size ?? 56), address];
+  const wait = opts.resend === false ? '-W' : '-w';
+  const argv = ['ping', '-n', '-q', '-c', String(opts.count ?? 1), '-i', '0.2', wait, String(deadline), '-s', String(opts.size ?? 56), address];
   return (await ns.run(argv, { timeoutMs: (deadline + 3) * 1000 })).code === 0;
 }
 
@@ -278,6 +301,8 @@ interface Lab {
   readonly target: Daemon;
   readonly peer: Daemon;
   readonly adversary: AdversaryClient;
+  /** The adversary's UDP port on OUTER.peer4 (its endpoint on the target). */
+  readonly adversaryPort: number;
   readonly keys: { readonly target: KeyPair; readonly peer: KeyPair; readonly adversary: KeyPair };
 }
 
@@ -303,7 +328,9 @@ async function configurePair(l: Lab, o: PairOptions = {}): Promise<void> {
       `allowed_ip=${INNER.peer4}/32`,
       `allowed_ip=${INNER.peer6}/128`,
       `public_key=${keys.adversary.pub}`,
+      `endpoint=${OUTER.peer4}:${l.adversaryPort}`,
       `allowed_ip=${INNER.adversary4}/32`,
+      `allowed_ip=${INNER.adversary6}/128`,
       '',
     ].join('\n'),
   );
@@ -330,6 +357,28 @@ async function peerState(d: Daemon, publicKey: string): Promise<Map<string, stri
 async function handshakeSec(d: Daemon, publicKey: string): Promise<number> {
   return Number((await peerState(d, publicKey))?.get('last_handshake_time_sec')?.[0] ?? 0);
 }
+
+/** How many ICMP (or ICMPv6, for `v6`) echo requests the kernel of `ns` has received. */
+async function echoRequestsReceived(ns: Netns, v6: boolean): Promise<number> {
+  const text = await ns.runOk(['cat', v6 ? '/proc/net/snmp6' : '/proc/net/snmp']);
+  let value: string | undefined;
+  if (v6) value = /^Icmp6InEchos\s+(\d+)$/m.exec(text)?.[1];
+  else {
+    const [names, values] = text.split('\n').filter((line) => line.startsWith('Icmp: ')).map((line) => line.split(' '));
+    value = values?.[names?.indexOf('InEchos') ?? -1];
+  }
+  if (value === undefined) throw new Error(`no echo request counter in ${ns.name}'s ${v6 ? '/proc/net/snmp6' : '/proc/net/snmp'}`);
+  return Number(value);
+}
+
+/** A fresh configuration and a session between the adversary and the target; a failure, or undefined. */
+async function adversarySession(l: Lab): Promise<Outcome | undefined> {
+  await configurePair(l);
+  const up = await l.adversary.run({ op: 'ping' });
+  return up.ok ? undefined : fail(`no session with the adversary: ${up.detail}`);
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 /** A scenario's verdict. */
 interface Outcome {
@@ -359,6 +408,29 @@ async function handshakeScenario(l: Lab, initiator: 'peer' | 'target'): Promise<
 const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab): Promise<Outcome> }> = {
   'handshake-peer-initiates': { timeoutMs: 30_000, run: (l) => handshakeScenario(l, 'peer') },
   'handshake-target-initiates': { timeoutMs: 30_000, run: (l) => handshakeScenario(l, 'target') },
+  'handshake-retransmit': {
+    timeoutMs: 30_000,
+    async run(l) {
+      await configurePair(l);
+      await l.adversary.run({ op: 'watch', dropInitiations: 1, fresh: true });
+      // One echo request only: later ones would start initiations of their own once REKEY_TIMEOUT
+      // has passed (whitepaper 5.4.2), hiding whether the retransmit timer fired.
+      const [replied, answer] = await Promise.all([
+        ping(l.target.ns, INNER.adversary4, { deadlineS: RETRANSMIT_WAIT_S, resend: false }),
+        l.adversary.run({ op: 'watched', waitMs: RETRANSMIT_WAIT_S * 1000, untilEchoAnswered: true }, (RETRANSMIT_WAIT_S + 5) * 1000),
+      ]);
+      const w = answer.watched;
+      if (w === undefined) return fail(answer.detail);
+      const [first, second] = w.initiations;
+      if (first === undefined) return fail('the target sent the adversary no handshake initiation');
+      if (second === undefined) return fail(`the first initiation was dropped and no retransmission came within ${RETRANSMIT_WAIT_S} s`);
+      const gap = second - first;
+      if (gap < REKEY_TIMEOUT || gap > RETRANSMIT_MAX_MS) return fail(`retransmitted after ${seconds(gap)}; expected REKEY_TIMEOUT + jitter, ${seconds(REKEY_TIMEOUT)} to ${seconds(RETRANSMIT_MAX_MS)}`);
+      if (!replied || w.echoesAnswered === 0) return fail(`retransmitted after ${seconds(gap)}, but the target's echo request did not get through (${answer.detail})`);
+      if ((await handshakeSec(l.target, l.keys.adversary.pub)) === 0) return fail('echo answered but the target reports no handshake with the adversary');
+      return pass(`first initiation dropped; retransmitted after ${seconds(gap)}; handshake completed, the target's echo request answered`);
+    },
+  },
   'data-ipv4': {
     timeoutMs: 60_000,
     async run(l) {
@@ -378,7 +450,11 @@ const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab):
       await configurePair(l);
       if (!(await ping(l.peer.ns, INNER.target6, { count: 3, size: 1372 }))) return fail('peer -> target: IPv6 pings not all answered');
       if (!(await ping(l.target.ns, INNER.peer6, { count: 3, size: 1372 }))) return fail('target -> peer: IPv6 pings not all answered');
-      return pass('inner IPv6 ping both ways at MTU 1420');
+      // The same through the adversary: IPv6 packets crafted by our core over raw UDP.
+      const up = await l.adversary.run({ op: 'ping', source: INNER.adversary6, size: 1372 });
+      if (!up.ok) return fail(`adversary -> target: full-size IPv6 echo not answered: ${up.detail}`);
+      if (!(await ping(l.target.ns, INNER.adversary6, { count: 2, size: 1372 }))) return fail('target -> adversary: IPv6 pings not all answered');
+      return pass('inner IPv6 ping both ways at MTU 1420, with the reference peer and with the adversary');
     },
   },
   'outer-ipv6': {
@@ -420,15 +496,55 @@ const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab):
       return pass(`the target followed the peer to port ${PORT.roamed}`);
     },
   },
+  'persistent-keepalive': {
+    timeoutMs: 30_000,
+    async run(l) {
+      const down = await adversarySession(l);
+      if (down !== undefined) return down;
+      const setKeepalive = (seconds: number): Promise<void> => uapiSet(l.target, `public_key=${l.keys.adversary.pub}\npersistent_keepalive_interval=${seconds}\n`);
+      const keepalives = async (ms: number): Promise<readonly number[]> => {
+        const r = await l.adversary.run({ op: 'watched', waitMs: ms });
+        if (r.watched === undefined) throw new Error(r.detail);
+        return r.watched.keepalives;
+      };
+      // Watching from before the change catches the keepalive sent when it is turned on; turned
+      // off, one already due could still leave, so that watch starts after the change.
+      await l.adversary.run({ op: 'watch' });
+      await setKeepalive(1);
+      const on = await keepalives(KEEPALIVE_WATCH_MS.on);
+      const gaps = on.slice(1).map((t, i) => t - on[i]!);
+      const list = gaps.map(seconds).join(', ');
+      if (on.length < 3) return fail(`interval 1: ${on.length} keepalives in ${seconds(KEEPALIVE_WATCH_MS.on)}, expected at least 3 (gaps: ${list || 'none'})`);
+      if (gaps.some((g) => g < KEEPALIVE_GAP_MS.min || g > KEEPALIVE_GAP_MS.max)) return fail(`interval 1: keepalives ${list} apart, expected about 1 s`);
+      await setKeepalive(0);
+      await l.adversary.run({ op: 'watch' });
+      const off = await keepalives(KEEPALIVE_WATCH_MS.off);
+      if (off.length > 0) return fail(`interval 0: ${off.length} keepalives in ${seconds(KEEPALIVE_WATCH_MS.off)}, expected none`);
+      return pass(`interval 1: ${on.length} keepalives, ${list} apart; interval 0: none in ${seconds(KEEPALIVE_WATCH_MS.off)}`);
+    },
+  },
   'allowed-ips': {
     timeoutMs: 30_000,
     async run(l) {
-      await configurePair(l);
-      const r = await l.adversary.run({ op: 'spoof-source', source: INNER.spoofed4 });
-      if (!r.ok) return r;
+      const down = await adversarySession(l);
+      if (down !== undefined) return down;
+      // Inbound: a packet whose inner source is outside the sender's allowed IPs must not reach the
+      // target's kernel. No reply could come back anyway (the target routes the spoofed address to
+      // no peer), so the target namespace's echo request counters are the witness.
+      for (const [own, spoofed] of [[INNER.adversary4, INNER.spoofed4], [INNER.adversary6, INNER.spoofed6]] as const) {
+        const v6 = own.includes(':');
+        const before = await echoRequestsReceived(l.target.ns, v6);
+        const spoof = await l.adversary.run({ op: 'ping', source: spoofed, timeoutMs: 1_000, keepSession: true });
+        if (spoof.ok) return fail(`the target answered a packet from ${spoofed}, outside the adversary's allowed IPs`);
+        const after = await echoRequestsReceived(l.target.ns, v6);
+        if (after !== before) return fail(`${after - before} echo requests from ${spoofed}, outside the adversary's allowed IPs, reached the target's kernel`);
+        const ok = await l.adversary.run({ op: 'ping', source: own, timeoutMs: 2_000, keepSession: true });
+        if (!ok.ok) return fail(`from ${own} after the spoofed packets: ${ok.detail}`);
+        if ((await echoRequestsReceived(l.target.ns, v6)) === after) return fail(`the echo request counter did not count ${own}'s answered request: the check is blind`);
+      }
       // Outbound: the target routes the peer's inner address to the peer only.
       if (!(await ping(l.target.ns, INNER.peer4))) return fail('target -> peer failed');
-      return pass(`${r.detail}; target routes ${INNER.peer4} to the peer`);
+      return pass(`inner sources ${INNER.spoofed4} and ${INNER.spoofed6} never reached the target's kernel; ${INNER.adversary4} and ${INNER.adversary6} answered; target routes ${INNER.peer4} to the peer`);
     },
   },
   rekey: { timeoutMs: 40_000, run: async (l) => (await configurePair(l), l.adversary.run({ op: 'rekey' })) },
@@ -567,15 +683,17 @@ export async function runLive(opts: LiveOptions): Promise<Report> {
       const child = nsP.spawn([process.execPath, adversaryScript()], { stdin: 'pipe' });
       child.stderr?.resume();
       const adversary = new AdversaryClient(child);
-      await adversary.init({
+      const adversaryPort = await adversary.init({
         privateKey: keys.adversary.priv,
         targetPublicKey: keys.target.pub,
         target: { address: OUTER.target4, port: PORT.target },
         bindAddress: OUTER.peer4,
         innerSelf: INNER.adversary4,
         innerTarget: INNER.target4,
+        innerSelf6: INNER.adversary6,
+        innerTarget6: INNER.target6,
       });
-      l = { lab, target, peer, adversary, keys };
+      l = { lab, target, peer, adversary, adversaryPort, keys };
       opts.progress(`setup done in ${Math.round(performance.now() - setupStart)} ms`);
     } catch (err) {
       const detail = `setup failed: ${(err as Error).message}`;
