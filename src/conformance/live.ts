@@ -74,8 +74,11 @@ const LARGE_ALLOWED_IPS = 100_000;
 const FLOOD_COUNT = 4_000;
 /** How long handshake-retransmit waits for the retransmission and the handshake after it. */
 const RETRANSMIT_WAIT_S = 8;
-/** REKEY_TIMEOUT plus jitter (under 334 ms, whitepaper 6.1) plus 66 ms for scheduling. */
-const RETRANSMIT_MAX_MS = REKEY_TIMEOUT + 400;
+/**
+ * REKEY_TIMEOUT plus jitter (under 334 ms, whitepaper 6.1) plus slack for a loaded machine
+ * (timers fire late, never early); still far from the next retransmit at 10 s.
+ */
+const RETRANSMIT_MAX_MS = REKEY_TIMEOUT + 1000;
 /** persistent-keepalive: how long each interval is watched, and the gaps accepted for 1 s. */
 const KEEPALIVE_WATCH_MS = { on: 3_200, off: 2_000 } as const;
 const KEEPALIVE_GAP_MS = { min: 900, max: 1_500 } as const;
