@@ -3,7 +3,7 @@
 // growth per peer and, with --snapshot, the retained heap grouped by constructor.
 //
 //   node --expose-gc bench/lib/peer-memory.mjs [--peers=10000] [--mode=engine|uapi]
-//        [--crypto=node|noble] [--dist=dist] [--snapshot[=rows]] [--write-snapshot=FILE]
+//        [--crypto=node|noble] [--dist=dist] [--snapshot[=rows]] [--write-snapshot=FILE] [--spaces]
 //
 // engine: Engine.addPeer + allowedIps.insert directly. uapi: the text `wg setconf` sends, framed
 // by UapiRequestParser in 64 KiB chunks and applied by Device.apply (memory bind, no TUN).
@@ -108,6 +108,12 @@ console.log(`  retained heapUsed +${((after.heapUsed - before.heapUsed) / 2 ** 2
 console.log(`  RSS ${(before.rss / 2 ** 20).toFixed(1)} -> peak ${(peak.rss / 2 ** 20).toFixed(1)} -> settled ${(after.rss / 2 ** 20).toFixed(1)} MiB` +
   ` (+${perPeer(after.rss, before.rss)} B/peer); heapTotal ${(after.heapTotal / 2 ** 20).toFixed(1)} MiB`);
 
+if (args.spaces !== undefined) {
+  for (const sp of v8.getHeapSpaceStatistics()) {
+    if (sp.space_size === 0) continue;
+    console.log(`    ${sp.space_name.padEnd(24)} size ${(sp.space_size / 2 ** 20).toFixed(1).padStart(6)} MiB, used ${(sp.space_used_size / 2 ** 20).toFixed(1).padStart(6)} MiB`);
+  }
+}
 if (args.snapshot !== undefined) {
   // Aggregate self sizes by node name (constructor) over the whole heap; the inputs (keys) are
   // included, so compare runs rather than reading absolute numbers.
