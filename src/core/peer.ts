@@ -16,14 +16,13 @@ export class Peer implements HeapItem {
   readonly publicKey: Uint8Array;
   /** engine: handshake state, pre-shared key and precomputed static-static DH. */
   readonly handshake: Handshake;
-  /** engine: current / previous / next keypairs. */
-  readonly keypairs = new Keypairs<Peer>();
-  /** engine: MAC1/MAC2 writer and cookie holder for messages to this peer. */
-  readonly cookieGenerator: CookieGenerator;
-  /** engine: protocol timer deadlines. */
-  readonly timers = new PeerTimers();
-  /** engine: packets waiting for a session (copies), oldest first. */
-  readonly staged: Uint8Array[] = [];
+  readonly #crypto: CryptoProvider;
+  // Made on first use: in a large configuration most peers never send, receive or time out, and
+  // these four objects were a fifth of an idle peer's heap.
+  #keypairs: Keypairs<Peer> | undefined;
+  #cookieGenerator: CookieGenerator | undefined;
+  #timers: PeerTimers | undefined;
+  #staged: Uint8Array[] | undefined;
   /** engine: deadline heap slot and key. */
   heapIndex = -1;
   heapKey = Infinity;
@@ -44,7 +43,27 @@ export class Peer implements HeapItem {
     this.handshake = new Handshake(publicKey);
     // One private copy of the key, shared read-only by the peer, its handshake and its cookies.
     this.publicKey = this.handshake.remoteStatic;
-    this.cookieGenerator = new CookieGenerator(crypto, this.publicKey);
+    this.#crypto = crypto;
+  }
+
+  /** engine: current / previous / next keypairs. */
+  get keypairs(): Keypairs<Peer> {
+    return (this.#keypairs ??= new Keypairs<Peer>());
+  }
+
+  /** engine: MAC1/MAC2 writer and cookie holder for messages to this peer. */
+  get cookieGenerator(): CookieGenerator {
+    return (this.#cookieGenerator ??= new CookieGenerator(this.#crypto, this.publicKey));
+  }
+
+  /** engine: protocol timer deadlines. */
+  get timers(): PeerTimers {
+    return (this.#timers ??= new PeerTimers());
+  }
+
+  /** engine: packets waiting for a session (copies), oldest first. */
+  get staged(): Uint8Array[] {
+    return (this.#staged ??= []);
   }
 
   /** Where datagrams to this peer go: configured, or learnt from its last authenticated packet. */
