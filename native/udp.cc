@@ -16,7 +16,6 @@
 //   udpFlush(handle, count) -> datagrams the kernel took (the rest were refused: dropped)
 //   udpSetMark(handle, mark)  SO_MARK on both sockets (EPERM without CAP_NET_ADMIN)
 //   udpBufferSizes(handle) -> [SO_RCVBUF, SO_SNDBUF] of the first socket
-//   udpParseAddress(text, out16) -> 4 | 6 | 0 (inet_pton; an IPv4-mapped IPv6 address gives 4)
 //   udpClose(handle)
 
 #include <node_api.h>
@@ -610,38 +609,6 @@ static napi_value js_udp_buffer_sizes(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value js_udp_parse_address(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char text[INET6_ADDRSTRLEN + 1];
-  size_t len = 0;
-  napi_typedarray_type type;
-  size_t out_len = 0;
-  void* out = NULL;
-  int family = 0;
-  if (napi_get_value_string_utf8(env, argv[0], text, sizeof text, &len) == napi_ok &&
-      napi_get_typedarray_info(env, argv[1], &type, &out_len, &out, NULL, NULL) == napi_ok &&
-      type == napi_uint8_array && out_len >= 16 && len < sizeof text - 1) {
-    uint8_t* o = static_cast<uint8_t*>(out);
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, text, o) == 1) {
-      family = 4;
-    } else if (inet_pton(AF_INET6, text, &a6) == 1) {
-      if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-        memcpy(o, a6.s6_addr + 12, 4);  // the IPv6 socket is V6ONLY: use the IPv4 one
-        family = 4;
-      } else {
-        memcpy(o, a6.s6_addr, 16);
-        family = 6;
-      }
-    }
-  }
-  napi_value result;
-  CHECK_NAPI(env, napi_create_int32(env, family, &result));
-  return result;
-}
-
 static napi_value js_udp_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -660,7 +627,6 @@ void plexd_udp_register(napi_env env, napi_value exports) {
              {"udpFlush", js_udp_flush},
              {"udpSetMark", js_udp_set_mark},
              {"udpBufferSizes", js_udp_buffer_sizes},
-             {"udpParseAddress", js_udp_parse_address},
              {"udpClose", js_udp_close}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
@@ -683,8 +649,7 @@ static napi_value udp_not_linux(napi_env env, napi_callback_info info) {
 }
 
 void plexd_udp_register(napi_env env, napi_value exports) {
-  const char* names[] = {"udpOpen", "udpFlush", "udpSetMark", "udpBufferSizes", "udpParseAddress",
-                         "udpClose"};
+  const char* names[] = {"udpOpen", "udpFlush", "udpSetMark", "udpBufferSizes", "udpClose"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     napi_value f;
     napi_create_function(env, names[i], NAPI_AUTO_LENGTH, udp_not_linux, NULL, &f);

@@ -144,9 +144,16 @@ export async function tunnel(lab, { nsA, nsB }, kindA, kindB, { gc = false } = {
 
 /** iperf3 client in nsA to the server on TUNNEL.b; returns the parsed JSON (throws on error). */
 export async function iperf(nsA, args, seconds) {
-  const r = await run(['ip', 'netns', 'exec', nsA, 'iperf3', '-c', TUNNEL.b, '-J', '-t', String(seconds), ...args], {
-    timeoutMs: (seconds + 20) * 1000,
-  });
+  let r;
+  // After a saturating UDP step the server can still be finishing the last test (its control
+  // message was lost in the flood): wait and retry a bounded number of times.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    r = await run(['ip', 'netns', 'exec', nsA, 'iperf3', '-c', TUNNEL.b, '-J', '-t', String(seconds), ...args], {
+      timeoutMs: (seconds + 20) * 1000,
+    });
+    if (!/server is busy/.test(r.stdout)) break;
+    await sleep(2000);
+  }
   let json;
   try {
     json = JSON.parse(r.stdout);

@@ -36,7 +36,7 @@ export interface DeviceOptions {
   readonly tun?: Tun;
   /** Without a TUN: called with every decrypted inbound IP packet (a view; copy to keep it). */
   readonly onPacket?: (packet: Uint8Array, peerPublicKey: Uint8Array) => void;
-  /** UDP transport; default per PLEXD_BIND (see defaultBind): a UdpBind on all addresses. */
+  /** UDP transport; default per PLEXD_BIND (see defaultBind): the native bind on all addresses on Linux. */
   readonly bind?: Bind;
   /** Default: PLEXD_CRYPTO or node:crypto (see defaultCrypto). */
   readonly crypto?: CryptoProvider;

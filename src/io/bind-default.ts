@@ -3,13 +3,27 @@
 import type { Bind } from './bind.js';
 import { NativeBind } from './bind-native.js';
 import { UdpBind } from './bind-udp.js';
+import { loadTunAddon } from './native.js';
 
 /**
- * A new Bind per `PLEXD_BIND`: 'dgram' (node:dgram, the default) or 'native' (the addon's
- * batched recvmmsg/sendmmsg sockets, Linux). Throws RangeError for any other value.
+ * A new Bind per `PLEXD_BIND`: 'native' (the addon's batched recvmmsg/sendmmsg sockets; the
+ * default on Linux — measured faster, see docs/performance.md) or 'dgram' (node:dgram; the
+ * default where the addon cannot load). Throws RangeError for any other value.
  */
 export function defaultBind(env: string | undefined = process.env['PLEXD_BIND']): Bind {
-  if (env === undefined || env === '' || env === 'dgram') return new UdpBind();
   if (env === 'native') return new NativeBind();
-  throw new RangeError(`expected PLEXD_BIND to be 'native' or 'dgram', got ${JSON.stringify(env)}`);
+  if (env === 'dgram') return new UdpBind();
+  if (env !== undefined && env !== '') {
+    throw new RangeError(`expected PLEXD_BIND to be 'native' or 'dgram', got ${JSON.stringify(env)}`);
+  }
+  return nativeAvailable() ? new NativeBind() : new UdpBind();
+}
+
+function nativeAvailable(): boolean {
+  try {
+    loadTunAddon();
+    return true;
+  } catch {
+    return false;
+  }
 }

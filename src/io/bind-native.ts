@@ -11,32 +11,28 @@
 // into the batch buffer: onReceive handlers get a copy (the Bind contract), onReceiveBatch
 // handlers the view itself.
 
+import { formatIp, parseIp } from '../core/ip.js';
 import { BindError, bindErrorFrom, errnoOf } from './errors.js';
 import { loadTunAddon, type TunAddon, type UdpArrays } from './native.js';
 import {
   checkFwmark,
   checkPort,
   newBindStats,
+  socketBindSettings,
   type Bind,
   type BindStats,
   type Endpoint,
   type ReceiveHandler,
   type SendResult,
+  type SocketBindOptions,
 } from './bind.js';
 
 /** Options for {@link NativeBind}. */
-export interface NativeBindOptions {
-  /** Local IPv4 address to bind ('0.0.0.0' default); null disables IPv4. */
-  readonly ipv4Address?: string | null;
-  /** Local IPv6 address to bind ('::' default); null disables IPv6. */
-  readonly ipv6Address?: string | null;
-  /** Socket receive/send buffer in bytes (default 7 MiB); forced past rmem_max with CAP_NET_ADMIN. */
-  readonly socketBufferSize?: number;
+export interface NativeBindOptions extends SocketBindOptions {
   /** Most datagrams read per wakeup (default 64). */
   readonly batchSize?: number;
 }
 
-const DEFAULT_SOCKET_BUFFER = 7 * 1024 * 1024;
 const DEFAULT_BATCH = 64;
 // A receive slot holds any UDP payload; only the pages a datagram touches become resident.
 const SLOT_SIZE = 65536;
@@ -82,18 +78,9 @@ export class NativeBind implements Bind {
   readonly #lastV6Bytes = new Uint8Array(16);
   // Endpoint object -> its encoded destination (endpoints are immutable and reused per peer).
   readonly #encoded = new WeakMap<object, Encoded>();
-  readonly #scratch = new Uint8Array(16);
 
   constructor(options: NativeBindOptions = {}) {
-    this.#ipv4Address = options.ipv4Address === undefined ? '0.0.0.0' : options.ipv4Address;
-    this.#ipv6Address = options.ipv6Address === undefined ? '::' : options.ipv6Address;
-    if (this.#ipv4Address === null && this.#ipv6Address === null) {
-      throw new TypeError('expected at least one of ipv4Address, ipv6Address, got both null');
-    }
-    this.#socketBufferSize = options.socketBufferSize ?? DEFAULT_SOCKET_BUFFER;
-    if (!Number.isInteger(this.#socketBufferSize) || this.#socketBufferSize < 0 || this.#socketBufferSize > 0x7fff_ffff) {
-      throw new RangeError(`expected socketBufferSize to be a non-negative int32, got ${this.#socketBufferSize}`);
-    }
+    ({ ipv4Address: this.#ipv4Address, ipv6Address: this.#ipv6Address, socketBufferSize: this.#socketBufferSize } = socketBindSettings(options));
     const batch = options.batchSize ?? DEFAULT_BATCH;
     if (!Number.isInteger(batch) || batch < 1 || batch > 1024) {
       throw new RangeError(`expected batchSize to be an integer in 1..1024, got ${batch}`);
@@ -234,7 +221,8 @@ export class NativeBind implements Bind {
       let e = this.#v4Endpoints.get(id);
       if (e === undefined) {
         if (this.#v4Endpoints.size >= ENDPOINT_CACHE_LIMIT) this.#v4Endpoints.clear();
-        e = this.#remember(`${a[at]}.${a[at + 1]}.${a[at + 2]}.${a[at + 3]}`, port, 4, a.slice(at, at + 4));
+        const bytes = a.slice(at, at + 4);
+        e = this.#remember(formatIp(bytes), port, 4, bytes);
         this.#v4Endpoints.set(id, e);
       }
       return e;
@@ -252,7 +240,7 @@ export class NativeBind implements Bind {
       if (same) return last;
     }
     const bytes = a.slice(at, at + 16);
-    const address = formatIPv6(bytes);
+    const address = formatIp(bytes);
     const id = `${address}#${port}`;
     let e = this.#v6Endpoints.get(id);
     if (e === undefined) {
@@ -277,10 +265,13 @@ export class NativeBind implements Bind {
     if (enc !== undefined && enc.port === to.port) return enc;
     const port = to.port;
     if (typeof to.address !== 'string' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-    const family = this.#addon?.udpParseAddress(to.address, this.#scratch) ?? 0;
-    if (family !== 4 && family !== 6) return undefined;
-    enc = { family, bytes: this.#scratch.slice(0, family === 4 ? 4 : 16), port };
-    if (typeof to === 'object' && to !== null) this.#encoded.set(to, enc);
+    const ip = parseIp(to.address);
+    if (ip === undefined) return undefined;
+    let mapped = ip.length === 16 && ip[10] === 0xff && ip[11] === 0xff;
+    for (let i = 0; mapped && i < 10; i++) mapped = ip[i] === 0;
+    // The IPv6 socket is V6ONLY: an IPv4-mapped destination leaves over the IPv4 one.
+    enc = ip.length === 4 || mapped ? { family: 4, bytes: ip.subarray(ip.length - 4), port } : { family: 6, bytes: ip, port };
+    this.#encoded.set(to, enc);
     return enc;
   }
 
@@ -357,44 +348,4 @@ function checkHandler(value: unknown): void {
 
 function fwmarkError(mark: number, err: unknown): BindError {
   return new BindError('ERR_BIND_FWMARK', `cannot set fwmark ${mark}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) });
-}
-
-/**
- * Formats 16 address bytes as libuv's inet_ntop does (lower-case hex, the first longest run of two
- * or more zero groups as '::', IPv4-mapped/compatible tails dotted), so endpoints read the same as
- * with node:dgram.
- */
-export function formatIPv6(b: Uint8Array): string {
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) bestStart = -1;
-  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && words[5] === 0xffff))) {
-    return `::${bestLen === 5 ? 'ffff:' : ''}${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  }
-  let s = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) {
-      s += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (s !== '' && !s.endsWith(':')) s += ':';
-    s += words[i]!.toString(16);
-  }
-  return s;
 }

@@ -18,29 +18,21 @@ import {
   checkFwmark,
   checkPort,
   newBindStats,
+  socketBindSettings,
   type Bind,
   type BindStats,
   type Endpoint,
   type ReceiveHandler,
   type SendResult,
+  type SocketBindOptions,
 } from './bind.js';
 
 /** Options for {@link UdpBind}. */
-export interface UdpBindOptions {
-  /** Local IPv4 address to bind ('0.0.0.0' default); null disables IPv4. */
-  readonly ipv4Address?: string | null;
-  /** Local IPv6 address to bind ('::' default); null disables IPv6. */
-  readonly ipv6Address?: string | null;
-  /**
-   * Socket receive/send buffer in bytes (default 7 MiB, like wireguard-go). Forced past the
-   * kernel cap with CAP_NET_ADMIN, else capped at net.core.[rw]mem_max; failures are ignored.
-   */
-  readonly socketBufferSize?: number;
+export interface UdpBindOptions extends SocketBindOptions {
   /** Datagrams allowed in a congested socket's user-space queue before send() drops (default 1024). */
   readonly maxQueued?: number;
 }
 
-const DEFAULT_SOCKET_BUFFER = 7 * 1024 * 1024;
 const RANDOM_PORT_ATTEMPTS = 16;
 
 // IP literals only: resolve synchronously so send() reaches the kernel before it returns.
@@ -101,16 +93,8 @@ export class UdpBind implements Bind {
   #fwmark = 0;
 
   constructor(options: UdpBindOptions = {}) {
-    this.#ipv4Address = options.ipv4Address === undefined ? '0.0.0.0' : options.ipv4Address;
-    this.#ipv6Address = options.ipv6Address === undefined ? '::' : options.ipv6Address;
-    if (this.#ipv4Address === null && this.#ipv6Address === null) {
-      throw new TypeError('expected at least one of ipv4Address, ipv6Address, got both null');
-    }
-    this.#socketBufferSize = options.socketBufferSize ?? DEFAULT_SOCKET_BUFFER;
+    ({ ipv4Address: this.#ipv4Address, ipv6Address: this.#ipv6Address, socketBufferSize: this.#socketBufferSize } = socketBindSettings(options));
     this.#maxQueued = options.maxQueued ?? 1024;
-    if (!Number.isInteger(this.#socketBufferSize) || this.#socketBufferSize < 0) {
-      throw new RangeError(`expected socketBufferSize to be a non-negative integer, got ${this.#socketBufferSize}`);
-    }
     if (!Number.isInteger(this.#maxQueued) || this.#maxQueued < 0) {
       throw new RangeError(`expected maxQueued to be a non-negative integer, got ${this.#maxQueued}`);
     }

@@ -73,6 +73,36 @@ export interface Bind {
   close(): void;
 }
 
+/** Options shared by the socket binds (UdpBind, NativeBind). */
+export interface SocketBindOptions {
+  /** Local IPv4 address to bind ('0.0.0.0' default); null disables IPv4. */
+  readonly ipv4Address?: string | null;
+  /** Local IPv6 address to bind ('::' default); null disables IPv6. */
+  readonly ipv6Address?: string | null;
+  /**
+   * Socket receive/send buffer in bytes (default 7 MiB, like wireguard-go). Forced past the
+   * kernel cap with CAP_NET_ADMIN, else capped at net.core.[rw]mem_max; failures are ignored.
+   */
+  readonly socketBufferSize?: number;
+}
+
+/**
+ * SocketBindOptions with defaults applied. Throws TypeError when both families are disabled,
+ * RangeError when socketBufferSize is not an integer in 0..2^31-1.
+ */
+export function socketBindSettings(options: SocketBindOptions): { ipv4Address: string | null; ipv6Address: string | null; socketBufferSize: number } {
+  const ipv4Address = options.ipv4Address === undefined ? '0.0.0.0' : options.ipv4Address;
+  const ipv6Address = options.ipv6Address === undefined ? '::' : options.ipv6Address;
+  if (ipv4Address === null && ipv6Address === null) {
+    throw new TypeError('expected at least one of ipv4Address, ipv6Address, got both null');
+  }
+  const socketBufferSize = options.socketBufferSize ?? 7 * 1024 * 1024;
+  if (!Number.isInteger(socketBufferSize) || socketBufferSize < 0 || socketBufferSize > 0x7fff_ffff) {
+    throw new RangeError(`expected socketBufferSize to be an integer in 0..2147483647, got ${socketBufferSize}`);
+  }
+  return { ipv4Address, ipv6Address, socketBufferSize };
+}
+
 /** Mutable counters behind BindStats, shared by the implementations. */
 export function newBindStats(): { -readonly [K in keyof BindStats]: number } {
   return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txQueued: 0, txDropped: 0 };

@@ -28,8 +28,6 @@ export interface TunAddon {
   udpFlush(handle: object, count: number): number;
   udpSetMark(handle: object, mark: number): void;
   udpBufferSizes(handle: object): [number, number];
-  /** 4 or 6 with the address in out[0..4|16], 0 when not an IP literal (IPv4-mapped gives 4). */
-  udpParseAddress(text: string, out: Uint8Array): number;
   udpClose(handle: object): void;
 }
 
