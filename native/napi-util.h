@@ -36,7 +36,9 @@ static inline const char* errno_code(int err) {
     case ENXIO: return "ENXIO";
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case EBADF: return "EBADF";
+#ifdef EBADFD  // Linux only
     case EBADFD: return "EBADFD";
+#endif
     case EIO: return "EIO";
     case EMFILE: return "EMFILE";
     case ENFILE: return "ENFILE";

@@ -7,12 +7,13 @@
 //
 // Buffer ownership: send() copies, so it returns 'sent' (the caller may reuse `data`) or
 // 'dropped'; never 'queued'. A datagram the kernel refuses at flush time (full send buffer after
-// a 2 ms wait, unreachable, too big) is counted in stats.txDropped. Received datagrams are views
+// a 2 ms wait, unreachable, too big) is counted in stats.txDropped (its bytes stay in txBytes,
+// which counts what was accepted into the batch). Received datagrams are views
 // into the batch buffer: onReceive handlers get a copy (the Bind contract), onReceiveBatch
 // handlers the view itself.
 
 import { formatIp, parseIp } from '../core/ip.js';
-import { BindError, bindErrorFrom, errnoOf } from './errors.js';
+import { BindError, bindErrorFrom, checkFunction, errnoOf } from './errors.js';
 import { loadTunAddon, type TunAddon, type UdpArrays } from './native.js';
 import {
   checkFwmark,
@@ -178,15 +179,15 @@ export class NativeBind implements Bind {
   }
 
   onReceive(handler: ReceiveHandler): void {
-    checkHandler(handler);
+    checkFunction('handler', handler);
     this.#handler = handler;
     this.#end = undefined;
     this.#copy = true;
   }
 
   onReceiveBatch(handler: ReceiveHandler, end: () => void): void {
-    checkHandler(handler);
-    checkHandler(end);
+    checkFunction('handler', handler);
+    checkFunction('end', end);
     this.#handler = handler;
     this.#end = end;
     this.#copy = false;
@@ -340,10 +341,6 @@ export class NativeBind implements Bind {
     this.#open = undefined;
     this.#addon!.udpClose(o.handle);
   }
-}
-
-function checkHandler(value: unknown): void {
-  if (typeof value !== 'function') throw new TypeError(`expected handler to be a function, got ${typeof value}`);
 }
 
 function fwmarkError(mark: number, err: unknown): BindError {
