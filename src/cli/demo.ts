@@ -162,7 +162,11 @@ export async function runDemoMesh(opts: DemoOptions = {}): Promise<DemoRow[]> {
     for (const [i, a] of agents.entries()) {
       for (const [j, b] of nodes.entries()) {
         if (i === j) continue;
-        const rtt = await a.iface.ping(b.meshIp, opts.pingTimeoutMs ?? 5000);
+        // Like ping(8), keep sending: the first echo may wait out a handshake retry (5 s).
+        let rtt: number | undefined;
+        for (let attempt = 0; attempt < 3 && rtt === undefined; attempt++) {
+          rtt = await a.iface.ping(b.meshIp, opts.pingTimeoutMs ?? 3000);
+        }
         say(`ping ${nodes[i]!.meshIp} -> ${b.meshIp}: ${rtt === undefined ? 'no reply' : `${rtt.toFixed(2)} ms`}`);
         rows.push(demoRow(nodes[i]!, b, a.peers(), rtt));
       }
