@@ -16,7 +16,8 @@ describe('demo', () => {
     }
     expect(new Set(rows.map((r) => r.meshIp)).size).toBe(3);
     expect(lines.filter((l) => l.startsWith('registered ')).length).toBe(3);
-    expect(performance.now() - t0).toBeLessThan(20_000);
+    // A hang guard only (a handshake retry costs 5 s); speed is not what this test checks.
+    expect(performance.now() - t0).toBeLessThan(60_000);
   });
 
   it('runDemo prints the table and exits 0; --tun without root exits 1, junk is refused (2)', async () => {
