@@ -21,7 +21,8 @@ export const DROP_REASONS = [
   'no-identity', // no private key configured
   'mac1', // MAC1 invalid
   'cookie-required', // under load without a valid MAC2: a cookie reply was sent instead
-  'rate-limited', // under load, too many handshake messages from this source
+  'rate-limited', // under load, too many handshake messages (or cookie replies) for this source
+  'handshake-queue-full', // the driver's bounded handshake queue was full (flood): not even MAC1 was checked
   'handshake-decrypt', // initiation/response failed authentication or a DH was zero
   'unknown-peer', // initiation from a static key that is not a configured peer
   'stale-timestamp', // initiation TAI64N not newer than the last accepted one (replay)

@@ -111,6 +111,9 @@ export class Engine {
   readonly #index: IndexTable<IndexEntry>;
   readonly #heap = new DeadlineHeap<Peer>();
   readonly #rateLimiter = new RateLimiter();
+  // Cookie replies per source under load: the legit sender needs one per REKEY_TIMEOUT, a flood
+  // from a few addresses would otherwise cost an XChaCha20-Poly1305 seal and a send per message.
+  readonly #cookieLimiter = new RateLimiter();
   readonly #load: LoadMonitor;
   readonly #drops: Record<DropReason, number>;
   readonly #random2 = new Uint8Array(2);
@@ -273,6 +276,19 @@ export class Engine {
   setUnderLoad(until: number): void {
     expectTime(until);
     this.#load.setUntil(until);
+  }
+
+  /**
+   * For a driver that queues handshake messages: its queue is backed up (wireguard-go: at least
+   * 1/8 full) at `now`, so the device is under load until at least now + UNDER_LOAD_AFTER_TIME.
+   */
+  markUnderLoad(now: number): void {
+    this.#load.extend(now);
+  }
+
+  /** Counts a drop the driver decided before the engine saw the packet ('handshake-queue-full'). */
+  countDrop(reason: DropReason): void {
+    this.#drops[reason]++;
   }
 
   /** True when handshake messages at `now` need a valid MAC2 (whitepaper 5.4.7). */
@@ -636,6 +652,10 @@ export class Engine {
       // Whitepaper 5.4.7: without a valid MAC2 answer with a cookie; with one, rate-limit.
       const source = endpointBytes(from);
       if (!this.#cookieChecker.checkMac2(datagram, source, now)) {
+        if (!this.#cookieLimiter.allow(from.address, now)) {
+          this.#drop(sink, 'rate-limited', undefined);
+          return;
+        }
         const reply = this.#cookieChecker.createReply(datagram, readU32(datagram, InitiationOffset.sender), source, now, this.#fillRandom);
         sink.network(undefined, from, reply);
         this.#event(sink, { kind: 'cookie-sent', to: from });

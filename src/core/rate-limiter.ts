@@ -61,8 +61,8 @@ export class RateLimiter {
 
 /**
  * Decides whether the device is under load: more than `threshold` handshake messages within a
- * one-second window, then for UNDER_LOAD_AFTER_TIME after (wireguard-go counts its handshake
- * queue depth instead; a rate is the sans-IO equivalent). The device may also force it.
+ * one-second window, then for UNDER_LOAD_AFTER_TIME after; or while the driver reports a handshake
+ * backlog (extend: wireguard-go's queue at least 1/8 full). The device may also force it.
  */
 export class LoadMonitor {
   readonly #threshold: number;
@@ -84,6 +84,11 @@ export class LoadMonitor {
     }
     if (++this.#count > this.#threshold) this.#until = Math.max(this.#until, now + UNDER_LOAD_AFTER_TIME);
     return now < this.#until;
+  }
+
+  /** Keeps the device under load until at least `now` + UNDER_LOAD_AFTER_TIME (a driver's backlog). */
+  extend(now: number): void {
+    this.#until = Math.max(this.#until, now + UNDER_LOAD_AFTER_TIME);
   }
 
   /** Sets the end of the under-load state to `until` (same clock as `now`; a past time clears it). */

@@ -7,6 +7,7 @@ import type { ActionSink, DropReason, Endpoint, EngineEvent } from '../core/acti
 import type { CryptoProvider } from '../core/crypto.js';
 import { nobleCrypto } from '../core/crypto-noble.js';
 import { Engine } from '../core/engine.js';
+import { INITIATION_SIZE, MessageType } from '../core/messages.js';
 import type { Peer } from '../core/peer.js';
 import { nodeCrypto } from '../crypto/node.js';
 import type { Bind, SendResult } from '../io/bind.js';
@@ -22,6 +23,14 @@ import { UapiError } from '../uapi/errors.js';
 import type { UapiAllowedIp, UapiDeviceSnapshot, UapiHandler, UapiPeerSnapshot } from '../uapi/handler.js';
 import type { PeerOp, SetTransaction } from '../uapi/protocol.js';
 import { configToTransaction, type DeviceConfig } from './config.js';
+import { HandshakeQueue } from './handshake-queue.js';
+
+/**
+ * Handshake messages handled per event-loop turn. The rest wait in the HandshakeQueue for the
+ * next turn, after that turn's transport data: a flood costs the tunnel at most this much work
+ * per receive batch (up to 64 datagrams), as wireguard-go's separate handshake workers bound it.
+ */
+const HANDSHAKES_PER_TURN = 16;
 
 /** Picks the crypto provider: `PLEXD_CRYPTO=noble|node`, else the fastest (node:crypto). */
 export function defaultCrypto(env: string | undefined = process.env['PLEXD_CRYPTO']): CryptoProvider {
@@ -83,6 +92,20 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   #filter: PacketFilter | undefined;
   #foreign: ((data: Uint8Array, from: Endpoint) => void) | undefined;
   readonly #closeHandlers: Array<(reason: string) => void> = [];
+  readonly #handshakes = new HandshakeQueue();
+  #handshakeBudget = HANDSHAKES_PER_TURN;
+  #handshakeTurn: NodeJS.Immediate | undefined;
+  #handshakeNow = 0;
+  readonly #consumeHandshake = (data: Uint8Array, from: Endpoint): void => {
+    this.engine.decapsulate(data, from, this.#handshakeNow, this);
+  };
+  // The next loop turn: a fresh budget, then what waits.
+  readonly #onHandshakeTurn = (): void => {
+    this.#handshakeTurn = undefined;
+    this.#handshakeBudget = HANDSHAKES_PER_TURN;
+    this.#runHandshakes();
+    this.#schedule();
+  };
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -105,7 +128,13 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     this.#bind = opts.bind ?? defaultBind();
     if (this.#bind.onReceiveBatch !== undefined) {
       // One schedule per batch; the datagrams are views into the bind's batch buffer.
-      this.#bind.onReceiveBatch((data, from) => this.#receive(data, from, true), () => this.#schedule());
+      this.#bind.onReceiveBatch(
+        (data, from) => this.#receive(data, from, true),
+        () => {
+          this.#runHandshakes();
+          this.#schedule();
+        },
+      );
     } else {
       this.#bind.onReceive((data, from) => this.receive(data, from));
     }
@@ -220,10 +249,13 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
   receive(data: Uint8Array, from: Endpoint): void {
     this.#receive(data, from, false);
+    this.#runHandshakes();
     this.#schedule();
   }
 
-  // `view`: data is only valid during this call (a batch bind), so a foreign handler gets a copy.
+  // Transport data and cookie replies go to the engine at once; initiations and responses wait
+  // in the handshake queue (copied) for #runHandshakes. `view`: data is only valid during this
+  // call (a batch bind), so a foreign handler gets a copy.
   #receive(data: Uint8Array, from: Endpoint, view: boolean): void {
     if (this.#closed) return;
     const foreign = this.#foreign;
@@ -237,7 +269,25 @@ export class Device implements UapiHandler, ActionSink<Peer> {
       foreign(view ? data.slice() : data, from);
       return;
     }
+    const type = data[0];
+    if ((type === MessageType.initiation || type === MessageType.response) && data.length <= INITIATION_SIZE) {
+      if (!this.#handshakes.push(data, from)) this.engine.countDrop('handshake-queue-full');
+      return;
+    }
     this.engine.decapsulate(data, from, this.#clock.now(), this);
+  }
+
+  // Hands waiting handshake messages to the engine within this turn's budget; a backlog of 1/8
+  // of the queue or more puts the engine under load (wireguard-go device.IsUnderLoad).
+  #runHandshakes(): void {
+    const queue = this.#handshakes;
+    if (queue.size === 0 || this.#closed) return;
+    const now = this.#clock.now();
+    if (queue.size >= queue.capacity / 8) this.engine.markUnderLoad(now);
+    this.#handshakeNow = now;
+    while (this.#handshakeBudget > 0 && queue.shift(this.#consumeHandshake)) this.#handshakeBudget--;
+    // Spent budget comes back next turn; so does whatever still waits.
+    this.#handshakeTurn ??= setImmediate(this.#onHandshakeTurn);
   }
 
   // ---- ActionSink: the engine's actions, carried out ------------------------------------------
@@ -412,6 +462,9 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#handshakeTurn !== undefined) clearImmediate(this.#handshakeTurn);
+    this.#handshakeTurn = undefined;
+    this.#handshakes.clear();
     this.#bind.close();
     for (const peer of [...this.engine.peers()]) this.engine.removePeer(peer);
     this.engine.setPrivateKey(undefined, this.#clock.now());

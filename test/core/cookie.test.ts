@@ -225,4 +225,59 @@ describe('engine under load and initiation floods', () => {
     expect(p.b.engine.isUnderLoad(p.clock.now)).toBe(true);
     expect(p.b.engine.isUnderLoad(p.clock.now + 1_001)).toBe(false);
   });
+
+  it('skips the MAC2 computation for a zero MAC2 and limits cookie replies per source', () => {
+    const p = new Pair();
+    p.b.engine.setUnderLoad(p.clock.now + 60_000);
+    const flood = floodFrom(p.b.publicKey);
+    const source = { address: '198.18.0.9', port: 999 };
+    for (let i = 0; i < 50; i++) p.b.engine.decapsulate(flood(), source, p.clock.now, p.b);
+    // The limiter's burst of replies at one instant; the rest cost only MAC1 and the limiter.
+    expect(p.b.sentOfType(MessageType.cookieReply)).toHaveLength(4);
+    const drops = p.b.engine.dropCounts();
+    expect([drops['cookie-required'], drops['rate-limited']]).toEqual([4, 46]);
+    // Another source still gets its cookie at once.
+    p.b.engine.decapsulate(flood(), { address: '198.18.0.10', port: 999 }, p.clock.now, p.b);
+    expect(p.b.sentOfType(MessageType.cookieReply)).toHaveLength(5);
+  });
+
+  it('a legit peer rekeys during a flood (cookie, then MAC2) and its session survives', () => {
+    const p = new Pair({ underLoadThreshold: 10 });
+    p.a.send(ipPacket('10.0.0.1', '10.0.0.2', 'hello'));
+    const flood = floodFrom(p.b.publicKey);
+    const sources = Array.from({ length: 32 }, (_, i) => ({ address: `198.18.1.${i}`, port: 40000 + i }));
+    let sent = 1;
+    // 250 s of one packet per second from a, with 300 MAC1-valid initiations per second at b
+    // from 32 other addresses: b is under load the whole time; a rekeys at ~120 s (cookie, then
+    // MAC2 5 s later), and packets after REJECT_AFTER_TIME (180 s) prove the new session.
+    for (let t = 0; t < 2500; t++) {
+      for (let k = 0; k < 30; k++) p.b.engine.decapsulate(flood(), sources[(t * 30 + k) % 32]!, p.clock.now, p.b);
+      if (t % 10 === 0) {
+        p.a.send(ipPacket('10.0.0.1', '10.0.0.2', `a${t}`));
+        sent++;
+      }
+      p.advance(100);
+    }
+    expect(p.b.engine.isUnderLoad(p.clock.now)).toBe(true);
+    expect(p.b.tunOut.length).toBeGreaterThanOrEqual(sent - 10); // rekeys may hold a few packets
+    expect(p.a.events.filter((e) => e.kind === 'handshake-complete').length).toBeGreaterThanOrEqual(2);
+    const drops = p.b.engine.dropCounts();
+    expect(drops['cookie-required']).toBeGreaterThan(0);
+    expect(drops['decrypt'] + drops['expired-keypair'] + drops['unknown-index']).toBe(0);
+    // The per-source cookie limit keeps replies near 32 sources x 20/s, far below the flood.
+    expect(p.b.sentOfType(MessageType.cookieReply).length).toBeLessThan(250 * 32 * 20 + 32 * 5 + 10);
+  });
 });
+
+/** MAC1-valid initiations with random contents for `publicKey`, MAC2 zero (a cookie-less flood). */
+function floodFrom(publicKey: Uint8Array): () => Uint8Array {
+  const gen = new CookieGenerator(crypto, publicKey);
+  return () => {
+    const m = new Uint8Array(INITIATION_SIZE);
+    rand(m);
+    m.set([MessageType.initiation, 0, 0, 0]);
+    m.fill(0, INITIATION_SIZE - 32);
+    gen.addMacs(m, 0);
+    return m;
+  };
+}

@@ -4,6 +4,9 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { CookieGenerator } from '../../src/core/cookie.js';
+import { INITIATION_SIZE, MessageType } from '../../src/core/messages.js';
+import { nodeCrypto } from '../../src/crypto/node.js';
 import { Device } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
@@ -78,6 +81,33 @@ describe('Device over the memory twins', () => {
     expect(tunA.takeWritten().map(hex)).toEqual([hex(back)]);
     expect(a.counters.tunWriteDropped).toBe(0);
     expect(a.drops()['allowed-ips']).toBe(0);
+  });
+
+  it('under a handshake flood, serves transport at once and bounds handshakes by a queue and a per-turn budget', async () => {
+    const { clock, tunA, toB, b, pubB } = await pair();
+    tunA.inject(ipPacket('192.168.0.1', '192.168.0.2', 'session'));
+    await settle();
+    expect(toB).toHaveLength(1);
+    const gen = new CookieGenerator(nodeCrypto, pubB);
+    const flood = (): Uint8Array => {
+      const m = new Uint8Array(randomBytes(INITIATION_SIZE));
+      m.set([MessageType.initiation, 0, 0, 0]);
+      m.fill(0, INITIATION_SIZE - 32);
+      gen.addMacs(m, 0);
+      return m;
+    };
+    for (let i = 0; i < 20; i++) tunA.inject(ipPacket('192.168.0.1', '192.168.0.2', `d${i}`));
+    // 2,000 MAC1-valid initiations from 32 addresses within one loop turn: 16 are handled (the
+    // budget), 1,024 wait (the queue), the rest are dropped without a MAC1 check.
+    for (let i = 0; i < 2000; i++) b.receive(flood(), { address: `198.18.0.${i % 32}`, port: 40000 });
+    expect(b.drops()['handshake-queue-full']).toBe(2000 - 1024 - 16);
+    expect(b.engine.isUnderLoad(clock.now())).toBe(true); // the backlog is over 1/8 of the queue
+    await settle();
+    expect(toB.map((p) => new TextDecoder().decode(p.packet.subarray(20)))).toEqual(['session', ...Array.from({ length: 20 }, (_, i) => `d${i}`)]);
+    for (let i = 0; i < 100; i++) await new Promise((r) => setImmediate(r)); // the queue drains, 16 per turn
+    const d = b.drops();
+    expect(d['cookie-required'] + d['rate-limited'] + d['handshake-decrypt']).toBe(1024 + 16);
+    expect(d['cookie-required']).toBeLessThanOrEqual(32 * 4); // the per-source cookie limit's burst
   });
 
   it('drops an inbound packet whose inner source is not the peer\'s, and counts it', async () => {
