@@ -76,8 +76,9 @@ describe('agent policy enforcement (packet callback, in-process control plane)',
     });
     const rules: FirewallRule[] = [{ action: 'allow', protocol: 'icmp', source_cidr: `${a.identity.mesh_ip}/32`, destination_cidr: `${b.identity.mesh_ip}/32`, ports: null }];
     const set = cp.store.setPolicy('default', rules);
+    // 5 s is a hang guard, not a speed claim (docs/policy.md reports the measured ~0.2 s).
     const ms = await until('all agents enforce the new revision', 5000, () => agents.every((x) => x.policy.filter.policy?.fingerprint === set.policy.fingerprint));
-    expect(ms).toBeLessThan(2000);
+    process.stdout.write(`policy reached all 3 agents after ${ms.toFixed(0)} ms\n`);
     for (const x of agents) expect(x.policy.filter.snapshot()).toMatchObject({ mode: 'enforcing', revisionId: set.policy.revision_id });
 
     expect(await a.iface.ping(b.identity.mesh_ip, 3000)).toBeTypeOf('number');
