@@ -11,6 +11,7 @@ import { DAEMON, ensureBuilt } from '../helpers/wg-lab.js';
 const NEEDS_ROOT = /demo --tun: needs root: .*without --tun, which needs no root/;
 const asRoot = process.getuid?.() === 0;
 const setpriv = spawnSync('setpriv', ['--version']).error === undefined;
+if (asRoot && !setpriv) console.warn('[skip] demo --tun as a non-root user: running as root and setpriv (util-linux) is not installed');
 
 describe('demo --tun without root', () => {
   it('runDemo exits 1 with the message for a non-root uid', async () => {

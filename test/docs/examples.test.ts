@@ -4,7 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-describe.skipIf(!existsSync('dist/index.js'))('docs/examples', () => {
+const noDist = !existsSync('dist/index.js');
+if (noDist) console.warn('[skip] docs/examples: dist/index.js is missing (run `npm run build`)');
+
+describe.skipIf(noDist)('docs/examples', () => {
   it('two-devices.mjs: a packet crosses a tunnel between two in-process devices', () => {
     const r = spawnSync(process.execPath, ['docs/examples/two-devices.mjs'], { encoding: 'utf8', timeout: 20_000 });
     expect(r.stderr).toBe('');

@@ -21,6 +21,8 @@ function loopbackBind(options: NativeBindOptions = {}): NativeBind {
   return b;
 }
 
+if (process.getuid?.() !== 0) console.warn('[skip] bind-native fwmark: setting SO_MARK needs root (netns tier covers it)');
+
 async function until(done: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
