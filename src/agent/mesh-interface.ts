@@ -7,7 +7,7 @@
 
 import { execFile } from 'node:child_process';
 import { Device } from '../device/device.js';
-import { UdpBind } from '../io/bind-udp.js';
+import { defaultBind } from '../io/bind-default.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
@@ -62,7 +62,7 @@ export class MeshInterface {
 
   /** Brings the interface up. Rejects (and leaves nothing behind) when any step fails. */
   static async open(o: MeshInterfaceOptions): Promise<MeshInterface> {
-    const bind = new UdpBind(o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
+    const bind = defaultBind(undefined, o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
     const meshIp = { value: o.meshIp };
     if (o.packetCallback) {
       const pinger = new Pinger();
