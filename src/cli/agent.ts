@@ -51,7 +51,9 @@ function parse(args: readonly string[], booleans: readonly string[] = [], needUr
     for (const w of warnings) log.error(w);
     return { config, log, booleans: f.booleans };
   } catch (err) {
-    if (err instanceof ConfigError) return fail(err.message, EXIT.usage);
+    // A flag that does not exist or lacks its value is a usage error: show the usage too. A bad
+    // value (in a flag, the environment or the file) is named on its own line.
+    if (err instanceof ConfigError) return fail(/: (unknown flag|expected a value)$/.test(err.message) ? `${err.message}\n\n${USAGE}` : err.message, EXIT.usage);
     throw err;
   }
 }

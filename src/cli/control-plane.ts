@@ -60,7 +60,12 @@ function need(v: string | boolean | undefined, flag: string): string {
 }
 
 function withStore<T>(db: string, fn: (s: ControlPlaneStore) => T): T {
-  const store = ControlPlaneStore.open(db);
+  let store: ControlPlaneStore;
+  try {
+    store = ControlPlaneStore.open(db);
+  } catch (err) {
+    throw new Error(`--db ${db}: ${(err as Error).message}`, { cause: err });
+  }
   try {
     return fn(store);
   } finally {
@@ -94,6 +99,11 @@ async function serve(args: readonly string[]): Promise<number> {
   const { values, positionals } = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const listen = need(values.listen, '--listen');
+  try {
+    parseListen(listen); // a malformed --listen is bad usage (exit 2), not a runtime failure
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const stun = stunListen(listen, typeof values.stun === 'string' ? values.stun : undefined);
   const log = createLogger(process.env.LOG_LEVEL === undefined ? 'info' : logLevelFromEnv(process.env.LOG_LEVEL));
   const cp = await createControlPlane({
@@ -114,6 +124,7 @@ async function serve(args: readonly string[]): Promise<number> {
 
 function token(args: readonly string[]): number {
   const [verb, ...rest] = args;
+  if (verb !== 'create' && verb !== 'revoke') throw new UsageError(`expected token create or token revoke, got ${JSON.stringify(verb ?? '')}`);
   const { values, positionals } = parse(rest, { db: { type: 'string' }, project: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
   const db = need(values.db, '--db');
   if (verb === 'create') {
@@ -141,6 +152,7 @@ function token(args: readonly string[]): number {
 
 function nodes(args: readonly string[]): number {
   const [verb, ...rest] = args;
+  if (verb !== 'list' && verb !== 'remove' && verb !== 'rotate-keys') throw new UsageError(`expected nodes list, nodes remove or nodes rotate-keys, got ${JSON.stringify(verb ?? '')}`);
   const { values, positionals } = parse(rest, { db: { type: 'string' }, json: { type: 'boolean' } });
   const db = need(values.db, '--db');
   if (verb === 'list') {
@@ -180,6 +192,7 @@ function nodes(args: readonly string[]): number {
 
 function policy(args: readonly string[]): number {
   const [verb, ...rest] = args;
+  if (verb !== 'set' && verb !== 'show') throw new UsageError(`expected policy set or policy show, got ${JSON.stringify(verb ?? '')}`);
   const { values, positionals } = parse(rest, { db: { type: 'string' }, file: { type: 'string' }, project: { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const db = need(values.db, '--db');
@@ -190,7 +203,7 @@ function policy(args: readonly string[]): number {
     try {
       json = JSON.parse(readFileSync(file, 'utf8'));
     } catch (err) {
-      process.stderr.write(`control-plane: ${file}: ${(err as Error).message}\n`);
+      process.stderr.write(`control-plane: ${file}: ${(err as Error).message.replace(/\s+/g, ' ')}\n`);
       return EXIT.setupFailed;
     }
     const rules = parseRules(json);
@@ -233,6 +246,10 @@ function signingKey(args: readonly string[]): number {
 /** Runs `control-plane ARGS`; resolves to the exit code (2 on bad usage, 1 on failure). */
 export async function runControlPlane(args: readonly string[]): Promise<number> {
   const [command, ...rest] = args;
+  if (command !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
   try {
     switch (command) {
       case 'serve':
@@ -248,10 +265,13 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
       case 'signing-key':
         return signingKey(rest);
       case undefined:
+        process.stderr.write(`control-plane: expected a command\n\n${USAGE}`);
+        return EXIT.usage;
       case 'help':
       case '--help':
+      case '-h':
         process.stdout.write(USAGE);
-        return command === undefined ? EXIT.usage : EXIT.ok;
+        return EXIT.ok;
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

@@ -193,6 +193,10 @@ export async function runDemo(args: readonly string[], deps: DemoDeps = {}): Pro
       process.stdout.write(USAGE);
       return EXIT.ok;
     }
+    if (a === '--nodes') {
+      process.stderr.write(`plexd-userspace demo: --nodes: expected a number from 2 to 9, got ${JSON.stringify(args[i + 1] ?? '')}\n${USAGE}`);
+      return EXIT.usage;
+    }
     process.stderr.write(`plexd-userspace demo: unknown argument ${JSON.stringify(a)}\n${USAGE}`);
     return EXIT.usage;
   }

@@ -25,10 +25,24 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
+       plexd-userspace COMMAND [--help | ARGS ...]
 
 Userspace WireGuard in TypeScript, a drop-in for wireguard-go:
   plexd-userspace wg0          create TUN wg0, serve /var/run/wireguard/wg0.sock, daemonize
   plexd-userspace -f wg0       the same in the foreground (or WG_PROCESS_FOREGROUND=1)
+
+Commands (each takes --help):
+  demo            a control plane and three agents forming a mesh on loopback (no root)
+  up              run the plexd node agent (--config FILE)
+  join            register the node with the control plane, then exit
+  status          the running agent's status
+  peers           the running agent's peers
+  policies        the running agent's policy in force and its counters
+  deregister      tell the control plane this node leaves ([--purge] deletes data_dir)
+  control-plane   serve the self-hosted control plane; tokens, nodes, policy, signing keys
+  conformance     protocol conformance: known-answer vectors, or live against a program
+  stun-server     a standalone STUN Binding server
+  relay           a standalone bridge relay
 
 Environment:
   LOG_LEVEL=verbose|error|silent   log verbosity (default error)

@@ -23,7 +23,12 @@ const USAGE = `Usage: plexd-userspace relay [--listen HOST:PORT] [--sessions FIL
 `;
 
 function readSessions(path: string): RelaySession[] {
-  const doc = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new Error(`--sessions ${path}: ${(err as Error).message.replace(/\s+/g, ' ')}`, { cause: err });
+  }
   const list = Array.isArray(doc) ? doc : (doc as { sessions?: unknown })?.sessions;
   if (!Array.isArray(list)) throw new TypeError(`expected a JSON array of sessions in ${path}`);
   return list as RelaySession[];
@@ -54,15 +59,23 @@ export async function runRelay(args: readonly string[]): Promise<number> {
   const listen = parseListen(values.listen ?? `0.0.0.0:${DEFAULT_RELAY_PORT}`);
   const maxSessions = Number(values['max-sessions'] ?? 100);
   const ttl = Number(values.ttl ?? 300);
-  if (listen === undefined || !Number.isInteger(maxSessions) || maxSessions < 1 || !(ttl > 0)) {
-    process.stderr.write(`plexd-userspace relay: bad --listen, --max-sessions or --ttl\n\n${USAGE}`);
+  const bad =
+    listen === undefined ? `expected --listen HOST:PORT, got ${JSON.stringify(values.listen)}`
+    : !Number.isInteger(maxSessions) || maxSessions < 1 ? `expected --max-sessions a positive integer, got ${JSON.stringify(values['max-sessions'])}`
+    : !(ttl > 0) || !Number.isFinite(ttl) ? `expected --ttl a positive number of seconds, got ${JSON.stringify(values.ttl)}`
+    : undefined;
+  if (bad !== undefined || listen === undefined) {
+    process.stderr.write(`plexd-userspace relay: ${bad}\n\n${USAGE}`);
     return EXIT.usage;
   }
-  let relay: Relay;
+  let relay: Relay | undefined;
   try {
+    if (values.sessions !== undefined) readSessions(values.sessions); // fail before binding
     relay = await createRelay({ listen, maxSessions, ttlMs: ttl * 1000 });
     if (values.sessions !== undefined) load(relay, values.sessions);
   } catch (err) {
+    // A bound socket would keep the process alive after we report the failure.
+    relay?.close();
     process.stderr.write(`plexd-userspace relay: ${(err as Error).message}\n`);
     return EXIT.setupFailed;
   }
