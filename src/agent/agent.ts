@@ -13,7 +13,7 @@ import type { EventEnvelope } from '../api/events.js';
 import { formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
 import type { HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
-import { VERSION } from '../cli/constants.js';
+import { VERSION } from '../version.js';
 import { ControlClient } from '../control/api-client.js';
 import { sleep } from '../control/backoff.js';
 import { EnvelopeVerifier, SigningKeyring } from '../control/envelopes.js';
