@@ -213,7 +213,7 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     try {
       doc = parseYaml(src.fileText, { maxAliasCount: 100, uniqueKeys: true });
     } catch (err) {
-      throw new ConfigError('(file)', `${src.fileName ?? 'config'} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      throw new ConfigError('(file)', `${src.fileName ?? 'config'} is not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:\s*$/, '')}`, { cause: err });
     }
     if (doc !== null && doc !== undefined) {
       if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('(file)', `${src.fileName ?? 'config'}: expected a YAML mapping at the top`);
