@@ -2,7 +2,9 @@
 // bridge.relay_listen_port (51821) next to its mesh interface and makes the relay's sessions equal
 // to the state pull's bridge.relay.sessions on every reconcile (relay_session_assigned / revoked and
 // bridge_config_updated all lead to a reconcile). A `null` bridge block means "not populated" and
-// leaves the sessions alone.
+// leaves the sessions alone. A session with `relay_port` gets its own UDP socket on that port (the
+// relay opens it on add and closes it on revocation or expiry; docs/nat.md "One relay port per
+// session"); the control plane picks the ports from relay_listen_port + 1 .. + 100.
 
 import type { BridgeState } from '../api/types.js';
 import { createRelay, type Relay } from '../bridge/relay.js';
@@ -31,13 +33,16 @@ export class BridgeMode {
     const failed = this.relay.reconcile(block.relay.sessions);
     for (const [id, why] of failed) this.#log.error(`bridge: relay session ${id} refused: ${why}`);
     this.#log.verbose(`bridge: ${this.relay.sessions().length} relay sessions`);
+    void this.relay.settled().then((portFailures) => {
+      for (const [id, why] of portFailures) this.#log.error(`bridge: relay session ${id}: its port could not be opened: ${why}`);
+    });
   }
 
   /** The node API view: sessions and counters. */
   snapshot(): Record<string, unknown> {
     return {
       listen: `${this.relay.address.address}:${this.relay.address.port}`,
-      sessions: this.relay.sessions().map((s) => ({ session_id: s.sessionId, peer_a_id: s.peerAId, peer_b_id: s.peerBId, packets: s.packets, bytes: s.bytes })),
+      sessions: this.relay.sessions().map((s) => ({ session_id: s.sessionId, peer_a_id: s.peerAId, peer_b_id: s.peerBId, relay_port: s.relayPort ?? null, packets: s.packets, bytes: s.bytes })),
       counters: this.relay.counters,
     };
   }

@@ -172,6 +172,9 @@ function readPolicy(r: FieldReader): Policy {
 }
 
 function readSession(r: FieldReader): RelaySession {
+  // relay_port is ours and optional; anything but a port number is ignored (lenient).
+  const port = r.raw('relay_port');
+  const relayPort = typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535 ? { relay_port: port } : {};
   return {
     session_id: r.string('session_id', 128),
     peer_a_id: r.string('peer_a_id', 128),
@@ -180,6 +183,7 @@ function readSession(r: FieldReader): RelaySession {
     peer_b_id: r.string('peer_b_id', 128),
     peer_b_endpoint: r.optEndpoint('peer_b_endpoint') ?? '',
     expires_at: r.timestamp('expires_at'),
+    ...relayPort,
   };
 }
 

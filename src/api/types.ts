@@ -132,6 +132,11 @@ export interface RelaySession {
   readonly peer_b_id: string;
   readonly peer_b_endpoint: string;
   readonly expires_at: string;
+  /**
+   * Ours (additive): the bridge's UDP port for this session alone (docs/nat.md "One relay port per
+   * session"). Absent: the session is served on the bridge's relay port (51821), upstream's model.
+   */
+  readonly relay_port?: number;
 }
 
 /** The bridge block of a state; null on ordinary nodes. */

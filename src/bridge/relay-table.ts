@@ -9,6 +9,12 @@
 // advance (symmetric NAT, empty endpoint). A binding for a side whose endpoint is known must come
 // from the same IP address (the port may differ): a stranger who learns a session ID cannot take
 // over a known end from elsewhere. Time: monotonic ms for deadlines, wall ms to read expires_at.
+//
+// One relay port per session (ours, TURN-like; docs/nat.md): a session with `relay_port` is served
+// on that port alone. Its ends are matched only on datagrams that arrive on that port (handle's
+// `localPort`), so one node relayed to several peers through the same bridge from its one
+// WireGuard socket is unambiguous: the port says which session. Sessions without `relay_port`
+// share the base port and its source index (upstream's model: one source, one session end).
 
 import { parseEndpoint } from '../api/fields.js';
 import type { RelaySession } from '../api/types.js';
@@ -55,6 +61,8 @@ export interface RelaySessionState {
   readonly deadline: number;
   readonly packets: number;
   readonly bytes: number;
+  /** The session's own relay port; undefined: served on the base port. */
+  readonly relayPort: number | undefined;
 }
 
 /** Counters: forwarded traffic, bindings and drops per reason. */
@@ -77,6 +85,7 @@ interface Session {
   deadline: number;
   packets: number;
   bytes: number;
+  readonly relayPort: number | undefined;
 }
 
 /** Options of {@link RelayTable}. */
@@ -85,6 +94,10 @@ export interface RelayTableOptions {
   readonly ttlMs?: number;
   /** Answer plain STUN Binding requests on the relay port (default true). */
   readonly stun?: boolean;
+  /** The base port: a session may not claim it as its relay_port. */
+  readonly basePort?: number;
+  /** Called after a session is removed (revoked, expired, replaced); the relay closes its port. */
+  readonly onRemove?: (sessionId: string, relayPort: number | undefined) => void;
 }
 
 function key(e: Endpoint): string {
@@ -106,9 +119,14 @@ export class RelayTable {
   readonly ttlMs: number;
   readonly #sessions = new Map<string, Session>();
   readonly #bySource = new Map<string, { session: Session; side: 'a' | 'b' }>();
+  readonly #byPort = new Map<number, Session>();
   readonly #stun: StunResponder | undefined;
+  readonly #basePort: number | undefined;
+  readonly #onRemove: RelayTableOptions['onRemove'];
 
   constructor(options: RelayTableOptions = {}) {
+    this.#basePort = options.basePort;
+    this.#onRemove = options.onRemove;
     this.maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.ttlMs = options.ttlMs ?? DEFAULT_SESSION_TTL_MS;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) throw new RangeError(`expected maxSessions >= 1, got ${this.maxSessions}`);
@@ -140,15 +158,19 @@ export class RelayTable {
     }
     const expiresWall = typeof s.expires_at === 'string' ? Date.parse(s.expires_at) : Number.NaN;
     if (Number.isNaN(expiresWall)) return 'invalid';
+    const relayPort = s.relay_port ?? undefined;
+    if (relayPort !== undefined && (!Number.isInteger(relayPort) || relayPort < 1 || relayPort > 65535 || relayPort === this.#basePort)) return 'invalid';
     const deadline = Math.min(now + this.ttlMs, now + (expiresWall - wallNow));
     if (deadline <= now) return 'expired';
     this.#sweep(now);
     let session = this.#sessions.get(s.session_id);
     if (session === undefined) {
       if (this.#sessions.size >= this.maxSessions) return 'full';
-      session = { sessionId: s.session_id, peerAId: s.peer_a_id, peerBId: s.peer_b_id, a: undefined, b: undefined, deadline, packets: 0, bytes: 0 };
+      if (relayPort !== undefined && this.#byPort.has(relayPort)) return 'invalid';
+      session = { sessionId: s.session_id, peerAId: s.peer_a_id, peerBId: s.peer_b_id, a: undefined, b: undefined, deadline, packets: 0, bytes: 0, relayPort };
       this.#sessions.set(s.session_id, session);
-    } else if (session.peerAId !== s.peer_a_id || session.peerBId !== s.peer_b_id) {
+      if (relayPort !== undefined) this.#byPort.set(relayPort, session);
+    } else if (session.peerAId !== s.peer_a_id || session.peerBId !== s.peer_b_id || session.relayPort !== relayPort) {
       return 'invalid';
     }
     session.deadline = deadline;
@@ -182,17 +204,46 @@ export class RelayTable {
     return failed;
   }
 
-  /** Decides the fate of one datagram from `from` at monotonic `now`. Never throws on input. */
-  handle(data: Uint8Array, from: Endpoint, now: number): RelayAction {
-    if (looksLikeStun(data)) return this.#handleStun(data, from, now);
-    const hit = this.#bySource.get(key(from));
-    if (hit === undefined) return this.#drop('unknown-source');
-    const s = hit.session;
-    if (s.deadline <= now) {
-      this.#remove(s);
-      return this.#drop('expired');
+  /** The sessions' own relay ports (expired sessions are removed first). */
+  ports(now: number): number[] {
+    this.#sweep(now);
+    return [...this.#byPort.keys()];
+  }
+
+  /**
+   * Decides the fate of one datagram from `from` at monotonic `now`. `localPort`: the session
+   * port it arrived on (undefined: the base port). Never throws on input.
+   */
+  handle(data: Uint8Array, from: Endpoint, now: number, localPort?: number): RelayAction {
+    let scope: Session | undefined;
+    if (localPort !== undefined && localPort !== this.#basePort) {
+      scope = this.#byPort.get(localPort);
+      if (scope === undefined) return this.#drop('unknown-source');
+      if (scope.deadline <= now) {
+        this.#remove(scope);
+        return this.#drop('expired');
+      }
     }
-    const to = hit.side === 'a' ? s.b : s.a;
+    if (looksLikeStun(data)) return this.#handleStun(data, from, now, scope);
+    let s: Session;
+    let side: 'a' | 'b';
+    if (scope !== undefined) {
+      s = scope;
+      const k = key(from);
+      if (s.a !== undefined && key(s.a) === k) side = 'a';
+      else if (s.b !== undefined && key(s.b) === k) side = 'b';
+      else return this.#drop('unknown-source');
+    } else {
+      const hit = this.#bySource.get(key(from));
+      if (hit === undefined) return this.#drop('unknown-source');
+      s = hit.session;
+      side = hit.side;
+      if (s.deadline <= now) {
+        this.#remove(s);
+        return this.#drop('expired');
+      }
+    }
+    const to = side === 'a' ? s.b : s.a;
     if (to === undefined) return this.#drop('peer-not-bound');
     s.packets++;
     s.bytes += data.length;
@@ -206,7 +257,7 @@ export class RelayTable {
     this.counters.drops['send-failed']++;
   }
 
-  #handleStun(data: Uint8Array, from: Endpoint, now: number): RelayAction {
+  #handleStun(data: Uint8Array, from: Endpoint, now: number, scope: Session | undefined): RelayAction {
     const decoded = decodeStun(data);
     if (decoded.ok && decoded.message.cls === 'request') {
       const binding = readRelayBinding(decoded.message);
@@ -217,6 +268,10 @@ export class RelayTable {
           if (s !== undefined) this.#remove(s);
           return this.#drop('unknown-session');
         }
+        // A session with its own port is bound on that port only (the NAT mapping towards the
+        // base port is not the one its datagrams will come from); on a session port, only that
+        // session.
+        if (s !== scope && (scope !== undefined || s.relayPort !== undefined)) return this.#drop('unknown-session');
         const side = binding.peerId === s.peerAId ? 'a' : binding.peerId === s.peerBId ? 'b' : undefined;
         if (side === undefined) return this.#drop('unknown-peer');
         const current = s[side];
@@ -237,15 +292,20 @@ export class RelayTable {
     const old = s[side];
     if (old !== undefined && this.#bySource.get(key(old))?.session === s) this.#bySource.delete(key(old));
     s[side] = e;
-    // One source belongs to one session end: the newest claim wins (docs/nat.md limitations).
+    // Sessions with their own port are matched on that port, not through the shared index.
+    if (s.relayPort !== undefined) return;
+    // One source belongs to one base-port session end: the newest claim wins (docs/nat.md).
     this.#bySource.set(key(e), { session: s, side });
   }
 
   #remove(s: Session): void {
+    if (this.#sessions.get(s.sessionId) !== s) return;
     this.#sessions.delete(s.sessionId);
+    if (s.relayPort !== undefined && this.#byPort.get(s.relayPort) === s) this.#byPort.delete(s.relayPort);
     for (const e of [s.a, s.b]) {
       if (e !== undefined && this.#bySource.get(key(e))?.session === s) this.#bySource.delete(key(e));
     }
+    this.#onRemove?.(s.sessionId, s.relayPort);
   }
 
   #sweep(now: number): void {

@@ -16,8 +16,9 @@ const USAGE = `Usage: plexd-userspace relay [--listen HOST:PORT] [--sessions FIL
 
   --listen HOST:PORT   default 0.0.0.0:${DEFAULT_RELAY_PORT}
   --sessions FILE      JSON array of {session_id, peer_a_id, peer_a_endpoint, peer_b_id,
-                       peer_b_endpoint, expires_at}; an empty endpoint is learned from the
-                       peer's relay binding. SIGHUP reloads the file.
+                       peer_b_endpoint, expires_at, relay_port?}; an empty endpoint is learned
+                       from the peer's relay binding; relay_port gives the session its own UDP
+                       port. SIGHUP reloads the file.
   --max-sessions N     default 100
   --ttl SECONDS        default 300
 `;
@@ -36,6 +37,9 @@ function readSessions(path: string): RelaySession[] {
 
 function load(relay: Relay, path: string): void {
   for (const [id, why] of relay.reconcile(readSessions(path))) process.stderr.write(`relay: session ${id} not added: ${why}\n`);
+  void relay.settled().then((failed) => {
+    for (const [id, why] of failed) process.stderr.write(`relay: session ${id}: its port could not be opened: ${why}\n`);
+  });
 }
 
 /** Runs the command; resolves to the exit code. */

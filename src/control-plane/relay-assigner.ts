@@ -14,7 +14,11 @@
 // restarted control plane assigns again from the reports. Each session's ends are left empty, so
 // the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
 // relay is not the one STUN saw). One bridge is picked per pair: the online bridge with the fewest
-// sessions. Events: relay_session_assigned / relay_session_revoked to both ends (payload: the
+// sessions that has a free session port. Each session gets its own relay port on its bridge (the
+// lowest free one of relayPort + 1 .. relayPort + maxSessionsPerBridge, `relay_port` in the
+// session) and both ends fall back to bridge:that port: one node relayed to several peers through
+// one bridge from its one WireGuard socket stays unambiguous (docs/nat.md "One relay port per
+// session"). Events: relay_session_assigned / relay_session_revoked to both ends (payload: the
 // session and the relay endpoint) and bridge_config_updated to the bridge; all mean "reconcile".
 
 import { randomUUID } from 'node:crypto';
@@ -25,6 +29,8 @@ import type { ControlPlaneStore, NodeRow } from './store.js';
 
 /** plexd's relay port, where bridges listen unless told otherwise. */
 export const DEFAULT_BRIDGE_RELAY_PORT = 51821;
+/** Sessions per bridge (plexd's relay limit); also the size of its session port range. */
+export const DEFAULT_MAX_SESSIONS_PER_BRIDGE = 100;
 /** Lifetime of a session (plexd: 5 min); refreshed when less than REFRESH_BEFORE_MS is left. */
 export const RELAY_SESSION_TTL_MS = 5 * 60_000;
 const REFRESH_BEFORE_MS = 2 * 60_000;
@@ -36,7 +42,9 @@ export interface AssignedSession {
   readonly a: string;
   readonly b: string;
   readonly bridgeId: string;
-  /** "ip:port" of the bridge's relay. */
+  /** The bridge's UDP port for this session alone. */
+  readonly relayPort: number;
+  /** "ip:port" of the session on the bridge's relay (bridge address, relayPort). */
   readonly relayEndpoint: string;
   expiresAt: number;
   readonly reason: 'nat-type' | 'path-report';
@@ -46,6 +54,8 @@ export interface AssignedSession {
 export interface RelayAssignerOptions {
   /** The bridges' relay port (bridge.relay_listen_port); default 51821. */
   readonly relayPort?: number;
+  /** Sessions per bridge; session ports are relayPort + 1 .. relayPort + this. Default 100. */
+  readonly maxSessionsPerBridge?: number;
 }
 
 interface NodeLite {
@@ -65,6 +75,7 @@ function pairKey(x: string, y: string): string {
 export class RelayAssigner {
   readonly #store: ControlPlaneStore;
   readonly #relayPort: number;
+  readonly #maxPerBridge: number;
   readonly #sessions = new Map<string, AssignedSession>();
   /** Pairs an agent reported direct, with both ends' endpoint+NAT type at the time. */
   readonly #direct = new Map<string, string>();
@@ -75,6 +86,10 @@ export class RelayAssigner {
   constructor(store: ControlPlaneStore, options: RelayAssignerOptions = {}) {
     this.#store = store;
     this.#relayPort = options.relayPort ?? DEFAULT_BRIDGE_RELAY_PORT;
+    this.#maxPerBridge = options.maxSessionsPerBridge ?? DEFAULT_MAX_SESSIONS_PER_BRIDGE;
+    if (!Number.isInteger(this.#maxPerBridge) || this.#maxPerBridge < 1 || this.#relayPort + this.#maxPerBridge > 65535) {
+      throw new RangeError(`expected relayPort + maxSessionsPerBridge <= 65535, got ${this.#relayPort} + ${this.#maxPerBridge}`);
+    }
   }
 
   /** Live sessions. */
@@ -159,9 +174,16 @@ export class RelayAssigner {
 
   #assign(x: NodeLite, y: NodeLite, nodes: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
     const load = new Map<string, number>();
-    for (const s of this.#sessions.values()) load.set(s.bridgeId, (load.get(s.bridgeId) ?? 0) + 1);
+    const used = new Map<string, Set<number>>();
+    for (const s of this.#sessions.values()) {
+      load.set(s.bridgeId, (load.get(s.bridgeId) ?? 0) + 1);
+      let u = used.get(s.bridgeId);
+      if (u === undefined) used.set(s.bridgeId, (u = new Set()));
+      u.add(s.relayPort);
+    }
     const bridges = nodes
       .filter((n) => n.mode === 'bridge' && n.project_id === x.project_id && n.status === 'online' && n.endpoint !== null && parseEndpoint(n.endpoint) !== undefined)
+      .filter((n) => (load.get(n.node_id) ?? 0) < this.#maxPerBridge)
       .sort((p, q) => (load.get(p.node_id) ?? 0) - (load.get(q.node_id) ?? 0));
     const bridge = bridges[0];
     if (bridge === undefined) {
@@ -169,8 +191,11 @@ export class RelayAssigner {
       return false;
     }
     const host = parseEndpoint(bridge.endpoint!)!.host;
-    const relayEndpoint = host.includes(':') ? `[${host}]:${this.#relayPort}` : `${host}:${this.#relayPort}`;
-    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayEndpoint, expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    const taken = used.get(bridge.node_id);
+    let relayPort = this.#relayPort + 1;
+    while (taken?.has(relayPort)) relayPort++; // below relayPort + maxPerBridge: the bridge has a free slot
+    const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
+    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, expiresAt: now + RELAY_SESSION_TTL_MS, reason };
     this.#sessions.set(pairKey(x.node_id, y.node_id), s);
     this.counters.assigned++;
     const payload = { ...wireSession(s), relay_endpoint: relayEndpoint };
@@ -205,7 +230,7 @@ function signature(x: NodeLite, y: NodeLite): string {
 }
 
 function wireSession(s: AssignedSession): RelaySession {
-  return { session_id: s.sessionId, peer_a_id: s.a, peer_a_endpoint: '', peer_b_id: s.b, peer_b_endpoint: '', expires_at: formatRfc3339(s.expiresAt) };
+  return { session_id: s.sessionId, peer_a_id: s.a, peer_a_endpoint: '', peer_b_id: s.b, peer_b_endpoint: '', expires_at: formatRfc3339(s.expiresAt), relay_port: s.relayPort };
 }
 
 /**

@@ -147,7 +147,13 @@ describe('response parsers', () => {
     if (full.ok) {
       expect(full.value.bridge?.relay?.sessions).toHaveLength(1);
       expect(full.value.executions[0]).toMatchObject({ status: 'pending', args: {} });
+      expect(full.value.bridge?.relay?.sessions[0]).not.toHaveProperty('relay_port');
     }
+    // relay_port (ours, additive): kept when it is a port, ignored otherwise.
+    const session = (relay_port: unknown) => ({ session_id: 's', peer_a_id: 'a', peer_b_id: 'b', expires_at: '2025-01-01T00:00:00Z', relay_port });
+    const ports = parseStateResponse({ peers: [], bridge: { relay: { sessions: [51822, 0, 70000, '51823', 1.5, null].map(session) } } });
+    expect(ports.ok).toBe(true);
+    if (ports.ok) expect(ports.value.bridge?.relay?.sessions.map((x) => x.relay_port)).toEqual([51822, undefined, undefined, undefined, undefined, undefined]);
   });
 
   it('heartbeat, endpoint and rotate responses', () => {

@@ -226,3 +226,130 @@ describe('RelayTable (manual clock)', () => {
     expect(t.counters.drops['unknown-source']).toBeGreaterThan(0);
   });
 });
+
+describe('one relay port per session', () => {
+  /** Free loopback UDP ports (bound, read, released). */
+  async function freePorts(n: number): Promise<number[]> {
+    const held = await Promise.all(Array.from({ length: n }, () => sock()));
+    const ports = held.map((h) => h.endpoint.port);
+    for (const h of held) {
+      h.socket.close();
+      sockets.splice(sockets.indexOf(h.socket), 1);
+    }
+    return ports;
+  }
+  const at = (port: number): Endpoint => ({ address: '127.0.0.1', port });
+  const withPort = (id: string, a: string, b: string, port: number): RelaySession => ({ session_id: id, peer_a_id: a, peer_a_endpoint: '', peer_b_id: b, peer_b_endpoint: '', expires_at: iso(T0_WALL + 3_600_000), relay_port: port });
+  async function bindFrom(s: Sock, relay: Endpoint, sessionId: string, nodeId: string): Promise<void> {
+    const client = new StunClient({ send: (d, to) => s.send(d, to), rtoMs: 50 });
+    const onMessage = (m: Buffer, rinfo: dgram.RemoteInfo) => client.receive(m, rinfo);
+    s.socket.on('message', onMessage);
+    const r = await client.request(relay, { attributes: relayBindingAttributes(sessionId, nodeId) });
+    s.socket.off('message', onMessage);
+    expect(r).toMatchObject({ kind: 'mapped', mapped: s.endpoint });
+    s.inbox.length = 0;
+  }
+
+  it('a node relayed to two peers through one bridge from one socket: both pairs forward, each on its own port', async () => {
+    const { relay } = await relayOn();
+    const [p1, p2] = await freePorts(2);
+    const [n, b, c] = [await sock(), await sock(), await sock()]; // n: the node with one WireGuard socket
+    expect(relay.addSession(withPort('s-nb', 'n', 'b', p1!))).toBeUndefined();
+    expect(relay.addSession(withPort('s-nc', 'n', 'c', p2!))).toBeUndefined();
+    expect(await relay.settled()).toEqual(new Map());
+    expect(relay.ports().sort()).toEqual([p1, p2].sort());
+    // Each end binds on its session's port; n binds twice from the same source.
+    await bindFrom(n, at(p1!), 's-nb', 'n');
+    await bindFrom(b, at(p1!), 's-nb', 'b');
+    await bindFrom(n, at(p2!), 's-nc', 'n');
+    await bindFrom(c, at(p2!), 's-nc', 'c');
+    expect(relay.sessions().map((s) => [s.sessionId, s.relayPort, s.a, s.b])).toEqual([
+      ['s-nb', p1, n.endpoint, b.endpoint],
+      ['s-nc', p2, n.endpoint, c.endpoint],
+    ]);
+    // n -> b and n -> c: each reaches only its peer, from the session's port.
+    n.send(Buffer.from('to b'), at(p1!));
+    n.send(Buffer.from('to c'), at(p2!));
+    const atB = await b.next();
+    expect([atB?.data.toString(), atB?.from]).toEqual(['to b', at(p1!)]);
+    expect(b.inbox).toHaveLength(0);
+    expect((await c.next())?.data.toString()).toBe('to c');
+    // b -> n and c -> n: n sees each from its session's port, so WireGuard keeps the peers apart.
+    b.send(Buffer.from('from b'), at(p1!));
+    const first = await n.next();
+    c.send(Buffer.from('from c'), at(p2!));
+    const second = await n.next();
+    expect([first?.data.toString(), first?.from]).toEqual(['from b', at(p1!)]);
+    expect([second?.data.toString(), second?.from]).toEqual(['from c', at(p2!)]);
+    expect(await b.next(100)).toBeUndefined();
+    expect(await c.next(100)).toBeUndefined();
+    expect(relay.counters.forwardedPackets).toBe(4);
+    // The base port keeps answering STUN, but knows neither session: bindings and data there are dropped.
+    n.send(encodeBindingRequest(new Uint8Array(12).fill(7), { attributes: relayBindingAttributes('s-nb', 'n') }), relay.address);
+    n.send(Buffer.from('stray'), relay.address);
+    await expect.poll(() => relay.counters.drops['unknown-session'] + relay.counters.drops['unknown-source']).toBe(2);
+    expect(await b.next(100)).toBeUndefined();
+  });
+
+  it('a session port serves its own session only: strangers and other sessions\' bindings are dropped', async () => {
+    const { relay } = await relayOn();
+    const [p1, p2] = await freePorts(2);
+    const [n, b, x] = [await sock(), await sock(), await sock()];
+    relay.addSession(withPort('s1', 'n', 'b', p1!));
+    relay.addSession(withPort('s2', 'n', 'c', p2!));
+    await relay.settled();
+    x.send(encodeBindingRequest(new Uint8Array(12).fill(9), { attributes: relayBindingAttributes('s2', 'n') }), at(p1!));
+    await expect.poll(() => relay.counters.drops['unknown-session']).toBe(1);
+    await bindFrom(n, at(p1!), 's1', 'n');
+    await bindFrom(b, at(p1!), 's1', 'b');
+    x.send(Buffer.from('stranger'), at(p1!));
+    await expect.poll(() => relay.counters.drops['unknown-source']).toBe(1);
+    expect(await n.next(100)).toBeUndefined();
+    // The same port cannot be given to two sessions, nor can a session's port change.
+    expect(relay.addSession(withPort('s3', 'y', 'z', p1!))).toBe('invalid');
+    expect(relay.addSession(withPort('s1', 'n', 'b', p2!))).toBe('invalid');
+  });
+
+  it('ports are released on expiry, revocation and reconcile; the session limit bounds the sockets', async () => {
+    const clock = new ManualClock(0, T0_WALL);
+    const { relay } = await relayOn(clock, { maxSessions: 2 });
+    const [p1, p2, p3] = await freePorts(3);
+    const short = { ...withPort('short', 'n', 'b', p1!), expires_at: iso(T0_WALL + 1_000) };
+    expect(relay.addSession(short)).toBeUndefined();
+    expect(relay.addSession(withPort('long', 'n', 'c', p2!))).toBeUndefined();
+    expect(relay.addSession(withPort('third', 'n', 'd', p3!))).toBe('full');
+    await relay.settled();
+    expect(relay.ports().sort()).toEqual([p1, p2].sort());
+    // p3 was never opened.
+    const probe3 = dgram.createSocket('udp4');
+    await new Promise<void>((r, j) => probe3.once('error', j).bind(p3, '127.0.0.1', () => r()));
+    probe3.close();
+    // Expiry: the sweep closes the port, which can be bound again.
+    clock.advance(1_000);
+    relay.sweep();
+    expect(relay.ports()).toEqual([p2]);
+    const probe1 = dgram.createSocket('udp4');
+    await new Promise<void>((r, j) => probe1.once('error', j).bind(p1, '127.0.0.1', () => r()));
+    probe1.close();
+    // The freed slot takes the third session and its port.
+    expect(relay.addSession(withPort('third', 'n', 'd', p3!))).toBeUndefined();
+    expect(await relay.settled()).toEqual(new Map());
+    expect(relay.ports().sort()).toEqual([p2, p3].sort());
+    // Revocation and reconcile close ports too.
+    expect(relay.removeSession('third')).toBe(true);
+    expect(relay.ports()).toEqual([p2]);
+    relay.reconcile([]);
+    expect(relay.ports()).toEqual([]);
+    expect(relay.sessions()).toEqual([]);
+  });
+
+  it('a port that cannot be opened removes its session and is reported by settled()', async () => {
+    const { relay } = await relayOn();
+    const busy = await sock();
+    expect(relay.addSession(withPort('s1', 'n', 'b', busy.endpoint.port))).toBeUndefined();
+    const failures = await relay.settled();
+    expect([...failures.keys()]).toEqual(['s1']);
+    expect(relay.sessions()).toEqual([]);
+    expect(relay.ports()).toEqual([]);
+  });
+});

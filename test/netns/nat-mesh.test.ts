@@ -1,6 +1,7 @@
 // NAT lab with the whole mesh (issue 6): on a "public" namespace the control plane (`control-plane
 // serve`, its built-in STUN on 198.18.0.1:3478) and a `mode: bridge` agent (relay on
-// 198.18.0.3:51821, which also answers STUN: the nodes' second server); two nodes, each a real
+// 198.18.0.3:51821, which also answers STUN: the nodes' second server; each relay session gets
+// its own port from 51822 up); two nodes, each a real
 // `plexd-userspace up` (TUN) behind its own NAT namespace, discovering their endpoints from the
 // WireGuard port. Scenarios, each printing its time-to-first-packet (agents started -> first ping
 // reply through the mesh, or cut -> first reply, restore -> direct):
@@ -8,7 +9,9 @@
 //  (c) then the direct path cut mid-ping (iptables DROP in natA): via the relay within 15 s;
 //      restored: back to direct within 60 s (probes every 5 s, so ~5-10 s here);
 //  (b) fresh nodes, natB symmetric (MASQUERADE --random-fully), natA port-restricted (MASQUERADE):
-//      the control plane relays the pair at once and traffic flows through the bridge.
+//      the control plane relays the pair at once and traffic flows through the bridge; then a
+//      third node behind natA: b is relayed to two peers through the one bridge from its one
+//      socket, on two session ports, and both pairs work.
 // Bad input is covered by unit tests: wrong STUN transaction IDs (test/nat/stun-client.test.ts,
 // test/agent/relay-client.test.ts), strangers and the session limit at the relay
 // (test/bridge/relay.test.ts). Network rule: only addresses inside these namespaces.
@@ -46,6 +49,7 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
   let natB: Netns;
   let nodeA: Netns;
   let nodeB: Netns;
+  let nodeC: Netns;
   let bridge: Agent;
   const agents: Agent[] = [];
   const times: string[] = [];
@@ -89,7 +93,9 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
   const peers = (a: Agent) => queryUnix(a.socket, '/v1/peers') as Promise<Array<Record<string, any>>>;
   const peerOf = async (a: Agent, meshIp: string) => (await peers(a)).find((p) => p['mesh_ip'] === meshIp);
   const ping = (ns: Netns, ip: string) => ns.run(['ping', '-c', '1', '-W', '1', ip], { timeoutMs: 3000 }).then((r) => r.code === 0 || undefined);
-  const relayed = async () => ((await status(bridge))['nat']['bridge'] as { sessions: unknown[]; counters: { forwardedPackets: number } });
+  const relayed = async () => ((await status(bridge))['nat']['bridge'] as { sessions: Array<{ relay_port: number | null }>; counters: { forwardedPackets: number } });
+  /** The relay endpoints of the bridge's live sessions (one port per session, not 51821). */
+  const sessionEndpoints = async () => (await relayed()).sessions.map((x) => `${BRIDGE}:${x.relay_port}`);
 
   async function stop(a: Agent): Promise<void> {
     if (a.proc.exitCode !== null) return;
@@ -110,16 +116,20 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
     natB = await lab.namespace();
     nodeA = await lab.namespace();
     nodeB = await lab.namespace();
+    nodeC = await lab.namespace();
     for (const a of [CP, BRIDGE]) await pub.ip('addr', 'add', `${a}/32`, 'dev', 'lo');
     const wanA = await lab.veth(pub, natA, { a: '198.18.1.1/24', b: `${WAN_A}/24` });
     const wanB = await lab.veth(pub, natB, { a: '198.18.2.1/24', b: `${WAN_B}/24` });
     await lab.veth(natA, nodeA, { a: '10.10.1.1/24', b: '10.10.1.2/24' });
     await lab.veth(natB, nodeB, { a: '10.10.2.1/24', b: '10.10.2.2/24' });
+    // A second inside network on natA, for (b)'s third node.
+    await lab.veth(natA, nodeC, { a: '10.10.3.1/24', b: '10.10.3.2/24' });
     await pub.runOk(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     await natA.ip('route', 'add', 'default', 'via', '198.18.1.1');
     await natB.ip('route', 'add', 'default', 'via', '198.18.2.1');
     await nodeA.ip('route', 'add', 'default', 'via', '10.10.1.1');
     await nodeB.ip('route', 'add', 'default', 'via', '10.10.2.1');
+    await nodeC.ip('route', 'add', 'default', 'via', '10.10.3.1');
     for (const [nat, wan] of [[natA, wanA.b], [natB, wanB.b]] as const) {
       await nat.runOk(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
       await nat.runOk(['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', wan, '-j', 'MASQUERADE']);
@@ -183,7 +193,8 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       const back = await waitFor(async () => (await peerOf(a1, meshB))?.['path'] === 'relayed' && (await ping(nodeA, meshB)), 20_000, 200);
       const relayMs = performance.now() - cut;
       expect(back, 'traffic via the relay').toBe(true);
-      expect((await peerOf(a1, meshB))?.['endpoint']).toBe(`${BRIDGE}:51821`);
+      expect(await sessionEndpoints()).toEqual([`${BRIDGE}:51822`]);
+      expect((await peerOf(a1, meshB))?.['endpoint']).toBe(`${BRIDGE}:51822`);
       expect((await relayed()).counters.forwardedPackets).toBeGreaterThan(0);
       expect(relayMs).toBeLessThan(15_000);
       times.push(`(c) direct path cut -> first ping reply via the relay after ${relayMs.toFixed(0)} ms`);
@@ -222,8 +233,10 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       expect(ok, 'ping a -> b').toBe(true);
       times.push(`(b) symmetric x port-restricted, relayed: first ping reply ${(performance.now() - started).toFixed(0)} ms after both agents were started`);
       expect((await status(b2))['nat']['nat']).toMatchObject({ nat_type: 'symmetric' });
-      expect(await peerOf(a2, mb)).toMatchObject({ path: 'relayed', endpoint: `${BRIDGE}:51821` });
-      expect(await peerOf(b2, ma)).toMatchObject({ path: 'relayed', endpoint: `${BRIDGE}:51821` });
+      const [ep] = await sessionEndpoints();
+      expect(ep).toMatch(/:518(2[2-9]|[3-9]\d)$/);
+      expect(await peerOf(a2, mb)).toMatchObject({ path: 'relayed', endpoint: ep });
+      expect(await peerOf(b2, ma)).toMatchObject({ path: 'relayed', endpoint: ep });
       const r = await relayed();
       expect(r.sessions).toHaveLength(1);
       expect(r.counters.forwardedPackets).toBeGreaterThan(0);
@@ -231,9 +244,27 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       // Direct probes keep failing through the symmetric NAT: still relayed after a probe round.
       await new Promise((res) => setTimeout(res, 6000));
       expect((await peerOf(a2, mb))?.['path']).toBe('relayed');
+
+      // A third node (behind natA too): the symmetric node b is now relayed to two peers through
+      // the one bridge from its one WireGuard socket. Each session has its own relay port, so
+      // both pairs work (with one shared port, the newest binding took both and one pair broke).
+      const c2 = await node(nodeC, 51830);
+      const mc = (await status(c2))['mesh_ip'];
+      expect(await waitFor(() => ping(nodeC, mb), 30_000, 100), 'ping c -> b').toBe(true);
+      expect(await waitFor(() => ping(nodeB, mc), 10_000, 100), 'ping b -> c').toBe(true);
+      const eps = await sessionEndpoints();
+      expect(new Set(eps).size).toBe(eps.length);
+      const viaA = (await peerOf(b2, ma))?.['endpoint'];
+      const viaC = (await peerOf(b2, mc))?.['endpoint'];
+      expect(viaA).not.toBe(viaC);
+      expect(eps).toEqual(expect.arrayContaining([viaA, viaC]));
+      // Both of b's pairs still carry traffic both ways.
+      for (const [from, to] of [[nodeA, mb], [nodeB, ma], [nodeC, mb], [nodeB, mc]] as const) {
+        expect(await waitFor(() => ping(from, to), 5000, 100), `ping ${to}`).toBe(true);
+      }
     } catch (err) {
       await dump();
       throw err;
     }
-  }, 90_000);
+  }, 150_000);
 });
