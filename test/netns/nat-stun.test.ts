@@ -118,7 +118,10 @@ describe.skipIf(reason !== undefined)('NAT lab: STUN classification and relay', 
   it('relay session with unknown ends: bindings from the WireGuard ports, WireGuard through the relay (full_cone x symmetric)', async () => {
     const ka = genKeys();
     const kb = genKeys();
-    const common = { mode: 'relay', relay: RELAY, sessionId: 'learn', timeoutMs: 15_000 };
+    // Both ends start their first handshake at the same instant; when the initiations cross, each
+    // side answers the other and drops its own, and the next attempt comes after REKEY_TIMEOUT plus
+    // jitter (whitepaper 6.4). 30 s leaves room for several such rounds (seen: 1 run in 7-10 at 15 s).
+    const common = { mode: 'relay', relay: RELAY, sessionId: 'learn', timeoutMs: 30_000 };
     const [a, b] = await Promise.all([
       runNode(nodeA, { ...common, privateKey: ka.privateKey, peerPublicKey: kb.publicKey, nodeId: 'node-a', meshIp: '10.100.0.1', peerMeshIp: '10.100.0.2' }),
       runNode(nodeB, { ...common, privateKey: kb.privateKey, peerPublicKey: ka.publicKey, nodeId: 'node-b', meshIp: '10.100.0.2', peerMeshIp: '10.100.0.1' }),
