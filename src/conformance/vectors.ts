@@ -105,20 +105,24 @@ export interface ReplayFile {
   limits: number[];
   groups: Array<{ name: string; steps: Array<{ expr?: string; loop?: { from: string; to: string; step: 1 | -1 }; expect: boolean }> }>;
 }
+/** The fixed inputs (hex) of vectors/wireguard-handshake-kat.json. */
+export interface HandshakeKatInputs {
+  initiator_static_private: string;
+  responder_static_private: string;
+  preshared_key: string;
+  initiator_ephemeral_private: string;
+  responder_ephemeral_private: string;
+  initiator_sender_index: number;
+  responder_sender_index: number;
+  /** Wall-clock ms since the Unix epoch the initiator stamps (TAI64N, whitened like wireguard-go). */
+  initiator_wall_clock_ms: number;
+  /** IP packet the initiator sends first (queued during the handshake), then the responder's reply. */
+  initiator_first_packet: string;
+  responder_first_packet: string;
+}
 /** vectors/wireguard-handshake-kat.json (inputs and outputs as test/helpers/wireguard-kat.ts writes them). */
 export interface HandshakeKatFile {
-  inputs: {
-    initiator_static_private: string;
-    responder_static_private: string;
-    preshared_key: string;
-    initiator_ephemeral_private: string;
-    responder_ephemeral_private: string;
-    initiator_sender_index: number;
-    responder_sender_index: number;
-    initiator_wall_clock_ms: number;
-    initiator_first_packet: string;
-    responder_first_packet: string;
-  };
+  inputs: HandshakeKatInputs;
   outputs: {
     initiator_static_public: string;
     responder_static_public: string;

@@ -2,6 +2,7 @@
 // transport messages from fixed keys, ephemerals, PSK, timestamp and indices, computed by our core
 // (whitepaper 5.4). Regenerate with `UPDATE_VECTORS=1 npx vitest run test/core/noise.test.ts`.
 
+import type { HandshakeKatInputs } from '../../src/conformance/vectors.js';
 import type { CryptoProvider } from '../../src/core/crypto.js';
 import { CookieGenerator } from '../../src/core/cookie.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
@@ -19,21 +20,8 @@ import { tai64n } from '../../src/core/tai64n.js';
 import { fromHex, toHex } from './bytes.js';
 import { ipPacket } from './ip-packet.js';
 
-/** The fixed inputs (hex) of the known-answer handshake. */
-export interface KatInputs {
-  initiator_static_private: string;
-  responder_static_private: string;
-  preshared_key: string;
-  initiator_ephemeral_private: string;
-  responder_ephemeral_private: string;
-  initiator_sender_index: number;
-  responder_sender_index: number;
-  /** Wall-clock ms since the Unix epoch the initiator stamps (TAI64N, whitened like wireguard-go). */
-  initiator_wall_clock_ms: number;
-  /** IP packet the initiator sends first (queued during the handshake), then the responder's reply. */
-  initiator_first_packet: string;
-  responder_first_packet: string;
-}
+/** The fixed inputs (hex) of the known-answer handshake (declared with the vector loader). */
+export type KatInputs = HandshakeKatInputs;
 
 /** Everything derived from the inputs. */
 export interface KatOutputs {
