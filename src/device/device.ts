@@ -141,12 +141,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     if (this.#tun !== undefined) {
       this.#tun.onPackets((buf, offsets, count) => {
         const now = this.#clock.now();
-        const filter = this.#filter;
-        for (let i = 0; i < count; i++) {
-          const packet = buf.subarray(offsets[i]!, offsets[i + 1]!);
-          if (filter !== undefined && !filter.outbound(packet, now)) this.counters.filteredOutbound++;
-          else this.engine.encapsulate(packet, now, this);
-        }
+        for (let i = 0; i < count; i++) this.#outbound(buf.subarray(offsets[i]!, offsets[i + 1]!), now);
         this.#schedule();
       });
       this.#tun.onClose((reason: TunCloseReason) => {
@@ -208,13 +203,14 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   writePacket(packet: Uint8Array): void {
     if (!(packet instanceof Uint8Array)) throw new TypeError(`expected packet to be a Uint8Array, got ${typeof packet}`);
     if (this.#closed) return;
-    const now = this.#clock.now();
-    if (this.#filter !== undefined && !this.#filter.outbound(packet, now)) {
-      this.counters.filteredOutbound++;
-      return;
-    }
-    this.engine.encapsulate(packet, now, this);
+    this.#outbound(packet, this.#clock.now());
     this.#schedule();
+  }
+
+  // One outbound IP packet (TUN or writePacket): the filter first, then the engine.
+  #outbound(packet: Uint8Array, now: number): void {
+    if (this.#filter !== undefined && !this.#filter.outbound(packet, now)) this.counters.filteredOutbound++;
+    else this.engine.encapsulate(packet, now, this);
   }
 
   /**
