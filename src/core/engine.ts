@@ -21,7 +21,6 @@ import { CookieChecker, endpointBytes } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import {
-  HandshakeState,
   consumeInitiationMessage,
   consumeResponseMessage,
   createInitiationMessage,
@@ -492,7 +491,7 @@ export class Engine {
     hs.lastSentHandshake = now;
     const identity = this.#identity;
     if (identity === undefined) return;
-    if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
+    this.#releaseHandshake(hs);
     const ephemeral = new Uint8Array(32);
     this.#fillRandom(ephemeral);
     const index = this.#index.allocate(peer);
@@ -684,7 +683,7 @@ export class Engine {
     }
     const receiver = readU32(datagram, ResponseOffset.receiver);
     const entry = this.#index.get(receiver);
-    if (!(entry instanceof Peer) || entry.handshake.localIndex !== receiver || entry.handshake.state !== HandshakeState.initiationCreated) {
+    if (!(entry instanceof Peer) || !entry.handshake.awaitsResponse(receiver)) {
       this.#drop(sink, 'unexpected-response', entry instanceof Keypair ? entry.peer : entry);
       return;
     }
@@ -779,17 +778,21 @@ export class Engine {
   /** Erases every keypair and the handshake, and drops waiting packets (wireguard-go ZeroAndFlushAll). */
   #zeroAndFlushAll(peer: Peer, sink: ActionSink<Peer> | undefined): void {
     peer.keypairs.clear(this.#releaseKeypair);
-    const hs = peer.handshake;
-    if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
-    hs.clear();
+    this.#releaseHandshake(peer.handshake);
     this.#flushStaged(peer, 'keys-zeroed', sink);
+  }
+
+  /** Frees the handshake's indices (in progress and crossed) and clears it. */
+  #releaseHandshake(hs: Peer['handshake']): void {
+    if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
+    if (hs.crossedIndex !== 0) this.#index.remove(hs.crossedIndex);
+    hs.clear();
   }
 
   /** wireguard-go ExpireCurrentKeypairs: after a key change, force a fresh handshake on next send. */
   #expireCurrentKeypairs(peer: Peer): void {
     const hs = peer.handshake;
-    if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
-    hs.clear();
+    this.#releaseHandshake(hs);
     hs.lastSentHandshake = -Infinity;
     const { current, next } = peer.keypairs;
     if (current !== undefined) current.sendCounter = REJECT_AFTER_MESSAGES;

@@ -83,6 +83,7 @@ export class Handshake {
   #localEphemeral: Uint8Array | undefined;
   #remoteEphemeral: Uint8Array | undefined;
   #lastTimestamp: Uint8Array | undefined;
+  #crossed: CrossedInitiation | undefined;
 
   constructor(remoteStatic: Uint8Array) {
     this.remoteStatic = remoteStatic.slice();
@@ -148,11 +149,72 @@ export class Handshake {
     this.#staticStaticOf = undefined;
   }
 
-  /** Zeroes ephemeral and symmetric state and returns to `zeroed` (index release is the caller's). */
+  /**
+   * Our index of an initiation of ours that the peer's initiation crossed (both sides initiated at
+   * once), still waiting for its response; 0 for none. It is in the index table like localIndex.
+   */
+  get crossedIndex(): number {
+    return this.#crossed?.localIndex ?? 0;
+  }
+
+  /**
+   * True when a response with receiver `index` may be consumed now: it answers the initiation in
+   * progress, or the crossed one while no other handshake is under way.
+   */
+  awaitsResponse(index: number): boolean {
+    if (index === 0) return false;
+    if (this.state === HandshakeState.initiationCreated) return this.localIndex === index;
+    return this.state === HandshakeState.zeroed && this.#crossed?.localIndex === index;
+  }
+
+  /**
+   * Sets our initiation in progress aside, because the peer's initiation is about to replace it
+   * (see consumeInitiationMessage). Its chaining key, hash, ephemeral and index move, not copy.
+   */
+  setAsideInitiation(): void {
+    if (this.state !== HandshakeState.initiationCreated) return;
+    this.discardCrossed();
+    this.#crossed = new CrossedInitiation(this.noise, this.localEphemeral, this.localIndex);
+    this.#noise = undefined;
+    this.#localEphemeral = undefined;
+    this.localIndex = 0;
+    this.state = HandshakeState.zeroed;
+  }
+
+  /**
+   * Makes the crossed initiation the handshake in progress again (state initiationCreated), so a
+   * response to it is consumed like any other. Only when awaitsResponse(crossedIndex) holds.
+   */
+  resumeCrossed(): void {
+    const crossed = this.#crossed;
+    if (crossed === undefined || this.state !== HandshakeState.zeroed) return;
+    this.#noise?.wipe();
+    this.#localEphemeral?.fill(0);
+    this.#noise = crossed.noise;
+    this.#localEphemeral = crossed.localEphemeral;
+    this.localIndex = crossed.localIndex;
+    this.state = HandshakeState.initiationCreated;
+    this.#crossed = undefined;
+  }
+
+  /** Wipes the crossed initiation, if any; releasing its index (crossedIndex) is the caller's. */
+  discardCrossed(): void {
+    const crossed = this.#crossed;
+    if (crossed === undefined) return;
+    crossed.noise.wipe();
+    crossed.localEphemeral.fill(0);
+    this.#crossed = undefined;
+  }
+
+  /**
+   * Zeroes ephemeral and symmetric state, the crossed initiation included, and returns to
+   * `zeroed` (releasing localIndex and crossedIndex is the caller's).
+   */
   clear(): void {
     this.#localEphemeral?.fill(0);
     this.#remoteEphemeral?.fill(0);
     this.#noise?.wipe();
+    this.discardCrossed();
     this.localIndex = 0;
     this.state = HandshakeState.zeroed;
   }
@@ -162,6 +224,19 @@ export class Handshake {
     this.clear();
     this.#presharedKey?.fill(0);
     this.forgetStaticStatic();
+  }
+}
+
+/** Our initiation set aside while we answer the peer's crossing one (Handshake.setAsideInitiation). */
+class CrossedInitiation {
+  readonly noise: NoiseState;
+  readonly localEphemeral: Uint8Array;
+  readonly localIndex: number;
+
+  constructor(noise: NoiseState, localEphemeral: Uint8Array, localIndex: number) {
+    this.noise = noise;
+    this.localEphemeral = localEphemeral;
+    this.localIndex = localIndex;
   }
 }
 
@@ -242,6 +317,11 @@ export function consumeInitiationMessage<P extends { readonly handshake: Handsha
     scratch.wipe();
     return 'initiation-flood';
   }
+  // Both sides initiated at once: keep ours so the peer's response to it still completes. With
+  // one handshake state (wireguard-go) each side answers the other's and drops the response to
+  // its own, and both wait REKEY_TIMEOUT for a retry. The initiation we set aside is the one we
+  // sent; it lives no longer than it would have (the next initiation or clear() wipes it).
+  hs.setAsideInitiation();
   hs.noise.copyFrom(scratch);
   scratch.wipe();
   hs.remoteIndex = readU32(msg, InitiationOffset.sender);
@@ -294,10 +374,14 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * Consumes a response (whitepaper 5.4.3) addressed to `hs` (found by its receiver index), MACs
- * already checked. True on success (`hs` is then responseConsumed); false leaves `hs` untouched.
+ * already checked: to the initiation in progress, or to a crossed one (Handshake.awaitsResponse).
+ * True on success (`hs` is then responseConsumed); false leaves `hs` as it was, a crossed
+ * initiation possibly resumed as the one in progress.
  */
 export function consumeResponseMessage(id: Identity, hs: Handshake, msg: Uint8Array): boolean {
-  if (hs.state !== HandshakeState.initiationCreated) return false;
+  const receiver = readU32(msg, ResponseOffset.receiver);
+  if (!hs.awaitsResponse(receiver)) return false;
+  if (hs.state === HandshakeState.zeroed) hs.resumeCrossed();
   const scratch = new NoiseState();
   scratch.copyFrom(hs.noise);
   const ok = consumeResponse(

@@ -276,14 +276,81 @@ describe('engine sessions', () => {
     expect(p.b.dropReasons()).toEqual(['allowed-ips', 'inner-malformed', 'allowed-ips']);
   });
 
-  it('resolves crossing initiations through retransmission', () => {
+  // Both ends initiate within one round trip (two agents told of each other at once).
+  const initiations = (n: { events: { kind: string; retry?: boolean }[] }) =>
+    n.events.filter((e) => e.kind === 'handshake-initiation-sent');
+
+  it('crossed initiations between two of ours complete in one round trip, without a retry', () => {
     const p = new Pair();
     p.a.engine.encapsulate(ipPacket('10.0.0.1', '10.0.0.2', 'x'), p.clock.now, p.a);
     p.b.engine.encapsulate(ipPacket('10.0.0.2', '10.0.0.1', 'y'), p.clock.now, p.b);
+    p.flush(); // no time passes: every datagram is answered at once
+    expect(p.b.tunOut.map(text)).toEqual(['x']);
+    expect(p.a.tunOut.map(text)).toEqual(['y']);
+    expect(initiations(p.a)).toHaveLength(1);
+    expect(initiations(p.b)).toHaveLength(1);
+    expect(p.a.dropReasons()).toEqual([]);
+    expect(p.b.dropReasons()).toEqual([]);
+    // Each side now sends on the session it initiated and receives on the other's.
+    p.advance(20_000);
+    p.a.send(ipPacket('10.0.0.1', '10.0.0.2', 'x2'));
+    p.b.send(ipPacket('10.0.0.2', '10.0.0.1', 'y2'));
+    expect(p.b.tunOut.map(text)).toEqual(['x', 'x2']);
+    expect(p.a.tunOut.map(text)).toEqual(['y', 'y2']);
+    expect(initiations(p.a).filter((e) => e.retry)).toEqual([]);
+    expect(initiations(p.b).filter((e) => e.retry)).toEqual([]);
+  });
+
+  it('crossed initiations with a single-state peer (drops the response to its own) complete in one round trip', () => {
+    // wireguard-go keeps one handshake state: answering our initiation discards its own, so our
+    // response to its initiation is dropped there. Model that by losing our response on the wire.
+    const p = new Pair();
+    p.a.engine.encapsulate(ipPacket('10.0.0.1', '10.0.0.2', 'x'), p.clock.now, p.a);
+    p.b.engine.encapsulate(ipPacket('10.0.0.2', '10.0.0.1', 'y'), p.clock.now, p.b);
+    const fromA = (d: { from: { address: string } }) => d.from.address === p.a.endpoint.address;
+    p.filter = (d) => !(fromA(d) && d.data[0] === MessageType.response);
     p.flush();
+    expect(p.lost.map((d) => d.data[0])).toEqual([MessageType.response]);
+    expect(p.b.tunOut.map(text)).toEqual(['x']);
+    expect(p.a.tunOut.map(text)).toEqual(['y']);
+    expect(initiations(p.a)).toHaveLength(1);
+  });
+
+  it('a crossed initiation whose response never comes costs no index once the retry replaces it', () => {
+    const p = new Pair();
+    const baseline = p.a.engine.indexCount;
+    p.a.engine.encapsulate(ipPacket('10.0.0.1', '10.0.0.2', 'x'), p.clock.now, p.a);
+    p.b.engine.encapsulate(ipPacket('10.0.0.2', '10.0.0.1', 'y'), p.clock.now, p.b);
+    // Lose every response: both keep their crossed initiation until the retry.
+    p.filter = (d) => d.data[0] !== MessageType.response;
+    p.flush();
+    // A: its crossed initiation plus the responder keypair it made for B's.
+    expect(p.a.engine.indexCount).toBe(baseline + 2);
+    p.filter = () => true;
     p.advance(20_000);
     expect(p.b.tunOut.map(text)).toEqual(['x']);
     expect(p.a.tunOut.map(text)).toEqual(['y']);
+    expect(initiations(p.a).filter((e) => e.retry).length + initiations(p.b).filter((e) => e.retry).length).toBeGreaterThan(0);
+    // Removing the peer releases everything, the crossed index included.
+    p.a.engine.removePeer(p.a.peer);
+    expect(p.a.engine.indexCount).toBe(baseline);
+  });
+
+  it('a response to a crossed initiation is consumed at most once', () => {
+    const p = new Pair();
+    const captured: Uint8Array[] = [];
+    p.filter = (d) => {
+      if (d.data[0] === MessageType.response && d.from.address === p.b.endpoint.address) captured.push(d.data.slice());
+      return true;
+    };
+    p.a.engine.encapsulate(ipPacket('10.0.0.1', '10.0.0.2', 'x'), p.clock.now, p.a);
+    p.b.engine.encapsulate(ipPacket('10.0.0.2', '10.0.0.1', 'y'), p.clock.now, p.b);
+    p.flush();
+    expect(captured).toHaveLength(1);
+    const completes = p.a.events.filter((e) => e.kind === 'handshake-complete').length;
+    p.a.engine.decapsulate(captured[0]!, p.b.endpoint, p.clock.now, p.a);
+    expect(p.a.dropReasons()).toEqual(['unexpected-response']);
+    expect(p.a.events.filter((e) => e.kind === 'handshake-complete').length).toBe(completes);
   });
 });
 
