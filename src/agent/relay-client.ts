@@ -31,14 +31,6 @@ export const PROBE_EVERY_MS = 5000;
 export const REBIND_EVERY_MS = 20_000;
 /** Persistent keepalive set on every peer (s). */
 export const KEEPALIVE_S = 25;
-/**
- * How long the peer with the greater public key waits before turning keepalive on. Both agents
- * learn of a new pair from the same event at the same instant; if both start a handshake at
- * once, each answers the other's initiation and drops its own (whitepaper 5.4: one handshake
- * state per peer), so neither completes until the 5 s retry. The smaller key goes first; the
- * other side's later keepalive still opens its NAT for the reply.
- */
-export const KEEPALIVE_DEFER_MS = 1500;
 /** Probe timers: transmissions at 0, 250, 750 ms, answer awaited until 1.75 s. */
 const PROBE_TIMERS = { rtoMs: 250, rc: 3, rm: 4 } as const;
 
@@ -77,9 +69,8 @@ interface PeerPath {
   lastBindAt: number;
   /** What we last told the control plane (undefined: nothing). */
   reported: boolean | undefined;
+  /** Persistent keepalive is on (set once, at the first state naming the peer). */
   keepaliveSet: boolean;
-  /** When keepalive is to be turned on (see KEEPALIVE_DEFER_MS). */
-  keepaliveAt: number;
 }
 
 /** Path state of every peer, and the timer that moves peers between direct and relayed. */
@@ -135,14 +126,14 @@ export class PathManager {
     let p = this.#peers.get(info.node_id);
     const direct = endpointOf(info.endpoint);
     if (p === undefined) {
-      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false, keepaliveAt: now + this.#keepaliveDelay(info.public_key) };
+      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
       this.#peers.set(info.node_id, p);
     }
     p.publicKey = info.public_key;
     const relayEp = endpointOf(info.fallback_endpoint);
     const newDirect = direct !== undefined && (p.direct === undefined || !sameEndpoint(direct, p.direct));
     p.direct = direct;
-    await this.#maybeKeepalive(p, now);
+    await this.#maybeKeepalive(p);
     if (sessionId !== undefined && relayEp !== undefined) {
       const fresh = p.relay === undefined || p.relay.sessionId !== sessionId || !sameEndpoint(p.relay.endpoint, relayEp);
       p.relay = { sessionId, endpoint: relayEp };
@@ -163,14 +154,8 @@ export class PathManager {
     else if (newDirect && p.mode === 'direct') void this.#probe(p, now); // hole punching
   }
 
-  #keepaliveDelay(peerPublicKey: string): number {
-    const ours = this.#o.device.publicKey;
-    if (ours === undefined) return 0;
-    return Buffer.compare(Buffer.from(ours), Buffer.from(peerPublicKey, 'base64')) < 0 ? 0 : KEEPALIVE_DEFER_MS;
-  }
-
-  async #maybeKeepalive(p: PeerPath, now: number): Promise<void> {
-    if (p.keepaliveSet || now < p.keepaliveAt) return;
+  async #maybeKeepalive(p: PeerPath): Promise<void> {
+    if (p.keepaliveSet) return;
     p.keepaliveSet = true;
     await this.#configure(p, { persistentKeepalive: KEEPALIVE_S });
   }
@@ -184,7 +169,7 @@ export class PathManager {
     for (const p of this.#peers.values()) {
       const d = byKey.get(p.publicKey);
       if (d === undefined) continue;
-      await this.#maybeKeepalive(p, now);
+      await this.#maybeKeepalive(p);
       if (d.rx !== p.rx) (p.rx = d.rx), (p.rxAt = now);
       if (d.tx !== p.tx) (p.tx = d.tx), (p.txAt = now);
       if (p.mode === 'relayed') {
