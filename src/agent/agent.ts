@@ -371,11 +371,18 @@ export class Agent {
         { project_id: this.config.registration.projectId ?? 'default', resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
         { signal: this.#stop.signal, nonce: randomUUID() },
       );
+      const previous = this.#identity;
       this.#identity = { ...this.#identity, node_id: res.node_id, mesh_ip: res.mesh_ip, nsk: res.nsk, signing_key_id: res.signing_key_id, signing_public_key: res.signing_public_key, domain_mesh_cidr: res.domain_mesh_cidr, registered_at: new Date().toISOString() };
       this.store.saveIdentity(this.#identity);
       if (token.file !== undefined) rmSync(token.file, { force: true });
       this.client.setAuth({ nodeId: res.node_id, nsk: res.nsk });
       this.counters.reRegistrations++;
+      if (res.mesh_ip !== this.iface.meshIp || res.domain_mesh_cidr !== previous.domain_mesh_cidr) {
+        // The control plane may hand out another address: the interface (and in packet-callback
+        // mode the echo responder) moves to it, so the node stays reachable without a restart.
+        await this.iface.setMeshIp(res.mesh_ip, res.domain_mesh_cidr);
+        this.#log.info(`mesh IP moved from ${previous.mesh_ip} to ${res.mesh_ip}`);
+      }
       // To our peers we are a new node (new id, new pair PSKs): they dropped our sessions, and
       // ours would carry on unanswered until WireGuard's 15 s no-reply rekey. Drop them too; the
       // reconcile re-adds every peer, and the next packet starts a handshake.

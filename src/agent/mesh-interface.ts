@@ -48,13 +48,15 @@ export class MeshInterface {
   readonly #uapi: UapiServer | undefined;
   readonly #pinger: Pinger | undefined;
   readonly #meshIp: { value: string };
+  #meshCidr: string;
   /** Echo counters in packet-callback mode. */
   readonly icmp: { requestsAnswered: number; repliesSeen: number; ignored: number } | undefined;
 
-  private constructor(device: Device, name: string, meshIp: { value: string }, uapi?: UapiServer, pinger?: Pinger, icmp?: MeshInterface['icmp']) {
+  private constructor(device: Device, name: string, meshIp: { value: string }, meshCidr: string, uapi?: UapiServer, pinger?: Pinger, icmp?: MeshInterface['icmp']) {
     this.device = device;
     this.name = name;
     this.#meshIp = meshIp;
+    this.#meshCidr = meshCidr;
     this.#uapi = uapi;
     this.#pinger = pinger;
     this.icmp = icmp;
@@ -69,7 +71,7 @@ export class MeshInterface {
       let device: Device | undefined;
       const responder = icmpResponder(() => meshIp.value, (p) => device?.writePacket(p), (e) => pinger.deliver(e));
       device = await Device.create({ onPacket: responder.handle, bind, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
-      return new MeshInterface(device, `${o.interfaceName} (userspace)`, meshIp, undefined, pinger, responder.counters);
+      return new MeshInterface(device, `${o.interfaceName} (userspace)`, meshIp, o.meshCidr, undefined, pinger, responder.counters);
     }
     const tun = openTun({ name: o.interfaceName });
     let device: Device | undefined;
@@ -87,7 +89,35 @@ export class MeshInterface {
       else tun.close();
       throw err;
     }
-    return new MeshInterface(device, tun.name, meshIp, uapi);
+    return new MeshInterface(device, tun.name, meshIp, o.meshCidr, uapi);
+  }
+
+  /** The mesh IP the interface answers on. */
+  get meshIp(): string {
+    return this.#meshIp.value;
+  }
+
+  /**
+   * Moves the interface to another mesh IP (a re-registration may hand out a new one): the new
+   * /32 is added before the old one goes, and the mesh route follows `meshCidr`; in
+   * packet-callback mode the echo responder and ping() use the new address from now on.
+   * Rejects with the failing `ip` command; the old address then stays.
+   */
+  async setMeshIp(meshIp: string, meshCidr: string): Promise<void> {
+    const old = this.#meshIp.value;
+    const oldCidr = this.#meshCidr;
+    if (this.#pinger === undefined) {
+      if (meshIp !== old) {
+        await ip('address', 'replace', `${meshIp}/32`, 'dev', this.name);
+        await ip('address', 'del', `${old}/32`, 'dev', this.name).catch(() => undefined); // already gone is fine
+      }
+      if (meshCidr !== oldCidr) {
+        if (oldCidr !== '') await ip('route', 'del', oldCidr, 'dev', this.name).catch(() => undefined);
+        if (meshCidr !== '') await ip('route', 'replace', meshCidr, 'dev', this.name);
+      }
+    }
+    this.#meshIp.value = meshIp;
+    this.#meshCidr = meshCidr;
   }
 
   /** True in packet-callback mode (ping() available). */

@@ -129,7 +129,13 @@ export class PathManager {
       p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
       this.#peers.set(info.node_id, p);
     }
-    p.publicKey = info.public_key;
+    if (p.publicKey !== info.public_key) {
+      // A mesh key rotation: the interface has a new peer entry, without keepalive so far. Turning
+      // it on starts a handshake from this side too, so the pair completes whichever end learns
+      // of the new key last (its initiation to an end that did not know the key yet was dropped).
+      p.publicKey = info.public_key;
+      p.keepaliveSet = false;
+    }
     const relayEp = endpointOf(info.fallback_endpoint);
     const newDirect = direct !== undefined && (p.direct === undefined || !sameEndpoint(direct, p.direct));
     p.direct = direct;

@@ -105,6 +105,19 @@ describe('PathManager', () => {
     }
   });
 
+  it('turns keepalive on again for a peer\'s new key after a mesh key rotation, not for an unchanged key', async () => {
+    const { device, pm, state } = setup();
+    await pm.applyState(state(false));
+    expect(device.peer.keepalive).toBe(25);
+    // The reconciler replaced the interface's peer entry; the new entry has no keepalive.
+    device.peer.keepalive = 0;
+    await pm.applyState(state(false));
+    expect(device.peer.keepalive).toBe(0);
+    const rotated = state(false);
+    await pm.applyState({ ...rotated, peers: rotated.peers.map((p) => ({ ...p, public_key: Buffer.alloc(32, 8).toString('base64') })) });
+    expect(device.peer.keepalive).toBe(25);
+  });
+
   it('binds at once on an assigned session, goes relayed, and back to direct when a probe is answered', async () => {
     const { wire, timers, device, reports, pm, state } = setup();
     wire.directUp = false;
