@@ -38,7 +38,8 @@ export function openDatabase(file: string, options: DatabaseOptions = {}): Db {
   const db = new Database(file);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    // Freed pages are zeroed: a secret sealed in place leaves no plaintext behind in the file.
+    // Deleted content is zeroed: a secret sealed in place, a retry nsk set to NULL or a removed
+    // pair key leaves no copy behind in the file.
     db.pragma('secure_delete = ON');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');

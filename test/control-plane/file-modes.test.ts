@@ -72,16 +72,24 @@ describe('file modes under umask 022', () => {
   it('tightens -wal and -shm files an older build left 0644', () => {
     const db = join(dir, 'cp.db');
     ControlPlaneStore.open(db).close();
-    writeFileSync(`${db}-wal`, '');
-    writeFileSync(`${db}-shm`, '');
-    chmodSync(`${db}-wal`, 0o644);
-    chmodSync(`${db}-shm`, 0o644);
-    const store = ControlPlaneStore.open(db);
+    // Another connection (an older build's server, still running) holds a WAL with pages in it;
+    // SQLite itself only fixes the mode of an empty companion.
+    const older = new Database(db);
     try {
-      expect(mode(`${db}-wal`)).toBe(0o600);
-      expect(mode(`${db}-shm`)).toBe(0o600);
+      older.pragma('wal_autocheckpoint = 0');
+      older.prepare("INSERT INTO projects (id, created_at) VALUES ('p', 0)").run();
+      expect(statSync(`${db}-wal`).size).toBeGreaterThan(0);
+      chmodSync(`${db}-wal`, 0o644);
+      chmodSync(`${db}-shm`, 0o644);
+      const store = ControlPlaneStore.open(db);
+      try {
+        expect(mode(`${db}-wal`)).toBe(0o600);
+        expect(mode(`${db}-shm`)).toBe(0o600);
+      } finally {
+        store.close();
+      }
     } finally {
-      store.close();
+      older.close();
     }
   });
 
