@@ -12,6 +12,7 @@ import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
+import { formatTable } from './table.js';
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
@@ -199,11 +200,10 @@ function nodes(args: readonly string[]): number {
       print(JSON.stringify(rows));
       return EXIT.ok;
     }
-    const table = [['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT']].concat(
+    print(formatTable(
+      ['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT'],
       rows.map((r) => [r.node_id, r.resource_handle, r.mesh_ip, r.status, age(Date.parse(r.last_heartbeat)), r.endpoint ?? '-']),
-    );
-    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-    print(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+    ));
     return EXIT.ok;
   }
   if (verb === 'remove' || verb === 'rotate-keys') {
