@@ -86,6 +86,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     ...(options.secretsKeyFile === undefined ? {} : { secretsKeyFile: options.secretsKeyFile }),
     allowInsecurePermissions: options.allowInsecurePermissions === true,
   });
+  for (const n of store.keyConflicts()) {
+    log.error(`control-plane: node ${n.node_id} (${n.resource_handle}) shares its WireGuard public key with an older node; it is left out of peer lists until it rotates its key or is removed`);
+  }
   const bus = new EventBus(store, options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs });
   store.onEvents = () => bus.schedulePump();
   let tls: ReturnType<typeof loadOrCreateTlsIdentity> | undefined;

@@ -75,6 +75,8 @@ export interface NodeRow {
   readonly last_state_seq: number;
   readonly rotate_requested: number;
   readonly nsk_hash: Buffer;
+  /** 1 when schema 4 found this node sharing its key with an older holder (schema.ts). */
+  readonly key_conflict: number;
 }
 
 /** Options of ControlPlaneStore.open. */
@@ -241,6 +243,7 @@ export class ControlPlaneStore {
       }
       const token = checkToken(this.db, req.bootstrap_token, req.project_id, now);
       if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
+      this.#assertKeyFree(req.public_key, undefined);
       const ip = allocateMeshIp(this.db, this.range, mode);
       if (ip === undefined) throw new ControlPlaneError('mesh_exhausted', `no free address in ${this.range.cidr}`);
       const nodeId = randomUUID();
@@ -305,7 +308,7 @@ export class ControlPlaneStore {
   peersOf(node: NodeRow): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
     return this.db.transaction(() => {
-      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
+      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? AND key_conflict = 0 ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
       const visible = others.filter((p) => canSee(node, p));
       const psks = psksOf(this.db, this.#pskMaster, node, visible);
       return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
@@ -396,18 +399,32 @@ export class ControlPlaneStore {
     return this.tx(() => {
       const current = this.node(node.node_id);
       if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
-      if (current.public_key === newPublicKey && current.rotation_id !== null) {
+      if (current.public_key === newPublicKey && current.rotation_id !== null && current.key_conflict === 0) {
         return { rotation_id: current.rotation_id, kid: keyKid(newPublicKey), wrap_key_version: current.key_version };
       }
+      this.#assertKeyFree(newPublicKey, current.node_id);
       const rotationId = randomUUID();
       prepared(
         this.db,
-        'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0 WHERE node_id = ?',
+        'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0, key_conflict = 0 WHERE node_id = ?',
       ).run(newPublicKey, this.now(), rotationId, node.node_id);
       const updated = this.node(node.node_id)!;
       this.emit({ projectId: updated.project_id, type: 'peer_key_rotated', payload: { peer: publicPeer(updated) }, excludeNode: node.node_id });
       return { rotation_id: rotationId, kid: keyKid(newPublicKey), wrap_key_version: updated.key_version };
     });
+  }
+
+  /** Throws public_key_in_use when a node other than `self` holds `publicKey` (the UNIQUE index
+   *  nodes_public_key is the backstop; this gives the API its 409). Inside a transaction. */
+  #assertKeyFree(publicKey: string, self: string | undefined): void {
+    const holder = prepared(this.db, 'SELECT node_id FROM nodes WHERE public_key = ? AND node_id IS NOT ? LIMIT 1').pluck().get(publicKey, self ?? null) as string | undefined;
+    if (holder !== undefined) throw new ControlPlaneError('public_key_in_use', 'this WireGuard public key belongs to another node; generate a new key pair');
+  }
+
+  /** Nodes that schema 4 found sharing a key with an older holder (left out of peer lists until
+   *  they rotate or are removed; the server logs them at start). */
+  keyConflicts(): NodeRow[] {
+    return prepared(this.db, 'SELECT * FROM nodes WHERE key_conflict <> 0 ORDER BY row').all() as NodeRow[];
   }
 
   /** Asks a node to rotate its key: the next heartbeat says rotate_keys, and a rotate_keys event is
