@@ -154,12 +154,17 @@ describe('event stream', () => {
     await h.register();
     const e1 = await first.next((x) => x.envelope.type === 'peer_added');
     first.close();
-    await h.register();
+    const c = await h.register();
+    // Events for one node only: a's own is replayed, c's never reaches a.
+    h.cp.store.requestKeyRotation(a.node_id);
+    h.cp.store.requestKeyRotation(c.node_id);
+    h.cp.store.createExecution(c.node_id, 'noop', {});
     h.cp.store.setPolicy('default', []);
     const again = await openStream(h.cp.url, a.node_id, { ...a.auth, 'last-event-id': e1.id! });
     try {
       await again.next((x) => x.envelope.type === 'policy_updated');
-      expect(again.events.map((x) => x.envelope.type)).toEqual(['peer_added', 'policy_updated']);
+      expect(again.events.map((x) => x.envelope.type)).toEqual(['peer_added', 'rotate_keys', 'policy_updated']);
+      expect(again.events[1]!.envelope.scope).toBe(`node:${a.node_id}`);
       expect(Number(again.events[0]!.id)).toBeGreaterThan(Number(e1.id));
     } finally {
       again.close();
