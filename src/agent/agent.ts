@@ -19,7 +19,7 @@ import { sleep } from '../control/backoff.js';
 import { EnvelopeVerifier, SigningKeyring } from '../control/envelopes.js';
 import { EventStream, type DeliveryMode, type EventStreamTimings } from '../control/event-stream.js';
 import { ApiError, HttpClient } from '../control/http-client.js';
-import { Reconciler } from '../control/reconcile.js';
+import { Reconciler, refusePeerList } from '../control/reconcile.js';
 import { register, resolveToken } from '../control/register.js';
 import { formatEndpoint } from '../device/device.js';
 import type { Logger } from '../log/logger.js';
@@ -138,7 +138,7 @@ export class Agent {
   readonly client: ControlClient;
   readonly verifier: EnvelopeVerifier;
   readonly events: EventStream;
-  readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, keyRotations: 0, reRegistrations: 0 };
+  readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, statesRefused: 0, keyRotations: 0, reRegistrations: 0 };
   #identity: Identity;
   readonly #log: Logger;
   readonly #env: Readonly<Record<string, string | undefined>>;
@@ -258,7 +258,18 @@ export class Agent {
 
   // ---- reconcile ------------------------------------------------------------------------------
 
+  /** Counts and logs a peer list that cannot be applied (refusePeerList); true when refused. The
+   *  last good state stays in force: nothing of the refused one is applied or cached. */
+  #refused(peers: readonly PeerInfo[], why: string): boolean {
+    const reason = refusePeerList(peers);
+    if (reason === undefined) return false;
+    this.counters.statesRefused++;
+    this.#log.error(`reconcile (${why}): state refused, ${reason}; keeping the last applied state`);
+    return true;
+  }
+
   async #apply(peers: readonly PeerInfo[], why: string): Promise<void> {
+    if (this.#refused(peers, why)) return;
     const own = publicKeyOf(this.#identity.private_key);
     const plan = this.#reconciler.plan(this.iface.device.snapshot(), peers.filter((p) => p.node_id !== this.#identity.node_id), own);
     if (plan.config !== undefined) {
@@ -290,6 +301,7 @@ export class Agent {
         try {
           const state: StateResponse = await this.client.state(this.#stop.signal);
           if (this.#stopped) return;
+          if (this.#refused(state.peers, 'state pull')) continue;
           // Policy before peers: a peer the new state adds never sees the old revision.
           const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
           await this.#apply(state.peers, 'state pull');

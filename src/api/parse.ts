@@ -31,17 +31,23 @@ import {
   type StateResponse,
 } from './types.js';
 import { parsePrefix } from '../core/ip.js';
+import { isPrintable } from '../log/printable.js';
 
 /** Longest bootstrap token (plexd-api.md: at most 512 bytes of printable ASCII). */
 export const MAX_BOOTSTRAP_TOKEN = 512;
 
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
+/** Longest resource_handle: a DNS name's 253 characters (plexd uses the hostname by default). */
+export const MAX_RESOURCE_HANDLE = 253;
+
 /** Parses a `POST /v1/register` request body. */
 export function parseRegisterRequest(body: unknown): ParseResult<RegisterRequest> {
   const r = new FieldReader(body);
   const project_id = r.string('project_id', 128);
-  const resource_handle = r.string('resource_handle', 253);
+  const resource_handle = r.string('resource_handle', MAX_RESOURCE_HANDLE);
+  // Printed by `nodes list` and logged: no control, format or separator characters (nor NUL).
+  if (!isPrintable(resource_handle)) r.fail('resource_handle', 'must not contain control or other unprintable characters');
   const bootstrap_token = r.string('bootstrap_token', MAX_BOOTSTRAP_TOKEN);
   if (bootstrap_token !== '' && !PRINTABLE_ASCII.test(bootstrap_token)) {
     r.fail('bootstrap_token', 'must be printable ASCII');

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   token_consumed: 409,
   /** A nonce reused for a different registration. */
   nonce_collision: 409,
+  /** The WireGuard public key (registration or rotation) is another node's. */
+  public_key_in_use: 409,
   /** Authenticated, but the path names another node. */
   forbidden: 403,
   not_found: 404,

@@ -11,6 +11,8 @@ import { ConfigError, loadConfig, normalizeFingerprint, parseConfigFlags, type A
 import { queryUnix } from '../agent/local-http.js';
 import { openStore, StoreError } from '../agent/store.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { printable } from '../log/printable.js';
+import { formatTable } from './table.js';
 import { EXIT } from './constants.js';
 import { untilShutdown } from './signals.js';
 
@@ -109,7 +111,7 @@ export async function runStatus(args: readonly string[]): Promise<number> {
   try {
     const s = (await queryUnix(p.config.nodeApi.socket, '/v1/status')) as Record<string, unknown>;
     if (p.booleans.has('--json')) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
-    else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(24)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+    else for (const [k, v] of Object.entries(s)) process.stdout.write(`${printable(k.padEnd(24))} ${printable(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))}\n`);
     return EXIT.ok;
   } catch (err) {
     return fail((err as Error).message);
@@ -153,10 +155,11 @@ export function formatPolicies(snap: Record<string, unknown>): string {
   const rules = Array.isArray(snap['rules']) ? (snap['rules'] as unknown[]).map(obj) : [];
   const accepted = obj(snap['accepted']);
   const ct = obj(snap['conntrack']);
+  const text = (v: unknown): string => printable(String(v ?? '-'));
   const lines = [
-    `mode         ${String(snap['mode'] ?? '-')}`,
-    `revision     ${String(snap['revisionId'] ?? '-')}`,
-    `fingerprint  ${String(snap['fingerprint'] ?? '-')}`,
+    `mode         ${text(snap['mode'])}`,
+    `revision     ${text(snap['revisionId'])}`,
+    `fingerprint  ${text(snap['fingerprint'])}`,
     `accepted     outbound ${String(accepted['outbound'] ?? 0)}, inbound ${String(accepted['inbound'] ?? 0)} (tracked ${String(accepted['tracked'] ?? 0)})`,
     `conntrack    ${String(ct['entries'] ?? 0)} / ${String(ct['max'] ?? '-')} entries`,
     '',
@@ -166,13 +169,6 @@ export function formatPolicies(snap: Record<string, unknown>): string {
   const out = lines.join('\n') + '\n' + (rules.length === 0 ? '(no rules in force)\n' : formatTable(cols, ruleRows));
   const drops = Object.entries(obj(snap['drops'])).map(([k, v]) => [k, String(v)]);
   return out + '\n' + formatTable(['DROP REASON', 'PACKETS'], drops);
-}
-
-/** Pads columns; first row is the header. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
 /** `deregister [--purge]`: tell the control plane we leave, then forget the identity. */

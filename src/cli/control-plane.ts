@@ -12,6 +12,7 @@ import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
+import { formatTable } from './table.js';
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
@@ -30,6 +31,13 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
   signing-key rotate --db FILE [--transition DURATION] [--json]
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
+
+Every command with --db also takes:
+  --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
+                       0600 on first start; without it the database cannot be opened)
+  --allow-insecure-permissions
+                       open a database or key file readable or writable by group or others
+                       (refused by default; new files are always created 0600)
 
 DURATION: a number with ms, s, m, h or d (default 24h). RULES.json: [{action, protocol,
 source_cidr, destination_cidr, ports: {from, to} | null}, ...] or {"rules": [...]}.
@@ -59,12 +67,35 @@ function need(v: string | boolean | undefined, flag: string): string {
   return v;
 }
 
-function withStore<T>(db: string, fn: (s: ControlPlaneStore) => T): T {
+/** The options of every command that opens --db. */
+const DB_OPTIONS = {
+  db: { type: 'string' },
+  'secrets-key': { type: 'string' },
+  'allow-insecure-permissions': { type: 'boolean' },
+} as const;
+
+/** How to open the database: --db, --secrets-key, --allow-insecure-permissions. */
+interface DbArgs {
+  readonly db: string;
+  readonly secretsKeyFile?: string;
+  readonly allowInsecurePermissions: boolean;
+}
+
+function dbArgs(values: Record<string, string | boolean | undefined>): DbArgs {
+  const key = values['secrets-key'];
+  return {
+    db: need(values.db, '--db'),
+    ...(key === undefined ? {} : { secretsKeyFile: need(key, '--secrets-key') }),
+    allowInsecurePermissions: values['allow-insecure-permissions'] === true,
+  };
+}
+
+function withStore<T>(args: DbArgs, fn: (s: ControlPlaneStore) => T): T {
   let store: ControlPlaneStore;
   try {
-    store = ControlPlaneStore.open(db);
+    store = ControlPlaneStore.open(args.db, args);
   } catch (err) {
-    throw new Error(`--db ${db}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`--db ${args.db}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return fn(store);
@@ -96,7 +127,7 @@ function stunListen(listen: string, flag: string | undefined): string | undefine
 }
 
 async function serve(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, { listen: { type: 'string' }, db: { type: 'string' }, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' } });
+  const { values, positionals } = parse(args, { listen: { type: 'string' }, ...DB_OPTIONS, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const listen = need(values.listen, '--listen');
   try {
@@ -107,7 +138,7 @@ async function serve(args: readonly string[]): Promise<number> {
   const stun = stunListen(listen, typeof values.stun === 'string' ? values.stun : undefined);
   const log = createLogger(process.env.LOG_LEVEL === undefined ? 'info' : logLevelFromEnv(process.env.LOG_LEVEL));
   const cp = await createControlPlane({
-    db: need(values.db, '--db'),
+    ...dbArgs(values),
     listen,
     insecureHttp: values['insecure-http'] === true,
     logger: log,
@@ -125,8 +156,8 @@ async function serve(args: readonly string[]): Promise<number> {
 function token(args: readonly string[]): number {
   const [verb, ...rest] = args;
   if (verb !== 'create' && verb !== 'revoke') throw new UsageError(`expected token create or token revoke, got ${JSON.stringify(verb ?? '')}`);
-  const { values, positionals } = parse(rest, { db: { type: 'string' }, project: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
-  const db = need(values.db, '--db');
+  const { values, positionals } = parse(rest, { ...DB_OPTIONS, project: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
+  const db = dbArgs(values);
   if (verb === 'create') {
     if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
     const ttl = values.ttl === undefined ? DEFAULT_TOKEN_TTL_MS : parseDuration(String(values.ttl));
@@ -153,8 +184,8 @@ function token(args: readonly string[]): number {
 function nodes(args: readonly string[]): number {
   const [verb, ...rest] = args;
   if (verb !== 'list' && verb !== 'remove' && verb !== 'rotate-keys') throw new UsageError(`expected nodes list, nodes remove or nodes rotate-keys, got ${JSON.stringify(verb ?? '')}`);
-  const { values, positionals } = parse(rest, { db: { type: 'string' }, json: { type: 'boolean' } });
-  const db = need(values.db, '--db');
+  const { values, positionals } = parse(rest, { ...DB_OPTIONS, json: { type: 'boolean' } });
+  const db = dbArgs(values);
   if (verb === 'list') {
     const rows = withStore(db, (s) => s.listNodes()).map((n) => ({
       node_id: n.node_id,
@@ -169,11 +200,10 @@ function nodes(args: readonly string[]): number {
       print(JSON.stringify(rows));
       return EXIT.ok;
     }
-    const table = [['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT']].concat(
+    print(formatTable(
+      ['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT'],
       rows.map((r) => [r.node_id, r.resource_handle, r.mesh_ip, r.status, age(Date.parse(r.last_heartbeat)), r.endpoint ?? '-']),
-    );
-    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-    print(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+    ));
     return EXIT.ok;
   }
   if (verb === 'remove' || verb === 'rotate-keys') {
@@ -193,9 +223,9 @@ function nodes(args: readonly string[]): number {
 function policy(args: readonly string[]): number {
   const [verb, ...rest] = args;
   if (verb !== 'set' && verb !== 'show') throw new UsageError(`expected policy set or policy show, got ${JSON.stringify(verb ?? '')}`);
-  const { values, positionals } = parse(rest, { db: { type: 'string' }, file: { type: 'string' }, project: { type: 'string' } });
+  const { values, positionals } = parse(rest, { ...DB_OPTIONS, file: { type: 'string' }, project: { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
-  const db = need(values.db, '--db');
+  const db = dbArgs(values);
   const project = typeof values.project === 'string' ? values.project : DEFAULT_PROJECT;
   if (verb === 'set') {
     const file = need(values.file, '--file');
@@ -224,20 +254,20 @@ function policy(args: readonly string[]): number {
 
 function project(args: readonly string[]): number {
   const [verb, ...rest] = args;
-  const { values, positionals } = parse(rest, { db: { type: 'string' } });
+  const { values, positionals } = parse(rest, DB_OPTIONS);
   if (verb !== 'create' || positionals.length !== 1) throw new UsageError('project create ID --db FILE');
-  withStore(need(values.db, '--db'), (s) => s.createProject(positionals[0]!));
+  withStore(dbArgs(values), (s) => s.createProject(positionals[0]!));
   print(`project ${positionals[0]} exists`);
   return EXIT.ok;
 }
 
 function signingKey(args: readonly string[]): number {
   const [verb, ...rest] = args;
-  const { values, positionals } = parse(rest, { db: { type: 'string' }, transition: { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(rest, { ...DB_OPTIONS, transition: { type: 'string' }, json: { type: 'boolean' } });
   if (verb !== 'rotate' || positionals.length > 0) throw new UsageError('signing-key rotate --db FILE [--transition DURATION] [--json]');
   const transition = values.transition === undefined ? SIGNING_KEY_TRANSITION_MS : parseDuration(String(values.transition));
   if (transition === undefined) throw new UsageError(`--transition: expected a duration such as 15m or 1h, got ${JSON.stringify(values.transition)}`);
-  const r = withStore(need(values.db, '--db'), (s) => s.rotateSigningKey(transition));
+  const r = withStore(dbArgs(values), (s) => s.rotateSigningKey(transition));
   if (values.json === true) print(JSON.stringify({ key_id: r.keyId, previous_key_id: r.previousKeyId, transition_expires: r.transitionExpires }));
   else print(`signing key rotated: ${r.previousKeyId} -> ${r.keyId}; ${r.previousKeyId} verifies until ${r.transitionExpires}`);
   return EXIT.ok;

@@ -12,7 +12,7 @@ import { Agent } from '../agent/agent.js';
 import { resolveConfig } from '../agent/config.js';
 import { createControlPlane, type ControlPlane } from '../control-plane/server.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
-import { formatTable } from './agent.js';
+import { formatTable } from './table.js';
 import { EXIT } from './constants.js';
 import { onShutdownSignal } from './signals.js';
 

@@ -6,6 +6,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { bitString, boolean, explicit, implicit, integer, octetString, oid, sequence, set, time, utf8String } from './der.js';
+import { assertPrivateFile } from './private-file.js';
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 const COMMON_NAME = '2.5.4.3';
@@ -105,14 +106,16 @@ export function pemFingerprint(certPem: string): string {
 
 /**
  * Loads `${dbFile}.cert.pem` / `${dbFile}.key.pem`, or creates them (key file mode 0600, atomic
- * writes) when absent. Throws when only one exists or they do not belong together.
+ * writes) when absent. Throws when only one exists or they do not belong together, and
+ * ControlPlaneFileError when the key file is readable by group or others, unless `allowInsecure`.
  */
-export function loadOrCreateTlsIdentity(dbFile: string, hosts: readonly string[]): TlsIdentity {
+export function loadOrCreateTlsIdentity(dbFile: string, hosts: readonly string[], allowInsecure = false): TlsIdentity {
   const certFile = `${dbFile}.cert.pem`;
   const keyFile = `${dbFile}.key.pem`;
   const haveCert = existsSync(certFile);
   if (haveCert !== existsSync(keyFile)) throw new Error(`found only one of ${certFile} and ${keyFile}; remove it to generate a new pair`);
   if (haveCert) {
+    assertPrivateFile(keyFile, 'TLS key', allowInsecure);
     const certPem = readFileSync(certFile, 'utf8');
     const keyPem = readFileSync(keyFile, 'utf8');
     if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) throw new Error(`${keyFile} is not the key of ${certFile}`);

@@ -1,7 +1,9 @@
 // Opens the control plane's SQLite database (better-sqlite3 12): WAL so the CLI can write while
-// `serve` runs, a busy timeout for that overlap, and the versioned migrations of schema.ts.
+// `serve` runs, a busy timeout for that overlap, and the versioned migrations of schema.ts. The
+// file is created 0600 before SQLite sees it (SQLite gives -wal/-shm the database's mode).
 
 import Database from 'better-sqlite3';
+import { assertPrivateFile, createEmptyPrivateFile, ensurePrivateDir, tightenIfPresent } from './private-file.js';
 import { MIGRATIONS } from './schema.js';
 
 /** An open better-sqlite3 handle. */
@@ -10,12 +12,35 @@ export type Db = Database.Database;
 /** How long a writer waits for another process's write lock before failing (ms). */
 const BUSY_TIMEOUT_MS = 5000;
 
-/** Opens (creating when absent) and migrates the database at `file`. Throws on an unreadable
- *  file or a schema newer than this build knows. */
-export function openDatabase(file: string): Db {
+/** SQLite's companion files of a database, which hold its pages too. */
+const COMPANIONS = ['-wal', '-shm', '-journal'] as const;
+
+/** Options of openDatabase. */
+export interface DatabaseOptions {
+  /** Start even when the file is readable or writable by group or others (and leave its
+   *  companions' modes alone). Default false: such a file is refused. */
+  readonly allowInsecurePermissions?: boolean;
+}
+
+/**
+ * Opens (creating when absent, mode 0600, its directory 0700 when that is created too) and
+ * migrates the database at `file`; companions left with looser modes by an older build are set
+ * to 0600. Throws ControlPlaneFileError ERR_CP_INSECURE_PERMISSIONS on a file readable or writable
+ * by group or others (unless allowed), and Error on an unreadable file or a schema newer than this
+ * build knows.
+ */
+export function openDatabase(file: string, options: DatabaseOptions = {}): Db {
+  const allow = options.allowInsecurePermissions === true;
+  ensurePrivateDir(file);
+  createEmptyPrivateFile(file);
+  assertPrivateFile(file, 'database', allow);
+  if (!allow) for (const suffix of COMPANIONS) tightenIfPresent(file + suffix);
   const db = new Database(file);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Deleted content is zeroed: a secret sealed in place, a retry nsk set to NULL or a removed
+    // pair key leaves no copy behind in the file.
+    db.pragma('secure_delete = ON');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

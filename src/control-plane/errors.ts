@@ -16,3 +16,18 @@ export class ControlPlaneError extends Error {
     this.errors = errors;
   }
 }
+
+/** Stable codes of ControlPlaneFileError (docs/errors.md). */
+export type ControlPlaneFileCode = 'ERR_CP_INSECURE_PERMISSIONS' | 'ERR_CP_NOT_A_FILE' | 'ERR_CP_SECRETS_KEY';
+
+/** A control-plane file the server will not start with: a database or key readable by others, a
+ *  missing or wrong secrets key. The CLI prints the message and exits 1. */
+export class ControlPlaneFileError extends Error {
+  readonly code: ControlPlaneFileCode;
+
+  constructor(code: ControlPlaneFileCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ControlPlaneFileError';
+    this.code = code;
+  }
+}

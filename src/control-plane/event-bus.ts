@@ -10,6 +10,9 @@ import type { ControlPlaneStore, NodeRow } from './store.js';
 
 /** Keep-alive comment interval: 15 s (agents time out after 90 s idle). */
 export const KEEPALIVE_MS = 15_000;
+/** Streams one node may hold at once; a newer one ends the oldest (an agent holds one, plus a
+ *  reconnect overlapping its dying predecessor). */
+export const MAX_STREAMS_PER_NODE = 4;
 /** Bytes a stream may have queued before it is dropped. */
 export const MAX_STREAM_BUFFER = 1024 * 1024;
 /** Events read from the log per pump step. */
@@ -26,6 +29,8 @@ interface Stream {
 export interface EventBusOptions {
   readonly keepAliveMs?: number;
   readonly maxStreamBuffer?: number;
+  /** Default MAX_STREAMS_PER_NODE. */
+  readonly maxStreamsPerNode?: number;
 }
 
 /** SSE delivery of the event log to connected nodes. */
@@ -34,6 +39,7 @@ export class EventBus {
   readonly #byProject = new Map<string, Set<Stream>>();
   readonly #byNode = new Map<string, Set<Stream>>();
   readonly #maxBuffer: number;
+  readonly #maxPerNode: number;
   readonly #keepAlive: NodeJS.Timeout;
   #delivered: number;
   #pumpQueued = false;
@@ -43,6 +49,7 @@ export class EventBus {
   constructor(store: ControlPlaneStore, options: EventBusOptions = {}) {
     this.#store = store;
     this.#maxBuffer = options.maxStreamBuffer ?? MAX_STREAM_BUFFER;
+    this.#maxPerNode = options.maxStreamsPerNode ?? MAX_STREAMS_PER_NODE;
     this.#delivered = lastSeq(store.db);
     this.#keepAlive = setInterval(() => this.#keepAliveAll(), options.keepAliveMs ?? KEEPALIVE_MS);
     this.#keepAlive.unref();
@@ -82,6 +89,12 @@ export class EventBus {
     add(this.#byNode, node.node_id, stream);
     add(this.#byProject, node.project_id, stream);
     res.on('close', () => this.#forget(stream));
+    // Keep the newest: sets iterate in insertion order, so the first is the oldest.
+    const mine = this.#byNode.get(node.node_id)!;
+    for (const old of [...mine].slice(0, Math.max(0, mine.size - this.#maxPerNode))) {
+      this.#forget(old);
+      old.res.end();
+    }
   }
 
   /** Delivers everything appended since the last pump, soon (coalesced into one pass). */

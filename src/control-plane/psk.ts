@@ -1,6 +1,6 @@
 // Per-pair pre-shared keys (Noise_IKpsk2's psk slot), derived instead of stored: PSK =
 // HMAC-SHA256(master, label || lo || 0 || hi || 0 || epoch) over the sorted pair of node ids, the
-// master being 32 CSPRNG bytes made once per database. A pair's epoch (0 unless rotated) is the
+// master being 32 CSPRNG bytes made once per database and stored sealed (secrets.ts). A pair's epoch (0 unless rotated) is the
 // only per-pair row, and only when non-zero, so registering a node writes nothing per peer.
 // Pairs created before schema 2 keep their stored random PSK (`pair_psks`) until rotated, so an
 // upgrade does not change any live tunnel's key.
@@ -8,6 +8,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Db } from './database.js';
 import { prepared } from './prepared.js';
+import { isSealed, type SecretBox } from './secrets.js';
 
 /** A node as far as PSKs care: its row (legacy pairs) and its id (derived pairs). */
 export interface PskNode {
@@ -17,15 +18,26 @@ export interface PskNode {
 
 const LABEL = Buffer.from('plexd-userspace pair psk v1\0');
 const MASTER_KEY = 'psk_master';
+/** Additional data of the sealed master: what the secret is. */
+const MASTER_PURPOSE = 'plexd-cp meta psk_master';
 
-/** The database's PSK master secret, created from the CSPRNG on first use (inside a write
- *  transaction, so two processes opening a new file agree on one). */
-export function pskMaster(db: Db): Buffer {
-  prepared(db, 'INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(MASTER_KEY, randomBytes(32).toString('base64'));
-  const text = (prepared(db, 'SELECT value FROM meta WHERE key = ?').get(MASTER_KEY) as { value: string }).value;
-  const master = Buffer.from(text, 'base64');
-  if (master.length !== 32) throw new Error(`meta.${MASTER_KEY} is not 32 bytes of base64`);
+/** The database's PSK master secret, created from the CSPRNG on first use and stored sealed by
+ *  `box`; a plaintext one (older builds) is sealed in place. Call inside a write transaction, so
+ *  two processes opening a new file agree on one. Throws ControlPlaneFileError when it does not
+ *  open with `box`. */
+export function pskMaster(db: Db, box: SecretBox): Buffer {
+  prepared(db, 'INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(MASTER_KEY, box.seal(MASTER_PURPOSE, randomBytes(32)).toString('base64'));
+  const stored = Buffer.from((prepared(db, 'SELECT value FROM meta WHERE key = ?').get(MASTER_KEY) as { value: string }).value, 'base64');
+  const master = box.reveal(MASTER_PURPOSE, stored);
+  if (!isSealed(stored)) prepared(db, 'UPDATE meta SET value = ? WHERE key = ?').run(box.seal(MASTER_PURPOSE, master).toString('base64'), MASTER_KEY);
   return master;
+}
+
+/** How the database holds its PSK master: not yet, in plaintext (older builds), or sealed. */
+export function pskMasterState(db: Db): 'absent' | 'plain' | 'sealed' {
+  const row = prepared(db, 'SELECT value FROM meta WHERE key = ?').get(MASTER_KEY) as { value: string } | undefined;
+  if (row === undefined) return 'absent';
+  return isSealed(Buffer.from(row.value, 'base64')) ? 'sealed' : 'plain';
 }
 
 /** The PSK of the pair {a, b} (node ids, either order) at `epoch`. Throws RangeError when a === b. */

@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  DEFAULT_CREDENTIAL_ENV,
   parseBearer,
   parseCapabilitiesRequest,
   parseDeregisterRequest,
@@ -54,6 +55,8 @@ function authenticate(ctx: Ctx, pathId?: string): NodeRow {
   const header = ctx.req.headers.authorization;
   const cred = parseBearer(typeof header === 'string' ? header : undefined);
   if (cred === undefined) throw new ControlPlaneError('unauthorized', header === undefined ? 'missing bearer credential' : 'malformed bearer credential');
+  // The environment label is part of the credential: an nsk_test_ one is not an nsk_live_ one.
+  if (cred.env !== DEFAULT_CREDENTIAL_ENV) throw new ControlPlaneError('unauthorized', `credential is for environment "${cred.env}"; this control plane issues "${DEFAULT_CREDENTIAL_ENV}"`);
   const node = ctx.store.authenticate(cred);
   if (node === undefined) throw new ControlPlaneError('unauthorized', 'unknown node or wrong credential; register again');
   if (pathId !== undefined && pathId.toLowerCase() !== node.node_id) throw new ControlPlaneError('forbidden', 'a node may only act on itself');

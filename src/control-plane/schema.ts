@@ -110,4 +110,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE signing_keys ADD COLUMN replaced_by TEXT;
   ALTER TABLE signing_keys ADD COLUMN transition_expires INTEGER;
   `,
+  // 4: a WireGuard public key belongs to one node. Builds before this accepted a key another node
+  // held; such rows are not deleted (the start must not fail, nor guess away a node) but marked:
+  // of the nodes sharing a key, the one holding it longest keeps it, the others get key_conflict
+  // = 1, stay out of every peer list and are logged at start until they rotate or are removed.
+  `
+  ALTER TABLE nodes ADD COLUMN key_conflict INTEGER NOT NULL DEFAULT 0;
+  UPDATE nodes SET key_conflict = 1 WHERE EXISTS (
+    SELECT 1 FROM nodes o WHERE o.public_key = nodes.public_key AND o.row <> nodes.row
+      AND (COALESCE(o.key_rotated_at, o.registered_at), o.row) < (COALESCE(nodes.key_rotated_at, nodes.registered_at), nodes.row)
+  );
+  CREATE UNIQUE INDEX nodes_public_key ON nodes(public_key) WHERE key_conflict = 0;
+  `,
 ];

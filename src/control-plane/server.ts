@@ -40,6 +40,10 @@ export interface ControlPlaneOptions {
   readonly stun?: string;
   /** Relay assignment to bridges (default on); false turns it off. */
   readonly relay?: boolean | RelayAssignerOptions;
+  /** The key file sealing the database's secrets; default `${db}.secrets.key` (store.ts). */
+  readonly secretsKeyFile?: string;
+  /** Start with a database or key file readable by group or others (default: refuse). */
+  readonly allowInsecurePermissions?: boolean;
 }
 
 /** A running control plane. */
@@ -76,10 +80,24 @@ export function parseListen(text: string): { host: string; port: number } {
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { host, port } = parseListen(options.listen);
   const log = options.logger ?? silentLogger;
-  const store = ControlPlaneStore.open(options.db, { ...(options.clock === undefined ? {} : { clock: options.clock }), ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }) });
+  const store = ControlPlaneStore.open(options.db, {
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }),
+    ...(options.secretsKeyFile === undefined ? {} : { secretsKeyFile: options.secretsKeyFile }),
+    allowInsecurePermissions: options.allowInsecurePermissions === true,
+  });
+  for (const n of store.keyConflicts()) {
+    log.error(`control-plane: node ${n.node_id} (${n.resource_handle}) shares its WireGuard public key with an older node; it is left out of peer lists until it rotates its key or is removed`);
+  }
   const bus = new EventBus(store, options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs });
   store.onEvents = () => bus.schedulePump();
-  const tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host]);
+  let tls: ReturnType<typeof loadOrCreateTlsIdentity> | undefined;
+  try {
+    tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host], options.allowInsecurePermissions === true);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
   let stun: StunServer | undefined;
   if (options.stun !== undefined) {

@@ -35,7 +35,8 @@ import { appendEvent, eventsFor, lastSeq, pruneEvents, type NewEvent, type Signe
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { canSee, getPolicy, putPolicy } from './policy.js';
 import { prepared } from './prepared.js';
-import { bumpPairEpoch, dropPsks, pskMaster, psksOf } from './psk.js';
+import { bumpPairEpoch, dropPsks, pskMaster, pskMasterState, psksOf } from './psk.js';
+import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
 
 /** The project every database has from its first start. */
@@ -74,6 +75,8 @@ export interface NodeRow {
   readonly last_state_seq: number;
   readonly rotate_requested: number;
   readonly nsk_hash: Buffer;
+  /** 1 when schema 4 found this node sharing its key with an older holder (schema.ts). */
+  readonly key_conflict: number;
 }
 
 /** Options of ControlPlaneStore.open. */
@@ -82,6 +85,10 @@ export interface StoreOptions {
   readonly clock?: Clock;
   /** Mesh range, used only when the database is created. Default 10.100.0.0/16. */
   readonly meshCidr?: string;
+  /** The key file sealing the secrets (secrets.ts). Default: the database path + ".secrets.key". */
+  readonly secretsKeyFile?: string;
+  /** Accept a database or secrets key readable by group or others (database.ts). Default false. */
+  readonly allowInsecurePermissions?: boolean;
 }
 
 function sha256(data: Uint8Array): Buffer {
@@ -99,39 +106,58 @@ export class ControlPlaneStore {
   readonly range: MeshRange;
   #signer: Signer;
   readonly #pskMaster: Buffer;
+  readonly #box: SecretBox;
   /** Called after a committed transaction appended events (the server's bus pumps them). */
   onEvents: (() => void) | undefined;
   #appended = false;
 
-  private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer, pskMasterKey: Buffer) {
+  private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer, pskMasterKey: Buffer, box: SecretBox) {
     this.db = db;
     this.clock = clock;
     this.range = range;
     this.#signer = signer;
     this.#pskMaster = pskMasterKey;
+    this.#box = box;
   }
 
   /** Opens (creating and migrating when needed) the database at `file`; creates the default
-   *  project, the signing key and the mesh range on first start. */
+   *  project, the signing key, the PSK master, the secrets key and the mesh range on first start,
+   *  and seals secrets an older build stored in plaintext. Throws ControlPlaneFileError on a
+   *  file readable by others (unless allowed) or a missing or wrong secrets key. */
   static open(file: string, options: StoreOptions = {}): ControlPlaneStore {
     const clock = options.clock ?? systemClock;
-    const db = openDatabase(file);
+    const allowInsecure = options.allowInsecurePermissions === true;
+    const db = openDatabase(file, { allowInsecurePermissions: allowInsecure });
     try {
       const now = clock.wallMs();
       const init = db.transaction(() => {
         db.prepare('INSERT OR IGNORE INTO projects (id, created_at) VALUES (?, ?)').run(DEFAULT_PROJECT, now);
         db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('domain_mesh_cidr', ?)").run(meshRange(options.meshCidr ?? DEFAULT_MESH_CIDR).cidr);
+        // Inside the write transaction: of two processes opening a new file, one makes the key.
+        const masterState = pskMasterState(db);
+        const keys = prepared(db, 'SELECT key_id, secret_key FROM signing_keys').all() as StoredSigningKey[];
+        const sealedBefore = masterState === 'sealed' || keys.some((k) => isSealed(k.secret_key));
+        const box = loadSecretsKey(options.secretsKeyFile ?? `${file}${SECRETS_KEY_SUFFIX}`, !sealedBefore, allowInsecure);
+        // Migration of rows from before sealing (or written since by an older build).
+        const plainKeys = keys.filter((k) => !isSealed(k.secret_key));
+        for (const k of plainKeys) {
+          prepared(db, 'UPDATE signing_keys SET secret_key = ? WHERE key_id = ?').run(box.seal(signingKeyPurpose(k.key_id), box.reveal(signingKeyPurpose(k.key_id), k.secret_key)), k.key_id);
+        }
         let key = activeKey(db);
         if (key === undefined) {
           const k = generateSigningKey();
-          key = { key_id: signingKeyId(k.publicKey), secret_key: Buffer.from(k.secretKey) };
+          const keyId = signingKeyId(k.publicKey);
+          key = { key_id: keyId, secret_key: box.seal(signingKeyPurpose(keyId), k.secretKey) };
           db.prepare('INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 1)').run(key.key_id, key.secret_key, Buffer.from(k.publicKey), now);
         }
         const cidr = (db.prepare("SELECT value FROM meta WHERE key = 'domain_mesh_cidr'").get() as { value: string }).value;
-        return { key, cidr, master: pskMaster(db) };
+        return { key, cidr, box, master: pskMaster(db, box), migrated: plainKeys.length > 0 || masterState === 'plain' };
       });
-      const { key, cidr, master } = init.immediate();
-      return new ControlPlaneStore(db, clock, meshRange(cidr), toSigner(key), master);
+      const { key, cidr, box, master, migrated } = init.immediate();
+      // Plaintext secrets just sealed: move the pages out of the WAL now (secure_delete zeroed the
+      // old cells), so no copy of the plaintext stays on disk.
+      if (migrated) db.pragma('wal_checkpoint(TRUNCATE)');
+      return new ControlPlaneStore(db, clock, meshRange(cidr), toSigner(key, box), master, box);
     } catch (err) {
       db.close();
       throw err;
@@ -152,7 +178,7 @@ export class ControlPlaneStore {
    *  it, so nothing is signed with a retired key. */
   get signer(): Signer {
     const id = prepared(this.db, 'SELECT key_id FROM signing_keys WHERE active = 1').pluck().get() as string | undefined;
-    if (id !== undefined && id !== this.#signer.keyId) this.#signer = toSigner(activeKey(this.db)!);
+    if (id !== undefined && id !== this.#signer.keyId) this.#signer = toSigner(activeKey(this.db)!, this.#box);
     return this.#signer;
   }
 
@@ -217,6 +243,7 @@ export class ControlPlaneStore {
       }
       const token = checkToken(this.db, req.bootstrap_token, req.project_id, now);
       if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
+      this.#assertKeyFree(req.public_key, undefined);
       const ip = allocateMeshIp(this.db, this.range, mode);
       if (ip === undefined) throw new ControlPlaneError('mesh_exhausted', `no free address in ${this.range.cidr}`);
       const nodeId = randomUUID();
@@ -281,7 +308,7 @@ export class ControlPlaneStore {
   peersOf(node: NodeRow): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
     return this.db.transaction(() => {
-      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
+      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? AND key_conflict = 0 ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
       const visible = others.filter((p) => canSee(node, p));
       const psks = psksOf(this.db, this.#pskMaster, node, visible);
       return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
@@ -372,18 +399,32 @@ export class ControlPlaneStore {
     return this.tx(() => {
       const current = this.node(node.node_id);
       if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
-      if (current.public_key === newPublicKey && current.rotation_id !== null) {
+      if (current.public_key === newPublicKey && current.rotation_id !== null && current.key_conflict === 0) {
         return { rotation_id: current.rotation_id, kid: keyKid(newPublicKey), wrap_key_version: current.key_version };
       }
+      this.#assertKeyFree(newPublicKey, current.node_id);
       const rotationId = randomUUID();
       prepared(
         this.db,
-        'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0 WHERE node_id = ?',
+        'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0, key_conflict = 0 WHERE node_id = ?',
       ).run(newPublicKey, this.now(), rotationId, node.node_id);
       const updated = this.node(node.node_id)!;
       this.emit({ projectId: updated.project_id, type: 'peer_key_rotated', payload: { peer: publicPeer(updated) }, excludeNode: node.node_id });
       return { rotation_id: rotationId, kid: keyKid(newPublicKey), wrap_key_version: updated.key_version };
     });
+  }
+
+  /** Throws public_key_in_use when a node other than `self` holds `publicKey` (the UNIQUE index
+   *  nodes_public_key is the backstop; this gives the API its 409). Inside a transaction. */
+  #assertKeyFree(publicKey: string, self: string | undefined): void {
+    const holder = prepared(this.db, 'SELECT node_id FROM nodes WHERE public_key = ? AND node_id IS NOT ? LIMIT 1').pluck().get(publicKey, self ?? null) as string | undefined;
+    if (holder !== undefined) throw new ControlPlaneError('public_key_in_use', 'this WireGuard public key belongs to another node; generate a new key pair');
+  }
+
+  /** Nodes that schema 4 found sharing a key with an older holder (left out of peer lists until
+   *  they rotate or are removed; the server logs them at start). */
+  keyConflicts(): NodeRow[] {
+    return prepared(this.db, 'SELECT * FROM nodes WHERE key_conflict <> 0 ORDER BY row').all() as NodeRow[];
   }
 
   /** Asks a node to rotate its key: the next heartbeat says rotate_keys, and a rotate_keys event is
@@ -457,7 +498,7 @@ export class ControlPlaneStore {
       const keyId = signingKeyId(k.publicKey);
       const now = this.now();
       const expires = formatRfc3339(now + transitionMs);
-      prepared(this.db, 'INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 0)').run(keyId, Buffer.from(k.secretKey), Buffer.from(k.publicKey), now);
+      prepared(this.db, 'INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 0)').run(keyId, this.#box.seal(signingKeyPurpose(keyId), k.secretKey), Buffer.from(k.publicKey), now);
       // Announced while the old key is still the active one: emit signs with it.
       const payload = { key_id: keyId, public_key: encodeBase64(k.publicKey), previous_key_id: old.keyId, transition_expires: expires };
       for (const projectId of prepared(this.db, 'SELECT id FROM projects ORDER BY id').pluck().all() as string[]) {
@@ -477,7 +518,7 @@ export class ControlPlaneStore {
       `SELECT o.key_id, o.secret_key, o.transition_expires, n.key_id AS next_id, n.public_key AS next_pub FROM signing_keys o
        JOIN signing_keys n ON n.key_id = o.replaced_by WHERE o.transition_expires > ? ORDER BY o.created_at`,
     ).all(this.now()) as Array<{ key_id: string; secret_key: Buffer; transition_expires: number; next_id: string; next_pub: Buffer }>;
-    return rows.map((r) => ({ signer: toSigner(r), successorId: r.next_id, successorPublicKey: new Uint8Array(r.next_pub), transitionExpires: r.transition_expires }));
+    return rows.map((r) => ({ signer: toSigner(r, this.#box), successorId: r.next_id, successorPublicKey: new Uint8Array(r.next_pub), transitionExpires: r.transition_expires }));
   }
 
   // ---- policy ----
@@ -552,12 +593,23 @@ function executionOut(r: ExecutionRow): Execution {
   return { execution_id: r.execution_id, action: r.action, args: JSON.parse(r.args) as Record<string, unknown>, status: r.status, created_at: formatRfc3339(r.created_at) };
 }
 
-function activeKey(db: Db): { key_id: string; secret_key: Buffer } | undefined {
-  return prepared(db, 'SELECT key_id, secret_key FROM signing_keys WHERE active = 1').get() as { key_id: string; secret_key: Buffer } | undefined;
+/** A signing_keys row's id and its secret key as stored (sealed, or plaintext from older builds). */
+interface StoredSigningKey {
+  readonly key_id: string;
+  readonly secret_key: Buffer;
 }
 
-function toSigner(key: { key_id: string; secret_key: Buffer }): Signer {
-  const secretKey = new Uint8Array(key.secret_key);
+/** Additional data of a sealed signing key: the row it belongs to. */
+function signingKeyPurpose(keyId: string): string {
+  return `plexd-cp signing_keys ${keyId}`;
+}
+
+function activeKey(db: Db): StoredSigningKey | undefined {
+  return prepared(db, 'SELECT key_id, secret_key FROM signing_keys WHERE active = 1').get() as StoredSigningKey | undefined;
+}
+
+function toSigner(key: StoredSigningKey, box: SecretBox): Signer {
+  const secretKey = new Uint8Array(box.reveal(signingKeyPurpose(key.key_id), key.secret_key));
   return { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) };
 }
 

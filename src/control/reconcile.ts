@@ -13,9 +13,12 @@ import type { DeviceConfig, PeerConfig } from '../device/config.js';
 import type { UapiDeviceSnapshot } from '../uapi/handler.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 
-/** The outcome of planning: the config to apply (undefined when nothing changes) and a summary. */
+/** The outcome of planning: the config to apply (undefined when nothing changes or the state is
+ *  refused) and a summary. */
 export interface ReconcilePlan {
   readonly config: DeviceConfig | undefined;
+  /** Why the desired state was refused as a whole (the device is left as it is), if it was. */
+  readonly refused?: string;
   readonly added: readonly string[];
   readonly removed: readonly string[];
   readonly changed: readonly string[];
@@ -33,6 +36,21 @@ function allowedFor(p: PeerInfo): string {
   return prefix === undefined ? text : formatPrefix(prefix.ip, prefix.cidr);
 }
 
+/**
+ * Why a peer list cannot be applied, or undefined when it can: two nodes listing one public key
+ * (WireGuard keys peers by public key, so one would silently take the other's place, its mesh IP
+ * and PSK). Which one is genuine cannot be told from here: the whole state is refused.
+ */
+export function refusePeerList(desired: readonly PeerInfo[]): string | undefined {
+  const holder = new Map<string, string>();
+  for (const d of desired) {
+    const other = holder.get(d.public_key);
+    if (other !== undefined) return `nodes ${other} and ${d.node_id} list the same public key ${d.public_key}`;
+    holder.set(d.public_key, d.node_id);
+  }
+  return undefined;
+}
+
 /** Remembers what reconcile applied, to tell control-plane changes from roaming. */
 export class Reconciler {
   /** public key (base64) -> endpoint we last applied from the control plane. */
@@ -40,9 +58,12 @@ export class Reconciler {
 
   /**
    * Plans the change from `current` (a device snapshot) to `desired`. `ownPublicKey` (base64) is
-   * skipped if listed. Pure apart from remembering applied endpoints when `commit` is called.
+   * skipped if listed. A list with a public key twice is refused (refusePeerList): nothing changes.
+   * Pure apart from remembering applied endpoints when `commit` is called.
    */
   plan(current: UapiDeviceSnapshot, desired: readonly PeerInfo[], ownPublicKey?: string): ReconcilePlan {
+    const refused = refusePeerList(desired);
+    if (refused !== undefined) return { config: undefined, added: [], removed: [], changed: [], skipped: [], refused };
     const have = new Map<string, { psk: string | undefined; allowed: Set<string> }>();
     for (const p of current.peers) {
       const allowed = new Set<string>();
@@ -62,10 +83,6 @@ export class Reconciler {
       }
       if (key === ownPublicKey) {
         skipped.push(`${d.node_id}: our own key`);
-        continue;
-      }
-      if (wanted.has(key)) {
-        skipped.push(`${d.node_id}: duplicate public key`);
         continue;
       }
       wanted.add(key);

@@ -1,6 +1,8 @@
 // One logger for the whole process: levels as wireguard-go names them (LOG_LEVEL=verbose|debug|
 // error|silent), lines in wireguard-go's shape ("DEBUG: (wg0) 2006/01/02 15:04:05 message").
 
+import { printable } from './printable.js';
+
 /** Log levels, quietest first. */
 export const LOG_LEVELS = ['silent', 'error', 'info', 'verbose'] as const;
 /** One of LOG_LEVELS. */
@@ -47,7 +49,8 @@ export function createLogger(
 ): Logger {
   const rank = LOG_LEVELS.indexOf(level);
   const emit = (tag: string, min: number, message: string) => {
-    if (rank >= min) write(`${tag}: ${prefix}${stamp(new Date())} ${message}\n`);
+    // Messages quote names and ids from the network: escape what a terminal would interpret.
+    if (rank >= min) write(`${tag}: ${prefix}${stamp(new Date())} ${printable(message, true)}\n`);
   };
   return {
     level,

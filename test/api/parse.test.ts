@@ -56,6 +56,15 @@ describe('request parsers', () => {
     expect(fields(parseRegisterRequest({ ...register, resource_handle: '' }))).toEqual(['resource_handle']);
   });
 
+  it('register: resource_handle is printable and at most 253 characters (it reaches terminals)', () => {
+    for (const bad of ['evil\x1b[2Jhost', 'nul\0byte', 'line\nbreak', 'tab\there', 'del\x7f', 'c1\x9b31m', 'bidi\u202eexe.txt', 'zw\u200bsp', 'lone\ud800', 'sep\u2028', 'x'.repeat(254)]) {
+      expect([bad, fields(parseRegisterRequest({ ...register, resource_handle: bad }))]).toEqual([bad, ['resource_handle']]);
+    }
+    for (const good of ['web-1', 'db.example.com', 'Büro Rechner 3', 'サーバー', 'x'.repeat(253), 'emoji 😀']) {
+      expect([good, fields(parseRegisterRequest({ ...register, resource_handle: good }))]).toEqual([good, []]);
+    }
+  });
+
   it('every parser survives hostile roots without throwing', () => {
     const parsers = [
       parseRegisterRequest, parseHeartbeatRequest, parseEndpointRequest, parseKeyRotateRequest,

@@ -114,7 +114,7 @@ describe('control-plane', () => {
   });
 
   it('a database that cannot be opened is named, exit 1', async () => {
-    const db = join(dir, 'missing-dir', 'x.db');
+    const db = join(notJson, 'x.db'); // under a regular file: ENOTDIR
     const r = await run('control-plane', 'nodes', 'list', '--db', db);
     expect(r.code).toBe(1);
     expect(r.stderr.startsWith(`control-plane: --db ${db}: `)).toBe(true);

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/cli/control-plane.js';
-import { harnessEach, openStream, runCli as cli } from './harness.js';
+import { harnessEach, openStream, randomKey, runCli as cli } from './harness.js';
 
 const h = harnessEach();
 
@@ -37,6 +38,19 @@ describe('control-plane CLI against a running server', () => {
     } finally {
       s.close();
     }
+  });
+
+  it('a name with control characters is refused at registration, and nodes list never prints one raw', async () => {
+    const refused = await h.call('POST', '/v1/register', { project_id: 'default', resource_handle: 'x\x1b]0;owned\x07\0', bootstrap_token: h.cp.store.createToken().token, nonce: randomUUID(), public_key: randomKey() });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'resource_handle' }] });
+    // A row an older build accepted is still shown escaped.
+    const a = await h.register();
+    h.cp.store.db.prepare('UPDATE nodes SET resource_handle = ? WHERE node_id = ?').run('evil\x1b[2J\u202e\0', a.node_id);
+    const list = await cli('nodes', 'list', '--db', h.dbFile);
+    expect(list.code).toBe(0);
+    expect(list.out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+    expect(list.out).toContain('evil\\x1b[2J\\u{202e}\\x00');
   });
 
   it('policy set pushes policy_updated; bad files are refused with the field named', async () => {

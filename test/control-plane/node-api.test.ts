@@ -24,6 +24,15 @@ describe('bearer authentication', () => {
     const own = await state(a.node_id, a.auth);
     expect(own.status).toBe(200);
   });
+
+  it('refuses the right node and nsk under another environment label (nsk_test_ is not nsk_live_)', async () => {
+    const a = await h.register();
+    expect(a.bearer.startsWith('nsk_live_')).toBe(true);
+    const test = encodeNodeCredential(a.node_id, Buffer.from(a.nsk, 'base64'), 'test');
+    const r = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, { authorization: `Bearer ${test}` });
+    expect(r.status).toBe(401);
+    expect(r.body).toMatchObject({ code: 'unauthorized', detail: 'credential is for environment "test"; this control plane issues "live"' });
+  });
 });
 
 describe('node endpoints', () => {
@@ -145,15 +154,38 @@ describe('event stream', () => {
     await h.register();
     const e1 = await first.next((x) => x.envelope.type === 'peer_added');
     first.close();
-    await h.register();
+    const c = await h.register();
+    // Events for one node only: a's own is replayed, c's never reaches a.
+    h.cp.store.requestKeyRotation(a.node_id);
+    h.cp.store.requestKeyRotation(c.node_id);
+    h.cp.store.createExecution(c.node_id, 'noop', {});
     h.cp.store.setPolicy('default', []);
     const again = await openStream(h.cp.url, a.node_id, { ...a.auth, 'last-event-id': e1.id! });
     try {
       await again.next((x) => x.envelope.type === 'policy_updated');
-      expect(again.events.map((x) => x.envelope.type)).toEqual(['peer_added', 'policy_updated']);
+      expect(again.events.map((x) => x.envelope.type)).toEqual(['peer_added', 'rotate_keys', 'policy_updated']);
+      expect(again.events[1]!.envelope.scope).toBe(`node:${a.node_id}`);
       expect(Number(again.events[0]!.id)).toBeGreaterThan(Number(e1.id));
     } finally {
       again.close();
+    }
+  });
+
+  it('keeps at most the newest 4 streams per node, ending the oldest (issue 11 item 11)', async () => {
+    const a = await h.register();
+    const b = await h.register();
+    const streams = [];
+    try {
+      for (let i = 0; i < 7; i++) streams.push(await openStream(h.cp.url, a.node_id, a.auth));
+      const sb = await openStream(h.cp.url, b.node_id, b.auth);
+      streams.push(sb);
+      await Promise.all(streams.slice(0, 3).map((s) => s.ended));
+      expect(h.cp.streams).toBe(5);
+      // The newest four still deliver; the other node's stream is untouched.
+      h.cp.store.setPolicy('default', []);
+      await Promise.all([...streams.slice(3)].map((s) => s.next((e) => e.envelope.type === 'policy_updated')));
+    } finally {
+      for (const s of streams) s.close();
     }
   });
 

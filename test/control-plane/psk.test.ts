@@ -3,7 +3,7 @@
 // ends), and a schema-1 database keeps its stored keys through the migration.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -110,6 +110,7 @@ describe('migration from schema 1', () => {
       const stored = Buffer.alloc(32, 0x5a);
       raw.prepare('INSERT INTO pair_psks (a, b, psk) VALUES (1, 2, ?)').run(stored);
       raw.close();
+      chmodSync(file, 0o600); // what the operator does first: a group/world-readable file is refused
 
       const store = ControlPlaneStore.open(file);
       try {

@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../src/api/types.js';
-import { Reconciler } from '../../src/control/reconcile.js';
+import { Reconciler, refusePeerList } from '../../src/control/reconcile.js';
+import type { UapiDeviceSnapshot } from '../../src/uapi/handler.js';
 import { Device } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ipPacket } from '../helpers/ip-packet.js';
@@ -68,5 +69,17 @@ describe('Reconciler', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('refuses a peer list with one public key twice instead of keeping either (issue 11 item 2)', () => {
+    const [k1, k2] = [generatePrivateKey(), generatePrivateKey()].map(publicKeyOf);
+    const dup = [peerInfo('owner', k1!, '10.100.0.2'), peerInfo('other', k2!, '10.100.0.3'), peerInfo('claimer', k1!, '10.100.0.4')];
+    expect(refusePeerList(dup)).toBe(`nodes owner and claimer list the same public key ${k1}`);
+    expect(refusePeerList(dup.slice(0, 2))).toBeUndefined();
+    const empty = { peers: [] } as unknown as UapiDeviceSnapshot;
+    const plan = new Reconciler().plan(empty, dup);
+    expect(plan.config).toBeUndefined();
+    expect(plan.refused).toMatch(/owner and claimer/);
+    expect(new Reconciler().plan(empty, dup.slice(0, 2)).config?.peers).toHaveLength(2);
   });
 });
