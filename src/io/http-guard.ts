@@ -56,6 +56,8 @@ export const LOCAL_HTTP_LIMITS: HttpLimits = {
 
 /** What a guard has refused or cut, for logs and tests. */
 export interface HttpGuardCounters {
+  /** Connections accepted (within the caps). */
+  accepted: number;
   /** Connections destroyed on accept: total cap reached. */
   refusedTotal: number;
   /** Connections destroyed on accept: per-source cap reached. */
@@ -79,7 +81,7 @@ export function httpServerOptions(limits: HttpLimits): ServerOptions {
 /** Installs `limits` on a server made with {@link httpServerOptions}: the caps, the idle timeout,
  *  the request limit per socket and a clientError handler that destroys. Returns the counters. */
 export function guardHttpServer(server: Server, limits: HttpLimits): HttpGuardCounters {
-  const counters: HttpGuardCounters = { refusedTotal: 0, refusedPerSource: 0, clientErrors: 0, idleTimeouts: 0 };
+  const counters: HttpGuardCounters = { accepted: 0, refusedTotal: 0, refusedPerSource: 0, clientErrors: 0, idleTimeouts: 0 };
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   server.maxHeadersCount = 100;
   // A 'timeout' listener replaces node's default (destroy), so count and destroy here.
@@ -99,6 +101,7 @@ export function guardHttpServer(server: Server, limits: HttpLimits): HttpGuardCo
       return;
     }
     open++;
+    counters.accepted++;
     bySource.set(source, mine + 1);
     socket.once('close', () => {
       open--;
