@@ -149,7 +149,8 @@ export class RelayAssigner {
         if (node.mode !== 'bridge' && peer.mode !== 'bridge' && peer.status !== 'offline') failing.set(k, [node, peer]);
       }
     }
-    if (failing.size > 0) this.#consider(failing, this.#projectBridges(node.project_id), this.#store.now());
+    // One transaction for the report's events (three per session), not one commit each.
+    if (failing.size > 0) this.#store.tx(() => this.#consider(failing, this.#projectBridges(node.project_id), this.#store.now()));
   }
 
   /** After `node` reported a new endpoint or NAT type: the NAT-type rule for its own pairs only
@@ -164,7 +165,7 @@ export class RelayAssigner {
     ).all(me.project_id, me.node_id) as NodeLite[];
     const candidates = new Map<string, [NodeLite, NodeLite]>();
     for (const y of peers) if (me.nat_type === 'symmetric' || y.nat_type === 'symmetric') candidates.set(pairKey(me.node_id, y.node_id), [me, y]);
-    return candidates.size === 0 ? 0 : this.#consider(candidates, this.#projectBridges(me.project_id), this.#store.now());
+    return candidates.size === 0 ? 0 : this.#store.tx(() => this.#consider(candidates, this.#projectBridges(me.project_id), this.#store.now()));
   }
 
   /** Applies the rule to every pair: assigns, refreshes and revokes. Returns sessions assigned. */
