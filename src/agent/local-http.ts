@@ -2,11 +2,13 @@
 // health endpoint), and the node API, JSON over HTTP on a unix socket (default
 // /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and `peers` query.
 // GET only; small bounded responses; the socket path is replaced if a stale socket is left over.
+// Both carry the connection caps and timeouts of LOCAL_HTTP_LIMITS (src/io/http-guard.ts).
 
 import * as http from 'node:http';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { guardHttpServer, httpServerOptions, LOCAL_HTTP_LIMITS, openConnections, type HttpGuardCounters, type HttpLimits } from '../io/http-guard.js';
 
 /** A route table: path -> handler returning [status, JSON body]. */
 export type Routes = Readonly<Record<string, () => readonly [number, unknown]>>;
@@ -15,6 +17,10 @@ export type Routes = Readonly<Record<string, () => readonly [number, unknown]>>;
 export interface LocalServer {
   /** TCP port, or 0 for a unix socket. */
   readonly port: number;
+  /** Connections refused or cut (caps, timeouts, malformed requests). */
+  readonly counters: HttpGuardCounters;
+  /** Open server-side sockets. */
+  connections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -41,18 +47,20 @@ function handler(routes: Routes): http.RequestListener {
   };
 }
 
-function serve(server: http.Server, listen: () => void): Promise<void> {
-  server.headersTimeout = 5000;
-  server.requestTimeout = 10_000;
-  server.maxHeadersCount = 50;
-  return new Promise((resolve, reject) => {
+/** A guarded server for `routes`, listening once `listen` has run; rejects when that fails. */
+async function serve(routes: Routes, limits: Partial<HttpLimits>, listen: (server: http.Server) => void): Promise<{ server: http.Server; counters: HttpGuardCounters }> {
+  const all = { ...LOCAL_HTTP_LIMITS, ...limits };
+  const server = http.createServer(httpServerOptions(all), handler(routes));
+  const counters = guardHttpServer(server, all);
+  await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);
       resolve();
     });
-    listen();
+    listen(server);
   });
+  return { server, counters };
 }
 
 function closer(server: http.Server, after?: () => void): () => Promise<void> {
@@ -66,28 +74,30 @@ function closer(server: http.Server, after?: () => void): () => Promise<void> {
     });
 }
 
-/** Serves `routes` on "HOST:PORT" (port 0 picks one). Rejects when the address is taken. */
-export async function startTcpServer(listen: string, routes: Routes): Promise<LocalServer> {
+/** Serves `routes` on "HOST:PORT" (port 0 picks one); `limits` over LOCAL_HTTP_LIMITS. Rejects
+ *  when the address is taken. */
+export async function startTcpServer(listen: string, routes: Routes, limits: Partial<HttpLimits> = {}): Promise<LocalServer> {
   const m = /^\[?(.+?)\]?:([0-9]{1,5})$/.exec(listen);
   if (m === null) throw new TypeError(`expected HOST:PORT, got ${JSON.stringify(listen)}`);
-  const server = http.createServer(handler(routes));
-  await serve(server, () => server.listen(Number(m[2]), m[1]));
-  return { port: (server.address() as AddressInfo).port, close: closer(server) };
+  const { server, counters } = await serve(routes, limits, (s) => s.listen(Number(m[2]), m[1]));
+  return { port: (server.address() as AddressInfo).port, counters, connections: () => openConnections(server), close: closer(server) };
 }
 
-/** Serves `routes` on a unix socket at `path` (mode 0660; a stale socket there is replaced). */
-export async function startUnixServer(path: string, routes: Routes): Promise<LocalServer> {
+/** Serves `routes` on a unix socket at `path` (mode 0660; a stale socket there is replaced);
+ *  `limits` over LOCAL_HTTP_LIMITS (every caller is one source there: the total cap applies). */
+export async function startUnixServer(path: string, routes: Routes, limits: Partial<HttpLimits> = {}): Promise<LocalServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
   } catch {
     // absent
   }
-  const server = http.createServer(handler(routes));
-  await serve(server, () => server.listen(path));
+  const { server, counters } = await serve(routes, { maxConnectionsPerSource: LOCAL_HTTP_LIMITS.maxConnections, ...limits }, (s) => s.listen(path));
   chmodSync(path, 0o660);
   return {
     port: 0,
+    counters,
+    connections: () => openConnections(server),
     close: closer(server, () => {
       try {
         unlinkSync(path);

@@ -1,11 +1,13 @@
 // The event bus (SSE, WHATWG HTML "server-sent events"): one stream per connected node, fed from
 // the durable event log. The pump reads events past the last delivered seq and writes each to
 // its audience; Last-Event-ID replays from the log; one shared timer sends keep-alive comments.
-// A stream that cannot keep up (buffer over a bound) is dropped: the agent reconnects and replays.
+// A stream that cannot keep up (buffer over a bound, or a write not drained for MAX_STREAM_STALL_MS)
+// is dropped: the agent reconnects and replays.
 
 import type { ServerResponse } from 'node:http';
 import { encodeBase64, formatRfc3339, signEnvelope } from '../api/index.js';
 import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, type LoggedEvent } from './event-log.js';
+import { add, remove } from './multimap.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
 /** Keep-alive comment interval: 15 s (agents time out after 90 s idle). */
@@ -15,6 +17,8 @@ export const KEEPALIVE_MS = 15_000;
 export const MAX_STREAMS_PER_NODE = 4;
 /** Bytes a stream may have queued before it is dropped. */
 export const MAX_STREAM_BUFFER = 1024 * 1024;
+/** A stream whose writes have not drained for this long is dropped (its client stopped reading). */
+export const MAX_STREAM_STALL_MS = 60_000;
 /** Events read from the log per pump step. */
 const PUMP_BATCH = 2000;
 
@@ -23,6 +27,8 @@ interface Stream {
   readonly projectId: string;
   readonly res: ServerResponse;
   lastSent: number;
+  /** Monotonic ms since which a write waits for 'drain'; undefined while the socket keeps up. */
+  stalledSince: number | undefined;
 }
 
 /** Options of EventBus. */
@@ -31,6 +37,8 @@ export interface EventBusOptions {
   readonly maxStreamBuffer?: number;
   /** Default MAX_STREAMS_PER_NODE. */
   readonly maxStreamsPerNode?: number;
+  /** Default MAX_STREAM_STALL_MS; checked at each keep-alive. */
+  readonly maxStreamStallMs?: number;
 }
 
 /** SSE delivery of the event log to connected nodes. */
@@ -40,16 +48,20 @@ export class EventBus {
   readonly #byNode = new Map<string, Set<Stream>>();
   readonly #maxBuffer: number;
   readonly #maxPerNode: number;
+  readonly #maxStall: number;
   readonly #keepAlive: NodeJS.Timeout;
   #delivered: number;
   #pumpQueued = false;
   #closed = false;
   #announced = 0;
+  /** Streams dropped for a full buffer or a stall. */
+  readonly dropped = { buffer: 0, stalled: 0 };
 
   constructor(store: ControlPlaneStore, options: EventBusOptions = {}) {
     this.#store = store;
     this.#maxBuffer = options.maxStreamBuffer ?? MAX_STREAM_BUFFER;
     this.#maxPerNode = options.maxStreamsPerNode ?? MAX_STREAMS_PER_NODE;
+    this.#maxStall = options.maxStreamStallMs ?? MAX_STREAM_STALL_MS;
     this.#delivered = lastSeq(store.db);
     this.#keepAlive = setInterval(() => this.#keepAliveAll(), options.keepAliveMs ?? KEEPALIVE_MS);
     this.#keepAlive.unref();
@@ -72,7 +84,7 @@ export class EventBus {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.socket?.setTimeout(0);
     res.socket?.setNoDelay(true);
-    const stream: Stream = { nodeId: node.node_id, projectId: node.project_id, res, lastSent: this.#delivered };
+    const stream: Stream = { nodeId: node.node_id, projectId: node.project_id, res, lastSent: this.#delivered, stalledSince: undefined };
     res.write('retry: 1000\n\n');
     this.#announceRotations(stream);
     if (lastEventId !== undefined && lastEventId < this.#delivered) {
@@ -179,29 +191,30 @@ export class EventBus {
 
   #send(s: Stream, text: string): void {
     if (s.res.writableEnded || s.res.destroyed) return;
-    s.res.write(text);
-    if (s.res.writableLength > this.#maxBuffer) s.res.destroy();
+    if (!s.res.write(text) && s.stalledSince === undefined) {
+      s.stalledSince = this.#store.clock.now();
+      s.res.once('drain', () => (s.stalledSince = undefined));
+    }
+    if (s.res.writableLength > this.#maxBuffer) {
+      this.dropped.buffer++;
+      s.res.destroy();
+    }
   }
 
   #keepAliveAll(): void {
-    for (const set of this.#byNode.values()) for (const s of set) this.#send(s, ': keep-alive\n\n');
+    const now = this.#store.clock.now();
+    for (const set of this.#byNode.values()) {
+      for (const s of set) {
+        if (s.stalledSince !== undefined && now - s.stalledSince >= this.#maxStall) {
+          this.dropped.stalled++;
+          s.res.destroy();
+        } else this.#send(s, ': keep-alive\n\n');
+      }
+    }
   }
 
   #forget(s: Stream): void {
     remove(this.#byNode, s.nodeId, s);
     remove(this.#byProject, s.projectId, s);
   }
-}
-
-function add<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
-  let set = m.get(k);
-  if (set === undefined) m.set(k, (set = new Set()));
-  set.add(v);
-}
-
-function remove<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
-  const set = m.get(k);
-  if (set === undefined) return;
-  set.delete(v);
-  if (set.size === 0) m.delete(k);
 }

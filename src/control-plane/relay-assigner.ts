@@ -23,7 +23,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { formatRfc3339, parseEndpoint, type RelaySession, type StateResponse } from '../api/index.js';
+import { ControlPlaneError } from './errors.js';
 import { appendEvent } from './event-log.js';
+import { add, remove } from './multimap.js';
 import { prepared } from './prepared.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
@@ -71,12 +73,17 @@ function pairKey(x: string, y: string): string {
   return x < y ? `${x}|${y}` : `${y}|${x}`;
 }
 
+/** Most entries one path report may hold beyond the node's peer count (races with removals). */
+export const PATH_REPORT_SLACK = 16;
+
 /** Relay sessions of one control plane. Not thread-safe; the server calls it from its loop. */
 export class RelayAssigner {
   readonly #store: ControlPlaneStore;
   readonly #relayPort: number;
   readonly #maxPerBridge: number;
   readonly #sessions = new Map<string, AssignedSession>();
+  /** Sessions by each node they involve (both ends and the bridge): state pulls look up theirs. */
+  readonly #byNode = new Map<string, Set<AssignedSession>>();
   /** Pairs an agent reported direct, with both ends' endpoint+NAT type at the time. */
   readonly #direct = new Map<string, string>();
   /** Pairs an agent reported failing directly. */
@@ -101,7 +108,7 @@ export class RelayAssigner {
    *  node the sessions it is an end of (ours: so the agent knows the session ID it binds with);
    *  null when there are none. */
   bridgeBlockOf(node: { readonly node_id: string; readonly mode: string }): { relay: { sessions: RelaySession[] } } | null {
-    const mine = this.sessions().filter((s) => (node.mode === 'bridge' ? s.bridgeId === node.node_id : s.a === node.node_id || s.b === node.node_id));
+    const mine = [...(this.#byNode.get(node.node_id) ?? [])].filter((s) => (node.mode === 'bridge' ? s.bridgeId === node.node_id : s.a === node.node_id || s.b === node.node_id));
     if (mine.length === 0 && node.mode !== 'bridge') return null;
     return { relay: { sessions: mine.map(wireSession) } };
   }
@@ -111,21 +118,54 @@ export class RelayAssigner {
     return this.#sessions.get(pairKey(nodeId, peerId))?.relayEndpoint;
   }
 
-  /** An agent's path report: `direct` false relays the pair, true revokes its session. */
+  /** How many peers `node` can have: the other nodes of its project (one indexed count). */
+  peerCount(node: NodeRow): number {
+    return (prepared(this.#store.db, 'SELECT COUNT(*) FROM nodes WHERE project_id = ?').pluck().get(node.project_id) as number) - 1;
+  }
+
+  /** An agent's path report for one peer: `direct` false relays the pair, true revokes its
+   *  session. */
   reportPath(node: NodeRow, peerId: string, direct: boolean): void {
-    const peer = this.#store.node(peerId);
-    if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id) return;
-    const k = pairKey(node.node_id, peerId);
-    if (direct) {
-      this.#failed.delete(k);
-      this.#direct.set(k, signature(node, peer));
-      const s = this.#sessions.get(k);
-      if (s !== undefined) this.#revoke(s, 'direct path works');
-    } else {
-      this.#direct.delete(k);
-      this.#failed.add(k);
-      this.evaluate();
+    this.reportPaths(node, [{ node_id: peerId, direct }]);
+  }
+
+  /** An agent's path reports: one indexed lookup per entry, and the pairs reported failing are
+   *  assigned on their own (no pass over the fleet), so the work is O(entries x bridges). */
+  reportPaths(node: NodeRow, entries: readonly { readonly node_id: string; readonly direct: boolean }[]): void {
+    const failing = new Map<string, [NodeLite, NodeLite]>();
+    for (const e of entries) {
+      const peer = this.#store.node(e.node_id);
+      if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id) continue;
+      const k = pairKey(node.node_id, peer.node_id);
+      if (e.direct) {
+        failing.delete(k);
+        this.#failed.delete(k);
+        this.#direct.set(k, signature(node, peer));
+        const s = this.#sessions.get(k);
+        if (s !== undefined) this.#revoke(s, 'direct path works');
+      } else {
+        this.#direct.delete(k);
+        this.#failed.add(k);
+        if (node.mode !== 'bridge' && peer.mode !== 'bridge' && peer.status !== 'offline') failing.set(k, [node, peer]);
+      }
     }
+    // One transaction for the report's events (three per session), not one commit each.
+    if (failing.size > 0) this.#store.tx(() => this.#consider(failing, this.#projectBridges(node.project_id), this.#store.now()));
+  }
+
+  /** After `node` reported a new endpoint or NAT type: the NAT-type rule for its own pairs only
+   *  (O(project)); a bridge's report can serve any waiting pair, so it runs the whole rule. */
+  evaluateNode(node: NodeRow): number {
+    if (node.mode === 'bridge') return this.evaluate();
+    const me = this.#store.node(node.node_id);
+    if (me === undefined) return 0;
+    const peers = prepared(
+      this.#store.db,
+      "SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes WHERE project_id = ? AND node_id <> ? AND mode <> 'bridge' AND status <> 'offline'",
+    ).all(me.project_id, me.node_id) as NodeLite[];
+    const candidates = new Map<string, [NodeLite, NodeLite]>();
+    for (const y of peers) if (me.nat_type === 'symmetric' || y.nat_type === 'symmetric') candidates.set(pairKey(me.node_id, y.node_id), [me, y]);
+    return candidates.size === 0 ? 0 : this.#store.tx(() => this.#consider(candidates, this.#projectBridges(me.project_id), this.#store.now()));
   }
 
   /** Applies the rule to every pair: assigns, refreshes and revokes. Returns sessions assigned. */
@@ -134,7 +174,6 @@ export class RelayAssigner {
     const nodes = prepared(store.db, 'SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes ORDER BY row').all() as NodeLite[];
     const byId = new Map(nodes.map((n) => [n.node_id, n]));
     const now = store.now();
-    let assigned = 0;
     // Drop sessions whose ends or bridge are gone or offline.
     for (const s of this.sessions()) {
       const ok = [s.a, s.b, s.bridgeId].every((id) => byId.get(id)?.status === 'online' || byId.get(id)?.status === 'unreachable');
@@ -154,14 +193,14 @@ export class RelayAssigner {
       if (x === undefined || y === undefined) this.#failed.delete(k);
       else candidates.set(k, [x, y]);
     }
-    for (const [k, [x, y]] of candidates) {
-      if (this.#sessions.has(k)) continue;
-      const directSig = this.#direct.get(k);
-      if (directSig !== undefined && directSig !== signature(x, y)) this.#direct.delete(k);
-      if (this.#failed.has(k) || !this.#direct.has(k)) {
-        if (this.#assign(x, y, nodes, this.#failed.has(k) ? 'path-report' : 'nat-type', now)) assigned++;
-      }
+    const bridges = new Map<string, NodeLite[]>();
+    for (const n of nodes) {
+      if (!isUsableBridge(n)) continue;
+      const list = bridges.get(n.project_id);
+      if (list === undefined) bridges.set(n.project_id, [n]);
+      else list.push(n);
     }
+    const assigned = this.#consider(candidates, bridges, now);
     for (const s of this.sessions()) {
       if (s.expiresAt - now < REFRESH_BEFORE_MS) {
         s.expiresAt = now + RELAY_SESSION_TTL_MS;
@@ -172,31 +211,49 @@ export class RelayAssigner {
     return assigned;
   }
 
-  #assign(x: NodeLite, y: NodeLite, nodes: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
-    const load = new Map<string, number>();
-    const used = new Map<string, Set<number>>();
-    for (const s of this.#sessions.values()) {
-      load.set(s.bridgeId, (load.get(s.bridgeId) ?? 0) + 1);
-      let u = used.get(s.bridgeId);
-      if (u === undefined) used.set(s.bridgeId, (u = new Set()));
-      u.add(s.relayPort);
+  /** Assigns a session to each candidate pair that needs one and has none. */
+  #consider(candidates: ReadonlyMap<string, readonly [NodeLite, NodeLite]>, bridges: ReadonlyMap<string, readonly NodeLite[]>, now: number): number {
+    let assigned = 0;
+    for (const [k, [x, y]] of candidates) {
+      if (this.#sessions.has(k)) continue;
+      const directSig = this.#direct.get(k);
+      if (directSig !== undefined && directSig !== signature(x, y)) this.#direct.delete(k);
+      if (this.#failed.has(k) || !this.#direct.has(k)) {
+        if (this.#assign(x, y, bridges.get(x.project_id) ?? [], this.#failed.has(k) ? 'path-report' : 'nat-type', now)) assigned++;
+      }
     }
-    const bridges = nodes
-      .filter((n) => n.mode === 'bridge' && n.project_id === x.project_id && n.status === 'online' && n.endpoint !== null && parseEndpoint(n.endpoint) !== undefined)
-      .filter((n) => (load.get(n.node_id) ?? 0) < this.#maxPerBridge)
-      .sort((p, q) => (load.get(p.node_id) ?? 0) - (load.get(q.node_id) ?? 0));
-    const bridge = bridges[0];
+    return assigned;
+  }
+
+  /** The usable bridges of one project, by an indexed query. */
+  #projectBridges(projectId: string): Map<string, NodeLite[]> {
+    const rows = prepared(
+      this.#store.db,
+      "SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes WHERE project_id = ? AND mode = 'bridge' AND status = 'online' ORDER BY row",
+    ).all(projectId) as NodeLite[];
+    return new Map([[projectId, rows.filter(isUsableBridge)]]);
+  }
+
+  #assign(x: NodeLite, y: NodeLite, projectBridges: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
+    // The least loaded bridge with a free slot, from each bridge's own sessions (O(bridges)).
+    let bridge: NodeLite | undefined;
+    let least = this.#maxPerBridge;
+    for (const b of projectBridges) {
+      const load = this.#byNode.get(b.node_id)?.size ?? 0;
+      if (load < least) [bridge, least] = [b, load];
+    }
     if (bridge === undefined) {
       this.counters.noBridge++;
       return false;
     }
     const host = parseEndpoint(bridge.endpoint!)!.host;
-    const taken = used.get(bridge.node_id);
+    const taken = new Set([...(this.#byNode.get(bridge.node_id) ?? [])].map((s) => s.relayPort));
     let relayPort = this.#relayPort + 1;
-    while (taken?.has(relayPort)) relayPort++; // below relayPort + maxPerBridge: the bridge has a free slot
+    while (taken.has(relayPort)) relayPort++; // below relayPort + maxPerBridge: the bridge has a free slot
     const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
     const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, expiresAt: now + RELAY_SESSION_TTL_MS, reason };
     this.#sessions.set(pairKey(x.node_id, y.node_id), s);
+    for (const id of [s.a, s.b, s.bridgeId]) add(this.#byNode, id, s);
     this.counters.assigned++;
     const payload = { ...wireSession(s), relay_endpoint: relayEndpoint };
     // The bridge first, so its relay knows the session before the ends bind.
@@ -208,6 +265,7 @@ export class RelayAssigner {
 
   #revoke(s: AssignedSession, why: string): void {
     this.#sessions.delete(pairKey(s.a, s.b));
+    for (const id of [s.a, s.b, s.bridgeId]) remove(this.#byNode, id, s);
     this.counters.revoked++;
     const payload = { session_id: s.sessionId, reason: why };
     this.#emit(s.projectId, 'relay_session_revoked', payload, s.a);
@@ -223,6 +281,11 @@ export class RelayAssigner {
   }
 }
 
+/** A bridge that can take sessions: online with a parseable endpoint. */
+function isUsableBridge(n: NodeLite): boolean {
+  return n.mode === 'bridge' && n.status === 'online' && n.endpoint !== null && parseEndpoint(n.endpoint) !== undefined;
+}
+
 /** What identifies a pair's situation: a new endpoint or NAT type on either end re-opens rule 1. */
 function signature(x: NodeLite, y: NodeLite): string {
   const [p, q] = x.node_id < y.node_id ? [x, y] : [y, x];
@@ -235,18 +298,19 @@ function wireSession(s: AssignedSession): RelaySession {
 
 /**
  * Applies the body of `POST /v1/nodes/{id}/peer-paths` (ours): `{paths: [{node_id, direct}]}`.
- * Returns an error message for a malformed body (the route answers validation_failed), else
- * undefined. At most 1,000 entries.
+ * Throws ControlPlaneError validation_failed for a malformed body (at most 1,000 entries) and
+ * payload_too_large for more entries than the node has peers (plus PATH_REPORT_SLACK).
  */
-export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: unknown): string | undefined {
+export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: unknown): void {
   const paths = (body as { paths?: unknown } | null)?.paths;
-  if (!Array.isArray(paths) || paths.length > 1000) return 'paths: expected a list of at most 1000 {node_id, direct}';
+  if (!Array.isArray(paths) || paths.length > 1000) throw new ControlPlaneError('validation_failed', 'paths: expected a list of at most 1000 {node_id, direct}');
   for (const [i, p] of paths.entries()) {
     const e = p as { node_id?: unknown; direct?: unknown } | null;
-    if (typeof e?.node_id !== 'string' || e.node_id.length > 128 || typeof e.direct !== 'boolean') return `paths[${i}]: expected {node_id: string, direct: boolean}`;
+    if (typeof e?.node_id !== 'string' || e.node_id.length > 128 || typeof e.direct !== 'boolean') throw new ControlPlaneError('validation_failed', `paths[${i}]: expected {node_id: string, direct: boolean}`);
   }
-  for (const p of paths as { node_id: string; direct: boolean }[]) assigner.reportPath(node, p.node_id.toLowerCase(), p.direct);
-  return undefined;
+  const peers = assigner.peerCount(node);
+  if (paths.length > peers + PATH_REPORT_SLACK) throw new ControlPlaneError('payload_too_large', `paths: ${paths.length} entries, but this node has ${peers} peers`);
+  assigner.reportPaths(node, (paths as { node_id: string; direct: boolean }[]).map((p) => ({ node_id: p.node_id.toLowerCase(), direct: p.direct })));
 }
 
 /** `state` with the relay view of `node` added: the bridge block (see bridgeBlockOf) and each

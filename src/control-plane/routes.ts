@@ -20,6 +20,7 @@ import { ControlPlaneError } from './errors.js';
 import type { EventBus } from './event-bus.js';
 import { readJsonBody, sendJson } from './http-io.js';
 import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigner.js';
+import type { NodeRateLimits } from './rate-limits.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
 /** What a handler gets. */
@@ -31,6 +32,8 @@ interface Ctx {
   readonly params: readonly string[];
   /** Relay assignment (docs/nat.md); absent when the server runs without it. */
   readonly relay?: RelayAssigner;
+  /** Per-node limits on requests whose cost grows with the fleet. */
+  readonly rateLimits: NodeRateLimits;
 }
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -87,6 +90,7 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/events$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
+      ctx.rateLimits.charge('events', node.node_id, 1, ctx.res);
       ctx.bus.open(node, ctx.res, lastEventId(ctx.req));
     },
   },
@@ -105,9 +109,10 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/endpoint$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
+      ctx.rateLimits.charge('endpoint', node.node_id, 1, ctx.res);
       const body = valid(parseEndpointRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.reportEndpoint(node, body);
-      ctx.relay?.evaluate();
+      ctx.relay?.evaluateNode(node);
       sendJson(ctx.res, 200, out);
     },
   },
@@ -116,6 +121,7 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/state$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
+      ctx.rateLimits.charge('state', node.node_id, 1, ctx.res);
       sendJson(ctx.res, 200, withRelays(ctx.store.stateOf(node), node, ctx.relay));
     },
   },
@@ -127,8 +133,9 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       const body = await readJsonBody(ctx.req);
       if (ctx.relay === undefined) throw new ControlPlaneError('not_found', 'relay assignment is off');
-      const bad = applyPathReport(ctx.relay, node, body);
-      if (bad !== undefined) throw new ControlPlaneError('validation_failed', bad);
+      const entries = (body as { paths?: unknown } | null)?.paths;
+      ctx.rateLimits.charge('peer-paths', node.node_id, 1 + (Array.isArray(entries) ? entries.length : 0), ctx.res);
+      applyPathReport(ctx.relay, node, body);
       sendJson(ctx.res, 200, { accepted_at: formatRfc3339(ctx.store.now()) });
     },
   },

@@ -7,13 +7,16 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../io/clock.js';
+import { CONTROL_PLANE_HTTP_LIMITS, guardHttpServer, httpServerOptions, openConnections, type HttpGuardCounters, type HttpLimits } from '../io/http-guard.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import { rateLimitErrors, type ErrorRateLimit } from '../log/rate-limit.js';
 import { loadOrCreateTlsIdentity } from './certificate.js';
 import { ControlPlaneError } from './errors.js';
 import { EventBus } from './event-bus.js';
 import { correlationId, sendProblem } from './http-io.js';
 import { createStunServer, type StunServer } from '../nat/stun-server.js';
 import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
+import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
 
@@ -44,6 +47,12 @@ export interface ControlPlaneOptions {
   readonly secretsKeyFile?: string;
   /** Start with a database or key file readable by group or others (default: refuse). */
   readonly allowInsecurePermissions?: boolean;
+  /** Connection caps and timeouts over CONTROL_PLANE_HTTP_LIMITS (tests pass small ones). */
+  readonly httpLimits?: Partial<HttpLimits>;
+  /** Per-node request rate limits over NODE_RATE_LIMITS. */
+  readonly rateLimits?: NodeRateLimitOptions;
+  /** Limit on error lines (default 20 in a burst, then 1 per second). */
+  readonly errorLogLimit?: ErrorRateLimit;
 }
 
 /** A running control plane. */
@@ -64,6 +73,10 @@ export interface ControlPlane {
   readonly relay: RelayAssigner | undefined;
   /** The built-in STUN server's address (undefined when none). */
   readonly stunAddress: { address: string; port: number } | undefined;
+  /** Connections refused or cut by the HTTP guard, and client aborts seen. */
+  readonly counters: HttpGuardCounters & { clientAborts: number };
+  /** Open server-side sockets (node's server.getConnections). */
+  connections(): Promise<number>;
   /** Stops the server, ends every stream and closes the database. */
   close(): Promise<void>;
 }
@@ -79,7 +92,8 @@ export function parseListen(text: string): { host: string; port: number } {
 /** Starts a control plane; resolves once it listens. */
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { host, port } = parseListen(options.listen);
-  const log = options.logger ?? silentLogger;
+  const log = rateLimitErrors(options.logger ?? silentLogger, options.errorLogLimit);
+  const limits: HttpLimits = { ...CONTROL_PLANE_HTTP_LIMITS, ...options.httpLimits };
   const store = ControlPlaneStore.open(options.db, {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }),
@@ -99,6 +113,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     throw err;
   }
   const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
+  const rateLimits = new NodeRateLimits(store.clock, options.rateLimits);
+  let clientAborts = 0;
   let stun: StunServer | undefined;
   if (options.stun !== undefined) {
     const at = parseListen(options.stun);
@@ -120,7 +136,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       res.setHeader('allow', route.allow.join(', '));
       return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
     }
-    route.handler({ req, res, store, bus, params: route.params, ...(relay === undefined ? {} : { relay }) }).catch((err: unknown) => {
+    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }) }).catch((err: unknown) => {
+      if (isClientAbort(err, req)) {
+        // The client went away mid-body: nothing to answer, nothing wrong here.
+        clientAborts++;
+        log.verbose(`control-plane: ${req.method} ${path.slice(0, 200)}: client aborted the request`);
+        req.destroy();
+        return;
+      }
       if (err instanceof ControlPlaneError) {
         sendProblem(res, err.code, err.message, err.errors, !req.complete);
       } else if ((err as { code?: string }).code === 'SQLITE_BUSY') {
@@ -134,14 +157,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     });
   };
 
-  const server: Server = tls === undefined ? createHttpServer(handle) : createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, handle);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.maxHeadersCount = 100;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  const serverOptions = httpServerOptions(limits);
+  const server: Server =
+    tls === undefined
+      ? createHttpServer(serverOptions, handle)
+      : createHttpsServer({ ...serverOptions, cert: tls.certPem, key: tls.keyPem, handshakeTimeout: limits.headersTimeoutMs }, handle);
+  const guard = guardHttpServer(server, limits);
 
   let dataVersion = store.db.pragma('data_version', { simple: true }) as number;
   const poll = (): void => {
@@ -187,6 +208,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     },
     relay,
     stunAddress: stun?.address,
+    get counters() {
+      return { ...guard, clientAborts };
+    },
+    connections: () => openConnections(server),
     close() {
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
@@ -201,6 +226,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       return closed;
     },
   };
+}
+
+/** True when `err` is the request stream failing because the client aborted or reset it. */
+function isClientAbort(err: unknown, req: IncomingMessage): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return !(err instanceof ControlPlaneError) && (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (req.destroyed && !req.complete));
 }
 
 function safely(log: Logger, what: string, fn: () => void): void {
