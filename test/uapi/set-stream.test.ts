@@ -4,11 +4,10 @@
 // its own size in memory, not ~10x (one object and Uint8Array per allowed_ip line did).
 
 import { Buffer } from 'node:buffer';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { UAPI_ERRNO } from '../../src/uapi/errors.js';
 import { DEFAULT_MAX_REQUEST_BYTES, UapiRequestParser, type UapiRequest } from '../../src/uapi/protocol.js';
+import { retainedBytes } from '../helpers/heap.js';
 import { seededInts } from '../helpers/rng.js';
 import { naiveSet, normalTx, randomSetBody, type NormalTx } from './naive-set.js';
 
@@ -71,25 +70,18 @@ describe('the set size cap', () => {
 });
 
 describe('memory of a pending set', () => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-
   /** Bytes still held (heap + array buffers) by parsers that have taken `body` but not its end. */
   function retainedPerParser(body: Buffer, parsers = 2): number {
-    gc();
-    gc();
-    const before = process.memoryUsage();
+    const before = retainedBytes();
     const held: UapiRequestParser[] = [];
     for (let k = 0; k < parsers; k++) {
       const p = new UapiRequestParser();
       for (let i = 0; i < body.length; i += 65536) expect(p.push(body.subarray(i, i + 65536))).toEqual([]);
       held.push(p);
     }
-    gc();
-    gc();
-    const after = process.memoryUsage();
+    const after = retainedBytes();
     expect(held).toHaveLength(parsers);
-    return (after.heapUsed - before.heapUsed + after.arrayBuffers - before.arrayBuffers) / parsers;
+    return (after - before) / parsers;
   }
 
   it('holds less than the request text for 290,000 allowed IPs (~7.5 MB; the old parser held ~10x)', () => {
