@@ -292,9 +292,10 @@ export class AllowedIps<T> {
     if (listed !== this.#size) throw new Error(`allowed-ips invariant: lists hold ${listed}`);
   }
 
+  // Like wireguard-go's insert (removeFromPeerEntries, then addToPeerEntries), a prefix given
+  // again moves to the end of its owner's list, even when the owner is the same: get=1 order.
   #own(node: Node<T>, value: T): void {
     if (node.owned) {
-      if (node.value === value) return;
       this.#unlinkOwner(node);
     } else {
       this.#size++;

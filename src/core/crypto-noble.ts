@@ -5,6 +5,7 @@ import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { copyBytes } from './bytes.js';
 import type { Aead, CryptoProvider } from './crypto.js';
 
 /** Poly1305 tag length in bytes (RFC 8439 2.8). */
@@ -221,7 +222,7 @@ export const nobleCrypto: CryptoProvider = {
   x25519,
   aead(key) {
     expectBytes('key', key, 32);
-    return new CounterAead(key.slice(), chacha20Poly1305Seal, chacha20Poly1305Open, (k) => k.fill(0));
+    return new CounterAead(copyBytes(key), chacha20Poly1305Seal, chacha20Poly1305Open, (k) => k.fill(0));
   },
   xseal,
   xopen,

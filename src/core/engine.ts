@@ -17,6 +17,7 @@ import {
   ZERO_KEY_MATERIAL_TIME,
 } from './constants.js';
 import { AllowedIps } from './allowed-ips.js';
+import { copyBytes } from './bytes.js';
 import { CookieChecker, endpointBytes } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
 import { DeadlineHeap } from './deadline-heap.js';
@@ -146,7 +147,8 @@ export class Engine {
 
   /** Our static public key, or undefined while no private key is set. */
   get publicKey(): Uint8Array | undefined {
-    return this.#identity?.publicKey.slice();
+    const key = this.#identity?.publicKey;
+    return key === undefined ? undefined : copyBytes(key);
   }
 
   /**
@@ -399,7 +401,7 @@ export class Engine {
       this.#reschedule(peer);
       return;
     }
-    this.#stage(peer, packet.slice(), sink);
+    this.#stage(peer, copyBytes(packet), sink);
     this.#sendStaged(peer, now, sink);
     this.#reschedule(peer);
   }

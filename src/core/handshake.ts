@@ -2,6 +2,7 @@
 // state, the four create/consume steps over noise.ts in WireGuard framing, and key derivation.
 // MAC fields are left zero here; cookie.ts fills and checks them.
 
+import { copyBytes } from './bytes.js';
 import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER } from './constants.js';
 import type { CryptoProvider } from './crypto.js';
 import type { DropReason } from './actions.js';
@@ -53,7 +54,7 @@ const encoder = new TextEncoder();
 export function makeIdentity(crypto: CryptoProvider, privateKey: Uint8Array): Identity {
   return {
     crypto,
-    privateKey: privateKey.slice(),
+    privateKey: copyBytes(privateKey),
     publicKey: crypto.x25519PublicKey(privateKey),
     initial: initialState(crypto, encoder.encode(CONSTRUCTION), encoder.encode(IDENTIFIER)),
   };
@@ -86,7 +87,7 @@ export class Handshake {
   #crossed: CrossedInitiation | undefined;
 
   constructor(remoteStatic: Uint8Array) {
-    this.remoteStatic = remoteStatic.slice();
+    this.remoteStatic = copyBytes(remoteStatic);
   }
 
   /** Pre-shared key Q, all zero when none (whitepaper 5.4.3); written in place to set it. */

@@ -14,6 +14,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { copyBytes } from '../core/bytes.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import {
   CounterAead,
@@ -76,7 +77,7 @@ function privateKeyObject(privateKey: Uint8Array): KeyObject {
     if (timingSafeEqual(slot.bytes, privateKey)) return slot.key;
   }
   const key = importPrivate(privateKey);
-  privateSlots.unshift({ bytes: privateKey.slice(), key });
+  privateSlots.unshift({ bytes: copyBytes(privateKey), key });
   if (privateSlots.length > 2) privateSlots.pop()?.bytes.fill(0);
   return key;
 }

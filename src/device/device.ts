@@ -4,6 +4,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import type { ActionSink, DropReason, Endpoint, EngineEvent } from '../core/actions.js';
+import { copyBytes } from '../core/bytes.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { nobleCrypto } from '../core/crypto-noble.js';
 import { Engine } from '../core/engine.js';
@@ -262,7 +263,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
       data[4] === 0x21 && data[5] === 0x12 && data[6] === 0xa4 && data[7] === 0x42 &&
       ((data[2]! << 8) | data[3]!) + 20 === data.length
     ) {
-      foreign(view ? data.slice() : data, from);
+      foreign(view ? copyBytes(data) : data, from);
       return;
     }
     const type = data[0];
@@ -391,7 +392,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
       const key = tx.privateKey ?? undefined;
       engine.setPrivateKey(key, now);
       this.#privateKey?.fill(0);
-      this.#privateKey = key?.slice();
+      this.#privateKey = key === undefined ? undefined : copyBytes(key);
     }
     if (tx.fwmark !== undefined && tx.fwmark !== this.#bind.fwmark) {
       this.#bind.setFwmark(tx.fwmark);

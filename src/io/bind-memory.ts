@@ -2,6 +2,7 @@
 // a MemoryNetwork find each other by address:port. A filter sees every datagram and may drop or
 // rewrite it, which is how tests simulate loss, reordering-free NAT, or an attacker.
 
+import { copyBytes } from '../core/bytes.js';
 import {
   checkFwmark,
   checkPort,
@@ -246,7 +247,7 @@ export class MemoryBind implements Bind {
     this.#network.transmit({
       from: { address: source, port: this.#port },
       to: { address: canonical(to.address), port: to.port },
-      data: data.slice(),
+      data: copyBytes(data),
     });
     return 'sent';
   }

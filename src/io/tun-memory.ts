@@ -3,6 +3,7 @@
 // delivered exactly like the Linux TUN (back to back in one buffer, offsets array), so the
 // device's batch code runs unchanged in unit tests.
 
+import { copyBytes } from '../core/bytes.js';
 import {
   TUN_BATCH_DEFAULT,
   TUN_MAX_PACKET,
@@ -80,7 +81,7 @@ export class MemoryTun extends TunBase implements Tun {
       this.counters.txErrors++;
       return false;
     }
-    const copy = packet.slice(offset, offset + length);
+    const copy = copyBytes(packet.subarray(offset, offset + length));
     if (this.#onWrite !== undefined) {
       this.counters.txPackets++;
       this.#onWrite(copy);
@@ -108,7 +109,7 @@ export class MemoryTun extends TunBase implements Tun {
       throw new RangeError(`expected a packet of 1..${TUN_MAX_PACKET} bytes, got ${packet.length}`);
     }
     if (this.closed) return;
-    this.#pending.push(packet.slice());
+    this.#pending.push(copyBytes(packet));
     if (this.#delivery === 'microtask' && !this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => {

@@ -1,11 +1,16 @@
 // Request side of wireguard-go's cross-platform userspace API (https://www.wireguard.com/xplatform/,
 // device/uapi.go): a streaming parser that frames `get=1` / `set=1` requests and turns a whole
-// `set=1` body into one typed SetTransaction before anything is applied.
+// `set=1` body, line by line as it arrives, into one typed SetTransaction (packed, see
+// peer-ops.ts; the text is not kept) before anything is applied.
 
 import { Buffer } from 'node:buffer';
 import type { Endpoint } from '../core/actions.js';
-import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
+import { parseIp, parsePrefix } from '../core/ip.js';
+import { isZero } from '../core/noise.js';
 import { UapiError } from './errors.js';
+import { AllowedIpList, PeerFlag, PeerOpList } from './peer-ops.js';
+
+export { AllowedIpList, PeerOpList } from './peer-ops.js';
 
 /** A peer endpoint: canonical address text (no brackets) and port, plus an IPv6 zone if given. */
 export interface UapiEndpoint extends Endpoint {
@@ -40,7 +45,7 @@ export interface PeerOp {
   /** Remove all of the peer's allowed IPs before applying {@link allowedIps}. */
   readonly replaceAllowedIps: boolean;
   /** In request order; lines before a `replace_allowed_ips=true` are already dropped. */
-  readonly allowedIps: readonly AllowedIpOp[];
+  readonly allowedIps: AllowedIpList;
 }
 
 /** A fully parsed `set=1` request; `undefined` means "leave unchanged". */
@@ -53,7 +58,8 @@ export interface SetTransaction {
   readonly fwmark: number | undefined;
   /** `replace_peers=true`: remove every existing peer before applying {@link peers}. */
   readonly replacePeers: boolean;
-  readonly peers: readonly PeerOp[];
+  /** The `public_key=` sections in request order (iterable, with length and at(i)). */
+  readonly peers: PeerOpList;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -61,8 +67,13 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** The longest set line bufio.Scanner (wireguard-go's reader) accepts, counting a '\r' but not the '\n'. */
 export const MAX_LINE_BYTES = 65_535;
 
-/** Default bound on one request's size; 130,000 allowed IPs take about 3.5 MB. */
-export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/**
+ * Default bound on one set request's size: 8 MiB. 130,000 allowed IPs in the longest form `wg`
+ * writes ("allowed_ip=" + 39-character IPv6 + "/128\n", 55 bytes) take 7,150,000 bytes; the rest
+ * leaves room for the peer sections (~275 bytes each with every field: about 4,500 of them on top).
+ * A typical 130,000-prefix set (mixed /32 and /48) is about 3.4 MB. wireguard-go has no bound.
+ */
+export const DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 
 const DIGITS = /^[0-9]+$/;
 
@@ -88,12 +99,11 @@ function hexDigit(c: number): number {
 }
 
 /**
- * 64 hex digits (either case, like Go's hex.DecodeString) to 32 bytes, decoded straight into the
- * result: no Buffer from the shared pool (which would keep a copy of a private or pre-shared key
- * that nothing wipes) and no second array per key.
+ * 64 hex digits (either case, like Go's hex.DecodeString) to 32 bytes, decoded straight into
+ * `key` (fresh when not given): no Buffer from the shared pool (which would keep a copy of a
+ * private or pre-shared key that nothing wipes) and no second array per key.
  */
-function parseKey(value: string, what: string): Uint8Array {
-  const key = new Uint8Array(32);
+function parseKey(value: string, what: string, key: Uint8Array = new Uint8Array(32)): Uint8Array {
   let bad = value.length !== 64;
   for (let i = 0; !bad && i < 32; i++) {
     const hi = hexDigit(value.charCodeAt(2 * i));
@@ -108,12 +118,6 @@ function parseKey(value: string, what: string): Uint8Array {
   return key;
 }
 
-function isZero(key: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < key.length; i++) acc |= key[i]!;
-  return acc === 0;
-}
-
 function parseTrue(value: string, what: string): void {
   if (value !== 'true') throw invalid(`failed to set ${what}, invalid value: ${JSON.stringify(value)}`);
 }
@@ -122,7 +126,7 @@ function parseTrue(value: string, what: string): void {
  * Go's netip.ParseAddrPort: "1.2.3.4:51820" or "[v6]:51820" (optionally "[v6%zone]:port").
  * IPv4 in brackets, IPv6 without them and hostnames are refused; UAPI never resolves names.
  */
-function parseEndpoint(value: string): UapiEndpoint {
+function parseEndpoint(value: string): { ip: Uint8Array; port: number; zone: string | undefined } {
   const colon = value.lastIndexOf(':');
   const fail = () => invalid(`failed to set endpoint ${JSON.stringify(value)}`);
   if (colon < 0) throw fail();
@@ -145,33 +149,32 @@ function parseEndpoint(value: string): UapiEndpoint {
     ip = parseIp(host);
     if (ip?.length !== 4) throw fail();
   }
-  const endpoint: Mutable<UapiEndpoint> = { address: formatIp(ip), port: portNumber };
-  if (zone !== undefined) endpoint.zone = zone;
-  return endpoint;
+  return { ip, port: portNumber, zone };
 }
 
 /** Go's netip.ParsePrefix: the "/bits" part is required. A leading '-' asks for removal. */
-function parseAllowedIp(value: string): AllowedIpOp {
+function parseAllowedIp(value: string, peers: PeerOpList): void {
   const remove = value.charCodeAt(0) === 0x2d;
   const text = remove ? value.slice(1) : value;
   const prefix = text.includes('/') ? parsePrefix(text) : undefined;
   if (prefix === undefined) throw invalid(`failed to set allowed ip: ${JSON.stringify(value)}`);
-  return { ip: prefix.ip, cidr: prefix.cidr, remove };
+  peers.allowedIp(prefix.ip, prefix.cidr, remove);
 }
 
 /**
  * Accumulates the lines of one `set=1` body into a SetTransaction, with wireguard-go's rules:
  * device keys come before the first `public_key`, every later key belongs to the current peer.
+ * Only the typed result is kept, packed (peer-ops.ts), never the lines.
  */
 export class SetBuilder {
-  private readonly tx: Mutable<SetTransaction> & { peers: PeerOp[] } = {
+  private readonly tx: Mutable<SetTransaction> = {
     privateKey: undefined,
     listenPort: undefined,
     fwmark: undefined,
     replacePeers: false,
-    peers: [],
+    peers: new PeerOpList(),
   };
-  private peer: (Mutable<PeerOp> & { allowedIps: AllowedIpOp[] }) | undefined;
+  private inPeer = false;
 
   /** Applies one non-empty line (no '\n'). Throws UapiError for a malformed line. */
   line(line: string): void {
@@ -180,21 +183,13 @@ export class SetBuilder {
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     if (key === 'public_key') {
-      this.peer = {
-        publicKey: parseKey(value, 'public_key'),
-        remove: false,
-        updateOnly: false,
-        presharedKey: undefined,
-        endpoint: undefined,
-        persistentKeepaliveInterval: undefined,
-        replaceAllowedIps: false,
-        allowedIps: [],
-      };
-      this.tx.peers.push(this.peer);
-    } else if (this.peer === undefined) {
+      // A malformed line fails the whole set, so a half-written section is never read.
+      parseKey(value, 'public_key', this.tx.peers.begin());
+      this.inPeer = true;
+    } else if (!this.inPeer) {
       this.deviceLine(key, value);
     } else {
-      this.peerLine(this.peer, key, value);
+      this.peerLine(this.tx.peers, key, value);
     }
   }
 
@@ -233,34 +228,33 @@ export class SetBuilder {
     }
   }
 
-  private peerLine(peer: Mutable<PeerOp> & { allowedIps: AllowedIpOp[] }, key: string, value: string): void {
+  private peerLine(peers: PeerOpList, key: string, value: string): void {
     switch (key) {
       case 'update_only':
         parseTrue(value, 'update_only');
-        peer.updateOnly = true;
+        peers.flag(PeerFlag.updateOnly);
         return;
       case 'remove':
         parseTrue(value, 'remove');
-        peer.remove = true;
+        peers.flag(PeerFlag.remove);
         return;
-      case 'preshared_key': {
-        const psk = parseKey(value, 'preshared_key');
-        peer.presharedKey = isZero(psk) ? null : psk;
+      case 'preshared_key':
+        parseKey(value, 'preshared_key', peers.presharedKey());
+        return;
+      case 'endpoint': {
+        const { ip, port, zone } = parseEndpoint(value);
+        peers.endpoint(ip, port, zone);
         return;
       }
-      case 'endpoint':
-        peer.endpoint = parseEndpoint(value);
-        return;
       case 'persistent_keepalive_interval':
-        peer.persistentKeepaliveInterval = parseUint(value, 0xffff, 'persistent_keepalive_interval');
+        peers.keepalive(parseUint(value, 0xffff, 'persistent_keepalive_interval'));
         return;
       case 'replace_allowed_ips':
         parseTrue(value, 'replace_allowed_ips');
-        peer.replaceAllowedIps = true;
-        peer.allowedIps.length = 0;
+        peers.replaceAllowedIps();
         return;
       case 'allowed_ip':
-        peer.allowedIps.push(parseAllowedIp(value));
+        parseAllowedIp(value, peers);
         return;
       case 'protocol_version':
         if (value !== '1') throw invalid(`invalid protocol version: ${JSON.stringify(value)}`);
@@ -308,8 +302,9 @@ type ParserState = 'op' | 'get' | 'set' | 'discard' | 'closed';
 
 /**
  * Streaming request framer for one connection. Feed it bytes as they arrive; it returns the
- * complete requests found so far. Memory is bounded by one line (65,535 bytes) plus the set
- * being parsed (`maxRequestBytes`). After a `close` or fatal `error` it ignores further input.
+ * complete requests found so far. Memory is bounded by one line (65,535 bytes) plus the packed
+ * transaction of the set being parsed (about its text size or less; the text itself is not kept;
+ * `maxRequestBytes` bounds the text). After a `close` or fatal `error` it ignores further input.
  */
 export class UapiRequestParser {
   private state: ParserState = 'op';
@@ -318,7 +313,7 @@ export class UapiRequestParser {
   private builder: SetBuilder | undefined;
   private readonly maxRequestBytes: number;
 
-  /** `maxRequestBytes`: bound on one set request's size in bytes (default 64 MiB). */
+  /** `maxRequestBytes`: bound on one set request's size in bytes (default DEFAULT_MAX_REQUEST_BYTES, 8 MiB). */
   constructor(options: { maxRequestBytes?: number } = {}) {
     const max = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     if (!Number.isSafeInteger(max) || max < 64) {
@@ -396,7 +391,11 @@ export class UapiRequestParser {
   }
 
   private appendPartial(rest: string, out: UapiRequest[]): void {
-    if (this.state === 'discard') return; // only whether the line is empty matters
+    if (this.state === 'discard') {
+      // Only whether the line is empty (or a lone '\r') matters: two characters tell.
+      this.partial = (this.partial + rest.slice(0, 2)).slice(0, 2);
+      return;
+    }
     if (this.state === 'op') {
       // "get=1" and "set=1" are 5 bytes; anything longer without '\n' can only be junk.
       if (this.partial.length + rest.length > 5) out.push(this.close('invalid UAPI operation'));

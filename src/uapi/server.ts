@@ -17,7 +17,10 @@ import { serializeGet } from './serialize.js';
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 /** A connection with no traffic in either direction for this long is closed. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-/** Connections served at once; more are refused by the kernel backlog / closed on accept. */
+/**
+ * Connections served at once. When all are open, a new one replaces the connection idle the
+ * longest (no request being served); only when every one is busy is the new one closed.
+ */
 export const DEFAULT_MAX_CONNECTIONS = 64;
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL on Linux. */
@@ -36,7 +39,7 @@ export interface UapiServerOptions {
   readonly idleTimeoutMs?: number;
   /** Default {@link DEFAULT_MAX_CONNECTIONS}. */
   readonly maxConnections?: number;
-  /** Bound on one set request in bytes (default 64 MiB, about 2 million allowed_ip lines). */
+  /** Bound on one set request in bytes (default DEFAULT_MAX_REQUEST_BYTES, 8 MiB). */
   readonly maxRequestBytes?: number;
   readonly logger?: Logger;
 }
@@ -187,16 +190,24 @@ export async function startUapiServer(options: UapiServerOptions): Promise<UapiS
   }
 
   const lock = new RwLock();
-  const sockets = new Set<net.Socket>();
+  const sockets = new Map<net.Socket, Activity>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     if (sockets.size >= maxConnections) {
-      log.error(`UAPI: refusing connection, ${maxConnections} already open`);
-      socket.destroy();
-      return;
+      // Idle connections must not lock the others out for the idle timeout: make room.
+      const victim = longestIdle(sockets);
+      if (victim === undefined) {
+        log.error(`UAPI: refusing connection, ${maxConnections} already open and busy`);
+        socket.destroy();
+        return;
+      }
+      log.verbose(`UAPI: ${maxConnections} connections open; closing the one idle longest`);
+      sockets.delete(victim);
+      victim.destroy();
     }
-    sockets.add(socket);
+    const activity: Activity = { last: performance.now(), busy: 0 };
+    sockets.set(socket, activity);
     socket.once('close', () => sockets.delete(socket));
-    serveConnection(socket, { handler, lock, log, idleTimeoutMs, maxRequestBytes: options.maxRequestBytes });
+    serveConnection(socket, activity, { handler, lock, log, idleTimeoutMs, maxRequestBytes: options.maxRequestBytes });
   });
 
   try {
@@ -231,7 +242,7 @@ export async function startUapiServer(options: UapiServerOptions): Promise<UapiS
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        for (const socket of sockets) socket.destroy();
+        for (const socket of sockets.keys()) socket.destroy();
         await closed;
         try {
           // libuv usually unlinks it on close already; never remove a successor's socket.
@@ -274,6 +285,27 @@ async function replaceStaleSocket(path: string, listenError: unknown): Promise<v
   }
 }
 
+/** When a connection last sent or was sent something, and how many of its steps are in progress. */
+interface Activity {
+  /** performance.now() of the last data in either direction. */
+  last: number;
+  /** Requests being framed or served (waiting for the lock, applying, writing the reply). */
+  busy: number;
+}
+
+/** The connection with no work in progress that has been quiet the longest, if any. */
+function longestIdle(sockets: ReadonlyMap<net.Socket, Activity>): net.Socket | undefined {
+  let victim: net.Socket | undefined;
+  let oldest = Infinity;
+  for (const [socket, a] of sockets) {
+    if (a.busy === 0 && a.last < oldest) {
+      oldest = a.last;
+      victim = socket;
+    }
+  }
+  return victim;
+}
+
 interface ConnectionContext {
   readonly handler: UapiHandler;
   readonly lock: RwLock;
@@ -283,7 +315,7 @@ interface ConnectionContext {
 }
 
 /** Serves one connection: requests strictly in order, reading paused while one is served. */
-function serveConnection(socket: net.Socket, ctx: ConnectionContext): void {
+function serveConnection(socket: net.Socket, activity: Activity, ctx: ConnectionContext): void {
   const parser = new UapiRequestParser({ maxRequestBytes: ctx.maxRequestBytes });
   const { log } = ctx;
   let work = Promise.resolve();
@@ -292,6 +324,7 @@ function serveConnection(socket: net.Socket, ctx: ConnectionContext): void {
   const gone = () => socket.destroyed || !socket.writable;
   const write = async (text: string) => {
     if (gone()) return;
+    activity.last = performance.now();
     if (!socket.write(text)) await drained(socket);
   };
   const finish = () => {
@@ -325,16 +358,24 @@ function serveConnection(socket: net.Socket, ctx: ConnectionContext): void {
   };
 
   const enqueue = (step: () => Promise<void> | void) => {
-    work = work.then(step).catch((err: unknown) => {
-      log.error(`UAPI connection failed: ${err instanceof Error ? err.message : String(err)}`);
-      finished = true;
-      socket.destroy();
-    });
+    activity.busy++;
+    work = work
+      .then(step)
+      .catch((err: unknown) => {
+        log.error(`UAPI connection failed: ${err instanceof Error ? err.message : String(err)}`);
+        finished = true;
+        socket.destroy();
+      })
+      .finally(() => {
+        activity.busy--;
+        activity.last = performance.now();
+      });
   };
 
   socket.setTimeout(ctx.idleTimeoutMs, () => socket.destroy());
   socket.on('error', (err) => log.verbose(`UAPI connection error: ${err.message}`));
   socket.on('data', (chunk: Buffer) => {
+    activity.last = performance.now();
     if (finished) return;
     socket.pause();
     enqueue(async () => {

@@ -28,7 +28,7 @@ class NaiveTable<T> {
     const m = masked(addr, cidr);
     const key = formatPrefix(m, cidr);
     const old = this.byKey.get(key);
-    if (old !== undefined && old.value === value) return;
+    // Given again (even to the same owner) it moves to the end of the owner's list.
     if (old !== undefined) this.#drop(key, old.value);
     this.byKey.set(key, { ip: m, cidr, value });
     let o = this.owners.get(value);
@@ -192,6 +192,17 @@ describe('AllowedIps known cases', () => {
     });
     expect(seen).toEqual(order);
     expect(t.size).toBe(0);
+    t.debugCheck();
+  });
+
+  it('moves a prefix given again to the end of its owner\'s list, as wireguard-go does (get=1 order)', () => {
+    const t = new AllowedIps<string>();
+    for (const p of ['10.0.0.0/8', '192.168.0.0/16', '10.0.0.0/8', 'fd00::/8', '192.168.0.0/16']) {
+      const { ip: addr, cidr } = parsePrefix(p)!;
+      t.insert(addr, cidr, 'x');
+    }
+    expect(listOf(t, 'x')).toEqual(['10.0.0.0/8', 'fd00::/8', '192.168.0.0/16']);
+    expect(t.size).toBe(3);
     t.debugCheck();
   });
 

@@ -158,6 +158,37 @@ describe('engine under load and initiation floods', () => {
     expect(p.b.dropReasons()).toEqual(['cookie-required']);
   });
 
+  it('binds a cookie to the source port: the MAC2 earned from one port is refused from another', () => {
+    const p = new Pair();
+    p.b.engine.setUnderLoad(p.clock.now + 60_000);
+    p.a.send(ipPacket('10.0.0.1', '10.0.0.2', 'moved'));
+    expect(p.b.dropReasons()).toEqual(['cookie-required']);
+    // Same address, new port (a NAT rebinding, or another process sharing the address).
+    p.a.endpoint = { address: p.a.endpoint.address, port: p.a.endpoint.port + 1 };
+    p.advance(6_000); // the retransmission carries a MAC2 made with the old port's cookie
+    expect(p.b.dropReasons()).toEqual(['cookie-required', 'cookie-required']);
+    expect(p.b.sentOfType(MessageType.cookieReply)).toHaveLength(2);
+    expect(p.b.tunOut).toHaveLength(0);
+    p.advance(6_000); // with the new port's cookie it goes through
+    expect(p.b.tunOut.map((b) => new TextDecoder().decode(b.subarray(20)))).toEqual(['moved']);
+  });
+
+  it('under load demands MAC2 of a handshake response too: without one it answers with a cookie', () => {
+    const p = new Pair();
+    p.b.engine.setUnderLoad(p.clock.now + 60_000);
+    // b initiates; a (not under load) responds without MAC2, having no cookie from b.
+    p.b.send(ipPacket('10.0.0.2', '10.0.0.1', 'from b'));
+    expect(p.a.sentOfType(MessageType.response)).toHaveLength(1);
+    expect(p.b.dropReasons()).toEqual(['cookie-required']);
+    expect(p.b.sentOfType(MessageType.cookieReply)).toHaveLength(1);
+    expect(p.b.events.filter((e) => e.kind === 'handshake-complete')).toHaveLength(0);
+    expect(p.a.tunOut).toHaveLength(0);
+    expect(p.a.drops).toEqual([]); // a took the cookie
+    p.advance(6_000); // b retries; a's new response carries MAC2 and is accepted
+    expect(p.a.tunOut.map((b) => new TextDecoder().decode(b.subarray(20)))).toEqual(['from b']);
+    expect(p.b.dropReasons()).toEqual(['cookie-required']);
+  });
+
   it('drops an initiation with a wrong MAC1 before any expensive work', () => {
     const p = new Pair();
     const forge = forger(p);

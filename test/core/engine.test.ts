@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MessageType } from '../../src/core/messages.js';
 import { ipPacket } from '../helpers/ip-packet.js';
-import { Pair } from '../helpers/pair.js';
+import { Pair, route } from '../helpers/pair.js';
 
 const text = (b: Uint8Array): string => new TextDecoder().decode(b.subarray(20));
 
@@ -274,6 +274,19 @@ describe('engine sessions', () => {
     p.a.engine.sendTo(p.a.peer, ipPacket('fd00::1', 'fd00::2', 'v6'), p.clock.now, p.a);
     p.flush();
     expect(p.b.dropReasons()).toEqual(['allowed-ips', 'inner-malformed', 'allowed-ips']);
+  });
+
+  it('drops a packet whose inner source another peer owns (three peers: A sends from C\'s address, B drops it)', () => {
+    const p = established();
+    // B also has peer C, routed 10.0.0.3/32; C's key only needs to be configured, not online.
+    const c = new Pair({ seedA: 3, seedB: 4 }).a;
+    const peerC = p.b.engine.addPeer(c.publicKey, {});
+    route(p.b.engine, peerC, '10.0.0.3/32');
+    p.a.engine.sendTo(p.a.peer, ipPacket('10.0.0.3', '10.0.0.2', 'as C'), p.clock.now, p.a);
+    p.flush();
+    expect(p.b.dropReasons()).toEqual(['allowed-ips']);
+    expect(p.b.drops[0]!.peer).toBe(p.b.peer);
+    expect(p.b.tunOut.map(text)).toEqual(['hello']);
   });
 
   // Both ends initiate within one round trip (two agents told of each other at once).

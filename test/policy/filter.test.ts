@@ -77,6 +77,27 @@ describe('connection tracking: TCP', () => {
     expect(a.outbound(tcp(B, A, 22, 40000, SYN | ACK), 1)).toBe(false);
   });
 
+  it('an inbound packet with an outbound flow\'s own tuple is not that flow: the rules decide it', () => {
+    const a = filterWith([SSH_A_TO_B]);
+    expect(a.outbound(tcp(A, B, 40000, 22, SYN), 0)).toBe(true);
+    // Same source, destination and ports, but arriving from the tunnel: a new flow, matched
+    // against the rules (counted by the rule, not as a tracked packet) and tracked on its own.
+    expect(a.inbound(tcp(A, B, 40000, 22, ACK), KEY, 1)).toBe(true);
+    let s = a.snapshot();
+    expect(s.accepted).toEqual({ outbound: 1, inbound: 1, tracked: 0 });
+    expect(s.rules[0]!.packets).toBe(2);
+    expect(s.conntrack.entries).toBe(2);
+    // Under a revision that allows nothing, such a packet is denied by the rules, not treated as
+    // a packet of the (now revoked) outbound flow.
+    const b = filterWith([SSH_A_TO_B]);
+    expect(b.outbound(tcp(A, B, 40000, 22, SYN), 0)).toBe(true);
+    b.apply(parsePolicy({ revision_id: 'r2', fingerprint: 'fp-r2', rules: [] }));
+    expect(b.inbound(tcp(A, B, 40000, 22, ACK), KEY, 1)).toBe(false);
+    expect([b.dropCount('default-deny'), b.dropCount('revoked')]).toEqual([1, 0]);
+    s = b.snapshot();
+    expect(s.conntrack.entries).toBe(1); // the outbound flow is untouched until its own next packet
+  });
+
   it('times out a SYN nobody answered and an established flow left idle', () => {
     const a = filterWith([SSH_A_TO_B], { timeouts: { tcpSynSent: 1000, tcpEstablished: 5000 } });
     a.outbound(tcp(A, B, 1, 22, SYN), 0);

@@ -4,6 +4,7 @@ import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { UAPI_ERRNO, UapiError } from '../../src/uapi/errors.js';
 import { MAX_LINE_BYTES, parseSetBody, UapiRequestParser, type UapiRequest } from '../../src/uapi/protocol.js';
+import { normalTx } from './naive-set.js';
 
 const K1 = 'e53b41985234e339d15b61e1882d7be20cad3709abff0d4d283426e6edef271e';
 const K2 = 'f4a8e4a37f467ab2c5dbcf62761bcadcd9b3cd7e6ac2f8404b8146959339f704';
@@ -175,12 +176,12 @@ describe('set=1 transaction contents', () => {
     expect(tx.fwmark).toBe(7);
     expect(tx.replacePeers).toBe(true);
     expect(tx.peers).toHaveLength(3);
-    const [a, b, c] = tx.peers;
+    const [a, b, c] = [...tx.peers];
     expect(Buffer.from(a!.publicKey).toString('hex')).toBe(K1);
     expect(Buffer.from(a!.presharedKey!).toString('hex')).toBe(K2);
     expect(a!.endpoint).toEqual({ address: 'fe80::1', port: 51820, zone: 'eth0' });
     expect(a!.persistentKeepaliveInterval).toBe(25);
-    expect(a!.allowedIps).toEqual([
+    expect([...a!.allowedIps]).toEqual([
       { ip: new Uint8Array([10, 0, 0, 1]), cidr: 24, remove: false },
       { ip: new Uint8Array([0xfd, ...new Array<number>(15).fill(0)]), cidr: 64, remove: true },
     ]);
@@ -193,18 +194,18 @@ describe('set=1 transaction contents', () => {
 
   it('leaves unmentioned fields undefined and maps zero keys to null', () => {
     const empty = parseSetBody('');
-    expect(empty).toEqual({ privateKey: undefined, listenPort: undefined, fwmark: undefined, replacePeers: false, peers: [] });
+    expect({ ...empty, peers: [...empty.peers] }).toEqual({ privateKey: undefined, listenPort: undefined, fwmark: undefined, replacePeers: false, peers: [] });
     expect(parseSetBody(`private_key=${ZERO}\n`).privateKey).toBeNull();
   });
 
   it('replace_allowed_ips drops the allowed_ip lines before it in the same section', () => {
     const tx = parseSetBody(`public_key=${K1}\nallowed_ip=10.1.0.0/16\nreplace_allowed_ips=true\nallowed_ip=10.9.9.0/24\n`);
-    expect(tx.peers[0]!.replaceAllowedIps).toBe(true);
-    expect(tx.peers[0]!.allowedIps.map((a) => a.cidr)).toEqual([24]);
+    expect(tx.peers.at(0)!.replaceAllowedIps).toBe(true);
+    expect([...tx.peers.at(0)!.allowedIps].map((a) => a.cidr)).toEqual([24]);
   });
 
   it('canonicalizes endpoint addresses', () => {
-    const ep = (v: string) => parseSetBody(`public_key=${K1}\nendpoint=${v}\n`).peers[0]!.endpoint;
+    const ep = (v: string) => parseSetBody(`public_key=${K1}\nendpoint=${v}\n`).peers.at(0)!.endpoint;
     expect(ep('[FD00:0:0::1]:1')).toEqual({ address: 'fd00::1', port: 1 });
     expect(ep('[::ffff:1.2.3.4]:0')).toEqual({ address: '::ffff:1.2.3.4', port: 0 });
   });
@@ -244,6 +245,15 @@ describe('request framing', () => {
     expect(events.map((e) => e.kind)).toEqual(['error', 'get']);
   });
 
+  it('after a set error, a line split across chunks is skipped as a whole, not taken for the blank line', () => {
+    const text = 'set=1\nbogus=1\nfoo\n\nget=1\n\n';
+    const cut = text.indexOf('foo') + 3;
+    const p = new UapiRequestParser();
+    const events = [...p.push(Buffer.from(text.slice(0, cut))), ...p.push(Buffer.from(text.slice(cut)))];
+    expect(events.map((e) => e.kind)).toEqual(['error', 'get']);
+    expect(feed(text, 1).map((e) => e.kind)).toEqual(['error', 'get']);
+  });
+
   it('at end of input applies a set cut short (as wireguard-go does) but not a get', () => {
     expect(feed('set=1\nlisten_port=51998\n', Infinity, true)).toMatchObject([{ kind: 'set', tx: { listenPort: 51998 } }]);
     expect(feed('set=1\nlisten_port=51997', Infinity, true)).toMatchObject([{ kind: 'set', tx: { listenPort: 51997 } }]);
@@ -262,22 +272,36 @@ describe('request framing', () => {
     expect(() => p.push('get=1' as unknown as Uint8Array)).toThrow(TypeError);
   });
 
-  it('survives random garbage without throwing', () => {
+  it('answers random garbage the same for any chunking, with known errnos, and stops after a close', () => {
     let seed = 1;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
     const alphabet = Buffer.from(`set=1\nget=1\n\r=_-:/[]%.0123456789abcdef${K1}`);
+    const errnos = new Set<number>(Object.values(UAPI_ERRNO));
+    const summary = (events: UapiRequest[]) =>
+      events.map((e) => (e.kind === 'error' ? `error ${e.error.errno} ${e.fatal}` : e.kind === 'set' ? `set ${JSON.stringify(normalTx(e.tx))}` : e.kind));
+    const kinds = new Set<string>();
     for (let round = 0; round < 300; round++) {
       const bytes = new Uint8Array(200 + (rand() << 2));
       for (let i = 0; i < bytes.length; i++) bytes[i] = rand() < 200 ? alphabet[rand() % alphabet.length]! : rand();
-      const prefix = Buffer.from(round % 2 === 0 ? 'set=1\n' : 'get=1\n');
+      const prefix = ['set=1\n', 'get=1\n', 'get=1\n\n', 'set=1\nlisten_port=7\n\n'][round % 4]!;
+      const all = Buffer.concat([Buffer.from(prefix), bytes]);
+      const whole = [...new UapiRequestParser().push(all)];
       const p = new UapiRequestParser();
-      const all = Buffer.concat([prefix, bytes]);
+      const pieces: UapiRequest[] = [];
       for (let i = 0; i < all.length; ) {
         const n = 1 + (rand() & 31);
-        p.push(all.subarray(i, i + n));
+        pieces.push(...p.push(all.subarray(i, i + n)));
         i += n;
       }
-      p.end();
+      expect(summary(pieces)).toEqual(summary(whole));
+      pieces.push(...p.end());
+      for (const [i, e] of pieces.entries()) {
+        kinds.add(e.kind);
+        if (e.kind === 'error') expect(errnos.has(e.error.errno)).toBe(true);
+        // Nothing comes after a close or a fatal error.
+        if (e.kind === 'close' || (e.kind === 'error' && e.fatal)) expect(i).toBe(pieces.length - 1);
+      }
     }
+    expect([...kinds].sort()).toEqual(['close', 'error', 'get', 'set']);
   });
 });

@@ -183,6 +183,6 @@ describe('130,000 allowed IPs', () => {
 
   it('parses the same body through parseSetBody', () => {
     const body = manyPrefixesRequest(130_000).slice('set=1\n'.length);
-    expect(parseSetBody(body).peers[0]!.allowedIps).toHaveLength(130_000);
+    expect(parseSetBody(body).peers.at(0)!.allowedIps).toHaveLength(130_000);
   });
 });

@@ -171,6 +171,14 @@ describe('UAPI server against hostile clients', () => {
     expect(handler.applied).toBe(0);
   });
 
+  it('answers -5 to a set over the 8 MiB cap, applies nothing and closes', async () => {
+    const body = `set=1\npublic_key=${K1}\n${'allowed_ip=10.0.0.0/8\n'.repeat(400_000)}\n`;
+    expect(body.length).toBeGreaterThan(8 * 1024 * 1024);
+    const { reply, closed } = await raw(server.path, [body], { waitMs: 10_000 });
+    expect({ reply, closed }).toEqual({ reply: 'errno=-5\n\n', closed: true });
+    expect(handler.applied).toBe(0);
+  });
+
   it('closes a connection that sends nothing once idle', async () => {
     const fast = await startUapiServer({ interfaceName: 'wgt1', handler, socketDir: dir, idleTimeoutMs: 150 });
     try {
@@ -206,22 +214,40 @@ describe('UAPI server against hostile clients', () => {
     expect(await uapiRequest(server.path, 'get=1\n\n')).toMatch(/errno=0\n\n$/);
   });
 
-  it('refuses connections beyond maxConnections', async () => {
-    const small = await startUapiServer({ interfaceName: 'wgt2', handler, socketDir: dir, maxConnections: 2 });
-    const held: net.Socket[] = [];
+  it('with every slot held by idle connections, serves a get at once by closing the one idle longest', async () => {
+    const full = await startUapiServer({ interfaceName: 'wgt2', handler, socketDir: dir }); // 64 slots, 30 s idle
+    const held: Array<{ socket: net.Socket; closed: boolean }> = [];
     try {
-      for (let i = 0; i < 2; i++) {
-        const c = net.createConnection(small.path);
-        await new Promise<void>((r) => c.once('connect', () => r()));
-        held.push(c);
+      for (let i = 0; i < 64; i++) {
+        const entry = { socket: net.createConnection(full.path), closed: false };
+        entry.socket.on('error', () => {});
+        entry.socket.on('close', () => (entry.closed = true));
+        await new Promise<void>((r) => entry.socket.once('connect', () => r()));
+        held.push(entry);
       }
+      for (let i = 0; i < 50 && full.connectionCount < 64; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(full.connectionCount).toBe(64);
+      // The hang guard is far below the 30 s idle timeout that used to be the wait.
+      expect(await uapiRequest(full.path, 'get=1\n\n', { timeoutMs: 5000 })).toBe('errno=0\n\n');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(held.map((h) => h.closed)).toEqual([true, ...new Array<boolean>(63).fill(false)]);
+    } finally {
+      for (const h of held) h.socket.destroy();
+      await full.close();
+    }
+  });
+
+  it('refuses a connection only while every open one is busy with a request', async () => {
+    const small = await startUapiServer({ interfaceName: 'wgt2', handler, socketDir: dir, maxConnections: 2 });
+    try {
+      handler.delayMs = 300;
+      const sets = [uapiRequest(small.path, 'set=1\nlisten_port=1\n\n'), uapiRequest(small.path, 'set=1\nlisten_port=2\n\n')];
       await new Promise((r) => setTimeout(r, 50));
       await expect(uapiRequest(small.path, 'get=1\n\n')).rejects.toBeInstanceOf(UapiSocketError);
-      held.pop()!.destroy();
-      await new Promise((r) => setTimeout(r, 50));
-      expect(await uapiRequest(small.path, 'get=1\n\n')).toBe('errno=0\n\n');
+      expect(await Promise.all(sets)).toEqual(['errno=0\n\n', 'errno=0\n\n']);
+      handler.delayMs = 0;
+      expect(await uapiRequest(small.path, 'get=1\n\n')).toBe('listen_port=2\nerrno=0\n\n');
     } finally {
-      for (const c of held) c.destroy();
       await small.close();
     }
   });
