@@ -23,13 +23,12 @@
 // WireGuard socket is unambiguous: the port says which session. Sessions without `relay_port`
 // share the base port and its source index (upstream's model: one source, one session end).
 
-import { parseEndpoint } from '../api/fields.js';
+import { decodeBase64, parseEndpoint } from '../api/fields.js';
 import type { RelaySession } from '../api/types.js';
 import type { Endpoint } from '../io/bind.js';
 import { sameEndpoint } from '../nat/stun-client.js';
 import { decodeStun, encodeBindingSuccess, looksLikeStun } from '../nat/stun-message.js';
 import { StunResponder } from '../nat/stun-server.js';
-import { decodeBase64 } from '../api/fields.js';
 import { readRelayBinding, relayBindingAuthentic, RELAY_BINDING_KEY_BYTES } from './relay-binding.js';
 
 /** plexd's defaults: 100 sessions, 5 minutes. */
@@ -162,18 +161,8 @@ export class RelayTable {
   /** Live sessions (expired ones are removed first). */
   sessions(now: number): RelaySessionState[] {
     this.#sweep(now);
-    return [...this.#sessions.values()].map((s) => ({
-      sessionId: s.sessionId,
-      peerAId: s.peerAId,
-      peerBId: s.peerBId,
-      a: s.a,
-      b: s.b,
-      deadline: s.deadline,
-      packets: s.packets,
-      bytes: s.bytes,
-      relayPort: s.relayPort,
-      authenticated: s.bindingKey !== undefined,
-    }));
+    // The key and counters stay inside.
+    return [...this.#sessions.values()].map(({ bindingKey, authCounter: _, ...s }) => ({ ...s, authenticated: bindingKey !== undefined }));
   }
 
   /**

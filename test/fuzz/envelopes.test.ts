@@ -89,7 +89,7 @@ describe('fuzz: envelopes and SSE streams through the parser and verifier', () =
         case 0:
           return b.subarray(0, int(b.length + 1)).toString('utf8');
         case 1: {
-          for (let n = 1 + int(4); n > 0; n--) b[int(b.length)] ^= 1 << int(8);
+          for (let n = 1 + int(4); n > 0; n--) b[int(b.length)]! ^= 1 << int(8);
           return b.toString('latin1');
         }
         case 2: {

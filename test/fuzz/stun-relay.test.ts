@@ -89,7 +89,7 @@ describe('fuzz: STUN and relay bindings through the codec, STUN server and relay
     const mutate = (d: Uint8Array): Uint8Array => {
       const m = Uint8Array.from(d);
       if (int(3) === 0) return m.subarray(0, int(m.length + 1));
-      for (let n = 1 + int(3); n > 0; n--) m[int(m.length)] ^= 1 << int(8);
+      for (let n = 1 + int(3); n > 0; n--) m[int(m.length)]! ^= 1 << int(8);
       return m;
     };
 
