@@ -146,6 +146,8 @@ export class Agent {
   readonly #stop = new AbortController();
   readonly #servers: LocalServer[] = [];
   readonly #heartbeatMs: number;
+  /** The project we registered in: the scope `project:<id>` of project-wide events. */
+  readonly #projectId: string;
   #peers: readonly PeerInfo[] = [];
   #stateApplied = false;
   #reconcileRunning: Promise<void> | undefined;
@@ -168,8 +170,9 @@ export class Agent {
     this.#log = opts.logger;
     this.#env = opts.env ?? process.env;
     this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#projectId = opts.config.registration.projectId ?? 'default';
     this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
-    this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key));
+    this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId });
     this.verifier.onKeyRotated = (keyId, pub) => {
       this.#log.info(`signing key rotated to ${keyId}`);
       this.store.saveSigningKey(this.#identity, keyId, pub);
@@ -380,7 +383,7 @@ export class Agent {
       const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, env: this.#env });
       const res = await register(
         this.client,
-        { project_id: this.config.registration.projectId ?? 'default', resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
+        { project_id: this.#projectId, resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
         { signal: this.#stop.signal, nonce: randomUUID() },
       );
       const previous = this.#identity;
@@ -388,6 +391,8 @@ export class Agent {
       this.store.saveIdentity(this.#identity);
       if (token.file !== undefined) rmSync(token.file, { force: true });
       this.client.setAuth({ nodeId: res.node_id, nsk: res.nsk });
+      // Events for the new node id; from another control plane, under its key and its sequence.
+      this.verifier.rebind({ nodeId: res.node_id, projectId: this.#projectId }, res.signing_key_id, res.signing_public_key);
       this.counters.reRegistrations++;
       if (res.mesh_ip !== this.iface.meshIp || res.domain_mesh_cidr !== previous.domain_mesh_cidr) {
         // The control plane may hand out another address: the interface (and in packet-callback
@@ -488,7 +493,7 @@ export class Agent {
       last_reconcile: this.#lastReconcileAt ?? null,
       peers: this.#peers.length,
       policy: { ...this.policy.report(), ...this.policy.counters },
-      envelopes: { accepted: this.verifier.accepted, dropped: this.verifier.drops },
+      envelopes: { accepted: this.verifier.accepted, last_seq: this.verifier.highWater, dropped: this.verifier.drops },
       counters: { ...this.counters, ...this.events.counters },
       nat: this.#nat?.status() ?? null,
     };

@@ -42,7 +42,7 @@ export class BridgeMode {
   snapshot(): Record<string, unknown> {
     return {
       listen: `${this.relay.address.address}:${this.relay.address.port}`,
-      sessions: this.relay.sessions().map((s) => ({ session_id: s.sessionId, peer_a_id: s.peerAId, peer_b_id: s.peerBId, relay_port: s.relayPort ?? null, packets: s.packets, bytes: s.bytes })),
+      sessions: this.relay.sessions().map((s) => ({ session_id: s.sessionId, peer_a_id: s.peerAId, peer_b_id: s.peerBId, relay_port: s.relayPort ?? null, authenticated: s.authenticated, packets: s.packets, bytes: s.bytes })),
       counters: this.relay.counters,
     };
   }

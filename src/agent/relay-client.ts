@@ -3,7 +3,9 @@
 //  - A session assigned (state: bridge.relay.sessions naming us, the relay in the peer's
 //    fallback_endpoint): send the relay binding from the WireGuard port at once (a datagram the
 //    relay forwards into our NAT before we sent to the relay would make the NAT pick another port),
-//    point the peer's WireGuard endpoint at the relay, and rebind every 20 s.
+//    point the peer's WireGuard endpoint at the relay, and rebind every 20 s. A session with a
+//    binding_key gets authenticated bindings (docs/nat.md "Authenticated bindings"), the counter
+//    taken from the wall clock and kept rising, so a restarted agent still goes past its last.
 //  - Direct probes: a STUN Binding request from the WireGuard port to the peer's direct endpoint,
 //    answered by the peer's port responder (src/nat/port-stun.ts). Sent when a peer's endpoint is
 //    new (both sides do it: simultaneous open), every 5 s while relayed, and when a direct peer's
@@ -12,12 +14,13 @@
 //    the relay when a session exists, and report `direct: false` (the control plane assigns one).
 // Persistent keepalive 25 s on every peer keeps NAT mappings (and the relay's) alive.
 
-import type { PeerInfo, StateResponse } from '../api/types.js';
+import { decodeBase64 } from '../api/fields.js';
+import type { PeerInfo, RelaySession, StateResponse } from '../api/types.js';
 import type { DeviceConfig } from '../device/config.js';
 import { formatEndpoint } from '../device/device.js';
 import type { Endpoint } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
-import { relayBindingAttributes } from '../bridge/relay-binding.js';
+import { relayBindingAttributes, RELAY_BINDING_KEY_BYTES } from '../bridge/relay-binding.js';
 import { endpointOf } from '../bridge/relay-table.js';
 import { sameEndpoint, type StunClient } from '../nat/stun-client.js';
 import type { UapiDeviceSnapshot } from '../uapi/handler.js';
@@ -52,13 +55,15 @@ export interface PathManagerOptions {
   readonly log: Logger;
   /** Monotonic ms (tests). */
   readonly now?: () => number;
+  /** Wall-clock ms, the floor of the binding counter (tests). */
+  readonly wallMs?: () => number;
 }
 
 interface PeerPath {
   readonly nodeId: string;
   publicKey: string;
   direct: Endpoint | undefined;
-  relay: { sessionId: string; endpoint: Endpoint } | undefined;
+  relay: { sessionId: string; endpoint: Endpoint; key: Uint8Array | undefined } | undefined;
   mode: 'direct' | 'relayed';
   rx: bigint;
   tx: bigint;
@@ -77,6 +82,9 @@ interface PeerPath {
 export class PathManager {
   readonly #o: PathManagerOptions;
   readonly #now: () => number;
+  readonly #wallMs: () => number;
+  /** Counter of the last authenticated binding sent. */
+  #bindCounter = 0n;
   readonly #peers = new Map<string, PeerPath>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -85,6 +93,7 @@ export class PathManager {
   constructor(options: PathManagerOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => performance.now());
+    this.#wallMs = options.wallMs ?? Date.now;
   }
 
   /** Starts the monitor timer. */
@@ -107,10 +116,10 @@ export class PathManager {
   /** Applies a state (after the reconcile applied its peers): new sessions bind and switch at once. */
   async applyState(state: Pick<StateResponse, 'peers' | 'bridge'>): Promise<void> {
     const me = this.#o.nodeId();
-    const sessions = new Map<string, string>();
+    const sessions = new Map<string, RelaySession>();
     for (const s of state.bridge?.relay?.sessions ?? []) {
-      if (s.peer_a_id === me) sessions.set(s.peer_b_id, s.session_id);
-      else if (s.peer_b_id === me) sessions.set(s.peer_a_id, s.session_id);
+      if (s.peer_a_id === me) sessions.set(s.peer_b_id, s);
+      else if (s.peer_b_id === me) sessions.set(s.peer_a_id, s);
     }
     const seen = new Set<string>();
     const now = this.#now();
@@ -122,7 +131,8 @@ export class PathManager {
     for (const id of [...this.#peers.keys()]) if (!seen.has(id)) this.#peers.delete(id);
   }
 
-  async #applyPeer(info: PeerInfo, sessionId: string | undefined, now: number): Promise<void> {
+  async #applyPeer(info: PeerInfo, session: RelaySession | undefined, now: number): Promise<void> {
+    const sessionId = session?.session_id;
     let p = this.#peers.get(info.node_id);
     const direct = endpointOf(info.endpoint);
     if (p === undefined) {
@@ -142,7 +152,8 @@ export class PathManager {
     await this.#maybeKeepalive(p);
     if (sessionId !== undefined && relayEp !== undefined) {
       const fresh = p.relay === undefined || p.relay.sessionId !== sessionId || !sameEndpoint(p.relay.endpoint, relayEp);
-      p.relay = { sessionId, endpoint: relayEp };
+      const key = session?.binding_key === undefined ? undefined : decodeBase64(session.binding_key, RELAY_BINDING_KEY_BYTES);
+      p.relay = { sessionId, endpoint: relayEp, key };
       if (fresh) {
         this.#o.log.info(`peer ${p.nodeId}: relay session ${sessionId} via ${formatEndpoint(relayEp)}`);
         p.reported = false; // the control plane relayed us: it already knows
@@ -217,12 +228,20 @@ export class PathManager {
     if (p.relay === undefined) return;
     p.lastBindAt = now;
     const relay = p.relay;
-    const r = await this.#o.client.request(relay.endpoint, { attributes: relayBindingAttributes(relay.sessionId, this.#o.nodeId()) });
+    const auth = relay.key === undefined ? undefined : { key: relay.key, counter: this.#nextCounter() };
+    const r = await this.#o.client.request(relay.endpoint, { attributes: relayBindingAttributes(relay.sessionId, this.#o.nodeId(), auth) });
     if (r.kind === 'mapped') this.counters.bindings++;
     else if (r.kind !== 'closed') {
       this.counters.bindingFailures++;
       this.#o.log.verbose(`peer ${p.nodeId}: relay binding to ${formatEndpoint(relay.endpoint)}: ${r.kind}`);
     }
+  }
+
+  /** Above every counter sent before, here and (the wall clock moving on) in earlier runs. */
+  #nextCounter(): bigint {
+    const wall = BigInt(Math.max(0, Math.floor(this.#wallMs())));
+    this.#bindCounter = wall > this.#bindCounter ? wall : this.#bindCounter + 1n;
+    return this.#bindCounter;
   }
 
   async #toRelay(p: PeerPath, why: string): Promise<void> {

@@ -181,6 +181,9 @@ function readSession(r: FieldReader): RelaySession {
   // relay_port is ours and optional; anything but a port number is ignored (lenient).
   const port = r.raw('relay_port');
   const relayPort = typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535 ? { relay_port: port } : {};
+  // binding_key is ours and optional; present, it must be a key (a session silently stripped of
+  // its authentication would be worse than a refused state).
+  const key = r.optBase64Key('binding_key', 32);
   return {
     session_id: r.string('session_id', 128),
     peer_a_id: r.string('peer_a_id', 128),
@@ -190,6 +193,7 @@ function readSession(r: FieldReader): RelaySession {
     peer_b_endpoint: r.optEndpoint('peer_b_endpoint') ?? '',
     expires_at: r.timestamp('expires_at'),
     ...relayPort,
+    ...(key === undefined ? {} : { binding_key: key }),
   };
 }
 

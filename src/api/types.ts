@@ -137,6 +137,12 @@ export interface RelaySession {
    * session"). Absent: the session is served on the bridge's relay port (51821), upstream's model.
    */
   readonly relay_port?: number;
+  /**
+   * Ours (additive): base64 of 32 random bytes, the key of this session's authenticated relay
+   * bindings (docs/nat.md "Authenticated bindings"). Sent only to the session's two peers and its
+   * bridge. Absent: bindings are unauthenticated (upstream; hand-written relay session files).
+   */
+  readonly binding_key?: string;
 }
 
 /** The bridge block of a state; null on ordinary nodes. */

@@ -10,19 +10,26 @@
 // from the same IP address (the port may differ): a stranger who learns a session ID cannot take
 // over a known end from elsewhere. Time: monotonic ms for deadlines, wall ms to read expires_at.
 //
+// Sessions with a `binding_key` (ours; the control plane gives it to the two peers and the bridge
+// only) take authenticated bindings (relay-binding.ts): one with a valid MAC and a counter above
+// the side's last sets the end from any address, so it replaces an unauthenticated claim; a bad
+// MAC or an old counter is dropped; and once a side is bound with a MAC only a MAC moves it.
+// Unauthenticated bindings (agents without the key, sessions without one such as hand-written
+// `relay --sessions` files) keep the rules above.
+//
 // One relay port per session (ours, TURN-like; docs/nat.md): a session with `relay_port` is served
 // on that port alone. Its ends are matched only on datagrams that arrive on that port (handle's
 // `localPort`), so one node relayed to several peers through the same bridge from its one
 // WireGuard socket is unambiguous: the port says which session. Sessions without `relay_port`
 // share the base port and its source index (upstream's model: one source, one session end).
 
-import { parseEndpoint } from '../api/fields.js';
+import { decodeBase64, parseEndpoint } from '../api/fields.js';
 import type { RelaySession } from '../api/types.js';
 import type { Endpoint } from '../io/bind.js';
 import { sameEndpoint } from '../nat/stun-client.js';
 import { decodeStun, encodeBindingSuccess, looksLikeStun } from '../nat/stun-message.js';
 import { StunResponder } from '../nat/stun-server.js';
-import { readRelayBinding } from './relay-binding.js';
+import { readRelayBinding, relayBindingAuthentic, RELAY_BINDING_KEY_BYTES } from './relay-binding.js';
 
 /** plexd's defaults: 100 sessions, 5 minutes. */
 export const DEFAULT_MAX_SESSIONS = 100;
@@ -37,6 +44,9 @@ export const RELAY_DROP_REASONS = [
   'unknown-peer', // a relay binding naming neither peer of the session
   'binding-address-mismatch', // a binding for a known end from another IP address
   'malformed-binding', // one relay attribute without the other, or an unusable one
+  'binding-auth-failed', // a binding MAC that does not verify with the session's binding key
+  'binding-replayed', // an authenticated binding whose counter is not above the side's last one
+  'binding-unauthenticated', // a binding without MAC for a side bound with one
   'stun', // a STUN message the embedded STUN server did not answer (see stunCounters)
   'send-failed', // the socket refused the forwarded datagram
 ] as const;
@@ -63,13 +73,17 @@ export interface RelaySessionState {
   readonly bytes: number;
   /** The session's own relay port; undefined: served on the base port. */
   readonly relayPort: number | undefined;
+  /** True when bindings can be authenticated (the session has a binding key). */
+  readonly authenticated: boolean;
 }
 
 /** Counters: forwarded traffic, bindings and drops per reason. */
 export interface RelayCounters {
   forwardedPackets: number;
   forwardedBytes: number;
+  /** Bindings accepted, and how many of them carried a valid MAC. */
   bindings: number;
+  authenticatedBindings: number;
   readonly drops: Record<RelayDropReason, number>;
 }
 
@@ -86,6 +100,9 @@ interface Session {
   packets: number;
   bytes: number;
   readonly relayPort: number | undefined;
+  readonly bindingKey: Uint8Array | undefined;
+  /** Counter of the last authenticated binding per side; undefined: that end has none. */
+  readonly authCounter: { a: bigint | undefined; b: bigint | undefined };
 }
 
 /** Options of {@link RelayTable}. */
@@ -133,7 +150,7 @@ export class RelayTable {
     if (!(this.ttlMs > 0)) throw new RangeError(`expected ttlMs > 0, got ${this.ttlMs}`);
     this.#stun = options.stun === false ? undefined : new StunResponder();
     const drops = Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, 0])) as Record<RelayDropReason, number>;
-    this.counters = { forwardedPackets: 0, forwardedBytes: 0, bindings: 0, drops };
+    this.counters = { forwardedPackets: 0, forwardedBytes: 0, bindings: 0, authenticatedBindings: 0, drops };
   }
 
   /** Counters of the embedded STUN server (undefined when disabled). */
@@ -144,13 +161,15 @@ export class RelayTable {
   /** Live sessions (expired ones are removed first). */
   sessions(now: number): RelaySessionState[] {
     this.#sweep(now);
-    return [...this.#sessions.values()].map((s) => ({ ...s }));
+    // The key and counters stay inside.
+    return [...this.#sessions.values()].map(({ bindingKey, authCounter: _, ...s }) => ({ ...s, authenticated: bindingKey !== undefined }));
   }
 
   /**
    * Adds a session, or refreshes one with the same ID (deadline and any endpoints given). The
    * deadline is min(now + ttl, expires_at). Returns undefined on success, else why not: 'full'
-   * (maxSessions live), 'invalid' (missing IDs, unparsable expires_at), 'expired' (already past).
+   * (maxSessions live), 'invalid' (missing IDs, unparsable expires_at, a binding_key that is not
+   * base64 of 32 bytes or differs from the session's), 'expired' (already past).
    */
   addSession(s: RelaySession, now: number, wallNow: number): RelayAddError | undefined {
     if (typeof s?.session_id !== 'string' || s.session_id === '' || typeof s.peer_a_id !== 'string' || typeof s.peer_b_id !== 'string' || s.peer_a_id === s.peer_b_id) {
@@ -159,6 +178,8 @@ export class RelayTable {
     const expiresWall = typeof s.expires_at === 'string' ? Date.parse(s.expires_at) : Number.NaN;
     if (Number.isNaN(expiresWall)) return 'invalid';
     const relayPort = s.relay_port ?? undefined;
+    const bindingKey = s.binding_key === undefined ? undefined : decodeBase64(s.binding_key, RELAY_BINDING_KEY_BYTES);
+    if (s.binding_key !== undefined && bindingKey === undefined) return 'invalid';
     if (relayPort !== undefined && (!Number.isInteger(relayPort) || relayPort < 1 || relayPort > 65535 || relayPort === this.#basePort)) return 'invalid';
     const deadline = Math.min(now + this.ttlMs, now + (expiresWall - wallNow));
     if (deadline <= now) return 'expired';
@@ -167,10 +188,10 @@ export class RelayTable {
     if (session === undefined) {
       if (this.#sessions.size >= this.maxSessions) return 'full';
       if (relayPort !== undefined && this.#byPort.has(relayPort)) return 'invalid';
-      session = { sessionId: s.session_id, peerAId: s.peer_a_id, peerBId: s.peer_b_id, a: undefined, b: undefined, deadline, packets: 0, bytes: 0, relayPort };
+      session = { sessionId: s.session_id, peerAId: s.peer_a_id, peerBId: s.peer_b_id, a: undefined, b: undefined, deadline, packets: 0, bytes: 0, relayPort, bindingKey, authCounter: { a: undefined, b: undefined } };
       this.#sessions.set(s.session_id, session);
       if (relayPort !== undefined) this.#byPort.set(relayPort, session);
-    } else if (session.peerAId !== s.peer_a_id || session.peerBId !== s.peer_b_id || session.relayPort !== relayPort) {
+    } else if (session.peerAId !== s.peer_a_id || session.peerBId !== s.peer_b_id || session.relayPort !== relayPort || !sameKey(session.bindingKey, bindingKey)) {
       return 'invalid';
     }
     session.deadline = deadline;
@@ -275,7 +296,17 @@ export class RelayTable {
         const side = binding.peerId === s.peerAId ? 'a' : binding.peerId === s.peerBId ? 'b' : undefined;
         if (side === undefined) return this.#drop('unknown-peer');
         const current = s[side];
-        if (current !== undefined && !sameEndpoint({ address: current.address, port: 0 }, { address: from.address, port: 0 })) {
+        const last = s.authCounter[side];
+        if (s.bindingKey !== undefined && binding.auth !== undefined) {
+          if (!relayBindingAuthentic(binding, s.bindingKey)) return this.#drop('binding-auth-failed');
+          // The same counter again from the current end is a retransmission: answer it, change nothing.
+          const repeat = binding.auth.counter === last && current !== undefined && sameEndpoint(current, from);
+          if (last !== undefined && binding.auth.counter <= last && !repeat) return this.#drop('binding-replayed');
+          s.authCounter[side] = binding.auth.counter;
+          this.counters.authenticatedBindings++;
+        } else if (last !== undefined) {
+          return this.#drop('binding-unauthenticated');
+        } else if (current !== undefined && !sameEndpoint({ address: current.address, port: 0 }, { address: from.address, port: 0 })) {
           return this.#drop('binding-address-mismatch');
         }
         this.#setEnd(s, side, { address: from.address, port: from.port });
@@ -316,4 +347,8 @@ export class RelayTable {
     this.counters.drops[reason]++;
     return { kind: 'drop', reason };
   }
+}
+
+function sameKey(x: Uint8Array | undefined, y: Uint8Array | undefined): boolean {
+  return x === undefined || y === undefined ? x === y : Buffer.from(x).equals(y);
 }

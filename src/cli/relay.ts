@@ -16,9 +16,10 @@ const USAGE = `Usage: plexd-userspace relay [--listen HOST:PORT] [--sessions FIL
 
   --listen HOST:PORT   default 0.0.0.0:${DEFAULT_RELAY_PORT}
   --sessions FILE      JSON array of {session_id, peer_a_id, peer_a_endpoint, peer_b_id,
-                       peer_b_endpoint, expires_at, relay_port?}; an empty endpoint is learned
-                       from the peer's relay binding; relay_port gives the session its own UDP
-                       port. SIGHUP reloads the file.
+                       peer_b_endpoint, expires_at, relay_port?, binding_key?}; an empty
+                       endpoint is learned from the peer's relay binding; relay_port gives the
+                       session its own UDP port; binding_key (base64, 32 bytes) makes bindings
+                       authenticated, without it they are not. SIGHUP reloads the file.
   --max-sessions N     default 100
   --ttl SECONDS        default 300
 `;

@@ -20,9 +20,11 @@
 // one bridge from its one WireGuard socket stays unambiguous (docs/nat.md "One relay port per
 // session"). Events: relay_session_assigned / relay_session_revoked to both ends (payload: the
 // session and the relay endpoint) and bridge_config_updated to the bridge; all mean "reconcile".
+// Each session has a random binding key (docs/nat.md "Authenticated bindings"): it travels only in
+// the state pulls of the two ends and the bridge, never in an event payload.
 
-import { randomUUID } from 'node:crypto';
-import { formatRfc3339, parseEndpoint, type RelaySession, type StateResponse } from '../api/index.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { encodeBase64, formatRfc3339, parseEndpoint, type RelaySession, type StateResponse } from '../api/index.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent } from './event-log.js';
 import { add, remove } from './multimap.js';
@@ -48,6 +50,8 @@ export interface AssignedSession {
   readonly relayPort: number;
   /** "ip:port" of the session on the bridge's relay (bridge address, relayPort). */
   readonly relayEndpoint: string;
+  /** The session's binding key, base64 of 32 random bytes. */
+  readonly bindingKey: string;
   expiresAt: number;
   readonly reason: 'nat-type' | 'path-report';
 }
@@ -251,11 +255,12 @@ export class RelayAssigner {
     let relayPort = this.#relayPort + 1;
     while (taken.has(relayPort)) relayPort++; // below relayPort + maxPerBridge: the bridge has a free slot
     const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
-    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(randomBytes(32)), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
     this.#sessions.set(pairKey(x.node_id, y.node_id), s);
     for (const id of [s.a, s.b, s.bridgeId]) add(this.#byNode, id, s);
     this.counters.assigned++;
-    const payload = { ...wireSession(s), relay_endpoint: relayEndpoint };
+    const { binding_key: _secret, ...announced } = wireSession(s);
+    const payload = { ...announced, relay_endpoint: relayEndpoint };
     // The bridge first, so its relay knows the session before the ends bind.
     this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
     this.#emit(s.projectId, 'relay_session_assigned', payload, s.a);
@@ -293,7 +298,7 @@ function signature(x: NodeLite, y: NodeLite): string {
 }
 
 function wireSession(s: AssignedSession): RelaySession {
-  return { session_id: s.sessionId, peer_a_id: s.a, peer_a_endpoint: '', peer_b_id: s.b, peer_b_endpoint: '', expires_at: formatRfc3339(s.expiresAt), relay_port: s.relayPort };
+  return { session_id: s.sessionId, peer_a_id: s.a, peer_a_endpoint: '', peer_b_id: s.b, peer_b_endpoint: '', expires_at: formatRfc3339(s.expiresAt), relay_port: s.relayPort, binding_key: s.bindingKey };
 }
 
 /**

@@ -1,10 +1,11 @@
 // The agent against an in-process control plane, two packet-callback agents over loopback (no
 // root), in one ordered scenario: the control plane's signing key is rotated with the CLI and the
 // agents keep verifying (and a pair PSK rotation still passes traffic); forged, stale,
-// unknown-key and replayed envelopes injected into a real agent's stream are rejected, counted and
-// change nothing; a mesh key rotation (`nodes rotate-keys` -> rotate_keys -> POST /v1/keys/rotate
-// -> swap) interrupts 100 ms pings for less than one handshake retry; a 401 leaves the agent up
-// on cached state without a token and re-registers with one; an agent started while the control
+// unknown-key, replayed, other-node and unknown-type envelopes injected into a real agent's
+// stream are rejected, counted and change nothing; a mesh key rotation (`nodes rotate-keys` ->
+// rotate_keys -> POST /v1/keys/rotate -> swap) interrupts 100 ms pings for less than one
+// handshake retry; a 401 leaves the agent up on cached state without a token and re-registers
+// with one (and takes events for its new node id); an agent started while the control
 // plane is down comes up on its cached state and passes traffic with a peer.
 
 import { writeFileSync, existsSync } from 'node:fs';
@@ -73,7 +74,7 @@ describe('agent lifecycle against an in-process control plane', () => {
     for (const x of agents) expect(x.verifier.dropped).toBe(0);
   });
 
-  it('rejects and counts forged, stale, unknown-key and replayed envelopes in a real stream', async () => {
+  it('rejects and counts forged, stale, unknown-key, replayed, other-node and unknown-type envelopes in a real stream', async () => {
     const db = cp.store.db;
     const target = a().identity.node_id;
     const inject = (env: EventEnvelope) => {
@@ -92,16 +93,23 @@ describe('agent lifecycle against an in-process control plane', () => {
     inject(signEnvelope(unsigned({ issued_at: formatRfc3339(Date.now() - 10 * 60_000) }), cp.store.signer.secretKey));
     inject(signEnvelope(unsigned({ key_id: 'ed25519:0123456789abcdef' }), generateSigningKey().secretKey));
     inject(signEnvelope(unsigned(), generateSigningKey().secretKey)); // right key id, wrong key
+    // Authentic, but for B (what a backlog query ignoring target_node would hand A), and of a type
+    // the agent does not know.
+    inject(signEnvelope(unsigned({ scope: `node:${b().identity.node_id}` }), cp.store.signer.secretKey));
+    inject(signEnvelope(unsigned({ type: 'self_destruct' }), cp.store.signer.secretKey));
     // A delivered event sent again under a new SSE id (its envelope id is the one already seen).
     db.prepare('INSERT INTO events (seq, project_id, target_node, exclude_node, type, envelope, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?)')
       .run(lastSeq(db) + 1, 'default', target, delivered.type, JSON.stringify(delivered), Date.now());
     cp.store.onEvents?.();
 
-    await until('A counted five rejections', 3000, () => a().verifier.dropped - Object.values(drops0).reduce((x, y) => x + y, 0) === 5);
+    await until('A counted seven rejections', 3000, () => a().verifier.dropped - Object.values(drops0).reduce((x, y) => x + y, 0) === 7);
     expect(a().verifier.drops.bad_signature - drops0.bad_signature).toBe(2);
     expect(a().verifier.drops.issued_at_stale - drops0.issued_at_stale).toBe(1);
     expect(a().verifier.drops.unknown_key_id - drops0.unknown_key_id).toBe(1);
     expect(a().verifier.drops.replayed - drops0.replayed).toBe(1);
+    expect(a().verifier.drops.wrong_scope - drops0.wrong_scope).toBe(1);
+    expect(a().verifier.drops.unknown_type - drops0.unknown_type).toBe(1);
+    expect(a().status()).toMatchObject({ envelopes: { last_seq: a().verifier.highWater, dropped: { wrong_scope: drops0.wrong_scope + 1, unknown_type: drops0.unknown_type + 1 } } });
     await new Promise((r) => setTimeout(r, 300));
     expect(a().counters.reconciles).toBe(reconciles);
     // The stream survives: a genuine event after them is still accepted and acted on.
@@ -173,6 +181,26 @@ describe('agent lifecycle against an in-process control plane', () => {
     expect(a().store.loadIdentity()?.node_id).toBe(a().identity.node_id);
     await until('A reconciled after re-registering', 5000, () => a().counters.reconciles > reconciled);
     await until('A reaches B again', 10_000, async () => (await pingAB()) !== undefined);
+    // Envelopes scoped to the new node id are A's now, the old id's no longer. (The control plane
+    // has not closed the stream it opened for the old id: the test injects into that one.)
+    const db = cp.store.db;
+    const send = (nodeId: string) => {
+      const env = signEnvelope(
+        { id: String(lastSeq(db) + 1), type: 'node_state_updated', scope: `node:${nodeId}`, key_id: cp.store.signer.keyId, issued_at: formatRfc3339(Date.now()), payload: {} },
+        cp.store.signer.secretKey,
+      );
+      db.prepare('INSERT INTO events (seq, project_id, target_node, exclude_node, type, envelope, created_at) VALUES (?, ?, ?, NULL, ?, ?, ?)')
+        .run(Number(env.id), 'default', oldId, env.type, JSON.stringify(env), Date.now());
+      cp.store.onEvents?.();
+    };
+    const accepted = a().verifier.accepted;
+    const wrongScope = a().verifier.drops.wrong_scope;
+    send(a().identity.node_id);
+    await until('A took the envelope for its new id', 3000, () => a().verifier.accepted > accepted);
+    send(oldId);
+    await until('A dropped the one for its old id', 3000, () => a().verifier.drops.wrong_scope > wrongScope);
+    expect(a().verifier.accepted).toBe(accepted + 1);
+    expect(a().verifier.drops.wrong_scope).toBe(wrongScope + 1);
     // Reachable on the new address without a restart: B's echo request to it is answered.
     await until('B reaches A on its new mesh IP', 10_000, async () => (await b().iface.ping(a().identity.mesh_ip, 1000)) !== undefined);
     expect(cp.store.removeNode(filler.node_id, 'test')).toBe(true);

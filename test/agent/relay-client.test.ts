@@ -2,11 +2,12 @@
 // (src/nat/port-stun.ts), on a manual clock with two fake sockets joined by a switchable wire:
 // an assigned session binds to the relay at once and moves the peer there; an answered direct probe
 // brings it back and reports direct; a stalled direct peer whose probe goes unanswered moves to
-// the relay and reports the failure; wrong transaction IDs are ignored.
+// the relay and reports the failure; wrong transaction IDs are ignored; a session with a
+// binding_key gets bindings with a valid MAC and a rising counter.
 
 import { describe, expect, it } from 'vitest';
 import type { StateResponse } from '../../src/api/types.js';
-import { ATTR_RELAY_SESSION } from '../../src/bridge/relay-binding.js';
+import { ATTR_RELAY_SESSION, readRelayBinding, relayBindingAuthentic } from '../../src/bridge/relay-binding.js';
 import type { DeviceConfig } from '../../src/device/config.js';
 import type { Endpoint } from '../../src/io/bind.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -77,7 +78,7 @@ async function settle(timers: ManualTimers, ms: number): Promise<void> {
   }
 }
 
-function setup(ourKey?: Uint8Array) {
+function setup(ourKey?: Uint8Array, bindingKey?: string) {
   const wire = new Wire();
   const timers = new ManualTimers();
   const sa = new FakeSocket(A, wire);
@@ -88,10 +89,10 @@ function setup(ourKey?: Uint8Array) {
   attachPortStun(sb, { timers }, () => timers.now());
   const device = fakeDevice(ourKey);
   const reports: Array<{ node_id: string; direct: boolean }> = [];
-  const pm = new PathManager({ device, client: portA.client, nodeId: () => 'node-a', reportPaths: async (l) => void reports.push(...l), log: silentLogger, now: () => timers.now() });
+  const pm = new PathManager({ device, client: portA.client, nodeId: () => 'node-a', reportPaths: async (l) => void reports.push(...l), log: silentLogger, now: () => timers.now(), wallMs: () => 1000 });
   const state = (session: boolean): Pick<StateResponse, 'peers' | 'bridge'> => ({
     peers: [{ node_id: 'node-b', mesh_ip: '10.100.0.2', public_key: KEY_B, endpoint: '203.0.113.2:51820', ...(session ? { fallback_endpoint: '198.18.0.10:51822' } : {}) }],
-    bridge: session ? { relay: { sessions: [{ session_id: 's-1', peer_a_id: 'node-a', peer_a_endpoint: '', peer_b_id: 'node-b', peer_b_endpoint: '', expires_at: new Date(Date.now() + 60_000).toISOString(), relay_port: 51822 }] } } : null,
+    bridge: session ? { relay: { sessions: [{ session_id: 's-1', peer_a_id: 'node-a', peer_a_endpoint: '', peer_b_id: 'node-b', peer_b_endpoint: '', expires_at: new Date(Date.now() + 60_000).toISOString(), relay_port: 51822, ...(bindingKey === undefined ? {} : { binding_key: bindingKey }) }] } } : null,
   });
   return { wire, timers, sa, portA, device, reports, pm, state };
 }
@@ -168,6 +169,29 @@ describe('PathManager', () => {
     await pm.applyState(state(true));
     expect(pm.pathOf(KEY_B)).toBe('relayed');
     expect(device.peer.endpoint).toEqual(RELAY);
+  });
+
+  it('binds with a MAC under the session\'s binding_key, its counter rising even when the clock stands still', async () => {
+    const key = new Uint8Array(32).fill(0x33);
+    const { wire, timers, pm, state } = setup(undefined, Buffer.from(key).toString('base64'));
+    wire.directUp = false;
+    await pm.applyState(state(true));
+    for (let i = 0; i < 25; i++) {
+      await settle(timers, 1000);
+      await pm.tick();
+    }
+    const bindings = wire.toRelay.map((d) => decodeStun(d)).flatMap((m) => (m.ok && m.message.cls === 'request' ? [readRelayBinding(m.message)] : []));
+    const counters = new Set<bigint>();
+    for (const b of bindings) {
+      if (b === undefined || b === 'malformed') throw new Error('expected a relay binding');
+      expect(b).toMatchObject({ sessionId: 's-1', peerId: 'node-a' });
+      expect(relayBindingAuthentic(b, key)).toBe(true);
+      expect(relayBindingAuthentic(b, new Uint8Array(32))).toBe(false);
+      counters.add(b.auth!.counter);
+    }
+    // The first binding and the 20 s rebind (each maybe retransmitted with its own counter).
+    expect(counters.size).toBeGreaterThanOrEqual(2);
+    expect([...counters].sort((x, y) => (x < y ? -1 : 1))[0]).toBe(1000n);
   });
 
   it('the port demux answers probes and ignores responses with an unknown transaction ID', async () => {

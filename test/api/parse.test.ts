@@ -163,6 +163,12 @@ describe('response parsers', () => {
     const ports = parseStateResponse({ peers: [], bridge: { relay: { sessions: [51822, 0, 70000, '51823', 1.5, null].map(session) } } });
     expect(ports.ok).toBe(true);
     if (ports.ok) expect(ports.value.bridge?.relay?.sessions.map((x) => x.relay_port)).toEqual([51822, undefined, undefined, undefined, undefined, undefined]);
+    // binding_key (ours, additive): kept when it is a 32-byte key; anything else refuses the state
+    // rather than leave the session unauthenticated.
+    const keyed = (binding_key: unknown) => parseStateResponse({ peers: [], bridge: { relay: { sessions: [{ ...session(51822), binding_key }] } } });
+    const good = keyed(KEY);
+    expect(good.ok && good.value.bridge?.relay?.sessions[0]?.binding_key).toBe(KEY);
+    for (const bad of ['c2hvcnQ=', 42, '', 'not base64!']) expect(fields(keyed(bad))).toEqual(['bridge.relay.sessions[0].binding_key']);
   });
 
   it('heartbeat, endpoint and rotate responses', () => {

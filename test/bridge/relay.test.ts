@@ -1,11 +1,11 @@
 // Bridge relay: forwarding both ways over loopback UDP, strangers dropped and counted, TTL and
-// expires_at, the session limit, relay bindings (learned ends, the same-IP rule), the embedded STUN
-// server, and hostile datagrams.
+// expires_at, the session limit, relay bindings (learned ends, the same-IP rule, authenticated
+// bindings with the session's binding key), the embedded STUN server, and hostile datagrams.
 
 import * as dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RelaySession } from '../../src/api/types.js';
-import { relayBindingAttributes, ATTR_RELAY_SESSION } from '../../src/bridge/relay-binding.js';
+import { relayBindingAttributes, ATTR_RELAY_AUTH, ATTR_RELAY_SESSION } from '../../src/bridge/relay-binding.js';
 import { RELAY_DROP_REASONS, RelayTable } from '../../src/bridge/relay-table.js';
 import { createRelay, type Relay } from '../../src/bridge/relay.js';
 import type { Endpoint } from '../../src/io/bind.js';
@@ -224,6 +224,99 @@ describe('RelayTable (manual clock)', () => {
     expect(drops + t.counters.forwardedPackets + answered).toBe(30_000);
     expect(t.sessions(30_000)).toHaveLength(1);
     expect(t.counters.drops['unknown-source']).toBeGreaterThan(0);
+  });
+});
+
+describe('authenticated relay bindings (session binding_key)', () => {
+  const A = { address: '198.51.100.1', port: 40000 };
+  const B = { address: '198.51.100.2', port: 40001 };
+  const STRANGER = { address: '203.0.113.66', port: 40000 };
+  const data = Uint8Array.of(4, 0, 0, 0, 9);
+  const KEY = new Uint8Array(32).fill(0x5a);
+  const keyed = (id: string, key = KEY): RelaySession => ({ ...session(id, '', ''), binding_key: Buffer.from(key).toString('base64') });
+  const bindReq = (t: RelayTable, from: Endpoint, peer: string, auth?: { key: Uint8Array; counter: bigint }, sid = 's') =>
+    t.handle(encodeBindingRequest(new Uint8Array(12).fill(9), { attributes: relayBindingAttributes(sid, peer, auth) }), from, 0);
+  const ends = (t: RelayTable) => t.sessions(0).map((x) => [x.a, x.b])[0];
+
+  it('a stranger with the right ids but no or a wrong MAC cannot take over an authenticated end', () => {
+    const t = new RelayTable();
+    expect(t.addSession(keyed('s'), 0, T0_WALL)).toBeUndefined();
+    expect(t.sessions(0)[0]!.authenticated).toBe(true);
+    expect(bindReq(t, A, 's-a', { key: KEY, counter: 10n }).kind).toBe('reply');
+    expect(bindReq(t, B, 's-b', { key: KEY, counter: 10n }).kind).toBe('reply');
+    // No MAC: from elsewhere, and from the end's own IP on another port.
+    expect(bindReq(t, STRANGER, 's-a')).toEqual({ kind: 'drop', reason: 'binding-unauthenticated' });
+    expect(bindReq(t, { address: A.address, port: 1 }, 's-a')).toEqual({ kind: 'drop', reason: 'binding-unauthenticated' });
+    // A MAC under another key, and a valid tag moved to a higher counter.
+    expect(bindReq(t, STRANGER, 's-a', { key: new Uint8Array(32).fill(1), counter: 99n })).toEqual({ kind: 'drop', reason: 'binding-auth-failed' });
+    const genuine = encodeBindingRequest(new Uint8Array(12), { attributes: relayBindingAttributes('s', 's-a', { key: KEY, counter: 11n }) });
+    const forged = Buffer.from(genuine);
+    forged[forged.length - 40 + 7]! ^= 0x10; // the counter's last byte
+    expect(t.handle(forged, STRANGER, 0)).toEqual({ kind: 'drop', reason: 'binding-auth-failed' });
+    // A captured binding replayed from elsewhere (counter not above the last one).
+    const captured = encodeBindingRequest(new Uint8Array(12), { attributes: relayBindingAttributes('s', 's-a', { key: KEY, counter: 10n }) });
+    expect(t.handle(captured, STRANGER, 0)).toEqual({ kind: 'drop', reason: 'binding-replayed' });
+    // The same one again from the end itself is a retransmission: answered, nothing changes.
+    expect(t.handle(captured, A, 0).kind).toBe('reply');
+    expect(ends(t)).toEqual([A, B]);
+    expect(t.handle(data, A, 0)).toEqual({ kind: 'forward', to: B });
+    expect(t.handle(data, STRANGER, 0)).toEqual({ kind: 'drop', reason: 'unknown-source' });
+    expect(t.counters.authenticatedBindings).toBe(3);
+    // The genuine end may move (a new NAT mapping) with a newer binding.
+    expect(t.handle(genuine, { address: '192.0.2.7', port: 5 }, 0).kind).toBe('reply');
+    expect(t.handle(data, B, 0)).toEqual({ kind: 'forward', to: { address: '192.0.2.7', port: 5 } });
+  });
+
+  it('an authenticated binding replaces an unauthenticated claim, from any address', () => {
+    const t = new RelayTable();
+    t.addSession(keyed('s'), 0, T0_WALL);
+    // The stranger got there first (no MAC: accepted while no end is authenticated) ...
+    expect(bindReq(t, STRANGER, 's-a').kind).toBe('reply');
+    expect(bindReq(t, B, 's-b', { key: KEY, counter: 1n }).kind).toBe('reply');
+    expect(t.handle(data, B, 0)).toEqual({ kind: 'forward', to: STRANGER });
+    // ... and the real end takes the side back, though from another IP address.
+    expect(bindReq(t, A, 's-a', { key: KEY, counter: 1n }).kind).toBe('reply');
+    expect(t.handle(data, B, 0)).toEqual({ kind: 'forward', to: A });
+    expect(t.handle(data, STRANGER, 0)).toEqual({ kind: 'drop', reason: 'unknown-source' });
+    expect(bindReq(t, STRANGER, 's-a')).toEqual({ kind: 'drop', reason: 'binding-unauthenticated' });
+  });
+
+  it('sessions without a key keep unauthenticated bindings (and ignore a MAC); bad or changed keys are refused', () => {
+    const t = new RelayTable();
+    t.addSession(session('s', '', ''), 0, T0_WALL);
+    expect(t.sessions(0)[0]!.authenticated).toBe(false);
+    expect(bindReq(t, A, 's-a', { key: KEY, counter: 5n }).kind).toBe('reply');
+    expect(bindReq(t, { address: A.address, port: 2 }, 's-a').kind).toBe('reply'); // same IP: as before
+    expect(bindReq(t, STRANGER, 's-a')).toEqual({ kind: 'drop', reason: 'binding-address-mismatch' });
+    expect(t.counters.authenticatedBindings).toBe(0);
+    expect(t.addSession({ ...session('k', '', ''), binding_key: 'c2hvcnQ=' }, 0, T0_WALL)).toBe('invalid');
+    expect(t.addSession(keyed('s'), 0, T0_WALL)).toBe('invalid'); // a key for a session that had none
+    expect(t.addSession(keyed('k'), 0, T0_WALL)).toBeUndefined();
+    expect(t.addSession(keyed('k', new Uint8Array(32).fill(1)), 0, T0_WALL)).toBe('invalid');
+    expect(t.addSession(keyed('k'), 0, T0_WALL)).toBeUndefined(); // the same key refreshes
+    // A truncated auth attribute is malformed, not "unauthenticated".
+    const cut = encodeBindingRequest(new Uint8Array(12), { attributes: [...relayBindingAttributes('k', 'k-a'), { type: ATTR_RELAY_AUTH, value: new Uint8Array(39) }] });
+    expect(t.handle(cut, A, 0)).toEqual({ kind: 'drop', reason: 'malformed-binding' });
+  });
+
+  it('the STUN client on a real socket binds with a MAC; the relay learns the end', async () => {
+    const { relay } = await relayOn();
+    const [a, b, stranger] = [await sock(), await sock(), await sock()];
+    expect(relay.addSession(keyed('s'))).toBeUndefined();
+    for (const [s, peer] of [[a, 's-a'], [b, 's-b'], [stranger, 's-a']] as const) {
+      const client = new StunClient({ send: (d, to) => s.send(d, to), rtoMs: 50, rc: 2, rm: 2 });
+      const onMessage = (m: Buffer, rinfo: dgram.RemoteInfo) => client.receive(m, rinfo);
+      s.socket.on('message', onMessage);
+      const auth = s === stranger ? undefined : { key: KEY, counter: BigInt(Date.now()) };
+      const r = await client.request(relay.address, { attributes: relayBindingAttributes('s', peer, auth) });
+      s.socket.off('message', onMessage);
+      expect(r.kind).toBe(s === stranger ? 'timeout' : 'mapped');
+      s.inbox.length = 0;
+    }
+    a.send(data, relay.address);
+    expect((await b.next())?.data).toEqual(Buffer.from(data));
+    expect(relay.counters.drops['binding-unauthenticated']).toBeGreaterThan(0);
+    expect(stranger.inbox).toHaveLength(0);
   });
 });
 

@@ -30,12 +30,21 @@ describe('control plane relay assignment', () => {
       expect(s).toMatchObject({ bridgeId: bridge.node_id, relayPort: 51822, relayEndpoint: '198.18.0.10:51822', reason: 'nat-type' });
       const ev = await streamA.next((e) => e.envelope.type === 'relay_session_assigned');
       expect(ev.envelope.payload).toMatchObject({ session_id: s!.sessionId, relay_endpoint: '198.18.0.10:51822', relay_port: 51822 });
+      // The binding key never travels in an event (they are logged and replayed by seq).
+      expect(ev.envelope.payload).not.toHaveProperty('binding_key');
       await streamBridge.next((e) => e.envelope.type === 'bridge_config_updated');
 
+      // The two ends and the bridge get the session with the same binding key (32 random bytes) in
+      // their state pulls.
       const sa = await state(a);
       expect(sa.bridge.relay.sessions).toEqual([expect.objectContaining({ session_id: s!.sessionId, peer_a_endpoint: '', peer_b_endpoint: '', relay_port: 51822 })]);
       expect(sa.peers.find((p: { node_id: string }) => p.node_id === b.node_id).fallback_endpoint).toBe('198.18.0.10:51822');
-      expect((await state(bridge)).bridge.relay.sessions.map((x: { session_id: string }) => x.session_id)).toEqual([s!.sessionId]);
+      const bridgeSessions = (await state(bridge)).bridge.relay.sessions;
+      expect(bridgeSessions.map((x: { session_id: string }) => x.session_id)).toEqual([s!.sessionId]);
+      const key = sa.bridge.relay.sessions[0].binding_key as string;
+      expect(Buffer.from(key, 'base64')).toHaveLength(32);
+      expect((await state(b)).bridge.relay.sessions[0].binding_key).toBe(key);
+      expect(bridgeSessions[0].binding_key).toBe(key);
 
       // Direct works after all: revoked, and the NAT rule leaves the pair alone from then on.
       expect((await paths(a, { paths: [{ node_id: b.node_id, direct: true }] })).status).toBe(200);

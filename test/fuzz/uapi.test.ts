@@ -41,7 +41,7 @@ describe('UAPI text fuzz', () => {
     const device = await Device.create({ bind: net.createBind(['10.0.0.1']), onPacket: () => {}, clock: new ManualClock(), listenPort: 51820 });
     open.push(device);
     // The reference asks for its own public key on every set: remember the last one.
-    let last = { hex: '', pub: new Uint8Array(32) };
+    let last: { hex: string; pub: Uint8Array } = { hex: '', pub: new Uint8Array(32) };
     const model = new MemoryUapiHandler({
       publicKeyOf: (k) => {
         const hex = Buffer.from(k).toString('hex');

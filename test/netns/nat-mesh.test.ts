@@ -93,7 +93,8 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
   const peers = (a: Agent) => queryUnix(a.socket, '/v1/peers') as Promise<Array<Record<string, any>>>;
   const peerOf = async (a: Agent, meshIp: string) => (await peers(a)).find((p) => p['mesh_ip'] === meshIp);
   const ping = (ns: Netns, ip: string) => ns.run(['ping', '-c', '1', '-W', '1', ip], { timeoutMs: 3000 }).then((r) => r.code === 0 || undefined);
-  const relayed = async () => ((await status(bridge))['nat']['bridge'] as { sessions: Array<{ relay_port: number | null }>; counters: { forwardedPackets: number } });
+  const relayed = async () =>
+    (await status(bridge))['nat']['bridge'] as { sessions: Array<{ relay_port: number | null; authenticated: boolean }>; counters: { forwardedPackets: number; authenticatedBindings: number; drops: Record<string, number> } };
   /** The relay endpoints of the bridge's live sessions (one port per session, not 51821). */
   const sessionEndpoints = async () => (await relayed()).sessions.map((x) => `${BRIDGE}:${x.relay_port}`);
 
@@ -240,6 +241,10 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       const r = await relayed();
       expect(r.sessions).toHaveLength(1);
       expect(r.counters.forwardedPackets).toBeGreaterThan(0);
+      // Both ends bound with the session's binding key (docs/nat.md "Authenticated bindings").
+      expect(r.sessions[0]!.authenticated).toBe(true);
+      expect(r.counters.authenticatedBindings).toBeGreaterThanOrEqual(2);
+      expect(r.counters.drops['binding-auth-failed']).toBe(0);
       expect(await ping(nodeB, ma)).toBe(true);
       // Direct probes keep failing through the symmetric NAT: still relayed after a probe round.
       await new Promise((res) => setTimeout(res, 6000));
