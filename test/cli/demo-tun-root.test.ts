@@ -2,19 +2,17 @@
 // attempt to create namespaces. In-process with an injected uid, and the real binary as a non-root
 // user (`setpriv` to nobody when we are root, or plainly when we are not). The binary runs from a
 // copy of the installed package (package.json, bin, dist, build, runtime node_modules) in a temp
-// directory nobody can read, since the checkout itself may sit under a 0700 directory.
+// directory that user can read, since the checkout itself may sit under a 0700 directory.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { runDemo } from '../../src/cli/demo.js';
 import { tunDemoUnavailableReason } from '../../src/cli/demo-tun.js';
-import { readableCopy, runtimeDependencies, unprivileged, unprivilegedNodeUnavailableReason } from '../helpers/unprivileged.js';
+import { runtimeDependencies, runUnprivileged } from '../helpers/unprivileged.js';
 import { ensureBuilt, REPO_DIR } from '../helpers/wg-lab.js';
 
 const NEEDS_ROOT = /demo --tun: needs root: .*without --tun, which needs no root/;
-const asRoot = process.getuid?.() === 0;
 
 /** The files an installed plexd-userspace runs from, relative to the package root. */
 function installedFiles(): string[] {
@@ -42,24 +40,15 @@ describe('demo --tun without root', () => {
 
   it('the real binary as a non-root user exits 1 with the message', async (ctx) => {
     await ensureBuilt();
-    // Not root: we are the unprivileged user and can read our own checkout.
-    const copy = asRoot ? readableCopy(REPO_DIR, installedFiles()) : { dir: REPO_DIR, remove: () => {} };
-    const skip = (why: string): void => {
-      console.warn(`[skip] demo --tun as a non-root user: ${why}`);
-      ctx.skip(why);
-    };
-    if (typeof copy === 'string') return skip(copy);
-    try {
-      const daemon = join(copy.dir, 'bin/plexd-userspace.js');
-      const unavailable = unprivilegedNodeUnavailableReason(daemon);
-      if (unavailable !== undefined) return skip(unavailable);
-      const [cmd, ...args] = unprivileged([process.execPath, daemon, 'demo', '--tun']);
-      const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 30_000 });
-      expect(r.stderr).toMatch(NEEDS_ROOT);
-      expect(r.status).toBe(1);
-      expect(r.stdout).toBe('');
-    } finally {
-      copy.remove();
-    }
+    const r = runUnprivileged(ctx, {
+      what: 'demo --tun as a non-root user',
+      root: REPO_DIR,
+      paths: installedFiles(),
+      probe: 'bin/plexd-userspace.js',
+      argv: (dir) => [process.execPath, join(dir, 'bin/plexd-userspace.js'), 'demo', '--tun'],
+    });
+    expect(r.stderr).toMatch(NEEDS_ROOT);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
   });
 });

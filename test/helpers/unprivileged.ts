@@ -4,13 +4,14 @@
 // first copied into a fresh temp directory that everyone can read, made here and removed after.
 // Anything that cannot be arranged is a reason to skip, printed by the caller; never a failure.
 
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'vitest';
 
 /** The uid and gid the privilege drop switches to (nobody / nogroup on Debian). */
-export const UNPRIVILEGED_ID = 65534;
+const UNPRIVILEGED_ID = 65534;
 
 const asRoot = process.getuid?.() === 0;
 
@@ -18,14 +19,14 @@ const asRoot = process.getuid?.() === 0;
  * argv run as an unprivileged user: behind `setpriv` (to nobody, no groups, no inheritable
  * capabilities) when we are root, unchanged when we are not root already.
  */
-export function unprivileged(argv: readonly string[]): string[] {
+function unprivileged(argv: readonly string[]): string[] {
   if (!asRoot) return [...argv];
   const id = String(UNPRIVILEGED_ID);
   return ['setpriv', `--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--inh-caps=-all', ...argv];
 }
 
 /** A directory every user can read, holding copies of package files; remove() deletes it. */
-export interface ReadableCopy {
+interface ReadableCopy {
   /** The copy's root: a package-relative path `p` is at join(dir, p). */
   readonly dir: string;
   /** Deletes the copy. Idempotent, never throws. */
@@ -91,7 +92,7 @@ export function runtimeDependencies(root: string): string[] {
  * directory that every user can read, or returns the reason it cannot be made (no temp base
  * whose parents let others through).
  */
-export function readableCopy(root: string, paths: readonly string[]): ReadableCopy | string {
+function readableCopy(root: string, paths: readonly string[]): ReadableCopy | string {
   const base = readableBase();
   if (base === undefined) return `no temp directory other users can reach (TMPDIR=${tmpdir()}, /tmp, /var/tmp and /dev/shm are closed to them)`;
   const dir = mkdtempSync(join(base, 'plexd-readable-'));
@@ -110,10 +111,48 @@ export function readableCopy(root: string, paths: readonly string[]): ReadableCo
  * Why the unprivileged user cannot run `node` on `file` here (setpriv missing, node or the file
  * unreadable to them), or undefined when it can: a probe with the same privilege drop.
  */
-export function unprivilegedNodeUnavailableReason(file: string): string | undefined {
+function unprivilegedNodeUnavailableReason(file: string): string | undefined {
   const argv = unprivileged([process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(file)}, require('node:fs').constants.R_OK)`]);
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
   if (r.error !== undefined) return `${argv[0]} cannot be run: ${r.error.message}`;
   if (r.status !== 0) return `uid ${asRoot ? UNPRIVILEGED_ID : process.getuid?.()} cannot run ${process.execPath} on ${file}: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.status}`}`;
   return undefined;
+}
+
+/** What runUnprivileged() runs: package files to stage, the one the user must read, and the command. */
+export interface UnprivilegedRun {
+  /** Named in the printed `[skip] what: reason`. */
+  readonly what: string;
+  /** The package root the paths are relative to. */
+  readonly root: string;
+  /** Files or directories the command needs, relative to root. */
+  readonly paths: readonly string[];
+  /** The path (relative to root) the probe checks the user can read. */
+  readonly probe: string;
+  /** The command, given the directory holding the paths. */
+  readonly argv: (dir: string) => string[];
+  /** Time limit in ms (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Runs `run.argv(dir)` as the unprivileged user, `dir` holding `run.paths`: a world-readable copy
+ * (removed afterwards) when we are root, `run.root` itself when we are not. When that cannot be
+ * arranged it prints `[skip] what: reason` and skips the test through `ctx`.
+ */
+export function runUnprivileged(ctx: TestContext, run: UnprivilegedRun): SpawnSyncReturns<string> {
+  const skip = (why: string): never => {
+    console.warn(`[skip] ${run.what}: ${why}`);
+    return ctx.skip(why);
+  };
+  const copy = asRoot ? readableCopy(run.root, run.paths) : { dir: run.root, remove: () => {} };
+  if (typeof copy === 'string') return skip(copy);
+  try {
+    const unavailable = unprivilegedNodeUnavailableReason(join(copy.dir, run.probe));
+    if (unavailable !== undefined) return skip(unavailable);
+    const [cmd, ...args] = unprivileged(run.argv(copy.dir));
+    return spawnSync(cmd!, args, { encoding: 'utf8', timeout: run.timeoutMs ?? 30_000 });
+  } finally {
+    copy.remove();
+  }
 }

@@ -11,7 +11,7 @@ import { UdpBind } from '../../src/io/bind-udp.js';
 import { openTun, type LinuxTun } from '../../src/io/tun-linux.js';
 import type { TunCloseReason } from '../../src/io/tun.js';
 import { NetnsLab, requireRoot, sweepStale, type Netns } from '../helpers/netns.js';
-import { readableCopy, unprivileged, unprivilegedNodeUnavailableReason } from '../helpers/unprivileged.js';
+import { runUnprivileged } from '../helpers/unprivileged.js';
 import { REPO_DIR } from '../helpers/wg-lab.js';
 
 const skipReason = requireRoot('test/netns/tun.test.ts');
@@ -214,27 +214,19 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
   it('without CAP_NET_ADMIN says which capability is missing', (ctx) => {
     // nobody may not reach the checkout (a clone under a 0700 dir): it loads a readable copy of the addon.
     const addon = 'build/Release/plexd_tun.node';
-    const copy = readableCopy(REPO_DIR, [addon]);
-    const skip = (why: string): void => {
-      console.warn(`[skip] permission check: ${why}`);
-      ctx.skip(why);
-    };
-    if (typeof copy === 'string') return skip(copy);
-    try {
-      const addonPath = join(copy.dir, addon);
-      const unavailable = unprivilegedNodeUnavailableReason(addonPath);
-      if (unavailable !== undefined) return skip(unavailable);
-      const script = `try { require(${JSON.stringify(addonPath)}).open('plxtperm0', new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}); console.log('opened'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
-      const [cmd, ...args] = unprivileged([process.execPath, '-e', script]);
-      const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 10_000 });
-      expect(r.status, r.stderr).toBe(0);
-      // Debian's udev makes /dev/net/tun 0666, so the open works and TUNSETIFF names the capability;
-      // where the node is closed to others (e.g. 0600 in a container), the open itself says so.
-      const openToOthers = (statSync('/dev/net/tun').mode & 0o006) === 0o006;
-      expect(r.stdout).toMatch(openToOthers ? /^EPERM .*CAP_NET_ADMIN/ : /^EACCES cannot open \/dev\/net\/tun \(permission denied\)/);
-    } finally {
-      copy.remove();
-    }
+    const r = runUnprivileged(ctx, {
+      what: 'permission check',
+      root: REPO_DIR,
+      paths: [addon],
+      probe: addon,
+      argv: (dir) => [process.execPath, '-e', `try { require(${JSON.stringify(join(dir, addon))}).open('plxtperm0', new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}); console.log('opened'); } catch (e) { console.log(e.code + ' ' + e.message); }`],
+      timeoutMs: 10_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    // Debian's udev makes /dev/net/tun 0666, so the open works and TUNSETIFF names the capability;
+    // where the node is closed to others (e.g. 0600 in a container), the open itself says so.
+    const openToOthers = (statSync('/dev/net/tun').mode & 0o006) === 0o006;
+    expect(r.stdout).toMatch(openToOthers ? /^EPERM .*CAP_NET_ADMIN/ : /^EACCES cannot open \/dev\/net\/tun \(permission denied\)/);
   });
 
   it('emits a deleted close event when the interface is deleted', async () => {
