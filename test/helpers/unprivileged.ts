@@ -2,10 +2,10 @@
 // drops to nobody with `setpriv`; nobody cannot be assumed to read the checkout (a clone in /root
 // sits under a 0700 directory, and under umask 077 every file in it is 0600), so what it runs is
 // first copied into a fresh temp directory that everyone can read, made here and removed after.
-// Anything that cannot be arranged is a reason to skip, printed by the caller; never a failure.
+// Anything that cannot be arranged is a printed reason to skip, never a failure.
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'vitest';
@@ -54,9 +54,13 @@ function readableBase(): string | undefined {
   return undefined;
 }
 
-/** Gives others read access to everything under `path` (and search access to directories), whatever the umask made. */
+/**
+ * Gives others read access to everything under `path` (and search access to directories),
+ * whatever the umask made. Leaves symlinks (none after a dereferencing copy) and what they point to alone.
+ */
 function openUp(path: string): void {
-  const st = statSync(path);
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return;
   chmodSync(path, st.isDirectory() || (st.mode & 0o100) !== 0 ? 0o755 : 0o644);
   if (!st.isDirectory()) return;
   for (const entry of readdirSync(path)) openUp(join(path, entry));
