@@ -1,17 +1,24 @@
 // `plexd-userspace demo --tun` without root: exit 1 and a message saying root is needed, never an
 // attempt to create namespaces. In-process with an injected uid, and the real binary as a non-root
-// user (`setpriv --reuid=nobody` when we are root, or plainly when we are not).
+// user (`setpriv` to nobody when we are root, or plainly when we are not). The binary runs from a
+// copy of the installed package (package.json, bin, dist, build, runtime node_modules) in a temp
+// directory that user can read, since the checkout itself may sit under a 0700 directory.
 
-import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { runDemo } from '../../src/cli/demo.js';
 import { tunDemoUnavailableReason } from '../../src/cli/demo-tun.js';
-import { DAEMON, ensureBuilt } from '../helpers/wg-lab.js';
+import { runtimeDependencies, runUnprivileged } from '../helpers/unprivileged.js';
+import { ensureBuilt, REPO_DIR } from '../helpers/wg-lab.js';
 
 const NEEDS_ROOT = /demo --tun: needs root: .*without --tun, which needs no root/;
-const asRoot = process.getuid?.() === 0;
-const setpriv = spawnSync('setpriv', ['--version']).error === undefined;
-if (asRoot && !setpriv) console.warn('[skip] demo --tun as a non-root user: running as root and setpriv (util-linux) is not installed');
+
+/** The files an installed plexd-userspace runs from, relative to the package root. */
+function installedFiles(): string[] {
+  const addon = 'build/Release/plexd_tun.node';
+  return ['package.json', 'bin', 'dist', ...(existsSync(join(REPO_DIR, addon)) ? [addon] : []), ...runtimeDependencies(REPO_DIR).map((d) => `node_modules/${d}`)];
+}
 
 describe('demo --tun without root', () => {
   it('runDemo exits 1 with the message for a non-root uid', async () => {
@@ -31,11 +38,15 @@ describe('demo --tun without root', () => {
     expect(tunDemoUnavailableReason(0) ?? '').not.toMatch(/^needs root/);
   });
 
-  it.skipIf(asRoot && !setpriv)('the real binary as a non-root user exits 1 with the message', async () => {
+  it('the real binary as a non-root user exits 1 with the message', async (ctx) => {
     await ensureBuilt();
-    const argv = [process.execPath, DAEMON, 'demo', '--tun'];
-    const cmd = asRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...argv] : argv;
-    const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
+    const r = runUnprivileged(ctx, {
+      what: 'demo --tun as a non-root user',
+      root: REPO_DIR,
+      paths: installedFiles(),
+      probe: 'bin/plexd-userspace.js',
+      argv: (dir) => [process.execPath, join(dir, 'bin/plexd-userspace.js'), 'demo', '--tun'],
+    });
     expect(r.stderr).toMatch(NEEDS_ROOT);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');

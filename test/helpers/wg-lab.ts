@@ -126,7 +126,8 @@ export function ensureBuilt(): Promise<void> {
   built ??= (async () => {
     const stamp = join(REPO_DIR, 'dist/cli/main.js');
     if (existsSync(stamp) && newestMtime(join(REPO_DIR, 'src'), '.ts') < statSync(stamp).mtimeMs) return;
-    const r = await run(['npm', 'run', 'build'], { timeoutMs: 180_000 });
+    // --prefix: the build is the repository's whatever the current directory is.
+    const r = await run(['npm', '--prefix', REPO_DIR, 'run', 'build'], { timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
   })();
   return built;

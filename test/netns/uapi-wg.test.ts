@@ -8,8 +8,11 @@ import { MemoryUapiHandler } from '../../src/uapi/memory-handler.js';
 import { UapiRequestParser } from '../../src/uapi/protocol.js';
 import { formatGetResponse } from '../../src/uapi/serialize.js';
 import { uapiRequest } from '../../src/uapi/server.js';
+import { NetnsLab, sweepStale } from '../helpers/netns.js';
 
-const IFNAME = `pxuapi${process.pid % 1000}`;
+// A name of this process's own (`plxt<pid base36>-…`): `pxuapi<pid % 1000>` could be another
+// run's interface, which the cleanup below would delete.
+const IFNAME = new NetnsLab().uniqueName('u');
 const SOCKET = `/var/run/wireguard/${IFNAME}.sock`;
 
 function skipReason(): string | undefined {
@@ -19,7 +22,7 @@ function skipReason(): string | undefined {
   return undefined;
 }
 const reason = skipReason();
-if (reason !== undefined) console.log(`skipping UAPI differential test against wireguard-go: ${reason}`);
+if (reason !== undefined) console.warn(`[skip] UAPI differential test against wireguard-go: ${reason}`);
 
 const K1 = 'e53b41985234e339d15b61e1882d7be20cad3709abff0d4d283426e6edef271e';
 const K2 = 'f4a8e4a37f467ab2c5dbcf62761bcadcd9b3cd7e6ac2f8404b8146959339f704';
@@ -105,7 +108,7 @@ describe.skipIf(reason !== undefined)('UAPI against wireguard-go', () => {
   };
 
   beforeAll(async () => {
-    cleanup();
+    sweepStale();
     process.once('exit', cleanup);
     daemon = spawn('wireguard-go', [IFNAME], { env: { ...process.env, WG_PROCESS_FOREGROUND: '1' }, stdio: 'ignore' });
     for (let i = 0; i < 100 && !existsSync(SOCKET); i++) await new Promise((r) => setTimeout(r, 50));
