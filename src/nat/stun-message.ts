@@ -5,6 +5,7 @@
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { copyBytes } from '../core/bytes.js';
 import { formatIp, parseIp } from '../core/ip.js';
 import type { Endpoint } from '../io/bind.js';
 
@@ -125,7 +126,7 @@ export function looksLikeStun(data: Uint8Array): boolean {
 // CRC-32 of the message before the FINGERPRINT attribute at `end`, the header's length field
 // counting up to and including FINGERPRINT (RFC 8489 section 14.7), whatever follows.
 function fingerprintOf(data: Uint8Array, end: number): number {
-  const header = data.slice(0, STUN_HEADER_LENGTH);
+  const header = copyBytes(data.subarray(0, STUN_HEADER_LENGTH));
   put16(header, 2, end + 8 - STUN_HEADER_LENGTH);
   return (crc32(data.subarray(STUN_HEADER_LENGTH, end), crc32(header)) ^ FINGERPRINT_XOR) >>> 0;
 }
@@ -192,7 +193,7 @@ export function decodeAddress(value: Uint8Array, xorTransactionId?: Uint8Array):
   const size = family === 0x01 ? 4 : family === 0x02 ? 16 : 0;
   if (size === 0 || value.length !== 4 + size) return undefined;
   let port = u16(value, 2);
-  const ip = value.slice(4, 4 + size);
+  const ip = copyBytes(value.subarray(4, 4 + size));
   if (xorTransactionId !== undefined) {
     port ^= STUN_MAGIC_COOKIE >>> 16;
     const mask = new Uint8Array(16);
@@ -240,7 +241,7 @@ export function checkIntegrity(message: StunMessage, key: Uint8Array): boolean {
   const raw = message.raw;
   if (u16(raw, at + 2) !== 20) return false;
   // The length field covers the message up to and including MESSAGE-INTEGRITY.
-  const header = raw.slice(0, STUN_HEADER_LENGTH);
+  const header = copyBytes(raw.subarray(0, STUN_HEADER_LENGTH));
   put16(header, 2, at + 24 - STUN_HEADER_LENGTH);
   const mac = createHmac('sha1', key).update(header).update(raw.subarray(STUN_HEADER_LENGTH, at)).digest();
   return timingSafeEqual(mac, raw.subarray(at + 4, at + 24));

@@ -89,6 +89,25 @@ describe('RFC 5769 vectors', () => {
     }
   });
 
+  it('reading a message held in a Node Buffer leaves the datagram as received, and reads the same twice', () => {
+    // Buffer#slice is a view: a "copy" made with it and then XORed or patched wrote into the
+    // caller's datagram, so a second read decoded another address (issue 11 audit).
+    for (const v of file.vectors) {
+      const data = Buffer.from(bytesOf(v));
+      const before = toHex(data);
+      const m = decodeOk(data);
+      const key = v.password !== undefined ? Buffer.from(v.password, 'utf8') : longTermKey(v.username!, v.realm!, v.longTermPassword!);
+      if (v.mapped !== undefined) {
+        expect(readMappedAddress(m)).toEqual(v.mapped);
+        expect(readMappedAddress(m)).toEqual(v.mapped);
+      }
+      expect(checkIntegrity(m, key)).toBe(true);
+      expect(checkIntegrity(m, key)).toBe(true);
+      expect(decodeStun(data).ok).toBe(true);
+      expect(toHex(data)).toBe(before);
+    }
+  });
+
   it('XOR-MAPPED-ADDRESS values of the vectors re-encode byte for byte', () => {
     for (const v of file.vectors.filter((x) => x.mapped !== undefined)) {
       const m = decodeOk(bytesOf(v));
