@@ -75,3 +75,29 @@ describe('envelope signing', () => {
     expect(() => signEnvelope(unsigned(), new Uint8Array(31))).toThrow(RangeError);
   });
 });
+
+describe('Ed25519 through node:crypto agrees with RFC 8032 and with noble', () => {
+  it('RFC 8032 section 7.1 test 1: the public key of the secret, and the signature of the empty message', async () => {
+    const { ed25519 } = await import('@noble/curves/ed25519.js');
+    const { signingPublicKey } = await import('../../src/api/signing.js');
+    const secret = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex');
+    expect(Buffer.from(signingPublicKey(new Uint8Array(secret))).toString('hex')).toBe('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+    expect(Buffer.from(ed25519.sign(new Uint8Array(0), secret)).toString('hex')).toBe(
+      'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    );
+  });
+
+  it('envelopes signed here verify with noble, and noble\'s verify here (20 random keys)', async () => {
+    const { ed25519 } = await import('@noble/curves/ed25519.js');
+    for (let i = 0; i < 20; i++) {
+      const k = generateSigningKey();
+      expect(Buffer.from(ed25519.getPublicKey(k.secretKey))).toEqual(Buffer.from(k.publicKey));
+      const e = signEnvelope(unsigned({ id: String(i) }), k.secretKey);
+      expect(ed25519.verify(Buffer.from(e.signature, 'base64'), envelopeSigningBytes(e), k.publicKey)).toBe(true);
+      const theirs = { ...e, signature: Buffer.from(ed25519.sign(envelopeSigningBytes(e), k.secretKey)).toString('base64') };
+      expect(verifyEnvelope(theirs, () => k.publicKey, NOW)).toEqual({ ok: true });
+      // Not a point on the curve: refused, not thrown.
+      expect(verifyEnvelope(theirs, () => new Uint8Array(32).fill(0xff), NOW)).toEqual({ ok: false, reason: 'bad_signature' });
+    }
+  });
+});
