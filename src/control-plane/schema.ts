@@ -122,4 +122,9 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX nodes_public_key ON nodes(public_key) WHERE key_conflict = 0;
   `,
+  // 5: every authenticated request in a node's first 10 minutes clears its retry nsk by node_id,
+  // and removal deletes by node_id: without an index each was a scan of every registration.
+  `
+  CREATE INDEX registrations_node ON registrations(node_id);
+  `,
 ];

@@ -22,6 +22,13 @@ describe('control plane per-request cost', () => {
     return out;
   };
 
+  it('finds a node\'s registrations by index, not by scanning them all (authenticated requests and removal)', () => {
+    const plan = (sql: string) =>
+      (h.cp.store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('n') as { detail: string }[]).map((r) => r.detail).join('; ');
+    expect(plan('UPDATE registrations SET nsk = NULL WHERE node_id = ? AND nsk IS NOT NULL')).toMatch(/USING INDEX registrations_node/);
+    expect(plan('DELETE FROM registrations WHERE node_id = ?')).toMatch(/USING INDEX registrations_node/);
+  });
+
   it('refuses a path report with more entries than the node has peers (413 problem+json)', async () => {
     const [a, b, c] = await fleet(3);
     const tooMany = Array.from({ length: 2 + PATH_REPORT_SLACK + 1 }, (_, i) => ({ node_id: i % 2 === 0 ? b!.node_id : c!.node_id, direct: false }));
