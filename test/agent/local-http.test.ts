@@ -4,37 +4,15 @@
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pollUntil as until, rawClients } from '../helpers/raw-clients.js';
 import { startTcpServer, startUnixServer, queryUnix, type LocalServer } from '../../src/agent/local-http.js';
 
 const routes = { '/healthz': () => [200, { ok: true }] as const };
 const TINY = { headersTimeoutMs: 300, requestTimeoutMs: 600, idleTimeoutMs: 600, keepAliveTimeoutMs: 200, checkIntervalMs: 100 };
-
-async function until(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function clients(n: number, to: { port: number } | { path: string }, first?: string): Promise<Socket[]> {
-  return Promise.all(
-    Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-      const s = 'path' in to ? connect(to.path) : connect(to.port, '127.0.0.1');
-      s.on('error', () => undefined);
-      s.pause();
-      s.once('connect', () => {
-        if (first !== undefined) s.write(first);
-        resolve(s);
-      });
-      s.once('close', () => resolve(s));
-    })),
-  );
-}
 
 const healthz = (port: number) =>
   new Promise<number>((resolve, reject) => get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
@@ -53,7 +31,7 @@ describe('agent local HTTP listeners', () => {
 
   it('health listener: closes idle and slow-header connections, refuses over the cap, still answers', async () => {
     server = await startTcpServer('127.0.0.1:0', routes, { ...TINY, maxConnections: 100, maxConnectionsPerSource: 20 });
-    open.push(...(await clients(10, server, undefined)), ...(await clients(10, server, 'GET /healthz HTTP/1.1\r\n')), ...(await clients(10, server)));
+    open.push(...(await rawClients(10, server, undefined)), ...(await rawClients(10, server, 'GET /healthz HTTP/1.1\r\n')), ...(await rawClients(10, server)));
     await until(() => server!.counters.refusedPerSource === 10, 5000, '10 refusals');
     await until(async () => (await server!.connections()) === 0, 10_000, 'every slow connection closed');
     expect(await healthz(server.port)).toBe(200);
@@ -63,7 +41,7 @@ describe('agent local HTTP listeners', () => {
     dir = mkdtempSync(join(tmpdir(), 'local-http-'));
     const path = join(dir, 'api.sock');
     server = await startUnixServer(path, routes, { ...TINY, maxConnections: 16 });
-    open.push(...(await clients(24, { path }, 'GET /healthz HTTP/1.1\r\n')));
+    open.push(...(await rawClients(24, { path }, 'GET /healthz HTTP/1.1\r\n')));
     await until(() => server!.counters.refusedTotal === 8, 5000, '8 refusals');
     await until(async () => (await server!.connections()) === 0, 10_000, 'every slow connection closed');
     expect(await queryUnix(path, '/healthz')).toEqual({ ok: true });

@@ -7,35 +7,15 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
+import { pollUntil as until, rawClients } from '../helpers/raw-clients.js';
 import { harnessEach, openStream } from './harness.js';
 
 const TINY = { headersTimeoutMs: 300, requestTimeoutMs: 600, idleTimeoutMs: 600, keepAliveTimeoutMs: 200, checkIntervalMs: 100 };
 
-/** Opens `n` raw connections to `url`, each sending `first` (if any) and never reading. */
-async function rawClients(url: string, n: number, first?: string, localAddress?: string): Promise<Socket[]> {
+/** Opens `n` raw connections to the control plane at `url` (see rawClients). */
+function clientsOf(url: string, n: number, first?: string, localAddress?: string): Promise<Socket[]> {
   const { hostname, port } = new URL(url);
-  return Promise.all(
-    Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-      const s = connect({ host: hostname, port: Number(port), ...(localAddress === undefined ? {} : { localAddress }) });
-      s.on('error', () => undefined);
-      s.pause();
-      s.once('connect', () => {
-        if (first !== undefined) s.write(first);
-        resolve(s);
-      });
-      // Refused at once by the server: still resolved, already closed.
-      s.once('close', () => resolve(s));
-    })),
-  );
-}
-
-/** Polls `fn` every 50 ms until it is true; rejects after `ms` (a hang guard, not a speed bound). */
-async function until(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return rawClients(n, { host: hostname, port: Number(port), ...(localAddress === undefined ? {} : { localAddress }) }, first);
 }
 
 /** GET `path` from `url` over a fresh connection from `localAddress`. */
@@ -80,7 +60,7 @@ describe('control plane connection limits', () => {
       }
       const baseline = await h.cp.connections();
       const accepted = h.cp.counters.accepted;
-      const clients = await rawClients(h.cp.url, n, first);
+      const clients = await clientsOf(h.cp.url, n, first);
       try {
         await until(() => h.cp.counters.accepted === accepted + n, 5000, 'every connection accepted');
         await until(async () => (await h.cp.connections()) === baseline, 15_000, 'the server to close every slow connection');
@@ -95,7 +75,7 @@ describe('control plane connection limits', () => {
   it('refuses connections over the per-source cap at once and still serves another source', async () => {
     await h.start({ httpLimits: { maxConnectionsPerSource: 20, maxConnections: 100 } });
     const baseline = await h.cp.connections();
-    const clients = await rawClients(h.cp.url, 50, undefined, '127.0.0.1');
+    const clients = await clientsOf(h.cp.url, 50, undefined, '127.0.0.1');
     try {
       await until(() => h.cp.counters.refusedPerSource === 30, 5000, '30 refusals');
       await until(async () => (await h.cp.connections()) === baseline + 20, 5000, 'the refused sockets to close');
@@ -111,7 +91,7 @@ describe('control plane connection limits', () => {
 
   it('refuses connections over the total cap', async () => {
     await h.start({ httpLimits: { maxConnectionsPerSource: 100, maxConnections: 10 } });
-    const clients = await rawClients(h.cp.url, 25);
+    const clients = await clientsOf(h.cp.url, 25);
     try {
       await until(() => h.cp.counters.refusedTotal === 15, 5000, '15 refusals');
     } finally {
