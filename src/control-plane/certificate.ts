@@ -6,7 +6,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { bitString, boolean, explicit, implicit, integer, octetString, oid, sequence, set, time, utf8String } from './der.js';
-import { assertPrivateFile } from './private-file.js';
+import { assertPrivateFile, writePrivateFileOnce } from './private-file.js';
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 const COMMON_NAME = '2.5.4.3';
@@ -122,10 +122,14 @@ export function loadOrCreateTlsIdentity(dbFile: string, hosts: readonly string[]
     return { certPem, keyPem, fingerprint: pemFingerprint(certPem) };
   }
   const id = createSelfSignedCertificate(hosts);
-  for (const [file, text, mode] of [[keyFile, id.keyPem, 0o600], [certFile, id.certPem, 0o644]] as const) {
-    writeFileSync(`${file}.tmp`, text, { mode });
-    renameSync(`${file}.tmp`, file);
+  // The key through an exclusively created 0600 temp file of a fresh name: a leftover or planted
+  // `.tmp` (a symlink, or a 0644 file whose mode writeFileSync would keep) is never written to.
+  if (writePrivateFileOnce(keyFile, id.keyPem) !== id.keyPem) {
+    throw new Error(`${keyFile} was created by another process meanwhile; start again to load it`);
   }
+  const certTmp = `${certFile}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(certTmp, id.certPem, { mode: 0o644, flag: 'wx' });
+  renameSync(certTmp, certFile);
   return id;
 }
 

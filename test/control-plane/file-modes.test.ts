@@ -5,7 +5,7 @@
 // missing key file is an error, never a silent regeneration.
 
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -48,6 +48,22 @@ describe('file modes under umask 022', () => {
       cp.store.createToken(); // a write, so the WAL exists
       expect(mode(join(dir, 'state'))).toBe(0o700);
       for (const f of [db, `${db}-wal`, `${db}-shm`, `${db}.secrets.key`, `${db}.key.pem`]) expect([f, mode(f)]).toEqual([f, 0o600]);
+    } finally {
+      await cp.close();
+    }
+  });
+
+  it('a stale or planted TLS key temp file neither loosens the new key nor is written through', async () => {
+    const db = join(dir, 'cp.db');
+    writeFileSync(`${db}.key.pem.tmp`, 'stale', { mode: 0o644 }); // left by a crash of an older build
+    const elsewhere = join(dir, 'elsewhere');
+    writeFileSync(elsewhere, 'untouched', { mode: 0o644 });
+    symlinkSync(elsewhere, `${db}.cert.pem.tmp`);
+    const cp = await createControlPlane({ db, listen: '127.0.0.1:0' });
+    try {
+      expect(mode(`${db}.key.pem`)).toBe(0o600);
+      expect(readFileSync(elsewhere, 'utf8')).toBe('untouched');
+      expect(readFileSync(`${db}.key.pem.tmp`, 'utf8')).toBe('stale');
     } finally {
       await cp.close();
     }
