@@ -345,9 +345,13 @@ export class Device implements UapiHandler, ActionSink<Peer> {
 
   // ---- UapiHandler --------------------------------------------------------------------------
 
+  /**
+   * The configuration and counters as of now. Keys are copies: writing to them, or keeping them,
+   * cannot change or see later changes of the keys in use (the engine wipes its own on removal).
+   */
   snapshot(): UapiDeviceSnapshot {
     const engine = this.engine;
-    const privateKey = this.#privateKey ?? null;
+    const privateKey = this.#privateKey === undefined ? null : copyBytes(this.#privateKey);
     return {
       privateKey,
       listenPort: this.#bind.port,
@@ -357,8 +361,8 @@ export class Device implements UapiHandler, ActionSink<Peer> {
           const wall = peer.lastHandshakeWallMs;
           const sec = Math.floor(wall / 1000);
           yield {
-            publicKey: peer.publicKey,
-            presharedKey: peer.hasPresharedKey ? peer.handshake.presharedKey : null,
+            publicKey: copyBytes(peer.publicKey),
+            presharedKey: peer.hasPresharedKey ? copyBytes(peer.handshake.presharedKey) : null,
             endpoint: peer.endpoint ?? null,
             lastHandshakeTimeSec: wall === 0 ? 0 : sec,
             lastHandshakeTimeNsec: wall === 0 ? 0 : Math.round((wall - sec * 1000) * 1e6),

@@ -200,6 +200,19 @@ describe('Device over the memory twins', () => {
     expect(tunA.takeWritten()).toHaveLength(1);
   });
 
+  it('snapshot() hands out copies of the keys: writing them changes nothing in use', async () => {
+    const { a, pubB } = await pair();
+    await a.configure({ peers: [{ publicKey: pubB, presharedKey: randomBytes(32) }] });
+    const before = formatGetResponse(a.snapshot());
+    const snap = a.snapshot();
+    snap.privateKey!.fill(0);
+    for (const p of snap.peers) {
+      p.publicKey.fill(0);
+      p.presharedKey?.fill(0);
+    }
+    expect(formatGetResponse(a.snapshot())).toBe(before);
+  });
+
   it('a port in use rejects the whole set with ERR_UAPI_PORT_IN_USE and changes nothing', async () => {
     const { net, a, pubB } = await pair();
     const squatter = net.createBind(['10.0.0.1']);
