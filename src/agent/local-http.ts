@@ -5,8 +5,8 @@
 // Both carry the connection caps and timeouts of LOCAL_HTTP_LIMITS (src/io/http-guard.ts).
 
 import * as http from 'node:http';
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { guardHttpServer, httpServerOptions, LOCAL_HTTP_LIMITS, openConnections, type HttpGuardCounters, type HttpLimits } from '../io/http-guard.js';
 
@@ -92,8 +92,22 @@ export async function startUnixServer(path: string, routes: Routes, limits: Part
   } catch {
     // absent
   }
-  const { server, counters } = await serve(routes, { maxConnectionsPerSource: LOCAL_HTTP_LIMITS.maxConnections, ...limits }, (s) => s.listen(path));
-  chmodSync(path, 0o660);
+  // Bound in a fresh 0700 directory, made 0660 there and only then renamed into place: bound at
+  // `path` directly it would carry the process umask's mode until the chmod, a window in which
+  // any local user could connect.
+  const staging = mkdtempSync(join(dirname(path), '.plexd-api-'));
+  let bound: Awaited<ReturnType<typeof serve>> | undefined;
+  try {
+    bound = await serve(routes, { maxConnectionsPerSource: LOCAL_HTTP_LIMITS.maxConnections, ...limits }, (s) => s.listen(join(staging, 's')));
+    chmodSync(join(staging, 's'), 0o660);
+    renameSync(join(staging, 's'), path);
+  } catch (err) {
+    bound?.server.close();
+    throw err;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  const { server, counters } = bound;
   return {
     port: 0,
     counters,

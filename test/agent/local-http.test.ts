@@ -2,7 +2,7 @@
 // slow-header connections are closed, the caps refuse excess connections at once, a normal GET
 // still works, and the socket count returns to baseline, on TCP and on the unix socket.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { get } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,23 @@ describe('agent local HTTP listeners', () => {
     await until(() => server!.counters.refusedPerSource === 10, 5000, '10 refusals');
     await until(async () => (await server!.connections()) === 0, 10_000, 'every slow connection closed');
     expect(await healthz(server.port)).toBe(200);
+  });
+
+  it('node API socket: 0660 whatever the umask, bound elsewhere and moved into place, nothing left beside it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'local-http-'));
+    const path = join(dir, 'api.sock');
+    const old = process.umask(0);
+    try {
+      server = await startUnixServer(path, routes);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o660);
+    expect(readdirSync(dir)).toEqual(['api.sock']);
+    expect(await queryUnix(path, '/healthz')).toEqual({ ok: true });
+    await server.close();
+    server = undefined;
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('node API socket: the total cap applies to its one source, and slow clients are closed', async () => {
