@@ -242,6 +242,11 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
   const s = (k: string) => values.get(k) as string | undefined;
   const baseUrl = s('api.base_url');
   if (baseUrl === undefined) throw new ConfigError('api.base_url', `required (file, ${envName('api.base_url')} or ${flagName('api.base_url')})`);
+  // A pin on a plain-HTTP URL would be silently unused, and the token, nsk and PSKs would travel in
+  // the clear while the operator believes the server is pinned.
+  if (s('api.tls_fingerprint') !== undefined && !/^https:/i.test(baseUrl)) {
+    throw new ConfigError('api.tls_fingerprint', 'is set but api.base_url is not https:// (the pin would not be used); use an https URL or drop the fingerprint');
+  }
   const level = s('log_level')!;
   return {
     mode: s('mode') as 'node' | 'bridge',

@@ -60,6 +60,7 @@ describe('agent config', () => {
       ['mode: router\napi: {base_url: "http://x"}', 'mode'],
       ['api: {base_url: "ftp://x"}', 'api.base_url'],
       ['api: {base_url: "http://x", tls_fingerprint: "abc"}', 'api.tls_fingerprint'],
+      [`api: {base_url: "http://x", tls_fingerprint: "${'ab'.repeat(32)}"}`, 'api.tls_fingerprint'], // a pin on plain HTTP would go unused
       ['wireguard: {interface_name: "way-too-long-interface"}\napi: {base_url: "http://x"}', 'wireguard.interface_name'],
       ['nat: {refresh_interval: "soon"}\napi: {base_url: "http://x"}', 'nat.refresh_interval'],
       ['mode: node', 'api.base_url'],
