@@ -239,7 +239,7 @@ export class ControlPlaneStore {
         if (node === undefined || prior.nsk === null) {
           throw new ControlPlaneError('token_consumed', 'this registration completed and its credential is in use; register again with a new token');
         }
-        return this.registerResponse(node, prior.nsk);
+        return this.registerResponse(node, this.#box.reveal(registrationNskPurpose(req.nonce), prior.nsk));
       }
       const token = checkToken(this.db, req.bootstrap_token, req.project_id, now);
       if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
@@ -254,7 +254,7 @@ export class ControlPlaneStore {
            status, registered_at, last_heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'online', ?, ?)`,
       ).run(nodeId, req.project_id, req.resource_handle, mode, req.public_key, formatIpv4(ip), ip, sha256(nsk), now, now);
       consumeToken(this.db, token.hash, nodeId, now);
-      prepared(this.db, 'INSERT INTO registrations (nonce, fingerprint, node_id, nsk, created_at) VALUES (?, ?, ?, ?, ?)').run(req.nonce, fingerprint, nodeId, nsk, now);
+      prepared(this.db, 'INSERT INTO registrations (nonce, fingerprint, node_id, nsk, created_at) VALUES (?, ?, ?, ?, ?)').run(req.nonce, fingerprint, nodeId, this.#box.seal(registrationNskPurpose(req.nonce), nsk), now);
       const node = this.node(nodeId)!;
       this.emit({ projectId: node.project_id, type: 'peer_added', payload: { peer: publicPeer(node) }, excludeNode: nodeId });
       return this.registerResponse(node, nsk);
@@ -633,3 +633,7 @@ function tokenMessage(code: 'token_invalid' | 'token_revoked' | 'token_consumed'
   }
 }
 
+/** The sealing purpose of a registration's retry copy of its nsk (bound to the nonce, its row). */
+function registrationNskPurpose(nonce: string): string {
+  return `registration nsk ${nonce}`;
+}

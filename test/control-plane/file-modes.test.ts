@@ -148,6 +148,21 @@ describe('secrets sealed at rest', () => {
     }
   });
 
+  it('seals the retry copy of a new node\'s nsk; a retry with the same nonce still gets it', () => {
+    const db = join(dir, 'cp.db');
+    const store = ControlPlaneStore.open(db);
+    try {
+      const req = { project_id: 'default', resource_handle: 'h', bootstrap_token: store.createToken().token, nonce: randomUUID(), public_key: randomKey() };
+      const first = store.register(req);
+      const stored = store.db.prepare('SELECT nsk FROM registrations WHERE nonce = ?').pluck().get(req.nonce) as Buffer;
+      expect(isSealed(stored)).toBe(true);
+      expect(fileBytes(db).includes(Buffer.from(first.nsk, 'base64'))).toBe(false);
+      expect(store.register(req).nsk).toBe(first.nsk);
+    } finally {
+      store.close();
+    }
+  });
+
   it('seals plaintext secrets of an older build in place, keeping the same keys and PSKs', () => {
     const db = join(dir, 'cp.db');
     ControlPlaneStore.open(db).close();
