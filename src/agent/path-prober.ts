@@ -101,14 +101,15 @@ interface Peer {
   readonly timers: Set<unknown>;
 }
 
-/** True for RFC 1918 / RFC 4193 / link-local addresses: a path that stays on the LAN. */
+/** True for RFC 1918 / RFC 4193 / link-local / loopback addresses: a path that stays on the LAN (or host). */
 export function isPrivateAddress(address: string): boolean {
   const ip = parseIp(address);
   if (ip === undefined) return false;
   if (ip.length === 4) {
     const [a, b] = [ip[0]!, ip[1]!];
-    return a === 10 || (a === 172 && (b & 0xf0) === 16) || (a === 192 && b === 168) || (a === 169 && b === 254);
+    return a === 10 || a === 127 || (a === 172 && (b & 0xf0) === 16) || (a === 192 && b === 168) || (a === 169 && b === 254);
   }
+  if (ip.subarray(0, 15).every((x) => x === 0) && ip[15] === 1) return true;
   return (ip[0]! & 0xfe) === 0xfc || (ip[0] === 0xfe && (ip[1]! & 0xc0) === 0x80);
 }
 

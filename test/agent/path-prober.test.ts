@@ -194,7 +194,7 @@ describe('PathProber', () => {
   });
 
   it('classifies private addresses', () => {
-    for (const x of ['10.2.3.4', '172.16.0.1', '172.31.255.255', '192.168.1.1', 'fd00::1', 'fe80::1']) expect(isPrivateAddress(x)).toBe(true);
+    for (const x of ['10.2.3.4', '172.16.0.1', '172.31.255.255', '192.168.1.1', 'fd00::1', 'fe80::1', '127.0.0.1', '::1']) expect(isPrivateAddress(x)).toBe(true);
     for (const x of ['172.32.0.1', '8.8.8.8', '100.64.0.1', '2001:db8::1', 'nonsense']) expect(isPrivateAddress(x)).toBe(false);
   });
 });
