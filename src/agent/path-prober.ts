@@ -21,7 +21,7 @@ import { formatEndpoint } from '../device/device.js';
 import type { Endpoint, SendResult } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
-import { PROBE_TX_ID_LENGTH, ProbeCodec, type ProbeDropReason } from '../nat/path-probe.js';
+import { hex, PROBE_TX_ID_LENGTH, ProbeCodec, type ProbeDropReason } from '../nat/path-probe.js';
 import { sameEndpoint, systemStunTimers, type StunTimers } from '../nat/stun-client.js';
 
 /** Most candidates probed per peer (the control plane's limit too). */
@@ -119,10 +119,6 @@ function better(a: Candidate, b: Candidate): boolean {
   const rb = b.rttMs ?? Infinity;
   if (Math.abs(ra - rb) <= CLOSE_RTT_MS) return a.private && !b.private;
   return ra < rb;
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
 /** Probes every peer's candidates and reports the best answering one. Close it to stop its timers. */

@@ -73,7 +73,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function hex(b: Uint8Array): string {
+/** Lowercase hex of `b` (map keys for public keys, sender ids and tx ids). */
+export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
