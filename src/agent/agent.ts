@@ -220,7 +220,7 @@ export class Agent {
     const agent = new Agent(opts, store, reg.identity, iface, policy);
     try {
       await iface.device.configure({ privateKey: reg.identity.private_key });
-      agent.#nat = await NatServices.start({ config, device: iface.device, client: agent.client, auth: () => ({ nodeId: agent.#identity.node_id, nsk: agent.#identity.nsk }), fallbackEndpoint: () => agent.advertisedEndpoint, log: log.child('(nat) ') });
+      agent.#nat = await NatServices.start({ config, device: iface.device, client: agent.client, auth: () => ({ nodeId: agent.#identity.node_id, nsk: agent.#identity.nsk }), fallbackEndpoint: () => agent.advertisedEndpoint, privateKey: () => agent.#identity.private_key, log: log.child('(nat) ') });
       if (parsedCache?.ok === true) {
         await agent.#apply(parsedCache.value.peers, 'cached state');
       } else if (reg.peers.length > 0) {
@@ -506,6 +506,7 @@ export class Agent {
     for (const p of this.iface.device.snapshot().peers) {
       const key = Buffer.from(p.publicKey).toString('base64');
       const info = byKey.get(key);
+      const path = this.#nat?.peerPath(key, p.endpoint);
       out.push({
         node_id: info?.node_id ?? null,
         mesh_ip: info?.mesh_ip ?? null,
@@ -513,6 +514,9 @@ export class Agent {
         endpoint: p.endpoint === null ? null : formatEndpoint(p.endpoint),
         last_handshake: p.lastHandshakeTimeSec === 0 ? null : new Date(p.lastHandshakeTimeSec * 1000).toISOString(),
         path: this.#nat?.paths.pathOf(key) ?? 'direct',
+        // direct-lan / direct-public (the probed path is the endpoint in use) / relayed / null.
+        path_kind: path?.kind ?? null,
+        rtt_ms: path?.rttMs === undefined ? null : Math.round(path.rttMs * 10) / 10,
         rx_bytes: Number(p.rxBytes),
         tx_bytes: Number(p.txBytes),
       });

@@ -1,19 +1,24 @@
 // Everything NAT an agent runs next to its mesh interface (issue 6), behind a few hooks in
 // agent.ts: STUN both ways on the WireGuard port (src/nat/port-stun.ts), endpoint discovery and
 // reporting (nat-discovery.ts) when nat.stun_servers is set, the per-peer direct/relayed choice
-// (relay-client.ts), and in `mode: bridge` the relay (bridge-mode.ts).
+// (relay-client.ts) fed by the path prober's choice among each peer's candidates (path-prober.ts),
+// and in `mode: bridge` the relay (bridge-mode.ts).
 
 import { encodeNodeCredential } from '../api/credential.js';
 import { decodeBase64 } from '../api/fields.js';
-import type { NatSummary, StateResponse } from '../api/types.js';
+import type { NatSummary, PeerInfo, StateResponse } from '../api/types.js';
+import { endpointOf } from '../bridge/relay-table.js';
 import type { ControlClient } from '../control/api-client.js';
-import type { Device } from '../device/device.js';
+import { defaultCrypto, type Device } from '../device/device.js';
+import type { Endpoint } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
 import { attachPortStun, type PortStun } from '../nat/port-stun.js';
 import type { AgentConfig } from './config.js';
 import { BridgeMode } from './bridge-mode.js';
 import { EndpointDiscovery } from './nat-discovery.js';
+import { PathProber, type DirectKind } from './path-prober.js';
 import { PathManager } from './relay-client.js';
+import { sameEndpoint } from '../nat/stun-client.js';
 
 /** What the services need of the agent. */
 export interface NatServicesContext {
@@ -24,7 +29,17 @@ export interface NatServicesContext {
   readonly auth: () => { nodeId: string; nsk: string };
   /** The endpoint to report when discovery finds none (bind_address), if any. */
   readonly fallbackEndpoint: () => string | undefined;
+  /** Our WireGuard private key (base64): the path probes' keys derive from it. */
+  readonly privateKey: () => string;
   readonly log: Logger;
+}
+
+/** A peer's path as `peers` shows it. */
+export interface PeerPathView {
+  /** Relayed, or direct on a probed LAN/public path; undefined: direct, not (yet) probed. */
+  readonly kind: 'relayed' | DirectKind | undefined;
+  /** RTT of the probed path (ms), when the WireGuard endpoint is the probed one. */
+  readonly rttMs: number | undefined;
 }
 
 /** The NAT side of a running agent. */
@@ -33,8 +48,13 @@ export class NatServices {
   readonly discovery: EndpointDiscovery | undefined;
   readonly paths: PathManager;
   readonly bridge: BridgeMode | undefined;
+  readonly #ctx: NatServicesContext;
+  #prober: PathProber | undefined;
+  /** The private key the prober was built with (rebuilt when a key rotation changes it). */
+  #proberKey: string | undefined;
 
-  private constructor(port: PortStun, discovery: EndpointDiscovery | undefined, paths: PathManager, bridge: BridgeMode | undefined) {
+  private constructor(ctx: NatServicesContext, port: PortStun, discovery: EndpointDiscovery | undefined, paths: PathManager, bridge: BridgeMode | undefined) {
+    this.#ctx = ctx;
     this.port = port;
     this.discovery = discovery;
     this.paths = paths;
@@ -71,7 +91,7 @@ export class NatServices {
       });
       const bridge = config.mode === 'bridge' ? await BridgeMode.start(config.bridge.relayListenPort, config.wireguard.bindAddress, log) : undefined;
       paths.start();
-      return new NatServices(port, discovery, paths, bridge);
+      return new NatServices(ctx, port, discovery, paths, bridge);
     } catch (err) {
       port.close();
       throw err;
@@ -97,6 +117,46 @@ export class NatServices {
   async onState(state: Pick<StateResponse, 'peers' | 'bridge'>): Promise<void> {
     this.bridge?.reconcile(state.bridge);
     await this.paths.applyState(state);
+    this.#probe(state.peers);
+  }
+
+  // Hands every peer's candidates (and its reported endpoint; not its relay) to the prober.
+  #probe(peers: readonly PeerInfo[]): void {
+    const key = this.#ctx.privateKey();
+    if (key !== this.#proberKey) {
+      this.#prober?.close();
+      const raw = decodeBase64(key, 32);
+      this.#proberKey = key;
+      this.#prober =
+        raw === undefined
+          ? undefined
+          : new PathProber({ socket: this.#ctx.device, crypto: defaultCrypto(), privateKey: raw, onChange: (pub, ep) => void this.paths.setProbedDirect(pub, ep), log: this.#ctx.log });
+      raw?.fill(0);
+    }
+    const prober = this.#prober;
+    if (prober === undefined) return;
+    const me = this.#ctx.auth().nodeId;
+    const keep = new Set<string>();
+    for (const info of peers) {
+      if (info.node_id === me) continue;
+      keep.add(info.public_key);
+      const relay = endpointOf(info.fallback_endpoint);
+      const list: Endpoint[] = [];
+      for (const text of [...(info.candidates ?? []), info.endpoint]) {
+        const ep = endpointOf(text);
+        if (ep !== undefined && (relay === undefined || !sameEndpoint(ep, relay))) list.push(ep);
+      }
+      prober.setPeer(info.public_key, list);
+    }
+    prober.retain(keep);
+  }
+
+  /** A peer's path for `peers` (base64 key; `endpoint`: the WireGuard endpoint it has now). */
+  peerPath(publicKey: string, endpoint: Endpoint | null): PeerPathView {
+    if (this.paths.pathOf(publicKey) === 'relayed') return { kind: 'relayed', rttMs: undefined };
+    const probed = this.#prober?.pathOf(publicKey);
+    if (probed?.endpoint === undefined || endpoint === null || !sameEndpoint(probed.endpoint, endpoint)) return { kind: undefined, rttMs: undefined };
+    return { kind: probed.kind, rttMs: probed.rttMs };
   }
 
   /** The node API's NAT view. */
@@ -105,6 +165,7 @@ export class NatServices {
       nat: this.discovery?.last === undefined ? null : { nat_type: this.discovery.last.natType, behind_nat: this.discovery.last.behindNat ?? null, ...this.summary },
       stun: this.port.client.counters,
       paths: this.paths.counters,
+      probes: this.#prober === undefined ? null : { ...this.#prober.counters, drops: this.#prober.drops() },
       bridge: this.bridge?.snapshot() ?? null,
     };
   }
@@ -112,6 +173,7 @@ export class NatServices {
   /** Stops the monitor, the relay and the port's STUN. */
   close(): void {
     this.paths.close();
+    this.#prober?.close();
     this.bridge?.close();
     this.port.close();
   }

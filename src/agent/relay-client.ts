@@ -13,6 +13,9 @@
 //    report `direct: true` (the control plane revokes the session). Unanswered while direct: to
 //    the relay when a session exists, and report `direct: false` (the control plane assigns one).
 // Persistent keepalive 25 s on every peer keeps NAT mappings (and the relay's) alive.
+// The direct endpoint is the path prober's choice (path-prober.ts, setProbedDirect) when it has
+// one, else the peer's reported endpoint: the prober picks among candidates, this class keeps
+// deciding direct versus relayed.
 
 import { decodeBase64 } from '../api/fields.js';
 import type { PeerInfo, RelaySession, StateResponse } from '../api/types.js';
@@ -62,7 +65,12 @@ export interface PathManagerOptions {
 interface PeerPath {
   readonly nodeId: string;
   publicKey: string;
+  /** The direct endpoint in use: `probed ?? reportedDirect`. */
   direct: Endpoint | undefined;
+  /** The control plane's `endpoint` for the peer. */
+  reportedDirect: Endpoint | undefined;
+  /** The path prober's choice among the peer's candidates (undefined: none answers, or no prober). */
+  probed: Endpoint | undefined;
   relay: { sessionId: string; endpoint: Endpoint; key: Uint8Array | undefined } | undefined;
   mode: 'direct' | 'relayed';
   rx: bigint;
@@ -134,9 +142,8 @@ export class PathManager {
   async #applyPeer(info: PeerInfo, session: RelaySession | undefined, now: number): Promise<void> {
     const sessionId = session?.session_id;
     let p = this.#peers.get(info.node_id);
-    const direct = endpointOf(info.endpoint);
     if (p === undefined) {
-      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
+      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, reportedDirect: undefined, probed: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
       this.#peers.set(info.node_id, p);
     }
     if (p.publicKey !== info.public_key) {
@@ -145,7 +152,10 @@ export class PathManager {
       // of the new key last (its initiation to an end that did not know the key yet was dropped).
       p.publicKey = info.public_key;
       p.keepaliveSet = false;
+      p.probed = undefined;
     }
+    p.reportedDirect = endpointOf(info.endpoint);
+    const direct = p.probed ?? p.reportedDirect;
     const relayEp = endpointOf(info.fallback_endpoint);
     const newDirect = direct !== undefined && (p.direct === undefined || !sameEndpoint(direct, p.direct));
     p.direct = direct;
@@ -168,7 +178,28 @@ export class PathManager {
     }
     // The reconciler may have put the control plane's endpoint back; keep the chosen path.
     if (p.mode === 'relayed' && p.relay !== undefined) await this.#setEndpoint(p, p.relay.endpoint);
+    else if (p.mode === 'direct' && p.probed !== undefined) await this.#setEndpoint(p, p.probed);
     else if (newDirect && p.mode === 'direct') void this.#probe(p, now); // hole punching
+  }
+
+  /**
+   * The path prober's choice for a peer (base64 public key): its best answering candidate, or
+   * undefined when none answers (the reported endpoint is the direct one again). While direct,
+   * the WireGuard endpoint follows at once; while relayed, an answer is proof that the direct
+   * path works, so the peer goes direct (as when a STUN probe is answered).
+   */
+  async setProbedDirect(publicKey: string, endpoint: Endpoint | undefined): Promise<void> {
+    let p: PeerPath | undefined;
+    for (const x of this.#peers.values()) if (x.publicKey === publicKey) p = x;
+    if (p === undefined || this.#closed) return;
+    p.probed = endpoint;
+    p.direct = endpoint ?? p.reportedDirect;
+    if (p.mode === 'relayed' && endpoint !== undefined) {
+      await this.#toDirect(p, 'path probe answered');
+      await this.#report(p, true);
+    } else if (p.mode === 'direct' && p.direct !== undefined) {
+      await this.#setEndpoint(p, p.direct);
+    }
   }
 
   async #maybeKeepalive(p: PeerPath): Promise<void> {

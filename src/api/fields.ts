@@ -183,6 +183,17 @@ export class FieldReader {
     return v;
   }
 
+  /** An optional list of at most `maxItems` endpoints ("ip:port", "[ipv6]:port"); absent/null -> undefined. */
+  optEndpointList(key: string, maxItems: number): string[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined || v === null) return undefined;
+    const list = this.stringList(key, maxItems, 64);
+    list.forEach((e, i) => {
+      if (parseEndpoint(e) === undefined) this.fail(`${key}[${i}]`, `expected "ip:port", got ${JSON.stringify(e)}`);
+    });
+    return list;
+  }
+
   /** A required IP address (no prefix). */
   ip(key: string): string {
     const v = this.string(key, 64);

@@ -5,6 +5,7 @@
 import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js';
 import {
   EXECUTION_STATUSES,
+  MAX_PEER_CANDIDATES,
   NAT_TYPES,
   NODE_MODES,
   RULE_ACTIONS,
@@ -73,6 +74,8 @@ function readPeer(r: FieldReader): PeerInfo {
   if (endpoint !== undefined) peer.endpoint = endpoint;
   const fallback = r.optEndpoint('fallback_endpoint');
   if (fallback !== undefined) peer.fallback_endpoint = fallback;
+  const candidates = r.optEndpointList('candidates', MAX_PEER_CANDIDATES);
+  if (candidates !== undefined) peer.candidates = candidates;
   return peer;
 }
 

@@ -39,7 +39,15 @@ export interface PeerInfo {
   readonly endpoint?: string;
   /** A relay "ip:port" to use when the direct endpoint does not work. */
   readonly fallback_endpoint?: string;
+  /**
+   * The peer's endpoint candidates ("ip:port", "[v6]:port"; at most MAX_PEER_CANDIDATES), in its
+   * preference order: LAN, then STUN reflexive, then relay. The agent probes them (issue 13).
+   */
+  readonly candidates?: readonly string[];
 }
+
+/** Most endpoint candidates a peer entry carries. */
+export const MAX_PEER_CANDIDATES = 16;
 
 /** `201` response of `POST /v1/register`. */
 export interface RegisterResponse {

@@ -128,7 +128,7 @@ export async function runPeers(args: readonly string[]): Promise<number> {
       process.stdout.write(JSON.stringify(peers, null, 2) + '\n');
       return EXIT.ok;
     }
-    const cols = ['node_id', 'mesh_ip', 'endpoint', 'path', 'last_handshake', 'rx_bytes', 'tx_bytes'];
+    const cols = ['node_id', 'mesh_ip', 'endpoint', 'path', 'path_kind', 'rtt_ms', 'last_handshake', 'rx_bytes', 'tx_bytes'];
     process.stdout.write(formatTable(cols, peers.map((r) => cols.map((c) => String(r[c] ?? '-')))));
     return EXIT.ok;
   } catch (err) {

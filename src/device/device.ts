@@ -18,6 +18,7 @@ import { systemClock } from '../io/clock.js';
 import { BindError } from '../io/errors.js';
 import type { Tun, TunCloseReason } from '../io/tun.js';
 import type { Logger } from '../log/logger.js';
+import { PROBE_FIRST_BYTE } from '../nat/path-probe.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { UapiError } from '../uapi/errors.js';
@@ -92,6 +93,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   #closed = false;
   #filter: PacketFilter | undefined;
   #foreign: ((data: Uint8Array, from: Endpoint) => void) | undefined;
+  #probe: ((data: Uint8Array, from: Endpoint) => void) | undefined;
   readonly #closeHandlers: Array<(reason: string) => void> = [];
   readonly #handshakes = new HandshakeQueue();
   #handshakeBudget = HANDSHAKES_PER_TURN;
@@ -225,7 +227,18 @@ export class Device implements UapiHandler, ActionSink<Peer> {
     this.#foreign = handler;
   }
 
-  /** Sends a non-WireGuard datagram (STUN, relay binding) from the WireGuard port. */
+  /**
+   * Routes path probes (src/nat/path-probe.ts: first byte 0xF0, which no WireGuard message and no
+   * STUN message has) to `handler` instead of the engine. Independent of the STUN handler.
+   * undefined removes it (probes then reach the engine, which drops them as an unknown type).
+   * The handler gets the bind's buffer (a copy when the bind batches).
+   */
+  setProbeHandler(handler: ((data: Uint8Array, from: Endpoint) => void) | undefined): void {
+    if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`expected a function, got ${typeof handler}`);
+    this.#probe = handler;
+  }
+
+  /** Sends a non-WireGuard datagram (STUN, relay binding, path probe) from the WireGuard port. */
   sendRaw(data: Uint8Array, to: Endpoint): SendResult {
     if (this.#closed) return 'dropped';
     return this.#bind.send(data, to);
@@ -267,6 +280,10 @@ export class Device implements UapiHandler, ActionSink<Peer> {
       return;
     }
     const type = data[0];
+    if (type === PROBE_FIRST_BYTE && this.#probe !== undefined) {
+      this.#probe(view ? copyBytes(data) : data, from);
+      return;
+    }
     if ((type === MessageType.initiation || type === MessageType.response) && data.length <= INITIATION_SIZE) {
       if (!this.#handshakes.push(data, from)) this.engine.countDrop('handshake-queue-full');
       return;

@@ -50,6 +50,15 @@ describe('agent lifecycle against an in-process control plane', () => {
 
   afterAll(() => stopMesh(agents, cp, dir));
 
+  it('probes the peer (authenticated pings on the WireGuard port): peers shows the path kind and its RTT', async () => {
+    await until('both agents see a probed path', 10_000, () => agents.every((x) => x.peers()[0]?.['path_kind'] === 'direct-lan'));
+    for (const x of agents) {
+      expect(x.peers()[0]).toMatchObject({ path: 'direct', path_kind: 'direct-lan' });
+      expect(typeof x.peers()[0]!['rtt_ms']).toBe('number');
+      expect((x.status()['nat'] as { probes: { pongsReceived: number } }).probes.pongsReceived).toBeGreaterThan(0);
+    }
+  });
+
   it('follows a signing-key rotation made with the CLI, and keeps verifying new events', async () => {
     const oldId = cp.store.signer.keyId;
     expect((await runCli('signing-key', 'rotate', '--db', join(dir, 'cp.db'), '--transition', '10m')).code).toBe(0);

@@ -171,6 +171,29 @@ describe('PathManager', () => {
     expect(device.peer.endpoint).toEqual(RELAY);
   });
 
+  it('the prober\'s choice is the direct endpoint, kept over the reported one; relayed, a probe answer goes direct; none answering falls back to the reported endpoint', async () => {
+    const LAN: Endpoint = { address: '10.0.0.2', port: 51820 };
+    const { wire, device, reports, pm, state } = setup();
+    device.peer.endpoint = B; // the reconciler applied the reported endpoint
+    await pm.applyState(state(false));
+    await pm.setProbedDirect(KEY_B, LAN);
+    expect(device.peer.endpoint).toEqual(LAN);
+    // A later state (reconciler put the reported endpoint back) keeps the probed one.
+    device.peer.endpoint = B;
+    await pm.applyState(state(false));
+    expect(device.peer.endpoint).toEqual(LAN);
+    // Relayed (a session), then the prober hears the peer: direct again, to the probed endpoint.
+    wire.directUp = false;
+    await pm.applyState(state(true));
+    expect(pm.pathOf(KEY_B)).toBe('relayed');
+    await pm.setProbedDirect(KEY_B, LAN);
+    expect(pm.pathOf(KEY_B)).toBe('direct');
+    expect(device.peer.endpoint).toEqual(LAN);
+    expect(reports.at(-1)).toEqual({ node_id: 'node-b', direct: true });
+    await pm.setProbedDirect(KEY_B, undefined);
+    expect(device.peer.endpoint).toEqual(B);
+  });
+
   it('binds with a MAC under the session\'s binding_key, its counter rising even when the clock stands still', async () => {
     const key = new Uint8Array(32).fill(0x33);
     const { wire, timers, pm, state } = setup(undefined, Buffer.from(key).toString('base64'));

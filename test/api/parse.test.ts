@@ -141,6 +141,16 @@ describe('response parsers', () => {
     expect(fields(parseRegisterResponse({ ...body, peer_snapshot: [{ ...peer, mesh_ip: 'x' }] }))).toEqual(['peer_snapshot[0].mesh_ip']);
   });
 
+  it('state: peer candidates are endpoints, at most 16', () => {
+    const ok = parseStateResponse({ peers: [{ ...peer, candidates: ['10.0.0.2:51820', '[fd00::2]:51820'] }] });
+    expect(ok.ok && ok.value.peers[0]?.candidates).toEqual(['10.0.0.2:51820', '[fd00::2]:51820']);
+    const none = parseStateResponse({ peers: [{ ...peer, candidates: null }] });
+    expect(none.ok && none.value.peers[0]).not.toHaveProperty('candidates');
+    expect(fields(parseStateResponse({ peers: [{ ...peer, candidates: ['10.0.0.2:51820', 'nope'] }] }))).toEqual(['peers[0].candidates[1]']);
+    expect(fields(parseStateResponse({ peers: [{ ...peer, candidates: Array(17).fill('10.0.0.2:1') }] }))).toEqual(['peers[0].candidates']);
+    expect(fields(parseStateResponse({ peers: [{ ...peer, candidates: '10.0.0.2:1' }] }))).toEqual(['peers[0].candidates']);
+  });
+
   it('state: null blocks, missing lists, lenient peers', () => {
     expect(parseStateResponse({ peers: [{ ...peer, endpoint: '' }], policy: null, bridge: null })).toEqual({
       ok: true,
