@@ -226,6 +226,19 @@ export class FieldReader {
     return out;
   }
 
+  /** An optional list of "ip:port" endpoints (at most `maxItems`), duplicates dropped (the first
+   *  stays); absent/null -> undefined, a malformed element is an error naming its index. */
+  optEndpointList(key: string, maxItems: number): string[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined || v === null) return undefined;
+    const out: string[] = [];
+    this.stringList(key, maxItems, 64).forEach((el, i) => {
+      if (parseEndpoint(el) === undefined) this.fail(`${key}[${i}]`, `expected "ip:port", got ${JSON.stringify(el)}`);
+      else if (!out.includes(el)) out.push(el);
+    });
+    return out;
+  }
+
   /** A nested object read by `read`; null/absent -> null when `nullable`, else an error. */
   object<T>(key: string, read: (r: FieldReader) => T, nullable: true): T | null;
   object<T>(key: string, read: (r: FieldReader) => T, nullable?: false): T;
