@@ -1,9 +1,11 @@
 // The plexd node agent (plexd-api.md "Lifecycle"): register (or reuse the stored identity) ->
 // bring the interface up on cached state -> heartbeat every 30 s and follow signed events ->
 // reconcile peers -> on SIGTERM stop and remove the interface. Deregistration happens only on an
-// explicit `deregister`. NAT (issue 6, src/agent/nat-services.ts): STUN discovery reports the
-// endpoint when nat.stun_servers is set (else wireguard.bind_address with the listen port, when
-// one is set), peers go direct or through a bridge relay, and `mode: bridge` runs the relay. Policy (issue 7): the
+// explicit `deregister`. NAT (issue 6, src/agent/nat-services.ts): the endpoint and its candidates
+// (issue 13: interface addresses, the STUN reflexive address with nat.stun_servers or the control
+// plane's offered STUN server, bind_address/advertise_endpoint when set) are reported and re-reported
+// on change, peers go direct or through a bridge relay, and `mode: bridge` runs the relay. A peer
+// left without an endpoint is warned about once (path-problems.ts). Policy (issue 7): the
 // interface's PolicyFilter gets each state's policy block (src/agent/policy-enforcer.ts); the
 // revision in force rides along in the heartbeat and is shown on the node API and /healthz.
 
@@ -26,8 +28,10 @@ import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './config.js';
 import { normalizeFingerprint } from './config.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
+import type { InterfaceTable } from './candidates.js';
 import { MeshInterface } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
+import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { openStore, type Identity, type Store } from './store.js';
 
@@ -49,6 +53,11 @@ export interface AgentOptions {
   readonly health?: boolean;
   /** Start the node API socket (default true). */
   readonly nodeApi?: boolean;
+  /** Test hooks (issue 13): the interface table candidates are read from, how often (ms), and the
+   *  grace period before a peer without an endpoint is a path problem (ms). */
+  readonly interfaces?: () => InterfaceTable;
+  readonly candidatePollMs?: number;
+  readonly pathGraceMs?: number;
 }
 
 /** A fresh X25519 private key as base64. */
@@ -74,9 +83,9 @@ function httpClient(config: AgentConfig): HttpClient {
  * Returns the stored identity, or registers (token sources, retries) and stores a new one; the
  * token file is deleted after success. Rejects with RegistrationError / StoreError.
  */
-export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[] }> {
+export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[]; stunServers: readonly string[] }> {
   const existing = store.loadIdentity();
-  if (existing !== undefined) return { identity: existing, fresh: false, peers: [] };
+  if (existing !== undefined) return { identity: existing, fresh: false, peers: [], stunServers: [] };
   const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, env, log: (m) => log.info(m) });
   const privateKey = generatePrivateKey();
   const client = new ControlClient(httpClient(config));
@@ -106,7 +115,7 @@ export async function ensureRegistered(config: AgentConfig, store: Store, log: L
   store.saveIdentity(identity);
   if (token.file !== undefined) rmSync(token.file, { force: true });
   log.info(`registered as node ${res.node_id}, mesh IP ${res.mesh_ip}`);
-  return { identity, fresh: true, peers: res.peer_snapshot };
+  return { identity, fresh: true, peers: res.peer_snapshot, stunServers: res.stun_servers ?? [] };
 }
 
 let binaryChecksum: string | undefined;
@@ -160,6 +169,11 @@ export class Agent {
   #reRegistering = false;
   /** STUN, endpoint discovery, relay paths, bridge relay (src/agent/nat-services.ts). */
   #nat: NatServices | undefined;
+  /** STUN servers the control plane offers (registration response, then each state). */
+  #offeredStun: readonly string[] = [];
+  /** Peers without a usable endpoint (issue 13). */
+  readonly #pathProblems: PathProblems;
+  readonly #pathGraceMs: number;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -171,6 +185,8 @@ export class Agent {
     this.#env = opts.env ?? process.env;
     this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.#projectId = opts.config.registration.projectId ?? 'default';
+    this.#pathGraceMs = opts.pathGraceMs ?? PATH_GRACE_MS;
+    this.#pathProblems = new PathProblems(this.#pathGraceMs, (m) => this.#log.error(m));
     this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
     this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId });
     this.verifier.onKeyRotated = (keyId, pub) => {
@@ -220,7 +236,19 @@ export class Agent {
     const agent = new Agent(opts, store, reg.identity, iface, policy);
     try {
       await iface.device.configure({ privateKey: reg.identity.private_key });
-      agent.#nat = await NatServices.start({ config, device: iface.device, client: agent.client, auth: () => ({ nodeId: agent.#identity.node_id, nsk: agent.#identity.nsk }), fallbackEndpoint: () => agent.advertisedEndpoint, privateKey: () => agent.#identity.private_key, log: log.child('(nat) ') });
+      agent.#offeredStun = reg.fresh ? reg.stunServers : parsedCache?.ok === true ? (parsedCache.value.stun_servers ?? []) : [];
+      agent.#nat = await NatServices.start({
+        config,
+        device: iface.device,
+        client: agent.client,
+        auth: () => ({ nodeId: agent.#identity.node_id, nsk: agent.#identity.nsk }),
+        offeredStun: () => agent.#offeredStun,
+        meshCidr: () => agent.#identity.domain_mesh_cidr,
+        privateKey: () => agent.#identity.private_key,
+        ...(opts.interfaces ? { interfaces: opts.interfaces } : {}),
+        ...(opts.candidatePollMs !== undefined ? { candidatePollMs: opts.candidatePollMs } : {}),
+        log: log.child('(nat) '),
+      });
       if (parsedCache?.ok === true) {
         await agent.#apply(parsedCache.value.peers, 'cached state');
       } else if (reg.peers.length > 0) {
@@ -232,7 +260,7 @@ export class Agent {
       await agent.stop();
       throw err;
     }
-    agent.#loops.push(agent.#heartbeatLoop(), agent.#endpointLoop(), agent.#nat!.run(agent.#stop.signal));
+    agent.#loops.push(agent.#heartbeatLoop(), agent.#nat!.run(agent.#stop.signal), agent.#reconcileLoop(), agent.#pathCheckLoop());
     agent.events.start();
     return agent;
   }
@@ -247,16 +275,17 @@ export class Agent {
     return this.#servers[0]?.port ?? 0;
   }
 
-  /** Ready: registered, interface up, and a state applied (from the server or the cache). */
+  /** Ready: registered, interface up, a state applied (from the server or the cache), and not every
+   *  peer without a usable endpoint past the grace period (docs/agent.md "Readiness"). */
   get ready(): boolean {
-    return !this.#stopped && !this.iface.device.closed && this.#stateApplied;
+    return this.notReadyReason === undefined;
   }
 
-  /** The endpoint we report, when bind_address is a specific address. */
-  get advertisedEndpoint(): string | undefined {
-    const a = this.config.wireguard.bindAddress;
-    if (a === undefined || a === '0.0.0.0' || a === '::') return undefined;
-    return formatEndpoint({ address: a, port: this.iface.device.listenPort });
+  /** Why the agent is not ready, or undefined when it is. */
+  get notReadyReason(): string | undefined {
+    if (this.#stopped || this.iface.device.closed) return 'stopped';
+    if (!this.#stateApplied) return 'no state applied yet';
+    return this.#pathProblems.notReadyReason;
   }
 
   // ---- reconcile ------------------------------------------------------------------------------
@@ -307,6 +336,7 @@ export class Agent {
           if (this.#refused(state.peers, 'state pull')) continue;
           // Policy before peers: a peer the new state adds never sees the old revision.
           const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
+          this.#offeredStun = state.stun_servers ?? [];
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
           // The cache keeps the revision in force even when this pull's block was not populated.
@@ -448,22 +478,36 @@ export class Agent {
     }
   }
 
-  async #endpointLoop(): Promise<void> {
+  /** Pulls state every reconcile.interval, also while the event stream is connected (a missed or
+   *  refused event heals within one period). */
+  async #reconcileLoop(): Promise<void> {
     const signal = this.#stop.signal;
+    const every = this.config.reconcile.intervalS * 1000;
+    if (every <= 0) return;
     while (!signal.aborted) {
-      const ep = this.advertisedEndpoint;
-      if (ep === undefined || this.#nat?.discovers === true) return;
-      let next = 60_000;
-      try {
-        const res = await this.client.reportEndpoint({ endpoint: ep, nat_type: 'unknown', reported_at: formatRfc3339(Date.now()) }, signal);
-        next = Math.max(10_000, Math.min(60_000, (res.stale_after - 30) * 1000));
-      } catch (err) {
-        if (signal.aborted) return;
-        next = 10_000;
-        this.#log.verbose(`endpoint report failed: ${(err as Error).message}`);
-      }
-      await sleep(next, signal).catch(() => undefined);
+      await sleep(every, signal).catch(() => undefined);
+      if (!signal.aborted) this.requestReconcile();
     }
+  }
+
+  /** Looks for peers without a usable endpoint (path-problems.ts) a few times per grace period. */
+  async #pathCheckLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    const every = Math.max(50, Math.min(5000, this.#pathGraceMs / 3));
+    while (!signal.aborted) {
+      await sleep(every, signal).catch(() => undefined);
+      if (!signal.aborted) this.checkPaths();
+    }
+  }
+
+  /** Re-evaluates path problems now (also run periodically). */
+  checkPaths(): void {
+    if (!this.#stateApplied) return;
+    const withEndpoint = new Set<string>();
+    for (const p of this.iface.device.snapshot().peers) if (p.endpoint !== null) withEndpoint.add(Buffer.from(p.publicKey).toString('base64'));
+    const own = publicKeyOf(this.#identity.private_key);
+    const peers = this.#peers.filter((p) => p.node_id !== this.#identity.node_id && p.public_key !== own);
+    this.#pathProblems.check(peers.map((info) => ({ info, deviceHasEndpoint: withEndpoint.has(info.public_key) })), performance.now());
   }
 
   // ---- local servers ------------------------------------------------------------------------------
@@ -471,7 +515,10 @@ export class Agent {
   #healthRoutes() {
     return {
       '/healthz': () => [this.iface.device.closed ? 503 : 200, { status: this.iface.device.closed ? 'down' : 'ok', details: { policy: this.policy.snapshot() } }] as const,
-      '/readyz': () => [this.ready ? 200 : 503, { ready: this.ready, delivery_mode: this.events.mode }] as const,
+      '/readyz': () => {
+        const reason = this.notReadyReason;
+        return [reason === undefined ? 200 : 503, { ready: reason === undefined, ...(reason === undefined ? {} : { reason }), delivery_mode: this.events.mode }] as const;
+      },
     };
   }
 
@@ -489,6 +536,11 @@ export class Agent {
       delivery_mode: this.events.mode satisfies DeliveryMode,
       event_stream_connected: this.events.connected,
       ready: this.ready,
+      not_ready_reason: this.notReadyReason ?? null,
+      path_problems: this.#peers.flatMap((p) => {
+        const problem = this.#pathProblems.problemOf(p.node_id);
+        return problem === undefined ? [] : [{ node_id: p.node_id, mesh_ip: p.mesh_ip, path_problem: problem }];
+      }),
       last_heartbeat: this.#lastHeartbeatAt ?? null,
       last_reconcile: this.#lastReconcileAt ?? null,
       peers: this.#peers.length,
@@ -517,6 +569,8 @@ export class Agent {
         // direct-lan / direct-public (the probed path is the endpoint in use) / relayed / null.
         path_kind: path?.kind ?? null,
         rtt_ms: path?.rttMs === undefined ? null : Math.round(path.rttMs * 10) / 10,
+        candidates: info?.candidates ?? [],
+        path_problem: info === undefined ? null : (this.#pathProblems.problemOf(info.node_id) ?? null),
         rx_bytes: Number(p.rxBytes),
         tx_bytes: Number(p.txBytes),
       });

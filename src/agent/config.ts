@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { parseEndpoint } from '../api/fields.js';
 
 /** A validated agent configuration. */
 export interface AgentConfig {
@@ -29,8 +30,19 @@ export interface AgentConfig {
     readonly packetCallback: boolean;
     /** Ours: the address the UDP socket binds and the endpoint reported (packet-callback mode). */
     readonly bindAddress: string | undefined;
+    /** Ours: "ip:port" reported as the endpoint and only candidate (NAT port forwards and the like). */
+    readonly advertiseEndpoint: string | undefined;
   };
-  readonly nat: { readonly stunServers: readonly string[]; readonly refreshIntervalS: number };
+  readonly nat: {
+    /** false: no STUN discovery and no interface scan; only bind_address/advertise_endpoint are reported. */
+    readonly enabled: boolean;
+    readonly stunServers: readonly string[];
+    readonly refreshIntervalS: number;
+    /** Ours: when non-empty, only these interfaces (names, "eth*" globs) give endpoint candidates. */
+    readonly candidateInterfaces: readonly string[];
+  };
+  /** Periodic state pull, also while the event stream is connected (seconds; 0: off). */
+  readonly reconcile: { readonly intervalS: number };
   readonly health: { readonly listen: string };
   readonly nodeApi: { readonly socket: string };
   readonly bridge: { readonly relayListenPort: number };
@@ -74,6 +86,10 @@ function checkIfname(v: string): string | undefined {
   return /^[A-Za-z0-9_.-]{1,15}$/.test(v) && v !== '.' && v !== '..' ? undefined : `expected an interface name of 1-15 [A-Za-z0-9_.-], got ${JSON.stringify(v)}`;
 }
 
+function checkEndpoint(v: string): string | undefined {
+  return parseEndpoint(v) === undefined ? `expected "ip:port" or "[ipv6]:port" with an IP address, got ${JSON.stringify(v)}` : undefined;
+}
+
 function checkFingerprint(v: string): string | undefined {
   return normalizeFingerprint(v) === undefined ? `expected a SHA-256 fingerprint (64 hex digits, colons allowed), got ${JSON.stringify(v)}` : undefined;
 }
@@ -94,8 +110,12 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'wireguard.mtu': { kind: 'int', def: 1420, min: 576, max: 65535 },
   'wireguard.packet_callback': { kind: 'bool', def: false },
   'wireguard.bind_address': { kind: 'string', def: undefined },
+  'wireguard.advertise_endpoint': { kind: 'string', def: undefined, check: checkEndpoint },
+  'nat.enabled': { kind: 'bool', def: true },
   'nat.stun_servers': { kind: 'list', def: [] },
   'nat.refresh_interval': { kind: 'duration', def: 60 },
+  'nat.candidate_interfaces': { kind: 'list', def: [] },
+  'reconcile.interval': { kind: 'duration', def: 60 },
   'health.listen': { kind: 'hostport', def: '127.0.0.1:9101' },
   'node_api.socket': { kind: 'string', def: '/var/run/plexd/api.sock' },
   'bridge.relay_listen_port': { kind: 'port', def: 51821 },
@@ -265,8 +285,15 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       mtu: values.get('wireguard.mtu') as number,
       packetCallback: values.get('wireguard.packet_callback') as boolean,
       bindAddress: s('wireguard.bind_address'),
+      advertiseEndpoint: s('wireguard.advertise_endpoint'),
     },
-    nat: { stunServers: values.get('nat.stun_servers') as string[], refreshIntervalS: values.get('nat.refresh_interval') as number },
+    nat: {
+      enabled: values.get('nat.enabled') as boolean,
+      stunServers: values.get('nat.stun_servers') as string[],
+      refreshIntervalS: values.get('nat.refresh_interval') as number,
+      candidateInterfaces: values.get('nat.candidate_interfaces') as string[],
+    },
+    reconcile: { intervalS: values.get('reconcile.interval') as number },
     health: { listen: s('health.listen')! },
     nodeApi: { socket: s('node_api.socket')! },
     bridge: { relayListenPort: values.get('bridge.relay_listen_port') as number },

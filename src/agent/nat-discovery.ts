@@ -1,9 +1,11 @@
-// Agent endpoint discovery (plexd-api.md "Lifecycle": NAT discovery (STUN)): classify the NAT from
-// the WireGuard port with the two configured STUN servers (discoverNat), report `endpoint` and
-// `nat_type` with PUT /v1/nodes/{id}/endpoint, and repeat every nat.refresh_interval. The report is
-// sent again at once when the mapping or the type changed, and otherwise at plexd's re-report
-// period min(60 s, stale_after - 30 s), never sooner than 10 s. The heartbeat's nat_summary is the
-// last result.
+// Agent endpoint discovery and reporting (plexd-api.md "Lifecycle": NAT discovery (STUN); issue
+// 13's candidates): classify the NAT from the WireGuard port with the STUN servers (configured, or
+// the ones the control plane offers) (discoverNat), gather the endpoint candidates (candidates.ts),
+// and report `endpoint`, `nat_type` and `candidates` with PUT /v1/nodes/{id}/endpoint. STUN runs
+// every nat.refresh_interval; the candidates are read every poll period (10 s). The report is sent
+// again at once when the endpoint, the type or the candidate set changed, and otherwise at plexd's
+// re-report period min(60 s, stale_after - 30 s), never sooner than 10 s. The heartbeat's
+// nat_summary is the last result.
 
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -49,8 +51,8 @@ function localAddresses(): string[] {
 /** Options of {@link EndpointDiscovery}. */
 export interface EndpointDiscoveryOptions {
   readonly client: StunClient;
-  /** nat.stun_servers as configured. */
-  readonly servers: readonly string[];
+  /** The STUN servers to use now (nat.stun_servers, else the control plane's offer); none: no STUN. */
+  readonly servers: readonly string[] | (() => readonly string[]);
   /** nat.refresh_interval in ms. */
   readonly refreshMs: number;
   /** The WireGuard port (for the no-NAT reading). */
@@ -59,6 +61,11 @@ export interface EndpointDiscoveryOptions {
   readonly report: (req: EndpointRequest, signal: AbortSignal) => Promise<EndpointResponse>;
   /** Used when discovery found no mapping (wireguard.bind_address with the port, if set). */
   readonly fallbackEndpoint?: () => string | undefined;
+  /** The endpoint and candidates to report, given the reflexive address (candidates.ts
+   *  chooseCandidates); absent: the reflexive address, else fallbackEndpoint, and no candidates. */
+  readonly gather?: (reflexive: string | undefined) => { endpoint: string | undefined; candidates: readonly string[] };
+  /** How often run() re-reads the candidates between STUN rounds (ms); default: refreshMs. */
+  readonly pollMs?: number;
   readonly log: Logger;
   /** Name resolution (tests). */
   readonly resolve?: (host: string) => Promise<string>;
@@ -71,6 +78,11 @@ export class EndpointDiscovery {
   #reported: string | undefined;
   #reportedAt = -Infinity;
   #reportEveryMs = 60_000;
+  #reflexive: string | undefined;
+  #natType: NatType = 'unknown';
+  #stunAt = -Infinity;
+  #stunServers = '';
+  #candidates: readonly string[] = [];
   /** Discovery rounds finished, and reports accepted. */
   readonly counters = { rounds: 0, reports: 0, reportFailures: 0 };
   /** The last classification (undefined before the first round). */
@@ -86,33 +98,63 @@ export class EndpointDiscovery {
     return this.#summary;
   }
 
-  /** One round: discover, then report when changed or due. Never rejects (failures are logged). */
+  /** The candidates last gathered (reported or not). */
+  get candidates(): readonly string[] {
+    return this.#candidates;
+  }
+
+  /** The STUN servers in use now. */
+  get servers(): readonly string[] {
+    const s = this.#o.servers;
+    return typeof s === 'function' ? s() : s;
+  }
+
+  /** One round: discover (when there are STUN servers), then report when changed or due. Never
+   *  rejects (failures are logged). */
   async round(signal: AbortSignal): Promise<void> {
     const o = this.#o;
-    let endpoint: string | undefined;
-    let natType: NatType = 'unknown';
-    try {
-      const servers = await resolveStunServers(o.servers, o.resolve);
-      const d = await discoverNat(o.client, servers, { port: o.localPort(), addresses: localAddresses() });
-      this.last = d;
-      this.counters.rounds++;
-      if (d.endpoint !== undefined) {
-        endpoint = formatEndpoint(d.endpoint);
-        natType = d.natType;
+    const list = this.servers;
+    this.#stunAt = performance.now();
+    this.#stunServers = list.join(',');
+    this.#reflexive = undefined;
+    this.#natType = 'unknown';
+    if (list.length > 0) {
+      try {
+        const servers = await resolveStunServers(list, o.resolve);
+        const d = await discoverNat(o.client, servers, { port: o.localPort(), addresses: localAddresses() });
+        this.last = d;
+        this.counters.rounds++;
+        if (d.endpoint !== undefined) {
+          this.#reflexive = formatEndpoint(d.endpoint);
+          this.#natType = d.natType;
+        }
+        const times = d.results.map((r) => `${formatEndpoint(r.server)}: ${r.kind}${'elapsedMs' in r ? ` ${Math.round(r.elapsedMs)} ms` : ''}`).join(', ');
+        o.log.verbose(`nat discovery: ${this.#natType} ${this.#reflexive ?? '(no mapping)'}${d.behindNat === false ? ' (no NAT)' : ''} [${times}]`);
+      } catch (err) {
+        o.log.error(`nat discovery failed: ${(err as Error).message}`);
       }
-      const times = d.results.map((r) => `${formatEndpoint(r.server)}: ${r.kind}${'elapsedMs' in r ? ` ${Math.round(r.elapsedMs)} ms` : ''}`).join(', ');
-      o.log.verbose(`nat discovery: ${natType} ${endpoint ?? '(no mapping)'}${d.behindNat === false ? ' (no NAT)' : ''} [${times}]`);
-    } catch (err) {
-      o.log.error(`nat discovery failed: ${(err as Error).message}`);
     }
-    endpoint ??= o.fallbackEndpoint?.();
+    await this.report(signal);
+  }
+
+  /** Gathers the candidates (with the last STUN result) and reports them when they changed or
+   *  the re-report is due. Never rejects. */
+  async report(signal: AbortSignal): Promise<void> {
+    const o = this.#o;
+    const natType = this.#natType;
+    let endpoint: string | undefined;
+    let candidates: readonly string[] = [];
+    if (o.gather !== undefined) ({ endpoint, candidates } = o.gather(this.#reflexive));
+    else endpoint = this.#reflexive ?? o.fallbackEndpoint?.();
+    this.#candidates = candidates;
     if (endpoint === undefined || signal.aborted) return;
     this.#summary = { endpoint, nat_type: natType };
-    const key = `${endpoint} ${natType}`;
+    const key = `${endpoint} ${natType} ${candidates.join(' ')}`;
     if (key === this.#reported && performance.now() - this.#reportedAt < this.#reportEveryMs) return;
     try {
-      const res = await o.report({ endpoint, nat_type: natType, reported_at: formatRfc3339(Date.now()) }, signal);
-      if (key !== this.#reported) o.log.info(`endpoint ${endpoint} (${natType}) reported`);
+      const req: EndpointRequest = { endpoint, nat_type: natType, reported_at: formatRfc3339(Date.now()), ...(o.gather !== undefined ? { candidates } : {}) };
+      const res = await o.report(req, signal);
+      if (key !== this.#reported) o.log.info(`endpoint ${endpoint} (${natType}) reported${o.gather !== undefined ? `, candidates ${candidates.join(' ') || '(none)'}` : ''}`);
       this.#reported = key;
       this.#reportedAt = performance.now();
       this.#reportEveryMs = Math.max(10_000, Math.min(60_000, (res.stale_after - 30) * 1000));
@@ -123,11 +165,16 @@ export class EndpointDiscovery {
     }
   }
 
-  /** Rounds until `signal` aborts: at start, then every min(refresh, re-report period). */
+  /** Until `signal` aborts: a round at start, again every refresh period (or at once when the STUN
+   *  servers changed), and the candidates re-read every poll period in between. */
   async run(signal: AbortSignal): Promise<void> {
+    const o = this.#o;
+    const pollMs = o.pollMs ?? o.refreshMs;
     while (!signal.aborted) {
-      await this.round(signal);
-      const wait = this.counters.reports === 0 ? Math.min(this.#o.refreshMs, 10_000) : Math.min(this.#o.refreshMs, this.#reportEveryMs);
+      const stunDue = performance.now() - this.#stunAt >= o.refreshMs || this.servers.join(',') !== this.#stunServers;
+      if (stunDue) await this.round(signal);
+      else await this.report(signal);
+      const wait = this.counters.reports === 0 ? Math.min(pollMs, 10_000) : Math.min(pollMs, this.#reportEveryMs);
       await sleep(wait, signal).catch(() => undefined);
     }
   }

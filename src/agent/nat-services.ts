@@ -1,6 +1,7 @@
 // Everything NAT an agent runs next to its mesh interface (issue 6), behind a few hooks in
 // agent.ts: STUN both ways on the WireGuard port (src/nat/port-stun.ts), endpoint discovery and
-// reporting (nat-discovery.ts) when nat.stun_servers is set, the per-peer direct/relayed choice
+// reporting with the endpoint candidates (nat-discovery.ts, candidates.ts; STUN with
+// nat.stun_servers, else with the control plane's offer), the per-peer direct/relayed choice
 // (relay-client.ts) fed by the path prober's choice among each peer's candidates (path-prober.ts),
 // and in `mode: bridge` the relay (bridge-mode.ts).
 
@@ -15,6 +16,8 @@ import type { Logger } from '../log/logger.js';
 import { attachPortStun, type PortStun } from '../nat/port-stun.js';
 import type { AgentConfig } from './config.js';
 import { BridgeMode } from './bridge-mode.js';
+import { CANDIDATE_POLL_MS, chooseCandidates, localCandidates, osInterfaces, type InterfaceTable } from './candidates.js';
+import { formatEndpoint } from '../device/device.js';
 import { EndpointDiscovery } from './nat-discovery.js';
 import { PathProber, type DirectKind } from './path-prober.js';
 import { PathManager } from './relay-client.js';
@@ -27,8 +30,14 @@ export interface NatServicesContext {
   readonly client: ControlClient;
   /** The current node id and nsk (they change on re-registration). */
   readonly auth: () => { nodeId: string; nsk: string };
-  /** The endpoint to report when discovery finds none (bind_address), if any. */
-  readonly fallbackEndpoint: () => string | undefined;
+  /** The STUN servers the control plane offers (register/state `stun_servers`). */
+  readonly offeredStun: () => readonly string[];
+  /** The mesh range (addresses inside it are never candidates). */
+  readonly meshCidr: () => string;
+  /** The interface table (tests); default os.networkInterfaces(). */
+  readonly interfaces?: () => InterfaceTable;
+  /** How often the candidates are re-read (ms); default CANDIDATE_POLL_MS. */
+  readonly candidatePollMs?: number;
   /** Our WireGuard private key (base64): the path probes' keys derive from it. */
   readonly privateKey: () => string;
   readonly log: Logger;
@@ -42,19 +51,24 @@ export interface PeerPathView {
   readonly rttMs: number | undefined;
 }
 
+/** The status line for STUN when none is configured or offered. */
+export const NO_STUN = 'no STUN server: local candidates only';
+
 /** The NAT side of a running agent. */
 export class NatServices {
   readonly port: PortStun;
-  readonly discovery: EndpointDiscovery | undefined;
+  readonly discovery: EndpointDiscovery;
   readonly paths: PathManager;
   readonly bridge: BridgeMode | undefined;
+  readonly #natEnabled: boolean;
   readonly #ctx: NatServicesContext;
   #prober: PathProber | undefined;
   /** The private key the prober was built with (rebuilt when a key rotation changes it). */
   #proberKey: string | undefined;
 
-  private constructor(ctx: NatServicesContext, port: PortStun, discovery: EndpointDiscovery | undefined, paths: PathManager, bridge: BridgeMode | undefined) {
+  private constructor(ctx: NatServicesContext, port: PortStun, discovery: EndpointDiscovery, paths: PathManager, bridge: BridgeMode | undefined, natEnabled: boolean) {
     this.#ctx = ctx;
+    this.#natEnabled = natEnabled;
     this.port = port;
     this.discovery = discovery;
     this.paths = paths;
@@ -66,18 +80,29 @@ export class NatServices {
     const { config, device, log } = ctx;
     const port = attachPortStun(device);
     try {
-      const discovery =
-        config.nat.stunServers.length === 0
-          ? undefined
-          : new EndpointDiscovery({
-              client: port.client,
-              servers: config.nat.stunServers,
-              refreshMs: config.nat.refreshIntervalS * 1000,
-              localPort: () => device.listenPort,
-              report: (req, signal) => ctx.client.reportEndpoint(req, signal),
-              fallbackEndpoint: ctx.fallbackEndpoint,
-              log,
-            });
+      const { wireguard: wg, nat } = config;
+      // bind_address when a specific address: the one local candidate (the socket listens nowhere else).
+      const bound = (): string | undefined =>
+        wg.bindAddress === undefined || wg.bindAddress === '0.0.0.0' || wg.bindAddress === '::' ? undefined : formatEndpoint({ address: wg.bindAddress, port: device.listenPort });
+      const interfaces = ctx.interfaces ?? osInterfaces;
+      const discovery = new EndpointDiscovery({
+        client: port.client,
+        // advertise_endpoint needs no STUN; nat.enabled: false turns it off.
+        servers: () => (!nat.enabled || wg.advertiseEndpoint !== undefined ? [] : nat.stunServers.length > 0 ? nat.stunServers : ctx.offeredStun()),
+        refreshMs: nat.refreshIntervalS * 1000,
+        pollMs: ctx.candidatePollMs ?? CANDIDATE_POLL_MS,
+        localPort: () => device.listenPort,
+        report: (req, signal) => ctx.client.reportEndpoint(req, signal),
+        gather: (reflexive) =>
+          chooseCandidates({
+            advertise: wg.advertiseEndpoint,
+            bound: bound(),
+            ...(nat.enabled
+              ? { reflexive, local: localCandidates(interfaces(), { port: device.listenPort, meshInterface: wg.interfaceName, meshCidr: ctx.meshCidr(), allow: nat.candidateInterfaces }) }
+              : {}),
+          }),
+        log,
+      });
       const paths = new PathManager({
         device,
         client: port.client,
@@ -91,26 +116,21 @@ export class NatServices {
       });
       const bridge = config.mode === 'bridge' ? await BridgeMode.start(config.bridge.relayListenPort, config.wireguard.bindAddress, log) : undefined;
       paths.start();
-      return new NatServices(ctx, port, discovery, paths, bridge);
+      return new NatServices(ctx, port, discovery, paths, bridge, nat.enabled);
     } catch (err) {
       port.close();
       throw err;
     }
   }
 
-  /** The discovery loop (resolves at once without STUN servers). */
+  /** The discovery and reporting loop, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await this.discovery?.run(signal);
-  }
-
-  /** True when discovery reports the endpoint (the agent's bind_address loop stands down). */
-  get discovers(): boolean {
-    return this.discovery !== undefined;
+    await this.discovery.run(signal);
   }
 
   /** The heartbeat's nat_summary. */
   get summary(): NatSummary {
-    return this.discovery?.summary ?? {};
+    return this.discovery.summary;
   }
 
   /** After a state was applied: relay sessions (bridge) and peer paths. */
@@ -162,7 +182,10 @@ export class NatServices {
   /** The node API's NAT view. */
   status(): Record<string, unknown> {
     return {
-      nat: this.discovery?.last === undefined ? null : { nat_type: this.discovery.last.natType, behind_nat: this.discovery.last.behindNat ?? null, ...this.summary },
+      nat: this.discovery.last === undefined ? null : { nat_type: this.discovery.last.natType, behind_nat: this.discovery.last.behindNat ?? null, ...this.summary },
+      endpoint: this.summary.endpoint ?? null,
+      candidates: this.discovery.candidates,
+      stun_servers: !this.#natEnabled ? 'off (nat.enabled: false)' : this.discovery.servers.length === 0 ? NO_STUN : this.discovery.servers,
       stun: this.port.client.counters,
       paths: this.paths.counters,
       probes: this.#prober === undefined ? null : { ...this.#prober.counters, drops: this.#prober.drops() },

@@ -183,17 +183,6 @@ export class FieldReader {
     return v;
   }
 
-  /** An optional list of at most `maxItems` endpoints ("ip:port", "[ipv6]:port"); absent/null -> undefined. */
-  optEndpointList(key: string, maxItems: number): string[] | undefined {
-    const v = this.raw(key);
-    if (v === undefined || v === null) return undefined;
-    const list = this.stringList(key, maxItems, 64);
-    list.forEach((e, i) => {
-      if (parseEndpoint(e) === undefined) this.fail(`${key}[${i}]`, `expected "ip:port", got ${JSON.stringify(e)}`);
-    });
-    return list;
-  }
-
   /** A required IP address (no prefix). */
   ip(key: string): string {
     const v = this.string(key, 64);
@@ -233,6 +222,19 @@ export class FieldReader {
     v.forEach((el, i) => {
       if (typeof el === 'string' && el.length > 0 && el.length <= maxLength) out.push(el);
       else this.fail(`${key}[${i}]`, `expected a string of 1..${maxLength} characters`);
+    });
+    return out;
+  }
+
+  /** An optional list of "ip:port" endpoints (at most `maxItems`), duplicates dropped (the first
+   *  stays); absent/null -> undefined, a malformed element is an error naming its index. */
+  optEndpointList(key: string, maxItems: number): string[] | undefined {
+    const v = this.raw(key);
+    if (v === undefined || v === null) return undefined;
+    const out: string[] = [];
+    this.stringList(key, maxItems, 64).forEach((el, i) => {
+      if (parseEndpoint(el) === undefined) this.fail(`${key}[${i}]`, `expected "ip:port", got ${JSON.stringify(el)}`);
+      else if (!out.includes(el)) out.push(el);
     });
     return out;
   }

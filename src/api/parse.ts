@@ -5,7 +5,7 @@
 import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js';
 import {
   EXECUTION_STATUSES,
-  MAX_PEER_CANDIDATES,
+  MAX_CANDIDATES,
   NAT_TYPES,
   NODE_MODES,
   RULE_ACTIONS,
@@ -74,9 +74,19 @@ function readPeer(r: FieldReader): PeerInfo {
   if (endpoint !== undefined) peer.endpoint = endpoint;
   const fallback = r.optEndpoint('fallback_endpoint');
   if (fallback !== undefined) peer.fallback_endpoint = fallback;
-  const candidates = r.optEndpointList('candidates', MAX_PEER_CANDIDATES);
-  if (candidates !== undefined) peer.candidates = candidates;
+  const candidates = r.optEndpointList('candidates', MAX_CANDIDATES);
+  if (candidates !== undefined && candidates.length > 0) peer.candidates = candidates;
   return peer;
+}
+
+/** Most STUN servers a control plane may offer. */
+const MAX_OFFERED_STUN = 8;
+
+/** The optional `stun_servers` offer of a register or state response ("HOST:PORT" strings; the
+ *  agent resolves and checks each when it uses them). */
+function readStunOffer(r: FieldReader): { stun_servers?: string[] } {
+  const list = r.stringList('stun_servers', MAX_OFFERED_STUN, 261);
+  return list.length === 0 ? {} : { stun_servers: list };
 }
 
 /** Parses a `201` body of `POST /v1/register`. */
@@ -90,6 +100,7 @@ export function parseRegisterResponse(body: unknown): ParseResult<RegisterRespon
     nsk: r.base64Key('nsk', 32),
     peer_snapshot: r.list('peer_snapshot', readPeer, true),
     domain_mesh_cidr: r.string('domain_mesh_cidr', 64),
+    ...readStunOffer(r),
   };
   if (value.domain_mesh_cidr !== '' && parsePrefix(value.domain_mesh_cidr) === undefined) {
     r.fail('domain_mesh_cidr', 'expected a CIDR prefix');
@@ -126,13 +137,18 @@ export function parseHeartbeatResponse(body: unknown): ParseResult<HeartbeatResp
   });
 }
 
-/** Parses a `PUT /v1/nodes/{id}/endpoint` request; an unknown nat_type reads as "unknown". */
+/** Parses a `PUT /v1/nodes/{id}/endpoint` request; an unknown nat_type reads as "unknown". With
+ *  a non-empty `candidates` list (ours), a missing `endpoint` is the first candidate. */
 export function parseEndpointRequest(body: unknown): ParseResult<EndpointRequest> {
   const r = new FieldReader(body);
+  const candidates = r.optEndpointList('candidates', MAX_CANDIDATES);
+  const first = candidates?.[0];
+  const endpoint = first !== undefined ? r.optEndpoint('endpoint') ?? first : r.endpoint('endpoint');
   return r.result({
-    endpoint: r.endpoint('endpoint'),
+    endpoint,
     nat_type: r.oneOfOr('nat_type', NAT_TYPES, 'unknown'),
     reported_at: r.optTimestamp('reported_at') ?? '',
+    ...(candidates === undefined ? {} : { candidates }),
   });
 }
 
@@ -225,6 +241,7 @@ export function parseStateResponse(body: unknown): ParseResult<StateResponse> {
     policy: r.object('policy', readPolicy, true),
     bridge: r.object('bridge', readBridge, true),
     executions: r.list('executions', readExecution, true),
+    ...readStunOffer(r),
   });
 }
 

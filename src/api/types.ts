@@ -40,14 +40,15 @@ export interface PeerInfo {
   /** A relay "ip:port" to use when the direct endpoint does not work. */
   readonly fallback_endpoint?: string;
   /**
-   * The peer's endpoint candidates ("ip:port", "[v6]:port"; at most MAX_PEER_CANDIDATES), in its
-   * preference order: LAN, then STUN reflexive, then relay. The agent probes them (issue 13).
+   * Ours (additive, docs/nat.md "Endpoint candidates"): every "ip:port" the peer may be reached
+   * at, in its order of preference (LAN first, then STUN reflexive, then relay); at most
+   * MAX_CANDIDATES. `endpoint` keeps its upstream meaning next to it.
    */
   readonly candidates?: readonly string[];
 }
 
-/** Most endpoint candidates a peer entry carries. */
-export const MAX_PEER_CANDIDATES = 16;
+/** Most endpoint candidates one node reports (and one peer entry carries). */
+export const MAX_CANDIDATES = 16;
 
 /** `201` response of `POST /v1/register`. */
 export interface RegisterResponse {
@@ -62,6 +63,9 @@ export interface RegisterResponse {
   readonly peer_snapshot: readonly PeerInfo[];
   /** e.g. "10.100.0.0/16". */
   readonly domain_mesh_cidr: string;
+  /** Ours (additive): STUN servers ("HOST:PORT") the control plane offers; used when the agent
+   *  has no nat.stun_servers of its own. */
+  readonly stun_servers?: readonly string[];
 }
 
 /** `nat_summary` of a heartbeat: `{}` before NAT discovery. */
@@ -94,6 +98,9 @@ export interface EndpointRequest {
   readonly endpoint: string;
   readonly nat_type: NatType;
   readonly reported_at: string;
+  /** Ours (additive): the node's endpoint candidates, deduplicated, in its order of preference.
+   *  With candidates, `endpoint` may be omitted: it is then the first candidate. */
+  readonly candidates?: readonly string[];
 }
 
 /** `PUT /v1/nodes/{id}/endpoint` response. */
@@ -180,6 +187,8 @@ export interface StateResponse {
   readonly policy: Policy | null;
   readonly bridge: BridgeState | null;
   readonly executions: readonly Execution[];
+  /** Ours (additive): STUN servers the control plane offers (as in RegisterResponse). */
+  readonly stun_servers?: readonly string[];
 }
 
 /** `POST /v1/keys/rotate` request (authenticated; the node comes from the credential). */

@@ -34,6 +34,31 @@ interface Ctx {
   readonly relay?: RelayAssigner;
   /** Per-node limits on requests whose cost grows with the fleet. */
   readonly rateLimits: NodeRateLimits;
+  /** The built-in STUN server's bound address, offered to agents (docs/nat.md); absent: none. */
+  readonly stun?: { readonly address: string; readonly port: number };
+}
+
+/**
+ * The `stun_servers` offer of a register or state response (docs/nat.md "STUN by default"): the
+ * built-in STUN server's address; when it listens on a wildcard address, the host this request
+ * reached the control plane by (its Host header), which the agent can evidently reach. Empty when
+ * there is no STUN server or no usable host.
+ */
+export function stunOffer(ctx: Pick<Ctx, 'req' | 'stun'>): { stun_servers?: string[] } {
+  const stun = ctx.stun;
+  if (stun === undefined) return {};
+  if (stun.address !== '0.0.0.0' && stun.address !== '::') {
+    return { stun_servers: [stun.address.includes(':') ? `[${stun.address}]:${stun.port}` : `${stun.address}:${stun.port}`] };
+  }
+  const host = ctx.req.headers.host;
+  if (typeof host !== 'string' || host === '' || host.length > 261) return {};
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}/`).hostname;
+  } catch {
+    return {};
+  }
+  return hostname === '' ? {} : { stun_servers: [`${hostname}:${stun.port}`] };
 }
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -82,7 +107,7 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const req = valid(parseRegisterRequest(await readJsonBody(ctx.req)));
       const out = ctx.store.register(req);
-      sendJson(ctx.res, 201, out);
+      sendJson(ctx.res, 201, { ...out, ...stunOffer(ctx) });
     },
   },
   {
@@ -122,7 +147,7 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
       ctx.rateLimits.charge('state', node.node_id, 1, ctx.res);
-      sendJson(ctx.res, 200, withRelays(ctx.store.stateOf(node), node, ctx.relay));
+      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node), node, ctx.relay), ...stunOffer(ctx) });
     },
   },
   {

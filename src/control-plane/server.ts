@@ -136,7 +136,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       res.setHeader('allow', route.allow.join(', '));
       return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
     }
-    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }) }).catch((err: unknown) => {
+    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }), ...(stun === undefined ? {} : { stun: stun.address }) }).catch((err: unknown) => {
       if (isClientAbort(err, req)) {
         // The client went away mid-body: nothing to answer, nothing wrong here.
         clientAborts++;

@@ -70,6 +70,8 @@ export interface NodeRow {
   readonly registered_at: number;
   readonly last_heartbeat_at: number;
   readonly endpoint: string | null;
+  /** JSON array of the last reported endpoint candidates (schema 6), NULL when none. */
+  readonly candidates: string | null;
   readonly nat_type: string | null;
   readonly binary_version: string | null;
   readonly last_state_seq: number;
@@ -308,7 +310,7 @@ export class ControlPlaneStore {
   peersOf(node: NodeRow): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
     return this.db.transaction(() => {
-      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, status FROM nodes WHERE project_id = ? AND node_id <> ? AND key_conflict = 0 ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
+      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status FROM nodes WHERE project_id = ? AND node_id <> ? AND key_conflict = 0 ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
       const visible = others.filter((p) => canSee(node, p));
       const psks = psksOf(this.db, this.#pskMaster, node, visible);
       return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
@@ -363,7 +365,7 @@ export class ControlPlaneStore {
         `UPDATE nodes SET last_heartbeat_at = ?, status = 'online', binary_version = ?, binary_checksum = ? WHERE node_id = ?`,
       ).run(now, req.binary_version, req.binary_checksum, node.node_id);
       const nat = req.nat_summary;
-      if (nat.endpoint !== undefined) this.#setEndpoint(current, nat.endpoint, nat.nat_type ?? current.nat_type, now);
+      if (nat.endpoint !== undefined) this.#setEndpoint(current, nat.endpoint, current.candidates, nat.nat_type ?? current.nat_type, now);
       else if (nat.nat_type !== undefined) prepared(this.db, 'UPDATE nodes SET nat_type = ? WHERE node_id = ?').run(nat.nat_type, node.node_id);
       if (wasOffline) {
         this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, excludeNode: node.node_id });
@@ -373,23 +375,27 @@ export class ControlPlaneStore {
     });
   }
 
-  /** Records an endpoint report; peers hear of a change through peer_endpoint_changed. */
+  /** Records an endpoint report (and its candidates, when it carries any: a report without the
+   *  field, as upstream's, leaves the stored ones); peers hear of a change through
+   *  peer_endpoint_changed. */
   reportEndpoint(node: NodeRow, req: EndpointRequest): EndpointResponse {
     const now = this.now();
     this.tx(() => {
       const current = this.node(node.node_id);
       if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
-      this.#setEndpoint(current, req.endpoint, req.nat_type, now);
+      const candidates = req.candidates === undefined ? current.candidates : req.candidates.length === 0 ? null : JSON.stringify(req.candidates);
+      this.#setEndpoint(current, req.endpoint, candidates, req.nat_type, now);
     });
     return { accepted_at: formatRfc3339(now), stale_after: ENDPOINT_STALE_AFTER_S };
   }
 
   /** The one place a node's endpoint changes (PUT endpoint and a heartbeat's nat_summary): stores
    *  it and, when it differs from the stored one, tells the node's peers. Inside a transaction. */
-  #setEndpoint(current: NodeRow, endpoint: string, natType: string | null, now: number): void {
-    prepared(this.db, 'UPDATE nodes SET endpoint = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(endpoint, natType, now, current.node_id);
-    if (current.endpoint !== endpoint) {
-      this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: current.node_id, endpoint }, excludeNode: current.node_id });
+  #setEndpoint(current: NodeRow, endpoint: string, candidates: string | null, natType: string | null, now: number): void {
+    prepared(this.db, 'UPDATE nodes SET endpoint = ?, candidates = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(endpoint, candidates, natType, now, current.node_id);
+    if (current.endpoint !== endpoint || current.candidates !== candidates) {
+      const list = candidatesOf(candidates);
+      this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: current.node_id, endpoint, ...(list === undefined ? {} : { candidates: list }) }, excludeNode: current.node_id });
     }
   }
 
@@ -613,11 +619,31 @@ function toSigner(key: StoredSigningKey, box: SecretBox): Signer {
   return { keyId: key.key_id, secretKey, publicKey: signingPublicKey(secretKey) };
 }
 
-/** What every peer may know about a node (no PSK: that differs per pair). */
+/** The stored candidates column as a list; undefined for NULL (or, defensively, anything that
+ *  is not a non-empty JSON array of strings). */
+function candidatesOf(column: string | null): string[] | undefined {
+  if (column === null) return undefined;
+  let list: unknown;
+  try {
+    list = JSON.parse(column);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(list) && list.length > 0 && list.every((c) => typeof c === 'string') ? (list as string[]) : undefined;
+}
+
+/** What every peer may know about a node (no PSK: that differs per pair). `endpoint` is the
+ *  reported one, else the first candidate (docs/nat.md "Endpoint candidates"). */
 function publicPeer(n: NodeRow): PeerInfo {
-  return n.endpoint === null
-    ? { node_id: n.node_id, mesh_ip: n.mesh_ip, public_key: n.public_key }
-    : { node_id: n.node_id, mesh_ip: n.mesh_ip, public_key: n.public_key, endpoint: n.endpoint };
+  const candidates = candidatesOf(n.candidates);
+  const endpoint = n.endpoint ?? candidates?.[0];
+  return {
+    node_id: n.node_id,
+    mesh_ip: n.mesh_ip,
+    public_key: n.public_key,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(candidates === undefined ? {} : { candidates }),
+  };
 }
 
 function tokenMessage(code: 'token_invalid' | 'token_revoked' | 'token_consumed' | 'token_expired'): string {

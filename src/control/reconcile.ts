@@ -3,7 +3,8 @@
 // handshakes survive); changed ones get only the changed fields; vanished ones are removed one by
 // one. Never replace_peers, which would drop every session.
 //
-// Endpoints: WireGuard learns a peer's endpoint from authenticated packets (roaming), so an
+// Endpoints: the control plane's `endpoint`, else the peer's first candidate, else its relay.
+// WireGuard learns a peer's endpoint from authenticated packets (roaming), so an
 // endpoint is (re)applied only when the control plane's value differs from the one we last applied,
 // not whenever the device currently uses another one.
 
@@ -87,7 +88,9 @@ export class Reconciler {
       }
       wanted.add(key);
       const allowed = allowedFor(d);
-      const endpoint = d.endpoint ?? d.fallback_endpoint;
+      // Until a path prober chooses among them (issue 13), the first candidate stands in for a
+      // missing endpoint: a LAN mesh of agents that report only candidates still forms.
+      const endpoint = d.endpoint ?? d.candidates?.[0] ?? d.fallback_endpoint;
       const cur = have.get(key);
       if (cur === undefined) {
         peers.push({

@@ -35,7 +35,9 @@ describe('agent config', () => {
     expect(c.api.baseUrl).toBe('https://cp.example:8443');
     expect(c.api.tlsFingerprint).toMatch(/^AB:CD/);
     expect(c.wireguard).toMatchObject({ interfaceName: 'plexd7', listenPort: 51000, mtu: 1420, packetCallback: false });
-    expect(c.nat).toEqual({ stunServers: ['stun.example:3478'], refreshIntervalS: 120 });
+    expect(c.nat).toEqual({ enabled: true, stunServers: ['stun.example:3478'], refreshIntervalS: 120, candidateInterfaces: [] });
+    expect(c.reconcile.intervalS).toBe(60);
+    expect(c.wireguard.advertiseEndpoint).toBeUndefined();
     expect(c.health.listen).toBe('127.0.0.1:9101');
     expect(c.nodeApi.socket).toBe('/var/run/plexd/api.sock');
     expect(c.registration.tokenFile).toBe('/etc/plexd/bootstrap-token');
@@ -86,5 +88,17 @@ describe('agent config', () => {
   it('survives a YAML alias bomb with a clear error', () => {
     const bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill('*' + String.fromCharCode(97 + i)).join(',')}]`).join('\n');
     expect(() => resolveConfig({ fileText: bomb, env: {} })).toThrow(ConfigError);
+  });
+
+  it('issue 13 keys: advertise_endpoint (env PLEXD_WIREGUARD_ADVERTISE_ENDPOINT), nat.enabled, candidate_interfaces, reconcile.interval', () => {
+    const c = resolveConfig({
+      fileText: 'api: {base_url: "http://cp:1"}\nnat: {enabled: false, candidate_interfaces: [docker0, "br-*"]}\nreconcile: {interval: 15s}',
+      env: { PLEXD_WIREGUARD_ADVERTISE_ENDPOINT: '[2001:db8::1]:51820' },
+    });
+    expect(c.wireguard.advertiseEndpoint).toBe('[2001:db8::1]:51820');
+    expect(c.nat).toMatchObject({ enabled: false, candidateInterfaces: ['docker0', 'br-*'] });
+    expect(c.reconcile.intervalS).toBe(15);
+    expect(() => resolveConfig({ fileText: 'api: {base_url: "http://cp:1"}\nwireguard: {advertise_endpoint: "host.example:51820"}', env: {} })).toThrow(/wireguard.advertise_endpoint/);
+    expect(() => resolveConfig({ fileText: 'api: {base_url: "http://cp:1"}\nreconcile: {interval: soon}', env: {} })).toThrow(/reconcile.interval/);
   });
 });

@@ -83,3 +83,15 @@ describe('Reconciler', () => {
     expect(new Reconciler().plan(empty, dup.slice(0, 2)).config?.peers).toHaveLength(2);
   });
 });
+
+describe('Reconciler endpoint choice (issue 13)', () => {
+  const key = (n: number) => Buffer.alloc(32, n).toString('base64');
+  const empty: UapiDeviceSnapshot = { peers: [] } as unknown as UapiDeviceSnapshot;
+  const endpointOf = (plan: ReturnType<Reconciler['plan']>) => plan.config?.peers?.[0]?.endpoint;
+  it('uses endpoint when present, else the first candidate, else the relay', () => {
+    const r = new Reconciler();
+    expect(endpointOf(r.plan(empty, [peerInfo('a', key(1), '10.100.0.2', { endpoint: '192.0.2.1:1', candidates: ['10.0.0.2:51820'] })]))).toBe('192.0.2.1:1');
+    expect(endpointOf(r.plan(empty, [peerInfo('a', key(1), '10.100.0.2', { candidates: ['10.0.0.2:51820', '10.0.0.3:51820'], fallback_endpoint: '198.51.100.1:51821' })]))).toBe('10.0.0.2:51820');
+    expect(endpointOf(r.plan(empty, [peerInfo('a', key(1), '10.100.0.2', { fallback_endpoint: '198.51.100.1:51821' })]))).toBe('198.51.100.1:51821');
+  });
+});

@@ -70,7 +70,13 @@ function plausibleBody(r: Rand, route: string, ctx: { token: () => string; peer:
     case 'heartbeat':
       return { client_now: now, binary_version: '0.1.0', binary_checksum: 'sha256:0', nat_summary: { endpoint: `127.0.0.${1 + int(r, 250)}:${1 + int(r, 65535)}`, nat_type: pick(r, ['full_cone', 'symmetric', 'unknown', 'weird']) } };
     case 'endpoint':
-      return { endpoint: `127.0.0.${1 + int(r, 250)}:${1 + int(r, 65535)}`, nat_type: pick(r, ['full_cone', 'symmetric', 'unknown']), reported_at: now };
+      // candidates (issue 13): up to 20 (the limit is 16), duplicates and IPv6 among them.
+      return {
+        endpoint: `127.0.0.${1 + int(r, 250)}:${1 + int(r, 65535)}`,
+        nat_type: pick(r, ['full_cone', 'symmetric', 'unknown']),
+        reported_at: now,
+        candidates: Array.from({ length: int(r, 21) }, () => (r() < 0.3 ? `[fd00::${int(r, 9)}]:51820` : `127.0.0.${1 + int(r, 4)}:${1 + int(r, 3)}`)),
+      };
     case 'peer-paths':
       return { paths: Array.from({ length: int(r, 5) }, () => ({ node_id: ctx.peer(), direct: r() < 0.5 })) };
     case 'capabilities':

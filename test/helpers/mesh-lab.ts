@@ -48,6 +48,10 @@ export class MeshLab {
   readonly agents: AgentProc[] = [];
   dir = '';
   hub: Netns | undefined;
+  /** Agents get the minimal upstream-style config: no wireguard.bind_address (issue 13). */
+  minimal = false;
+  /** Extra createControlPlane options, as JS object-literal text (e.g. "stun: '10.77.0.1:18080'"). */
+  cpExtra = '';
   #cp: ChildProcess | undefined;
 
   /** The control plane's SQLite file. */
@@ -76,7 +80,7 @@ export class MeshLab {
   /** Starts the control plane (SSE, 200 ms data_version poll) on the database; resolves when it listens. */
   async startCp(): Promise<void> {
     const script = `import(${JSON.stringify(join(REPO_DIR, 'dist/control-plane/server.js'))}).then(async (m) => {
-      const cp = await m.createControlPlane({ db: ${JSON.stringify(this.db)}, listen: '${CP_IP}:${CP_PORT}', insecureHttp: true, pollMs: 200 });
+      const cp = await m.createControlPlane({ db: ${JSON.stringify(this.db)}, listen: '${CP_IP}:${CP_PORT}', insecureHttp: true, pollMs: 200, ${this.cpExtra} });
       process.stdout.write('READY ' + cp.url + '\\n');
       process.on('SIGTERM', () => cp.close().then(() => process.exit(0)));
     });`;
@@ -130,7 +134,7 @@ export class MeshLab {
         `data_dir: ${join(this.dir, `n${i}`)}`,
         `api: {base_url: "${CP_URL}"}`,
         `registration: {resource_handle: node${i}, token: "${tok}"}`,
-        `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820, bind_address: 10.77.0.${10 + i}}`,
+        `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: 10.77.0.${10 + i}`}}`,
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
         `health: {listen: "127.0.0.1:0"}`,
       ].join('\n'),
