@@ -12,24 +12,12 @@ import { Device } from '../../dist/device/device.js';
 import { UdpBind } from '../../dist/io/bind-udp.js';
 import { stunOverDevice } from '../../dist/nat/device-stun.js';
 import { discoverNat } from '../../dist/nat/nat-type.js';
+import { ipv4Packet } from './udp-packet.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
 const timeoutMs = cfg.timeoutMs ?? 15_000;
 const deadline = performance.now() + timeoutMs;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function ipv4Packet(src, dst, text) {
-  const body = Buffer.from(text);
-  const p = Buffer.alloc(20 + body.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src.split('.').map(Number), 12);
-  p.set(dst.split('.').map(Number), 16);
-  body.copy(p, 20);
-  return p;
-}
 
 const received = [];
 const device = await Device.create({

@@ -9,23 +9,11 @@
 import { PathProber } from '../../dist/agent/path-prober.js';
 import { Device, defaultCrypto, formatEndpoint } from '../../dist/device/device.js';
 import { UdpBind } from '../../dist/io/bind-udp.js';
+import { ipv4Packet } from './udp-packet.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
 const t0 = performance.now();
 const out = (o) => process.stdout.write(JSON.stringify({ ...o, at: Math.round(performance.now() - t0) }) + '\n');
-
-function ipv4Packet(src, dst, text) {
-  const body = Buffer.from(text);
-  const p = Buffer.alloc(20 + body.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src.split('.').map(Number), 12);
-  p.set(dst.split('.').map(Number), 16);
-  body.copy(p, 20);
-  return p;
-}
 
 let rx = 0;
 const device = await Device.create({ bind: new UdpBind({ ipv4Address: '0.0.0.0', ipv6Address: null }), listenPort: 51820, onPacket: () => void rx++ });
