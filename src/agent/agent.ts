@@ -67,7 +67,7 @@ export function publicKeyOf(privateKeyBase64: string): string {
 
 function httpClient(config: AgentConfig): HttpClient {
   const pin = config.api.tlsFingerprint === undefined ? undefined : normalizeFingerprint(config.api.tlsFingerprint);
-  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}` });
+  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}`, timeoutMs: config.api.requestTimeoutS * 1000 });
 }
 
 /**
@@ -77,7 +77,7 @@ function httpClient(config: AgentConfig): HttpClient {
 export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[] }> {
   const existing = store.loadIdentity();
   if (existing !== undefined) return { identity: existing, fresh: false, peers: [] };
-  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, env, log: (m) => log.info(m) });
+  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, tokenEnv: config.registration.tokenEnv, env, log: (m) => log.info(m) });
   const privateKey = generatePrivateKey();
   const client = new ControlClient(httpClient(config));
   log.info(`registering ${config.registration.resourceHandle} with ${config.api.baseUrl} (token from ${token.source})`);
@@ -124,6 +124,7 @@ function checksum(): string {
 function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string): ReturnType<PolicyEnforcer['update']> {
   const r = policy.update(block);
   if (r === 'applied') log.info(`policy (${why}): revision ${block!.revision_id} in force, ${block!.rules.length} rules, fingerprint ${block!.fingerprint.slice(0, 16)}`);
+  else if (r === 'cleared') log.info(`policy (${why}): none set; deny all mesh traffic`);
   else if (r === 'rejected') log.error(`policy (${why}) refused, previous revision stays in force: ${policy.lastError ?? ''}`);
   return r;
 }
@@ -169,7 +170,7 @@ export class Agent {
     this.policy = policy;
     this.#log = opts.logger;
     this.#env = opts.env ?? process.env;
-    this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#heartbeatMs = opts.heartbeatIntervalMs ?? opts.config.heartbeat.intervalS * 1000;
     this.#projectId = opts.config.registration.projectId ?? 'default';
     this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
     this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId });
@@ -201,9 +202,10 @@ export class Agent {
     if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
     const cached = store.loadState();
     const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
-    // The filter exists (with the cached revision, if any) before the device carries a packet, so
-    // an offline restart enforces the last policy from the first packet on.
-    const policy = new PolicyEnforcer({ defaultAction: 'allow' });
+    // The filter exists (deny all, or the cached revision) before the device carries a packet or
+    // a peer is configured, so an offline restart enforces the last policy from the first packet on.
+    const policy = new PolicyEnforcer({ enabled: config.policy.enabled });
+    if (!config.policy.enabled) log.info('policy.enabled is false: policy enforcement off, all mesh traffic allowed');
     if (parsedCache?.ok === true) logPolicyUpdate(log, policy, parsedCache.value.policy, 'cached state');
     const iface = await MeshInterface.open({
       filter: policy.filter,
@@ -309,8 +311,7 @@ export class Agent {
           const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
-          // The cache keeps the revision in force even when this pull's block was not populated.
-          this.store.saveState(state.policy === null && this.policy.inForce !== undefined ? { ...state, policy: this.policy.inForce } : state);
+          this.store.saveState(state);
           if (policyChanged) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
           this.#lastReconcileAt = new Date().toISOString();
@@ -380,7 +381,7 @@ export class Agent {
     this.#reRegistering = true;
     try {
       this.#log.error('the control plane rejected our credential (401); registering again');
-      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, env: this.#env });
+      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, tokenEnv: this.config.registration.tokenEnv, env: this.#env });
       const res = await register(
         this.client,
         { project_id: this.#projectId, resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
