@@ -90,7 +90,7 @@ export async function ensureRegistered(config: AgentConfig, store: Store, log: L
       public_key: publicKeyOf(privateKey),
       ...(config.mode === 'bridge' ? { mode: 'bridge' as const } : {}),
     },
-    { log: (m) => log.info(m), ...(signal ? { signal } : {}) },
+    { log: (m) => log.info(m), maxRetryMs: config.registration.maxRetryS * 1000, ...(signal ? { signal } : {}) },
   );
   const identity: Identity = {
     node_id: res.node_id,

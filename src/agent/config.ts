@@ -25,6 +25,8 @@ export interface AgentConfig {
     readonly token: string | undefined;
     /** The environment variable holding the bootstrap token (registration.token_env). */
     readonly tokenEnv: string;
+    /** Give up retrying registration after this long (registration.max_retry_duration). */
+    readonly maxRetryS: number;
   };
   readonly heartbeat: { readonly intervalS: number };
   /** policy.enabled: false turns enforcement off (allow all); on, no policy means deny all. */
@@ -43,7 +45,8 @@ export interface AgentConfig {
   readonly health: { readonly listen: string };
   /** node_api.socket_path (alias node_api.socket). */
   readonly nodeApi: { readonly socket: string };
-  readonly bridge: { readonly relayListenPort: number };
+  /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
+  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number };
 }
 
 /** A refused configuration value; `key` is the dotted config key. */
@@ -121,6 +124,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'registration.token_file': { kind: 'string', def: DEFAULT_TOKEN_FILE, env: 'PLEXD_BOOTSTRAP_TOKEN_FILE', flag: '--token-file' },
   'registration.token_value': { kind: 'string', def: undefined, aliases: ['registration.token'] },
   'registration.token_env': { kind: 'string', def: 'PLEXD_BOOTSTRAP_TOKEN', check: checkEnvName },
+  'registration.max_retry_duration': { kind: 'duration', def: 300, min: 1 },
   'heartbeat.interval': { kind: 'duration', def: 30, min: 1 },
   'policy.enabled': { kind: 'bool', def: true, env: 'PLEXD_POLICY_ENABLED' },
   'wireguard.interface_name': { kind: 'string', def: 'plexd0', check: checkIfname },
@@ -134,6 +138,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'health.listen': { kind: 'hostport', def: '127.0.0.1:9101', env: 'PLEXD_HEALTH_LISTEN' },
   'node_api.socket_path': { kind: 'string', def: '/var/run/plexd/api.sock', env: 'PLEXD_NODE_API_SOCKET', flag: '--node-api-socket', aliases: ['node_api.socket'] },
   'bridge.relay_listen_port': { kind: 'port', def: 51821 },
+  'bridge.max_relay_sessions': { kind: 'int', def: 100, min: 1, max: 100_000 },
+  'bridge.session_ttl': { kind: 'duration', def: 300, min: 1 },
 };
 
 /**
@@ -145,12 +151,12 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
   keys: new Set([
     'api.tls_insecure_skip_verify', 'api.connect_timeout', 'api.sse_idle_timeout', 'api.sse_reprobe_interval',
     'registration.requested_resource_id', 'registration.use_metadata', 'registration.metadata_token_path',
-    'registration.metadata_timeout', 'registration.max_retry_duration',
+    'registration.metadata_timeout',
     'reconcile.interval',
     'node_api.http_enabled', 'node_api.http_listen', 'node_api.http_token_file', 'node_api.debounce_period', 'node_api.shutdown_timeout',
     'nat.enabled', 'nat.timeout', 'nat.min_report_interval',
     'policy.chain_name',
-    'bridge.enabled', 'bridge.relay_enabled', 'bridge.max_relay_sessions', 'bridge.session_ttl',
+    'bridge.enabled', 'bridge.relay_enabled',
     'bridge.access_interface', 'bridge.access_subnets', 'bridge.enable_nat', 'bridge.ingress_enabled', 'bridge.max_ingress_rules',
     'bridge.ingress_dial_timeout', 'bridge.user_access_enabled', 'bridge.user_access_interface_name', 'bridge.user_access_listen_port',
     'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env', 'bridge.site_to_site_enabled',
@@ -235,8 +241,9 @@ function coerce(key: string, spec: KeySpec, raw: unknown, fromText: boolean): un
     }
     case 'bool': {
       if (typeof raw === 'boolean') return raw;
-      if (raw === 'true' || raw === '1' || raw === 'yes') return true;
-      if (raw === 'false' || raw === '0' || raw === 'no') return false;
+      // Go's strconv.ParseBool spellings (upstream's environment parser), plus yes/no.
+      if (typeof raw === 'string' && ['1', 't', 'T', 'true', 'TRUE', 'True', 'yes'].includes(raw)) return true;
+      if (typeof raw === 'string' && ['0', 'f', 'F', 'false', 'FALSE', 'False', 'no'].includes(raw)) return false;
       return fail('true or false');
     }
     case 'list': {
@@ -353,6 +360,7 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       tokenFile: s('registration.token_file')!,
       token: s('registration.token_value'),
       tokenEnv: s('registration.token_env')!,
+      maxRetryS: values.get('registration.max_retry_duration') as number,
     },
     heartbeat: { intervalS: values.get('heartbeat.interval') as number },
     policy: { enabled: values.get('policy.enabled') as boolean },
@@ -366,7 +374,11 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     nat: { stunServers: values.get('nat.stun_servers') as string[], refreshIntervalS: values.get('nat.refresh_interval') as number },
     health: { listen: values.get('health.enabled') === true ? s('health.listen')! : '' },
     nodeApi: { socket: s('node_api.socket_path')! },
-    bridge: { relayListenPort: values.get('bridge.relay_listen_port') as number },
+    bridge: {
+      relayListenPort: values.get('bridge.relay_listen_port') as number,
+      maxRelaySessions: values.get('bridge.max_relay_sessions') as number,
+      sessionTtlS: values.get('bridge.session_ttl') as number,
+    },
   };
 }
 
