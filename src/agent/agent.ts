@@ -28,6 +28,7 @@ import { normalizeFingerprint } from './config.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import { MeshInterface } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
+import { attemptRotation, type RotationStep } from './key-rotation.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { openStore, type Identity, type Store } from './store.js';
 
@@ -49,6 +50,8 @@ export interface AgentOptions {
   readonly health?: boolean;
   /** Start the node API socket (default true). */
   readonly nodeApi?: boolean;
+  /** Test hook: awaited after each key rotation step (crash tests make it never resolve). */
+  readonly rotationHook?: (step: RotationStep) => void | Promise<void>;
 }
 
 /** A fresh X25519 private key as base64. */
@@ -154,6 +157,9 @@ export class Agent {
   #reconcileRunning: Promise<void> | undefined;
   #reconcileAgain = false;
   #lastRotation = -Infinity;
+  #rotating = false;
+  #rotationRetryMs = 0;
+  readonly #rotationHook: AgentOptions['rotationHook'];
   #lastHeartbeatAt: string | undefined;
   #lastReconcileAt: string | undefined;
   #loops: Promise<void>[] = [];
@@ -171,6 +177,7 @@ export class Agent {
     this.#log = opts.logger;
     this.#env = opts.env ?? process.env;
     this.#heartbeatMs = opts.heartbeatIntervalMs ?? opts.config.heartbeat.intervalS * 1000;
+    this.#rotationHook = opts.rotationHook;
     this.#projectId = opts.config.registration.projectId ?? 'default';
     this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
     this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId });
@@ -236,6 +243,8 @@ export class Agent {
     }
     agent.#loops.push(agent.#heartbeatLoop(), agent.#endpointLoop(), agent.#nat!.run(agent.#stop.signal));
     agent.events.start();
+    // A rotation staged before a crash or stop: resubmit it now (key-rotation.ts).
+    if (store.loadPendingKey() !== undefined) void agent.rotateKeys();
     return agent;
   }
 
@@ -349,31 +358,52 @@ export class Agent {
   }
 
   /**
-   * Mesh key rotation: stage a new keypair, POST /v1/keys/rotate, then swap the device's key and
-   * persist it. Peers learn the new key through the control plane and handshake again. Skipped
-   * when the last rotation was less than 5 minutes ago.
+   * Mesh key rotation, crash-safe (src/agent/key-rotation.ts): stage the new key on disk, POST
+   * /v1/keys/rotate, commit it as private_key, then swap the device's key. Peers learn the new key
+   * through the control plane and handshake again. A staged key left by a crash or a transient
+   * failure is resubmitted (at start, then with backoff 5 s -> 2 min); without one, a signal within
+   * 5 minutes of the last rotation is skipped.
    */
   async rotateKeys(): Promise<boolean> {
     const now = performance.now();
-    if (now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
+    const recovering = this.store.loadPendingKey() !== undefined;
+    if (!recovering && now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
       this.#log.verbose('rotate_keys within 5 min of the last rotation; skipped');
       return false;
     }
+    if (this.#rotating) return false;
+    this.#rotating = true;
     this.#lastRotation = now;
-    const staged = generatePrivateKey();
     try {
-      await this.client.rotateKeys(publicKeyOf(staged), this.#stop.signal);
+      const r = await attemptRotation({
+        store: this.store,
+        submit: (pub) => this.client.rotateKeys(pub, this.#stop.signal),
+        generate: generatePrivateKey,
+        publicKeyOf,
+        ...(this.#rotationHook ? { hook: this.#rotationHook } : {}),
+      });
+      if (r.outcome !== 'committed') {
+        if (r.outcome === 'discarded') this.#log.error(`key rotation refused, staged key discarded: ${r.reason}`);
+        else if (!this.#stopped) {
+          this.#rotationRetryMs = Math.min((this.#rotationRetryMs || 2500) * 2, 120_000);
+          this.#log.error(`key rotation failed, staged key kept; resubmitting in ${this.#rotationRetryMs / 1000} s: ${r.reason}`);
+          void sleep(this.#rotationRetryMs, this.#stop.signal).then(() => this.rotateKeys(), () => undefined);
+        }
+        return false;
+      }
+      this.#rotationRetryMs = 0;
+      this.#identity = { ...this.#identity, private_key: r.privateKey };
+      await this.iface.device.configure({ privateKey: r.privateKey });
+      this.counters.keyRotations++;
+      this.#log.info(recovering ? 'mesh key rotated (a staged rotation recovered)' : 'mesh key rotated');
+      this.requestReconcile();
+      return true;
     } catch (err) {
-      this.#log.error(`key rotation failed: ${(err as Error).message}`);
+      if (!this.#stopped) this.#log.error(`key rotation failed: ${(err as Error).message}`);
       return false;
+    } finally {
+      this.#rotating = false;
     }
-    this.store.savePrivateKey(staged);
-    this.#identity = { ...this.#identity, private_key: staged };
-    await this.iface.device.configure({ privateKey: staged });
-    this.counters.keyRotations++;
-    this.#log.info('mesh key rotated');
-    this.requestReconcile();
-    return true;
   }
 
   async #unauthorized(): Promise<void> {
