@@ -66,8 +66,8 @@ async function capture(fn: () => Promise<number>): Promise<{ code: number; out: 
 }
 
 const rows = (kind: CompatEntry['kind'], status: CompatEntry['status']) => UPSTREAM_MATRIX.filter((e) => e.kind === kind && e.status === status);
-const keyOfFlag = (flag: string) => Object.keys(CONFIG_KEYS).find((k) => flagName(k) === flag.replace(/^\S+ (?=--)/, ''));
-const keyOfEnv = (env: string) => Object.keys(CONFIG_KEYS).find((k) => envName(k) === env);
+/** The probe of the config row an env or flag row names with `key`. */
+const probeOf = (key: string) => UPSTREAM_MATRIX.find((e) => e.kind === 'config' && e.name === key)!.probe!;
 
 describe('upstream matrix: config keys', () => {
   it.each(rows('config', 'supported').map((e) => [e.name, e] as const))('%s parses to upstream\'s meaning and default', (name, e) => {
@@ -113,15 +113,19 @@ describe('upstream matrix: config keys', () => {
 });
 
 describe('upstream matrix: environment', () => {
-  const probed = rows('env', 'supported').filter((e) => e.probe !== undefined);
-  it.each(probed.map((e) => [e.name, e] as const))('%s is honoured with upstream\'s meaning', (name, e) => {
-    const key = keyOfEnv(name);
-    expect(key, `a config key reads ${name}`).toBeDefined();
-    const p = e.probe!;
+  const keyed = rows('env', 'supported').filter((e) => e.key !== undefined);
+  it.each(keyed.map((e) => [e.name, e] as const))('%s is honoured with upstream\'s meaning', (name, e) => {
+    expect(envName(e.key!)).toBe(name);
+    const p = probeOf(e.key!);
     const env: Record<string, string> = { PLEXD_API: BASE, [name]: p.value };
     const r = resolve({ env });
     expect(p.read(r.config)).toEqual(p.expect);
     expect(r.warnings).toEqual([]);
+  });
+
+  it('booleans take Go\'s ParseBool spellings, as upstream\'s environment parser', () => {
+    for (const v of ['F', 'f', 'FALSE', 'False', '0']) expect(resolve({ env: { PLEXD_API: BASE, PLEXD_POLICY_ENABLED: v } }).config.policy.enabled, v).toBe(false);
+    for (const v of ['T', 't', 'TRUE', 'True', '1']) expect(resolve({ env: { PLEXD_API: BASE, PLEXD_POLICY_ENABLED: v } }).config.policy.enabled, v).toBe(true);
   });
 
   it.each(rows('env', 'accepted-with-warning').map((e) => [e.name] as const))('%s is accepted with a warning naming it', (name) => {
@@ -167,11 +171,11 @@ describe('upstream matrix: environment', () => {
 });
 
 describe('upstream matrix: flags and commands', () => {
-  const probed = UPSTREAM_MATRIX.filter((e) => e.kind === 'flag' && e.status === 'supported' && e.probe !== undefined);
-  it.each(probed.map((e) => [e.name, e] as const))('%s is accepted with upstream\'s meaning', (name, e) => {
+  const keyed = rows('flag', 'supported').filter((e) => e.key !== undefined);
+  it.each(keyed.map((e) => [e.name, e] as const))('%s is accepted with upstream\'s meaning', (name, e) => {
     const flag = name.replace(/^\S+ (?=--)/, '');
-    expect(keyOfFlag(name), `a config key has flag ${flag}`).toBeDefined();
-    const p = e.probe!;
+    expect(flagName(e.key!)).toBe(flag);
+    const p = probeOf(e.key!);
     const f = parseConfigFlags([flag, p.value, ...(flag === '--api' ? [] : ['--api', BASE])]);
     expect(p.read(resolve({ flags: f.flags }).config)).toEqual(p.expect);
     if ('def' in p) expect(p.read(resolve({ flags: new Map([['api.base_url', BASE]]) }).config)).toEqual(p.def);

@@ -24,9 +24,11 @@ export interface CompatEntry {
   readonly status: CompatStatus;
   /** How ours maps it, or why it is not acted on. */
   readonly note: string;
+  /** For supported env names and flags: the config key they set (its row's probe checks them). */
+  readonly key?: string;
   /**
-   * For supported config keys, env names and flags: a value to give, what `read` then returns,
-   * and what `read` returns when it is not given (our default, upstream's meaning).
+   * For supported config keys: a value to give, what `read` then returns, and what `read`
+   * returns when it is not given (our default, upstream's meaning).
    */
   readonly probe?: { readonly value: string; readonly read: (c: AgentConfig) => unknown; readonly expect: unknown; readonly def?: unknown };
 }
@@ -58,14 +60,14 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
 
   // Flags (cli.md "Global Flags" and per command).
   { kind: 'flag', name: '--config', upstreamDefault: '/etc/plexd/config.yaml', status: 'supported', note: 'also PLEXD_CONFIG; the default file may be absent (a warning), a file named by --config or PLEXD_CONFIG must exist (ours: a typo must not run on the default data_dir)' },
-  { kind: 'flag', name: '--log-level', upstreamDefault: 'info', status: 'supported', note: 'warn logs what error does (ours has no separate warn level)', probe: { value: 'debug', read: (c) => c.logLevel, expect: 'verbose', def: 'info' } },
-  { kind: 'flag', name: '--api', upstreamDefault: '—', status: 'supported', note: 'api.base_url', probe: { value: 'https://cp.example/', read: (c) => c.api.baseUrl, expect: 'https://cp.example' } },
-  { kind: 'flag', name: '--mode', upstreamDefault: '—', status: 'supported', note: 'node | bridge', probe: { value: 'bridge', read: (c) => c.mode, expect: 'bridge', def: 'node' } },
-  { kind: 'flag', name: '--project-id', upstreamDefault: '—', status: 'supported', note: 'registration.project_id (ours: "default" when unset)', probe: { value: 'p-1', read: (c) => c.registration.projectId, expect: 'p-1', def: undefined } },
-  { kind: 'flag', name: '--resource-handle', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle (ours: the host name when unset)', probe: { value: 'web-1', read: (c) => c.registration.resourceHandle, expect: 'web-1' } },
+  { kind: 'flag', name: '--log-level', upstreamDefault: 'info', status: 'supported', note: 'warn logs what error does (ours has no separate warn level)', key: 'log_level' },
+  { kind: 'flag', name: '--api', upstreamDefault: '—', status: 'supported', note: 'api.base_url', key: 'api.base_url' },
+  { kind: 'flag', name: '--mode', upstreamDefault: '—', status: 'supported', note: 'node | bridge', key: 'mode' },
+  { kind: 'flag', name: '--project-id', upstreamDefault: '—', status: 'supported', note: 'registration.project_id (ours: "default" when unset)', key: 'registration.project_id' },
+  { kind: 'flag', name: '--resource-handle', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle (ours: the host name when unset)', key: 'registration.resource_handle' },
   { kind: 'flag', name: '--requested-resource-id', upstreamDefault: '—', status: 'accepted-with-warning', note: 'our registration API has no requested_resource_id field' },
   { kind: 'flag', name: '--version', upstreamDefault: '—', status: 'supported', note: 'prints ours (plexd-userspace vX.Y.Z)' },
-  { kind: 'flag', name: 'join --token-file', upstreamDefault: '—', status: 'supported', note: 'registration.token_file; accepted by every agent command', probe: { value: '/run/tok', read: (c) => c.registration.tokenFile, expect: '/run/tok', def: '/etc/plexd/bootstrap-token' } },
+  { kind: 'flag', name: 'join --token-file', upstreamDefault: '—', status: 'supported', note: 'registration.token_file; accepted by every agent command', key: 'registration.token_file' },
   { kind: 'flag', name: 'deregister --purge', upstreamDefault: 'false', status: 'supported', note: 'also removes data_dir; the token file is left alone' },
   { kind: 'flag', name: 'install --api-url / --token / --token-file', upstreamDefault: '—', status: 'missing', note: PLATFORMS },
   { kind: 'flag', name: 'uninstall --purge', upstreamDefault: 'false', status: 'missing', note: PLATFORMS },
@@ -132,23 +134,23 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
 
   // Environment (environment-variables.md).
   { kind: 'env', name: 'PLEXD_CONFIG', upstreamDefault: '/etc/plexd/config.yaml', status: 'supported', note: 'like --config' },
-  { kind: 'env', name: 'PLEXD_LOG_LEVEL', upstreamDefault: 'info', status: 'supported', note: 'log_level', probe: { value: 'warn', read: (c) => c.logLevel, expect: 'error', def: 'info' } },
-  { kind: 'env', name: 'PLEXD_API', upstreamDefault: '—', status: 'supported', note: 'api.base_url (our PLEXD_API_BASE_URL is gone)', probe: { value: 'https://cp.example', read: (c) => c.api.baseUrl, expect: 'https://cp.example' } },
-  { kind: 'env', name: 'PLEXD_MODE', upstreamDefault: '—', status: 'supported', note: 'mode', probe: { value: 'bridge', read: (c) => c.mode, expect: 'bridge', def: 'node' } },
-  { kind: 'env', name: 'PLEXD_PROJECT_ID', upstreamDefault: '—', status: 'supported', note: 'registration.project_id', probe: { value: 'p-1', read: (c) => c.registration.projectId, expect: 'p-1', def: undefined } },
-  { kind: 'env', name: 'PLEXD_RESOURCE_HANDLE', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle', probe: { value: 'web-1', read: (c) => c.registration.resourceHandle, expect: 'web-1' } },
+  { kind: 'env', name: 'PLEXD_LOG_LEVEL', upstreamDefault: 'info', status: 'supported', note: 'log_level', key: 'log_level' },
+  { kind: 'env', name: 'PLEXD_API', upstreamDefault: '—', status: 'supported', note: 'api.base_url (our PLEXD_API_BASE_URL is gone)', key: 'api.base_url' },
+  { kind: 'env', name: 'PLEXD_MODE', upstreamDefault: '—', status: 'supported', note: 'mode', key: 'mode' },
+  { kind: 'env', name: 'PLEXD_PROJECT_ID', upstreamDefault: '—', status: 'supported', note: 'registration.project_id', key: 'registration.project_id' },
+  { kind: 'env', name: 'PLEXD_RESOURCE_HANDLE', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle', key: 'registration.resource_handle' },
   { kind: 'env', name: 'PLEXD_REQUESTED_RESOURCE_ID', upstreamDefault: '—', status: 'accepted-with-warning', note: 'our registration API has no such field' },
-  { kind: 'env', name: 'PLEXD_BOOTSTRAP_TOKEN_FILE', upstreamDefault: '—', status: 'supported', note: 'registration.token_file', probe: { value: '/run/tok', read: (c) => c.registration.tokenFile, expect: '/run/tok', def: '/etc/plexd/bootstrap-token' } },
+  { kind: 'env', name: 'PLEXD_BOOTSTRAP_TOKEN_FILE', upstreamDefault: '—', status: 'supported', note: 'registration.token_file', key: 'registration.token_file' },
   { kind: 'env', name: 'PLEXD_ACTIONS_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: `no action execution yet (${ACTIONS})` },
   { kind: 'env', name: 'PLEXD_HOOKS_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: `no hooks yet (${ACTIONS})` },
   { kind: 'env', name: 'PLEXD_HOOKS_DIR', upstreamDefault: '—', status: 'accepted-with-warning', note: `no hooks yet (${ACTIONS})` },
   { kind: 'env', name: 'PLEXD_ACTIONS_MAX_CONCURRENT', upstreamDefault: '—', status: 'accepted-with-warning', note: `no action execution yet (${ACTIONS})` },
-  { kind: 'env', name: 'PLEXD_NODE_API_SOCKET', upstreamDefault: '—', status: 'supported', note: 'node_api.socket_path', probe: { value: '/run/p.sock', read: (c) => c.nodeApi.socket, expect: '/run/p.sock', def: '/var/run/plexd/api.sock' } },
+  { kind: 'env', name: 'PLEXD_NODE_API_SOCKET', upstreamDefault: '—', status: 'supported', note: 'node_api.socket_path', key: 'node_api.socket_path' },
   { kind: 'env', name: 'PLEXD_NODE_API_HTTP_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
   { kind: 'env', name: 'PLEXD_NODE_API_HTTP_LISTEN', upstreamDefault: '—', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
-  { kind: 'env', name: 'PLEXD_POLICY_ENABLED', upstreamDefault: '—', status: 'supported', note: 'policy.enabled; an unparseable value is an error here (upstream: ignored with a warning)', probe: { value: 'F', read: (c) => c.policy.enabled, expect: false, def: true } },
-  { kind: 'env', name: 'PLEXD_HEALTH_ENABLED', upstreamDefault: '—', status: 'supported', note: 'health.enabled', probe: { value: '0', read: (c) => c.health.listen, expect: '', def: '127.0.0.1:9101' } },
-  { kind: 'env', name: 'PLEXD_HEALTH_LISTEN', upstreamDefault: '—', status: 'supported', note: 'health.listen', probe: { value: '0.0.0.0:9101', read: (c) => c.health.listen, expect: '0.0.0.0:9101', def: '127.0.0.1:9101' } },
+  { kind: 'env', name: 'PLEXD_POLICY_ENABLED', upstreamDefault: '—', status: 'supported', note: 'policy.enabled; an unparseable value is an error here (upstream: ignored with a warning)', key: 'policy.enabled' },
+  { kind: 'env', name: 'PLEXD_HEALTH_ENABLED', upstreamDefault: '—', status: 'supported', note: 'health.enabled', key: 'health.enabled' },
+  { kind: 'env', name: 'PLEXD_HEALTH_LISTEN', upstreamDefault: '—', status: 'supported', note: 'health.listen', key: 'health.listen' },
   { kind: 'env', name: 'PLEXD_BOOTSTRAP_TOKEN', upstreamDefault: '—', status: 'supported', note: 'read under the name registration.token_env gives, after token_value and the token file' },
   { kind: 'env', name: 'PLEXD_SESSION_TOKEN', upstreamDefault: '—', status: 'not-applicable', note: 'set by upstream\'s SSH access proxy for `actions run`; there is no access proxy here' },
 ];
