@@ -46,10 +46,11 @@ function parse(args: readonly string[], booleans: readonly string[] = [], needUr
     process.stdout.write(USAGE);
     return EXIT.ok;
   }
+  const warnings: string[] = [];
   try {
     const f = parseConfigFlags(args, booleans);
     if (f.positional.length !== 0) return fail(`unexpected arguments: ${f.positional.join(' ')}\n\n${USAGE}`, EXIT.usage);
-    const warnings: string[] = f.ignored.map((name) => `flag ${name}: upstream plexd flag not supported by plexd-userspace, ignored`);
+    warnings.push(...f.ignored.map((name) => `flag ${name}: upstream plexd flag not supported by plexd-userspace, ignored`));
     const flags = needUrl || f.flags.has('api.base_url') ? f.flags : new Map([...f.flags, ['api.base_url', 'http://127.0.0.1']]);
     const env = needUrl || process.env['PLEXD_API'] ? process.env : { ...process.env, PLEXD_API: 'http://127.0.0.1' };
     // Upstream's default file is optional (absent: a warning, then flags, environment and
@@ -63,6 +64,8 @@ function parse(args: readonly string[], booleans: readonly string[] = [], needUr
   } catch (err) {
     // A flag that does not exist or lacks its value is a usage error: show the usage too. A bad
     // value (in a flag, the environment or the file) is named on its own line.
+    // A missing api.base_url is explained by the warnings so far (e.g. no file at the default path).
+    if (err instanceof ConfigError && err.key === 'api.base_url') for (const w of warnings) process.stderr.write(`plexd-userspace: ${w}\n`);
     if (err instanceof ConfigError) return fail(/: (unknown flag|expected a value)$/.test(err.message) ? `${err.message}\n\n${USAGE}` : err.message, EXIT.usage);
     throw err;
   }

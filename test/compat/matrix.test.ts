@@ -5,7 +5,7 @@
 // config table agree both ways; docs/agent.md shows the matrix verbatim
 // (UPDATE_COMPAT_DOCS=1 rewrites it).
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -207,6 +207,20 @@ describe('upstream matrix: flags and commands', () => {
     expect(() => loadConfig(join(dir, 'no-such.yaml'), new Map([['api.base_url', BASE]]), {})).toThrow(/cannot read/);
     writeFileSync(join(dir, 'empty.yaml'), '\n');
     expect(() => loadConfig(join(dir, 'empty.yaml'), new Map(), {})).toThrow(/is empty/);
+  });
+
+  it.skipIf(existsSync('/etc/plexd/config.yaml'))('up with no file at the default path and no PLEXD_API says both, exit 2', async () => {
+    const before = { c: process.env['PLEXD_CONFIG'], a: process.env['PLEXD_API'] };
+    delete process.env['PLEXD_CONFIG'];
+    delete process.env['PLEXD_API'];
+    try {
+      const r = await capture(() => main(['up', '--data-dir', join(dir, 'never')]));
+      expect(r.code).toBe(2);
+      expect(r.err).toBe('plexd-userspace: config: no file at /etc/plexd/config.yaml; running on flags, environment and defaults\nplexd-userspace: config api.base_url: required (file, PLEXD_API or --api)\n');
+    } finally {
+      if (before.c !== undefined) process.env['PLEXD_CONFIG'] = before.c;
+      if (before.a !== undefined) process.env['PLEXD_API'] = before.a;
+    }
   });
 
   it('an unknown flag is a usage error (exit 2) naming it, before anything is read or written', async () => {
