@@ -124,7 +124,7 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   { kind: 'config', name: 'bridge.relay_enabled', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'ours: mode: bridge alone runs the relay' },
   { kind: 'config', name: 'bridge.relay_listen_port', upstreamDefault: '51821', status: 'supported', note: '', probe: { value: '52821', read: (c) => c.bridge.relayListenPort, expect: 52821, def: 51821 } },
   { kind: 'config', name: 'bridge.max_relay_sessions', upstreamDefault: '100', status: 'supported', note: '', probe: { value: '20', read: (c) => c.bridge.maxRelaySessions, expect: 20, def: 100 } },
-  { kind: 'config', name: 'bridge.session_ttl', upstreamDefault: '5m', status: 'supported', note: 'for sessions without their own expiry', probe: { value: '90s', read: (c) => c.bridge.sessionTtlS, expect: 90, def: 300 } },
+  { kind: 'config', name: 'bridge.session_ttl', upstreamDefault: '5m', status: 'supported', note: 'caps each relay session (the earlier of this and its expires_at)', probe: { value: '90s', read: (c) => c.bridge.sessionTtlS, expect: 90, def: 300 } },
   ...ignoredSection('bridge', [
     ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'], ['ingress_enabled', 'false'], ['max_ingress_rules', '20'], ['ingress_dial_timeout', '10s'],
     ['user_access_enabled', 'false'], ['user_access_interface_name', 'wg-access'], ['user_access_listen_port', '51822'], ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
