@@ -118,6 +118,9 @@ describe('fuzz: agent config from hostile files, environments and flags', () => 
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     const heapDeltaMb = (retainedBytes() - heap0) / 2 ** 20;
     console.log(`[fuzz agent-config] ${ITERATIONS} inputs (seed ${SEED}): ${JSON.stringify(outcomes)}, retained heap delta ${heapDeltaMb.toFixed(1)} MiB`);
-    expect(heapDeltaMb).toBeLessThan(16);
+    // 16 MiB plus 64 bytes an input: under vitest ~35 B an input stays reachable even without stack
+    // traces (500k inputs: 18.1 MiB), which the same inputs kinds on dist/ under plain node do not
+    // show (0.1 MiB per 30k); retaining any config or document per input would be far above this.
+    expect(heapDeltaMb).toBeLessThan(16 + (ITERATIONS * 64) / 2 ** 20);
   }, fuzzTimeout(ITERATIONS, 2));
 });
