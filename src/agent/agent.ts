@@ -32,6 +32,7 @@ import type { InterfaceTable } from './candidates.js';
 import { MeshInterface } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
 import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
+import { attemptRotation, type RotationStep } from './key-rotation.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { openStore, type Identity, type Store } from './store.js';
 
@@ -58,6 +59,8 @@ export interface AgentOptions {
   readonly interfaces?: () => InterfaceTable;
   readonly candidatePollMs?: number;
   readonly pathGraceMs?: number;
+  /** Test hook: awaited after each key rotation step (crash tests make it never resolve). */
+  readonly rotationHook?: (step: RotationStep) => void | Promise<void>;
 }
 
 /** A fresh X25519 private key as base64. */
@@ -76,7 +79,7 @@ export function publicKeyOf(privateKeyBase64: string): string {
 
 function httpClient(config: AgentConfig): HttpClient {
   const pin = config.api.tlsFingerprint === undefined ? undefined : normalizeFingerprint(config.api.tlsFingerprint);
-  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}` });
+  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}`, timeoutMs: config.api.requestTimeoutS * 1000 });
 }
 
 /**
@@ -86,7 +89,7 @@ function httpClient(config: AgentConfig): HttpClient {
 export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[]; stunServers: readonly string[] }> {
   const existing = store.loadIdentity();
   if (existing !== undefined) return { identity: existing, fresh: false, peers: [], stunServers: [] };
-  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, env, log: (m) => log.info(m) });
+  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, tokenEnv: config.registration.tokenEnv, env, log: (m) => log.info(m) });
   const privateKey = generatePrivateKey();
   const client = new ControlClient(httpClient(config));
   log.info(`registering ${config.registration.resourceHandle} with ${config.api.baseUrl} (token from ${token.source})`);
@@ -99,7 +102,7 @@ export async function ensureRegistered(config: AgentConfig, store: Store, log: L
       public_key: publicKeyOf(privateKey),
       ...(config.mode === 'bridge' ? { mode: 'bridge' as const } : {}),
     },
-    { log: (m) => log.info(m), ...(signal ? { signal } : {}) },
+    { log: (m) => log.info(m), maxRetryMs: config.registration.maxRetryS * 1000, ...(signal ? { signal } : {}) },
   );
   const identity: Identity = {
     node_id: res.node_id,
@@ -133,6 +136,7 @@ function checksum(): string {
 function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string): ReturnType<PolicyEnforcer['update']> {
   const r = policy.update(block);
   if (r === 'applied') log.info(`policy (${why}): revision ${block!.revision_id} in force, ${block!.rules.length} rules, fingerprint ${block!.fingerprint.slice(0, 16)}`);
+  else if (r === 'cleared') log.info(`policy (${why}): none set; deny all mesh traffic`);
   else if (r === 'rejected') log.error(`policy (${why}) refused, previous revision stays in force: ${policy.lastError ?? ''}`);
   return r;
 }
@@ -162,6 +166,9 @@ export class Agent {
   #reconcileRunning: Promise<void> | undefined;
   #reconcileAgain = false;
   #lastRotation = -Infinity;
+  #rotating = false;
+  #rotationRetryMs = 0;
+  readonly #rotationHook: AgentOptions['rotationHook'];
   #lastHeartbeatAt: string | undefined;
   #lastReconcileAt: string | undefined;
   #loops: Promise<void>[] = [];
@@ -183,7 +190,8 @@ export class Agent {
     this.policy = policy;
     this.#log = opts.logger;
     this.#env = opts.env ?? process.env;
-    this.#heartbeatMs = opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#heartbeatMs = opts.heartbeatIntervalMs ?? opts.config.heartbeat.intervalS * 1000;
+    this.#rotationHook = opts.rotationHook;
     this.#projectId = opts.config.registration.projectId ?? 'default';
     this.#pathGraceMs = opts.pathGraceMs ?? PATH_GRACE_MS;
     this.#pathProblems = new PathProblems(this.#pathGraceMs, (m) => this.#log.error(m));
@@ -217,9 +225,10 @@ export class Agent {
     if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
     const cached = store.loadState();
     const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
-    // The filter exists (with the cached revision, if any) before the device carries a packet, so
-    // an offline restart enforces the last policy from the first packet on.
-    const policy = new PolicyEnforcer({ defaultAction: 'allow' });
+    // The filter exists (deny all, or the cached revision) before the device carries a packet or
+    // a peer is configured, so an offline restart enforces the last policy from the first packet on.
+    const policy = new PolicyEnforcer({ enabled: config.policy.enabled });
+    if (!config.policy.enabled) log.info('policy.enabled is false: policy enforcement off, all mesh traffic allowed');
     if (parsedCache?.ok === true) logPolicyUpdate(log, policy, parsedCache.value.policy, 'cached state');
     const iface = await MeshInterface.open({
       filter: policy.filter,
@@ -262,6 +271,8 @@ export class Agent {
     }
     agent.#loops.push(agent.#heartbeatLoop(), agent.#nat!.run(agent.#stop.signal), agent.#reconcileLoop(), agent.#pathCheckLoop());
     agent.events.start();
+    // A rotation staged before a crash or stop: resubmit it now (key-rotation.ts).
+    if (store.loadPendingKey() !== undefined) void agent.rotateKeys();
     return agent;
   }
 
@@ -339,8 +350,7 @@ export class Agent {
           this.#offeredStun = state.stun_servers ?? [];
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
-          // The cache keeps the revision in force even when this pull's block was not populated.
-          this.store.saveState(state.policy === null && this.policy.inForce !== undefined ? { ...state, policy: this.policy.inForce } : state);
+          this.store.saveState(state);
           if (policyChanged) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
           this.#lastReconcileAt = new Date().toISOString();
@@ -378,31 +388,52 @@ export class Agent {
   }
 
   /**
-   * Mesh key rotation: stage a new keypair, POST /v1/keys/rotate, then swap the device's key and
-   * persist it. Peers learn the new key through the control plane and handshake again. Skipped
-   * when the last rotation was less than 5 minutes ago.
+   * Mesh key rotation, crash-safe (src/agent/key-rotation.ts): stage the new key on disk, POST
+   * /v1/keys/rotate, commit it as private_key, then swap the device's key. Peers learn the new key
+   * through the control plane and handshake again. A staged key left by a crash or a transient
+   * failure is resubmitted (at start, then with backoff 5 s -> 2 min); without one, a signal within
+   * 5 minutes of the last rotation is skipped.
    */
   async rotateKeys(): Promise<boolean> {
     const now = performance.now();
-    if (now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
+    const recovering = this.store.loadPendingKey() !== undefined;
+    if (!recovering && now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
       this.#log.verbose('rotate_keys within 5 min of the last rotation; skipped');
       return false;
     }
+    if (this.#rotating) return false;
+    this.#rotating = true;
     this.#lastRotation = now;
-    const staged = generatePrivateKey();
     try {
-      await this.client.rotateKeys(publicKeyOf(staged), this.#stop.signal);
+      const r = await attemptRotation({
+        store: this.store,
+        submit: (pub) => this.client.rotateKeys(pub, this.#stop.signal),
+        generate: generatePrivateKey,
+        publicKeyOf,
+        ...(this.#rotationHook ? { hook: this.#rotationHook } : {}),
+      });
+      if (r.outcome !== 'committed') {
+        if (r.outcome === 'discarded') this.#log.error(`key rotation refused, staged key discarded: ${r.reason}`);
+        else if (!this.#stopped) {
+          this.#rotationRetryMs = Math.min((this.#rotationRetryMs || 2500) * 2, 120_000);
+          this.#log.error(`key rotation failed, staged key kept; resubmitting in ${this.#rotationRetryMs / 1000} s: ${r.reason}`);
+          void sleep(this.#rotationRetryMs, this.#stop.signal).then(() => this.rotateKeys(), () => undefined);
+        }
+        return false;
+      }
+      this.#rotationRetryMs = 0;
+      this.#identity = { ...this.#identity, private_key: r.privateKey };
+      await this.iface.device.configure({ privateKey: r.privateKey });
+      this.counters.keyRotations++;
+      this.#log.info(recovering ? 'mesh key rotated (a staged rotation recovered)' : 'mesh key rotated');
+      this.requestReconcile();
+      return true;
     } catch (err) {
-      this.#log.error(`key rotation failed: ${(err as Error).message}`);
+      if (!this.#stopped) this.#log.error(`key rotation failed: ${(err as Error).message}`);
       return false;
+    } finally {
+      this.#rotating = false;
     }
-    this.store.savePrivateKey(staged);
-    this.#identity = { ...this.#identity, private_key: staged };
-    await this.iface.device.configure({ privateKey: staged });
-    this.counters.keyRotations++;
-    this.#log.info('mesh key rotated');
-    this.requestReconcile();
-    return true;
   }
 
   async #unauthorized(): Promise<void> {
@@ -410,7 +441,7 @@ export class Agent {
     this.#reRegistering = true;
     try {
       this.#log.error('the control plane rejected our credential (401); registering again');
-      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, env: this.#env });
+      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, tokenEnv: this.config.registration.tokenEnv, env: this.#env });
       const res = await register(
         this.client,
         { project_id: this.#projectId, resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },

@@ -20,9 +20,12 @@ export class BridgeMode {
     this.#log = log;
   }
 
-  /** Binds the relay on `address`:`port` (address default 0.0.0.0). Rejects with BindError. */
-  static async start(port: number, address: string | undefined, log: Logger): Promise<BridgeMode> {
-    const relay = await createRelay({ listen: { address: address ?? '0.0.0.0', port } });
+  /**
+   * Binds the relay on `address`:`port` (address default 0.0.0.0); `limits`: bridge.max_relay_sessions
+   * and bridge.session_ttl. Rejects with BindError.
+   */
+  static async start(port: number, address: string | undefined, log: Logger, limits: { readonly maxSessions?: number; readonly ttlMs?: number } = {}): Promise<BridgeMode> {
+    const relay = await createRelay({ listen: { address: address ?? '0.0.0.0', port }, ...limits });
     log.info(`bridge: relay listening on ${relay.address.address}:${relay.address.port}`);
     return new BridgeMode(relay, log);
   }

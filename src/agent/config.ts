@@ -1,9 +1,11 @@
-// The agent's configuration: plexd's YAML keys (plexd-api.md "Config"), plus a few of ours
-// (api.tls_fingerprint, wireguard.packet_callback). One table lists every key with its type and
-// default; the environment variable (PLEXD_<KEY>, dots as underscores) and the flag (--key with
-// dots and underscores as dashes) are derived from the key, so the three sources cannot drift.
-// Precedence: flags > PLEXD_* environment > file > defaults. Unknown file keys are warned about;
-// an invalid value is refused with its key named.
+// The agent's configuration: upstream plexd's YAML keys, environment names and global flags
+// (docs/agent.md "Compatibility with upstream plexd", test/compat/upstream-matrix.ts), plus a few
+// of ours (api.tls_fingerprint, wireguard.packet_callback, wireguard.bind_address). One table
+// lists every key with its type and default. A key upstream gives an environment name or a flag
+// uses upstream's (PLEXD_API, --api); a key of ours derives both from its name (PLEXD_<KEY>,
+// --key-with-dashes). Precedence: flags > PLEXD_* environment > file > defaults. Upstream keys we
+// do not implement are accepted with one warning naming them all; any other unknown key, and an
+// invalid value, is refused with its key named.
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -15,13 +17,21 @@ export interface AgentConfig {
   readonly mode: 'node' | 'bridge';
   readonly logLevel: 'error' | 'info' | 'verbose' | 'silent';
   readonly dataDir: string;
-  readonly api: { readonly baseUrl: string; readonly tlsFingerprint: string | undefined };
+  readonly api: { readonly baseUrl: string; readonly tlsFingerprint: string | undefined; readonly requestTimeoutS: number };
   readonly registration: {
     readonly projectId: string | undefined;
     readonly resourceHandle: string;
     readonly tokenFile: string;
+    /** registration.token_value (alias registration.token). */
     readonly token: string | undefined;
+    /** The environment variable holding the bootstrap token (registration.token_env). */
+    readonly tokenEnv: string;
+    /** Give up retrying registration after this long (registration.max_retry_duration). */
+    readonly maxRetryS: number;
   };
+  readonly heartbeat: { readonly intervalS: number };
+  /** policy.enabled: false turns enforcement off (allow all); on, no policy means deny all. */
+  readonly policy: { readonly enabled: boolean };
   readonly wireguard: {
     readonly interfaceName: string;
     readonly listenPort: number;
@@ -43,9 +53,12 @@ export interface AgentConfig {
   };
   /** Periodic state pull, also while the event stream is connected (seconds; 0: off). */
   readonly reconcile: { readonly intervalS: number };
+  /** listen is '' when health.enabled is false (no listener). */
   readonly health: { readonly listen: string };
+  /** node_api.socket_path (alias node_api.socket). */
   readonly nodeApi: { readonly socket: string };
-  readonly bridge: { readonly relayListenPort: number };
+  /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
+  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number };
 }
 
 /** A refused configuration value; `key` is the dotted config key. */
@@ -64,12 +77,23 @@ interface KeySpec {
   readonly kind: Kind;
   readonly def: unknown;
   readonly oneOf?: readonly string[];
+  /** Bounds: integers, or seconds for durations. */
   readonly min?: number;
   readonly max?: number;
   readonly check?: (v: string) => string | undefined;
+  /** Upstream's environment name. Default: derived (PLEXD_<KEY>), where upstream has none. */
+  readonly env?: string;
+  /** Upstream's flag (or an older one of ours). Default: derived (--key-with-dashes). */
+  readonly flag?: string;
+  /** Other spellings accepted in the file (ours from before upstream's name was adopted). */
+  readonly aliases?: readonly string[];
 }
 
 const DEFAULT_TOKEN_FILE = '/etc/plexd/bootstrap-token';
+/** The MTU for wireguard.mtu 0 (upstream: "system default"): the WireGuard default. */
+const DEFAULT_MTU = 1420;
+/** The config file read when neither --config nor PLEXD_CONFIG names one (upstream's, Linux). */
+export const DEFAULT_CONFIG_FILE = '/etc/plexd/config.yaml';
 
 function checkUrl(v: string): string | undefined {
   let u: URL;
@@ -90,45 +114,107 @@ function checkEndpoint(v: string): string | undefined {
   return parseEndpoint(v) === undefined ? `expected "ip:port" or "[ipv6]:port" with an IP address, got ${JSON.stringify(v)}` : undefined;
 }
 
+function checkEnvName(v: string): string | undefined {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(v) ? undefined : `expected an environment variable name, got ${JSON.stringify(v)}`;
+}
+
+function checkMtu(v: string): string | undefined {
+  const n = Number(v);
+  return n === 0 || n >= 576 ? undefined : `expected 0 (default 1420) or an MTU of at least 576, got ${v}`;
+}
+
 function checkFingerprint(v: string): string | undefined {
   return normalizeFingerprint(v) === undefined ? `expected a SHA-256 fingerprint (64 hex digits, colons allowed), got ${JSON.stringify(v)}` : undefined;
 }
 
 /** Every key: dotted name -> type, default and checks. */
 export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
-  mode: { kind: 'string', def: 'node', oneOf: ['node', 'bridge'] },
-  log_level: { kind: 'string', def: 'info', oneOf: ['error', 'info', 'verbose', 'debug', 'silent'] },
+  mode: { kind: 'string', def: 'node', oneOf: ['node', 'bridge'], env: 'PLEXD_MODE', flag: '--mode' },
+  log_level: { kind: 'string', def: 'info', oneOf: ['error', 'warn', 'info', 'verbose', 'debug', 'silent'], env: 'PLEXD_LOG_LEVEL', flag: '--log-level' },
   data_dir: { kind: 'string', def: '/var/lib/plexd' },
-  'api.base_url': { kind: 'string', def: undefined, check: checkUrl },
+  'api.base_url': { kind: 'string', def: undefined, check: checkUrl, env: 'PLEXD_API', flag: '--api' },
   'api.tls_fingerprint': { kind: 'string', def: undefined, check: checkFingerprint },
-  'registration.project_id': { kind: 'string', def: undefined },
-  'registration.resource_handle': { kind: 'string', def: undefined },
-  'registration.token_file': { kind: 'string', def: DEFAULT_TOKEN_FILE },
-  'registration.token': { kind: 'string', def: undefined },
+  'api.request_timeout': { kind: 'duration', def: 30, min: 1 },
+  'registration.project_id': { kind: 'string', def: undefined, env: 'PLEXD_PROJECT_ID', flag: '--project-id' },
+  'registration.resource_handle': { kind: 'string', def: undefined, env: 'PLEXD_RESOURCE_HANDLE', flag: '--resource-handle' },
+  'registration.token_file': { kind: 'string', def: DEFAULT_TOKEN_FILE, env: 'PLEXD_BOOTSTRAP_TOKEN_FILE', flag: '--token-file' },
+  'registration.token_value': { kind: 'string', def: undefined, aliases: ['registration.token'] },
+  'registration.token_env': { kind: 'string', def: 'PLEXD_BOOTSTRAP_TOKEN', check: checkEnvName },
+  'registration.max_retry_duration': { kind: 'duration', def: 300, min: 1 },
+  'heartbeat.interval': { kind: 'duration', def: 30, min: 1 },
+  'policy.enabled': { kind: 'bool', def: true, env: 'PLEXD_POLICY_ENABLED' },
   'wireguard.interface_name': { kind: 'string', def: 'plexd0', check: checkIfname },
   'wireguard.listen_port': { kind: 'port', def: 51820 },
-  'wireguard.mtu': { kind: 'int', def: 1420, min: 576, max: 65535 },
+  'wireguard.mtu': { kind: 'int', def: 0, min: 0, max: 65535, check: checkMtu },
   'wireguard.packet_callback': { kind: 'bool', def: false },
   'wireguard.bind_address': { kind: 'string', def: undefined },
   'wireguard.advertise_endpoint': { kind: 'string', def: undefined, check: checkEndpoint },
   'nat.enabled': { kind: 'bool', def: true },
   'nat.stun_servers': { kind: 'list', def: [] },
-  'nat.refresh_interval': { kind: 'duration', def: 60 },
+  'nat.refresh_interval': { kind: 'duration', def: 60, min: 10 },
   'nat.candidate_interfaces': { kind: 'list', def: [] },
   'reconcile.interval': { kind: 'duration', def: 60 },
-  'health.listen': { kind: 'hostport', def: '127.0.0.1:9101' },
-  'node_api.socket': { kind: 'string', def: '/var/run/plexd/api.sock' },
+  'health.enabled': { kind: 'bool', def: true, env: 'PLEXD_HEALTH_ENABLED' },
+  'health.listen': { kind: 'hostport', def: '127.0.0.1:9101', env: 'PLEXD_HEALTH_LISTEN' },
+  'node_api.socket_path': { kind: 'string', def: '/var/run/plexd/api.sock', env: 'PLEXD_NODE_API_SOCKET', flag: '--node-api-socket', aliases: ['node_api.socket'] },
   'bridge.relay_listen_port': { kind: 'port', def: 51821 },
+  'bridge.max_relay_sessions': { kind: 'int', def: 100, min: 1, max: 100_000 },
+  'bridge.session_ttl': { kind: 'duration', def: 300, min: 1 },
 };
 
-/** PLEXD_API_BASE_URL for 'api.base_url'. */
-export function envName(key: string): string {
-  return 'PLEXD_' + key.toUpperCase().replace(/\./g, '_');
+/**
+ * Upstream keys we accept without acting on them: each found in the file is named in one warning.
+ * A key under one of the `SECTIONS` (any depth) counts as well. Why each is not acted on:
+ * docs/agent.md "Compatibility with upstream plexd".
+ */
+export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readonly sections: readonly string[] } = {
+  keys: new Set([
+    'api.tls_insecure_skip_verify', 'api.connect_timeout', 'api.sse_idle_timeout', 'api.sse_reprobe_interval',
+    'registration.requested_resource_id', 'registration.use_metadata', 'registration.metadata_token_path',
+    'registration.metadata_timeout',
+    'node_api.http_enabled', 'node_api.http_listen', 'node_api.http_token_file', 'node_api.debounce_period', 'node_api.shutdown_timeout',
+    'nat.timeout', 'nat.min_report_interval',
+    'policy.chain_name',
+    'bridge.enabled', 'bridge.relay_enabled',
+    'bridge.access_interface', 'bridge.access_subnets', 'bridge.enable_nat', 'bridge.ingress_enabled', 'bridge.max_ingress_rules',
+    'bridge.ingress_dial_timeout', 'bridge.user_access_enabled', 'bridge.user_access_interface_name', 'bridge.user_access_listen_port',
+    'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env', 'bridge.site_to_site_enabled',
+    'bridge.site_to_site_interface_prefix', 'bridge.site_to_site_listen_port', 'bridge.max_site_to_site_tunnels', 'bridge.tunnel_providers',
+    'bridge.acme_enabled', 'bridge.acme_cache_dir', 'bridge.acme_allowed_hosts', 'bridge.acme_email', 'bridge.acme_directory_url',
+  ]),
+  sections: ['actions', 'upgrade', 'integrity', 'metrics', 'log_fwd', 'audit_fwd', 'peer_exchange', 'tunnel'],
+};
+
+/** Upstream environment names we do not act on: a warning names each one set. */
+export const IGNORED_UPSTREAM_ENV: readonly string[] = [
+  'PLEXD_REQUESTED_RESOURCE_ID', 'PLEXD_ACTIONS_ENABLED', 'PLEXD_HOOKS_ENABLED', 'PLEXD_HOOKS_DIR',
+  'PLEXD_ACTIONS_MAX_CONCURRENT', 'PLEXD_NODE_API_HTTP_ENABLED', 'PLEXD_NODE_API_HTTP_LISTEN',
+];
+
+/** Upstream flags we accept (with a value) without acting on them: a warning names each one given. */
+export const IGNORED_UPSTREAM_FLAGS: readonly string[] = ['--requested-resource-id'];
+
+function isIgnoredUpstream(key: string): boolean {
+  return IGNORED_UPSTREAM_KEYS.keys.has(key) || IGNORED_UPSTREAM_KEYS.sections.some((s) => key === s || key.startsWith(s + '.'));
 }
 
-/** --api-base-url for 'api.base_url'. */
+/** The environment variable of `key`: upstream's (PLEXD_API for 'api.base_url'), else derived (PLEXD_DATA_DIR). */
+export function envName(key: string): string {
+  const spec = Object.hasOwn(CONFIG_KEYS, key) ? CONFIG_KEYS[key] : undefined;
+  return spec?.env ?? 'PLEXD_' + key.toUpperCase().replace(/\./g, '_');
+}
+
+/** The flag of `key`: upstream's (--api for 'api.base_url'), else derived (--data-dir). */
 export function flagName(key: string): string {
-  return '--' + key.replace(/[._]/g, '-');
+  const spec = Object.hasOwn(CONFIG_KEYS, key) ? CONFIG_KEYS[key] : undefined;
+  return spec?.flag ?? '--' + key.replace(/[._]/g, '-');
+}
+
+/** The canonical key of a file key or alias ('node_api.socket' -> 'node_api.socket_path'), or undefined. */
+export function canonicalKey(key: string): string | undefined {
+  if (Object.hasOwn(CONFIG_KEYS, key)) return key;
+  for (const [k, spec] of Object.entries(CONFIG_KEYS)) if (spec.aliases?.includes(key)) return k;
+  return undefined;
 }
 
 /** Normalizes a SHA-256 fingerprint ("AB:CD:..", "sha256:abcd..", hex) to 64 lowercase hex digits. */
@@ -168,12 +254,15 @@ function coerce(key: string, spec: KeySpec, raw: unknown, fromText: boolean): un
       const min = spec.min ?? 0;
       const max = spec.max ?? 65535;
       if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) fail(`an integer in ${min}..${max}`);
+      const problem = spec.check?.(String(n));
+      if (problem !== undefined) throw new ConfigError(key, problem);
       return n;
     }
     case 'bool': {
       if (typeof raw === 'boolean') return raw;
-      if (raw === 'true' || raw === '1' || raw === 'yes') return true;
-      if (raw === 'false' || raw === '0' || raw === 'no') return false;
+      // Go's strconv.ParseBool spellings (upstream's environment parser), plus yes/no.
+      if (typeof raw === 'string' && ['1', 't', 'T', 'true', 'TRUE', 'True', 'yes'].includes(raw)) return true;
+      if (typeof raw === 'string' && ['0', 'f', 'F', 'false', 'FALSE', 'False', 'no'].includes(raw)) return false;
       return fail('true or false');
     }
     case 'list': {
@@ -183,7 +272,8 @@ function coerce(key: string, spec: KeySpec, raw: unknown, fromText: boolean): un
     }
     case 'duration': {
       const d = parseDuration(raw);
-      if (d === undefined || d > 86_400) fail('a duration like 60s, 5m (at most 24h)');
+      const min = spec.min ?? 0;
+      if (d === undefined || d > 86_400 || d < min) fail(`a duration like 60s, 5m (${min}s to 24h)`);
       return d;
     }
     case 'hostport': {
@@ -199,7 +289,7 @@ function coerce(key: string, spec: KeySpec, raw: unknown, fromText: boolean): un
 function flatten(obj: Record<string, unknown>, prefix: string, out: Map<string, unknown>): void {
   for (const [k, v] of Object.entries(obj)) {
     const key = prefix + k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !Object.hasOwn(CONFIG_KEYS, key)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && canonicalKey(key) === undefined) {
       flatten(v as Record<string, unknown>, key + '.', out);
     } else {
       out.set(key, v);
@@ -217,13 +307,14 @@ export interface ConfigSources {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Values from flags: dotted key -> string. */
   readonly flags?: ReadonlyMap<string, string>;
-  /** Called with each warning (unknown keys). */
+  /** Called with each warning (upstream keys, environment names and flags we do not act on). */
   readonly warn?: (message: string) => void;
 }
 
 /**
  * Merges the sources into an AgentConfig. Throws ConfigError naming the key for an invalid value,
- * a missing api.base_url, or a file that is not a YAML mapping.
+ * an unknown key (neither ours nor upstream's), a missing api.base_url, or a file that is not a
+ * YAML mapping. Upstream keys and environment names we do not act on get one warning each kind.
  */
 export function resolveConfig(src: ConfigSources): AgentConfig {
   const values = new Map<string, unknown>();
@@ -239,25 +330,37 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('(file)', `${src.fileName ?? 'config'}: expected a YAML mapping at the top`);
       const flat = new Map<string, unknown>();
       flatten(doc as Record<string, unknown>, '', flat);
-      for (const [key, raw] of flat) {
-        const spec = Object.hasOwn(CONFIG_KEYS, key) ? CONFIG_KEYS[key] : undefined;
-        if (spec === undefined) {
-          src.warn?.(`config: unknown key ${JSON.stringify(key)} ignored`);
-          continue;
+      const ignored: string[] = [];
+      const seen = new Map<string, string>();
+      for (const [fileKey, raw] of flat) {
+        const key = canonicalKey(fileKey);
+        if (key === undefined) {
+          if (isIgnoredUpstream(fileKey)) {
+            ignored.push(fileKey);
+            continue;
+          }
+          throw new ConfigError(fileKey, 'unknown key (neither plexd-userspace nor upstream plexd has it; see docs/agent.md)');
         }
+        const other = seen.get(key);
+        if (other !== undefined) throw new ConfigError(fileKey, `given twice (also as ${other})`);
+        seen.set(key, fileKey);
         if (raw === null || raw === undefined) continue;
-        values.set(key, coerce(key, spec, raw, false));
+        values.set(key, coerce(fileKey, CONFIG_KEYS[key]!, raw, false));
       }
+      if (ignored.length !== 0) src.warn?.(`config: upstream plexd keys not supported by plexd-userspace, ignored: ${ignored.join(', ')}`);
     }
   }
   for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
-    const v = src.env?.[envName(key)];
-    if (v !== undefined && v !== '') values.set(key, coerce(key, spec, v, true));
+    const name = envName(key);
+    const v = src.env?.[name];
+    if (v !== undefined && v !== '') values.set(key, coerce(`${key} (${name})`, spec, v, true));
   }
-  for (const [key, v] of src.flags ?? []) {
-    const spec = Object.hasOwn(CONFIG_KEYS, key) ? CONFIG_KEYS[key] : undefined;
-    if (spec === undefined) throw new ConfigError(key, 'unknown key');
-    values.set(key, coerce(key, spec, v, true));
+  const ignoredEnv = IGNORED_UPSTREAM_ENV.filter((n) => src.env?.[n] !== undefined && src.env[n] !== '');
+  if (ignoredEnv.length !== 0) src.warn?.(`environment: upstream plexd variables not supported by plexd-userspace, ignored: ${ignoredEnv.join(', ')}`);
+  for (const [given, v] of src.flags ?? []) {
+    const key = canonicalKey(given);
+    if (key === undefined) throw new ConfigError(given, 'unknown key');
+    values.set(key, coerce(given, CONFIG_KEYS[key]!, v, true));
   }
   const s = (k: string) => values.get(k) as string | undefined;
   const baseUrl = s('api.base_url');
@@ -268,21 +371,27 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     throw new ConfigError('api.tls_fingerprint', 'is set but api.base_url is not https:// (the pin would not be used); use an https URL or drop the fingerprint');
   }
   const level = s('log_level')!;
+  const mtu = values.get('wireguard.mtu') as number;
   return {
     mode: s('mode') as 'node' | 'bridge',
-    logLevel: (level === 'debug' ? 'verbose' : level) as AgentConfig['logLevel'],
+    // Ours has no warn level: warnings are logged as errors, so `warn` shows the same lines.
+    logLevel: (level === 'debug' ? 'verbose' : level === 'warn' ? 'error' : level) as AgentConfig['logLevel'],
     dataDir: s('data_dir')!,
-    api: { baseUrl: baseUrl.replace(/\/+$/, ''), tlsFingerprint: s('api.tls_fingerprint') },
+    api: { baseUrl: baseUrl.replace(/\/+$/, ''), tlsFingerprint: s('api.tls_fingerprint'), requestTimeoutS: values.get('api.request_timeout') as number },
     registration: {
       projectId: s('registration.project_id'),
       resourceHandle: s('registration.resource_handle') ?? hostname(),
       tokenFile: s('registration.token_file')!,
-      token: s('registration.token'),
+      token: s('registration.token_value'),
+      tokenEnv: s('registration.token_env')!,
+      maxRetryS: values.get('registration.max_retry_duration') as number,
     },
+    heartbeat: { intervalS: values.get('heartbeat.interval') as number },
+    policy: { enabled: values.get('policy.enabled') as boolean },
     wireguard: {
       interfaceName: s('wireguard.interface_name')!,
       listenPort: values.get('wireguard.listen_port') as number,
-      mtu: values.get('wireguard.mtu') as number,
+      mtu: mtu === 0 ? DEFAULT_MTU : mtu,
       packetCallback: values.get('wireguard.packet_callback') as boolean,
       bindAddress: s('wireguard.bind_address'),
       advertiseEndpoint: s('wireguard.advertise_endpoint'),
@@ -294,10 +403,25 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       candidateInterfaces: values.get('nat.candidate_interfaces') as string[],
     },
     reconcile: { intervalS: values.get('reconcile.interval') as number },
-    health: { listen: s('health.listen')! },
-    nodeApi: { socket: s('node_api.socket')! },
-    bridge: { relayListenPort: values.get('bridge.relay_listen_port') as number },
+    health: { listen: values.get('health.enabled') === true ? s('health.listen')! : '' },
+    nodeApi: { socket: s('node_api.socket_path')! },
+    bridge: {
+      relayListenPort: values.get('bridge.relay_listen_port') as number,
+      maxRelaySessions: values.get('bridge.max_relay_sessions') as number,
+      sessionTtlS: values.get('bridge.session_ttl') as number,
+    },
   };
+}
+
+/** The parsed command line of an agent command. */
+export interface ParsedFlags {
+  /** --config FILE, else undefined (the caller falls back to PLEXD_CONFIG, then DEFAULT_CONFIG_FILE). */
+  configFile: string | undefined;
+  flags: Map<string, string>;
+  booleans: Set<string>;
+  positional: string[];
+  /** Upstream flags given that we do not act on (IGNORED_UPSTREAM_FLAGS). */
+  ignored: string[];
 }
 
 /**
@@ -305,16 +429,12 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
  * flagName), `--config FILE`, and the rest. Throws ConfigError for an unknown flag or a
  * missing value.
  */
-export function parseConfigFlags(args: readonly string[], extraBooleans: readonly string[] = []): {
-  configFile: string | undefined;
-  flags: Map<string, string>;
-  booleans: Set<string>;
-  positional: string[];
-} {
+export function parseConfigFlags(args: readonly string[], extraBooleans: readonly string[] = []): ParsedFlags {
   const byFlag = new Map(Object.keys(CONFIG_KEYS).map((k) => [flagName(k), k]));
   const flags = new Map<string, string>();
   const booleans = new Set<string>();
   const positional: string[] = [];
+  const ignored: string[] = [];
   let configFile: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -328,26 +448,35 @@ export function parseConfigFlags(args: readonly string[], extraBooleans: readonl
       booleans.add(name);
       continue;
     }
-    const key = name === '--config' ? 'config' : byFlag.get(name);
+    const key = name === '--config' ? 'config' : IGNORED_UPSTREAM_FLAGS.includes(name) ? 'ignored' : byFlag.get(name);
     if (key === undefined) throw new ConfigError(name, 'unknown flag');
     const value = eq < 0 ? args[++i] : arg.slice(eq + 1);
     if (value === undefined) throw new ConfigError(name, 'expected a value');
     if (key === 'config') configFile = value;
+    else if (key === 'ignored') ignored.push(name);
     else flags.set(key, value);
   }
-  return { configFile, flags, booleans, positional };
+  return { configFile, flags, booleans, positional, ignored };
 }
 
-/** Reads `file` (if given) and resolves the configuration from it, the environment and flags. */
-export function loadConfig(file: string | undefined, flags: ReadonlyMap<string, string>, env = process.env, warn?: (m: string) => void): AgentConfig {
+/**
+ * Reads `file` (if given) and resolves the configuration from it, the environment and flags.
+ * `optional`: a missing file is not an error but a warning (upstream's default path).
+ */
+export function loadConfig(file: string | undefined, flags: ReadonlyMap<string, string>, env = process.env, warn?: (m: string) => void, optional = false): AgentConfig {
   let fileText: string | undefined;
   if (file !== undefined) {
     try {
       fileText = readFileSync(file, 'utf8');
     } catch (err) {
+      if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+        warn?.(`config: no file at ${file}; running on flags, environment and defaults`);
+        return resolveConfig({ env, flags, ...(warn ? { warn } : {}) });
+      }
       throw new ConfigError('--config', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
     }
     if (fileText.length > 1 << 20) throw new ConfigError('--config', `${file} is larger than 1 MiB`);
+    if (fileText.trim() === '') throw new ConfigError('--config', `${file} is empty (a truncated write?); remove it to run without a file`);
   }
   return resolveConfig({ fileText, ...(file !== undefined ? { fileName: file } : {}), env, flags, ...(warn ? { warn } : {}) });
 }

@@ -1,8 +1,10 @@
 // The agent's side of policy enforcement (issue 7, docs/policy.md): one PolicyFilter per mesh
 // interface, fed the `policy` block of each state pull (plexd-api.md GET /v1/nodes/{id}/state).
 // A revision is compiled and swapped in only when its revision_id or fingerprint differs from the
-// one in force; a `null` block ("not populated") keeps whatever is in force; an invalid one is
-// refused and counted, and the previous revision stays in force (never fail open on bad input).
+// one in force. Deny by default, as upstream plexd: before any policy, and after a `null` block
+// (no policy set), no mesh packet passes; `policy.enabled: false` is the explicit opt-out (allow
+// all, blocks ignored). An invalid block is refused and counted, and the previous revision stays
+// in force (never fail open on bad input).
 
 import { randomBytes } from 'node:crypto';
 import type { Policy as WirePolicy } from '../api/types.js';
@@ -11,7 +13,7 @@ import { PolicyError } from '../policy/policy-error.js';
 import { parsePolicy } from '../policy/rules.js';
 
 /** What {@link PolicyEnforcer.update} did with a state's policy block. */
-export type PolicyUpdate = 'applied' | 'unchanged' | 'absent' | 'rejected';
+export type PolicyUpdate = 'applied' | 'unchanged' | 'absent' | 'cleared' | 'rejected' | 'disabled';
 
 /** The revision in force as the agent reports it upstream (heartbeat `policy`, docs/agent.md). */
 export interface PolicyReport {
@@ -29,13 +31,17 @@ export class PolicyEnforcer {
   lastError: string | undefined;
   #wire: WirePolicy | undefined;
 
+  /** False: policy.enabled false, every packet passes and blocks are ignored. */
+  readonly enabled: boolean;
+
   /**
-   * `defaultAction` holds until a policy is ever applied ('allow' in mesh mode). The flow hash
-   * seed is random so peers cannot aim flows at one conntrack chain.
+   * `enabled` (default true): deny until a policy is applied and after a `null` one; false: allow
+   * all. The flow hash seed is random so peers cannot aim flows at one conntrack chain.
    */
-  constructor(opts: { readonly defaultAction?: 'allow' | 'deny'; readonly conntrackMax?: number } = {}) {
+  constructor(opts: { readonly enabled?: boolean; readonly conntrackMax?: number } = {}) {
+    this.enabled = opts.enabled ?? true;
     this.filter = new PolicyFilter({
-      defaultAction: opts.defaultAction ?? 'allow',
+      defaultAction: this.enabled ? 'deny' : 'allow',
       hashSeed: randomBytes(4).readUInt32LE(0),
       ...(opts.conntrackMax !== undefined ? { conntrackMax: opts.conntrackMax } : {}),
     });
@@ -43,11 +49,19 @@ export class PolicyEnforcer {
 
   /**
    * Applies `policy` atomically when its revision or fingerprint differs from the one in force.
-   * Never throws for bad rules: they are refused ('rejected', counted, lastError set) and the
-   * revision in force stays.
+   * `null` (no policy set) drops the revision in force: deny all ('cleared'). Never throws for
+   * bad rules: they are refused ('rejected', counted, lastError set) and the revision in force
+   * stays.
    */
   update(policy: WirePolicy | null | undefined): PolicyUpdate {
-    if (policy === null || policy === undefined) return 'absent';
+    if (!this.enabled) return 'disabled';
+    if (policy === undefined) return 'absent';
+    if (policy === null) {
+      if (this.filter.policy === undefined) return 'absent';
+      this.filter.clear();
+      this.#wire = undefined;
+      return 'cleared';
+    }
     const cur = this.filter.policy;
     if (cur !== undefined && cur.revisionId === policy.revision_id && cur.fingerprint === policy.fingerprint) return 'unchanged';
     try {

@@ -1,7 +1,8 @@
 // The agent's data_dir (plexd-api.md "Config"): directory 0700, files 0600, every write atomic
 // (temp file in the same directory, fsync, rename, fsync of the directory), so a crash leaves
 // either the old or the new file, never half of one. Holds identity.json, private_key,
-// node_secret_key, signing_public_key, and our state.json cache of the last state pull.
+// node_secret_key, signing_public_key, rotation_pending_key (a mesh key staged for an in-flight
+// rotation, src/agent/key-rotation.ts), and our state.json cache of the last state pull.
 
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -36,7 +37,7 @@ export class StoreError extends Error {
   }
 }
 
-const FILES = ['identity.json', 'private_key', 'node_secret_key', 'signing_public_key'] as const;
+const FILES = ['identity.json', 'private_key', 'node_secret_key', 'signing_public_key', 'rotation_pending_key'] as const;
 
 /** Writes `data` to `path` atomically with mode 0600. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -144,6 +145,22 @@ export class Store {
   /** Replaces the WireGuard private key (key rotation). */
   savePrivateKey(base64: string): void {
     writeFileAtomic(this.#path('private_key'), base64 + '\n');
+  }
+
+  /** Stages the private key of an in-flight rotation (rotation_pending_key, before the POST). */
+  savePendingKey(base64: string): void {
+    writeFileAtomic(this.#path('rotation_pending_key'), base64 + '\n');
+  }
+
+  /** The staged rotation key, or undefined when no rotation is in flight (an empty file counts as none). */
+  loadPendingKey(): string | undefined {
+    const v = this.#read('rotation_pending_key')?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  /** Ends an in-flight rotation (committed or discarded). */
+  removePendingKey(): void {
+    rmSync(this.#path('rotation_pending_key'), { force: true });
   }
 
   /** Replaces the control plane's signing key (signing_key_rotated). */

@@ -7,7 +7,7 @@ import { ControlClient } from '../control/api-client.js';
 import { HttpClient } from '../control/http-client.js';
 import { RegistrationError } from '../control/register.js';
 import { Agent, ensureRegistered } from '../agent/agent.js';
-import { ConfigError, loadConfig, normalizeFingerprint, parseConfigFlags, type AgentConfig } from '../agent/config.js';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, normalizeFingerprint, parseConfigFlags, type AgentConfig } from '../agent/config.js';
 import { queryUnix } from '../agent/local-http.js';
 import { openStore, StoreError } from '../agent/store.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -16,14 +16,18 @@ import { formatTable } from './table.js';
 import { EXIT } from './constants.js';
 import { untilShutdown } from './signals.js';
 
-const USAGE = `Usage: plexd-userspace up --config FILE [--KEY VALUE ...]
-       plexd-userspace join --config FILE        register only, then exit
-       plexd-userspace status [--config FILE]    query the running agent
-       plexd-userspace peers [--config FILE]
+const USAGE = `Usage: plexd-userspace up [--config FILE] [--FLAG VALUE ...]
+       plexd-userspace join [--config FILE] [--token-file FILE]   register only, then exit
+       plexd-userspace status [--json] [--config FILE]    query the running agent
+       plexd-userspace peers [--json] [--config FILE]
        plexd-userspace policies [--json] [--config FILE]   policy in force, counters per rule and drop reason
-       plexd-userspace deregister [--purge] --config FILE
-Every config key can be given as a flag (--api-base-url, --data-dir, --wireguard-listen-port, ...)
-or as PLEXD_<KEY> (PLEXD_API_BASE_URL, ...); flags > environment > file > defaults.
+       plexd-userspace deregister [--purge] [--config FILE]
+--config defaults to $PLEXD_CONFIG, else ${DEFAULT_CONFIG_FILE} (used only if it exists).
+Upstream plexd's flags: --api URL, --mode node|bridge, --log-level debug|info|warn|error,
+--project-id, --resource-handle, --requested-resource-id (accepted, ignored), --token-file.
+Every other config key is a flag too (--data-dir, --wireguard-listen-port, --node-api-socket, ...)
+and an environment variable (upstream's: PLEXD_API, PLEXD_PROJECT_ID, PLEXD_BOOTSTRAP_TOKEN_FILE,
+...; else PLEXD_<KEY>); flags > environment > file > defaults. docs/agent.md lists them all.
 `;
 
 interface Parsed {
@@ -42,19 +46,26 @@ function parse(args: readonly string[], booleans: readonly string[] = [], needUr
     process.stdout.write(USAGE);
     return EXIT.ok;
   }
+  const warnings: string[] = [];
   try {
     const f = parseConfigFlags(args, booleans);
     if (f.positional.length !== 0) return fail(`unexpected arguments: ${f.positional.join(' ')}\n\n${USAGE}`, EXIT.usage);
-    const warnings: string[] = [];
+    warnings.push(...f.ignored.map((name) => `flag ${name}: upstream plexd flag not supported by plexd-userspace, ignored`));
     const flags = needUrl || f.flags.has('api.base_url') ? f.flags : new Map([...f.flags, ['api.base_url', 'http://127.0.0.1']]);
-    const env = needUrl || process.env['PLEXD_API_BASE_URL'] ? process.env : { ...process.env, PLEXD_API_BASE_URL: 'http://127.0.0.1' };
-    const config = loadConfig(f.configFile, flags, env, (w) => warnings.push(w));
+    const env = needUrl || process.env['PLEXD_API'] ? process.env : { ...process.env, PLEXD_API: 'http://127.0.0.1' };
+    // Upstream's default file is optional (absent: a warning, then flags, environment and
+    // defaults); a file named by --config or PLEXD_CONFIG must exist, so a typo cannot silently
+    // run on the default data_dir.
+    const named = f.configFile ?? (process.env['PLEXD_CONFIG'] || undefined);
+    const config = loadConfig(named ?? DEFAULT_CONFIG_FILE, flags, env, (w) => warnings.push(w), named === undefined);
     const log = createLogger(config.logLevel, '');
     for (const w of warnings) log.error(w);
     return { config, log, booleans: f.booleans };
   } catch (err) {
     // A flag that does not exist or lacks its value is a usage error: show the usage too. A bad
     // value (in a flag, the environment or the file) is named on its own line.
+    // A missing api.base_url is explained by the warnings so far (e.g. no file at the default path).
+    if (err instanceof ConfigError && err.key === 'api.base_url') for (const w of warnings) process.stderr.write(`plexd-userspace: ${w}\n`);
     if (err instanceof ConfigError) return fail(/: (unknown flag|expected a value)$/.test(err.message) ? `${err.message}\n\n${USAGE}` : err.message, EXIT.usage);
     throw err;
   }

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { queryUnix } from '../agent/local-http.js';
 import { NetnsLab, netnsUnavailableReason, sweepStale, type Netns } from '../conformance/netns-lab.js';
+import { ALLOW_ALL_MESH_RULES } from '../control-plane/policy.js';
 import { ControlPlaneStore } from '../control-plane/store.js';
 import { demoRow, printLine, until, withCleanup, type DemoNode, type DemoOptions, type DemoRow } from './demo.js';
 
@@ -119,6 +120,8 @@ export async function runDemoTun(opts: DemoOptions = {}): Promise<DemoRow[]> {
     const db = join(dir, 'control-plane.db');
     const store = ControlPlaneStore.open(db);
     const tokens = Array.from({ length: n }, () => store.createToken().token);
+    // Agents deny all mesh traffic until a policy allows it (as upstream plexd): open the mesh.
+    store.setPolicy('default', ALLOW_ALL_MESH_RULES);
     store.close();
     const cp = hub.spawn([process.execPath, BIN, 'control-plane', 'serve', '--listen', `${HUB_IP}:${CP_PORT}`, '--db', db, '--insecure-http']);
     const cpLog: string[] = [];

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { resolveConfig } from '../agent/config.js';
+import { ALLOW_ALL_MESH_RULES } from '../control-plane/policy.js';
 import { createControlPlane, type ControlPlane } from '../control-plane/server.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { formatTable } from './table.js';
@@ -139,6 +140,9 @@ export async function runDemoMesh(opts: DemoOptions = {}): Promise<DemoRow[]> {
     const say = (line: string) => void (signal.aborted || print(line));
     cp = await createControlPlane({ db: join(dir, 'control-plane.db'), listen: '127.0.0.1:0', insecureHttp: true, logger: log.child('control-plane: ') });
     say(`control plane: ${cp.url} (SQLite in ${dir})`);
+    // Agents deny all mesh traffic until a policy allows it (as upstream plexd): open the mesh.
+    cp.store.setPolicy('default', ALLOW_ALL_MESH_RULES);
+    say('policy: allow all mesh traffic (project default)');
     for (let i = 1; i <= n; i++) {
       const flags = new Map<string, string>([
         ['api.base_url', cp.url],

@@ -23,6 +23,12 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   demo: async () => (await import('./demo.js')).runDemo,
 };
 
+/**
+ * Upstream plexd commands not implemented here (docs/agent.md "Compatibility with upstream
+ * plexd"): refused by name rather than taken for an interface name to create.
+ */
+export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['install', 'uninstall', 'state', 'logs', 'log-status', 'audit', 'actions', 'hooks'];
+
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
        plexd-userspace COMMAND [--help | ARGS ...]
@@ -80,6 +86,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     default: {
       const load = Object.hasOwn(SUBCOMMANDS, first) ? SUBCOMMANDS[first] : undefined;
       if (load !== undefined) return (await load())(rest);
+      if (UPSTREAM_ONLY_COMMANDS.includes(first)) {
+        process.stderr.write(`plexd-userspace: ${first}: an upstream plexd command that plexd-userspace does not implement (docs/agent.md)\n`);
+        return EXIT.usage;
+      }
       if (first.startsWith('-') || rest.length !== 0) {
         process.stderr.write(`plexd-userspace: unknown arguments: ${argv.join(' ')}\n\n${USAGE}`);
         return EXIT.usage;

@@ -18,6 +18,12 @@ export function rulesFingerprint(rules: readonly FirewallRule[]): string {
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
+/**
+ * One rule passing every IPv4 packet between mesh nodes: what a demo or test that wants an open
+ * mesh sets, since agents deny all mesh traffic until a policy allows it (docs/policy.md).
+ */
+export const ALLOW_ALL_MESH_RULES: readonly FirewallRule[] = [{ action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null }];
+
 /** The project's policy, or null when none was ever set ("not populated"). */
 export function getPolicy(db: Db, projectId: string): Policy | null {
   const row = prepared(db, 'SELECT revision, fingerprint, rules FROM policies WHERE project_id = ?').get(projectId) as

@@ -47,8 +47,9 @@ export function checkToken(t: string, where: string): string {
  * Finds the bootstrap token: config value -> token file -> PLEXD_BOOTSTRAP_TOKEN. Throws
  * RegistrationError('no_token') when none has one; `log` hears that cloud metadata is skipped.
  */
-export function resolveToken(opts: { configToken?: string | undefined; tokenFile: string; env: Readonly<Record<string, string | undefined>>; log?: (m: string) => void }): BootstrapToken {
-  if (opts.configToken !== undefined && opts.configToken !== '') return { token: checkToken(opts.configToken.trim(), 'registration.token'), source: 'config' };
+export function resolveToken(opts: { configToken?: string | undefined; tokenFile: string; tokenEnv?: string; env: Readonly<Record<string, string | undefined>>; log?: (m: string) => void }): BootstrapToken {
+  if (opts.configToken !== undefined && opts.configToken !== '') return { token: checkToken(opts.configToken.trim(), 'registration.token_value'), source: 'config' };
+  const envName = opts.tokenEnv ?? 'PLEXD_BOOTSTRAP_TOKEN';
   let text: string | undefined;
   try {
     const buf = readFileSync(opts.tokenFile);
@@ -61,10 +62,10 @@ export function resolveToken(opts: { configToken?: string | undefined; tokenFile
     }
   }
   if (text !== undefined && text !== '') return { token: checkToken(text, opts.tokenFile), source: 'file', file: opts.tokenFile };
-  const env = opts.env['PLEXD_BOOTSTRAP_TOKEN'];
-  if (env !== undefined && env.trim() !== '') return { token: checkToken(env.trim(), 'PLEXD_BOOTSTRAP_TOKEN'), source: 'env' };
+  const env = opts.env[envName];
+  if (env !== undefined && env.trim() !== '') return { token: checkToken(env.trim(), envName), source: 'env' };
   opts.log?.('bootstrap token: cloud metadata (cloud-init) is not supported by plexd-userspace; skipped');
-  throw new RegistrationError('no_token', `no bootstrap token: set registration.token, write it to ${opts.tokenFile}, or set PLEXD_BOOTSTRAP_TOKEN`);
+  throw new RegistrationError('no_token', `no bootstrap token: set registration.token_value, write it to ${opts.tokenFile}, or set ${envName}`);
 }
 
 /** Options of {@link register}; the timing hooks are for tests. */

@@ -140,7 +140,16 @@ export class PolicyFilter implements PacketFilter {
     this.#active = compiled;
   }
 
-  /** The revision in force, or undefined before the first apply. */
+  /**
+   * Drops the revision in force: `defaultAction` decides again (a control plane's `null` policy
+   * under deny by default). Tracked flows are not consulted without a revision.
+   */
+  clear(): void {
+    this.#generation = (this.#generation + 1) | 0;
+    this.#active = undefined;
+  }
+
+  /** The revision in force, or undefined before the first apply (or after clear). */
   get policy(): Policy | undefined {
     return this.#active?.policy;
   }

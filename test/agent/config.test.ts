@@ -1,5 +1,5 @@
-// Agent config: precedence flags > env > file > defaults, unknown keys warned, invalid values
-// refused with the key named.
+// Agent config: precedence flags > env > file > defaults, upstream keys we do not act on warned
+// about in one line, unknown keys and invalid values refused with the key named.
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envName, flagName, parseConfigFlags, resolveConfig } from '../../src/agent/config.js';
@@ -20,16 +20,30 @@ wireguard:
 nat:
   stun_servers: [stun.example:3478]
   refresh_interval: 2m
-surprise: 1
+actions:
+  enabled: true
+tunnel: {max_sessions: 10}
 `;
 
 describe('agent config', () => {
-  it('derives env and flag names from keys', () => {
-    expect(envName('api.base_url')).toBe('PLEXD_API_BASE_URL');
+  it('uses upstream env and flag names where upstream has them, else derives them from keys', () => {
+    expect(envName('api.base_url')).toBe('PLEXD_API');
+    expect(flagName('api.base_url')).toBe('--api');
+    expect(envName('registration.token_file')).toBe('PLEXD_BOOTSTRAP_TOKEN_FILE');
+    expect(envName('wireguard.listen_port')).toBe('PLEXD_WIREGUARD_LISTEN_PORT');
     expect(flagName('wireguard.listen_port')).toBe('--wireguard-listen-port');
   });
 
-  it('reads the file over defaults and warns about unknown keys', () => {
+  it('refuses a key neither we nor upstream have, naming it', () => {
+    expect(() => resolveConfig({ fileText: FILE + 'surprise: 1\n', env: {} })).toThrow(/config surprise: unknown key/);
+    expect(() => resolveConfig({ fileText: FILE + 'heartbeat: {intervall: 5s}\n', env: {} })).toThrow(/config heartbeat.intervall: unknown key/);
+  });
+
+  it('refuses a key given twice through an alias', () => {
+    expect(() => resolveConfig({ fileText: 'api: {base_url: "http://x"}\nnode_api: {socket: /a, socket_path: /b}\n', env: {} })).toThrow(/node_api.socket_path: given twice/);
+  });
+
+  it('reads the file over defaults and warns once about upstream keys it ignores', () => {
     const warnings: string[] = [];
     const c = resolveConfig({ fileText: FILE, env: {}, warn: (w) => warnings.push(w) });
     expect(c.api.baseUrl).toBe('https://cp.example:8443');
@@ -42,7 +56,7 @@ describe('agent config', () => {
     expect(c.nodeApi.socket).toBe('/var/run/plexd/api.sock');
     expect(c.registration.tokenFile).toBe('/etc/plexd/bootstrap-token');
     expect(c.logLevel).toBe('verbose');
-    expect(warnings).toEqual(['config: unknown key "surprise" ignored']);
+    expect(warnings).toEqual(['config: upstream plexd keys not supported by plexd-userspace, ignored: actions.enabled, tunnel.max_sessions']);
   });
 
   it('env beats the file, flags beat env', () => {

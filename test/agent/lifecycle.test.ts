@@ -39,7 +39,7 @@ describe('agent lifecycle against an in-process control plane', () => {
   const pingAB = () => a().iface.ping(b().identity.mesh_ip, 1000);
 
   beforeAll(async () => {
-    ({ dir, cp } = await startControlPlane('plexd-lifecycle-', { logger: log, pollMs: 50 }));
+    ({ dir, cp } = await startControlPlane('plexd-lifecycle-', { logger: log, pollMs: 50 }, true));
     for (let i = 0; i < 2; i++) {
       writeFileSync(tokenFile(i), cp.store.createToken().token);
       agents.push(await start(i));

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from '../../src/agent/agent.js';
 import { resolveConfig, type AgentConfig } from '../../src/agent/config.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
 
 /** Polls `check` every 20 ms until it holds; resolves with the ms it took, throws after `timeoutMs`. */
@@ -18,10 +19,14 @@ export async function until(what: string, timeoutMs: number, check: () => boolea
   return performance.now() - t0;
 }
 
-/** A temp dir (prefix `tmpPrefix`) with a control plane on 127.0.0.1:0 over HTTP, its database cp.db in it. */
-export async function startControlPlane(tmpPrefix: string, opts: Partial<ControlPlaneOptions> = {}): Promise<{ dir: string; cp: ControlPlane }> {
+/**
+ * A temp dir (prefix `tmpPrefix`) with a control plane on 127.0.0.1:0 over HTTP, its database cp.db
+ * in it. `allowAll`: set an allow-all policy on project default first (agents deny by default).
+ */
+export async function startControlPlane(tmpPrefix: string, opts: Partial<ControlPlaneOptions> = {}, allowAll = false): Promise<{ dir: string; cp: ControlPlane }> {
   const dir = mkdtempSync(join(tmpdir(), tmpPrefix));
   const cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, ...opts });
+  if (allowAll) cp.store.setPolicy('default', ALLOW_ALL_MESH_RULES);
   return { dir, cp };
 }
 

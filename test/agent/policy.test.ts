@@ -1,5 +1,6 @@
 // Policy wiring in the agent, without root: an in-process control plane and three packet-callback
-// agents over loopback. Before any policy everything passes (default allow); a policy set on the
+// agents over loopback. Before any policy nothing passes though handshakes happen (deny by default,
+// as upstream plexd); `policy.enabled: false` passes everything and ignores policies; a policy set on the
 // control plane reaches every agent over SSE, is enforced on their devices (ICMP echo A -> B only),
 // is reported in the heartbeat, on the node API (`/v1/policies`, `plexd-userspace policies`) and in
 // /healthz details; an offline restart enforces the cached revision from its first packet.
@@ -58,12 +59,33 @@ describe('agent policy enforcement (packet callback, in-process control plane)',
 
   afterAll(() => stopMesh(agents, cp, dir));
 
-  it('passes everything before a policy was ever received (default allow)', async () => {
+  it('passes nothing before a policy was ever received, though the peers handshake (deny by default)', async () => {
     const [a, b, c] = agents as [Agent, Agent, Agent];
-    expect(a.policy.filter.snapshot().mode).toBe('default-allow');
-    expect(await a.iface.ping(b.identity.mesh_ip, 3000)).toBeTypeOf('number');
-    expect(await b.iface.ping(a.identity.mesh_ip, 3000)).toBeTypeOf('number');
-    expect(await c.iface.ping(a.identity.mesh_ip, 3000)).toBeTypeOf('number');
+    expect(a.policy.filter.snapshot().mode).toBe('default-deny');
+    expect(await a.iface.ping(b.identity.mesh_ip, 1500)).toBeUndefined();
+    expect(await c.iface.ping(a.identity.mesh_ip, 500)).toBeUndefined();
+    // The echo request was dropped by A's filter before it reached the tunnel, but the tunnel
+    // itself is up: a handshake initiated by the attempt completed.
+    await until('A and B have handshaked', 5000, () => [...a.iface.device.snapshot().peers].some((p) => p.lastHandshakeTimeSec !== 0));
+    expect(a.policy.filter.dropCount('no-policy')).toBeGreaterThan(0);
+    expect(a.status()['policy']).toMatchObject({ mode: 'default-deny', revision_id: null });
+  });
+
+  it('policy.enabled false passes everything and ignores policies (the explicit opt-out)', async () => {
+    const open = await Agent.start({
+      config: loopbackAgentConfig(cp.url, dir, 9, 'policy-off', [['registration.token', cp.store.createToken().token], ['policy.enabled', 'false']]),
+      logger: log,
+      heartbeatIntervalMs: 60_000,
+      health: false,
+      nodeApi: false,
+    });
+    try {
+      expect(open.policy.filter.snapshot().mode).toBe('default-allow');
+      expect(open.policy.update({ revision_id: 'x', fingerprint: 'fx', rules: [] })).toBe('disabled');
+      expect(open.policy.filter.snapshot().mode).toBe('default-allow');
+    } finally {
+      await open.stop();
+    }
   });
 
   it('enforces a policy delivered over SSE and reports its revision in a heartbeat', async () => {
@@ -141,12 +163,13 @@ describe('PolicyEnforcer', () => {
 
   it('applies new revisions only, ignores absent blocks, refuses bad rules keeping the revision in force', () => {
     const e = new PolicyEnforcer();
-    expect(e.report()).toEqual({ revision_id: null, fingerprint: null, mode: 'default-allow' });
+    expect(e.report()).toEqual({ revision_id: null, fingerprint: null, mode: 'default-deny' });
     expect(e.update(null)).toBe('absent');
+    expect(e.update(undefined)).toBe('absent');
     expect(e.update(policy('1', [allowAll]))).toBe('applied');
     expect(e.update(policy('1', [allowAll]))).toBe('unchanged');
     expect(e.update({ ...policy('1', [allowAll]), fingerprint: 'other' })).toBe('applied');
-    expect(e.update(null)).toBe('absent');
+    expect(e.update(undefined)).toBe('absent');
     expect(e.report()).toEqual({ revision_id: '1', fingerprint: 'other', mode: 'enforcing' });
     const bad = policy('2', [allowAll, { ...allowAll, destination_cidr: '::/0' }]);
     expect(e.update(bad)).toBe('rejected');
@@ -155,7 +178,17 @@ describe('PolicyEnforcer', () => {
     expect(e.snapshot().updates).toEqual({ applied: 2, rejected: 1, lastError: e.lastError });
   });
 
-  it('honours defaultAction deny until a policy arrives', () => {
-    expect(new PolicyEnforcer({ defaultAction: 'deny' }).report().mode).toBe('default-deny');
+  it('denies until a policy arrives; a null policy after one drops it (deny again); disabled allows all', () => {
+    const e = new PolicyEnforcer();
+    expect(e.report().mode).toBe('default-deny');
+    expect(e.update(policy('1', [allowAll]))).toBe('applied');
+    expect(e.update(null)).toBe('cleared');
+    expect(e.report()).toEqual({ revision_id: null, fingerprint: null, mode: 'default-deny' });
+    expect(e.inForce).toBeUndefined();
+    expect(e.update(null)).toBe('absent');
+    const off = new PolicyEnforcer({ enabled: false });
+    expect(off.report().mode).toBe('default-allow');
+    expect(off.update(policy('1', [allowAll]))).toBe('disabled');
+    expect(off.report().mode).toBe('default-allow');
   });
 });

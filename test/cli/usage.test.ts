@@ -60,7 +60,7 @@ describe('agent commands', () => {
   });
 
   it('a bad value names the key without the usage, exit 2', async () => {
-    const r = await run('up', '--api-base-url', 'http://127.0.0.1:1', '--wireguard-listen-port', 'banana');
+    const r = await run('up', '--api', 'http://127.0.0.1:1', '--wireguard-listen-port', 'banana');
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('plexd-userspace: config wireguard.listen_port: expected an integer in 0..65535, got "banana"\n');
   });

@@ -59,8 +59,16 @@ export class MeshLab {
     return join(this.dir, 'cp.db');
   }
 
-  /** Builds dist if stale, creates the namespaces and bridge for `nodes` agents, starts the control plane. */
-  async setup(nodes: number, tmpPrefix = 'plexd-mesh-'): Promise<void> {
+  /** YAML lines added to every agent's config (setup's `extraConfig`). */
+  #extraConfig: readonly string[] = [];
+
+  /**
+   * Builds dist if stale, creates the namespaces and bridge for `nodes` agents, starts the control
+   * plane. `allowAll` (default true): an allow-all policy on project default, since agents deny
+   * mesh traffic without one. `extraConfig`: YAML lines for every agent's config.
+   */
+  async setup(nodes: number, tmpPrefix = 'plexd-mesh-', opts: { readonly allowAll?: boolean; readonly extraConfig?: readonly string[] } = {}): Promise<void> {
+    this.#extraConfig = opts.extraConfig ?? [];
     sweepStale();
     await ensureBuilt();
     this.dir = mkdtempSync(join(tmpdir(), tmpPrefix));
@@ -75,6 +83,12 @@ export class MeshLab {
       this.agents.push({ ns, ip: `10.77.0.${10 + i}`, dir: join(this.dir, `n${i}`), socket: join(this.dir, `n${i}.sock`), ifname: this.lab.uniqueName('w'), proc: undefined as unknown as ChildProcess, log: [] });
     }
     await this.startCp();
+    if (opts.allowAll ?? true) await this.allowAll();
+  }
+
+  /** Sets an allow-all policy on project default (ALLOW_ALL_MESH_RULES). */
+  async allowAll(): Promise<void> {
+    await this.cpEval(`return store.setPolicy('default', [{ action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null }]).policy;`);
   }
 
   /** Starts the control plane (SSE, 200 ms data_version poll) on the database; resolves when it listens. */
@@ -137,6 +151,7 @@ export class MeshLab {
         `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: 10.77.0.${10 + i}`}}`,
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
         `health: {listen: "127.0.0.1:0"}`,
+        ...this.#extraConfig,
       ].join('\n'),
     );
     return file;

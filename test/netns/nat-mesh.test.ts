@@ -147,6 +147,9 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
     cp.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     cp.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     if ((await waitFor(() => out.includes('stun listening on'), 15_000)) === undefined) throw new Error(`control plane did not start: ${out}`);
+    // Agents deny mesh traffic without a policy (as upstream plexd): open the mesh first.
+    writeFileSync(join(dir, 'allow-all.json'), JSON.stringify([{ action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null }]));
+    await cli('policy', 'set', '--file', join(dir, 'allow-all.json'));
     bridge = await up(pub, ['mode: bridge', `wireguard: {interface_name: IFNAME, listen_port: 51820, bind_address: ${BRIDGE}}`, 'bridge: {relay_listen_port: 51821}']);
   }, 60_000);
 

@@ -1,12 +1,14 @@
 // Policy enforcement across a real mesh (issue 7) as root: the control plane and three
 // `plexd-userspace up` agents A, B, C in their own namespaces on one bridge (test/helpers/mesh-lab),
-// real TUN interfaces, ncat listening on TCP 22 in A's and B's namespaces. Before any policy every
-// connection opens (default allow in mesh mode). `control-plane policy set` (the CLI, on the
+// real TUN interfaces, ncat listening on TCP 22 in A's and B's namespaces. Before any policy the
+// peers handshake but no packet passes (deny by default, as upstream plexd); an explicit allow-all
+// policy opens every connection. `control-plane policy set` (the CLI, on the
 // running server's database) to "allow A -> B tcp/22 only": A reaches B:22, B cannot open a
 // connection to A, C reaches nothing; `plexd-userspace policies` on B shows the revision and the
 // rule's counter. A second revision ("allow C -> B tcp/22 only") takes effect within 2 s of the
 // CLI returning, delivered over SSE (the measured times are printed), and cuts the A -> B
-// connection opened under the first.
+// connection opened under the first. A second mesh of two agents with `policy.enabled: false`
+// passes everything without any policy (the explicit opt-out).
 //
 // Network rule: traffic stays inside the namespaces this file creates (and their loopbacks).
 
@@ -51,24 +53,36 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
   };
 
   beforeAll(async () => {
-    await mesh.setup(3, 'plexd-policy-');
+    await mesh.setup(3, 'plexd-policy-', { allowAll: false });
     [A, B, C] = mesh.agents as [AgentProc, AgentProc, AgentProc];
     const [a, b, c] = (await mesh.upAll()) as [string, string, string];
     ip = { a, b, c };
     A.ns.spawn(['ncat', '-l', '-k', '22']);
     B.ns.spawn(['ncat', '-l', '-k', '22']).stdout!.on('data', (d: Buffer) => (receivedAtB += d.toString()));
-    try {
-      for (const [from, to] of [[A, ip.b], [B, ip.a], [C, ip.a], [C, ip.b]] as const) await until(`${from.ip} pings ${to}`, 30_000, () => mesh.ping(from, to));
-    } catch (err) {
-      await mesh.dump();
-      throw err;
-    }
   }, 90_000);
 
   afterAll(() => mesh.cleanup());
 
-  it('without a policy every connection opens (default allow)', async () => {
-    expect((await policies(A))['mode']).toBe('default-allow');
+  it('without a policy the peers handshake but no traffic passes (deny by default)', async () => {
+    expect((await policies(A))['mode']).toBe('default-deny');
+    const handshaked = async (x: AgentProc) => ((await queryUnix(x.socket, '/v1/peers')) as Array<Record<string, unknown>>).filter((p) => p['last_handshake'] !== null).length;
+    try {
+      await until('A has handshaked with a peer', 30_000, async () => ((await handshaked(A)) > 0 ? true : undefined));
+    } catch (err) {
+      await mesh.dump();
+      throw err;
+    }
+    expect(await mesh.ping(A, ip.b)).toBeUndefined();
+    expect(await mesh.ping(C, ip.a)).toBeUndefined();
+    expect(await connects(A, ip.b)).toBe(false);
+    expect(await connects(B, ip.a)).toBe(false);
+    expect(((await policies(A))['drops'] as Record<string, number>)['no-policy']).toBeGreaterThan(0);
+  });
+
+  it('an explicit allow-all policy lets every connection through', async () => {
+    const set = await setPolicy('allow-all', [{ action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null }]);
+    await propagated(set.revision, set.returnedAt);
+    for (const [from, to] of [[A, ip.b], [B, ip.a], [C, ip.a], [C, ip.b]] as const) await until(`${from.ip} pings ${to}`, 30_000, () => mesh.ping(from, to));
     await until('A reaches B:22 (listener up)', 5000, async () => ((await connects(A, ip.b)) ? true : undefined));
     expect(await connects(B, ip.a)).toBe(true);
     expect(await connects(C, ip.b)).toBe(true);
@@ -116,4 +130,22 @@ describe.skipIf(skip)('policy across a mesh in namespaces', () => {
     expect(((await policies(A))['drops'] as Record<string, number>)['revoked']).toBeGreaterThan(0);
     client.kill('SIGKILL');
   });
+});
+
+describe.skipIf(skip)('policy.enabled: false across a mesh in namespaces', () => {
+  const mesh = new MeshLab();
+
+  beforeAll(async () => {
+    await mesh.setup(2, 'plexd-policy-off-', { allowAll: false, extraConfig: ['policy: {enabled: false}'] });
+  }, 60_000);
+
+  afterAll(() => mesh.cleanup());
+
+  it('passes everything with no policy set (the explicit opt-out)', async () => {
+    const [a, b] = (await mesh.upAll()) as [string, string];
+    const [A, B] = mesh.agents as [AgentProc, AgentProc];
+    await until(`${A.ip} pings ${b}`, 30_000, () => mesh.ping(A, b));
+    await until(`${B.ip} pings ${a}`, 30_000, () => mesh.ping(B, a));
+    expect((await queryUnix(A.socket, '/v1/policies') as Record<string, unknown>)['mode']).toBe('default-allow');
+  }, 60_000);
 });

@@ -1,0 +1,178 @@
+// The compatibility matrix against upstream plexd (github.com/plexsphere/plexd, docs/reference/core/
+// cli.md, configuration.md, environment-variables.md, as of commit 0cd9bce): every upstream CLI
+// command and flag, config key and environment name with upstream's default, and what we do with
+// it. test/compat/matrix.test.ts checks each row against our code, and that docs/agent.md shows
+// renderMatrix()'s table verbatim.
+
+import type { AgentConfig } from '../../src/agent/config.js';
+
+/**
+ * supported: works with upstream's meaning (and default, unless the note says otherwise);
+ * accepted-with-warning: parsed, never a crash, a warning names it, no effect (the note says why);
+ * not-applicable: has no meaning for this implementation (why);
+ * missing: not implemented yet (which issue owns it); a command is refused as unknown (exit 2).
+ */
+export type CompatStatus = 'supported' | 'accepted-with-warning' | 'not-applicable' | 'missing';
+
+/** One upstream item. */
+export interface CompatEntry {
+  readonly kind: 'command' | 'flag' | 'config' | 'env';
+  /** `up`, `--api`, `join --token-file`, `api.base_url`, `PLEXD_API`. */
+  readonly name: string;
+  /** Upstream's default, '—' for none. */
+  readonly upstreamDefault: string;
+  readonly status: CompatStatus;
+  /** How ours maps it, or why it is not acted on. */
+  readonly note: string;
+  /** For supported env names and flags: the config key they set (its row's probe checks them). */
+  readonly key?: string;
+  /**
+   * For supported config keys: a value to give, what `read` then returns, and what `read`
+   * returns when it is not given (our default, upstream's meaning).
+   */
+  readonly probe?: { readonly value: string; readonly read: (c: AgentConfig) => unknown; readonly expect: unknown; readonly def?: unknown };
+}
+
+const ACTIONS = 'the actions/telemetry issue';
+const PLATFORMS = 'the platforms issue';
+
+const cmd = (name: string, status: CompatStatus, note: string): CompatEntry => ({ kind: 'command', name, upstreamDefault: '—', status, note });
+const ignoredSection = (section: string, keys: ReadonlyArray<readonly [string, string]>, why: string): CompatEntry[] =>
+  keys.map(([k, def]) => ({ kind: 'config', name: `${section}.${k}`, upstreamDefault: def, status: 'accepted-with-warning', note: why }));
+
+/** The matrix, in upstream's documentation order. */
+export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
+  // Commands (cli.md).
+  cmd('up', 'supported', 'registers (or loads the identity), brings the interface up, heartbeats, follows events; exit 0 / 1'),
+  cmd('join', 'supported', 'registers and exits; prints node id and mesh IP'),
+  cmd('install', 'missing', PLATFORMS),
+  cmd('uninstall', 'missing', PLATFORMS),
+  cmd('deregister', 'supported', 'differs on purpose: ours also tells the control plane (POST /v1/nodes/{id}/deregister) before removing the identity; upstream is local-only'),
+  cmd('status', 'supported', 'the running agent\'s status over the node API socket'),
+  cmd('peers', 'supported', 'the running agent\'s peers'),
+  cmd('policies', 'supported', 'the policy in force with per-rule counters'),
+  cmd('state', 'missing', ACTIONS),
+  cmd('logs', 'missing', ACTIONS),
+  cmd('log-status', 'missing', ACTIONS),
+  cmd('audit', 'missing', ACTIONS),
+  cmd('actions', 'missing', ACTIONS),
+  cmd('hooks', 'missing', ACTIONS),
+
+  // Flags (cli.md "Global Flags" and per command).
+  { kind: 'flag', name: '--config', upstreamDefault: '/etc/plexd/config.yaml', status: 'supported', note: 'also PLEXD_CONFIG; the default file may be absent (a warning), a file named by --config or PLEXD_CONFIG must exist (ours: a typo must not run on the default data_dir)' },
+  { kind: 'flag', name: '--log-level', upstreamDefault: 'info', status: 'supported', note: 'warn logs what error does (ours has no separate warn level)', key: 'log_level' },
+  { kind: 'flag', name: '--api', upstreamDefault: '—', status: 'supported', note: 'api.base_url', key: 'api.base_url' },
+  { kind: 'flag', name: '--mode', upstreamDefault: '—', status: 'supported', note: 'node | bridge', key: 'mode' },
+  { kind: 'flag', name: '--project-id', upstreamDefault: '—', status: 'supported', note: 'registration.project_id (ours: "default" when unset)', key: 'registration.project_id' },
+  { kind: 'flag', name: '--resource-handle', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle (ours: the host name when unset)', key: 'registration.resource_handle' },
+  { kind: 'flag', name: '--requested-resource-id', upstreamDefault: '—', status: 'accepted-with-warning', note: 'our registration API has no requested_resource_id field' },
+  { kind: 'flag', name: '--version', upstreamDefault: '—', status: 'supported', note: 'prints ours (plexd-userspace vX.Y.Z)' },
+  { kind: 'flag', name: 'join --token-file', upstreamDefault: '—', status: 'supported', note: 'registration.token_file; accepted by every agent command', key: 'registration.token_file' },
+  { kind: 'flag', name: 'deregister --purge', upstreamDefault: 'false', status: 'supported', note: 'also removes data_dir; the token file is left alone' },
+  { kind: 'flag', name: 'install --api-url / --token / --token-file', upstreamDefault: '—', status: 'missing', note: PLATFORMS },
+  { kind: 'flag', name: 'uninstall --purge', upstreamDefault: 'false', status: 'missing', note: PLATFORMS },
+
+  // Config keys (configuration.md).
+  { kind: 'config', name: 'mode', upstreamDefault: 'node', status: 'supported', note: 'bridge runs the relay (see bridge.enabled)', probe: { value: 'bridge', read: (c) => c.mode, expect: 'bridge', def: 'node' } },
+  { kind: 'config', name: 'log_level', upstreamDefault: 'info', status: 'supported', note: 'debug | info | warn | error; ours also verbose, silent', probe: { value: 'warn', read: (c) => c.logLevel, expect: 'error', def: 'info' } },
+  { kind: 'config', name: 'data_dir', upstreamDefault: '/var/lib/plexd', status: 'supported', note: '', probe: { value: '/srv/plexd', read: (c) => c.dataDir, expect: '/srv/plexd', def: '/var/lib/plexd' } },
+  { kind: 'config', name: 'api.base_url', upstreamDefault: '— (required)', status: 'supported', note: 'required in the merged configuration', probe: { value: 'https://cp.example/', read: (c) => c.api.baseUrl, expect: 'https://cp.example' } },
+  { kind: 'config', name: 'api.tls_insecure_skip_verify', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'ours verifies always; for a self-signed control plane pin it with api.tls_fingerprint' },
+  { kind: 'config', name: 'api.connect_timeout', upstreamDefault: '10s', status: 'accepted-with-warning', note: 'our HTTP client has one deadline per request: api.request_timeout covers the connect' },
+  { kind: 'config', name: 'api.request_timeout', upstreamDefault: '30s', status: 'supported', note: '', probe: { value: '12s', read: (c) => c.api.requestTimeoutS, expect: 12, def: 30 } },
+  { kind: 'config', name: 'api.sse_idle_timeout', upstreamDefault: '90s', status: 'accepted-with-warning', note: 'ours: a fixed 90 s, upstream\'s default (docs/agent.md "Events")' },
+  { kind: 'config', name: 'api.sse_reprobe_interval', upstreamDefault: '10m', status: 'accepted-with-warning', note: 'ours: pull-only re-probes after a fixed 10 min, upstream\'s default' },
+  { kind: 'config', name: 'registration.project_id', upstreamDefault: '—', status: 'supported', note: 'ours registers into "default" when unset', probe: { value: 'p-1', read: (c) => c.registration.projectId, expect: 'p-1', def: undefined } },
+  { kind: 'config', name: 'registration.resource_handle', upstreamDefault: '—', status: 'supported', note: 'ours: the host name when unset', probe: { value: 'web-1', read: (c) => c.registration.resourceHandle, expect: 'web-1' } },
+  { kind: 'config', name: 'registration.requested_resource_id', upstreamDefault: '—', status: 'accepted-with-warning', note: 'our registration API has no such field' },
+  { kind: 'config', name: 'registration.token_file', upstreamDefault: '/etc/plexd/bootstrap-token', status: 'supported', note: 'deleted after a successful registration', probe: { value: '/run/tok', read: (c) => c.registration.tokenFile, expect: '/run/tok', def: '/etc/plexd/bootstrap-token' } },
+  { kind: 'config', name: 'registration.token_env', upstreamDefault: 'PLEXD_BOOTSTRAP_TOKEN', status: 'supported', note: '', probe: { value: 'MY_TOKEN', read: (c) => c.registration.tokenEnv, expect: 'MY_TOKEN', def: 'PLEXD_BOOTSTRAP_TOKEN' } },
+  { kind: 'config', name: 'registration.token_value', upstreamDefault: '—', status: 'supported', note: 'our older spelling registration.token stays an alias', probe: { value: 'tok-1', read: (c) => c.registration.token, expect: 'tok-1', def: undefined } },
+  { kind: 'config', name: 'registration.use_metadata', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'cloud metadata (IMDS) is not read by plexd-userspace' },
+  { kind: 'config', name: 'registration.metadata_token_path', upstreamDefault: '/plexd/bootstrap-token', status: 'accepted-with-warning', note: 'cloud metadata is not read' },
+  { kind: 'config', name: 'registration.metadata_timeout', upstreamDefault: '2s', status: 'accepted-with-warning', note: 'cloud metadata is not read' },
+  { kind: 'config', name: 'registration.max_retry_duration', upstreamDefault: '5m', status: 'supported', note: '', probe: { value: '2m', read: (c) => c.registration.maxRetryS, expect: 120, def: 300 } },
+  { kind: 'config', name: 'heartbeat.interval', upstreamDefault: '30s', status: 'supported', note: '', probe: { value: '10s', read: (c) => c.heartbeat.intervalS, expect: 10, def: 30 } },
+  { kind: 'config', name: 'reconcile.interval', upstreamDefault: '60s', status: 'supported', note: 'also while the event stream is connected; 0 turns it off', probe: { value: '2m', read: (c) => c.reconcile.intervalS, expect: 120, def: 60 } },
+  { kind: 'config', name: 'node_api.socket_path', upstreamDefault: '/var/run/plexd/api.sock', status: 'supported', note: 'our older spelling node_api.socket stays an alias', probe: { value: '/run/p.sock', read: (c) => c.nodeApi.socket, expect: '/run/p.sock', def: '/var/run/plexd/api.sock' } },
+  { kind: 'config', name: 'node_api.http_enabled', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'ours serves the node API on the Unix socket only' },
+  { kind: 'config', name: 'node_api.http_listen', upstreamDefault: '127.0.0.1:9100', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
+  { kind: 'config', name: 'node_api.http_token_file', upstreamDefault: '—', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
+  { kind: 'config', name: 'node_api.debounce_period', upstreamDefault: '5s', status: 'accepted-with-warning', note: 'no state reports yet (' + ACTIONS + ')' },
+  { kind: 'config', name: 'node_api.shutdown_timeout', upstreamDefault: '5s', status: 'accepted-with-warning', note: 'ours closes the socket at once on shutdown' },
+  { kind: 'config', name: 'health.enabled', upstreamDefault: 'true', status: 'supported', note: 'false: no listener', probe: { value: 'false', read: (c) => c.health.listen, expect: '', def: '127.0.0.1:9101' } },
+  { kind: 'config', name: 'health.listen', upstreamDefault: '127.0.0.1:9101', status: 'supported', note: '/healthz; /readyz is not served yet', probe: { value: '0.0.0.0:9200', read: (c) => c.health.listen, expect: '0.0.0.0:9200', def: '127.0.0.1:9101' } },
+  ...ignoredSection('actions', [['enabled', 'true'], ['hooks_dir', '/etc/plexd/hooks'], ['max_concurrent', '5'], ['max_action_timeout', '10m'], ['max_output_bytes', '1048576']], `no action execution yet (${ACTIONS}); nothing is executed`),
+  ...ignoredSection('upgrade', [['release_base_url', 'https://github.com/plexsphere/plexd/releases/download'], ['signing_identity_regexp', '(release workflow)'], ['signing_issuer', 'https://token.actions.githubusercontent.com'], ['trusted_root_path', '—']], `no service.upgrade action (${ACTIONS})`),
+  ...ignoredSection('integrity', [['enabled', 'true'], ['binary_path', '—'], ['hooks_dir', '—'], ['verify_interval', '5m'], ['watch_enabled', 'true']], `no hooks to verify (${ACTIONS}); the heartbeat reports the binary's SHA-256`),
+  ...ignoredSection('metrics', [['enabled', 'true'], ['collect_interval', '15s'], ['report_interval', '60s'], ['batch_size', '100'], ['local_endpoint.url', '—'], ['local_endpoint.secret_key', '—'], ['local_endpoint.tls_insecure_skip_verify', 'false']], `no metrics forwarding yet (${ACTIONS})`),
+  ...ignoredSection('log_fwd', [['enabled', 'true'], ['collect_interval', '10s'], ['report_interval', '30s'], ['batch_size', '200'], ['file_patterns', '—'], ['filter.min_severity', '—'], ['filter.include_units', '—'], ['filter.exclude_units', '—'], ['local_endpoint.url', '—'], ['local_endpoint.secret_key', '—'], ['local_endpoint.tls_insecure_skip_verify', 'false']], `no log forwarding yet (${ACTIONS})`),
+  ...ignoredSection('audit_fwd', [['enabled', 'true'], ['collect_interval', '5s'], ['report_interval', '15s'], ['batch_size', '500'], ['local_endpoint.url', '—'], ['local_endpoint.secret_key', '—'], ['local_endpoint.tls_insecure_skip_verify', 'false']], `no audit forwarding yet (${ACTIONS})`),
+  { kind: 'config', name: 'wireguard.interface_name', upstreamDefault: 'plexd0', status: 'supported', note: '', probe: { value: 'mesh0', read: (c) => c.wireguard.interfaceName, expect: 'mesh0', def: 'plexd0' } },
+  { kind: 'config', name: 'wireguard.listen_port', upstreamDefault: '51820', status: 'supported', note: '', probe: { value: '51000', read: (c) => c.wireguard.listenPort, expect: 51000, def: 51820 } },
+  { kind: 'config', name: 'wireguard.mtu', upstreamDefault: '0', status: 'supported', note: '0 (system default) is 1420 here', probe: { value: '1380', read: (c) => c.wireguard.mtu, expect: 1380, def: 1420 } },
+  { kind: 'config', name: 'nat.enabled', upstreamDefault: 'true', status: 'supported', note: 'false: no STUN and no interface scan; only bind_address / advertise_endpoint are reported (path probing still runs)', probe: { value: 'false', read: (c) => c.nat.enabled, expect: false, def: true } },
+  { kind: 'config', name: 'nat.stun_servers', upstreamDefault: '(built-in list)', status: 'supported', note: 'differs: ours has no built-in public list (empty = no STUN), so nothing leaves the host unasked', probe: { value: 'stun.example:3478', read: (c) => c.nat.stunServers, expect: ['stun.example:3478'], def: [] } },
+  { kind: 'config', name: 'nat.refresh_interval', upstreamDefault: '60s', status: 'supported', note: 'min 10s', probe: { value: '2m', read: (c) => c.nat.refreshIntervalS, expect: 120, def: 60 } },
+  { kind: 'config', name: 'nat.timeout', upstreamDefault: '5s', status: 'accepted-with-warning', note: 'our STUN client\'s timeouts are fixed (issue 13 owns STUN)' },
+  { kind: 'config', name: 'nat.min_report_interval', upstreamDefault: '10s', status: 'accepted-with-warning', note: 'our endpoint reports follow changes, not stale_after (issue 13 owns it)' },
+  ...ignoredSection('peer_exchange', [['enabled', 'true'], ['refresh_interval', '60s'], ['timeout', '5s']], 'peer endpoints come from the control plane\'s state and events (docs/nat.md)'),
+  { kind: 'config', name: 'policy.enabled', upstreamDefault: 'true', status: 'supported', note: 'on: deny all mesh traffic until a policy allows it; false: allow all (the explicit opt-out)', probe: { value: 'false', read: (c) => c.policy.enabled, expect: false, def: true } },
+  { kind: 'config', name: 'policy.chain_name', upstreamDefault: 'plexd-mesh', status: 'accepted-with-warning', note: 'no nftables: the policy is enforced by the userspace filter on the device' },
+  ...ignoredSection('tunnel', [['enabled', 'true'], ['max_sessions', '10'], ['default_timeout', '30m'], ['ssh_listen_addr', '—'], ['host_key_dir', '—']], 'no secure access tunnelling (SSH) in plexd-userspace'),
+  { kind: 'config', name: 'bridge.enabled', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'ours: mode: bridge alone runs the relay' },
+  { kind: 'config', name: 'bridge.relay_enabled', upstreamDefault: 'false', status: 'accepted-with-warning', note: 'ours: mode: bridge alone runs the relay' },
+  { kind: 'config', name: 'bridge.relay_listen_port', upstreamDefault: '51821', status: 'supported', note: '', probe: { value: '52821', read: (c) => c.bridge.relayListenPort, expect: 52821, def: 51821 } },
+  { kind: 'config', name: 'bridge.max_relay_sessions', upstreamDefault: '100', status: 'supported', note: '', probe: { value: '20', read: (c) => c.bridge.maxRelaySessions, expect: 20, def: 100 } },
+  { kind: 'config', name: 'bridge.session_ttl', upstreamDefault: '5m', status: 'supported', note: 'caps each relay session (the earlier of this and its expires_at)', probe: { value: '90s', read: (c) => c.bridge.sessionTtlS, expect: 90, def: 300 } },
+  ...ignoredSection('bridge', [
+    ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'], ['ingress_enabled', 'false'], ['max_ingress_rules', '20'], ['ingress_dial_timeout', '10s'],
+    ['user_access_enabled', 'false'], ['user_access_interface_name', 'wg-access'], ['user_access_listen_port', '51822'], ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
+    ['site_to_site_enabled', 'false'], ['site_to_site_interface_prefix', 'wg-s2s-'], ['site_to_site_listen_port', '51823'], ['max_site_to_site_tunnels', '10'], ['tunnel_providers', '—'],
+    ['acme_enabled', 'false'], ['acme_cache_dir', '—'], ['acme_allowed_hosts', '—'], ['acme_email', '—'], ['acme_directory_url', '—'],
+  ], 'bridge access, ingress, user access, site-to-site and ACME are not in plexd-userspace (the bridge is a relay only)'),
+
+  // Environment (environment-variables.md).
+  { kind: 'env', name: 'PLEXD_CONFIG', upstreamDefault: '/etc/plexd/config.yaml', status: 'supported', note: 'like --config' },
+  { kind: 'env', name: 'PLEXD_LOG_LEVEL', upstreamDefault: 'info', status: 'supported', note: 'log_level', key: 'log_level' },
+  { kind: 'env', name: 'PLEXD_API', upstreamDefault: '—', status: 'supported', note: 'api.base_url (our PLEXD_API_BASE_URL is gone)', key: 'api.base_url' },
+  { kind: 'env', name: 'PLEXD_MODE', upstreamDefault: '—', status: 'supported', note: 'mode', key: 'mode' },
+  { kind: 'env', name: 'PLEXD_PROJECT_ID', upstreamDefault: '—', status: 'supported', note: 'registration.project_id', key: 'registration.project_id' },
+  { kind: 'env', name: 'PLEXD_RESOURCE_HANDLE', upstreamDefault: '—', status: 'supported', note: 'registration.resource_handle', key: 'registration.resource_handle' },
+  { kind: 'env', name: 'PLEXD_REQUESTED_RESOURCE_ID', upstreamDefault: '—', status: 'accepted-with-warning', note: 'our registration API has no such field' },
+  { kind: 'env', name: 'PLEXD_BOOTSTRAP_TOKEN_FILE', upstreamDefault: '—', status: 'supported', note: 'registration.token_file', key: 'registration.token_file' },
+  { kind: 'env', name: 'PLEXD_ACTIONS_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: `no action execution yet (${ACTIONS})` },
+  { kind: 'env', name: 'PLEXD_HOOKS_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: `no hooks yet (${ACTIONS})` },
+  { kind: 'env', name: 'PLEXD_HOOKS_DIR', upstreamDefault: '—', status: 'accepted-with-warning', note: `no hooks yet (${ACTIONS})` },
+  { kind: 'env', name: 'PLEXD_ACTIONS_MAX_CONCURRENT', upstreamDefault: '—', status: 'accepted-with-warning', note: `no action execution yet (${ACTIONS})` },
+  { kind: 'env', name: 'PLEXD_NODE_API_SOCKET', upstreamDefault: '—', status: 'supported', note: 'node_api.socket_path', key: 'node_api.socket_path' },
+  { kind: 'env', name: 'PLEXD_NODE_API_HTTP_ENABLED', upstreamDefault: '—', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
+  { kind: 'env', name: 'PLEXD_NODE_API_HTTP_LISTEN', upstreamDefault: '—', status: 'accepted-with-warning', note: 'no HTTP node API listener' },
+  { kind: 'env', name: 'PLEXD_POLICY_ENABLED', upstreamDefault: '—', status: 'supported', note: 'policy.enabled; an unparseable value is an error here (upstream: ignored with a warning)', key: 'policy.enabled' },
+  { kind: 'env', name: 'PLEXD_HEALTH_ENABLED', upstreamDefault: '—', status: 'supported', note: 'health.enabled', key: 'health.enabled' },
+  { kind: 'env', name: 'PLEXD_HEALTH_LISTEN', upstreamDefault: '—', status: 'supported', note: 'health.listen', key: 'health.listen' },
+  { kind: 'env', name: 'PLEXD_BOOTSTRAP_TOKEN', upstreamDefault: '—', status: 'supported', note: 'read under the name registration.token_env gives, after token_value and the token file' },
+  { kind: 'env', name: 'PLEXD_SESSION_TOKEN', upstreamDefault: '—', status: 'not-applicable', note: 'set by upstream\'s SSH access proxy for `actions run`; there is no access proxy here' },
+];
+
+/** Rows per status, for the summary. */
+export function matrixCounts(): Record<CompatStatus, number> {
+  const out: Record<CompatStatus, number> = { supported: 0, 'accepted-with-warning': 0, 'not-applicable': 0, missing: 0 };
+  for (const e of UPSTREAM_MATRIX) out[e.status]++;
+  return out;
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
+/** The Markdown table docs/agent.md shows between its compat-matrix markers. */
+export function renderMatrix(): string {
+  const c = matrixCounts();
+  const lines = [
+    `${UPSTREAM_MATRIX.length} upstream items: ${c.supported} supported, ${c['accepted-with-warning']} accepted with a warning, ${c['not-applicable']} not applicable, ${c.missing} missing.`,
+    '',
+    '| Kind | Upstream name | Upstream default | Here | Note |',
+    '|------|---------------|------------------|------|------|',
+    ...UPSTREAM_MATRIX.map((e) => `| ${e.kind} | \`${cell(e.name)}\` | ${e.upstreamDefault === '—' ? '—' : '`' + cell(e.upstreamDefault) + '`'} | ${e.status} | ${cell(e.note)} |`),
+  ];
+  return lines.join('\n') + '\n';
+}
