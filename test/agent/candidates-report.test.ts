@@ -77,9 +77,13 @@ describe('agent endpoint candidates', () => {
     await new Promise((r) => setTimeout(r, 3 * grace));
     b.checkPaths();
     expect(warnings()).toHaveLength(1);
-    // Told b's address by hand, c's first packet teaches b where c is: the problem ends.
+    // Told b's address by hand, c's first packet teaches b where c is: the problem ends. (No
+    // policy is set, so nothing passes b's filter: the handshake the ping starts is the contact.)
     await c.iface.device.configure({ peers: [{ publicKey: publicKeyOf(b.store.loadIdentity()!.private_key), updateOnly: true, endpoint: `127.0.0.1:${b.iface.device.listenPort}` }] });
-    await until('c reaches b', 10_000, async () => (await c.iface.ping(b.identity.mesh_ip, 1000)) !== undefined);
+    await until('c reaches b (a handshake)', 10_000, async () => {
+      await c.iface.ping(b.identity.mesh_ip, 300);
+      return b.peers()[0]!['endpoint'] !== null;
+    });
     b.checkPaths();
     expect(b.notReadyReason).toBeUndefined();
     expect(b.peers()[0]!['path_problem']).toBeNull();
