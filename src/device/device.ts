@@ -18,7 +18,7 @@ import { systemClock } from '../io/clock.js';
 import { BindError } from '../io/errors.js';
 import type { Tun, TunCloseReason } from '../io/tun.js';
 import type { Logger } from '../log/logger.js';
-import { PROBE_FIRST_BYTE } from '../nat/path-probe.js';
+import { PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { UapiError } from '../uapi/errors.js';

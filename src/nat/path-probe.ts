@@ -24,9 +24,11 @@ import { formatIp, parseIp } from '../core/ip.js';
 import { kdf2 } from '../core/kdf.js';
 import { ReplayWindow } from '../core/replay.js';
 import type { Endpoint } from '../io/bind.js';
+import { PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 
-/** First byte of every probe; the device hands datagrams starting with it to the probe handler. */
-export const PROBE_FIRST_BYTE = 0xf0;
+/** Re-exported for the codec's users: the first byte every probe starts with. */
+export { PROBE_FIRST_BYTE };
+
 const MAGIC = Uint8Array.of(PROBE_FIRST_BYTE, 0x70, 0x6c, 0x78);
 /** Probe transaction id length (bytes). */
 export const PROBE_TX_ID_LENGTH = 12;
