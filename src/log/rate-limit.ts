@@ -15,24 +15,28 @@ export interface ErrorRateLimit {
   readonly now?: () => number;
 }
 
-/** `log` with error() limited to `burst` lines, refilled at `perSecond`; info and verbose pass. */
+/**
+ * `log` with error() limited to `burst` lines, refilled at `perSecond`; info and verbose pass.
+ * Child loggers share the one limit (a flood through a child must not get a bucket of its own).
+ */
 export function rateLimitErrors(log: Logger, limit: ErrorRateLimit = {}): Logger {
   const bucket = new TokenBuckets<0>({ burst: limit.burst ?? 20, perSecond: limit.perSecond ?? 1, maxKeys: 1 });
   const now = limit.now ?? Date.now;
   let suppressed = 0;
-  return {
-    level: log.level,
+  const wrap = (inner: Logger): Logger => ({
+    level: inner.level,
     error(message) {
       if (bucket.take(0, 1, now()) > 0) {
         suppressed++;
         return;
       }
-      if (suppressed > 0) log.error(`suppressed ${suppressed} error lines`);
+      if (suppressed > 0) inner.error(`suppressed ${suppressed} error lines`);
       suppressed = 0;
-      log.error(message);
+      inner.error(message);
     },
-    info: (m) => log.info(m),
-    verbose: (m) => log.verbose(m),
-    child: (p) => rateLimitErrors(log.child(p), limit),
-  };
+    info: (m) => inner.info(m),
+    verbose: (m) => inner.verbose(m),
+    child: (p) => wrap(inner.child(p)),
+  });
+  return wrap(log);
 }
