@@ -34,11 +34,10 @@ export class RegistrationError extends PlexdError<RegistrationErrorCode> {
   }
 }
 
-/** The code of a registration refusal: the problem code if it is one of ours, else a local reason. */
+/** The code of a registration refusal: the exchange's failure, the problem code if the API defines it, else 'refused'. */
 function refusalCode(err: ApiError): RegistrationErrorCode {
-  if (err.problemCode !== undefined) return Object.hasOwn(ERROR_CODES, err.problemCode) ? (err.problemCode as ErrorCode) : 'refused';
-  if (err.status !== undefined) return 'refused';
-  return err.kind === 'tls_pin' || err.kind === 'too_large' || err.kind === 'malformed' ? err.kind : 'refused';
+  if (err.kind === 'tls_pin' || err.kind === 'too_large' || err.kind === 'malformed') return err.kind;
+  return err.problemCode !== undefined && Object.hasOwn(ERROR_CODES, err.problemCode) ? (err.problemCode as ErrorCode) : 'refused';
 }
 
 /** Where a bootstrap token came from. */

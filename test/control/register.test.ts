@@ -116,6 +116,14 @@ describe('registration', () => {
     expect((err as RegistrationError).code).toBe('malformed');
     expect((err as Error).message).toContain('mesh_ip');
   });
+
+  it("names a 2xx that is not JSON 'malformed' (the exchange broke, not a refusal)", async () => {
+    const srv = await fake([(_q, res) => res.writeHead(201, { 'content-type': 'application/json' }).end('not json')]);
+    const err = await register(new ControlClient(new HttpClient({ baseUrl: srv.url })), REQ, fakeTime()).catch((e: unknown) => e);
+    expect((err as RegistrationError).code).toBe('malformed');
+    expect((err as RegistrationError).status).toBe(201);
+    expect((err as Error).message).toContain('(http_201, HTTP 201)');
+  });
 });
 
 describe('HttpClient against hostile servers', () => {
