@@ -6,7 +6,7 @@
 // and calls onClose({ kind: 'deleted' }). Moving the interface to another network namespace
 // keeps the fd working; name and MTU follow the device there (TUNGETIFF / TUNGETDEVNETNS).
 
-import { loadTunAddon, type TunAddon } from './native.js';
+import { loadNativeAddon, type NativeAddon } from './native.js';
 import { TunError, errnoOf, type TunErrorCode } from './errors.js';
 import {
   TUN_BATCH_DEFAULT,
@@ -55,7 +55,7 @@ export function checkInterfaceName(name: string): void {
 
 /** A TUN device backed by the native addon. Create with {@link openTun}. */
 export class LinuxTun extends TunBase implements Tun {
-  readonly #addon: TunAddon;
+  readonly #addon: NativeAddon;
   readonly #handle: object;
   readonly #buf: Uint8Array;
   readonly #offsets: Uint32Array;
@@ -67,7 +67,7 @@ export class LinuxTun extends TunBase implements Tun {
     const name = options.name ?? '';
     checkInterfaceName(name);
     const batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
-    this.#addon = loadTunAddon();
+    this.#addon = loadNativeAddon('tun');
     const ab = new ArrayBuffer(tunBatchBufferSize(batchSize));
     this.#buf = new Uint8Array(ab);
     this.#offsets = new Uint32Array(batchSize + 1);

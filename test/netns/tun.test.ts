@@ -204,7 +204,7 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
   });
 
   it('the addon itself rejects a 16-byte name with ENAMETOOLONG', () => {
-    const addon = createRequire(import.meta.url)('../../build/Release/plexd_tun.node') as {
+    const addon = createRequire(import.meta.url)('../../build/Release/plexd_native.node') as {
       open(...args: unknown[]): unknown;
     };
     expect(() => addon.open('y'.repeat(16), new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}))
@@ -213,7 +213,7 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
 
   it('without CAP_NET_ADMIN says which capability is missing', (ctx) => {
     // nobody may not reach the checkout (a clone under a 0700 dir): it loads a readable copy of the addon.
-    const addon = 'build/Release/plexd_tun.node';
+    const addon = 'build/Release/plexd_native.node';
     const r = runUnprivileged(ctx, {
       what: 'permission check',
       root: REPO_DIR,
