@@ -21,7 +21,6 @@ import {
 
 const EAGAIN = 11;
 const EBADFD = 77;
-const EIO = 5;
 
 const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 9: 'EBADF', 32: 'EPIPE', 77: 'EBADFD', 19: 'ENODEV' };
 
@@ -136,8 +135,9 @@ export class LinuxTun extends TunBase implements Tun {
     }
     if (n === -EAGAIN) this.counters.txDropped++;
     else this.counters.txErrors++;
-    // The poll callback normally reports deletion first; a write can see it earlier.
-    if ((n === -EBADFD || n === -EIO) && !this.closed) this.#closeNative(-n);
+    // The poll callback normally reports deletion first; a write can see it earlier (EBADFD: the
+    // fd lost its interface). EIO only means the interface is down: drop, stay open.
+    if (n === -EBADFD && !this.closed) this.#closeNative(-n);
     return false;
   }
 
