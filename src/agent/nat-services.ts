@@ -1,4 +1,4 @@
-// Everything NAT an agent runs next to its mesh interface (issue 6), behind a few hooks in
+// Everything NAT an agent runs next to its mesh interface (docs/nat.md), behind a few hooks in
 // agent.ts: STUN both ways on the WireGuard port (src/nat/port-stun.ts), endpoint discovery and
 // reporting with the endpoint candidates (nat-discovery.ts, candidates.ts; STUN with
 // nat.stun_servers, else with the control plane's offer), the per-peer direct/relayed choice

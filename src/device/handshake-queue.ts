@@ -10,7 +10,7 @@ export const HANDSHAKE_QUEUE_SIZE = 1024;
 
 /**
  * A ring of `capacity` slots of INITIATION_SIZE bytes (the largest handshake message), allocated
- * on the first push. push copies; the view from `at` is valid until that slot is pushed again.
+ * on the first push. push copies in; shift lends the head's slot to a callback for its duration.
  */
 export class HandshakeQueue {
   readonly capacity: number;

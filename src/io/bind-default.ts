@@ -3,7 +3,7 @@
 import type { Bind, SocketBindOptions } from './bind.js';
 import { NativeBind } from './bind-native.js';
 import { UdpBind } from './bind-udp.js';
-import { loadTunAddon } from './native.js';
+import { loadNativeAddon } from './native.js';
 
 /**
  * A new Bind per `PLEXD_BIND`: 'native' (the addon's batched recvmmsg/sendmmsg sockets; the
@@ -22,7 +22,7 @@ export function defaultBind(env: string | undefined = process.env['PLEXD_BIND'],
 
 function nativeAvailable(): boolean {
   try {
-    loadTunAddon();
+    loadNativeAddon('udp');
     return true;
   } catch {
     return false;

@@ -6,7 +6,7 @@
 // and calls onClose({ kind: 'deleted' }). Moving the interface to another network namespace
 // keeps the fd working; name and MTU follow the device there (TUNGETIFF / TUNGETDEVNETNS).
 
-import { loadTunAddon, type TunAddon } from './native.js';
+import { loadNativeAddon, type NativeAddon } from './native.js';
 import { TunError, errnoOf, type TunErrorCode } from './errors.js';
 import {
   TUN_BATCH_DEFAULT,
@@ -21,7 +21,6 @@ import {
 
 const EAGAIN = 11;
 const EBADFD = 77;
-const EIO = 5;
 
 const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 9: 'EBADF', 32: 'EPIPE', 77: 'EBADFD', 19: 'ENODEV' };
 
@@ -55,7 +54,7 @@ export function checkInterfaceName(name: string): void {
 
 /** A TUN device backed by the native addon. Create with {@link openTun}. */
 export class LinuxTun extends TunBase implements Tun {
-  readonly #addon: TunAddon;
+  readonly #addon: NativeAddon;
   readonly #handle: object;
   readonly #buf: Uint8Array;
   readonly #offsets: Uint32Array;
@@ -67,7 +66,7 @@ export class LinuxTun extends TunBase implements Tun {
     const name = options.name ?? '';
     checkInterfaceName(name);
     const batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
-    this.#addon = loadTunAddon();
+    this.#addon = loadNativeAddon('tun');
     const ab = new ArrayBuffer(tunBatchBufferSize(batchSize));
     this.#buf = new Uint8Array(ab);
     this.#offsets = new Uint32Array(batchSize + 1);
@@ -136,8 +135,9 @@ export class LinuxTun extends TunBase implements Tun {
     }
     if (n === -EAGAIN) this.counters.txDropped++;
     else this.counters.txErrors++;
-    // The poll callback normally reports deletion first; a write can see it earlier.
-    if ((n === -EBADFD || n === -EIO) && !this.closed) this.#closeNative(-n);
+    // The poll callback normally reports deletion first; a write can see it earlier (EBADFD: the
+    // fd lost its interface). EIO only means the interface is down: drop, stay open.
+    if (n === -EBADFD && !this.closed) this.#closeNative(-n);
     return false;
   }
 
