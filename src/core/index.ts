@@ -42,4 +42,3 @@ export { Keypair } from './keypair.js';
 export { Keypairs } from './session.js';
 export { NoiseState } from './noise.js';
 export { DeadlineHeap } from './deadline-heap.js';
-export { runHandshakes } from './handshake-bench.js';
