@@ -18,7 +18,7 @@ import { systemClock } from '../io/clock.js';
 import { BindError } from '../io/errors.js';
 import type { Tun, TunCloseReason } from '../io/tun.js';
 import type { Logger } from '../log/logger.js';
-import { PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
+import { looksLikeStun, PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { UapiError } from '../uapi/errors.js';
@@ -217,10 +217,10 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   }
 
   /**
-   * Routes STUN on the WireGuard socket (RFC 8489 section 7 demultiplexing) to `handler` instead
-   * of the engine: a datagram whose first byte is 0x00/0x01, with the magic cookie 0x2112A442 at
-   * offset 4 and a length field matching its size. WireGuard messages (type 1..4, then three zero
-   * bytes) never match. undefined removes the handler. The handler gets the bind's buffer.
+   * Routes STUN on the WireGuard socket (RFC 8489 section 7 demultiplexing, see looksLikeStun in
+   * io/datagram-kinds.ts: top two bits zero, the magic cookie, a matching length) to `handler`
+   * instead of the engine. WireGuard messages never match. undefined removes the handler. The
+   * handler gets the bind's buffer.
    */
   setForeignHandler(handler: ((data: Uint8Array, from: Endpoint) => void) | undefined): void {
     if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`expected a function, got ${typeof handler}`);
@@ -269,13 +269,7 @@ export class Device implements UapiHandler, ActionSink<Peer> {
   #receive(data: Uint8Array, from: Endpoint, view: boolean): void {
     if (this.#closed) return;
     const foreign = this.#foreign;
-    if (
-      foreign !== undefined &&
-      data.length >= 20 &&
-      data[0]! <= 0x01 &&
-      data[4] === 0x21 && data[5] === 0x12 && data[6] === 0xa4 && data[7] === 0x42 &&
-      ((data[2]! << 8) | data[3]!) + 20 === data.length
-    ) {
+    if (foreign !== undefined && looksLikeStun(data)) {
       foreign(view ? copyBytes(data) : data, from);
       return;
     }
