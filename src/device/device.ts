@@ -34,11 +34,15 @@ import { HandshakeQueue } from './handshake-queue.js';
  */
 const HANDSHAKES_PER_TURN = 16;
 
-/** Picks the crypto provider: `PLEXD_CRYPTO=noble|node`, else the fastest (node:crypto). */
-export function defaultCrypto(env: string | undefined = process.env['PLEXD_CRYPTO']): CryptoProvider {
-  if (env === undefined || env === '' || env === 'node') return nodeCrypto;
-  if (env === 'noble') return nobleCrypto;
-  throw new RangeError(`expected PLEXD_CRYPTO to be 'node' or 'noble', got ${JSON.stringify(env)}`);
+/**
+ * The crypto provider named `name`: 'node' (node:crypto, the fastest) or 'noble' (pure JS); undefined
+ * or '' is 'node'. The CLI passes PLEXD_CRYPTO here; library code reads no environment. Throws
+ * RangeError for any other name.
+ */
+export function defaultCrypto(name?: string): CryptoProvider {
+  if (name === undefined || name === '' || name === 'node') return nodeCrypto;
+  if (name === 'noble') return nobleCrypto;
+  throw new RangeError(`expected a crypto provider 'node' or 'noble' (PLEXD_CRYPTO), got ${JSON.stringify(name)}`);
 }
 
 /** Construction options of a Device. Give `tun`, or `onPacket` for packet-callback mode. */
@@ -47,9 +51,9 @@ export interface DeviceOptions {
   readonly tun?: Tun;
   /** Without a TUN: called with every decrypted inbound IP packet (a view; copy to keep it). */
   readonly onPacket?: (packet: Uint8Array, peerPublicKey: Uint8Array) => void;
-  /** UDP transport; default per PLEXD_BIND (see defaultBind): the native bind on all addresses on Linux. */
+  /** UDP transport; default defaultBind(): the native bind on all addresses on Linux, else node:dgram. */
   readonly bind?: Bind;
-  /** Default: PLEXD_CRYPTO or node:crypto (see defaultCrypto). */
+  /** Default: node:crypto (see defaultCrypto). */
   readonly crypto?: CryptoProvider;
   readonly clock?: Clock;
   readonly logger?: Logger;
