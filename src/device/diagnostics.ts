@@ -1,7 +1,7 @@
 // The engine's protocol events and drops on node:diagnostics_channel (undici's way, STYLE.md 12):
 // embedders and the metrics layer subscribe by name instead of parsing log lines. A message is
 // built only when its channel has subscribers, so without any the cost is one property read.
-// Names and message shapes are documented in docs/architecture.md ("Diagnostics channels").
+// Names and message shapes are documented in docs/api.md ("Diagnostics channels").
 
 import { channel, type Channel } from 'node:diagnostics_channel';
 import type { DropReason, Endpoint, EngineEvent } from '../core/actions.js';
