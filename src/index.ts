@@ -2,6 +2,8 @@
 
 export { Device, defaultCrypto, formatEndpoint } from './device/device.js';
 export type { DeviceOptions, DeviceCounters } from './device/device.js';
+export { DIAGNOSTICS_CHANNELS } from './device/diagnostics.js';
+export type { CookieSentMessage, DropMessage, PeerEventMessage } from './device/diagnostics.js';
 export type { DeviceConfig, PeerConfig, KeyInput } from './device/config.js';
 export { nodeCrypto } from './crypto/node.js';
 export * as core from './core/index.js';

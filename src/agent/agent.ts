@@ -29,7 +29,7 @@ import type { AgentConfig } from './config.js';
 import { normalizeFingerprint } from './config.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import type { InterfaceTable } from './candidates.js';
-import { MeshInterface } from './mesh-interface.js';
+import { MeshInterface, type MeshInterfaceOptions } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
 import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
 import { attemptRotation, type RotationStep } from './key-rotation.js';
@@ -46,6 +46,8 @@ export interface AgentOptions {
   readonly config: AgentConfig;
   readonly logger: Logger;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The device's crypto provider and UDP bind kind (the CLI's PLEXD_CRYPTO / PLEXD_BIND). */
+  readonly device?: Pick<MeshInterfaceOptions, 'crypto' | 'bindKind'>;
   /** Test hooks: shorter periods. */
   readonly heartbeatIntervalMs?: number;
   readonly eventStreamTimings?: Partial<EventStreamTimings>;
@@ -241,6 +243,7 @@ export class Agent {
       meshCidr: reg.identity.domain_mesh_cidr,
       logger: log.child(`(${config.wireguard.interfaceName}) `),
       ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
+      ...opts.device,
     });
     const agent = new Agent(opts, store, reg.identity, iface, policy);
     try {

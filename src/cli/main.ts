@@ -54,6 +54,7 @@ Commands (each takes --help):
 Environment:
   LOG_LEVEL=verbose|error|silent   log verbosity (default error)
   PLEXD_CRYPTO=node|noble          crypto provider (default node:crypto)
+  PLEXD_BIND=native|dgram          UDP transport (default native batched sockets on Linux)
   WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace wg-quick up wg0   use it under wg-quick
 `;
 

@@ -8,6 +8,7 @@
 
 import { loadNativeAddon, type NativeAddon } from './native.js';
 import { TunError, errnoOf, type TunErrorCode } from './errors.js';
+import { interfaceNameProblem, MAX_INTERFACE_NAME_BYTES } from './interface-name.js';
 import {
   TUN_BATCH_DEFAULT,
   TunBase,
@@ -43,11 +44,11 @@ function openErrorCode(errno: string | undefined): TunErrorCode {
  */
 export function checkInterfaceName(name: string): void {
   if (typeof name !== 'string') throw new TypeError(`expected name to be a string, got ${typeof name}`);
-  const bytes = Buffer.byteLength(name);
-  if (bytes > 15) {
-    throw new TunError('ERR_TUN_NAME_TOO_LONG', `interface name ${JSON.stringify(name)} is ${bytes} bytes; at most 15 allowed`, { errno: 'ENAMETOOLONG' });
+  const problem = interfaceNameProblem(name);
+  if (problem === 'too-long') {
+    throw new TunError('ERR_TUN_NAME_TOO_LONG', `interface name ${JSON.stringify(name)} is ${Buffer.byteLength(name)} bytes; at most ${MAX_INTERFACE_NAME_BYTES} allowed`, { errno: 'ENAMETOOLONG' });
   }
-  if (name === '.' || name === '..' || /[/:\s\0]/.test(name)) {
+  if (problem === 'invalid') {
     throw new TunError('ERR_TUN_NAME_INVALID', `interface name ${JSON.stringify(name)} is not valid (no '/', ':', whitespace; not '.' or '..')`);
   }
 }
