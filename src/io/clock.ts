@@ -1,5 +1,6 @@
-// Time sources for the device loop. The core never reads a clock (docs/STYLE.md 1): the device
-// asks a Clock and passes the numbers down, so tests swap in ManualClock.
+// Time sources for the device loop and the agent. The core never reads a clock (docs/STYLE.md 1):
+// the device and the agent ask a Clock and pass the numbers down, so tests swap in ManualClock.
+// Plus the one `sleep` on real timers.
 
 /** A source of time. Both values are milliseconds (fractional allowed). */
 export interface Clock {
@@ -62,4 +63,21 @@ export class ManualClock implements Clock {
     checkMs('wallMs', wallMs);
     this.#wall = wallMs;
   }
+}
+
+/** Resolves after `ms` on the event loop's real timers, or rejects with the signal's reason when it
+ *  aborts first. The one sleep of src/ (control/backoff.ts re-exports it). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -19,7 +19,8 @@ import { RegistrationError } from '../../src/control/register.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { ManualClock } from '../../src/io/clock.js';
 import { createLogger } from '../../src/log/logger.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const WALL = Date.UTC(2031, 0, 2, 3, 4, 5);
 const iso = (ms: number) => new Date(ms).toISOString();
