@@ -39,7 +39,7 @@ import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { controlHttpClient, ensureRegistered, registerNode } from './registration.js';
 import { healthRoutes, nodeApiRoutes } from './routes.js';
 import { peersDocument, statusDocument, type StatusInputs } from './status.js';
-import { openStore, type Identity, type Store } from './store.js';
+import { openStore, StoreError, type Identity, type Store } from './store.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
 
@@ -189,23 +189,28 @@ export class Agent {
     const policy = new PolicyEnforcer({ enabled: config.policy.enabled });
     if (!config.policy.enabled) log.info('policy.enabled is false: policy enforcement off, all mesh traffic allowed');
     if (parsedCache?.ok === true) logPolicyUpdate(log, policy, parsedCache.value.policy, 'cached state');
-    const iface = await MeshInterface.open({
-      filter: policy.filter,
-      packetCallback: config.wireguard.packetCallback,
-      interfaceName: config.wireguard.interfaceName,
-      listenPort: config.wireguard.listenPort,
-      mtu: config.wireguard.mtu,
-      bindAddress: config.wireguard.bindAddress,
-      meshIp: reg.identity.mesh_ip,
-      meshCidr: reg.identity.domain_mesh_cidr,
-      logger: log.child(`(${config.wireguard.interfaceName}) `),
-      ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
-    });
     let keys: NodeKeys;
     try {
       keys = new NodeKeys(reg.identity.private_key);
     } catch (err) {
-      await iface.close('agent stopped');
+      throw new StoreError(`${config.dataDir}: private_key is not 32 bytes of base64; remove the data_dir to register again`, { cause: err });
+    }
+    let iface: MeshInterface;
+    try {
+      iface = await MeshInterface.open({
+        filter: policy.filter,
+        packetCallback: config.wireguard.packetCallback,
+        interfaceName: config.wireguard.interfaceName,
+        listenPort: config.wireguard.listenPort,
+        mtu: config.wireguard.mtu,
+        bindAddress: config.wireguard.bindAddress,
+        meshIp: reg.identity.mesh_ip,
+        meshCidr: reg.identity.domain_mesh_cidr,
+        logger: log.child(`(${config.wireguard.interfaceName}) `),
+        ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
+      });
+    } catch (err) {
+      keys.close();
       throw err;
     }
     const agent = new Agent(opts, store, reg.identity, keys, iface, policy);

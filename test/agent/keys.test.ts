@@ -1,12 +1,20 @@
 // The agent's key pair (src/agent/keys.ts): private keys decode into arrays the holder owns (no
 // copy left in Node's shared Buffer pool), the public key is derived once per key, and the bytes
-// are wiped on replace and close. publicKeyOf and generatePrivateKey agree with node:crypto.
+// are wiped on replace and close. publicKeyOf and generatePrivateKey agree with node:crypto. An
+// agent whose stored key is damaged refuses to start with a StoreError.
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../src/api/fields.js';
+import { Agent } from '../../src/agent/agent.js';
 import { decodePrivateKey, generatePrivateKey, NodeKeys, publicKeyOf } from '../../src/agent/keys.js';
+import { openStore, StoreError } from '../../src/agent/store.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
+import { createLogger } from '../../src/log/logger.js';
+import { loopbackAgentConfig } from './loopback-mesh.js';
 
 /** The X25519 public key of a base64 private key through node:crypto's PKCS#8 import (the twin). */
 function slowPublicKeyOf(privateKeyBase64: string): string {
@@ -95,5 +103,21 @@ describe('agent keys', () => {
     expect(() => keys.privateKey).toThrow(/closed/);
     expect(() => keys.publicKey).toThrow(/closed/);
     keys.close();
+  });
+});
+
+describe('an agent with a damaged stored private key', () => {
+  it('refuses to start with a StoreError naming the file, and leaves nothing running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plexd-badkey-'));
+    try {
+      const config = loopbackAgentConfig('http://127.0.0.1:1', dir, 0, 'badkey', []);
+      const store = openStore(config.dataDir);
+      store.saveIdentity({ node_id: 'n', mesh_ip: '10.100.0.5', domain_mesh_cidr: '10.100.0.0/16', signing_key_id: 'k', api_base_url: 'http://127.0.0.1:1', registered_at: '', private_key: 'AAAA', nsk: Buffer.alloc(32).toString('base64'), signing_public_key: Buffer.alloc(32).toString('base64') });
+      const err = await Agent.start({ config, logger: createLogger('silent'), env: {}, health: false, nodeApi: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as Error).message).toMatch(/private_key is not 32 bytes of base64/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
