@@ -112,7 +112,7 @@ describe('an agent with a damaged stored private key', () => {
     try {
       const config = loopbackAgentConfig('http://127.0.0.1:1', dir, 0, 'badkey', []);
       const store = openStore(config.dataDir);
-      store.saveIdentity({ node_id: 'n', mesh_ip: '10.100.0.5', domain_mesh_cidr: '10.100.0.0/16', signing_key_id: 'k', api_base_url: 'http://127.0.0.1:1', registered_at: '', private_key: 'AAAA', nsk: Buffer.alloc(32).toString('base64'), signing_public_key: Buffer.alloc(32).toString('base64') });
+      store.saveIdentity({ node_id: '0b6f1d9e-3c1a-4a3e-9d1e-2f8c6b7a5e41', mesh_ip: '10.100.0.5', domain_mesh_cidr: '10.100.0.0/16', signing_key_id: 'k', api_base_url: 'http://127.0.0.1:1', registered_at: '', private_key: 'AAAA', nsk: Buffer.alloc(32).toString('base64'), signing_public_key: Buffer.alloc(32).toString('base64') });
       const err = await Agent.start({ config, logger: createLogger('silent'), env: {}, health: false, nodeApi: false }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreError);
       expect((err as Error).message).toMatch(/private_key is not 32 bytes of base64/);
