@@ -2,14 +2,15 @@
 // after a 401: the module on its own (a stub control plane client: identity built and stored,
 // token file deleted, bridge mode sent, a refusal stores nothing), then a real agent against an
 // in-process control plane on a ManualClock: both registrations go through registerNode (its log
-// lines, registered_at from the clock), and the status document's times follow the clock.
+// lines, registered_at from the clock), and the status document's times and the spacing of key
+// rotations follow the clock.
 
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegisterRequest, RegisterResponse } from '../../src/api/types.js';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, ROTATE_KEYS_MIN_INTERVAL_MS } from '../../src/agent/agent.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/agent/keys.js';
 import { registerNode, type RegistrationContext } from '../../src/agent/registration.js';
 import { openStore } from '../../src/agent/store.js';
@@ -123,11 +124,27 @@ describe('an agent on a ManualClock', () => {
     expect(agent.status()['last_reconcile']).toBe(iso(WALL + 45_000));
   });
 
+  it('spaces key rotations by the clock: a second within 5 min is skipped, one after it runs', async () => {
+    const first = agent.status()['public_key'];
+    expect(await agent.rotateKeys()).toBe(true);
+    const second = agent.status()['public_key'];
+    expect(second).not.toBe(first);
+    expect(second).toBe(publicKeyOf(agent.identity.private_key));
+    clock.advance(ROTATE_KEYS_MIN_INTERVAL_MS - 1);
+    expect(await agent.rotateKeys()).toBe(false);
+    expect(agent.status()['public_key']).toBe(second);
+    clock.advance(1);
+    expect(await agent.rotateKeys()).toBe(true);
+    expect(agent.status()['public_key']).toBe(publicKeyOf(agent.identity.private_key));
+    expect(agent.counters.keyRotations).toBe(2);
+  });
+
   it('re-registers after a 401 through the same registration as the start', async () => {
     const first = lines.filter((l) => /registering clocked with .* \(token from file\)|registered as node/.test(l));
     expect(first).toHaveLength(2);
     const oldId = agent.identity.node_id;
     clock.advance(60_000);
+    const at = clock.wallMs();
     writeFileSync(tokenFile(), cp.store.createToken().token);
     expect(cp.store.removeNode(oldId, 'test')).toBe(true);
     await until('re-registered', 5000, () => agent.counters.reRegistrations === 1);
@@ -135,7 +152,7 @@ describe('an agent on a ManualClock', () => {
     expect(all).toHaveLength(4);
     expect(all[3]).toContain(`registered as node ${agent.identity.node_id}`);
     expect(agent.identity.node_id).not.toBe(oldId);
-    expect(agent.identity.registered_at).toBe(iso(WALL + 105_000));
+    expect(agent.identity.registered_at).toBe(iso(at));
     expect(agent.store.loadIdentity()).toEqual(agent.identity);
     expect(existsSync(tokenFile())).toBe(false);
   });
