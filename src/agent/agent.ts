@@ -61,7 +61,7 @@ export interface AgentOptions {
   readonly health?: boolean;
   /** Start the node API socket (default true). */
   readonly nodeApi?: boolean;
-  /** Test hooks (issue 13): the interface table candidates are read from, how often (ms), and the
+  /** Test hooks (docs/nat.md "Endpoint candidates"): the interface table candidates are read from, how often (ms), and the
    *  grace period before a peer without an endpoint is a path problem (ms). */
   readonly interfaces?: () => InterfaceTable;
   readonly candidatePollMs?: number;
@@ -134,7 +134,7 @@ export class Agent {
   #nat: NatServices | undefined;
   /** STUN servers the control plane offers (registration response, then each state). */
   #offeredStun: readonly string[] = [];
-  /** Peers without a usable endpoint (issue 13). */
+  /** Peers without a usable endpoint (docs/agent.md "Readiness and path problems"). */
   readonly #pathProblems: PathProblems;
   readonly #pathGraceMs: number;
 
