@@ -12,6 +12,7 @@ import { endpointOf } from '../bridge/relay-table.js';
 import type { ControlClient } from '../control/api-client.js';
 import { defaultCrypto, type Device } from '../device/device.js';
 import type { Endpoint } from '../io/bind.js';
+import type { Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';
 import { attachPortStun, type PortStun } from '../nat/port-stun.js';
 import type { AgentConfig } from './config.js';
@@ -40,6 +41,8 @@ export interface NatServicesContext {
   readonly candidatePollMs?: number;
   /** Our WireGuard private key (base64): the path probes' keys derive from it. */
   readonly privateKey: () => string;
+  /** Where endpoint discovery reads time (default the system clock). */
+  readonly clock?: Clock;
   readonly log: Logger;
 }
 
@@ -102,6 +105,7 @@ export class NatServices {
               : {}),
           }),
         log,
+        ...(ctx.clock ? { clock: ctx.clock } : {}),
       });
       const paths = new PathManager({
         device,
