@@ -64,11 +64,7 @@ const KNOWN_EXCEPTIONS: readonly { from: string; to: string; why: string }[] = [
 ];
 
 /** Import cycles between src files that exist today, each with who removes it. Same rule. */
-const KNOWN_CYCLES: readonly { files: readonly string[]; why: string }[] = [
-  // demo.ts loads demo-tun.ts lazily and demo-tun.ts takes helpers from demo.ts; issue 12 item
-  // 10 (helper "agent") moves the shared helpers out.
-  { files: ['cli/demo-tun.ts', 'cli/demo.ts'], why: 'demo and demo --tun share helpers' },
-];
+const KNOWN_CYCLES: readonly { files: readonly string[]; why: string }[] = [];
 
 interface Import {
   /** The importing file, relative to src/ ('device/device.ts'). */
