@@ -4,12 +4,14 @@
 // plane (.1), agent C (.11) and the NAT router's WAN side (.2); behind the NAT a LAN
 // (10.10.0.0/24) holds agents A (.11) and B (.12). The NAT is iptables MASQUERADE with a home
 // router's INPUT rule (unsolicited datagrams to the box itself dropped; docs/nat.md "Linux NAT and
-// crossing packets"). No bridge node: nothing can be relayed, so C reaches A and B through the NAT
-// mappings or not at all.
+// crossing packets"), run twice: port-preserving (a home router) and --random-fully (every
+// mapping gets a random port, so the mapping A and B use towards C is never the one the STUN
+// server saw: C can reach them only on the peer-reflexive address their pings come from). No
+// bridge node: nothing can be relayed, so C reaches A and B through the NAT mappings or not at all.
 // Asserts: A and B end on each other's LAN addresses (path_kind direct-lan, endpoint in 10.10.0/24,
-// not hairpinned through the NAT's 198.18.0.2); C reaches both through the NAT (its endpoints for
-// them are on 198.18.0.2). Prints the time to the first answered ping per ordered pair, from the
-// moment the agents are started.
+// not hairpinned through the NAT's 198.18.0.2); C reaches both on a probed path through the NAT
+// (direct-public, endpoints on 198.18.0.2). Prints the time to the first answered ping per ordered
+// pair, from the moment the agents are started.
 //
 // Network rule: traffic stays inside the namespaces this file creates (and their loopbacks).
 
@@ -23,7 +25,12 @@ const reason = requireRoot('mesh-nat netns tests');
 const WAN = '198.18.0.2';
 const LAN = '10.10.0';
 
-describe.skipIf(reason !== undefined)('plexd mesh: two agents behind one NAT, one outside', () => {
+const NATS = [
+  { kind: 'MASQUERADE', args: [] },
+  { kind: 'MASQUERADE --random-fully', args: ['--random-fully'] },
+] as const;
+
+describe.skipIf(reason !== undefined).each(NATS)('plexd mesh: two agents behind one NAT ($kind), one outside', ({ kind, args }) => {
   const mesh = new MeshLab({ net: '198.18.0' });
   mesh.minimal = true;
   mesh.cpExtra = `stun: '${mesh.cpIp}:18080'`;
@@ -45,7 +52,7 @@ describe.skipIf(reason !== undefined)('plexd mesh: two agents behind one NAT, on
       mesh.addAgent(ns, `${LAN}.${host}`);
     }
     await nat.runOk(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await nat.runOk(['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', wan, '-j', 'MASQUERADE']);
+    await nat.runOk(['iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', wan, '-j', 'MASQUERADE', ...args]);
     await nat.runOk(['iptables', '-A', 'INPUT', '-i', wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP']);
   }, 60_000);
   afterAll(() => mesh.cleanup());
@@ -56,7 +63,7 @@ describe.skipIf(reason !== undefined)('plexd mesh: two agents behind one NAT, on
     const [c, a, b] = agents as [AgentProc, AgentProc, AgentProc];
     const t0 = Date.now();
     const meshIps = await mesh.upAll();
-    console.log(`[mesh-nat] all three registered after ${Date.now() - t0} ms`);
+    console.log(`[mesh-nat ${kind}] all three registered after ${Date.now() - t0} ms`);
     const firstPacket = new Map<string, number>();
     const name = (x: AgentProc) => (x === c ? 'C(outside)' : x === a ? 'A(inside)' : 'B(inside)');
     try {
@@ -78,14 +85,17 @@ describe.skipIf(reason !== undefined)('plexd mesh: two agents behind one NAT, on
         expect(p['path']).toBe('direct');
         expect(typeof p['rtt_ms']).toBe('number');
       }
-      // C: both through the NAT's mappings (no bridge exists, so nothing is relayed).
-      const seen = await peers(c);
-      expect(seen).toHaveLength(2);
+      // C: both on a probed path through the NAT's mappings (no bridge exists: nothing is relayed).
+      const seen = await until("C's probed paths through the NAT", 15_000, async () => {
+        const list = await peers(c);
+        return list.length === 2 && list.every((p) => p['path_kind'] === 'direct-public') ? list : undefined;
+      });
       for (const p of seen) {
         expect(String(p['endpoint']).startsWith(`${WAN}:`), JSON.stringify(p)).toBe(true);
         expect(p['path']).toBe('direct');
       }
-      console.log(`[mesh-nat] C's paths: ${seen.map((p) => `${p['endpoint']} ${p['path_kind']} ${p['rtt_ms']} ms`).join(', ')}`);
+      const learned = ((await mesh.status(c))['nat'] as { probes: { learned: number } }).probes.learned;
+      console.log(`[mesh-nat ${kind}] C learned ${learned} peer-reflexive candidate(s); C's paths: ${seen.map((p) => `${p['endpoint']} ${p['path_kind']} ${p['rtt_ms']} ms`).join(', ')}`);
       for (const x of [a, b]) {
         const toC = (await peers(x)).find((q) => q['endpoint'] === `${c.ip}:51820`);
         expect(toC, `${name(x)} -> C: ${JSON.stringify(await peers(x))}`).toBeDefined();
@@ -95,7 +105,7 @@ describe.skipIf(reason !== undefined)('plexd mesh: two agents behind one NAT, on
       await mesh.dump();
       throw err;
     }
-    for (const [pair, ms] of [...firstPacket].sort()) console.log(`[mesh-nat] time to first packet ${pair}: ${ms} ms (from agent start)`);
+    for (const [pair, ms] of [...firstPacket].sort()) console.log(`[mesh-nat ${kind}] time to first packet ${pair}: ${ms} ms (from agent start)`);
     expect(firstPacket.size).toBe(6);
   }, 90_000);
 });
