@@ -54,6 +54,9 @@ export class MeshLab {
   hub: Netns | undefined;
   /** Agents get the minimal upstream-style config: no wireguard.bind_address (issue 13). */
   minimal = false;
+  /** The bootstrap token goes in a file (registration.token_file, tokenFile(i)), not inline: the
+   *  agent consumes it, and a test can write a new one for a re-registration. */
+  tokenFiles = false;
   /** Extra createControlPlane options, as JS object-literal text (e.g. "stun: '10.77.0.1:18080'"). */
   cpExtra = '';
   #cp: ChildProcess | undefined;
@@ -163,16 +166,22 @@ export class MeshLab {
     return JSON.parse(await this.cpEval('return store.createToken().token;')) as string;
   }
 
+  /** Agent `i`'s (1-based) token file, when `tokenFiles`. */
+  tokenFile(i: number): string {
+    return join(this.dir, `n${i}.token`);
+  }
+
   /** Writes the YAML config of agent `i` (1-based) with token `tok`; returns its path. */
   configFor(i: number, tok: string): string {
     const file = join(this.dir, `n${i}.yaml`);
+    if (this.tokenFiles) writeFileSync(this.tokenFile(i), tok);
     writeFileSync(
       file,
       [
         `log_level: ${process.env['PLEXD_TEST_LOG'] ?? 'info'}`,
         `data_dir: ${join(this.dir, `n${i}`)}`,
         `api: {base_url: "${this.cpUrl}"}`,
-        `registration: {resource_handle: node${i}, token: "${tok}"}`,
+        `registration: {resource_handle: node${i}, ${this.tokenFiles ? `token_file: ${this.tokenFile(i)}` : `token: "${tok}"`}}`,
         `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: ${this.agents[i - 1]?.ip ?? `${this.net}.${10 + i}`}`}}`,
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
         `health: {listen: "127.0.0.1:0"}`,
