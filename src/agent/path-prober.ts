@@ -13,9 +13,10 @@
 //    first packet); a better one that answers later takes over.
 //  - Peer-reflexive candidates: an authenticated ping from an address the peer did not list (a NAT
 //    mapping towards us that differs from the one its STUN server saw) is learned as a candidate
-//    and probed like the others (at most MAX_LEARNED per peer, the oldest forgotten first). A
-//    stranger cannot plant one: only pings that open with the pair's key count, replays are
-//    dropped, and a learned address is chosen only once it answers our own authenticated pings.
+//    and probed like the others (at most MAX_LEARNED per peer; when full, the oldest one not in
+//    use is forgotten). A stranger cannot plant one: only pings that open with the pair's key
+//    count, replays are dropped, and a learned address is chosen only once it answers our own
+//    authenticated pings.
 // The prober only reports choices (onChange); PathManager (relay-client.ts) owns the endpoint
 // and the relay fallback. Pings from peers are answered with a pong to their source.
 
@@ -100,11 +101,11 @@ interface Candidate {
 interface Peer {
   readonly publicKey: string;
   readonly key: Uint8Array;
-  /** What the control plane lists, then the learned ones not listed (derived: #rebuild). */
+  /** `listed`, then `learned` (derived: #rebuild). */
   candidates: Candidate[];
   /** The control plane's list (deduplicated, at most MAX_CANDIDATES). */
   listed: Candidate[];
-  /** Peer-reflexive candidates, oldest first (at most MAX_LEARNED). */
+  /** Peer-reflexive candidates, oldest first (at most MAX_LEARNED), none of them listed. */
   learned: Candidate[];
   chosen: Candidate | undefined;
   observed: Endpoint | undefined;
@@ -206,7 +207,8 @@ export class PathProber {
     const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(from.address)?.[1];
     const c = newCandidate({ address: v4 ?? from.address, port: from.port });
     p.learned.push(c);
-    if (p.learned.length > MAX_LEARNED) p.learned.shift();
+    // Full: forget the oldest one, but never the path in use.
+    if (p.learned.length > MAX_LEARNED) p.learned.splice(p.learned.findIndex((x) => x !== p.chosen), 1);
     this.counters.learned++;
     this.#log.info(`peer ${p.publicKey.slice(0, 8)}: learned candidate ${formatEndpoint(from)} from its ping`);
     this.#rebuild(p);

@@ -196,18 +196,26 @@ describe('PathProber', () => {
   it('learns a peer-reflexive candidate from an authenticated ping and uses it once it answers', () => {
     // B is reachable only at 203.0.113.2:51820, but A was told a mapping that does not work
     // (the port B's STUN server saw); B pings A's listed address, so A learns where B really is.
-    const { net, a, pubB } = lab([{ a: '198.51.100.1', b: '203.0.113.2', delayMs: 5, up: true }]);
+    const { net, a, pubA, pubB } = lab([{ a: '198.51.100.1', b: '203.0.113.2', delayMs: 5, up: true }]);
     a.setPeer(pubB, [{ address: '203.0.113.2', port: 40000 }]);
     net.timers.advance(3000);
     expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, kind: 'direct-public', candidates: 2, learned: 1, live: 1 });
     expect(a.counters.learned).toBe(1);
+    // More learned addresses than kept (b's genuine pings from new ports): the one in use stays.
+    const asB = new ProbeCodec(nobleCrypto, privateKey(2), seededRandom(98));
+    const keyA = new Uint8Array(Buffer.from(pubA, 'base64'));
+    asB.addPeer(keyA);
+    for (let i = 0; i < MAX_LEARNED + 1; i++) a.receive(asB.ping(keyA, new Uint8Array(12).fill(i + 1), 1_700_000_000_000 + net.timers.now() + 1), { address: '203.0.113.2', port: 41000 + i });
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 1 + MAX_LEARNED, learned: MAX_LEARNED });
+    net.timers.advance(3000);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, live: 1 });
     // A new list from the control plane keeps what was learned; listing it makes it an ordinary one.
     a.setPeer(pubB, [{ address: '203.0.113.2', port: 40001 }]);
     net.timers.advance(3000);
-    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 2, learned: 1 });
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 1 + MAX_LEARNED, learned: MAX_LEARNED });
     a.setPeer(pubB, [{ address: '203.0.113.2', port: PORT }]);
-    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 1, learned: 0 });
-    expect(a.counters.learned).toBe(1);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: MAX_LEARNED, learned: MAX_LEARNED - 1 });
+    expect(a.counters.learned).toBe(2 + MAX_LEARNED);
   });
 
   it('learns at most MAX_LEARNED addresses per peer, and nothing from forged or replayed pings', () => {
