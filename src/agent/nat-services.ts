@@ -145,7 +145,9 @@ export class NatServices {
   }
 
   // Hands every peer's candidates (and its reported endpoint; not its relay) to the prober.
+  // nat.enabled: false turns discovery off, path probing included: no probe is sent or answered.
   #probe(peers: readonly PeerInfo[]): void {
+    if (!this.#natEnabled) return;
     const key = this.#ctx.privateKey();
     if (key !== this.#proberKey) {
       this.#prober?.close();

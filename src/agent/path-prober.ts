@@ -11,6 +11,12 @@
 //    public one whose RTT is within CLOSE_RTT_MS; the current choice is kept unless another is
 //    better by that rule (no flapping between equals). The first answer chooses at once (fast
 //    first packet); a better one that answers later takes over.
+//  - Peer-reflexive candidates: an authenticated ping from an address the peer did not list (a NAT
+//    mapping towards us that differs from the one its STUN server saw) is learned as a candidate
+//    and probed like the others (at most MAX_LEARNED per peer; when full, the oldest one not in
+//    use is forgotten). A stranger cannot plant one: only pings that open with the pair's key
+//    count, replays are dropped, and a learned address is chosen only once it answers our own
+//    authenticated pings.
 // The prober only reports choices (onChange); PathManager (relay-client.ts) owns the endpoint
 // and the relay fallback. Pings from peers are answered with a pong to their source.
 
@@ -37,6 +43,8 @@ export const KEEPALIVE_MS = 5000;
 export const FULL_REPROBE_MS = 30_000;
 /** RTTs this close (ms) count as equal, and then a private address wins. */
 export const CLOSE_RTT_MS = 5;
+/** Peer-reflexive candidates (learned from a peer's pings) kept per peer. */
+export const MAX_LEARNED = 4;
 /** Outstanding pings kept per peer; older ones are forgotten (their pongs then count as unsolicited). */
 const MAX_PENDING = 4 * MAX_CANDIDATES;
 
@@ -56,8 +64,10 @@ export interface ProbedPath {
   readonly kind: DirectKind | undefined;
   /** Smoothed RTT of the chosen candidate (ms). */
   readonly rttMs: number | undefined;
-  /** Candidates probed, and how many of them answer. */
+  /** Candidates probed (listed and learned), and how many of them answer. */
   readonly candidates: number;
+  /** Of those, learned from the peer's pings (peer-reflexive). */
+  readonly learned: number;
   readonly live: number;
   /** Our address as the peer last saw it (from its pongs), a reflexive hint. */
   readonly observed: Endpoint | undefined;
@@ -91,7 +101,12 @@ interface Candidate {
 interface Peer {
   readonly publicKey: string;
   readonly key: Uint8Array;
+  /** `listed`, then `learned` (derived: #rebuild). */
   candidates: Candidate[];
+  /** The control plane's list (deduplicated, at most MAX_CANDIDATES). */
+  listed: Candidate[];
+  /** Peer-reflexive candidates, oldest first (at most MAX_LEARNED), none of them listed. */
+  learned: Candidate[];
   chosen: Candidate | undefined;
   observed: Endpoint | undefined;
   readonly pending: Map<string, { candidate: Candidate; sentAt: number }>;
@@ -133,7 +148,7 @@ export class PathProber {
   readonly #byKeyHex = new Map<string, Peer>();
   #closed = false;
   /** Probe traffic; drops of the codec are in `drops`. */
-  readonly counters = { pingsSent: 0, pingsAnswered: 0, pongsReceived: 0, unsolicitedPongs: 0, sendFailed: 0, switches: 0 };
+  readonly counters = { pingsSent: 0, pingsAnswered: 0, pongsReceived: 0, unsolicitedPongs: 0, sendFailed: 0, switches: 0, learned: 0 };
 
   constructor(options: PathProberOptions) {
     this.#o = options;
@@ -162,20 +177,43 @@ export class PathProber {
       const key = new Uint8Array(Buffer.from(publicKey, 'base64'));
       if (key.length !== 32) throw new TypeError(`expected a base64 32-byte public key, got ${JSON.stringify(publicKey)}`);
       if (!this.#codec.addPeer(key)) return; // our own key or a low-order point: nothing to probe
-      p = { publicKey, key, candidates: [], chosen: undefined, observed: undefined, pending: new Map(), roundAt: -Infinity, lastRoundAt: -Infinity, timers: new Set() };
+      p = { publicKey, key, candidates: [], listed: [], learned: [], chosen: undefined, observed: undefined, pending: new Map(), roundAt: -Infinity, lastRoundAt: -Infinity, timers: new Set() };
       this.#peers.set(publicKey, p);
       this.#byKeyHex.set(hex(key), p);
       this.#every(p, KEEPALIVE_MS, () => this.#tick(p!));
     }
     const list: Endpoint[] = [];
     for (const c of candidates) if (list.length < MAX_CANDIDATES && !list.some((e) => sameEndpoint(e, c))) list.push(c);
-    const same = list.length === p.candidates.length && list.every((e, i) => sameEndpoint(e, p!.candidates[i]!.endpoint));
+    const same = list.length === p.listed.length && list.every((e, i) => sameEndpoint(e, p!.listed[i]!.endpoint));
     if (same) return;
-    // Known candidates keep what was measured; the chosen one stays if still listed.
+    // Known candidates (listed or learned) keep what was measured; the chosen one stays if still there.
     const old = p.candidates;
-    p.candidates = list.map((e) => old.find((c) => sameEndpoint(c.endpoint, e)) ?? { endpoint: e, private: isPrivateAddress(e.address), rttMs: undefined, live: false, lastPongAt: -Infinity });
-    if (p.chosen !== undefined && !p.candidates.includes(p.chosen)) this.#choose(p, true);
+    p.listed = list.map((e) => old.find((c) => sameEndpoint(c.endpoint, e)) ?? newCandidate(e));
+    p.learned = p.learned.filter((c) => !p.listed.includes(c)); // listed now: an ordinary candidate
+    this.#rebuild(p);
     if (p.candidates.length > 0) this.#round(p);
+  }
+
+  // candidates = listed, then learned; a chosen one no longer there is dropped.
+  #rebuild(p: Peer): void {
+    p.candidates = [...p.listed, ...p.learned];
+    if (p.chosen !== undefined && !p.candidates.includes(p.chosen)) this.#choose(p, true);
+  }
+
+  // An authenticated ping came from `from`: a peer-reflexive candidate when not known yet.
+  #learn(p: Peer, from: Endpoint): void {
+    if (p.candidates.some((c) => sameEndpoint(c.endpoint, from))) return;
+    // A dual-stack socket spells an IPv4 source as ::ffff:a.b.c.d; keep the IPv4 spelling.
+    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(from.address)?.[1];
+    const c = newCandidate({ address: v4 ?? from.address, port: from.port });
+    p.learned.push(c);
+    // Full: forget the oldest one, but never the path in use.
+    if (p.learned.length > MAX_LEARNED) p.learned.splice(p.learned.findIndex((x) => x !== p.chosen), 1);
+    this.counters.learned++;
+    this.#log.info(`peer ${p.publicKey.slice(0, 8)}: learned candidate ${formatEndpoint(from)} from its ping`);
+    this.#rebuild(p);
+    if (p.roundAt === -Infinity) this.#round(p);
+    else this.#ping(p, c, this.#timers.now());
   }
 
   /** Stops probing peers not in `keep` (base64 keys) and forgets their keys. */
@@ -199,6 +237,7 @@ export class PathProber {
       kind: c === undefined ? undefined : c.private ? 'direct-lan' : 'direct-public',
       rttMs: c?.rttMs,
       candidates: p.candidates.length,
+      learned: p.learned.length,
       live: p.candidates.filter((x) => x.live).length,
       observed: p.observed,
     };
@@ -214,6 +253,7 @@ export class PathProber {
     if (r.kind === 'ping') {
       this.counters.pingsAnswered++;
       this.#send(this.#codec.pong(p.key, r.txId, from, this.#wallMs()), from);
+      this.#learn(p, from);
       return;
     }
     const tx = hex(r.txId);
@@ -327,6 +367,10 @@ export class PathProber {
     this.#o.socket.setProbeHandler(undefined);
     this.#codec.wipe();
   }
+}
+
+function newCandidate(endpoint: Endpoint): Candidate {
+  return { endpoint, private: isPrivateAddress(endpoint.address), rttMs: undefined, live: false, lastPongAt: -Infinity };
 }
 
 function defaultFill(buf: Uint8Array): void {

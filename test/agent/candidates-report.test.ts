@@ -1,8 +1,8 @@
 // The agent with the minimal config (issue 13): no bind_address, no STUN servers. It reports its
 // interface candidates (a fake interface table: nothing is sent to those addresses, the agent has
 // no peer then), re-reports when they change, and says in `status` that it has no STUN server. An
-// agent with nat.enabled: false and no explicit endpoint reports nothing; its peer warns once,
-// names it, and is not ready (503 with the reason) until a packet from it arrives.
+// agent with nat.enabled: false and no explicit endpoint reports nothing and runs no path prober;
+// its peer warns once, names it, and is not ready (503 with the reason) until a packet from it arrives.
 //
 // Network rule: traffic stays on loopback (the only peer endpoint ever configured is 127.0.0.1).
 
@@ -70,6 +70,8 @@ describe('agent endpoint candidates', () => {
     await until('b finds c without endpoint past the grace period', 5000, () => (b.checkPaths(), b.notReadyReason !== undefined));
     const warnings = () => lines.slice(mark).filter((l) => l.includes(`peer ${c.identity.node_id}`) && l.includes('no usable endpoint'));
     expect(cp.store.node(c.identity.node_id)).toMatchObject({ endpoint: null, candidates: null });
+    // Discovery off means no path prober either: nothing probed, no probe answered.
+    expect((b.status()['nat'] as Record<string, unknown>)['probes']).toBeNull();
     const res = await fetch(`http://127.0.0.1:${b.healthPort}/readyz`);
     expect(res.status).toBe(503);
     expect(((await res.json()) as Record<string, unknown>)['reason']).toMatch(/no peer has a usable endpoint \(1 of 1\)/);

@@ -3,7 +3,7 @@
 // network with the prober on their WireGuard sockets.
 
 import { describe, expect, it } from 'vitest';
-import { FULL_REPROBE_MS, KEEPALIVE_MS, PathProber, PONG_TIMEOUT_MS, isPrivateAddress, type ProbeSocket } from '../../src/agent/path-prober.js';
+import { FULL_REPROBE_MS, KEEPALIVE_MS, MAX_LEARNED, PathProber, PONG_TIMEOUT_MS, isPrivateAddress, type ProbeSocket } from '../../src/agent/path-prober.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import { Device } from '../../src/device/device.js';
 import type { Endpoint, SendResult } from '../../src/io/bind.js';
@@ -191,6 +191,60 @@ describe('PathProber', () => {
     a.receive(asB.pong(new Uint8Array(Buffer.from(pubA, 'base64')), new Uint8Array(12).fill(9), { address: '10.1.0.1', port: PORT }, 1_800_000_000_000), { address: '10.1.0.2', port: PORT });
     expect(a.drops().unsolicited).toBe(1);
     expect(net.a.sent).toBe(sent);
+  });
+
+  it('learns a peer-reflexive candidate from an authenticated ping and uses it once it answers', () => {
+    // B is reachable only at 203.0.113.2:51820, but A was told a mapping that does not work
+    // (the port B's STUN server saw); B pings A's listed address, so A learns where B really is.
+    const { net, a, pubA, pubB } = lab([{ a: '198.51.100.1', b: '203.0.113.2', delayMs: 5, up: true }]);
+    a.setPeer(pubB, [{ address: '203.0.113.2', port: 40000 }]);
+    net.timers.advance(3000);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, kind: 'direct-public', candidates: 2, learned: 1, live: 1 });
+    expect(a.counters.learned).toBe(1);
+    // More learned addresses than kept (b's genuine pings from new ports): the one in use stays.
+    const asB = new ProbeCodec(nobleCrypto, privateKey(2), seededRandom(98));
+    const keyA = new Uint8Array(Buffer.from(pubA, 'base64'));
+    asB.addPeer(keyA);
+    for (let i = 0; i < MAX_LEARNED + 1; i++) a.receive(asB.ping(keyA, new Uint8Array(12).fill(i + 1), 1_700_000_000_000 + net.timers.now() + 1), { address: '203.0.113.2', port: 41000 + i });
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 1 + MAX_LEARNED, learned: MAX_LEARNED });
+    net.timers.advance(3000);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, live: 1 });
+    // A new list from the control plane keeps what was learned; listing it makes it an ordinary one.
+    a.setPeer(pubB, [{ address: '203.0.113.2', port: 40001 }]);
+    net.timers.advance(3000);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: 1 + MAX_LEARNED, learned: MAX_LEARNED });
+    a.setPeer(pubB, [{ address: '203.0.113.2', port: PORT }]);
+    expect(a.pathOf(pubB)).toMatchObject({ endpoint: { address: '203.0.113.2', port: PORT }, candidates: MAX_LEARNED, learned: MAX_LEARNED - 1 });
+    expect(a.counters.learned).toBe(2 + MAX_LEARNED);
+  });
+
+  it('learns at most MAX_LEARNED addresses per peer, and nothing from forged or replayed pings', () => {
+    const { net, a, pubA, pubB } = lab([{ a: '10.1.0.1', b: '10.1.0.2', delayMs: 1, up: true }]);
+    net.timers.advance(3000);
+    // Genuine pings of b arriving from ever new addresses (as through a port-randomizing NAT),
+    // sealed as b would (its counter floor is the wall clock, kept just ahead of b's own).
+    let port = 30000;
+    const real = net.b.sendRaw.bind(net.b);
+    const pings: Uint8Array[] = [];
+    net.b.sendRaw = (d, to) => (d[4] === 1 && pings.push(d.slice()), real(d, to));
+    net.timers.advance(4 * KEEPALIVE_MS);
+    net.b.sendRaw = real;
+    expect(pings.length).toBeGreaterThan(0);
+    const sender = new ProbeCodec(nobleCrypto, privateKey(2), seededRandom(99));
+    sender.addPeer(new Uint8Array(Buffer.from(pubA, 'base64')));
+    for (let i = 0; i < 3 * MAX_LEARNED; i++) a.receive(sender.ping(new Uint8Array(Buffer.from(pubA, 'base64')), new Uint8Array(12).fill(i + 1), 1_700_000_000_000 + net.timers.now() + 1), { address: '203.0.113.9', port: port++ });
+    expect(a.counters.learned).toBe(3 * MAX_LEARNED);
+    expect(a.pathOf(pubB)).toMatchObject({ candidates: 1 + MAX_LEARNED, learned: MAX_LEARNED });
+    // Replays of b's earlier genuine pings from yet another address, and a stranger: not learned.
+    for (const d of pings) a.receive(d, { address: '203.0.113.10', port: 1 });
+    const stranger = new ProbeCodec(nobleCrypto, privateKey(3), seededRandom(13));
+    stranger.addPeer(new Uint8Array(Buffer.from(pubA, 'base64')));
+    a.receive(stranger.ping(new Uint8Array(Buffer.from(pubA, 'base64')), new Uint8Array(12), 1_700_000_000_000 + net.timers.now() + 2), { address: '203.0.113.11', port: 1 });
+    expect(a.counters.learned).toBe(3 * MAX_LEARNED);
+    expect(a.drops()).toMatchObject({ replay: pings.length, 'unknown-sender': 1 });
+    // The learned ones never answer: the LAN path stays chosen.
+    net.timers.advance(FULL_REPROBE_MS + 5000);
+    expect(a.pathOf(pubB)?.endpoint?.address).toBe('10.1.0.2');
   });
 
   it('classifies private addresses', () => {

@@ -4,11 +4,12 @@
 // ones, replays of captured genuine ones, and genuine probes of strangers (their own keys, or the
 // peer's public key but not its private key).
 // Asserts: nothing throws; every datagram is one answered ping, one matched pong or one counted
-// drop; only fresh genuine pings from the peer are answered (one pong each, to their source);
+// drop; only fresh genuine pings from the peer are answered (one pong each, to their source), and
+// only they teach a peer-reflexive candidate (then probed with pings; at most MAX_LEARNED kept);
 // pending state and heap stay bounded.
 
 import { describe, expect, it } from 'vitest';
-import { PathProber, type ProbeSocket } from '../../src/agent/path-prober.js';
+import { MAX_LEARNED, PathProber, type ProbeSocket } from '../../src/agent/path-prober.js';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
 import type { Endpoint, SendResult } from '../../src/io/bind.js';
@@ -114,13 +115,15 @@ describe('fuzz: path probes through the codec and the prober', () => {
       prober.receive(data, { address: '203.0.113.5', port: 40000 + int(100) });
       // Exactly one outcome per datagram.
       expect(totalBefore() - handled).toBe(1);
-      const answers = sent.length - sentBefore;
-      if (answers !== 0) {
-        // Only a genuine ping, the first time, is answered: with one pong to its source.
+      const out = sent.slice(sentBefore);
+      if (out.length !== 0) {
+        // Only a genuine ping, the first time, is answered: with one pong to its source, first.
+        // From a source not known yet it is also learned, and probed with pings (type 1).
         expect(genuine).toBe(true);
-        expect(answers).toBe(1);
+        expect(out[0]!.data[4]).toBe(2);
+        expect(out[0]!.to.address).toBe('203.0.113.5');
+        expect(out.slice(1).every((o) => o.data[4] === 1)).toBe(true);
         genuinePings++;
-        expect(sent[sent.length - 1]!.to.address).toBe('203.0.113.5');
       } else {
         expect(genuine).toBe(false);
       }
@@ -130,6 +133,8 @@ describe('fuzz: path probes through the codec and the prober', () => {
     const heapDelta = retainedBytes() - heapBefore;
     const drops = Object.fromEntries(Object.entries(prober.drops()).filter(([, n]) => n > 0));
     expect(prober.counters.pingsAnswered).toBe(genuinePings);
+    expect(prober.counters.learned).toBeGreaterThan(MAX_LEARNED);
+    expect(prober.pathOf(Buffer.from(peerPub).toString('base64'))!.learned).toBe(MAX_LEARNED);
     expect(heapDelta).toBeLessThan(32 * 1024 * 1024);
     prober.close();
     console.log(

@@ -2,7 +2,8 @@
 // a hub namespace with a bridge (10.77.0.0/24) and the control plane on 10.77.0.1, and one
 // namespace per agent (10.77.0.11, .12, ...) on a veth enslaved to the bridge. Agents run as real
 // `plexd-userspace up` processes with TUN interfaces; the control plane as a child process over the
-// built dist/, with admin changes made through its store on the same SQLite file.
+// built dist/, with admin changes made through its store on the same SQLite file. The bridge's
+// /24 is an option (`net`), and addAgent() puts an agent in any namespace (e.g. behind a NAT).
 //
 // Network rule: traffic stays inside the namespaces this lab creates (and their loopbacks).
 
@@ -14,11 +15,9 @@ import { queryUnix } from '../../src/agent/local-http.js';
 import { NetnsLab, sweepStale, type Netns } from './netns.js';
 import { DAEMON, REPO_DIR, ensureBuilt } from './wg-lab.js';
 
-/** The control plane's address on the bridge. */
+/** The control plane's address on the bridge (default `net`). */
 export const CP_IP = '10.77.0.1';
 const CP_PORT = 18080;
-/** The control plane's base URL as agents see it. */
-export const CP_URL = `http://${CP_IP}:${CP_PORT}`;
 
 /** One agent slot: its namespace, underlay address and files; `proc` once `up` runs. */
 export interface AgentProc {
@@ -45,14 +44,29 @@ export async function until<T>(what: string, timeoutMs: number, fn: () => Promis
 /** Hub + control plane + agent namespaces; call setup() first and cleanup() always. */
 export class MeshLab {
   readonly lab = new NetnsLab();
+  /** The first three octets of the hub bridge's /24: control plane on .1, agents from .11. */
+  readonly net: string;
+  /** The control plane's address and base URL. */
+  readonly cpIp: string;
+  readonly cpUrl: string;
   readonly agents: AgentProc[] = [];
   dir = '';
   hub: Netns | undefined;
   /** Agents get the minimal upstream-style config: no wireguard.bind_address (issue 13). */
   minimal = false;
+  /** The bootstrap token goes in a file (registration.token_file, tokenFile(i)), not inline: the
+   *  agent consumes it, and a test can write a new one for a re-registration. */
+  tokenFiles = false;
   /** Extra createControlPlane options, as JS object-literal text (e.g. "stun: '10.77.0.1:18080'"). */
   cpExtra = '';
   #cp: ChildProcess | undefined;
+
+  /** `net`: the hub bridge's /24 as its first three octets (default 10.77.0). */
+  constructor(opts: { readonly net?: string } = {}) {
+    this.net = opts.net ?? '10.77.0';
+    this.cpIp = `${this.net}.1`;
+    this.cpUrl = `http://${this.cpIp}:${CP_PORT}`;
+  }
 
   /** The control plane's SQLite file. */
   get db(): string {
@@ -74,16 +88,30 @@ export class MeshLab {
     this.dir = mkdtempSync(join(tmpdir(), tmpPrefix));
     const hub = (this.hub = await this.lab.namespace());
     await hub.ip('link', 'add', 'br0', 'type', 'bridge');
-    await hub.ip('addr', 'add', `${CP_IP}/24`, 'dev', 'br0');
+    await hub.ip('addr', 'add', `${this.cpIp}/24`, 'dev', 'br0');
     await hub.ip('link', 'set', 'br0', 'up');
     for (let i = 1; i <= nodes; i++) {
       const ns = await this.lab.namespace();
-      const v = await this.lab.veth(ns, hub, { a: `10.77.0.${10 + i}/24` });
-      await hub.ip('link', 'set', v.b, 'master', 'br0');
-      this.agents.push({ ns, ip: `10.77.0.${10 + i}`, dir: join(this.dir, `n${i}`), socket: join(this.dir, `n${i}.sock`), ifname: this.lab.uniqueName('w'), proc: undefined as unknown as ChildProcess, log: [] });
+      await this.plug(ns, `${this.net}.${10 + i}`);
+      this.addAgent(ns, `${this.net}.${10 + i}`);
     }
     await this.startCp();
     if (opts.allowAll ?? true) await this.allowAll();
+  }
+
+  /** Joins `ns` to the hub bridge with address `ip` (/24 of `net`); returns its interface name. */
+  async plug(ns: Netns, ip: string): Promise<string> {
+    const v = await this.lab.veth(ns, this.hub!, { a: `${ip}/24` });
+    await this.hub!.ip('link', 'set', v.b, 'master', 'br0');
+    return v.a;
+  }
+
+  /** Adds agent slot n (the next 1-based index) in namespace `ns`, whose underlay address is `ip`. */
+  addAgent(ns: Netns, ip: string): AgentProc {
+    const i = this.agents.length + 1;
+    const a: AgentProc = { ns, ip, dir: join(this.dir, `n${i}`), socket: join(this.dir, `n${i}.sock`), ifname: this.lab.uniqueName('w'), proc: undefined as unknown as ChildProcess, log: [] };
+    this.agents.push(a);
+    return a;
   }
 
   /** Sets an allow-all policy on project default (ALLOW_ALL_MESH_RULES). */
@@ -94,7 +122,7 @@ export class MeshLab {
   /** Starts the control plane (SSE, 200 ms data_version poll) on the database; resolves when it listens. */
   async startCp(): Promise<void> {
     const script = `import(${JSON.stringify(join(REPO_DIR, 'dist/control-plane/server.js'))}).then(async (m) => {
-      const cp = await m.createControlPlane({ db: ${JSON.stringify(this.db)}, listen: '${CP_IP}:${CP_PORT}', insecureHttp: true, pollMs: 200, ${this.cpExtra} });
+      const cp = await m.createControlPlane({ db: ${JSON.stringify(this.db)}, listen: '${this.cpIp}:${CP_PORT}', insecureHttp: true, pollMs: 200, ${this.cpExtra} });
       process.stdout.write('READY ' + cp.url + '\\n');
       process.on('SIGTERM', () => cp.close().then(() => process.exit(0)));
     });`;
@@ -138,17 +166,23 @@ export class MeshLab {
     return JSON.parse(await this.cpEval('return store.createToken().token;')) as string;
   }
 
+  /** Agent `i`'s (1-based) token file, when `tokenFiles`. */
+  tokenFile(i: number): string {
+    return join(this.dir, `n${i}.token`);
+  }
+
   /** Writes the YAML config of agent `i` (1-based) with token `tok`; returns its path. */
   configFor(i: number, tok: string): string {
     const file = join(this.dir, `n${i}.yaml`);
+    if (this.tokenFiles) writeFileSync(this.tokenFile(i), tok);
     writeFileSync(
       file,
       [
         `log_level: ${process.env['PLEXD_TEST_LOG'] ?? 'info'}`,
         `data_dir: ${join(this.dir, `n${i}`)}`,
-        `api: {base_url: "${CP_URL}"}`,
-        `registration: {resource_handle: node${i}, token: "${tok}"}`,
-        `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: 10.77.0.${10 + i}`}}`,
+        `api: {base_url: "${this.cpUrl}"}`,
+        `registration: {resource_handle: node${i}, ${this.tokenFiles ? `token_file: ${this.tokenFile(i)}` : `token: "${tok}"`}}`,
+        `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: ${this.agents[i - 1]?.ip ?? `${this.net}.${10 + i}`}`}}`,
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
         `health: {listen: "127.0.0.1:0"}`,
         ...this.#extraConfig,
