@@ -7,7 +7,7 @@ import { parseRules, type FieldError, type FirewallRule, type Policy } from '../
 import type { Db } from './database.js';
 import { formatIpv4 } from './mesh-ip.js';
 import { prepared } from './prepared.js';
-import { parseSelector, sideOf, type PolicyRule, type Visibility } from './visibility.js';
+import { parseSelector, sideMatches, sideOf, type PolicyRule, type Visibility, type VisNode } from './visibility.js';
 
 /** Hex SHA-256 of the rules in canonical form (fixed key order, compact; the group fields only
  *  when a rule names one, so group-free rules keep the fingerprint they always had). */
@@ -61,7 +61,8 @@ export function parsePolicyRules(body: unknown): { ok: true; value: PolicyRule[]
 
 /**
  * What is wrong with `rules` for the project `model` describes: errors (a group naming a label key
- * no node or pending token carries, an allow rule whose only pair is one node with itself) and
+ * no node or pending token carries, an allow rule naming one address on both sides: a node with
+ * itself) and
  * warnings (a group matching no node yet). `knownKeys`: label keys of nodes and unused tokens.
  */
 export function checkPolicy(rules: readonly PolicyRule[], model: Visibility, knownKeys: ReadonlySet<string>): { errors: string[]; warnings: string[] } {
@@ -77,11 +78,12 @@ export function checkPolicy(rules: readonly PolicyRule[], model: Visibility, kno
       if (unknown.length > 0) errors.push(`rules[${i}].${which}_group: unknown group ${JSON.stringify(group)}: no node or token carries label ${unknown.join(', ')}`);
       else if (model.membersOf(side).length === 0) warnings.push(`rules[${i}].${which}_group: ${JSON.stringify(group)} matches no node yet`);
     }
-    if (r.action !== 'allow') return;
-    const src = model.membersOf(sideOf(r, 'source'));
-    const dst = model.membersOf(sideOf(r, 'destination'));
-    if (src.length === 1 && dst.length === 1 && src[0] === dst[0]) {
-      errors.push(`rules[${i}]: lets node ${src[0]} (${formatIpv4(model.node(src[0]!)!.ip)}) see only itself`);
+    // One address on both sides: the only pair is a node with itself, never a peer.
+    const src = sideOf(r, 'source');
+    const dst = sideOf(r, 'destination');
+    if (r.action === 'allow' && src.kind === 'cidr' && dst.kind === 'cidr' && src.lo === src.hi && dst.lo === dst.hi && dst.lo === src.lo) {
+      const holder = model.membersOf(src)[0];
+      errors.push(`rules[${i}]: names ${formatIpv4(src.lo)} on both sides${holder === undefined ? '' : ` (node ${holder})`}: a node cannot be its own peer`);
     }
   });
   return { errors, warnings };
@@ -121,3 +123,37 @@ export function putPolicy(db: Db, projectId: string, rules: readonly PolicyRule[
 /** Node statuses whose holder stays in its peers' lists; offline nodes are dropped (plexd-api.md:
  *  "10 missed -> offline (peers drop it)"). */
 export const VISIBLE_STATUSES: readonly string[] = ['online', 'unreachable'];
+
+/** One rule in a line of text, as `policy explain` names it. */
+export function describeRule(r: PolicyRule, index: number): string {
+  const src = r.source_group === undefined ? r.source_cidr : `group ${r.source_group}`;
+  const dst = r.destination_group === undefined ? r.destination_cidr : `group ${r.destination_group}`;
+  const ports = r.ports === null ? '' : r.ports.from === r.ports.to ? ` port ${r.ports.from}` : ` ports ${r.ports.from}-${r.ports.to}`;
+  return `rules[${index}] ${r.action} ${r.protocol}${ports} ${src} -> ${dst}`;
+}
+
+/**
+ * Why traffic from `src` to `dst` (nodes of `model`) is allowed or denied, and whether they see
+ * each other (`policy explain`): the first rule matching (first match wins; without a protocol
+ * any rule of the pair matches, without a port any port range), or the default deny.
+ */
+export function explainPolicy(rules: readonly PolicyRule[] | undefined, model: Visibility, src: VisNode, dst: VisNode, protocol?: string, port?: number): string[] {
+  const lines: string[] = [];
+  if (rules === undefined) return ['denied: no policy is set (deny by default); the nodes do not see each other'];
+  const first = rules.findIndex((r) =>
+    sideMatches(sideOf(r, 'source'), src) && sideMatches(sideOf(r, 'destination'), dst)
+    && (protocol === undefined || r.protocol === 'any' || r.protocol === protocol)
+    && (port === undefined || r.ports === null || (port >= r.ports.from && port <= r.ports.to)));
+  const what = `${protocol ?? 'traffic'}${port === undefined ? '' : `/${port}`}`;
+  if (first < 0) lines.push(`denied: no rule matches ${what} from ${src.id} to ${dst.id} (default deny)`);
+  else lines.push(`${rules[first]!.action === 'allow' ? 'allowed' : 'denied'}: ${what} from ${src.id} to ${dst.id} matches ${describeRule(rules[first]!, first)} first`);
+  const connecting = rules.findIndex((r) => {
+    if (r.action !== 'allow') return false;
+    const [s, d] = [sideOf(r, 'source'), sideOf(r, 'destination')];
+    return (sideMatches(s, src) && sideMatches(d, dst)) || (sideMatches(s, dst) && sideMatches(d, src));
+  });
+  lines.push(connecting < 0 || src.id === dst.id
+    ? 'visibility: they do not see each other (no allow rule between them in either direction)'
+    : `visibility: they see each other through ${describeRule(rules[connecting]!, connecting)}`);
+  return lines;
+}
