@@ -35,7 +35,7 @@ import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { prepared } from './prepared.js';
-import { bumpPairEpoch, dropPsks, pskMaster, pskMasterState, psksOf } from './psk.js';
+import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
 import { compileRulesFor, diffVisibility, ipv4Number, parseLabels, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
@@ -87,6 +87,10 @@ export interface NodeRow {
 /** A visibility change touching more nodes than this is announced by the project-wide
  *  policy_updated alone (every node pulls state), not by targeted events per node. */
 export const MAX_TARGETED_VISIBILITY_NODES = 1024;
+/** A policy change whose changed rules cover more node pairs than this is not diffed pair by pair:
+ *  every node pulls after policy_updated, and when rules were removed the project's PSK
+ *  generation moves (every pair gets a new PSK) instead of one epoch per lost pair. */
+export const MAX_DIFF_PAIRS = 1_000_000;
 /** A node gaining or losing more peers than this at once gets one node_state_updated instead of
  *  a peer_added / peer_removed per peer. */
 export const MAX_PEER_EVENTS_PER_NODE = 8;
@@ -97,6 +101,8 @@ interface CachedModel {
   readonly model: Visibility;
   /** nodes.row by node id (legacy PSK rows are keyed by row). */
   readonly rows: ReadonlyMap<string, number>;
+  /** The policy the model was built from (parsed once per revision). */
+  readonly policy: Policy | null;
 }
 
 /** The labels column as an object ({} for NULL or anything unreadable). */
@@ -351,19 +357,12 @@ export class ControlPlaneStore {
       const ids = this.visibility(node.project_id).peersOf(node.node_id);
       for (const id of extra) if (id !== node.node_id) ids.add(id);
       if (ids.size === 0) return [];
-      const columns = 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status, key_conflict FROM nodes';
-      // A few peers: one indexed read each; many: one pass over the project.
-      const rows = ids.size * 8 < this.#projectSize(node.project_id)
-        ? [...ids].map((id) => prepared(this.db, `${columns} WHERE node_id = ?`).get(id) as NodeRow | undefined).filter((r): r is NodeRow => r !== undefined).sort((a, b) => a.row - b.row)
-        : (prepared(this.db, `${columns} WHERE project_id = ? ORDER BY row`).all(node.project_id) as NodeRow[]).filter((r) => ids.has(r.node_id));
+      // One indexed query for the set, whatever its size.
+      const rows = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status, key_conflict FROM nodes WHERE node_id IN (SELECT value FROM json_each(?)) ORDER BY row').all(JSON.stringify([...ids])) as NodeRow[];
       const visible = rows.filter((p) => p.project_id === node.project_id && p.key_conflict === 0 && VISIBLE_STATUSES.includes(p.status));
-      const psks = psksOf(this.db, this.#pskMaster, node, visible);
+      const psks = psksOf(this.db, this.#pskMaster, node, visible, projectPskGeneration(this.db, node.project_id));
       return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
     })();
-  }
-
-  #projectSize(projectId: string): number {
-    return prepared(this.db, 'SELECT COUNT(*) FROM nodes WHERE project_id = ?').pluck().get(projectId) as number;
   }
 
   /** A new membership generation for `projectId` (its node set or labels changed): random, so a
@@ -380,10 +379,11 @@ export class ControlPlaneStore {
 
   #cachedModel(projectId: string, rulesOverride?: readonly PolicyRule[]): CachedModel {
     const gen = (prepared(this.db, 'SELECT membership_gen FROM projects WHERE id = ?').pluck().get(projectId) as number | undefined) ?? 0;
-    const policy = getPolicy(this.db, projectId);
-    const key = `${gen}:${policy?.revision_id ?? '-'}:${policy?.fingerprint ?? '-'}`;
+    const head = prepared(this.db, 'SELECT revision, fingerprint FROM policies WHERE project_id = ?').get(projectId) as { revision: number; fingerprint: string } | undefined;
+    const key = `${gen}:${head?.revision ?? '-'}:${head?.fingerprint ?? '-'}`;
     const cached = this.#models.get(projectId);
     if (rulesOverride === undefined && cached?.key === key) return cached;
+    const policy = cached?.key === key ? cached.policy : getPolicy(this.db, projectId);
     const rows = new Map<string, number>();
     let nodes: VisNode[];
     if (cached !== undefined && cached.key.split(':')[0] === String(gen)) {
@@ -397,7 +397,7 @@ export class ControlPlaneStore {
         return { id: n.node_id, ip: n.mesh_ip_num >>> 0, labels: labelsOf(n.labels) };
       });
     }
-    const entry: CachedModel = { key, model: new Visibility(nodes, rulesOverride ?? policy?.rules ?? []), rows };
+    const entry: CachedModel = { key, model: new Visibility(nodes, rulesOverride ?? policy?.rules ?? []), rows, policy };
     if (rulesOverride === undefined) this.#models.set(projectId, entry);
     return entry;
   }
@@ -681,7 +681,13 @@ export class ControlPlaneStore {
       const out = putPolicy(this.db, projectId, rules, this.now());
       if (out.changed) {
         this.emit({ projectId, type: 'policy_updated', payload: { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint } });
-        this.#applyVisibilityChange(projectId, diffVisibility(before.model, after.model, []), after.rows, false);
+        const diff = diffVisibility(before.model, after.model, [], MAX_DIFF_PAIRS);
+        if (diff !== undefined) this.#applyVisibilityChange(projectId, diff, after.rows, false);
+        else if ([...before.model.ruleKeys].some((k) => !after.model.ruleKeys.has(k))) {
+          // Too wide to diff pair by pair (policy_updated makes every node pull anyway), and pairs
+          // may have been cut off: every pair of the project gets a new PSK at once.
+          bumpProjectPskGeneration(this.db, projectId);
+        }
       }
       return { ...out, warnings: check.warnings };
     });
@@ -703,11 +709,10 @@ export class ControlPlaneStore {
    * a membership change reaches the agent as a new fingerprint). Null when no policy is set.
    */
   policyFor(node: NodeRow): Policy | null {
-    const policy = getPolicy(this.db, node.project_id);
+    const { policy, model } = this.#cachedModel(node.project_id);
     if (policy === null) return null;
     const rules = policy.rules as readonly PolicyRule[];
     if (!rules.some((r) => r.source_group !== undefined || r.destination_group !== undefined)) return policy;
-    const model = this.visibility(node.project_id);
     const self = model.node(node.node_id) ?? { id: node.node_id, ip: ipv4Number(node.mesh_ip), labels: labelsOf(node.labels) };
     const compiled = compileRulesFor(model, self, rules);
     return { revision_id: policy.revision_id, fingerprint: rulesFingerprint(compiled), rules: compiled };

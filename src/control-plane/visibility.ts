@@ -265,7 +265,12 @@ function sameNode(a: VisNode | undefined, b: VisNode | undefined): boolean {
  * visibility while every rule covering it survives. Cost: sum over changed rules of |src| x |dst|,
  * plus the peer lists of changed nodes, each pair decided in O(rules of one end).
  */
-export function diffVisibility(before: Visibility, after: Visibility, changedNodes?: Iterable<string>): Map<string, VisibilityChange> {
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes?: Iterable<string>): Map<string, VisibilityChange>;
+/** With `maxPairs`: undefined instead of the diff when more than that many pairs would have to be
+ *  examined (a change as wide as "allow all" on a large fleet; the caller then treats the whole
+ *  project as changed). */
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes: Iterable<string> | undefined, maxPairs: number): Map<string, VisibilityChange> | undefined;
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes?: Iterable<string>, maxPairs = Infinity): Map<string, VisibilityChange> | undefined {
   const seen = new Set<string>();
   const out = new Map<string, VisibilityChange>();
   const consider = (a: string, b: string): void => {
@@ -288,13 +293,26 @@ export function diffVisibility(before: Visibility, after: Visibility, changedNod
   };
   const beforeKeys = before.ruleKeys;
   const afterKeys = after.ruleKeys;
-  for (const k of afterKeys) if (!beforeKeys.has(k)) pairsOf(after, k);
-  for (const k of beforeKeys) if (!afterKeys.has(k)) pairsOf(before, k);
+  const added = [...afterKeys].filter((k) => !beforeKeys.has(k));
+  const removed = [...beforeKeys].filter((k) => !afterKeys.has(k));
   const changed = new Set<string>(changedNodes ?? []);
   if (changedNodes === undefined) {
     for (const n of before.nodes) if (!sameNode(n, after.node(n.id))) changed.add(n.id);
     for (const n of after.nodes) if (before.node(n.id) === undefined) changed.add(n.id);
   }
+  if (maxPairs !== Infinity) {
+    let cost = 0;
+    const size = (model: Visibility, k: string): number => {
+      const m = model.ruleMembers(k)!;
+      return m.src.length * m.dst.length;
+    };
+    for (const k of added) cost += size(after, k);
+    for (const k of removed) cost += size(before, k);
+    for (const c of changed) cost += before.peersOf(c).size + after.peersOf(c).size;
+    if (cost > maxPairs) return undefined;
+  }
+  for (const k of added) pairsOf(after, k);
+  for (const k of removed) pairsOf(before, k);
   for (const c of changed) {
     for (const p of before.peersOf(c)) consider(c, p);
     for (const p of after.peersOf(c)) consider(c, p);

@@ -169,3 +169,29 @@ describe('groups', () => {
     expect(JSON.parse(tok.out).labels).toEqual({ team: 'blue' });
   });
 });
+
+describe('a change too wide to diff pair by pair', () => {
+  it('allow-all to nothing on 1,100 nodes: no pair set blows up, every pair of the project gets a new PSK', async () => {
+    const { ControlPlaneStore, MAX_DIFF_PAIRS } = await import('../../src/control-plane/store.js');
+    const store = ControlPlaneStore.open(join(h.dir, 'wide.db'));
+    try {
+      const insert = store.db.prepare(`INSERT INTO nodes (node_id, project_id, resource_handle, mode, public_key, mesh_ip, mesh_ip_num, nsk_hash, status, registered_at, last_heartbeat_at)
+        VALUES (?, 'default', ?, 'node', ?, ?, ?, ?, 'online', 0, 0)`);
+      const n = Math.ceil(Math.sqrt(MAX_DIFF_PAIRS)) + 100;
+      store.db.transaction(() => {
+        for (let i = 0; i < n; i++) insert.run(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, `n${i}`, Buffer.alloc(32, i % 251).toString('base64') + i, `10.100.${(i + 1) >> 8}.${(i + 1) & 255}`, ((10 << 24) | (100 << 16)) + i + 1, Buffer.alloc(32));
+        store.db.prepare("UPDATE projects SET membership_gen = 7 WHERE id = 'default'").run();
+      })();
+      const [x, y] = store.listNodes() as [NonNullable<ReturnType<typeof store.node>>, NonNullable<ReturnType<typeof store.node>>];
+      store.setPolicy('default', [ALL]);
+      const before = store.peersOf(x).find((p) => p.node_id === y.node_id)!.psk;
+      expect(store.peersOf(x)).toHaveLength(n - 1);
+      store.setPolicy('default', [allowPair(x.mesh_ip, '10.100.0.250')]);
+      expect(store.db.prepare("SELECT psk_generation FROM projects WHERE id = 'default'").pluck().get()).toBe(1);
+      store.setPolicy('default', [ALL]);
+      expect(store.peersOf(x).find((p) => p.node_id === y.node_id)!.psk).not.toBe(before);
+    } finally {
+      store.close();
+    }
+  }, 60_000);
+});
