@@ -172,7 +172,12 @@ export class Visibility {
       return m;
     };
     for (const r of rules) {
-      if (r.action !== 'allow') continue;
+      if (r.action !== 'allow') {
+        // Not for visibility, but compileRulesFor asks for the members of every group side.
+        members(sideOf(r, 'source'));
+        members(sideOf(r, 'destination'));
+        continue;
+      }
       const src = sideOf(r, 'source');
       const dst = sideOf(r, 'destination');
       const key = ruleKey(src, dst);
