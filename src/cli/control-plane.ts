@@ -5,10 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { parseRules } from '../api/index.js';
+import { describeRule, explainPolicy, parsePolicyRules } from '../control-plane/policy.js';
 import { createControlPlane, parseListen } from '../control-plane/server.js';
-import { ControlPlaneStore, DEFAULT_PROJECT, SIGNING_KEY_TRANSITION_MS } from '../control-plane/store.js';
+import { ControlPlaneStore, DEFAULT_PROJECT, labelsOf, SIGNING_KEY_TRANSITION_MS, type NodeRow } from '../control-plane/store.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
+import { ipv4Number, parseLabels, type PolicyRule } from '../control-plane/visibility.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
@@ -21,13 +22,18 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         HTTPS with a self-signed certificate kept next to FILE (its SHA-256 is printed for
         api.tls_fingerprint), or plain HTTP with --insecure-http; a STUN server on UDP (default:
         the API's address and port number when HOST is an IP address)
-  token create --db FILE [--project ID] [--ttl DURATION] [--json]   single-use bootstrap token
+  token create --db FILE [--project ID] [--ttl DURATION] [--label K=V]... [--json]
+        single-use bootstrap token; the node it registers carries the labels
   token revoke TOKEN_OR_ID --db FILE
   nodes list --db FILE [--json]
+  nodes label NODE_ID K=V|K- ... --db FILE     set (K=V) or remove (K-) labels of a node
   nodes remove NODE_ID --db FILE
   nodes rotate-keys NODE_ID --db FILE          ask a node to rotate its WireGuard key
   policy set --db FILE --file RULES.json [--project ID]
-  policy show --db FILE [--project ID]
+  policy show --db FILE [--project ID] [--for NODE_ID]
+        the policy, or the rules one node gets (groups compiled) and the peers it sees
+  policy explain SRC DST [PROTO/PORT] --db FILE   SRC, DST: node ids or mesh IPs; which rule
+        decides SRC -> DST (first match) and whether the two see each other
   project create ID --db FILE
   signing-key rotate --db FILE [--transition DURATION] [--json]
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
@@ -41,7 +47,9 @@ Every command with --db also takes:
                        (refused by default; new files are always created 0600)
 
 DURATION: a number with ms, s, m, h or d (default 24h). RULES.json: [{action, protocol,
-source_cidr, destination_cidr, ports: {from, to} | null}, ...] or {"rules": [...]}.
+source_cidr | source_group, destination_cidr | destination_group, ports: {from, to} | null},
+...] or {"rules": [...]}; a group is a label selector K=V[,K=V...] (docs/policy.md). A node
+sees exactly the nodes an allow rule connects it with, either direction; no policy, no peers.
 `;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -155,16 +163,29 @@ async function serve(args: readonly string[]): Promise<number> {
 function token(args: readonly string[]): number {
   const [verb, ...rest] = args;
   if (verb !== 'create' && verb !== 'revoke') throw new UsageError(`expected token create or token revoke, got ${JSON.stringify(verb ?? '')}`);
-  const { values, positionals } = parse(rest, { ...DB_OPTIONS, project: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
+  // --label repeats: pulled out before the common parser, which takes single values.
+  const labelFlags: string[] = [];
+  const others = rest.filter((a, i) => {
+    if (a.startsWith('--label=')) return labelFlags.push(a.slice('--label='.length)), false;
+    if (a === '--label' || rest[i - 1] === '--label') {
+      if (a !== '--label') labelFlags.push(a);
+      return false;
+    }
+    return true;
+  });
+  if (rest.at(-1) === '--label') throw new UsageError('--label needs K=V');
+  const { values, positionals } = parse(others, { ...DB_OPTIONS, project: { type: 'string' }, ttl: { type: 'string' }, json: { type: 'boolean' } });
   const db = dbArgs(values);
   if (verb === 'create') {
     if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
     const ttl = values.ttl === undefined ? DEFAULT_TOKEN_TTL_MS : parseDuration(String(values.ttl));
     if (ttl === undefined) throw new UsageError(`--ttl: expected a duration such as 15m or 24h, got ${JSON.stringify(values.ttl)}`);
     const project = typeof values.project === 'string' ? values.project : DEFAULT_PROJECT;
-    const t = withStore(db, (s) => s.createToken(project, ttl));
-    if (values.json === true) print(JSON.stringify({ project_id: t.projectId, bootstrap_token: t.token, token_id: t.id, expires_at: new Date(t.expiresAt).toISOString() }));
-    else print(`${t.token}\n# id ${t.id}, project ${t.projectId}, single use, expires ${new Date(t.expiresAt).toISOString()}`);
+    const labels = labelArgs(labelFlags);
+    const t = withStore(db, (s) => s.createToken(project, ttl, labels));
+    const shown = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    if (values.json === true) print(JSON.stringify({ project_id: t.projectId, bootstrap_token: t.token, token_id: t.id, expires_at: new Date(t.expiresAt).toISOString(), labels }));
+    else print(`${t.token}\n# id ${t.id}, project ${t.projectId}, single use, expires ${new Date(t.expiresAt).toISOString()}${shown === '' ? '' : `, labels ${shown}`}`);
     return EXIT.ok;
   }
   if (verb === 'revoke') {
@@ -180,11 +201,33 @@ function token(args: readonly string[]): number {
   throw new UsageError(`unknown token command ${JSON.stringify(verb ?? '')}`);
 }
 
+/** `K=V` label arguments as an object; malformed ones are bad usage naming the argument. */
+function labelArgs(args: readonly string[]): Record<string, string> {
+  try {
+    return parseLabels(args);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 function nodes(args: readonly string[]): number {
   const [verb, ...rest] = args;
-  if (verb !== 'list' && verb !== 'remove' && verb !== 'rotate-keys') throw new UsageError(`expected nodes list, nodes remove or nodes rotate-keys, got ${JSON.stringify(verb ?? '')}`);
+  if (verb !== 'list' && verb !== 'remove' && verb !== 'rotate-keys' && verb !== 'label') throw new UsageError(`expected nodes list, nodes label, nodes remove or nodes rotate-keys, got ${JSON.stringify(verb ?? '')}`);
   const { values, positionals } = parse(rest, { ...DB_OPTIONS, json: { type: 'boolean' } });
   const db = dbArgs(values);
+  if (verb === 'label') {
+    const [id, ...changes] = positionals;
+    if (id === undefined || changes.length === 0) throw new UsageError('nodes label takes NODE_ID and at least one K=V or K-');
+    const removals = changes.filter((c) => c.endsWith('-') && !c.includes('=')).map((c) => c.slice(0, -1));
+    const set = labelArgs(changes.filter((c) => !(c.endsWith('-') && !c.includes('='))));
+    const labels = withStore(db, (s) => s.labelNode(id.toLowerCase(), set, removals));
+    if (labels === undefined) {
+      process.stderr.write(`control-plane: no node ${id}\n`);
+      return EXIT.setupFailed;
+    }
+    print(`${id.toLowerCase()} labels: ${formatLabels(labels) || '(none)'}`);
+    return EXIT.ok;
+  }
   if (verb === 'list') {
     const rows = withStore(db, (s) => s.listNodes()).map((n) => ({
       node_id: n.node_id,
@@ -194,14 +237,15 @@ function nodes(args: readonly string[]): number {
       status: n.status,
       last_heartbeat: new Date(n.last_heartbeat_at).toISOString(),
       endpoint: n.endpoint,
+      labels: labelsOf(n.labels),
     }));
     if (values.json === true) {
       print(JSON.stringify(rows));
       return EXIT.ok;
     }
     print(formatTable(
-      ['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT'],
-      rows.map((r) => [r.node_id, r.resource_handle, r.mesh_ip, r.status, age(Date.parse(r.last_heartbeat)), r.endpoint ?? '-']),
+      ['NODE_ID', 'RESOURCE', 'MESH_IP', 'STATUS', 'LAST_HEARTBEAT', 'ENDPOINT', 'LABELS'],
+      rows.map((r) => [r.node_id, r.resource_handle, r.mesh_ip, r.status, age(Date.parse(r.last_heartbeat)), r.endpoint ?? '-', formatLabels(r.labels) || '-']),
     ));
     return EXIT.ok;
   }
@@ -219,10 +263,37 @@ function nodes(args: readonly string[]): number {
   throw new UsageError(`unknown nodes command ${JSON.stringify(verb ?? '')}`);
 }
 
+function formatLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** A node named by id or mesh IP. */
+function findNode(s: ControlPlaneStore, ref: string): NodeRow {
+  const byId = s.node(ref.toLowerCase());
+  if (byId !== undefined) return byId;
+  const byIp = s.listNodes().find((n) => n.mesh_ip === ref);
+  if (byIp === undefined) throw new Error(`no node ${ref} (expected a node id or a mesh IP)`);
+  return byIp;
+}
+
 function policy(args: readonly string[]): number {
   const [verb, ...rest] = args;
-  if (verb !== 'set' && verb !== 'show') throw new UsageError(`expected policy set or policy show, got ${JSON.stringify(verb ?? '')}`);
-  const { values, positionals } = parse(rest, { ...DB_OPTIONS, file: { type: 'string' }, project: { type: 'string' } });
+  if (verb !== 'set' && verb !== 'show' && verb !== 'explain') throw new UsageError(`expected policy set, policy show or policy explain, got ${JSON.stringify(verb ?? '')}`);
+  const { values, positionals } = parse(rest, { ...DB_OPTIONS, file: { type: 'string' }, project: { type: 'string' }, for: { type: 'string' } });
+  if (verb === 'explain') {
+    if (positionals.length < 2 || positionals.length > 3) throw new UsageError('policy explain takes SRC DST [PROTO/PORT]');
+    const m = positionals[2] === undefined ? null : /^(tcp|udp|icmp|any)(?:\/(\d{1,5}))?$/.exec(positionals[2]);
+    if (positionals[2] !== undefined && (m === null || Number(m[2] ?? 0) > 65535)) throw new UsageError(`expected PROTO/PORT such as tcp/22, udp or icmp, got ${JSON.stringify(positionals[2])}`);
+    const lines = withStore(dbArgs(values), (s) => {
+      const [src, dst] = [findNode(s, positionals[0]!), findNode(s, positionals[1]!)];
+      if (src.project_id !== dst.project_id) return [`denied: ${src.node_id} and ${dst.node_id} are in different projects`];
+      const model = s.visibility(src.project_id);
+      const asVis = (n: NodeRow) => model.node(n.node_id) ?? { id: n.node_id, ip: ipv4Number(n.mesh_ip), labels: labelsOf(n.labels) };
+      return explainPolicy(s.policy(src.project_id)?.rules as PolicyRule[] | undefined, model, asVis(src), asVis(dst), m?.[1] === 'any' ? undefined : m?.[1], m?.[2] === undefined ? undefined : Number(m[2]));
+    });
+    print(lines.join('\n'));
+    return EXIT.ok;
+  }
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const db = dbArgs(values);
   const project = typeof values.project === 'string' ? values.project : DEFAULT_PROJECT;
@@ -235,17 +306,34 @@ function policy(args: readonly string[]): number {
       process.stderr.write(`control-plane: ${file}: ${(err as Error).message.replace(/\s+/g, ' ')}\n`);
       return EXIT.setupFailed;
     }
-    const rules = parseRules(json);
+    const rules = parsePolicyRules(json);
     if (!rules.ok) {
       process.stderr.write(rules.errors.map((e) => `control-plane: ${file}: ${e.field}: ${e.message}\n`).join(''));
       return EXIT.setupFailed;
     }
     const out = withStore(db, (s) => s.setPolicy(project, rules.value));
+    for (const w of out.warnings) process.stderr.write(`control-plane: warning: ${w}\n`);
     print(`${out.changed ? 'policy set' : 'policy unchanged'}: revision ${out.policy.revision_id}, fingerprint ${out.policy.fingerprint}, ${rules.value.length} rules`);
     return EXIT.ok;
   }
   if (verb === 'show') {
-    print(JSON.stringify(withStore(db, (s) => s.policy(project)), null, 2));
+    const forNode = values.for;
+    if (typeof forNode !== 'string') {
+      print(JSON.stringify(withStore(db, (s) => s.policy(project)), null, 2));
+      return EXIT.ok;
+    }
+    const text = withStore(db, (s) => {
+      const node = findNode(s, forNode);
+      const policy = s.policyFor(node);
+      const peers = s.peersOf(node);
+      const lines = [`node ${node.node_id} (${node.mesh_ip}) labels ${formatLabels(labelsOf(node.labels)) || '(none)'}`];
+      lines.push(policy === null ? 'policy: none (deny by default)' : `policy: revision ${policy.revision_id}, fingerprint ${policy.fingerprint}, ${policy.rules.length} compiled rules`);
+      for (const [i, r] of (policy?.rules ?? []).entries()) lines.push(`  ${describeRule(r, i)}`);
+      lines.push(`visible peers: ${peers.length}`);
+      for (const p of peers) lines.push(`  ${p.node_id} ${p.mesh_ip}`);
+      return lines.join('\n');
+    });
+    print(text);
     return EXIT.ok;
   }
   throw new UsageError(`unknown policy command ${JSON.stringify(verb ?? '')}`);

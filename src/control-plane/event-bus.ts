@@ -54,6 +54,8 @@ export class EventBus {
   #pumpQueued = false;
   #closed = false;
   #announced = 0;
+  /** The audience test of events about one node's peer data: the store's visibility (issue 23). */
+  readonly #sees = (projectId: string, viewer: string, subject: string): boolean => this.#store.sees(projectId, viewer, subject);
   /** Streams dropped for a full buffer or a stall. */
   readonly dropped = { buffer: 0, stalled: 0 };
 
@@ -92,7 +94,7 @@ export class EventBus {
       if (first === undefined || lastEventId + 1 < first) this.#sendGap(stream);
       for (let after = lastEventId; ; ) {
         const batch = eventsFor(this.#store.db, node.project_id, node.node_id, after, PUMP_BATCH).filter((e) => e.seq <= this.#delivered);
-        for (const e of batch) this.#write(stream, e);
+        for (const e of batch) if (isAudience(e, node.project_id, node.node_id, this.#sees)) this.#write(stream, e);
         if (batch.length < PUMP_BATCH) break;
         after = batch[batch.length - 1]!.seq;
       }
@@ -128,7 +130,7 @@ export class EventBus {
         this.#delivered = e.seq;
         const audience = e.target_node !== null ? this.#byNode.get(e.target_node) : this.#byProject.get(e.project_id);
         if (audience === undefined) continue;
-        for (const s of audience) if (e.seq > s.lastSent && isAudience(e, s.projectId, s.nodeId)) this.#write(s, e);
+        for (const s of audience) if (e.seq > s.lastSent && isAudience(e, s.projectId, s.nodeId, this.#sees)) this.#write(s, e);
       }
       if (batch.length < PUMP_BATCH) return;
     }

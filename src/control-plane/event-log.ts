@@ -28,6 +28,8 @@ export interface NewEvent {
   readonly targetNode?: string;
   /** Everyone in the project but this node (the node the event is about). */
   readonly excludeNode?: string;
+  /** Only the nodes that see this node (the event carries its keys or addresses; issue 23). */
+  readonly peersOf?: string;
 }
 
 /** A stored event as the bus reads it. */
@@ -36,9 +38,14 @@ export interface LoggedEvent {
   readonly project_id: string;
   readonly target_node: string | null;
   readonly exclude_node: string | null;
+  /** Only nodes that see this node receive it (NewEvent.peersOf). */
+  readonly peers_of: string | null;
   readonly type: string;
   readonly envelope: string;
 }
+
+/** Whether node `viewer` sees node `subject` (the audience test of `peers_of` events). */
+export type SeesFn = (projectId: string, viewer: string, subject: string) => boolean;
 
 /** Signs and appends an event; returns its seq. Call inside the transaction of the change it
  *  announces, so the event exists exactly when the change does. */
@@ -59,21 +66,22 @@ export function appendEvent(db: Db, signer: Signer, now: number, e: NewEvent): n
   );
   prepared(
     db,
-    'INSERT INTO events (seq, project_id, target_node, exclude_node, type, envelope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  ).run(seq, e.projectId, e.targetNode ?? null, e.excludeNode ?? null, e.type, JSON.stringify(envelope), now);
+    'INSERT INTO events (seq, project_id, target_node, exclude_node, peers_of, type, envelope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  ).run(seq, e.projectId, e.targetNode ?? null, e.excludeNode ?? e.peersOf ?? null, e.peersOf ?? null, e.type, JSON.stringify(envelope), now);
   return seq;
 }
 
-/** True when `node` of `project` is in the audience of `e`. */
-export function isAudience(e: LoggedEvent, project: string, node: string): boolean {
-  return e.project_id === project && (e.target_node === null || e.target_node === node) && e.exclude_node !== node;
+/** True when `node` of `project` is in the audience of `e`; `sees` decides `peers_of` events. */
+export function isAudience(e: LoggedEvent, project: string, node: string, sees: SeesFn): boolean {
+  return e.project_id === project && (e.target_node === null || e.target_node === node) && e.exclude_node !== node && (e.peers_of === null || sees(project, node, e.peers_of));
 }
 
-/** Events after `afterSeq` for `node` of `project`, oldest first, at most `limit`. */
+/** Events after `afterSeq` for `node` of `project`, oldest first, at most `limit` (`peers_of`
+ *  events included whoever sees the subject: filter with isAudience). */
 export function eventsFor(db: Db, project: string, node: string, afterSeq: number, limit: number): LoggedEvent[] {
   return prepared(
     db,
-    `SELECT seq, project_id, target_node, exclude_node, type, envelope FROM events
+    `SELECT seq, project_id, target_node, exclude_node, peers_of, type, envelope FROM events
      WHERE project_id = ? AND seq > ? AND (target_node IS NULL OR target_node = ?)
        AND (exclude_node IS NULL OR exclude_node <> ?)
      ORDER BY seq LIMIT ?`,
@@ -84,7 +92,7 @@ export function eventsFor(db: Db, project: string, node: string, afterSeq: numbe
 export function eventsAfter(db: Db, afterSeq: number, limit: number): LoggedEvent[] {
   return prepared(
     db,
-    'SELECT seq, project_id, target_node, exclude_node, type, envelope FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    'SELECT seq, project_id, target_node, exclude_node, peers_of, type, envelope FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
   ).all(afterSeq, limit) as LoggedEvent[];
 }
 

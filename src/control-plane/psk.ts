@@ -40,18 +40,20 @@ export function pskMasterState(db: Db): 'absent' | 'plain' | 'sealed' {
   return isSealed(Buffer.from(row.value, 'base64')) ? 'sealed' : 'plain';
 }
 
-/** The PSK of the pair {a, b} (node ids, either order) at `epoch`. Throws RangeError when a === b. */
-export function derivePsk(master: Uint8Array, a: string, b: string, epoch: number): Buffer {
+/** The PSK of the pair {a, b} (node ids, either order) at `epoch`, in the project's PSK
+ *  `generation` (0 unless a wide policy change cut pairs off; 0 derives as before it existed).
+ *  Throws RangeError when a === b. */
+export function derivePsk(master: Uint8Array, a: string, b: string, epoch: number, generation = 0): Buffer {
   if (a === b) throw new RangeError(`expected two different node ids, got ${a} twice`);
   const [lo, hi] = a < b ? [a, b] : [b, a];
-  return createHmac('sha256', master).update(LABEL).update(`${lo}\0${hi}\0${epoch}`).digest();
+  return createHmac('sha256', master).update(LABEL).update(`${lo}\0${hi}\0${epoch}${generation === 0 ? '' : `\0g${generation}`}`).digest();
 }
 
 /**
  * The PSKs `self` shares with each of `peers`, by peer node id: a legacy stored key when the pair
  * has one, else the key derived at the pair's epoch. Two indexed reads, whatever the mesh size.
  */
-export function psksOf(db: Db, master: Uint8Array, self: PskNode, peers: readonly PskNode[]): Map<string, Buffer> {
+export function psksOf(db: Db, master: Uint8Array, self: PskNode, peers: readonly PskNode[], generation = 0): Map<string, Buffer> {
   const legacy = new Map<number, Buffer>();
   for (const r of prepared(db, 'SELECT a, b, psk FROM pair_psks WHERE a = ? UNION ALL SELECT a, b, psk FROM pair_psks WHERE b = ?').all(self.row, self.row) as Array<{ a: number; b: number; psk: Buffer }>) {
     legacy.set(r.a === self.row ? r.b : r.a, r.psk);
@@ -63,7 +65,7 @@ export function psksOf(db: Db, master: Uint8Array, self: PskNode, peers: readonl
   const out = new Map<string, Buffer>();
   for (const p of peers) {
     if (p.node_id === self.node_id) continue;
-    out.set(p.node_id, legacy.get(p.row) ?? derivePsk(master, self.node_id, p.node_id, epochs.get(p.node_id) ?? 0));
+    out.set(p.node_id, legacy.get(p.row) ?? derivePsk(master, self.node_id, p.node_id, epochs.get(p.node_id) ?? 0, generation));
   }
   return out;
 }
@@ -74,6 +76,19 @@ export function bumpPairEpoch(db: Db, a: PskNode, b: PskNode): number {
   const [lo, hi] = a.node_id < b.node_id ? [a, b] : [b, a];
   prepared(db, 'DELETE FROM pair_psks WHERE a = ? AND b = ?').run(Math.min(a.row, b.row), Math.max(a.row, b.row));
   return (prepared(db, 'INSERT INTO pair_psk_epochs (a, b, epoch) VALUES (?, ?, 1) ON CONFLICT (a, b) DO UPDATE SET epoch = epoch + 1 RETURNING epoch').get(lo.node_id, hi.node_id) as { epoch: number }).epoch;
+}
+
+/** Gives every pair of a project a new PSK at once: bumps its PSK generation and forgets the
+ *  project's legacy stored keys. For a change too wide to bump pairs one by one. Call inside a
+ *  write transaction. */
+export function bumpProjectPskGeneration(db: Db, projectId: string): void {
+  prepared(db, 'UPDATE projects SET psk_generation = psk_generation + 1 WHERE id = ?').run(projectId);
+  prepared(db, 'DELETE FROM pair_psks WHERE a IN (SELECT row FROM nodes WHERE project_id = ?) OR b IN (SELECT row FROM nodes WHERE project_id = ?)').run(projectId, projectId);
+}
+
+/** The PSK generation of a project (0 when never bumped). */
+export function projectPskGeneration(db: Db, projectId: string): number {
+  return (prepared(db, 'SELECT psk_generation FROM projects WHERE id = ?').pluck().get(projectId) as number | undefined) ?? 0;
 }
 
 /** Forgets every stored PSK row (legacy keys and epochs) of a node being removed. */

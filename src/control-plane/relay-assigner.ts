@@ -117,6 +117,11 @@ export class RelayAssigner {
     return { relay: { sessions: mine.map(wireSession) } };
   }
 
+  /** The bridges relaying sessions `nodeId` is an end of: it sees them as peers (issue 23). */
+  relayBridgesOf(nodeId: string): string[] {
+    return [...(this.#byNode.get(nodeId) ?? [])].filter((s) => s.a === nodeId || s.b === nodeId).map((s) => s.bridgeId);
+  }
+
   /** The relay "ip:port" `node` should fall back to for `peerId`, if relayed. */
   fallbackFor(nodeId: string, peerId: string): string | undefined {
     return this.#sessions.get(pairKey(nodeId, peerId))?.relayEndpoint;
@@ -139,7 +144,8 @@ export class RelayAssigner {
     const failing = new Map<string, [NodeLite, NodeLite]>();
     for (const e of entries) {
       const peer = this.#store.node(e.node_id);
-      if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id) continue;
+      // A pair the policy does not connect is never relayed (its ends do not know each other).
+      if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id || !this.#store.sees(node.project_id, node.node_id, peer.node_id)) continue;
       const k = pairKey(node.node_id, peer.node_id);
       if (e.direct) {
         failing.delete(k);
@@ -168,7 +174,8 @@ export class RelayAssigner {
       "SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes WHERE project_id = ? AND node_id <> ? AND mode <> 'bridge' AND status <> 'offline'",
     ).all(me.project_id, me.node_id) as NodeLite[];
     const candidates = new Map<string, [NodeLite, NodeLite]>();
-    for (const y of peers) if (me.nat_type === 'symmetric' || y.nat_type === 'symmetric') candidates.set(pairKey(me.node_id, y.node_id), [me, y]);
+    const model = this.#store.visibility(me.project_id);
+    for (const y of peers) if ((me.nat_type === 'symmetric' || y.nat_type === 'symmetric') && model.canSee(me.node_id, y.node_id)) candidates.set(pairKey(me.node_id, y.node_id), [me, y]);
     return candidates.size === 0 ? 0 : this.#store.tx(() => this.#consider(candidates, this.#projectBridges(me.project_id), this.#store.now()));
   }
 
@@ -182,20 +189,22 @@ export class RelayAssigner {
     for (const s of this.sessions()) {
       const ok = [s.a, s.b, s.bridgeId].every((id) => byId.get(id)?.status === 'online' || byId.get(id)?.status === 'unreachable');
       if (!ok) this.#revoke(s, 'an end or the bridge left');
+      else if (!store.sees(s.projectId, s.a, s.b)) this.#revoke(s, 'the policy no longer connects the pair');
     }
     // Candidates only: pairs with a symmetric end, and pairs reported failing (O(symmetric x n)).
     const ordinary = nodes.filter((n) => n.mode !== 'bridge' && n.status !== 'offline');
     const candidates = new Map<string, [NodeLite, NodeLite]>();
     for (const x of ordinary) {
       if (x.nat_type !== 'symmetric') continue;
-      for (const y of ordinary) if (y !== x && y.project_id === x.project_id) candidates.set(pairKey(x.node_id, y.node_id), [x, y]);
+      const model = store.visibility(x.project_id);
+      for (const y of ordinary) if (y !== x && y.project_id === x.project_id && model.canSee(x.node_id, y.node_id)) candidates.set(pairKey(x.node_id, y.node_id), [x, y]);
     }
     for (const k of this.#failed) {
       const [p, q] = k.split('|') as [string, string];
       const x = byId.get(p);
       const y = byId.get(q);
       if (x === undefined || y === undefined) this.#failed.delete(k);
-      else candidates.set(k, [x, y]);
+      else if (store.sees(x.project_id, x.node_id, y.node_id)) candidates.set(k, [x, y]);
     }
     const bridges = new Map<string, NodeLite[]>();
     for (const n of nodes) {

@@ -147,7 +147,7 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
       ctx.rateLimits.charge('state', node.node_id, 1, ctx.res);
-      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node), node, ctx.relay), ...stunOffer(ctx) });
+      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node, ctx.relay?.relayBridgesOf(node.node_id)), node, ctx.relay), ...stunOffer(ctx) });
     },
   },
   {

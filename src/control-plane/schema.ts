@@ -132,4 +132,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE nodes ADD COLUMN candidates TEXT;
   `,
+  // 7: visibility and groups (issue 23, docs/policy.md "Visibility and groups"). Node labels (JSON
+  // object, NULL = none) and the labels a token gives the node it registers; events about one
+  // node's peer data (`peers_of`) go only to the nodes that see it; a project's membership
+  // generation moves with every change of its node set or labels, so a cached visibility model
+  // (also in another process) knows when to rebuild. psk_generation: bumped when a policy change
+  // too wide to diff pair by pair may have cut pairs off; it enters every pair's PSK (psk.ts).
+  `
+  ALTER TABLE nodes ADD COLUMN labels TEXT;
+  ALTER TABLE tokens ADD COLUMN labels TEXT;
+  ALTER TABLE events ADD COLUMN peers_of TEXT;
+  ALTER TABLE projects ADD COLUMN membership_gen INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE projects ADD COLUMN psk_generation INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -31,13 +31,14 @@ import {
 import { systemClock, type Clock } from '../io/clock.js';
 import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
-import { appendEvent, eventsFor, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
+import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
-import { canSee, getPolicy, putPolicy } from './policy.js';
+import { checkPolicy, getPolicy, putPolicy, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { prepared } from './prepared.js';
-import { bumpPairEpoch, dropPsks, pskMaster, pskMasterState, psksOf } from './psk.js';
+import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
+import { compileRulesFor, diffVisibility, ipv4Number, parseLabels, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
 
 /** The project every database has from its first start. */
 export const DEFAULT_PROJECT = 'default';
@@ -79,6 +80,40 @@ export interface NodeRow {
   readonly nsk_hash: Buffer;
   /** 1 when schema 4 found this node sharing its key with an older holder (schema.ts). */
   readonly key_conflict: number;
+  /** JSON object of the node's labels (schema 7), NULL when none. */
+  readonly labels: string | null;
+}
+
+/** A visibility change touching more nodes than this is announced by the project-wide
+ *  policy_updated alone (every node pulls state), not by targeted events per node. */
+export const MAX_TARGETED_VISIBILITY_NODES = 1024;
+/** A policy change whose changed rules cover more node pairs than this is not diffed pair by pair:
+ *  every node pulls after policy_updated, and when rules were removed the project's PSK
+ *  generation moves (every pair gets a new PSK) instead of one epoch per lost pair. */
+export const MAX_DIFF_PAIRS = 1_000_000;
+/** A node gaining or losing more peers than this at once gets one node_state_updated instead of
+ *  a peer_added / peer_removed per peer. */
+export const MAX_PEER_EVENTS_PER_NODE = 8;
+
+/** A project's visibility model with the node rows it was built from (cache entry). */
+interface CachedModel {
+  readonly key: string;
+  readonly model: Visibility;
+  /** nodes.row by node id (legacy PSK rows are keyed by row). */
+  readonly rows: ReadonlyMap<string, number>;
+  /** The policy the model was built from (parsed once per revision). */
+  readonly policy: Policy | null;
+}
+
+/** The labels column as an object ({} for NULL or anything unreadable). */
+export function labelsOf(column: string | null): Record<string, string> {
+  if (column === null) return {};
+  try {
+    const v = JSON.parse(column) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Options of ControlPlaneStore.open. */
@@ -112,6 +147,8 @@ export class ControlPlaneStore {
   /** Called after a committed transaction appended events (the server's bus pumps them). */
   onEvents: (() => void) | undefined;
   #appended = false;
+  /** Visibility models by project, keyed by membership generation and policy revision. */
+  readonly #models = new Map<string, CachedModel>();
 
   private constructor(db: Db, clock: Clock, range: MeshRange, signer: Signer, pskMasterKey: Buffer, box: SecretBox) {
     this.db = db;
@@ -210,9 +247,11 @@ export class ControlPlaneStore {
     prepared(this.db, 'INSERT OR IGNORE INTO projects (id, created_at) VALUES (?, ?)').run(id, this.now());
   }
 
-  /** Creates a single-use bootstrap token for `projectId` valid for `ttlMs`. */
-  createToken(projectId = DEFAULT_PROJECT, ttlMs = DEFAULT_TOKEN_TTL_MS): CreatedToken {
-    return createToken(this.db, projectId, ttlMs, this.now());
+  /** Creates a single-use bootstrap token for `projectId` valid for `ttlMs`; the node it
+   *  registers carries `labels` from its first registration. */
+  createToken(projectId = DEFAULT_PROJECT, ttlMs = DEFAULT_TOKEN_TTL_MS, labels: Readonly<Record<string, string>> = {}): CreatedToken {
+    const checked = parseLabels(Object.entries(labels).map(([k, v]) => `${k}=${v}`));
+    return createToken(this.db, projectId, ttlMs, this.now(), Object.keys(checked).length === 0 ? null : JSON.stringify(checked));
   }
 
   /** Revokes a token by text or id; returns how many were revoked. */
@@ -253,12 +292,13 @@ export class ControlPlaneStore {
       prepared(
         this.db,
         `INSERT INTO nodes (node_id, project_id, resource_handle, mode, public_key, mesh_ip, mesh_ip_num, nsk_hash,
-           status, registered_at, last_heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'online', ?, ?)`,
-      ).run(nodeId, req.project_id, req.resource_handle, mode, req.public_key, formatIpv4(ip), ip, sha256(nsk), now, now);
+           status, registered_at, last_heartbeat_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'online', ?, ?, ?)`,
+      ).run(nodeId, req.project_id, req.resource_handle, mode, req.public_key, formatIpv4(ip), ip, sha256(nsk), now, now, token.labels);
+      this.#touchMembership(req.project_id);
       consumeToken(this.db, token.hash, nodeId, now);
       prepared(this.db, 'INSERT INTO registrations (nonce, fingerprint, node_id, nsk, created_at) VALUES (?, ?, ?, ?, ?)').run(req.nonce, fingerprint, nodeId, this.#box.seal(registrationNskPurpose(req.nonce), nsk), now);
       const node = this.node(nodeId)!;
-      this.emit({ projectId: node.project_id, type: 'peer_added', payload: { peer: publicPeer(node) }, excludeNode: nodeId });
+      this.emit({ projectId: node.project_id, type: 'peer_added', payload: { peer: publicPeer(node) }, peersOf: nodeId });
       return this.registerResponse(node, nsk);
     });
   }
@@ -306,15 +346,93 @@ export class ControlPlaneStore {
     return node;
   }
 
-  /** The peers `node` sees, with per-pair PSKs (derived; nothing is written). */
-  peersOf(node: NodeRow): PeerInfo[] {
+  /**
+   * The peers `node` sees, with per-pair PSKs (derived; nothing is written): the nodes of its
+   * project an allow rule connects it with (visibility.ts), plus `extra` (bridges relaying for
+   * it), while not offline. No policy, no peer.
+   */
+  peersOf(node: NodeRow, extra: Iterable<string> = []): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
     return this.db.transaction(() => {
-      const others = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status FROM nodes WHERE project_id = ? AND node_id <> ? AND key_conflict = 0 ORDER BY row').all(node.project_id, node.node_id) as NodeRow[];
-      const visible = others.filter((p) => canSee(node, p));
-      const psks = psksOf(this.db, this.#pskMaster, node, visible);
+      const ids = this.visibility(node.project_id).peersOf(node.node_id);
+      for (const id of extra) if (id !== node.node_id) ids.add(id);
+      if (ids.size === 0) return [];
+      // One indexed query for the set, whatever its size.
+      const rows = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status, key_conflict FROM nodes WHERE node_id IN (SELECT value FROM json_each(?)) ORDER BY row').all(JSON.stringify([...ids])) as NodeRow[];
+      const visible = rows.filter((p) => p.project_id === node.project_id && p.key_conflict === 0 && VISIBLE_STATUSES.includes(p.status));
+      const psks = psksOf(this.db, this.#pskMaster, node, visible, projectPskGeneration(this.db, node.project_id));
       return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
     })();
+  }
+
+  /** A new membership generation for `projectId` (its node set or labels changed): random, so a
+   *  value from a rolled-back transaction is never mistaken for a later change's. */
+  #touchMembership(projectId: string): void {
+    prepared(this.db, 'UPDATE projects SET membership_gen = ? WHERE id = ?').run(randomBytes(6).readUIntBE(0, 6), projectId);
+  }
+
+  /** The visibility model of a project's nodes (key conflicts left out) under its policy; cached
+   *  until its membership generation or policy revision changes (also from another process). */
+  visibility(projectId: string): Visibility {
+    return this.#cachedModel(projectId).model;
+  }
+
+  #cachedModel(projectId: string, rulesOverride?: readonly PolicyRule[]): CachedModel {
+    const gen = (prepared(this.db, 'SELECT membership_gen FROM projects WHERE id = ?').pluck().get(projectId) as number | undefined) ?? 0;
+    const head = prepared(this.db, 'SELECT revision, fingerprint FROM policies WHERE project_id = ?').get(projectId) as { revision: number; fingerprint: string } | undefined;
+    const key = `${gen}:${head?.revision ?? '-'}:${head?.fingerprint ?? '-'}`;
+    const cached = this.#models.get(projectId);
+    if (rulesOverride === undefined && cached?.key === key) return cached;
+    const policy = cached?.key === key ? cached.policy : getPolicy(this.db, projectId);
+    const rows = new Map<string, number>();
+    let nodes: VisNode[];
+    if (cached !== undefined && cached.key.split(':')[0] === String(gen)) {
+      // Same nodes, another policy: reuse the node list.
+      nodes = [...cached.model.nodes];
+      for (const [k, v] of cached.rows) rows.set(k, v);
+    } else {
+      const list = prepared(this.db, 'SELECT row, node_id, mesh_ip_num, labels FROM nodes WHERE project_id = ? AND key_conflict = 0 ORDER BY row').all(projectId) as Array<{ row: number; node_id: string; mesh_ip_num: number; labels: string | null }>;
+      nodes = list.map((n) => {
+        rows.set(n.node_id, n.row);
+        return { id: n.node_id, ip: n.mesh_ip_num >>> 0, labels: labelsOf(n.labels) };
+      });
+    }
+    const entry: CachedModel = { key, model: new Visibility(nodes, rulesOverride ?? policy?.rules ?? []), rows, policy };
+    if (rulesOverride === undefined) this.#models.set(projectId, entry);
+    return entry;
+  }
+
+  /** True when `viewer` sees `subject` in `projectId` under the current policy (the event bus's
+   *  audience test for events carrying a node's keys or addresses). */
+  sees(projectId: string, viewer: string, subject: string): boolean {
+    return this.visibility(projectId).canSee(viewer, subject);
+  }
+
+  /**
+   * Announces a visibility change inside its transaction: every pair that lost visibility gets a
+   * new PSK epoch (a re-grant uses a new key; the old one is forgotten), and each node that gained
+   * or lost peers gets peer_added / peer_removed (reason "policy"), or one node_state_updated when
+   * there are many. `targeted` false: the caller's project-wide event already makes every node
+   * pull, so beyond MAX_TARGETED_VISIBILITY_NODES nodes no targeted events are sent.
+   */
+  #applyVisibilityChange(projectId: string, diff: ReadonlyMap<string, VisibilityChange>, rows: ReadonlyMap<string, number>, alwaysTarget: boolean): void {
+    for (const [a, change] of diff) {
+      for (const b of change.lost) {
+        if (a < b) bumpPairEpoch(this.db, { row: rows.get(a) ?? -1, node_id: a }, { row: rows.get(b) ?? -1, node_id: b });
+      }
+    }
+    if (!alwaysTarget && diff.size > MAX_TARGETED_VISIBILITY_NODES) return;
+    for (const [a, change] of diff) {
+      if (change.gained.length + change.lost.length > MAX_PEER_EVENTS_PER_NODE) {
+        this.emit({ projectId, type: 'node_state_updated', payload: {}, targetNode: a });
+        continue;
+      }
+      for (const b of change.gained) {
+        const peer = this.node(b);
+        if (peer !== undefined && VISIBLE_STATUSES.includes(peer.status)) this.emit({ projectId, type: 'peer_added', payload: { peer: publicPeer(peer) }, targetNode: a });
+      }
+      for (const b of change.lost) this.emit({ projectId, type: 'peer_removed', payload: { node_id: b, reason: 'policy' }, targetNode: a });
+    }
   }
 
   /** Gives the pair of nodes a new PSK (bumps the pair's epoch); both get peer_psk_assigned and
@@ -332,16 +450,16 @@ export class ControlPlaneStore {
   }
 
   /** The authoritative state of `node` (GET /v1/nodes/{id}/state); remembers how far the node is
-   *  reconciled. */
-  stateOf(node: NodeRow): StateResponse {
+   *  reconciled. `extra`: node ids it sees besides the policy's (bridges relaying for it). */
+  stateOf(node: NodeRow, extra: Iterable<string> = []): StateResponse {
     return this.tx(() => {
       prepared(this.db, 'UPDATE nodes SET last_state_seq = ? WHERE node_id = ?').run(lastSeq(this.db), node.node_id);
       const executions = (prepared(this.db, "SELECT * FROM executions WHERE node_id = ? AND status IN ('pending', 'ack', 'started') ORDER BY created_at").all(node.node_id) as ExecutionRow[]).map(executionOut);
       return {
         node_id: node.node_id,
         mesh_ip: node.mesh_ip,
-        peers: this.peersOf(node),
-        policy: getPolicy(this.db, node.project_id),
+        peers: this.peersOf(node, extra),
+        policy: this.policyFor(node),
         bridge: null,
         executions,
       };
@@ -368,9 +486,10 @@ export class ControlPlaneStore {
       if (nat.endpoint !== undefined) this.#setEndpoint(current, nat.endpoint, current.candidates, nat.nat_type ?? current.nat_type, now);
       else if (nat.nat_type !== undefined) prepared(this.db, 'UPDATE nodes SET nat_type = ? WHERE node_id = ?').run(nat.nat_type, node.node_id);
       if (wasOffline) {
-        this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, excludeNode: node.node_id });
+        this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, peersOf: node.node_id });
       }
-      const behind = !streaming && eventsFor(this.db, current.project_id, current.node_id, current.last_state_seq, 1).length > 0;
+      const sees = (p: string, v: string, subject: string): boolean => this.sees(p, v, subject);
+      const behind = !streaming && eventsFor(this.db, current.project_id, current.node_id, current.last_state_seq, 64).some((e) => isAudience(e, current.project_id, current.node_id, sees));
       return { accepted_at: formatRfc3339(now), reconcile: wasOffline || behind, rotate_keys: current.rotate_requested !== 0 };
     });
   }
@@ -395,7 +514,7 @@ export class ControlPlaneStore {
     prepared(this.db, 'UPDATE nodes SET endpoint = ?, candidates = ?, nat_type = ?, endpoint_reported_at = ? WHERE node_id = ?').run(endpoint, candidates, natType, now, current.node_id);
     if (current.endpoint !== endpoint || current.candidates !== candidates) {
       const list = candidatesOf(candidates);
-      this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: current.node_id, endpoint, ...(list === undefined ? {} : { candidates: list }) }, excludeNode: current.node_id });
+      this.emit({ projectId: current.project_id, type: 'peer_endpoint_changed', payload: { node_id: current.node_id, endpoint, ...(list === undefined ? {} : { candidates: list }) }, peersOf: current.node_id });
     }
   }
 
@@ -414,8 +533,9 @@ export class ControlPlaneStore {
         this.db,
         'UPDATE nodes SET public_key = ?, key_version = key_version + 1, key_rotated_at = ?, rotation_id = ?, rotate_requested = 0, key_conflict = 0 WHERE node_id = ?',
       ).run(newPublicKey, this.now(), rotationId, node.node_id);
+      if (current.key_conflict !== 0) this.#touchMembership(current.project_id);
       const updated = this.node(node.node_id)!;
-      this.emit({ projectId: updated.project_id, type: 'peer_key_rotated', payload: { peer: publicPeer(updated) }, excludeNode: node.node_id });
+      this.emit({ projectId: updated.project_id, type: 'peer_key_rotated', payload: { peer: publicPeer(updated) }, peersOf: node.node_id });
       return { rotation_id: rotationId, kid: keyKid(newPublicKey), wrap_key_version: updated.key_version };
     });
   }
@@ -456,6 +576,7 @@ export class ControlPlaneStore {
       const node = this.node(nodeId);
       if (node === undefined) return false;
       prepared(this.db, 'DELETE FROM nodes WHERE node_id = ?').run(nodeId);
+      this.#touchMembership(node.project_id);
       dropPsks(this.db, node);
       prepared(this.db, 'DELETE FROM registrations WHERE node_id = ?').run(nodeId);
       prepared(this.db, 'DELETE FROM executions WHERE node_id = ?').run(nodeId);
@@ -473,7 +594,7 @@ export class ControlPlaneStore {
       const going = prepared(this.db, "SELECT * FROM nodes WHERE status <> 'offline' AND last_heartbeat_at < ?").all(now - OFFLINE_AFTER_MS) as NodeRow[];
       for (const node of going) {
         prepared(this.db, "UPDATE nodes SET status = 'offline' WHERE node_id = ?").run(node.node_id);
-        this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: node.node_id, reason: 'offline' }, excludeNode: node.node_id });
+        this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: node.node_id, reason: 'offline' }, peersOf: node.node_id });
       }
       return unreachable + going.length;
     });
@@ -534,18 +655,92 @@ export class ControlPlaneStore {
     return getPolicy(this.db, projectId);
   }
 
-  /** Sets a project's firewall rules; when they changed, every node of the project gets
-   *  policy_updated. Throws ControlPlaneError project_not_found for an unknown project. */
-  setPolicy(projectId: string, rules: readonly FirewallRule[]): { policy: Policy; changed: boolean } {
+  /**
+   * Sets a project's firewall rules (groups allowed, visibility.ts). When they changed, every node
+   * of the project gets policy_updated, and visibility is recomputed from the rules that changed:
+   * nodes gaining or losing peers are told, lost pairs get a new PSK epoch. Throws
+   * ControlPlaneError project_not_found, or validation_failed (a malformed selector, an unknown
+   * group, a rule letting a node see only itself) and then changes nothing. Returns warnings
+   * (groups matching no node yet).
+   */
+  setPolicy(projectId: string, rules: readonly PolicyRule[]): { policy: Policy; changed: boolean; warnings: string[] } {
     return this.tx(() => {
       if (prepared(this.db, 'SELECT 1 FROM projects WHERE id = ?').get(projectId) === undefined) {
         throw new ControlPlaneError('project_not_found', `project ${JSON.stringify(projectId)} does not exist`);
       }
+      const before = this.#cachedModel(projectId);
+      let after: CachedModel;
+      try {
+        after = this.#cachedModel(projectId, rules);
+      } catch (err) {
+        if (err instanceof RangeError) throw new ControlPlaneError('validation_failed', err.message);
+        throw err;
+      }
+      const check = checkPolicy(rules, after.model, this.#labelKeys(projectId));
+      if (check.errors.length > 0) throw new ControlPlaneError('validation_failed', check.errors.join('; '));
       const out = putPolicy(this.db, projectId, rules, this.now());
       if (out.changed) {
         this.emit({ projectId, type: 'policy_updated', payload: { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint } });
+        const diff = diffVisibility(before.model, after.model, [], MAX_DIFF_PAIRS);
+        if (diff !== undefined) this.#applyVisibilityChange(projectId, diff, after.rows, false);
+        else if ([...before.model.ruleKeys].some((k) => !after.model.ruleKeys.has(k))) {
+          // Too wide to diff pair by pair (policy_updated makes every node pull anyway), and pairs
+          // may have been cut off: every pair of the project gets a new PSK at once.
+          bumpProjectPskGeneration(this.db, projectId);
+        }
       }
-      return out;
+      return { ...out, warnings: check.warnings };
+    });
+  }
+
+  /** Label keys any node of the project or any unused, unexpired token for it carries (a group
+   *  naming another key is unknown). */
+  #labelKeys(projectId: string): Set<string> {
+    const keys = new Set<string>();
+    for (const n of this.visibility(projectId).nodes) for (const k of Object.keys(n.labels)) keys.add(k);
+    const tokens = prepared(this.db, 'SELECT labels FROM tokens WHERE project_id = ? AND labels IS NOT NULL AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > ?').pluck().all(projectId, this.now()) as string[];
+    for (const t of tokens) for (const k of Object.keys(labelsOf(t))) keys.add(k);
+    return keys;
+  }
+
+  /**
+   * The policy block `node` gets: the project's rules with groups compiled to member addresses
+   * for this node (upstream's rule shape; the fingerprint is then that of the compiled rules, so
+   * a membership change reaches the agent as a new fingerprint). Null when no policy is set.
+   */
+  policyFor(node: NodeRow): Policy | null {
+    const { policy, model } = this.#cachedModel(node.project_id);
+    if (policy === null) return null;
+    const rules = policy.rules as readonly PolicyRule[];
+    if (!rules.some((r) => r.source_group !== undefined || r.destination_group !== undefined)) return policy;
+    const self = model.node(node.node_id) ?? { id: node.node_id, ip: ipv4Number(node.mesh_ip), labels: labelsOf(node.labels) };
+    const compiled = compileRulesFor(model, self, rules);
+    return { revision_id: policy.revision_id, fingerprint: rulesFingerprint(compiled), rules: compiled };
+  }
+
+  /**
+   * Sets and removes labels of a node (`control-plane nodes label`): `set` adds or replaces,
+   * `remove` drops keys. Visibility is recomputed for this node's pairs only; nodes gaining or
+   * losing it are told, and it and every node that saw it before or after get node_state_updated
+   * (their compiled group rules may name it). Returns the new labels, or undefined when the node
+   * does not exist. Throws RangeError on malformed labels (nothing changes).
+   */
+  labelNode(nodeId: string, set: Readonly<Record<string, string>>, remove: readonly string[] = []): Record<string, string> | undefined {
+    return this.tx(() => {
+      const node = this.node(nodeId);
+      if (node === undefined) return undefined;
+      const labels = { ...labelsOf(node.labels), ...set };
+      for (const k of remove) delete labels[k];
+      const checked = parseLabels(Object.entries(labels).map(([k, v]) => `${k}=${v}`));
+      const before = this.#cachedModel(node.project_id);
+      prepared(this.db, 'UPDATE nodes SET labels = ? WHERE node_id = ?').run(Object.keys(checked).length === 0 ? null : JSON.stringify(checked), nodeId);
+      this.#touchMembership(node.project_id);
+      const after = this.#cachedModel(node.project_id);
+      const diff = diffVisibility(before.model, after.model, [nodeId]);
+      this.#applyVisibilityChange(node.project_id, diff, after.rows, true);
+      const refresh = new Set([nodeId, ...before.model.peersOf(nodeId), ...after.model.peersOf(nodeId)]);
+      for (const id of refresh) if (!diff.has(id)) this.emit({ projectId: node.project_id, type: 'node_state_updated', payload: {}, targetNode: id });
+      return checked;
     });
   }
 

@@ -27,15 +27,16 @@ export interface CreatedToken {
   readonly expiresAt: number;
 }
 
-/** Creates a token for an existing project. Throws Error when the project does not exist. */
-export function createToken(db: Db, projectId: string, ttlMs: number, now: number): CreatedToken {
+/** Creates a token for an existing project; the node it registers gets `labels` (JSON text of a
+ *  checked label object, or null). Throws Error when the project does not exist. */
+export function createToken(db: Db, projectId: string, ttlMs: number, now: number, labels: string | null = null): CreatedToken {
   if (!(ttlMs > 0)) throw new RangeError(`expected a positive ttl, got ${ttlMs}`);
   if (prepared(db, 'SELECT 1 FROM projects WHERE id = ?').get(projectId) === undefined) {
     throw new Error(`project ${JSON.stringify(projectId)} does not exist`);
   }
   const token = `pbt_${randomBytes(32).toString('base64url')}`;
   const hash = tokenHash(token);
-  prepared(db, 'INSERT INTO tokens (hash, project_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(hash, projectId, now, now + ttlMs);
+  prepared(db, 'INSERT INTO tokens (hash, project_id, created_at, expires_at, labels) VALUES (?, ?, ?, ?, ?)').run(hash, projectId, now, now + ttlMs, labels);
   return { token, id: tokenId(hash), projectId, expiresAt: now + ttlMs };
 }
 
@@ -51,20 +52,20 @@ export function revokeToken(db: Db, tokenOrId: string, now: number): number {
 
 /** Outcome of checking a token for a registration. */
 export type TokenCheck =
-  | { readonly ok: true; readonly hash: string }
+  | { readonly ok: true; readonly hash: string; readonly labels: string | null }
   | { readonly ok: false; readonly code: 'token_invalid' | 'token_revoked' | 'token_consumed' | 'token_expired' };
 
 /** Checks `token` for `projectId` at `now` without consuming it. */
 export function checkToken(db: Db, token: string, projectId: string, now: number): TokenCheck {
   const hash = tokenHash(token);
-  const row = prepared(db, 'SELECT project_id, expires_at, revoked_at, consumed_at FROM tokens WHERE hash = ?').get(hash) as
-    | { project_id: string; expires_at: number; revoked_at: number | null; consumed_at: number | null }
+  const row = prepared(db, 'SELECT project_id, expires_at, revoked_at, consumed_at, labels FROM tokens WHERE hash = ?').get(hash) as
+    | { project_id: string; expires_at: number; revoked_at: number | null; consumed_at: number | null; labels: string | null }
     | undefined;
   if (row === undefined || row.project_id !== projectId) return { ok: false, code: 'token_invalid' };
   if (row.revoked_at !== null) return { ok: false, code: 'token_revoked' };
   if (row.consumed_at !== null) return { ok: false, code: 'token_consumed' };
   if (row.expires_at <= now) return { ok: false, code: 'token_expired' };
-  return { ok: true, hash };
+  return { ok: true, hash, labels: row.labels };
 }
 
 /** Marks a checked token as used by `nodeId`. */

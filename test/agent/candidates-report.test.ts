@@ -22,7 +22,7 @@ describe('agent endpoint candidates', () => {
   let cp: ControlPlane;
   const agents: Agent[] = [];
   beforeAll(async () => {
-    ({ dir, cp } = await startControlPlane('plexd-candidates-', { logger: log, pollMs: 50 }));
+    ({ dir, cp } = await startControlPlane('plexd-candidates-', { logger: log, pollMs: 50 }, true));
   });
   afterAll(() => stopMesh(agents, cp, dir));
 

@@ -22,7 +22,7 @@ describe('agent reconcile with duplicate public keys', () => {
   const keys = () => [...agent.iface.device.snapshot().peers].map((p) => Buffer.from(p.publicKey).toString('base64')).sort();
 
   beforeAll(async () => {
-    ({ dir, cp } = await startControlPlane('plexd-dupkeys-', { pollMs: 50 }));
+    ({ dir, cp } = await startControlPlane('plexd-dupkeys-', { pollMs: 50 }, true));
     const config = loopbackAgentConfig(cp.url, dir, 0, 'dup-0', [['registration.token', cp.store.createToken().token]]);
     agent = await Agent.start({ config, logger: log, env: {}, heartbeatIntervalMs: 30_000, health: false, nodeApi: false });
   }, 30_000);

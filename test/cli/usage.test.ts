@@ -97,8 +97,8 @@ describe('control-plane', () => {
     const r = await run('control-plane', 'token');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^control-plane: expected token create or token revoke, got ""\n/);
-    expect((await run('control-plane', 'nodes', 'lsit')).stderr).toMatch(/^control-plane: expected nodes list, nodes remove or nodes rotate-keys, got "lsit"\n/);
-    expect((await run('control-plane', 'policy')).stderr).toMatch(/^control-plane: expected policy set or policy show, got ""\n/);
+    expect((await run('control-plane', 'nodes', 'lsit')).stderr).toMatch(/^control-plane: expected nodes list, nodes label, nodes remove or nodes rotate-keys, got "lsit"\n/);
+    expect((await run('control-plane', 'policy')).stderr).toMatch(/^control-plane: expected policy set, policy show or policy explain, got ""\n/);
   });
 
   it('serve --listen nonsense is bad usage, exit 2, before anything opens', async () => {

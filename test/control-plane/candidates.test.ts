@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { stunOffer } from '../../src/control-plane/routes.js';
 import { harnessEach, openStream } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 const now = () => new Date().toISOString();
 
 describe('endpoint candidates', () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/cli/control-plane.js';
 import { harnessEach, openStream, randomKey, runCli as cli } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 describe('control-plane CLI against a running server', () => {
   it('token create --json makes a token that registers once', async () => {
@@ -60,9 +60,10 @@ describe('control-plane CLI against a running server', () => {
       const file = join(h.dir, 'rules.json');
       writeFileSync(file, JSON.stringify([{ action: 'allow', protocol: 'udp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: { from: 53, to: 53 } }]));
       const r = await cli('policy', 'set', '--db', h.dbFile, '--file', file);
-      expect(r.out).toMatch(/policy set: revision 1/);
+      expect(r.err).toBe('');
+      expect(r.out).toMatch(/policy set: revision 2/); // the harness's allow-all is revision 1
       const e = await s.next((x) => x.envelope.type === 'policy_updated', 3000);
-      expect(e.envelope.payload.revision_id).toBe('1');
+      expect(e.envelope.payload.revision_id).toBe('2');
       writeFileSync(file, JSON.stringify([{ action: 'maybe' }]));
       const bad = await cli('policy', 'set', '--db', h.dbFile, '--file', file);
       expect(bad.code).toBe(1);

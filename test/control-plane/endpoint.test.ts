@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { harnessEach, openStream } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 const now = () => new Date().toISOString();
 

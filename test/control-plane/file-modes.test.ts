@@ -16,6 +16,7 @@ import { derivePsk } from '../../src/control-plane/psk.js';
 import { isSealed } from '../../src/control-plane/secrets.js';
 import { createControlPlane } from '../../src/control-plane/server.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { randomKey, runCli } from './harness.js';
 
 const mode = (file: string): number => statSync(file).mode & 0o777;
@@ -125,6 +126,7 @@ describe('secrets sealed at rest', () => {
   it('stores the signing key and PSK master sealed: neither appears in the database files', () => {
     const db = join(dir, 'cp.db');
     const store = ControlPlaneStore.open(db);
+    store.setPolicy('default', ALLOW_ALL_MESH_RULES);
     const a = registerOne(store);
     const b = registerOne(store);
     const secret = Buffer.from(store.signer.secretKey);
@@ -180,6 +182,7 @@ describe('secrets sealed at rest', () => {
     try {
       expect(store.signer.keyId).toBe(signingKeyId(k.publicKey));
       expect(Buffer.from(store.signer.publicKey).equals(Buffer.from(signingPublicKey(k.secretKey)))).toBe(true);
+      store.setPolicy('default', ALLOW_ALL_MESH_RULES);
       const a = registerOne(store);
       const b = registerOne(store);
       expect(store.peersOf(store.node(a)!)[0]!.psk).toBe(derivePsk(master, a, b, 0).toString('base64'));

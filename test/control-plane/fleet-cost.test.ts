@@ -11,7 +11,7 @@ import { harnessEach, type Registered } from './harness.js';
 
 describe('control plane per-request cost', () => {
   const clock = new ManualClock(0, Date.now());
-  const h = harnessEach({ sweepMs: 60_000, clock });
+  const h = harnessEach({ sweepMs: 60_000, clock }, { open: true });
 
   const endpoint = (n: Registered, ep: string, nat: string) =>
     h.call('PUT', `/v1/nodes/${n.node_id}/endpoint`, { endpoint: ep, nat_type: nat, reported_at: formatRfc3339(clock.wallMs()) }, n.auth);

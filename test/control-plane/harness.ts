@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { encodeNodeCredential, parseEnvelope, type EventEnvelope, type RegisterResponse } from '../../src/api/index.js';
 import { afterEach, beforeEach, vi } from 'vitest';
 import { runControlPlane } from '../../src/cli/control-plane.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
+
+/** Sets an allow-all policy on project default: every node sees every other (without a policy
+ *  no node sees any, docs/policy.md "Visibility and groups"). */
+export function openMesh(h: { readonly cp: ControlPlane }): void {
+  h.cp.store.setPolicy('default', ALLOW_ALL_MESH_RULES);
+}
 
 export interface Harness {
   readonly cp: ControlPlane;
@@ -32,8 +39,14 @@ export interface Registered extends RegisterResponse {
 /** A random base64 X25519-sized public key. */
 export const randomKey = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
 
+/** How a harness starts: `open: true` sets an allow-all policy after every fresh start (for tests
+ *  about something else than visibility, written when every node saw every other). */
+export interface HarnessMode {
+  readonly open?: boolean;
+}
+
 /** A control plane over HTTP, not started yet (see Harness.start); `opts` apply to every start. */
-export function createHarness(opts: Partial<ControlPlaneOptions> = {}): Harness {
+export function createHarness(opts: Partial<ControlPlaneOptions> = {}, mode: HarnessMode = {}): Harness {
   let dir: string | undefined;
   let cp: ControlPlane | undefined;
   let options = opts;
@@ -75,6 +88,7 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}): Harness 
       dir = mkdtempSync(join(tmpdir(), 'cp-test-'));
       options = { ...opts, ...over };
       cp = await open(dir);
+      if (mode.open === true) openMesh(h);
     },
     async restart() {
       const was = running();
@@ -95,8 +109,8 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}): Harness 
  * A harness for every test of the enclosing file or describe block: started before each test,
  * stopped (and vi spies restored) after it.
  */
-export function harnessEach(opts: Partial<ControlPlaneOptions> = {}): Harness {
-  const h = createHarness(opts);
+export function harnessEach(opts: Partial<ControlPlaneOptions> = {}, mode: HarnessMode = {}): Harness {
+  const h = createHarness(opts, mode);
   beforeEach(() => h.start());
   afterEach(async () => {
     vi.restoreAllMocks();

@@ -5,7 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { harnessEach, openStream, type Registered } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
+
+/** A project-wide event that changes no pair's visibility (so no peer event follows it): the end
+ *  marker a reader waits for (the allow-all set at start is revision 1). */
+const MARKER = [{ action: 'allow' as const, protocol: 'any' as const, source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: null }];
+const isMarker = (e: { envelope: { type: string; payload: Record<string, unknown> } }): boolean => e.envelope.type === 'policy_updated' && e.envelope.payload.revision_id === '2';
 
 describe('targeted events in a replay', () => {
   it('a replay from Last-Event-ID 0 holds no event targeted at another node', async () => {
@@ -16,27 +21,28 @@ describe('targeted events in a replay', () => {
     h.cp.store.requestKeyRotation(b.node_id);
     h.cp.store.createExecution(b.node_id, 'ping', { to: '10.0.0.1' });
     h.cp.store.rotatePairPsk(b.node_id, c.node_id);
-    h.cp.store.setPolicy('default', []); // project-wide: the end marker
+    h.cp.store.setPolicy('default', MARKER); // project-wide: the end marker
     const replay = async (n: Registered) => {
       const s = await openStream(h.cp.url, n.node_id, { ...n.auth, 'last-event-id': '0' });
       try {
-        await s.next((e) => e.envelope.type === 'policy_updated');
+        await s.next(isMarker);
         return s.events.map((e) => e.envelope);
       } finally {
         s.close();
       }
     };
     const ofA = await replay(a);
-    expect(ofA.map((e) => e.type)).toEqual(['peer_added', 'peer_added', 'policy_updated']);
+    expect(ofA.map((e) => e.type)).toEqual(['policy_updated', 'peer_added', 'peer_added', 'policy_updated']);
     expect(ofA.every((e) => e.scope === 'project:default')).toBe(true);
     const ofB = (await replay(b)).map((e) => e.type);
-    expect(ofB).toEqual(['peer_added', 'peer_added', 'rotate_keys', 'action_request', 'peer_psk_assigned', 'policy_updated']);
+    expect(ofB).toEqual(['policy_updated', 'peer_added', 'peer_added', 'rotate_keys', 'action_request', 'peer_psk_assigned', 'policy_updated']);
   });
 });
 
 describe('isolation between projects', () => {
   it('a node sees, receives and derives nothing of another project', async () => {
     h.cp.store.createProject('p2');
+    h.cp.store.setPolicy('p2', MARKER);
     const p2Token = () => h.cp.store.createToken('p2').token;
     const a1 = await h.register();
     const sa = await openStream(h.cp.url, a1.node_id, a1.auth);
@@ -59,17 +65,17 @@ describe('isolation between projects', () => {
       const pskOf = (st: { peers: Array<{ psk: string }> }) => st.peers.map((p) => p.psk);
       for (const psk of pskOf(sb1)) expect(pskOf(sa1)).not.toContain(psk);
       // Events: p2's policy, rotations and registrations never reach a1, live or replayed.
-      h.cp.store.setPolicy('p2', []);
+      h.cp.store.setPolicy('p2', [...MARKER, ...MARKER]);
       h.cp.store.rotatePairPsk(b1.node_id, b2.node_id);
-      h.cp.store.setPolicy('default', []);
-      await sa.next((e) => e.envelope.type === 'policy_updated');
+      h.cp.store.setPolicy('default', MARKER);
+      await sa.next(isMarker);
       const live = sa.events.map((e) => e.envelope);
       expect(live.map((e) => e.type)).toEqual(['peer_added', 'policy_updated']);
       const replay = await openStream(h.cp.url, a1.node_id, { ...a1.auth, 'last-event-id': '0' });
       try {
-        await replay.next((e) => e.envelope.type === 'policy_updated');
+        await replay.next(isMarker);
         const text = JSON.stringify(replay.events.map((e) => e.envelope));
-        expect(replay.events.map((e) => e.envelope.type)).toEqual(['peer_added', 'policy_updated']);
+        expect(replay.events.map((e) => e.envelope.type)).toEqual(['policy_updated', 'peer_added', 'policy_updated']);
         for (const id of p2Ids) expect(text).not.toContain(id);
         expect(text).not.toContain('project:p2');
       } finally {

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { encodeNodeCredential, parseStateResponse, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
-import { harnessEach, openStream, randomKey } from './harness.js';
+import { harnessEach, openStream, randomKey, openMesh } from './harness.js';
 
 const h = harnessEach();
 
@@ -39,17 +39,22 @@ describe('node endpoints', () => {
   it('state lists peers with the same PSK on both sides, policy null until set', async () => {
     const a = await h.register();
     const b = await h.register();
+    // No policy: deny by default, no node sees another (issue 23).
+    const none = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, a.auth);
+    expect(none.body.policy).toBeNull();
+    expect(none.body.peers).toEqual([]);
+    expect(b.peer_snapshot).toEqual([]);
+    openMesh(h);
     const sa = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, a.auth);
     const sb = await h.call('GET', `/v1/nodes/${b.node_id}/state`, undefined, b.auth);
     expect(parseStateResponse(sa.body).ok).toBe(true);
-    expect(sa.body.policy).toBeNull();
     expect(sa.body.bridge).toBeNull();
     expect(sa.body.peers.map((p: { node_id: string }) => p.node_id)).toEqual([b.node_id]);
     expect(sa.body.peers[0].psk).toBe(sb.body.peers[0].psk);
-    expect(sa.body.peers[0].psk).toBe(b.peer_snapshot[0]!.psk);
     h.cp.store.setPolicy('default', [{ action: 'allow', protocol: 'tcp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.1/32', ports: { from: 22, to: 22 } }]);
     const withPolicy = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, a.auth);
-    expect(withPolicy.body.policy).toMatchObject({ revision_id: '1', fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(withPolicy.body.policy).toMatchObject({ revision_id: '2', fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(withPolicy.body.peers[0].psk).toBe(sb.body.peers[0].psk);
   });
 
   it('heartbeat accepts a good clock and refuses skew beyond 60 s', async () => {
@@ -63,6 +68,7 @@ describe('node endpoints', () => {
   });
 
   it('endpoint reports reach peers as peer_endpoint_changed', async () => {
+    openMesh(h);
     const a = await h.register();
     const b = await h.register();
     const s = await openStream(h.cp.url, b.node_id, b.auth);
@@ -79,6 +85,7 @@ describe('node endpoints', () => {
   });
 
   it('key rotation, capabilities, executions and deregistration', async () => {
+    openMesh(h);
     const a = await h.register();
     const b = await h.register();
     const key = randomKey();
@@ -104,6 +111,7 @@ describe('node endpoints', () => {
   it('marks silent nodes unreachable, then offline and out of their peers lists', async () => {
     let wall = Date.now();
     await h.start({ clock: { now: () => wall, wallMs: () => wall } });
+    openMesh(h);
     const a = await h.register();
     const b = await h.register();
     const s = await openStream(h.cp.url, b.node_id, b.auth);
@@ -130,6 +138,7 @@ describe('node endpoints', () => {
 
 describe('event stream', () => {
   it('sends signed envelopes that verify with the api helpers, with id lines', async () => {
+    openMesh(h);
     const a = await h.register();
     const s = await openStream(h.cp.url, a.node_id, a.auth);
     try {
@@ -149,6 +158,7 @@ describe('event stream', () => {
   });
 
   it('replays from Last-Event-ID', async () => {
+    openMesh(h);
     const a = await h.register();
     const first = await openStream(h.cp.url, a.node_id, a.auth);
     await h.register();
@@ -159,7 +169,8 @@ describe('event stream', () => {
     h.cp.store.requestKeyRotation(a.node_id);
     h.cp.store.requestKeyRotation(c.node_id);
     h.cp.store.createExecution(c.node_id, 'noop', {});
-    h.cp.store.setPolicy('default', []);
+    // Another revision that keeps every pair visible (so no peer events follow it).
+    h.cp.store.setPolicy('default', [{ action: 'allow', protocol: 'any', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: null }]);
     const again = await openStream(h.cp.url, a.node_id, { ...a.auth, 'last-event-id': e1.id! });
     try {
       await again.next((x) => x.envelope.type === 'policy_updated');
@@ -230,7 +241,7 @@ describe('restart', () => {
   it('loses nothing: nodes, credentials, PSKs, policy, signing key, event ids', async () => {
     const a = await h.register();
     const b = await h.register();
-    h.cp.store.setPolicy('default', [{ action: 'deny', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null }]);
+    h.cp.store.setPolicy('default', [{ action: 'allow', protocol: 'tcp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: { from: 443, to: 443 } }]);
     const before = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, a.auth);
     const keyBefore = h.cp.store.signer.keyId;
     await h.restart();

@@ -12,9 +12,10 @@ import { schemaVersion } from '../../src/control-plane/database.js';
 import { derivePsk } from '../../src/control-plane/psk.js';
 import { MIGRATIONS } from '../../src/control-plane/schema.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { harnessEach, openStream, randomKey } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 const count = (table: string) => (h.cp.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 
@@ -115,6 +116,7 @@ describe('migration from schema 1', () => {
       const store = ControlPlaneStore.open(file);
       try {
         expect(schemaVersion(store.db)).toBe(MIGRATIONS.length);
+        store.setPolicy('default', ALLOW_ALL_MESH_RULES);
         const n0 = store.node(ids[0]!)!;
         expect(store.peersOf(n0)[0]!.psk).toBe(stored.toString('base64'));
         expect(store.peersOf(store.node(ids[1]!)!)[0]!.psk).toBe(stored.toString('base64'));

@@ -13,9 +13,10 @@ import { MIGRATIONS } from '../../src/control-plane/schema.js';
 import { createControlPlane } from '../../src/control-plane/server.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
 import { createLogger } from '../../src/log/logger.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { harnessEach, randomKey } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 describe('public keys are unique', () => {
   it('registration with a key another node holds is 409 public_key_in_use, and uses no token', async () => {
@@ -80,6 +81,7 @@ describe('migration 4 over existing duplicates', () => {
       const cp = await createControlPlane({ db: file, listen: '127.0.0.1:0', insecureHttp: true, logger: createLogger('error', '', (l) => void lines.push(l)) });
       try {
         const store: ControlPlaneStore = cp.store;
+        store.setPolicy('default', ALLOW_ALL_MESH_RULES);
         expect(store.keyConflicts().map((n) => n.node_id)).toEqual([claimer]);
         expect(lines.filter((l) => l.includes(claimer) && l.includes('shares its WireGuard public key'))).toHaveLength(1);
         const peersOfOther = () => store.peersOf(store.node(other)!).map((p) => p.node_id);

@@ -4,7 +4,7 @@ import { parseRegisterResponse } from '../../src/api/index.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
 import { harnessEach, randomKey } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 describe('POST /v1/register', () => {
   it('registers a node and returns a contract-valid body', async () => {

@@ -7,7 +7,7 @@ import { formatRfc3339 } from '../../src/api/index.js';
 import { harnessEach, openStream, type Registered } from './harness.js';
 
 describe('control plane relay assignment', () => {
-  const h = harnessEach({ sweepMs: 60_000 });
+  const h = harnessEach({ sweepMs: 60_000 }, { open: true });
 
   const endpoint = (n: Registered, ep: string, nat: string) =>
     h.call('PUT', `/v1/nodes/${n.node_id}/endpoint`, { endpoint: ep, nat_type: nat, reported_at: formatRfc3339(Date.now()) }, n.auth);

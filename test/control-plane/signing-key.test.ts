@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeBase64, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
 import { harnessEach, openStream, runCli as cli } from './harness.js';
 
-const h = harnessEach();
+const h = harnessEach({}, { open: true });
 
 describe('signing-key rotate', () => {
   it('announces the new key signed by the old one, then signs everything with the new one', async () => {

@@ -33,7 +33,7 @@ function getFrom(url: string, path: string, localAddress: string): Promise<numbe
 }
 
 describe('control plane connection limits', () => {
-  const h = harnessEach({ httpLimits: TINY });
+  const h = harnessEach({ httpLimits: TINY }, { open: true });
 
   // Each kind against the one mechanism that must close it, the others set far away.
   const LONG = 60_000;

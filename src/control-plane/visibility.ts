@@ -1,0 +1,350 @@
+// Visibility (issue 23, docs/policy.md "Visibility and groups"): which nodes of a project learn
+// each other. Two nodes see each other when at least one allow rule lets traffic pass between them
+// in either direction (a reply direction counts); no rule, no peer (deny by default). Rules name
+// their ends by IPv4 CIDR (a node's mesh IP) or by a label selector (a group). The model is built
+// once per policy revision and node membership: each rule's two member sets, each node's rules,
+// so a node's peer list is the union of its rules' other sides and a pair is decided by the rules
+// of one end. A revision is compared with the previous one by the rules that changed only.
+
+import type { FirewallRule } from '../api/index.js';
+import { formatIpv4 } from './mesh-ip.js';
+
+/** A node as visibility sees it. `ip` is the IPv4 mesh address as an unsigned 32-bit number. */
+export interface VisNode {
+  readonly id: string;
+  readonly ip: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A firewall rule as the control plane stores it: upstream's shape plus optional groups (label
+ *  selectors) in place of a CIDR. Agents never see the groups (compileRulesFor). */
+export interface PolicyRule extends FirewallRule {
+  readonly source_group?: string;
+  readonly destination_group?: string;
+}
+
+/** A label selector: every `key=value` must hold (sorted by key). */
+export type Selector = readonly (readonly [string, string])[];
+
+/** One end of a rule, as far as mesh nodes are concerned. IPv6 CIDRs match no node (mesh IPs
+ *  are IPv4). */
+export type Side =
+  | { readonly kind: 'cidr'; readonly lo: number; readonly hi: number; readonly key: string }
+  | { readonly kind: 'group'; readonly selector: Selector; readonly key: string }
+  | { readonly kind: 'none'; readonly key: string };
+
+/** Most labels one node may carry. */
+export const MAX_LABELS = 32;
+const LABEL_KEY = /^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+/** Parses `key=value` label arguments. Throws RangeError naming the bad one ("expected
+ *  key=value ..."). */
+export function parseLabels(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const eq = a.indexOf('=');
+    const key = eq < 0 ? a : a.slice(0, eq);
+    const value = eq < 0 ? '' : a.slice(eq + 1);
+    if (!LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) {
+      throw new RangeError(`expected a label key=value (key 1..63 of [A-Za-z0-9._/-], value 1..63 of [A-Za-z0-9._-], both starting and ending alphanumeric), got ${JSON.stringify(a)}`);
+    }
+    if (Object.hasOwn(out, key) && out[key] !== value) throw new RangeError(`expected one value for label ${key}, got ${out[key]} and ${value}`);
+    out[key] = value;
+  }
+  if (Object.keys(out).length > MAX_LABELS) throw new RangeError(`expected at most ${MAX_LABELS} labels, got ${Object.keys(out).length}`);
+  return out;
+}
+
+/** Parses a label selector `key=value[,key=value...]`. Throws RangeError. */
+export function parseSelector(text: string): Selector {
+  if (text.length === 0 || text.length > 1024) throw new RangeError(`expected a label selector key=value[,key=value...], got ${JSON.stringify(text)}`);
+  const labels = parseLabels(text.split(','));
+  return Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function parseIpv4(text: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (m === null) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+/** The IPv4 address `text` as a number. Throws RangeError when it is not one. */
+export function ipv4Number(text: string): number {
+  const n = parseIpv4(text);
+  if (n === undefined) throw new RangeError(`expected an IPv4 address, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function cidrSide(cidr: string): Side {
+  const slash = cidr.indexOf('/');
+  const base = parseIpv4(slash < 0 ? cidr : cidr.slice(0, slash));
+  const bits = slash < 0 ? 32 : Number(cidr.slice(slash + 1));
+  if (base === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) return { kind: 'none', key: `none:${cidr}` };
+  const size = 2 ** (32 - bits);
+  const lo = base - (base % size);
+  return { kind: 'cidr', lo, hi: lo + size - 1, key: `cidr:${lo}/${bits}` };
+}
+
+/** The source or destination end of a rule. Throws RangeError on a malformed group selector. */
+export function sideOf(rule: PolicyRule, which: 'source' | 'destination'): Side {
+  const group = which === 'source' ? rule.source_group : rule.destination_group;
+  if (group !== undefined) {
+    const selector = parseSelector(group);
+    return { kind: 'group', selector, key: `group:${selector.map(([k, v]) => `${k}=${v}`).join(',')}` };
+  }
+  return cidrSide(which === 'source' ? rule.source_cidr : rule.destination_cidr);
+}
+
+/** True when `node` is one of the nodes `side` names. */
+export function sideMatches(side: Side, node: VisNode): boolean {
+  switch (side.kind) {
+    case 'cidr':
+      return node.ip >= side.lo && node.ip <= side.hi;
+    case 'group':
+      return side.selector.every(([k, v]) => node.labels[k] === v);
+    case 'none':
+      return false;
+  }
+}
+
+interface VisRule {
+  readonly src: Side;
+  readonly dst: Side;
+  /** Node indices on each side. */
+  readonly srcMembers: readonly number[];
+  readonly dstMembers: readonly number[];
+}
+
+function ruleKey(src: Side, dst: Side): string {
+  return `${src.key}>${dst.key}`;
+}
+
+/** Which nodes see which, under one set of rules (immutable). */
+export class Visibility {
+  readonly nodes: readonly VisNode[];
+  readonly #index = new Map<string, number>();
+  readonly #rules = new Map<string, VisRule>();
+  /** Per node: indices into #ruleList of the rules naming it as source / as destination. */
+  readonly #asSrc: number[][];
+  readonly #asDst: number[][];
+  readonly #ruleList: VisRule[] = [];
+  /** Node indices sorted by IP, for CIDR ranges. */
+  readonly #byIp: number[];
+  /** Node indices of each side any rule names, by side key. */
+  readonly #sideMembers = new Map<string, number[]>();
+
+  /** The model of `nodes` under `rules` (only allow rules count; a selector's syntax errors
+   *  throw RangeError). O(nodes log nodes + sum of the rules' member counts). */
+  constructor(nodes: readonly VisNode[], rules: readonly PolicyRule[]) {
+    this.nodes = nodes;
+    nodes.forEach((n, i) => this.#index.set(n.id, i));
+    this.#byIp = nodes.map((_, i) => i).sort((a, b) => nodes[a]!.ip - nodes[b]!.ip);
+    this.#asSrc = nodes.map(() => []);
+    this.#asDst = nodes.map(() => []);
+    const byLabel = new Map<string, number[]>();
+    nodes.forEach((n, i) => {
+      for (const [k, v] of Object.entries(n.labels)) {
+        const list = byLabel.get(`${k}=${v}`);
+        if (list === undefined) byLabel.set(`${k}=${v}`, [i]);
+        else list.push(i);
+      }
+    });
+    const membersCache = this.#sideMembers;
+    const members = (side: Side): number[] => {
+      let m = membersCache.get(side.key);
+      if (m !== undefined) return m;
+      m = [];
+      if (side.kind === 'cidr') {
+        for (let at = this.#firstAtOrAbove(side.lo); at < this.#byIp.length && nodes[this.#byIp[at]!]!.ip <= side.hi; at++) m.push(this.#byIp[at]!);
+      } else if (side.kind === 'group') {
+        // The smallest posting list, filtered by the whole selector.
+        let best: number[] | undefined;
+        for (const [k, v] of side.selector) {
+          const list = byLabel.get(`${k}=${v}`) ?? [];
+          if (best === undefined || list.length < best.length) best = list;
+        }
+        m = (best ?? []).filter((i) => sideMatches(side, nodes[i]!));
+      }
+      membersCache.set(side.key, m);
+      return m;
+    };
+    for (const r of rules) {
+      if (r.action !== 'allow') {
+        // Not for visibility, but compileRulesFor asks for the members of every group side.
+        members(sideOf(r, 'source'));
+        members(sideOf(r, 'destination'));
+        continue;
+      }
+      const src = sideOf(r, 'source');
+      const dst = sideOf(r, 'destination');
+      const key = ruleKey(src, dst);
+      if (this.#rules.has(key)) continue;
+      const rule: VisRule = { src, dst, srcMembers: members(src), dstMembers: members(dst) };
+      this.#rules.set(key, rule);
+      const at = this.#ruleList.push(rule) - 1;
+      if (rule.srcMembers.length === 0 || rule.dstMembers.length === 0) continue;
+      for (const i of rule.srcMembers) this.#asSrc[i]!.push(at);
+      for (const i of rule.dstMembers) this.#asDst[i]!.push(at);
+    }
+  }
+
+  #firstAtOrAbove(ip: number): number {
+    let lo = 0;
+    let hi = this.#byIp.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.nodes[this.#byIp[mid]!]!.ip < ip) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The node with id `id`, if it is in the model. */
+  node(id: string): VisNode | undefined {
+    const i = this.#index.get(id);
+    return i === undefined ? undefined : this.nodes[i];
+  }
+
+  /** True when `a` and `b` (distinct, both in the model) see each other. O(rules naming `a`). */
+  canSee(a: string, b: string): boolean {
+    const ia = this.#index.get(a);
+    const ib = this.#index.get(b);
+    if (ia === undefined || ib === undefined || ia === ib) return false;
+    const nb = this.nodes[ib]!;
+    for (const r of this.#asSrc[ia]!) if (sideMatches(this.#ruleList[r]!.dst, nb)) return true;
+    for (const r of this.#asDst[ia]!) if (sideMatches(this.#ruleList[r]!.src, nb)) return true;
+    return false;
+  }
+
+  /** Ids of the nodes `id` sees (never itself). O(sum of the sizes of its rules' other sides). */
+  peersOf(id: string): Set<string> {
+    const out = new Set<string>();
+    const i = this.#index.get(id);
+    if (i === undefined) return out;
+    for (const r of this.#asSrc[i]!) for (const j of this.#ruleList[r]!.dstMembers) out.add(this.nodes[j]!.id);
+    for (const r of this.#asDst[i]!) for (const j of this.#ruleList[r]!.srcMembers) out.add(this.nodes[j]!.id);
+    out.delete(id);
+    return out;
+  }
+
+  /** The ids of the nodes a side names (its members under this model). */
+  membersOf(side: Side): string[] {
+    const known = this.#sideMembers.get(side.key);
+    if (known !== undefined) return known.map((i) => this.nodes[i]!.id);
+    return this.nodes.filter((n) => sideMatches(side, n)).map((n) => n.id);
+  }
+
+  /** Distinct allow rules by key (what diffVisibility compares). */
+  get ruleKeys(): ReadonlySet<string> {
+    return new Set(this.#rules.keys());
+  }
+
+  /** @internal Members of the rule with key `key`, as node ids. */
+  ruleMembers(key: string): { src: string[]; dst: string[] } | undefined {
+    const r = this.#rules.get(key);
+    if (r === undefined) return undefined;
+    return { src: r.srcMembers.map((i) => this.nodes[i]!.id), dst: r.dstMembers.map((i) => this.nodes[i]!.id) };
+  }
+}
+
+/** What changes for one node between two models. */
+export interface VisibilityChange {
+  readonly gained: string[];
+  readonly lost: string[];
+}
+
+function sameNode(a: VisNode | undefined, b: VisNode | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.ip !== b.ip) return false;
+  const ka = Object.keys(a.labels);
+  return ka.length === Object.keys(b.labels).length && ka.every((k) => a.labels[k] === b.labels[k]);
+}
+
+/**
+ * The pairs whose visibility differs between `before` and `after`, per node. Incremental: only
+ * pairs a changed rule covers (rules added or removed, by their ends) and pairs with a node that
+ * was added, removed or relabelled are examined, since a pair of unchanged nodes keeps its
+ * visibility while every rule covering it survives. Cost: sum over changed rules of |src| x |dst|,
+ * plus the peer lists of changed nodes, each pair decided in O(rules of one end).
+ */
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes?: Iterable<string>): Map<string, VisibilityChange>;
+/** With `maxPairs`: undefined instead of the diff when more than that many pairs would have to be
+ *  examined (a change as wide as "allow all" on a large fleet; the caller then treats the whole
+ *  project as changed). */
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes: Iterable<string> | undefined, maxPairs: number): Map<string, VisibilityChange> | undefined;
+export function diffVisibility(before: Visibility, after: Visibility, changedNodes?: Iterable<string>, maxPairs = Infinity): Map<string, VisibilityChange> | undefined {
+  const seen = new Set<string>();
+  const out = new Map<string, VisibilityChange>();
+  const consider = (a: string, b: string): void => {
+    if (a === b) return;
+    const k = a < b ? `${a}\0${b}` : `${b}\0${a}`;
+    if (seen.has(k)) return;
+    seen.add(k);
+    const was = before.canSee(a, b);
+    const is = after.canSee(a, b);
+    if (was === is) return;
+    for (const [x, y] of [[a, b], [b, a]] as const) {
+      let c = out.get(x);
+      if (c === undefined) out.set(x, (c = { gained: [], lost: [] }));
+      (is ? c.gained : c.lost).push(y);
+    }
+  };
+  const pairsOf = (model: Visibility, key: string): void => {
+    const m = model.ruleMembers(key)!;
+    for (const a of m.src) for (const b of m.dst) consider(a, b);
+  };
+  const beforeKeys = before.ruleKeys;
+  const afterKeys = after.ruleKeys;
+  const added = [...afterKeys].filter((k) => !beforeKeys.has(k));
+  const removed = [...beforeKeys].filter((k) => !afterKeys.has(k));
+  const changed = new Set<string>(changedNodes ?? []);
+  if (changedNodes === undefined) {
+    for (const n of before.nodes) if (!sameNode(n, after.node(n.id))) changed.add(n.id);
+    for (const n of after.nodes) if (before.node(n.id) === undefined) changed.add(n.id);
+  }
+  if (maxPairs !== Infinity) {
+    let cost = 0;
+    const size = (model: Visibility, k: string): number => {
+      const m = model.ruleMembers(k)!;
+      return m.src.length * m.dst.length;
+    };
+    for (const k of added) cost += size(after, k);
+    for (const k of removed) cost += size(before, k);
+    for (const c of changed) cost += before.peersOf(c).size + after.peersOf(c).size;
+    if (cost > maxPairs) return undefined;
+  }
+  for (const k of added) pairsOf(after, k);
+  for (const k of removed) pairsOf(before, k);
+  for (const c of changed) {
+    for (const p of before.peersOf(c)) consider(c, p);
+    for (const p of after.peersOf(c)) consider(c, p);
+  }
+  return out;
+}
+
+/**
+ * The rules agents get for `node` (upstream's wire shape): rules without groups as they are; a
+ * rule naming a group becomes one rule per member address on that side, kept only where `node`
+ * is the other end (an agent judges packets to and from its own mesh IP), in rule order, so
+ * first-match semantics hold for every packet the node sends or receives.
+ */
+export function compileRulesFor(model: Visibility, node: VisNode, rules: readonly PolicyRule[]): FirewallRule[] {
+  const out: FirewallRule[] = [];
+  const me = `${formatIpv4(node.ip)}/32`;
+  for (const r of rules) {
+    const base = { action: r.action, protocol: r.protocol, ports: r.ports };
+    if (r.source_group === undefined && r.destination_group === undefined) {
+      out.push({ ...base, source_cidr: r.source_cidr, destination_cidr: r.destination_cidr });
+      continue;
+    }
+    const src = sideOf(r, 'source');
+    const dst = sideOf(r, 'destination');
+    const addresses = (side: Side, cidr: string): string[] => (side.kind === 'group' ? model.membersOf(side).map((id) => `${formatIpv4(model.node(id)!.ip)}/32`) : [cidr]);
+    if (sideMatches(dst, node)) for (const a of addresses(src, r.source_cidr)) out.push({ ...base, source_cidr: a, destination_cidr: me });
+    if (sideMatches(src, node)) for (const a of addresses(dst, r.destination_cidr)) out.push({ ...base, source_cidr: me, destination_cidr: a });
+  }
+  return out;
+}
