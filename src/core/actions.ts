@@ -52,6 +52,7 @@ export type DropReason = (typeof DROP_REASONS)[number];
 /** Observable protocol events, for logs and stats; the engine works the same without a listener. */
 export type EngineEvent<P> =
   | { readonly kind: 'handshake-initiation-sent'; readonly peer: P; readonly retry: boolean }
+  | { readonly kind: 'handshake-initiation-resent'; readonly peer: P } // the unanswered one, to a new endpoint
   | { readonly kind: 'handshake-response-sent'; readonly peer: P }
   | { readonly kind: 'handshake-complete'; readonly peer: P } // a new keypair is confirmed
   | { readonly kind: 'handshake-gave-up'; readonly peer: P } // REKEY_ATTEMPT_TIME passed

@@ -27,6 +27,7 @@ import {
   createInitiationMessage,
   createResponseMessage,
   deriveKeys,
+  HandshakeState,
   makeIdentity,
 } from './handshake.js';
 import type { Identity } from './handshake.js';
@@ -44,7 +45,7 @@ import {
   readCounter,
   readU32,
 } from './messages.js';
-import { Peer, PEER_ENDPOINT, PEER_KEEPALIVE, PEER_OWNER } from './peer.js';
+import { Peer, PEER_ENDPOINT, PEER_INITIATION, PEER_KEEPALIVE, PEER_OWNER } from './peer.js';
 import { LoadMonitor, RateLimiter } from './rate-limiter.js';
 import { tai64n } from './tai64n.js';
 
@@ -239,7 +240,34 @@ export class Engine {
       }
       endpoint = { address: endpoint.address, port: endpoint.port };
     }
+    const before = peer[PEER_ENDPOINT];
     peer[PEER_ENDPOINT] = endpoint;
+    // An initiation still waiting for its response went to the old endpoint (or nowhere): send
+    // the same bytes to the new one at the next tick instead of waiting for the REKEY_TIMEOUT
+    // retry. Not a new initiation (same ephemeral, timestamp and index), so the one-initiation-
+    // per-REKEY_TIMEOUT rule (whitepaper 6.4) holds; a copy the peer already consumed is refused
+    // there as a replayed timestamp. The path prober and the agent move endpoints this way when
+    // the first guess (a NAT's public address, seen from behind that NAT) cannot work.
+    if (
+      endpoint !== undefined &&
+      (before === undefined || before.address !== endpoint.address || before.port !== endpoint.port) &&
+      this.#pendingInitiation(peer) !== undefined
+    ) {
+      peer.timers.resendInitiation = -Infinity;
+      this.#reschedule(peer);
+    }
+  }
+
+  /** The last initiation sent to `peer`, if it is still the handshake in progress. */
+  #pendingInitiation(peer: Peer): Uint8Array | undefined {
+    const message = peer[PEER_INITIATION];
+    const hs = peer.handshake;
+    if (message === undefined) return undefined;
+    if (hs.state !== HandshakeState.initiationCreated || readU32(message, InitiationOffset.sender) !== hs.localIndex) {
+      peer[PEER_INITIATION] = undefined;
+      return undefined;
+    }
+    return message;
   }
 
   /** Sets the 32-byte pre-shared key; undefined or all zero = none. Applies to the next handshake. */
@@ -504,6 +532,8 @@ export class Engine {
       return;
     }
     peer.cookieGenerator.addMacs(message, now);
+    peer[PEER_INITIATION] = copyBytes(message);
+    timers.resendInitiation = Infinity;
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();
     this.#transmit(peer, message, sink);
@@ -735,6 +765,15 @@ export class Engine {
 
   #runTimers(peer: Peer, now: number, sink: ActionSink<Peer>): void {
     const timers = peer.timers;
+    if (timers.resendInitiation <= now) {
+      timers.resendInitiation = Infinity;
+      const message = this.#pendingInitiation(peer);
+      // Within the attempt's REKEY_TIMEOUT only; after it the retransmit timer sends a new one.
+      if (message !== undefined && now - peer.handshake.lastSentHandshake < REKEY_TIMEOUT) {
+        this.#transmit(peer, copyBytes(message), sink);
+        this.#event(sink, { kind: 'handshake-initiation-resent', peer });
+      }
+    }
     if (timers.retransmitHandshake <= now) {
       timers.retransmitHandshake = Infinity;
       this.#expiredRetransmitHandshake(peer, now, sink);

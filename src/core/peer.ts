@@ -18,6 +18,9 @@ export const PEER_OWNER: unique symbol = Symbol('owner');
 export const PEER_ENDPOINT: unique symbol = Symbol('endpoint');
 /** engine: the persistent keepalive interval, written by Engine.setPersistentKeepalive. */
 export const PEER_KEEPALIVE: unique symbol = Symbol('persistentKeepalive');
+/** engine: the last initiation sent (public bytes, MACs included), resent unchanged when the
+ *  endpoint moves before it was answered. */
+export const PEER_INITIATION: unique symbol = Symbol('initiation');
 
 /** One peer of an Engine. Members marked "engine" are internal state; do not write them. */
 export class Peer implements HeapItem {
@@ -37,6 +40,7 @@ export class Peer implements HeapItem {
   [PEER_OWNER]: object | undefined = undefined;
   [PEER_ENDPOINT]: Endpoint | undefined = undefined;
   [PEER_KEEPALIVE] = 0;
+  [PEER_INITIATION]: Uint8Array | undefined = undefined;
   /** Bytes received from this peer: whole authenticated datagrams (handshake and transport). */
   rxBytes = 0;
   /** Bytes sent to this peer: whole datagrams handed to the network. */

@@ -3,7 +3,7 @@
 
 import { KEEPALIVE_TIMEOUT, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_TIME } from './constants.js';
 
-/** The five timers of a peer; Infinity means "not pending". */
+/** The timers of a peer; Infinity means "not pending". */
 export class PeerTimers {
   /** Resend the initiation (REKEY_TIMEOUT + jitter after sending one). */
   retransmitHandshake = Infinity;
@@ -15,6 +15,8 @@ export class PeerTimers {
   zeroKeyMaterial = Infinity;
   /** Persistent keepalive (its interval after any authenticated packet either way). */
   persistentKeepalive = Infinity;
+  /** Resend the unanswered initiation to a newly set endpoint (-Infinity: at the next tick). */
+  resendInitiation = Infinity;
   /** Retransmissions of the current handshake attempt so far. */
   handshakeAttempts = 0;
   /** Data arrived while the keepalive timer was already pending: rearm after it fires. */
@@ -24,7 +26,7 @@ export class PeerTimers {
 
   /** The earliest pending deadline, or Infinity. */
   next(): number {
-    return Math.min(this.retransmitHandshake, this.sendKeepalive, this.newHandshake, this.zeroKeyMaterial, this.persistentKeepalive);
+    return Math.min(this.retransmitHandshake, this.sendKeepalive, this.newHandshake, this.zeroKeyMaterial, this.persistentKeepalive, this.resendInitiation);
   }
 
   /** After an authenticated data packet (not a keepalive) was sent; `jitter` in [0, 334) ms. */
@@ -73,7 +75,7 @@ export class PeerTimers {
   /** Cancels everything (peer removed). */
   stop(): void {
     this.retransmitHandshake = this.sendKeepalive = this.newHandshake = Infinity;
-    this.zeroKeyMaterial = this.persistentKeepalive = Infinity;
+    this.zeroKeyMaterial = this.persistentKeepalive = this.resendInitiation = Infinity;
     this.handshakeAttempts = 0;
     this.needAnotherKeepalive = false;
     this.sentLastMinuteHandshake = false;

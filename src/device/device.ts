@@ -347,6 +347,9 @@ export class Device implements UapiHandler {
       case 'handshake-initiation-sent':
         log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Sending handshake initiation${e.retry ? ' (retry)' : ''}`);
         break;
+      case 'handshake-initiation-resent':
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Resending the unanswered handshake initiation to the new endpoint`);
+        break;
       case 'handshake-response-sent':
         log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Sending handshake response`);
         break;

@@ -11,6 +11,7 @@ import type { Device } from './device.js';
 /** Every channel name, by the EngineEvent kind it carries (plus `drop`). */
 export const DIAGNOSTICS_CHANNELS = {
   'handshake-initiation-sent': 'plexd-userspace:peer:handshake-initiation-sent',
+  'handshake-initiation-resent': 'plexd-userspace:peer:handshake-initiation-resent',
   'handshake-response-sent': 'plexd-userspace:peer:handshake-response-sent',
   'handshake-complete': 'plexd-userspace:peer:handshake-complete',
   'handshake-gave-up': 'plexd-userspace:peer:handshake-gave-up',
