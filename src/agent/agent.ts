@@ -23,7 +23,7 @@ import { EventStream, type DeliveryMode, type EventStreamTimings } from '../cont
 import { ApiError, HttpClient } from '../control/http-client.js';
 import { Reconciler, refusePeerList } from '../control/reconcile.js';
 import { register, resolveToken } from '../control/register.js';
-import { formatEndpoint } from '../device/device.js';
+import { formatEndpoint } from '../core/endpoint.js';
 import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './config.js';
 import { normalizeFingerprint } from './config.js';

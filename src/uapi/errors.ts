@@ -1,5 +1,8 @@
 // Errors of the UAPI layer: the errno values wireguard-go's ipc package sends as `errno=N`
-// (ipc/uapi_unix.go), a protocol error class carrying one of them, and the socket error class.
+// (ipc/uapi_unix.go), a protocol error class carrying one of them, the mapping of the device's
+// errors onto them, and the socket error class.
+
+import { DeviceError } from '../device/errors.js';
 
 /**
  * The values wireguard-go writes as `errno=N` (negative Linux errno numbers, ipc/uapi_unix.go).
@@ -31,7 +34,7 @@ const ERRNO_OF_CODE: Readonly<Record<UapiErrorCode, number>> = {
 
 /**
  * A UAPI request failed; the reply is `errno=${errno}`. Thrown by the parser for malformed input
- * and by a {@link UapiHandler}'s apply() for semantic failures (e.g. ERR_UAPI_PORT_IN_USE).
+ * and for a failed apply() (see {@link toUapiError}).
  */
 export class UapiError extends Error {
   override readonly name = 'UapiError';
@@ -64,4 +67,18 @@ export class UapiSocketError extends Error {
     this.code = code;
     this.errno = options?.errno;
   }
+}
+
+/**
+ * The UapiError a failure of the device's apply() (or of its validators) is reported as, with
+ * wireguard-go's errno: ERR_DEVICE_INVALID -> -22, ERR_DEVICE_PORT_IN_USE -> -98 (EADDRINUSE),
+ * anything else -> -55. A UapiError stays itself; the original is the cause.
+ */
+export function toUapiError(err: unknown): UapiError {
+  if (err instanceof UapiError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof DeviceError ? err.code : undefined;
+  if (code === 'ERR_DEVICE_INVALID') return new UapiError('ERR_UAPI_INVALID', message, { cause: err });
+  if (code === 'ERR_DEVICE_PORT_IN_USE') return new UapiError('ERR_UAPI_PORT_IN_USE', message, { cause: err });
+  return new UapiError('ERR_UAPI_UNKNOWN', message, { cause: err });
 }
