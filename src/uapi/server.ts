@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { errnoOf } from '../io/errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { toUapiError, UAPI_ERRNO, UapiError, UapiSocketError } from './errors.js';
+import { toUapiError, UAPI_ERRNO, UapiSocketError } from './errors.js';
 import type { UapiHandler } from './handler.js';
 import { UapiRequestParser, type SetTransaction, type UapiRequest } from './protocol.js';
 import { serializeGet } from './serialize.js';
