@@ -3,7 +3,7 @@
 // throwing, so one pass reports every problem of a hostile or broken body.
 
 import { parseIp } from '../core/ip.js';
-import { parseEndpoint as parseStrictEndpoint, type Endpoint } from '../core/endpoint.js';
+import { parseEndpoint as parseStrictEndpoint, type Endpoint, type ParsedEndpoint } from '../core/endpoint.js';
 
 /** One problem with one field of a body; `field` is a dotted path such as `policy.rules[2].action`. */
 export interface FieldError {
@@ -314,21 +314,24 @@ export function decodeBase64Url(text: string): Uint8Array | undefined {
   return out;
 }
 
-/**
- * Splits "ip:port" / "[ipv6]:port" into its parts (core/endpoint.ts parseEndpoint, wg's strict
- * form); undefined when malformed, with a zone, or port 0 (the control plane's endpoints name a
- * reachable port).
- */
-export function parseEndpoint(text: string): { host: string; port: number } | undefined {
+// wg's strict form (core/endpoint.ts) plus the control plane's rule: no zone, no port 0 (its
+// endpoints name a reachable port).
+function controlPlaneEndpoint(text: string): ParsedEndpoint | undefined {
   const e = parseStrictEndpoint(text);
-  return e === undefined || e.port === 0 || e.zone !== undefined ? undefined : { host: e.host, port: e.port };
+  return e === undefined || e.port === 0 || e.zone !== undefined ? undefined : e;
+}
+
+/** Splits "ip:port" / "[ipv6]:port" into its parts (host as written); undefined when malformed, with a zone, or port 0. */
+export function parseEndpoint(text: string): { host: string; port: number } | undefined {
+  const e = controlPlaneEndpoint(text);
+  return e === undefined ? undefined : { host: e.host, port: e.port };
 }
 
 /** A control-plane "ip:port" as an Endpoint (canonical address); undefined for absent, empty or malformed text (see parseEndpoint). */
 export function endpointOf(text: string | undefined): Endpoint | undefined {
   if (typeof text !== 'string' || text === '') return undefined;
-  const e = parseStrictEndpoint(text);
-  return e === undefined || e.port === 0 || e.zone !== undefined ? undefined : { address: e.address, port: e.port };
+  const e = controlPlaneEndpoint(text);
+  return e === undefined ? undefined : { address: e.address, port: e.port };
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

@@ -410,7 +410,7 @@ export class Device implements ActionSink<Peer> {
    */
   async apply(tx: DeviceTransaction): Promise<void> {
     if (this.#closed) throw new DeviceError('ERR_DEVICE_CLOSED', 'device is closed');
-    checkTransaction(tx);
+    const changes = checkTransaction(tx);
     // The rebind is the one step that can fail (port in use), so it goes first: a failed set
     // changes nothing. Everything after it runs without yielding.
     if (tx.listenPort !== undefined && tx.listenPort !== this.#bind.port) {
@@ -438,7 +438,7 @@ export class Device implements ActionSink<Peer> {
       for (const peer of [...engine.peers()]) engine.removePeer(peer);
     }
     const ownPublic = engine.publicKey;
-    for (const change of tx.peers ?? []) {
+    for (const change of changes) {
       if (ownPublic !== undefined && Buffer.compare(ownPublic, change.publicKey) === 0) continue;
       this.#applyPeer(change);
     }

@@ -6,7 +6,7 @@
 import { parseEndpoint, type ParsedEndpoint } from '../core/endpoint.js';
 import { parseIp, parsePrefix } from '../core/ip.js';
 import { isZero } from '../core/noise.js';
-import type { DeviceTransaction, PeerChange } from './contract.js';
+import type { AllowedIpChange, DeviceTransaction, PeerChange } from './contract.js';
 import { DeviceError } from './errors.js';
 import { PeerChangeList } from './peer-changes.js';
 
@@ -75,7 +75,9 @@ function expectBool(what: string, b: unknown): void {
   if (b !== undefined && typeof b !== 'boolean') throw new TypeError(`expected ${what} to be a boolean, got ${typeof b}`);
 }
 
-function checkPeer(p: PeerChange, i: number): void {
+// Checks one peer change and returns it with its allowed IPs read once into an array (an
+// iterable may be a one-shot generator: checked here, it must not be read again for applying).
+function checkPeer(p: PeerChange, i: number): PeerChange {
   if (p === null || typeof p !== 'object') throw new TypeError(`expected peers[${i}] to be an object, got ${p === null ? 'null' : typeof p}`);
   expectKey(`peers[${i}].publicKey`, p.publicKey);
   expectBool(`peers[${i}].remove`, p.remove);
@@ -89,8 +91,11 @@ function checkPeer(p: PeerChange, i: number): void {
     expectInt(`peers[${i}].endpoint.port`, e.port, 0xffff);
   }
   if (p.persistentKeepaliveInterval !== undefined) expectInt(`peers[${i}].persistentKeepaliveInterval`, p.persistentKeepaliveInterval, 0xffff);
+  let allowedIps: AllowedIpChange[] | undefined;
   if (p.allowedIps !== undefined) {
-    for (const a of p.allowedIps) {
+    if (p.allowedIps === null || typeof p.allowedIps[Symbol.iterator] !== 'function') throw new TypeError(`expected peers[${i}].allowedIps to be iterable`);
+    allowedIps = [...p.allowedIps];
+    for (const a of allowedIps) {
       if (a === null || typeof a !== 'object' || !(a.ip instanceof Uint8Array) || (a.ip.length !== 4 && a.ip.length !== 16)) {
         throw new TypeError(`expected peers[${i}].allowedIps to hold { ip: 4 or 16 bytes, cidr }`);
       }
@@ -98,24 +103,26 @@ function checkPeer(p: PeerChange, i: number): void {
       expectBool(`peers[${i}] allowed IP remove`, a.remove);
     }
   }
+  return allowedIps === undefined ? p : { ...p, allowedIps };
 }
 
 /**
- * Checks a typed transaction before anything applies. Throws TypeError/RangeError ("expected X,
- * got Y"): a malformed typed transaction is the caller's mistake. Packed peer changes (made by
- * configure or the UAPI parser) are valid by construction and not walked again.
+ * Checks a typed transaction before anything applies and returns the peer changes to apply:
+ * packed ones (made by configure or the UAPI parser) as they are, valid by construction; any other
+ * iterable read once into a checked array. Throws TypeError/RangeError ("expected X, got Y"): a
+ * malformed typed transaction is the caller's mistake.
  */
-export function checkTransaction(tx: DeviceTransaction): void {
+export function checkTransaction(tx: DeviceTransaction): Iterable<PeerChange> {
   if (tx === null || typeof tx !== 'object') throw new TypeError(`expected a transaction object, got ${tx === null ? 'null' : typeof tx}`);
   if (tx.privateKey != null) expectKey('privateKey', tx.privateKey);
   if (tx.listenPort !== undefined) expectInt('listenPort', tx.listenPort, 0xffff);
   if (tx.fwmark !== undefined) expectInt('fwmark', tx.fwmark, 0xffff_ffff);
   expectBool('replacePeers', tx.replacePeers);
   const peers = tx.peers;
-  if (peers === undefined || peers instanceof PeerChangeList) return;
+  if (peers === undefined) return [];
+  if (peers instanceof PeerChangeList) return peers;
   if (peers === null || typeof (peers as Iterable<PeerChange>)[Symbol.iterator] !== 'function') {
     throw new TypeError(`expected peers to be iterable, got ${peers === null ? 'null' : typeof peers}`);
   }
-  let i = 0;
-  for (const p of peers) checkPeer(p, i++);
+  return [...peers].map(checkPeer);
 }

@@ -78,6 +78,19 @@ describe('typed apply / snapshot / peer', () => {
     expect(d.snapshot().privateKey).toBeNull();
   });
 
+  it('reads peers and allowed IPs given as one-shot generators once: checked, then applied', async () => {
+    const d = await device();
+    const pk = randomBytes(32);
+    function* ips() {
+      yield { ip: new Uint8Array([10, 1, 0, 0]), cidr: 16 };
+    }
+    function* peers() {
+      yield { publicKey: pk, allowedIps: ips() };
+    }
+    await d.apply({ peers: peers() });
+    expect([...d.peer(pk)!.allowedIps].map((a) => `${a.ip.join('.')}/${a.cidr}`)).toEqual(['10.1.0.0/16']);
+  });
+
   it('refuses a malformed typed transaction with TypeError/RangeError before changing anything', async () => {
     const d = await device();
     const pk = randomBytes(32);
