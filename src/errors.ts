@@ -8,9 +8,14 @@
 
 const BRAND = Symbol.for('plexd-userspace.error-kinds');
 
-/** Options every PlexdError takes: the underlying error, and the OS errno name where there is one. */
+/** Options every PlexdError takes: the underlying error. */
 export interface PlexdErrorOptions {
   readonly cause?: unknown;
+}
+
+/** Options of an {@link OsError}: also the OS errno name (`EADDRINUSE`, `EPERM`, ...). */
+export interface OsErrorOptions extends PlexdErrorOptions {
+  readonly errno?: string | undefined;
 }
 
 /**
@@ -46,6 +51,20 @@ export class PlexdError<Code extends string = string> extends Error {
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     const kinds = (value as { [BRAND]?: unknown })[BRAND];
     return Array.isArray(kinds) && kinds.includes(this.name);
+  }
+}
+
+/**
+ * The base of errors from an operating-system call (TUN device, UDP socket, UAPI unix socket):
+ * a PlexdError that also carries the OS `errno` name when the failure came with one.
+ */
+export abstract class OsError<Code extends string = string> extends PlexdError<Code> {
+  /** The OS error name (`EBUSY`, ...), or undefined when the failure was not a system call's. */
+  readonly errno: string | undefined;
+
+  constructor(code: Code, message: string, options?: OsErrorOptions) {
+    super(code, message, options);
+    this.errno = options?.errno;
   }
 }
 

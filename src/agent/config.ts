@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { parseEndpoint } from '../api/fields.js';
+import { PlexdError, type PlexdErrorOptions } from '../errors.js';
 
 /** A validated agent configuration. */
 export interface AgentConfig {
@@ -62,12 +63,11 @@ export interface AgentConfig {
 }
 
 /** A refused configuration value; `key` is the dotted config key. */
-export class ConfigError extends Error {
-  readonly code = 'ERR_AGENT_CONFIG';
+export class ConfigError extends PlexdError<'ERR_AGENT_CONFIG'> {
+  static readonly codes = ['ERR_AGENT_CONFIG'] as const;
   readonly key: string;
-  constructor(key: string, message: string, options?: ErrorOptions) {
-    super(`config ${key}: ${message}`, options);
-    this.name = 'ConfigError';
+  constructor(key: string, message: string, options?: PlexdErrorOptions) {
+    super('ERR_AGENT_CONFIG', `config ${key}: ${message}`, options);
     this.key = key;
   }
 }

@@ -7,6 +7,7 @@
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { PlexdError, type PlexdErrorOptions } from '../errors.js';
 
 /** What registration gave us, minus the secrets (they live in their own files). */
 export interface StoredIdentity {
@@ -29,11 +30,10 @@ export interface Identity extends StoredIdentity {
 }
 
 /** A data_dir that cannot be used (permissions, corrupt files). */
-export class StoreError extends Error {
-  readonly code = 'ERR_AGENT_STORE';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'StoreError';
+export class StoreError extends PlexdError<'ERR_AGENT_STORE'> {
+  static readonly codes = ['ERR_AGENT_STORE'] as const;
+  constructor(message: string, options?: PlexdErrorOptions) {
+    super('ERR_AGENT_STORE', message, options);
   }
 }
 

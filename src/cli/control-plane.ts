@@ -13,6 +13,7 @@ import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
+import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
@@ -52,13 +53,11 @@ export function parseDuration(text: string): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
-class UsageError extends Error {}
-
 function parse(args: readonly string[], options: Record<string, { type: 'string' | 'boolean' }>) {
   try {
     return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, { cause: err });
   }
 }
 
@@ -133,7 +132,7 @@ async function serve(args: readonly string[]): Promise<number> {
   try {
     parseListen(listen); // a malformed --listen is bad usage (exit 2), not a runtime failure
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message, { cause: err });
   }
   const stun = stunListen(listen, typeof values.stun === 'string' ? values.stun : undefined);
   const log = createLogger(process.env.LOG_LEVEL === undefined ? 'info' : logLevelFromEnv(process.env.LOG_LEVEL));

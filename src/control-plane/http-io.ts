@@ -83,7 +83,7 @@ export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Prom
       try {
         resolve(JSON.parse(text));
       } catch (err) {
-        reject(new ControlPlaneError('invalid_json', `request body is not JSON: ${(err as Error).message.slice(0, 200)}`));
+        reject(new ControlPlaneError('invalid_json', `request body is not JSON: ${(err as Error).message.slice(0, 200)}`, { cause: err }));
       }
     });
   });

@@ -75,7 +75,7 @@ const EXEC_ID = '([A-Za-z0-9._-]{1,128})';
 /** The body parsed by `parse`, or a validation_failed naming each bad field. */
 function valid<T>(r: ParseResult<T>): T {
   if (r.ok) return r.value;
-  throw new ControlPlaneError('validation_failed', r.errors.map((e) => `${e.field}: ${e.message}`).join('; ').slice(0, 1000), r.errors.slice(0, 50));
+  throw new ControlPlaneError('validation_failed', r.errors.map((e) => `${e.field}: ${e.message}`).join('; ').slice(0, 1000), { errors: r.errors.slice(0, 50) });
 }
 
 /** The node the request's credential proves, which must be `pathId` when given. */

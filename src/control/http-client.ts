@@ -11,13 +11,14 @@ import * as tls from 'node:tls';
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { parseProblem } from '../api/problem.js';
+import { PlexdError } from '../errors.js';
 
 /** How a request failed: the server said no (http), or the exchange itself broke. */
 export type ApiErrorKind = 'http' | 'network' | 'timeout' | 'tls_pin' | 'too_large' | 'malformed';
 
 /** A failed API call. `status`/`problemCode` are set for kind 'http'. */
-export class ApiError extends Error {
-  readonly code = 'ERR_API';
+export class ApiError extends PlexdError<'ERR_API'> {
+  static readonly codes = ['ERR_API'] as const;
   readonly kind: ApiErrorKind;
   readonly status: number | undefined;
   /** The problem+json `code` (e.g. token_consumed), when the server sent one. */
@@ -26,8 +27,7 @@ export class ApiError extends Error {
   readonly retryAfterMs: number | undefined;
 
   constructor(kind: ApiErrorKind, message: string, extra: { status?: number; problemCode?: string; retryAfterMs?: number; cause?: unknown } = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.name = 'ApiError';
+    super('ERR_API', message, extra);
     this.kind = kind;
     this.status = extra.status;
     this.problemCode = extra.problemCode;

@@ -8,21 +8,36 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MAX_BOOTSTRAP_TOKEN } from '../api/parse.js';
+import { ERROR_CODES, type ErrorCode } from '../api/problem.js';
 import type { RegisterRequest, RegisterResponse } from '../api/types.js';
+import { PlexdError, type PlexdErrorOptions } from '../errors.js';
 import type { ControlClient } from './api-client.js';
 import { Backoff, sleep as realSleep } from './backoff.js';
 import { ApiError } from './http-client.js';
 
-/** Registration gave up: `code` is the problem code (token_consumed, ...) or a local reason. */
-export class RegistrationError extends Error {
-  readonly code: string;
+/**
+ * Why registration stopped without an API problem code: no usable token (no_token, token_malformed,
+ * token_unreadable), retries ran out, the exchange broke (tls_pin, too_large, malformed: the
+ * ApiError kinds that are not retried), or the server refused with a code or status we do not know
+ * (refused; the server's code is in the message and in the ApiError `cause`).
+ */
+const LOCAL_REASONS = ['no_token', 'token_malformed', 'token_unreadable', 'retries_exhausted', 'tls_pin', 'too_large', 'malformed', 'refused'] as const;
+export type RegistrationErrorCode = ErrorCode | (typeof LOCAL_REASONS)[number];
+
+/** Registration gave up: `code` is the API problem code (token_consumed, ...) or a local reason. */
+export class RegistrationError extends PlexdError<RegistrationErrorCode> {
+  static readonly codes: readonly RegistrationErrorCode[] = [...(Object.keys(ERROR_CODES) as ErrorCode[]), ...LOCAL_REASONS];
   readonly status: number | undefined;
-  constructor(code: string, message: string, status?: number, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'RegistrationError';
-    this.code = code;
+  constructor(code: RegistrationErrorCode, message: string, status?: number, options?: PlexdErrorOptions) {
+    super(code, message, options);
     this.status = status;
   }
+}
+
+/** The code of a registration refusal: the exchange's failure, the problem code if the API defines it, else 'refused'. */
+function refusalCode(err: ApiError): RegistrationErrorCode {
+  if (err.kind === 'tls_pin' || err.kind === 'too_large' || err.kind === 'malformed') return err.kind;
+  return err.problemCode !== undefined && Object.hasOwn(ERROR_CODES, err.problemCode) ? (err.problemCode as ErrorCode) : 'refused';
 }
 
 /** Where a bootstrap token came from. */
@@ -35,7 +50,7 @@ export interface BootstrapToken {
   readonly file?: string;
 }
 
-/** Throws RegistrationError('token_invalid_local') unless `t` is 1..512 bytes of printable ASCII. */
+/** Throws RegistrationError('token_malformed') unless `t` is 1..512 bytes of printable ASCII. */
 export function checkToken(t: string, where: string): string {
   if (t.length === 0 || t.length > MAX_BOOTSTRAP_TOKEN || !/^[\x21-\x7e]+$/.test(t)) {
     throw new RegistrationError('token_malformed', `the bootstrap token from ${where} is not 1..${MAX_BOOTSTRAP_TOKEN} bytes of printable ASCII`);
@@ -98,8 +113,8 @@ export async function register(client: ControlClient, req: Omit<RegisterRequest,
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       if (!err.retryable) {
-        const code = err.problemCode ?? (err.status !== undefined ? `http_${err.status}` : err.kind);
-        throw new RegistrationError(code, `registration refused (${code}${err.status !== undefined ? `, HTTP ${err.status}` : ''}): ${err.message}`, err.status, { cause: err });
+        const said = err.problemCode ?? (err.status !== undefined ? `http_${err.status}` : err.kind);
+        throw new RegistrationError(refusalCode(err), `registration refused (${said}${err.status !== undefined ? `, HTTP ${err.status}` : ''}): ${err.message}`, err.status, { cause: err });
       }
       const delay = Math.max(err.retryAfterMs ?? 0, backoff.next());
       if (now() - started + delay > maxRetry) {

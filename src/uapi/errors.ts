@@ -4,6 +4,8 @@
 
 import { DeviceError } from '../device/errors.js';
 
+import { OsError, PlexdError, type PlexdErrorOptions } from '../errors.js';
+
 /**
  * The values wireguard-go writes as `errno=N` (negative Linux errno numbers, ipc/uapi_unix.go).
  * `UNKNOWN` is ENOANO, what wireguard-go sends for a failure that is not an IPC error.
@@ -17,12 +19,8 @@ export const UAPI_ERRNO = {
 } as const;
 
 /** Stable codes of {@link UapiError}, one per {@link UAPI_ERRNO} value. */
-export type UapiErrorCode =
-  | 'ERR_UAPI_IO'
-  | 'ERR_UAPI_INVALID'
-  | 'ERR_UAPI_PROTOCOL'
-  | 'ERR_UAPI_PORT_IN_USE'
-  | 'ERR_UAPI_UNKNOWN';
+const UAPI_ERROR_CODES = ['ERR_UAPI_IO', 'ERR_UAPI_INVALID', 'ERR_UAPI_PROTOCOL', 'ERR_UAPI_PORT_IN_USE', 'ERR_UAPI_UNKNOWN'] as const;
+export type UapiErrorCode = (typeof UAPI_ERROR_CODES)[number];
 
 const ERRNO_OF_CODE: Readonly<Record<UapiErrorCode, number>> = {
   ERR_UAPI_IO: UAPI_ERRNO.IO,
@@ -36,37 +34,28 @@ const ERRNO_OF_CODE: Readonly<Record<UapiErrorCode, number>> = {
  * A UAPI request failed; the reply is `errno=${errno}`. Thrown by the parser for malformed input
  * and for a failed apply() (see {@link toUapiError}).
  */
-export class UapiError extends Error {
-  override readonly name = 'UapiError';
-  readonly code: UapiErrorCode;
+export class UapiError extends PlexdError<UapiErrorCode> {
+  static readonly codes = UAPI_ERROR_CODES;
   /** The negative value sent as `errno=N`. */
   readonly errno: number;
-  constructor(code: UapiErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, { cause: options?.cause });
-    const errno = ERRNO_OF_CODE[code];
-    if (errno === undefined) throw new TypeError(`expected a UapiErrorCode, got ${String(code)}`);
-    this.code = code;
-    this.errno = errno;
+  constructor(code: UapiErrorCode, message: string, options?: PlexdErrorOptions) {
+    super(code, message, options); // throws TypeError for a code outside UAPI_ERROR_CODES
+    this.errno = ERRNO_OF_CODE[code];
   }
 }
 
 /** Stable codes of {@link UapiSocketError}. */
-export type UapiSocketErrorCode =
-  | 'ERR_UAPI_SOCKET_IN_USE' // a live daemon answers on the socket path
-  | 'ERR_UAPI_SOCKET_NOT_SOCKET' // something other than a socket occupies the path
-  | 'ERR_UAPI_SOCKET_FAILED' // creating the directory or listening failed otherwise
-  | 'ERR_UAPI_NO_RESPONSE'; // uapiRequest: the connection ended before a complete reply
+const UAPI_SOCKET_ERROR_CODES = [
+  'ERR_UAPI_SOCKET_IN_USE', // a live daemon answers on the socket path
+  'ERR_UAPI_SOCKET_NOT_SOCKET', // something other than a socket occupies the path
+  'ERR_UAPI_SOCKET_FAILED', // creating the directory or listening failed otherwise
+  'ERR_UAPI_NO_RESPONSE', // uapiRequest: the connection ended before a complete reply
+] as const;
+export type UapiSocketErrorCode = (typeof UAPI_SOCKET_ERROR_CODES)[number];
 
 /** The UAPI unix socket could not be served or used; `errno` is the OS error name if any. */
-export class UapiSocketError extends Error {
-  override readonly name = 'UapiSocketError';
-  readonly code: UapiSocketErrorCode;
-  readonly errno: string | undefined;
-  constructor(code: UapiSocketErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {
-    super(message, { cause: options?.cause });
-    this.code = code;
-    this.errno = options?.errno;
-  }
+export class UapiSocketError extends OsError<UapiSocketErrorCode> {
+  static readonly codes = UAPI_SOCKET_ERROR_CODES;
 }
 
 /**

@@ -75,17 +75,31 @@ describe('registration', () => {
     expect(time.sleeps).toEqual([7000, 2000, 4000]);
   });
 
-  for (const [status, code] of [[400, 'validation_failed'], [401, 'token_invalid'], [403, 'forbidden'], [404, 'project_not_found'], [409, 'token_consumed'], [422, 'unprocessable']] as const) {
+  // A code the API does not define (422 unprocessable from another server) is 'refused': the
+  // RegistrationError codes are a closed set; the server's word stays in the message and the cause.
+  for (const [status, code, expected] of [[400, 'validation_failed', 'validation_failed'], [401, 'token_invalid', 'token_invalid'], [403, 'forbidden', 'forbidden'], [404, 'project_not_found', 'project_not_found'], [409, 'token_consumed', 'token_consumed'], [422, 'unprocessable', 'refused']] as const) {
     it(`stops at once on ${status} ${code}`, async () => {
       const srv = await fake([problem(status, code), ok]);
       const time = fakeTime();
       const err = await register(new ControlClient(new HttpClient({ baseUrl: srv.url })), REQ, time).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RegistrationError);
-      expect((err as RegistrationError).code).toBe(code);
-      expect((err as Error).message).toContain(code);
+      expect((err as RegistrationError).code).toBe(expected);
+      expect((err as RegistrationError).status).toBe(status);
+      expect((err as Error).message).toContain(`(${code}, HTTP ${status})`);
+      expect((err as Error).cause).toBeInstanceOf(ApiError);
+      expect(((err as Error).cause as ApiError).problemCode).toBe(code);
       expect(srv.bodies.length).toBe(1);
     });
   }
+
+  it("stops at once on a 4xx without a problem body: code 'refused', the status in the message", async () => {
+    const srv = await fake([(_q, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>no</h1>'), ok]);
+    const err = await register(new ControlClient(new HttpClient({ baseUrl: srv.url })), REQ, fakeTime()).catch((e: unknown) => e);
+    expect((err as RegistrationError).code).toBe('refused');
+    expect((err as RegistrationError).status).toBe(404);
+    expect((err as Error).message).toContain('(http_404, HTTP 404)');
+    expect(srv.bodies.length).toBe(1);
+  });
 
   it('gives up after 5 minutes of 5xx', async () => {
     const srv = await fake([problem(500, 'internal')]);
@@ -101,6 +115,14 @@ describe('registration', () => {
     const err = await register(new ControlClient(new HttpClient({ baseUrl: srv.url })), REQ, fakeTime()).catch((e: unknown) => e);
     expect((err as RegistrationError).code).toBe('malformed');
     expect((err as Error).message).toContain('mesh_ip');
+  });
+
+  it("names a 2xx that is not JSON 'malformed' (the exchange broke, not a refusal)", async () => {
+    const srv = await fake([(_q, res) => res.writeHead(201, { 'content-type': 'application/json' }).end('not json')]);
+    const err = await register(new ControlClient(new HttpClient({ baseUrl: srv.url })), REQ, fakeTime()).catch((e: unknown) => e);
+    expect((err as RegistrationError).code).toBe('malformed');
+    expect((err as RegistrationError).status).toBe(201);
+    expect((err as Error).message).toContain('(http_201, HTTP 201)');
   });
 });
 

@@ -2,7 +2,7 @@
 // it queues it and keeps a reference to the caller's bytes. Loopback never congests, so this runs
 // the bind in a child node with --test-udp-no-try-send (every send goes through libuv's queue).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -13,8 +13,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('UdpBind under a congested socket', () => {
   it("returns 'queued' while libuv holds the datagram, and delivers it intact", () => {
-    for (const name of ['bind-udp', 'bind', 'errors', 'native']) {
-      const source = readFileSync(new URL(`../../src/io/${name}.ts`, import.meta.url), 'utf8');
+    mkdirSync(join(dir, 'io'));
+    for (const name of ['io/bind-udp', 'io/bind', 'io/errors', 'io/native', 'errors']) {
+      const source = readFileSync(new URL(`../../src/${name}.ts`, import.meta.url), 'utf8');
       const out = ts.transpileModule(source, {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
       });
@@ -22,7 +23,7 @@ describe('UdpBind under a congested socket', () => {
     }
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
     writeFileSync(join(dir, 'main.js'), `
-      import { UdpBind } from './bind-udp.js';
+      import { UdpBind } from './io/bind-udp.js';
       const a = new UdpBind({ ipv4Address: '127.0.0.1', ipv6Address: null, maxQueued: 3 });
       const b = new UdpBind({ ipv4Address: '127.0.0.1', ipv6Address: null });
       await a.open(0);
