@@ -3,7 +3,6 @@
 // errors onto them, and the socket error class.
 
 import { DeviceError } from '../device/errors.js';
-
 import { OsError, PlexdError, type PlexdErrorOptions } from '../errors.js';
 
 /**
