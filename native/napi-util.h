@@ -1,9 +1,11 @@
-// Helpers shared by the addon's translation units (tun.cc, udp.cc): N-API status checks and
-// errors that carry the errno name as .code and the number as .errno.
+// Helpers shared by the addon's translation units (addon.cc, tun.cc, udp.cc): N-API status
+// checks, errors that carry the errno name as .code and the number as .errno, and the lifecycle
+// every native handle (a TUN device, a UDP bind) shares.
 #ifndef PLEXD_NAPI_UTIL_H
 #define PLEXD_NAPI_UTIL_H
 
 #include <node_api.h>
+#include <uv.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +80,131 @@ static inline void call_js(napi_env env, napi_async_context ctx, napi_value fn, 
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc);
   }
+}
+
+// ---- Handle lifecycle ----
+// A native handle holds JS references (its buffers and callbacks, in named slots) and an async
+// context for its callbacks while it is open. It is released (I/O stopped, references dropped)
+// by close(), by the device going away, by the environment shutting down (worker exit) or by
+// its JS external being collected, whichever comes first. Its memory is freed only once the
+// external is finalized AND libuv has closed every handle it started, since either may still
+// point at it. Embed a Lifecycle as the FIRST member of the handle's struct: the uv handles'
+// .data point at that struct and lifecycle_on_uv_closed reads it back as a Lifecycle.
+
+static const size_t kLifecycleMaxRefs = 8;
+
+struct Lifecycle {
+  napi_env env;
+  napi_ref refs[kLifecycleMaxRefs];  // indexed by the handle's slot enum
+  size_t ref_count;
+  napi_async_context async_ctx;
+  int uv_closing;  // uv handles uv_close'd whose close callback has not run yet
+  bool hooked;     // the env cleanup hook is registered
+  bool released;
+  bool finalized;  // the JS external is gone
+  void (*stop_io)(Lifecycle*);  // stops polling (lifecycle_close_poll) and closes the fds
+  void (*destroy)(Lifecycle*);  // frees the handle's struct and what it owns
+};
+
+// Holds values[i] in slot i and creates the async context named `resource_name`.
+static inline void lifecycle_init(Lifecycle* l, napi_env env, const char* resource_name,
+                                  const napi_value* values, size_t count,
+                                  void (*stop_io)(Lifecycle*), void (*destroy)(Lifecycle*)) {
+  l->env = env;
+  l->stop_io = stop_io;
+  l->destroy = destroy;
+  l->ref_count = count < kLifecycleMaxRefs ? count : kLifecycleMaxRefs;
+  for (size_t i = 0; i < l->ref_count; i++) napi_create_reference(env, values[i], 1, &l->refs[i]);
+  napi_value resource, name;
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, resource_name, NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, resource, name, &l->async_ctx);
+}
+
+// The value held in `slot`, or NULL once released. The caller has a handle scope open.
+static inline napi_value lifecycle_ref(Lifecycle* l, size_t slot) {
+  napi_value value = NULL;
+  if (slot < l->ref_count && l->refs[slot] != NULL)
+    napi_get_reference_value(l->env, l->refs[slot], &value);
+  return value;
+}
+
+static inline void lifecycle_maybe_free(Lifecycle* l) {
+  if (l->finalized && l->uv_closing == 0) l->destroy(l);
+}
+
+static inline void lifecycle_on_uv_closed(uv_handle_t* handle) {
+  Lifecycle* l = static_cast<Lifecycle*>(handle->data);
+  l->uv_closing--;
+  lifecycle_maybe_free(l);
+}
+
+// Stops a started poll handle and closes it; the struct stays until libuv reports it closed.
+static inline void lifecycle_close_poll(Lifecycle* l, uv_poll_t* poll) {
+  uv_poll_stop(poll);
+  l->uv_closing++;
+  uv_close(reinterpret_cast<uv_handle_t*>(poll), lifecycle_on_uv_closed);
+}
+
+static inline void lifecycle_env_cleanup(void* arg);
+
+// Stops the I/O, drops the references and the cleanup hook; idempotent. The async context
+// stays, so a last callback (the TUN's onClosed) can still run; lifecycle_close ends it.
+static inline void lifecycle_release(Lifecycle* l) {
+  if (l->released) return;
+  l->released = true;
+  l->stop_io(l);
+  for (size_t i = 0; i < l->ref_count; i++) {
+    if (l->refs[i] != NULL) napi_delete_reference(l->env, l->refs[i]);
+    l->refs[i] = NULL;
+  }
+  if (l->hooked) napi_remove_env_cleanup_hook(l->env, lifecycle_env_cleanup, l);
+  l->hooked = false;
+}
+
+// lifecycle_release, then the async context goes too. Idempotent.
+static inline void lifecycle_close(Lifecycle* l) {
+  lifecycle_release(l);
+  if (l->async_ctx != NULL) napi_async_destroy(l->env, l->async_ctx);
+  l->async_ctx = NULL;
+}
+
+static inline void lifecycle_env_cleanup(void* arg) { lifecycle_close(static_cast<Lifecycle*>(arg)); }
+
+static inline void lifecycle_finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  Lifecycle* l = static_cast<Lifecycle*>(data);
+  lifecycle_close(l);
+  l->finalized = true;
+  lifecycle_maybe_free(l);
+}
+
+// The JS external for the handle (finalized by lifecycle_finalize), with the env cleanup hook
+// registered. On failure the handle is closed and freed, an error is thrown and NULL returned.
+// Call before starting any poll handle.
+static inline napi_value lifecycle_wrap(Lifecycle* l) {
+  napi_value external;
+  if (napi_create_external(l->env, l, lifecycle_finalize, NULL, &external) != napi_ok) {
+    lifecycle_close(l);
+    l->finalized = true;
+    lifecycle_maybe_free(l);
+    napi_throw_error(l->env, "ERR_NATIVE", "napi_create_external failed");
+    return NULL;
+  }
+  napi_add_env_cleanup_hook(l->env, lifecycle_env_cleanup, l);
+  l->hooked = true;
+  return external;
+}
+
+// The handle behind a JS external made by lifecycle_wrap, or NULL with a TypeError thrown.
+static inline Lifecycle* lifecycle_unwrap(napi_env env, napi_value value, const char* expected) {
+  void* data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", expected);
+    return NULL;
+  }
+  return static_cast<Lifecycle*>(data);
 }
 
 #endif

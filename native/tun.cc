@@ -1,8 +1,8 @@
-// plexd_tun: the only native code in plexd-userspace. Opens a Linux TUN device
-// (/dev/net/tun, TUNSETIFF with IFF_TUN | IFF_NO_PI), waits for readiness with uv_poll on
-// Node's own event loop, reads many packets per wakeup into one JS-owned buffer and hands JS
-// one batch; writes straight from JS memory without blocking. Plain N-API (node_api.h) and
-// libuv, written in the C subset of C++ so node-gyp builds it with no extra dependency.
+// The TUN device: opens a Linux TUN device (/dev/net/tun, TUNSETIFF with IFF_TUN | IFF_NO_PI),
+// waits for readiness with uv_poll on Node's own event loop, reads many packets per wakeup into
+// one JS-owned buffer and hands JS one batch; writes straight from JS memory without blocking.
+// Plain N-API (node_api.h) and libuv, written in the C subset of C++ so node-gyp builds it with
+// no extra dependency. Registered by addon.cc.
 //
 // JS surface (wrapped by src/io/tun-linux.ts, which documents the contract):
 //   open(name, buf: ArrayBuffer, meta: Uint32Array, maxBatch, onBatch(count), onClosed(errno))
@@ -10,18 +10,12 @@
 //                                  packet i and meta[count] the end of the last one
 //   write(handle, u8, offset, length) -> bytes written, or -errno (EAGAIN = dropped)
 //   getMtu(handle) / setMtu(handle, mtu) / name(handle) / close(handle)
-//   setSocketMark(fd, mark)        SO_MARK for the UDP sockets (fwmark)
-//   forceSocketBuffers(fd, bytes)  SO_RCVBUFFORCE + SO_SNDBUFFORCE (root: beyond rmem_max)
-//   udp*                           the batched UDP bind, see native/udp.cc
 // Errors thrown carry .code (ENOENT, EPERM, EBUSY, ENAMETOOLONG, ...) and .errno.
 
 #include <node_api.h>
 #include <uv.h>
 
 #include "napi-util.h"
-
-// native/udp.cc: the batched UDP bind (udpOpen, udpFlush, ...).
-void plexd_udp_register(napi_env env, napi_value exports);
 
 #ifdef __linux__
 #include <errno.h>
@@ -45,20 +39,15 @@ void plexd_udp_register(napi_env env, napi_value exports);
 // Largest packet a TUN can hand us (IPv4/IPv6 without jumbograms, MTU is capped at 65535).
 static const size_t kMaxPacket = 65535;
 
+// The JS values a Tun keeps alive while open (Lifecycle slots).
+enum TunSlot { kTunBuf, kTunMeta, kTunOnBatch, kTunOnClosed, kTunSlots };
+
 struct Tun {
+  Lifecycle life;  // first member: see napi-util.h
   int fd;
   int ctl_fd;        // AF_INET datagram socket for SIOC[GS]IFMTU, in the device's netns
-  napi_env env;
   uv_poll_t poll;
   bool polling;       // uv_poll_init succeeded: the handle must be uv_close'd
-  bool closed;        // fd closed, refs dropped
-  bool handle_closed; // libuv is done with `poll` (or it was never initialized)
-  bool finalized;     // the JS external is gone
-  napi_ref buf_ref;
-  napi_ref meta_ref;
-  napi_ref on_batch_ref;
-  napi_ref on_closed_ref;
-  napi_async_context async_ctx;
   uint8_t* buf;
   size_t buf_len;
   uint32_t* meta;
@@ -66,103 +55,46 @@ struct Tun {
   uint32_t max_batch;
 };
 
-static void env_cleanup(void* arg);
-
 static Tun* get_tun(napi_env env, napi_value value) {
-  void* data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a TUN handle");
-    return NULL;
-  }
-  return static_cast<Tun*>(data);
+  return reinterpret_cast<Tun*>(lifecycle_unwrap(env, value, "expected a TUN handle"));
 }
 
-static void delete_ref(napi_env env, napi_ref* ref) {
-  if (*ref != NULL) {
-    napi_delete_reference(env, *ref);
-    *ref = NULL;
-  }
-}
+static bool tun_closed(const Tun* t) { return t->life.released; }
 
-static void maybe_free(Tun* t) {
-  if (t->finalized && t->handle_closed) free(t);
-}
-
-static void on_poll_closed(uv_handle_t* handle) {
-  Tun* t = static_cast<Tun*>(handle->data);
-  t->handle_closed = true;
-  maybe_free(t);
-}
-
-// Stops polling, closes the fds and drops the JS references. Idempotent. The struct itself is
-// freed once both the external is finalized and libuv has closed the poll handle.
-static void tun_release(Tun* t) {
-  if (t->closed) return;
-  t->closed = true;
-  if (t->polling) {
-    uv_poll_stop(&t->poll);
-    uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), on_poll_closed);
-  } else {
-    t->handle_closed = true;
-  }
+// Lifecycle stop_io: stops polling and closes the fds.
+static void tun_stop_io(Lifecycle* l) {
+  Tun* t = reinterpret_cast<Tun*>(l);
+  if (t->polling) lifecycle_close_poll(l, &t->poll);
+  t->polling = false;
   close(t->fd);
   t->fd = -1;
   if (t->ctl_fd >= 0) close(t->ctl_fd);
   t->ctl_fd = -1;
-  delete_ref(t->env, &t->buf_ref);
-  delete_ref(t->env, &t->meta_ref);
-  delete_ref(t->env, &t->on_batch_ref);
-  delete_ref(t->env, &t->on_closed_ref);
-  napi_remove_env_cleanup_hook(t->env, env_cleanup, t);
 }
 
-static void destroy_async(Tun* t) {
-  if (t->async_ctx != NULL) napi_async_destroy(t->env, t->async_ctx);
-  t->async_ctx = NULL;
-}
-
-static void env_cleanup(void* arg) {
-  Tun* t = static_cast<Tun*>(arg);
-  tun_release(t);
-  destroy_async(t);
-}
-
-static void finalize_tun(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
-  Tun* t = static_cast<Tun*>(data);
-  tun_release(t);
-  destroy_async(t);
-  t->finalized = true;
-  maybe_free(t);
-}
-
-static void make_callback(Tun* t, napi_value fn, size_t argc, napi_value* argv) {
-  call_js(t->env, t->async_ctx, fn, argc, argv);
-}
+static void tun_destroy(Lifecycle* l) { free(reinterpret_cast<Tun*>(l)); }
 
 // The device went away (ip link del) or the fd broke: stop polling, close, tell JS once.
 // Called from a libuv callback, so it opens its own handle scope.
 static void report_closed(Tun* t, int err) {
-  if (t->closed) return;
-  napi_env env = t->env;
+  if (tun_closed(t)) return;
+  napi_env env = t->life.env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value cb = NULL;
-  if (t->on_closed_ref != NULL) napi_get_reference_value(env, t->on_closed_ref, &cb);
-  tun_release(t);  // cb stays alive: it is held by this scope
+  napi_value cb = lifecycle_ref(&t->life, kTunOnClosed);
+  lifecycle_release(&t->life);  // cb stays alive: it is held by this scope
   if (cb != NULL) {
     napi_value arg;
     napi_create_int32(env, err, &arg);
-    make_callback(t, cb, 1, &arg);
+    call_js(env, t->life.async_ctx, cb, 1, &arg);
   }
-  destroy_async(t);
+  lifecycle_close(&t->life);
   napi_close_handle_scope(env, scope);
 }
 
 static void on_readable(uv_poll_t* handle, int status, int events) {
   Tun* t = static_cast<Tun*>(handle->data);
-  if (t->closed) return;
+  if (tun_closed(t)) return;
   if (status < 0) {
     // libuv maps POLLERR to UV_EBADF; a deleted TUN reports POLLERR.
     report_closed(t, EBADFD);
@@ -189,15 +121,15 @@ static void on_readable(uv_poll_t* handle, int status, int events) {
   }
   if (count > 0) {
     t->meta[count] = static_cast<uint32_t>(off);
+    napi_env env = t->life.env;
     napi_handle_scope scope;
-    napi_open_handle_scope(t->env, &scope);
-    napi_value arg, fn = NULL;
-    napi_create_uint32(t->env, count, &arg);
-    if (t->on_batch_ref != NULL) napi_get_reference_value(t->env, t->on_batch_ref, &fn);
-    if (fn != NULL) make_callback(t, fn, 1, &arg);
-    napi_close_handle_scope(t->env, scope);
+    napi_open_handle_scope(env, &scope);
+    napi_value arg, fn = lifecycle_ref(&t->life, kTunOnBatch);
+    napi_create_uint32(env, count, &arg);
+    if (fn != NULL) call_js(env, t->life.async_ctx, fn, 1, &arg);
+    napi_close_handle_scope(env, scope);
   }
-  if (fatal != 0 && !t->closed) report_closed(t, fatal);
+  if (fatal != 0 && !tun_closed(t)) report_closed(t, fatal);
 }
 
 static napi_value arg_string(napi_env env, napi_value v, char* out, size_t cap, size_t* len) {
@@ -361,30 +293,19 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   t->fd = fd;
   t->ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  t->env = env;
   t->buf = static_cast<uint8_t*>(buf);
   t->buf_len = buf_len;
   t->meta = static_cast<uint32_t*>(meta);
   t->meta_len = meta_len;
   t->max_batch = max_batch;
-  napi_create_reference(env, argv[1], 1, &t->buf_ref);
-  napi_create_reference(env, argv[2], 1, &t->meta_ref);
-  napi_create_reference(env, argv[4], 1, &t->on_batch_ref);
-  napi_create_reference(env, argv[5], 1, &t->on_closed_ref);
-  napi_value resource, resource_name;
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "PlexdTun", NAPI_AUTO_LENGTH, &resource_name);
-  napi_async_init(env, resource, resource_name, &t->async_ctx);
-
-  napi_value external;
-  if (napi_create_external(env, t, finalize_tun, NULL, &external) != napi_ok) {
-    tun_release(t);
-    destroy_async(t);
-    free(t);
-    napi_throw_error(env, "ERR_NATIVE", "napi_create_external failed");
-    return NULL;
-  }
-  napi_add_env_cleanup_hook(env, env_cleanup, t);
+  napi_value slots[kTunSlots];
+  slots[kTunBuf] = argv[1];
+  slots[kTunMeta] = argv[2];
+  slots[kTunOnBatch] = argv[4];
+  slots[kTunOnClosed] = argv[5];
+  lifecycle_init(&t->life, env, "PlexdTun", slots, kTunSlots, tun_stop_io, tun_destroy);
+  napi_value external = lifecycle_wrap(&t->life);
+  if (external == NULL) return NULL;
 
   uv_loop_t* loop = NULL;
   int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? 0 : -1;
@@ -395,8 +316,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     rc = uv_poll_start(&t->poll, UV_READABLE | UV_DISCONNECT, on_readable);
   }
   if (rc != 0) {
-    tun_release(t);
-    destroy_async(t);
+    lifecycle_close(&t->life);
     throw_errno(env, rc < 0 ? -rc : EIO, "uv_poll on the TUN fd");
     return NULL;
   }
@@ -432,7 +352,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t ret;
-  if (t->closed) {
+  if (tun_closed(t)) {
     ret = -EBADF;
   } else {
     ssize_t n;
@@ -452,7 +372,7 @@ static napi_value js_get_mtu(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Tun* t = get_tun(env, argv[0]);
   if (t == NULL) return NULL;
-  if (t->closed) {
+  if (tun_closed(t)) {
     throw_errno(env, EBADF, "TUN is closed");
     return NULL;
   }
@@ -475,7 +395,7 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
   if (t == NULL) return NULL;
   int32_t mtu = 0;
   CHECK_NAPI(env, napi_get_value_int32(env, argv[1], &mtu));
-  if (t->closed) {
+  if (tun_closed(t)) {
     throw_errno(env, EBADF, "TUN is closed");
     return NULL;
   }
@@ -494,7 +414,7 @@ static napi_value js_name(napi_env env, napi_callback_info info) {
   Tun* t = get_tun(env, argv[0]);
   if (t == NULL) return NULL;
   struct ifreq ifr;
-  int err = t->closed ? EBADF : current_ifreq(t, &ifr);
+  int err = tun_closed(t) ? EBADF : current_ifreq(t, &ifr);
   if (err != 0) {
     throw_errno(env, err, "TUNGETIFF");
     return NULL;
@@ -511,67 +431,26 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Tun* t = get_tun(env, argv[0]);
   if (t == NULL) return NULL;
-  tun_release(t);
-  destroy_async(t);
+  lifecycle_close(&t->life);
   return NULL;
 }
 
-static napi_value js_set_socket_mark(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  uint32_t mark = 0;
-  CHECK_NAPI(env, napi_get_value_int32(env, argv[0], &fd));
-  CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &mark));
-  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
-    int err = errno;
-    throw_errno(env, err, err == EPERM ? "SO_MARK: CAP_NET_ADMIN is needed" : "SO_MARK");
-    return NULL;
+void plexd_tun_register(napi_env env, napi_value exports) {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {{"open", js_open},       {"write", js_write}, {"getMtu", js_get_mtu},
+             {"setMtu", js_set_mtu}, {"name", js_name},   {"close", js_close}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
   }
-  return NULL;
 }
 
-// SO_RCVBUFFORCE / SO_SNDBUFFORCE: exceed net.core.[rw]mem_max (needs CAP_NET_ADMIN), as
-// wireguard-go does for its UDP sockets.
-static napi_value js_force_socket_buffers(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1, size = 0;
-  CHECK_NAPI(env, napi_get_value_int32(env, argv[0], &fd));
-  CHECK_NAPI(env, napi_get_value_int32(env, argv[1], &size));
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
-    throw_errno(env, errno, "SO_RCVBUFFORCE/SO_SNDBUFFORCE");
-    return NULL;
-  }
-  return NULL;
-}
+#else  // not Linux: the entry points exist and say why they cannot work.
 
-#define EXPORT_FN(env, exports, name, fn)                                        \
-  do {                                                                           \
-    napi_value f_;                                                               \
-    napi_create_function((env), name, NAPI_AUTO_LENGTH, (fn), NULL, &f_);        \
-    napi_set_named_property((env), (exports), name, f_);                         \
-  } while (0)
-
-static napi_value init(napi_env env, napi_value exports) {
-  EXPORT_FN(env, exports, "open", js_open);
-  EXPORT_FN(env, exports, "write", js_write);
-  EXPORT_FN(env, exports, "getMtu", js_get_mtu);
-  EXPORT_FN(env, exports, "setMtu", js_set_mtu);
-  EXPORT_FN(env, exports, "name", js_name);
-  EXPORT_FN(env, exports, "close", js_close);
-  EXPORT_FN(env, exports, "setSocketMark", js_set_socket_mark);
-  EXPORT_FN(env, exports, "forceSocketBuffers", js_force_socket_buffers);
-  plexd_udp_register(env, exports);
-  return exports;
-}
-
-#else  // not Linux: the module loads and every entry point says why it cannot work.
-
-static napi_value not_linux(napi_env env, napi_callback_info info) {
+static napi_value tun_not_linux(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value msg, code, error;
   napi_create_string_utf8(env, "TUN devices are only supported on Linux", NAPI_AUTO_LENGTH, &msg);
@@ -581,18 +460,13 @@ static napi_value not_linux(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
-  const char* names[] = {"open", "write", "getMtu", "setMtu", "name", "close", "setSocketMark",
-                         "forceSocketBuffers"};
+void plexd_tun_register(napi_env env, napi_value exports) {
+  const char* names[] = {"open", "write", "getMtu", "setMtu", "name", "close"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     napi_value f;
-    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, not_linux, NULL, &f);
+    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, tun_not_linux, NULL, &f);
     napi_set_named_property(env, exports, names[i], f);
   }
-  plexd_udp_register(env, exports);
-  return exports;
 }
 
 #endif
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -37,16 +37,14 @@ static const int kRandomPortAttempts = 16;
 // JS thread blocks meanwhile, as wireguard-go's writer goroutine would.
 static const int kSendWaitMs = 2;
 
+// The JS values a Udp keeps alive while open (Lifecycle slots).
+enum UdpSlot { kRxBuf, kRxMeta, kRxAddr, kTxBuf, kTxMeta, kTxAddr, kOnBatch, kUdpSlots };
+
 struct Udp {
-  napi_env env;
+  Lifecycle life;  // first member: see napi-util.h
   int fd[2];  // [0] IPv4, [1] IPv6; -1 when that family is off
   uv_poll_t poll[2];
   bool polling[2];
-  bool handle_closed[2];
-  bool closed;
-  bool finalized;
-  napi_async_context async_ctx;
-  napi_ref refs[7];  // rxBuf, rxMeta, rxAddr, txBuf, txMeta, txAddr, onBatch
   uint8_t* rx_buf;
   uint32_t* rx_meta;
   uint8_t* rx_addr;
@@ -63,63 +61,29 @@ struct Udp {
   struct sockaddr_storage* names;
 };
 
-static void udp_env_cleanup(void* arg);
+static bool udp_closed(const Udp* u) { return u->life.released; }
 
-static void udp_maybe_free(Udp* u) {
-  if (!u->finalized || !u->handle_closed[0] || !u->handle_closed[1]) return;
+// Lifecycle stop_io: stops polling and closes the sockets.
+static void udp_stop_io(Lifecycle* l) {
+  Udp* u = reinterpret_cast<Udp*>(l);
+  for (int i = 0; i < 2; i++) {
+    if (u->polling[i]) lifecycle_close_poll(l, &u->poll[i]);
+    u->polling[i] = false;
+    if (u->fd[i] >= 0) close(u->fd[i]);
+    u->fd[i] = -1;
+  }
+}
+
+static void udp_destroy(Lifecycle* l) {
+  Udp* u = reinterpret_cast<Udp*>(l);
   free(u->msgs);
   free(u->iovs);
   free(u->names);
   free(u);
 }
 
-static void on_udp_poll_closed(uv_handle_t* handle) {
-  Udp* u = static_cast<Udp*>(handle->data);
-  u->handle_closed[handle == reinterpret_cast<uv_handle_t*>(&u->poll[0]) ? 0 : 1] = true;
-  udp_maybe_free(u);
-}
-
-// Stops polling, closes the sockets, drops the JS references. Idempotent.
-static void udp_release(Udp* u) {
-  if (u->closed) return;
-  u->closed = true;
-  for (int i = 0; i < 2; i++) {
-    if (u->polling[i]) {
-      uv_poll_stop(&u->poll[i]);
-      uv_close(reinterpret_cast<uv_handle_t*>(&u->poll[i]), on_udp_poll_closed);
-    } else {
-      u->handle_closed[i] = true;
-    }
-    if (u->fd[i] >= 0) close(u->fd[i]);
-    u->fd[i] = -1;
-  }
-  for (int i = 0; i < 7; i++) {
-    if (u->refs[i] != NULL) napi_delete_reference(u->env, u->refs[i]);
-    u->refs[i] = NULL;
-  }
-  if (u->async_ctx != NULL) napi_async_destroy(u->env, u->async_ctx);
-  u->async_ctx = NULL;
-  napi_remove_env_cleanup_hook(u->env, udp_env_cleanup, u);
-}
-
-static void udp_env_cleanup(void* arg) { udp_release(static_cast<Udp*>(arg)); }
-
-static void finalize_udp(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
-  Udp* u = static_cast<Udp*>(data);
-  udp_release(u);
-  u->finalized = true;
-  udp_maybe_free(u);
-}
-
 static Udp* get_udp(napi_env env, napi_value value) {
-  void* data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a UDP bind handle");
-    return NULL;
-  }
-  return static_cast<Udp*>(data);
+  return reinterpret_cast<Udp*>(lifecycle_unwrap(env, value, "expected a UDP bind handle"));
 }
 
 // Writes a received source address into the JS meta/addr arrays; false for other families.
@@ -144,7 +108,7 @@ static bool store_source(const struct sockaddr_storage* ss, uint32_t* meta, uint
 static void on_udp_readable(uv_poll_t* handle, int status, int events) {
   (void)events;
   Udp* u = static_cast<Udp*>(handle->data);
-  if (u->closed) return;
+  if (udp_closed(u)) return;
   int fd = u->fd[handle == &u->poll[0] ? 0 : 1];
   if (status < 0) {
     // A pending socket error (e.g. an ICMP report): reading SO_ERROR clears it.
@@ -178,13 +142,12 @@ static void on_udp_readable(uv_poll_t* handle, int status, int events) {
     count++;
   }
   if (count == 0) return;
-  napi_env env = u->env;
+  napi_env env = u->life.env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value fn = NULL, arg;
-  if (u->refs[6] != NULL) napi_get_reference_value(env, u->refs[6], &fn);
+  napi_value arg, fn = lifecycle_ref(&u->life, kOnBatch);
   napi_create_uint32(env, count, &arg);
-  if (fn != NULL) call_js(env, u->async_ctx, fn, 1, &arg);
+  if (fn != NULL) call_js(env, u->life.async_ctx, fn, 1, &arg);
   napi_close_handle_scope(env, scope);
 }
 
@@ -253,7 +216,7 @@ static napi_value js_udp_flush(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t sent = 0;
-  if (!u->closed) {
+  if (!udp_closed(u)) {
     int run_family = -1;
     uint32_t run_start = 0;
     for (uint32_t i = 0; i <= count; i++) {
@@ -458,20 +421,20 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   napi_value arrays = argv[4];
   void *rx_buf, *rx_meta, *rx_addr, *tx_buf, *tx_meta, *tx_addr;
   size_t rx_buf_len, rx_meta_len, rx_addr_len, tx_buf_len, tx_meta_len, tx_addr_len;
-  napi_value values[7];
+  napi_value values[kUdpSlots];
   uint32_t slot_size, max_batch, max_tx;
-  if (!typed_prop(env, arrays, "rxBuf", napi_uint8_array, &rx_buf, &rx_buf_len, &values[0]) ||
-      !typed_prop(env, arrays, "rxMeta", napi_uint32_array, &rx_meta, &rx_meta_len, &values[1]) ||
-      !typed_prop(env, arrays, "rxAddr", napi_uint8_array, &rx_addr, &rx_addr_len, &values[2]) ||
-      !typed_prop(env, arrays, "txBuf", napi_uint8_array, &tx_buf, &tx_buf_len, &values[3]) ||
-      !typed_prop(env, arrays, "txMeta", napi_uint32_array, &tx_meta, &tx_meta_len, &values[4]) ||
-      !typed_prop(env, arrays, "txAddr", napi_uint8_array, &tx_addr, &tx_addr_len, &values[5]) ||
+  if (!typed_prop(env, arrays, "rxBuf", napi_uint8_array, &rx_buf, &rx_buf_len, &values[kRxBuf]) ||
+      !typed_prop(env, arrays, "rxMeta", napi_uint32_array, &rx_meta, &rx_meta_len, &values[kRxMeta]) ||
+      !typed_prop(env, arrays, "rxAddr", napi_uint8_array, &rx_addr, &rx_addr_len, &values[kRxAddr]) ||
+      !typed_prop(env, arrays, "txBuf", napi_uint8_array, &tx_buf, &tx_buf_len, &values[kTxBuf]) ||
+      !typed_prop(env, arrays, "txMeta", napi_uint32_array, &tx_meta, &tx_meta_len, &values[kTxMeta]) ||
+      !typed_prop(env, arrays, "txAddr", napi_uint8_array, &tx_addr, &tx_addr_len, &values[kTxAddr]) ||
       !uint_prop(env, arrays, "slotSize", &slot_size) ||
       !uint_prop(env, arrays, "maxBatch", &max_batch) || !uint_prop(env, arrays, "maxTx", &max_tx))
     return NULL;
-  CHECK_NAPI(env, napi_get_named_property(env, arrays, "onBatch", &values[6]));
+  CHECK_NAPI(env, napi_get_named_property(env, arrays, "onBatch", &values[kOnBatch]));
   napi_valuetype fn_type;
-  CHECK_NAPI(env, napi_typeof(env, values[6], &fn_type));
+  CHECK_NAPI(env, napi_typeof(env, values[kOnBatch], &fn_type));
   if (port > 65535 || max_batch == 0 || max_tx == 0 || slot_size == 0 || fn_type != napi_function ||
       rx_buf_len < static_cast<size_t>(max_batch) * slot_size || rx_meta_len < 3u * max_batch ||
       rx_addr_len < 16u * max_batch || tx_meta_len < 3u * max_tx || tx_addr_len < 16u * max_tx) {
@@ -509,7 +472,6 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     throw_errno(env, ENOMEM, "allocating UDP bind state");
     return NULL;
   }
-  u->env = env;
   u->fd[0] = fds[0];
   u->fd[1] = fds[1];
   u->rx_buf = static_cast<uint8_t*>(rx_buf);
@@ -522,29 +484,13 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   u->tx_meta = static_cast<uint32_t*>(tx_meta);
   u->tx_addr = static_cast<uint8_t*>(tx_addr);
   u->max_tx = max_tx;
-  for (int i = 0; i < 7; i++) napi_create_reference(env, values[i], 1, &u->refs[i]);
-  napi_value resource, resource_name;
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "PlexdUdp", NAPI_AUTO_LENGTH, &resource_name);
-  napi_async_init(env, resource, resource_name, &u->async_ctx);
-
-  napi_value external;
-  if (napi_create_external(env, u, finalize_udp, NULL, &external) != napi_ok) {
-    u->handle_closed[0] = u->handle_closed[1] = true;
-    udp_release(u);
-    u->finalized = true;
-    udp_maybe_free(u);
-    napi_throw_error(env, "ERR_NATIVE", "napi_create_external failed");
-    return NULL;
-  }
-  napi_add_env_cleanup_hook(env, udp_env_cleanup, u);
+  lifecycle_init(&u->life, env, "PlexdUdp", values, kUdpSlots, udp_stop_io, udp_destroy);
+  napi_value external = lifecycle_wrap(&u->life);
+  if (external == NULL) return NULL;
   uv_loop_t* loop = NULL;
   int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? 0 : -EIO;
   for (int i = 0; i < 2 && rc == 0; i++) {
-    if (u->fd[i] < 0) {
-      u->handle_closed[i] = true;
-      continue;
-    }
+    if (u->fd[i] < 0) continue;
     rc = uv_poll_init(loop, &u->poll[i], u->fd[i]);
     if (rc != 0) break;
     u->poll[i].data = u;
@@ -552,7 +498,7 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     rc = uv_poll_start(&u->poll[i], UV_READABLE, on_udp_readable);
   }
   if (rc != 0) {
-    udp_release(u);
+    lifecycle_close(&u->life);
     throw_errno(env, -rc, "uv_poll on a UDP socket");
     return NULL;
   }
@@ -615,7 +561,7 @@ static napi_value js_udp_close(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Udp* u = get_udp(env, argv[0]);
   if (u == NULL) return NULL;
-  udp_release(u);
+  lifecycle_close(&u->life);
   return NULL;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything plexd-userspace needs on a fresh Debian machine: the Debian packages the
-# netns tier and benchmarks drive (only as root), then the npm dependencies, the N-API TUN addon
-# and the TypeScript build (`npm ci` runs node-gyp and `prepare`).
+# netns tier and benchmarks drive (only as root), then the npm dependencies, the N-API addon
+# (build/Release/plexd_native.node: TUN device and batched UDP sockets) and the TypeScript build
+# (`npm ci` runs node-gyp and `prepare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -3,6 +3,8 @@
 export { Device, defaultCrypto } from './device/device.js';
 export { formatEndpoint } from './core/endpoint.js';
 export type { DeviceOptions, DeviceCounters } from './device/device.js';
+export { DIAGNOSTICS_CHANNELS } from './device/diagnostics.js';
+export type { CookieSentMessage, DropMessage, PeerEventMessage } from './device/diagnostics.js';
 export type { DeviceConfig, PeerConfig, KeyInput } from './device/config.js';
 export type {
   AllowedIp,

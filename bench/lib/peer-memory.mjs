@@ -22,6 +22,7 @@ const mode = args.mode ?? 'uapi';
 const dist = path.resolve(args.dist ?? new URL('../../dist', import.meta.url).pathname);
 const lib = await import(pathToFileURL(path.join(dist, 'index.js')).href);
 const { UapiRequestParser } = await import(pathToFileURL(path.join(dist, 'uapi/protocol.js')).href);
+const { deviceEngine } = await import(pathToFileURL(path.join(dist, 'device/device.js')).href);
 const crypto = args.crypto === 'noble' ? lib.core.nobleCrypto : lib.nodeCrypto;
 
 if (typeof globalThis.gc !== 'function') {
@@ -74,7 +75,8 @@ async function loadUapi() {
       await device.apply(req.tx);
     }
   }
-  if (device.engine.peerCount !== count) throw new Error(`${device.engine.peerCount} peers`);
+  const peers = deviceEngine(device).peerCount;
+  if (peers !== count) throw new Error(`${peers} peers`);
   return device;
 }
 

@@ -1,16 +1,19 @@
 // The plexd node agent (plexd-api.md "Lifecycle"): register (or reuse the stored identity) ->
 // bring the interface up on cached state -> heartbeat every 30 s and follow signed events ->
 // reconcile peers -> on SIGTERM stop and remove the interface. Deregistration happens only on an
-// explicit `deregister`. NAT (issue 6, src/agent/nat-services.ts): the endpoint and its candidates
-// (issue 13: interface addresses, the STUN reflexive address with nat.stun_servers or the control
-// plane's offered STUN server, bind_address/advertise_endpoint when set) are reported and re-reported
-// on change, peers go direct or through a bridge relay, and `mode: bridge` runs the relay. A peer
-// left without an endpoint is warned about once (path-problems.ts). Policy (issue 7): the
-// interface's PolicyFilter gets each state's policy block (src/agent/policy-enforcer.ts); the
-// revision in force rides along in the heartbeat and is shown on the node API and /healthz.
+// explicit `deregister`. NAT (docs/nat.md "Agent: endpoint discovery", src/agent/nat-services.ts):
+// the endpoint and its candidates (docs/nat.md "Endpoint candidates": interface addresses, the STUN
+// reflexive address with nat.stun_servers or the control plane's offered STUN server,
+// bind_address/advertise_endpoint when set) are reported and re-reported on change, peers go direct
+// or through a bridge relay, and `mode: bridge` runs the relay. A peer left without an endpoint is
+// warned about once (docs/agent.md "Readiness and path problems"). Policy (docs/policy.md "In the
+// agent"): the interface's PolicyFilter gets each state's policy block
+// (src/agent/policy-enforcer.ts); the revision in force rides along in the heartbeat and is shown on
+// the node API and /healthz. Registration is registration.ts, the key pair keys.ts, the node API's
+// documents status.ts and its routes routes.ts; every time the agent reads comes from its Clock.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { EventEnvelope } from '../api/events.js';
 import { formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
@@ -19,22 +22,26 @@ import { VERSION } from '../version.js';
 import { ControlClient } from '../control/api-client.js';
 import { sleep } from '../control/backoff.js';
 import { EnvelopeVerifier, SigningKeyring } from '../control/envelopes.js';
-import { EventStream, type DeliveryMode, type EventStreamTimings } from '../control/event-stream.js';
-import { ApiError, HttpClient } from '../control/http-client.js';
+import { EventStream, type EventStreamTimings } from '../control/event-stream.js';
+import { ApiError } from '../control/http-client.js';
 import { Reconciler, refusePeerList } from '../control/reconcile.js';
-import { register, resolveToken } from '../control/register.js';
-import { formatEndpoint } from '../core/endpoint.js';
+import { systemClock, type Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './config.js';
-import { normalizeFingerprint } from './config.js';
+import { generatePrivateKey, NodeKeys, publicKeyOf } from './keys.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import type { InterfaceTable } from './candidates.js';
-import { MeshInterface } from './mesh-interface.js';
+import { MeshInterface, type MeshInterfaceOptions } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
 import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
 import { attemptRotation, type RotationStep } from './key-rotation.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
-import { openStore, type Identity, type Store } from './store.js';
+import { controlHttpClient, ensureRegistered, registerNode } from './registration.js';
+import { healthRoutes, nodeApiRoutes } from './routes.js';
+import { peersDocument, statusDocument, type StatusInputs } from './status.js';
+import { openStore, StoreError, type Identity, type Store } from './store.js';
+
+export { ensureRegistered, generatePrivateKey, publicKeyOf };
 
 /** Heartbeat period (plexd-api.md): 30 s, the first one immediately. */
 export const HEARTBEAT_INTERVAL_MS = 30_000;
@@ -46,6 +53,8 @@ export interface AgentOptions {
   readonly config: AgentConfig;
   readonly logger: Logger;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The device's crypto provider and UDP bind kind (the CLI's PLEXD_CRYPTO / PLEXD_BIND). */
+  readonly device?: Pick<MeshInterfaceOptions, 'crypto' | 'bindKind'>;
   /** Test hooks: shorter periods. */
   readonly heartbeatIntervalMs?: number;
   readonly eventStreamTimings?: Partial<EventStreamTimings>;
@@ -54,82 +63,25 @@ export interface AgentOptions {
   readonly health?: boolean;
   /** Start the node API socket (default true). */
   readonly nodeApi?: boolean;
-  /** Test hooks (issue 13): the interface table candidates are read from, how often (ms), and the
+  /** Test hooks (docs/nat.md "Endpoint candidates"): the interface table candidates are read from, how often (ms), and the
    *  grace period before a peer without an endpoint is a path problem (ms). */
   readonly interfaces?: () => InterfaceTable;
   readonly candidatePollMs?: number;
   readonly pathGraceMs?: number;
   /** Test hook: awaited after each key rotation step (crash tests make it never resolve). */
   readonly rotationHook?: (step: RotationStep) => void | Promise<void>;
+  /** Where the agent reads time (default the system clock; tests pass a ManualClock). Timers still
+   *  run on the event loop. */
+  readonly clock?: Clock;
 }
 
-/** A fresh X25519 private key as base64. */
-export function generatePrivateKey(): string {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
-  return der.subarray(der.length - 32).toString('base64');
-}
-
-/** The X25519 public key (base64) of a base64 private key. */
-export function publicKeyOf(privateKeyBase64: string): string {
-  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(privateKeyBase64, 'base64')]);
-  const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
-  return pub.subarray(pub.length - 32).toString('base64');
-}
-
-function httpClient(config: AgentConfig): HttpClient {
-  const pin = config.api.tlsFingerprint === undefined ? undefined : normalizeFingerprint(config.api.tlsFingerprint);
-  return new HttpClient({ baseUrl: config.api.baseUrl, tlsFingerprint: pin, userAgent: `plexd-userspace/${VERSION}`, timeoutMs: config.api.requestTimeoutS * 1000 });
-}
-
-/**
- * Returns the stored identity, or registers (token sources, retries) and stores a new one; the
- * token file is deleted after success. Rejects with RegistrationError / StoreError.
- */
-export async function ensureRegistered(config: AgentConfig, store: Store, log: Logger, env: Readonly<Record<string, string | undefined>> = process.env, signal?: AbortSignal): Promise<{ identity: Identity; fresh: boolean; peers: readonly PeerInfo[]; stunServers: readonly string[] }> {
-  const existing = store.loadIdentity();
-  if (existing !== undefined) return { identity: existing, fresh: false, peers: [], stunServers: [] };
-  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, tokenEnv: config.registration.tokenEnv, env, log: (m) => log.info(m) });
-  const privateKey = generatePrivateKey();
-  const client = new ControlClient(httpClient(config));
-  log.info(`registering ${config.registration.resourceHandle} with ${config.api.baseUrl} (token from ${token.source})`);
-  const res = await register(
-    client,
-    {
-      project_id: config.registration.projectId ?? 'default',
-      resource_handle: config.registration.resourceHandle,
-      bootstrap_token: token.token,
-      public_key: publicKeyOf(privateKey),
-      ...(config.mode === 'bridge' ? { mode: 'bridge' as const } : {}),
-    },
-    { log: (m) => log.info(m), maxRetryMs: config.registration.maxRetryS * 1000, ...(signal ? { signal } : {}) },
-  );
-  const identity: Identity = {
-    node_id: res.node_id,
-    mesh_ip: res.mesh_ip,
-    domain_mesh_cidr: res.domain_mesh_cidr,
-    signing_key_id: res.signing_key_id,
-    api_base_url: config.api.baseUrl,
-    registered_at: new Date().toISOString(),
-    private_key: privateKey,
-    nsk: res.nsk,
-    signing_public_key: res.signing_public_key,
-  };
-  store.saveIdentity(identity);
-  if (token.file !== undefined) rmSync(token.file, { force: true });
-  log.info(`registered as node ${res.node_id}, mesh IP ${res.mesh_ip}`);
-  return { identity, fresh: true, peers: res.peer_snapshot, stunServers: res.stun_servers ?? [] };
-}
-
-let binaryChecksum: string | undefined;
-function checksum(): string {
-  if (binaryChecksum !== undefined) return binaryChecksum;
+/** SHA-256 (hex) of the running script, the heartbeat's binary_checksum; '' when unreadable. */
+function binaryChecksum(): string {
   try {
-    binaryChecksum = createHash('sha256').update(readFileSync(process.argv[1] ?? '')).digest('hex');
+    return createHash('sha256').update(readFileSync(process.argv[1] ?? '')).digest('hex');
   } catch {
-    binaryChecksum = '';
+    return '';
   }
-  return binaryChecksum;
 }
 
 /** Feeds a state's policy block to `policy` and logs the outcome; returns it. */
@@ -153,6 +105,9 @@ export class Agent {
   readonly events: EventStream;
   readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, statesRefused: 0, keyRotations: 0, reRegistrations: 0 };
   #identity: Identity;
+  /** The private key of #identity as owned bytes, and its public key (derived once per key). */
+  readonly #keys: NodeKeys;
+  readonly #clock: Clock;
   readonly #log: Logger;
   readonly #env: Readonly<Record<string, string | undefined>>;
   readonly #reconciler = new Reconciler();
@@ -169,8 +124,11 @@ export class Agent {
   #rotating = false;
   #rotationRetryMs = 0;
   readonly #rotationHook: AgentOptions['rotationHook'];
-  #lastHeartbeatAt: string | undefined;
-  #lastReconcileAt: string | undefined;
+  /** Wall-clock ms of the last successful heartbeat / reconcile. */
+  #lastHeartbeatMs: number | undefined;
+  #lastReconcileMs: number | undefined;
+  /** The heartbeat's binary_checksum, hashed at the first heartbeat. */
+  #binaryChecksum: string | undefined;
   #loops: Promise<void>[] = [];
   #stopped = false;
   #reRegistering = false;
@@ -178,14 +136,16 @@ export class Agent {
   #nat: NatServices | undefined;
   /** STUN servers the control plane offers (registration response, then each state). */
   #offeredStun: readonly string[] = [];
-  /** Peers without a usable endpoint (issue 13). */
+  /** Peers without a usable endpoint (docs/agent.md "Readiness and path problems"). */
   readonly #pathProblems: PathProblems;
   readonly #pathGraceMs: number;
 
-  private constructor(opts: AgentOptions, store: Store, identity: Identity, iface: MeshInterface, policy: PolicyEnforcer) {
+  private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
     this.store = store;
     this.#identity = identity;
+    this.#keys = keys;
+    this.#clock = opts.clock ?? systemClock;
     this.iface = iface;
     this.policy = policy;
     this.#log = opts.logger;
@@ -195,8 +155,9 @@ export class Agent {
     this.#projectId = opts.config.registration.projectId ?? 'default';
     this.#pathGraceMs = opts.pathGraceMs ?? PATH_GRACE_MS;
     this.#pathProblems = new PathProblems(this.#pathGraceMs, (m) => this.#log.error(m));
-    this.client = new ControlClient(httpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
-    this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId });
+    this.client = new ControlClient(controlHttpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
+    const clock = this.#clock;
+    this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId }, { wallMs: () => clock.wallMs() });
     this.verifier.onKeyRotated = (keyId, pub) => {
       this.#log.info(`signing key rotated to ${keyId}`);
       this.store.saveSigningKey(this.#identity, keyId, pub);
@@ -221,7 +182,7 @@ export class Agent {
   static async start(opts: AgentOptions): Promise<Agent> {
     const { config, logger: log } = opts;
     const store = openStore(config.dataDir);
-    const reg = await ensureRegistered(config, store, log, opts.env ?? process.env);
+    const reg = await ensureRegistered(config, store, log, opts.env ?? process.env, undefined, opts.clock ?? systemClock);
     if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
     const cached = store.loadState();
     const parsedCache = cached === undefined ? undefined : parseStateResponse(cached);
@@ -230,21 +191,34 @@ export class Agent {
     const policy = new PolicyEnforcer({ enabled: config.policy.enabled });
     if (!config.policy.enabled) log.info('policy.enabled is false: policy enforcement off, all mesh traffic allowed');
     if (parsedCache?.ok === true) logPolicyUpdate(log, policy, parsedCache.value.policy, 'cached state');
-    const iface = await MeshInterface.open({
-      filter: policy.filter,
-      packetCallback: config.wireguard.packetCallback,
-      interfaceName: config.wireguard.interfaceName,
-      listenPort: config.wireguard.listenPort,
-      mtu: config.wireguard.mtu,
-      bindAddress: config.wireguard.bindAddress,
-      meshIp: reg.identity.mesh_ip,
-      meshCidr: reg.identity.domain_mesh_cidr,
-      logger: log.child(`(${config.wireguard.interfaceName}) `),
-      ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
-    });
-    const agent = new Agent(opts, store, reg.identity, iface, policy);
+    let keys: NodeKeys;
     try {
-      await iface.device.configure({ privateKey: reg.identity.private_key });
+      keys = new NodeKeys(reg.identity.private_key);
+    } catch (err) {
+      throw new StoreError(`${config.dataDir}: private_key is not 32 bytes of base64; remove the data_dir to register again`, { cause: err });
+    }
+    let iface: MeshInterface;
+    try {
+      iface = await MeshInterface.open({
+        filter: policy.filter,
+        packetCallback: config.wireguard.packetCallback,
+        interfaceName: config.wireguard.interfaceName,
+        listenPort: config.wireguard.listenPort,
+        mtu: config.wireguard.mtu,
+        bindAddress: config.wireguard.bindAddress,
+        meshIp: reg.identity.mesh_ip,
+        meshCidr: reg.identity.domain_mesh_cidr,
+        logger: log.child(`(${config.wireguard.interfaceName}) `),
+        ...(opts.uapiSocketDir ? { uapiSocketDir: opts.uapiSocketDir } : {}),
+        ...opts.device,
+      });
+    } catch (err) {
+      keys.close();
+      throw err;
+    }
+    const agent = new Agent(opts, store, reg.identity, keys, iface, policy);
+    try {
+      await iface.device.configure({ privateKey: keys.privateKey });
       agent.#offeredStun = reg.fresh ? reg.stunServers : parsedCache?.ok === true ? (parsedCache.value.stun_servers ?? []) : [];
       agent.#nat = await NatServices.start({
         config,
@@ -254,6 +228,7 @@ export class Agent {
         offeredStun: () => agent.#offeredStun,
         meshCidr: () => agent.#identity.domain_mesh_cidr,
         privateKey: () => agent.#identity.private_key,
+        clock: agent.#clock,
         ...(opts.interfaces ? { interfaces: opts.interfaces } : {}),
         ...(opts.candidatePollMs !== undefined ? { candidatePollMs: opts.candidatePollMs } : {}),
         log: log.child('(nat) '),
@@ -263,8 +238,8 @@ export class Agent {
       } else if (reg.peers.length > 0) {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
-      if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, agent.#healthRoutes()));
-      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, agent.#nodeApiRoutes()));
+      if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent)));
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, nodeApiRoutes(agent)));
     } catch (err) {
       await agent.stop();
       throw err;
@@ -313,7 +288,7 @@ export class Agent {
 
   async #apply(peers: readonly PeerInfo[], why: string): Promise<void> {
     if (this.#refused(peers, why)) return;
-    const own = publicKeyOf(this.#identity.private_key);
+    const own = this.#keys.publicKey;
     const plan = this.#reconciler.plan(this.iface.device.snapshot(), peers.filter((p) => p.node_id !== this.#identity.node_id), own);
     if (plan.config !== undefined) {
       await this.iface.device.configure(plan.config);
@@ -353,7 +328,7 @@ export class Agent {
           this.store.saveState(state);
           if (policyChanged) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
-          this.#lastReconcileAt = new Date().toISOString();
+          this.#lastReconcileMs = this.#clock.wallMs();
         } catch (err) {
           this.counters.reconcileFailures++;
           if (!this.#stopped) this.#log.error(`reconcile failed: ${(err as Error).message}`);
@@ -395,7 +370,7 @@ export class Agent {
    * 5 minutes of the last rotation is skipped.
    */
   async rotateKeys(): Promise<boolean> {
-    const now = performance.now();
+    const now = this.#clock.now();
     const recovering = this.store.loadPendingKey() !== undefined;
     if (!recovering && now - this.#lastRotation < ROTATE_KEYS_MIN_INTERVAL_MS) {
       this.#log.verbose('rotate_keys within 5 min of the last rotation; skipped');
@@ -423,7 +398,8 @@ export class Agent {
       }
       this.#rotationRetryMs = 0;
       this.#identity = { ...this.#identity, private_key: r.privateKey };
-      await this.iface.device.configure({ privateKey: r.privateKey });
+      this.#keys.replace(r.privateKey);
+      await this.iface.device.configure({ privateKey: this.#keys.privateKey });
       this.counters.keyRotations++;
       this.#log.info(recovering ? 'mesh key rotated (a staged rotation recovered)' : 'mesh key rotated');
       this.requestReconcile();
@@ -441,16 +417,14 @@ export class Agent {
     this.#reRegistering = true;
     try {
       this.#log.error('the control plane rejected our credential (401); registering again');
-      const token = resolveToken({ configToken: this.config.registration.token, tokenFile: this.config.registration.tokenFile, tokenEnv: this.config.registration.tokenEnv, env: this.#env });
-      const res = await register(
-        this.client,
-        { project_id: this.#projectId, resource_handle: this.config.registration.resourceHandle, bootstrap_token: token.token, public_key: publicKeyOf(this.#identity.private_key) },
-        { signal: this.#stop.signal, nonce: randomUUID() },
-      );
       const previous = this.#identity;
-      this.#identity = { ...this.#identity, node_id: res.node_id, mesh_ip: res.mesh_ip, nsk: res.nsk, signing_key_id: res.signing_key_id, signing_public_key: res.signing_public_key, domain_mesh_cidr: res.domain_mesh_cidr, registered_at: new Date().toISOString() };
-      this.store.saveIdentity(this.#identity);
-      if (token.file !== undefined) rmSync(token.file, { force: true });
+      const { identity, response: res } = await registerNode(
+        { config: this.config, store: this.store, client: this.client, log: this.#log, env: this.#env, clock: this.#clock, signal: this.#stop.signal },
+        previous.private_key,
+        this.#keys.publicKey,
+        previous,
+      );
+      this.#identity = identity;
       this.client.setAuth({ nodeId: res.node_id, nsk: res.nsk });
       // Events for the new node id; from another control plane, under its key and its sequence.
       this.verifier.rebind({ nodeId: res.node_id, projectId: this.#projectId }, res.signing_key_id, res.signing_public_key);
@@ -490,15 +464,15 @@ export class Agent {
       // PUT /endpoint, whose change is what tells the peers. `policy` is ours (docs/agent.md): the
       // revision in force; servers that do not know the field ignore it.
       const body: HeartbeatRequest & { readonly policy: PolicyReport } = {
-        client_now: formatRfc3339(Date.now()),
-        binary_checksum: checksum(),
+        client_now: formatRfc3339(this.#clock.wallMs()),
+        binary_checksum: (this.#binaryChecksum ??= binaryChecksum()),
         binary_version: VERSION,
         nat_summary: this.#nat?.summary ?? {},
         policy: this.policy.report(),
       };
       const res = await this.client.heartbeat(body, signal);
       this.counters.heartbeats++;
-      this.#lastHeartbeatAt = new Date().toISOString();
+      this.#lastHeartbeatMs = this.#clock.wallMs();
       if (res.reconcile) this.requestReconcile();
       if (res.rotate_keys) void this.rotateKeys();
     } catch (err) {
@@ -536,85 +510,40 @@ export class Agent {
     if (!this.#stateApplied) return;
     const withEndpoint = new Set<string>();
     for (const p of this.iface.device.snapshot().peers) if (p.endpoint !== null) withEndpoint.add(Buffer.from(p.publicKey).toString('base64'));
-    const own = publicKeyOf(this.#identity.private_key);
+    const own = this.#keys.publicKey;
     const peers = this.#peers.filter((p) => p.node_id !== this.#identity.node_id && p.public_key !== own);
-    this.#pathProblems.check(peers.map((info) => ({ info, deviceHasEndpoint: withEndpoint.has(info.public_key) })), performance.now());
+    this.#pathProblems.check(peers.map((info) => ({ info, deviceHasEndpoint: withEndpoint.has(info.public_key) })), this.#clock.now());
   }
 
   // ---- local servers ------------------------------------------------------------------------------
 
-  #healthRoutes() {
+  #statusInputs(): StatusInputs {
     return {
-      '/healthz': () => [this.iface.device.closed ? 503 : 200, { status: this.iface.device.closed ? 'down' : 'ok', details: { policy: this.policy.snapshot() } }] as const,
-      '/readyz': () => {
-        const reason = this.notReadyReason;
-        return [reason === undefined ? 200 : 503, { ready: reason === undefined, ...(reason === undefined ? {} : { reason }), delivery_mode: this.events.mode }] as const;
-      },
+      identity: this.#identity,
+      config: this.config,
+      iface: this.iface,
+      publicKey: this.#keys.publicKey,
+      events: this.events,
+      verifier: this.verifier,
+      policy: this.policy,
+      nat: this.#nat,
+      pathProblems: this.#pathProblems,
+      peers: this.#peers,
+      notReadyReason: this.notReadyReason,
+      lastHeartbeatMs: this.#lastHeartbeatMs,
+      lastReconcileMs: this.#lastReconcileMs,
+      counters: this.counters,
     };
   }
 
-  /** The `status` document of the node API. */
+  /** The `status` document of the node API (status.ts). */
   status(): Record<string, unknown> {
-    return {
-      node_id: this.#identity.node_id,
-      mesh_ip: this.#identity.mesh_ip,
-      domain_mesh_cidr: this.#identity.domain_mesh_cidr,
-      mode: this.config.mode,
-      interface: this.iface.name,
-      listen_port: this.iface.device.listenPort,
-      public_key: publicKeyOf(this.#identity.private_key),
-      control_plane: this.config.api.baseUrl,
-      delivery_mode: this.events.mode satisfies DeliveryMode,
-      event_stream_connected: this.events.connected,
-      ready: this.ready,
-      not_ready_reason: this.notReadyReason ?? null,
-      path_problems: this.#peers.flatMap((p) => {
-        const problem = this.#pathProblems.problemOf(p.node_id);
-        return problem === undefined ? [] : [{ node_id: p.node_id, mesh_ip: p.mesh_ip, path_problem: problem }];
-      }),
-      last_heartbeat: this.#lastHeartbeatAt ?? null,
-      last_reconcile: this.#lastReconcileAt ?? null,
-      peers: this.#peers.length,
-      policy: { ...this.policy.report(), ...this.policy.counters },
-      envelopes: { accepted: this.verifier.accepted, last_seq: this.verifier.highWater, dropped: this.verifier.drops },
-      counters: { ...this.counters, ...this.events.counters },
-      nat: this.#nat?.status() ?? null,
-    };
+    return statusDocument(this.#statusInputs());
   }
 
   /** The `peers` document of the node API: control-plane view joined with the device's. */
   peers(): Array<Record<string, unknown>> {
-    const byKey = new Map(this.#peers.map((p) => [p.public_key, p]));
-    const out: Array<Record<string, unknown>> = [];
-    for (const p of this.iface.device.snapshot().peers) {
-      const key = Buffer.from(p.publicKey).toString('base64');
-      const info = byKey.get(key);
-      const path = this.#nat?.peerPath(key, p.endpoint);
-      out.push({
-        node_id: info?.node_id ?? null,
-        mesh_ip: info?.mesh_ip ?? null,
-        public_key: key,
-        endpoint: p.endpoint === null ? null : formatEndpoint(p.endpoint),
-        last_handshake: p.lastHandshakeTimeSec === 0 ? null : new Date(p.lastHandshakeTimeSec * 1000).toISOString(),
-        path: this.#nat?.paths.pathOf(key) ?? 'direct',
-        // direct-lan / direct-public (the probed path is the endpoint in use) / relayed / null.
-        path_kind: path?.kind ?? null,
-        rtt_ms: path?.rttMs === undefined ? null : Math.round(path.rttMs * 10) / 10,
-        candidates: info?.candidates ?? [],
-        path_problem: info === undefined ? null : (this.#pathProblems.problemOf(info.node_id) ?? null),
-        rx_bytes: Number(p.rxBytes),
-        tx_bytes: Number(p.txBytes),
-      });
-    }
-    return out;
-  }
-
-  #nodeApiRoutes() {
-    return {
-      '/v1/status': () => [200, this.status()] as const,
-      '/v1/peers': () => [200, this.peers()] as const,
-      '/v1/policies': () => [200, this.policy.snapshot()] as const,
-    };
+    return peersDocument({ iface: this.iface, nat: this.#nat, peers: this.#peers, pathProblems: this.#pathProblems });
   }
 
   /** Stops everything and removes the interface. Does not deregister. Idempotent. */
@@ -628,5 +557,6 @@ export class Agent {
     for (const s of this.#servers.splice(0)) await s.close();
     this.#nat?.close();
     await this.iface.close('agent stopped');
+    this.#keys.close();
   }
 }

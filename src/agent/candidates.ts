@@ -1,4 +1,4 @@
-// Endpoint candidates (issue 13, docs/nat.md "Endpoint candidates"): every "ip:port" a peer may
+// Endpoint candidates (docs/nat.md "Endpoint candidates"): every "ip:port" a peer may
 // reach our WireGuard port at, in our order of preference: local interface addresses (LAN first),
 // then the STUN reflexive address, then a relay. Pure functions over a table shaped like
 // os.networkInterfaces(), plus that one OS call; the agent polls it (CANDIDATE_POLL_MS) and

@@ -3,6 +3,7 @@
 // pinging. IPv4 only; the mesh addresses are IPv4 /32s.
 
 import { formatIp, parseIp } from '../core/ip.js';
+import { systemClock, type Clock } from '../io/clock.js';
 
 /** RFC 1071 one's-complement checksum of `b[from, to)`. */
 export function inetChecksum(b: Uint8Array, from = 0, to = b.length): number {
@@ -119,7 +120,13 @@ export function icmpResponder(ownIp: () => string, send: (packet: Uint8Array) =>
  */
 export class Pinger {
   readonly #pending = new Map<string, (rttMs: number) => void>();
+  readonly #clock: Clock;
   #nextId = 1;
+
+  /** `clock`: where send and receive times are read (default the system clock). */
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
 
   /** Feed every echo reply here (icmpResponder's onReply). */
   deliver(e: Echo): void {
@@ -127,7 +134,7 @@ export class Pinger {
     const done = this.#pending.get(key);
     if (done === undefined) return;
     const sent = new DataView(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength);
-    const rtt = e.payload.byteLength >= 8 ? performance.now() - sent.getFloat64(0) : 0;
+    const rtt = e.payload.byteLength >= 8 ? this.#clock.now() - sent.getFloat64(0) : 0;
     done(rtt);
   }
 
@@ -139,7 +146,7 @@ export class Pinger {
       let seq = 0;
       const fire = () => {
         const payload = new Uint8Array(32);
-        new DataView(payload.buffer).setFloat64(0, performance.now());
+        new DataView(payload.buffer).setFloat64(0, this.#clock.now());
         send(echoRequest(src, dst, id, seq++ & 0xffff, payload));
       };
       const finish = (rtt: number | undefined) => {

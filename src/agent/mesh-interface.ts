@@ -6,6 +6,7 @@
 //   responder for the mesh IP; `ping()` sends echo requests into the tunnel.
 
 import { execFile } from 'node:child_process';
+import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
 import { openTun } from '../io/tun-linux.js';
@@ -29,6 +30,10 @@ export interface MeshInterfaceOptions {
   readonly filter?: PacketFilter;
   /** For tests: the UAPI socket directory. */
   readonly uapiSocketDir?: string;
+  /** The device's crypto provider (default node:crypto). */
+  readonly crypto?: CryptoProvider;
+  /** The UDP bind kind for defaultBind ('native' | 'dgram'; default: the platform's). */
+  readonly bindKind?: string;
 }
 
 /** Runs `ip ARGS`; rejects with its stderr. */
@@ -64,20 +69,20 @@ export class MeshInterface {
 
   /** Brings the interface up. Rejects (and leaves nothing behind) when any step fails. */
   static async open(o: MeshInterfaceOptions): Promise<MeshInterface> {
-    const bind = defaultBind(undefined, o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
+    const bind = defaultBind(o.bindKind, o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
     const meshIp = { value: o.meshIp };
     if (o.packetCallback) {
       const pinger = new Pinger();
       let device: Device | undefined;
       const responder = icmpResponder(() => meshIp.value, (p) => device?.writePacket(p), (e) => pinger.deliver(e));
-      device = await Device.create({ onPacket: responder.handle, bind, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
+      device = await Device.create({ onPacket: responder.handle, bind, crypto: o.crypto, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
       return new MeshInterface(device, `${o.interfaceName} (userspace)`, meshIp, o.meshCidr, undefined, pinger, responder.counters);
     }
     const tun = openTun({ name: o.interfaceName });
     let device: Device | undefined;
     let uapi: UapiServer | undefined;
     try {
-      device = await Device.create({ tun, bind, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
+      device = await Device.create({ tun, bind, crypto: o.crypto, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
       uapi = await startUapiServer({ interfaceName: tun.name, handler: device, logger: o.logger, ...(o.uapiSocketDir ? { socketDir: o.uapiSocketDir } : {}) });
       await ip('link', 'set', 'dev', tun.name, 'mtu', String(o.mtu));
       await ip('address', 'replace', `${o.meshIp}/32`, 'dev', tun.name);

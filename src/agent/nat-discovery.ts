@@ -15,6 +15,7 @@ import { formatRfc3339 } from '../api/fields.js';
 import { sleep } from '../control/backoff.js';
 import { formatEndpoint } from '../core/endpoint.js';
 import type { Endpoint } from '../io/bind.js';
+import { systemClock, type Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';
 import { discoverNat, type NatDiscovery as Discovery } from '../nat/nat-type.js';
 import type { StunClient } from '../nat/stun-client.js';
@@ -69,11 +70,14 @@ export interface EndpointDiscoveryOptions {
   readonly log: Logger;
   /** Name resolution (tests). */
   readonly resolve?: (host: string) => Promise<string>;
+  /** Where refresh and re-report times are read (default the system clock). */
+  readonly clock?: Clock;
 }
 
 /** The discovery loop and its last result. */
 export class EndpointDiscovery {
   readonly #o: EndpointDiscoveryOptions;
+  readonly #clock: Clock;
   #summary: NatSummary = {};
   #reported: string | undefined;
   #reportedAt = -Infinity;
@@ -89,6 +93,7 @@ export class EndpointDiscovery {
   last: Discovery | undefined;
 
   constructor(options: EndpointDiscoveryOptions) {
+    this.#clock = options.clock ?? systemClock;
     if (!(options.refreshMs > 0)) throw new RangeError(`expected refreshMs > 0, got ${options.refreshMs}`);
     this.#o = options;
   }
@@ -114,7 +119,7 @@ export class EndpointDiscovery {
   async round(signal: AbortSignal): Promise<void> {
     const o = this.#o;
     const list = this.servers;
-    this.#stunAt = performance.now();
+    this.#stunAt = this.#clock.now();
     this.#stunServers = list.join(',');
     this.#reflexive = undefined;
     this.#natType = 'unknown';
@@ -150,13 +155,13 @@ export class EndpointDiscovery {
     if (endpoint === undefined || signal.aborted) return;
     this.#summary = { endpoint, nat_type: natType };
     const key = `${endpoint} ${natType} ${candidates.join(' ')}`;
-    if (key === this.#reported && performance.now() - this.#reportedAt < this.#reportEveryMs) return;
+    if (key === this.#reported && this.#clock.now() - this.#reportedAt < this.#reportEveryMs) return;
     try {
-      const req: EndpointRequest = { endpoint, nat_type: natType, reported_at: formatRfc3339(Date.now()), ...(o.gather !== undefined ? { candidates } : {}) };
+      const req: EndpointRequest = { endpoint, nat_type: natType, reported_at: formatRfc3339(this.#clock.wallMs()), ...(o.gather !== undefined ? { candidates } : {}) };
       const res = await o.report(req, signal);
       if (key !== this.#reported) o.log.info(`endpoint ${endpoint} (${natType}) reported${o.gather !== undefined ? `, candidates ${candidates.join(' ') || '(none)'}` : ''}`);
       this.#reported = key;
-      this.#reportedAt = performance.now();
+      this.#reportedAt = this.#clock.now();
       this.#reportEveryMs = Math.max(10_000, Math.min(60_000, (res.stale_after - 30) * 1000));
       this.counters.reports++;
     } catch (err) {
@@ -171,7 +176,7 @@ export class EndpointDiscovery {
     const o = this.#o;
     const pollMs = o.pollMs ?? o.refreshMs;
     while (!signal.aborted) {
-      const stunDue = performance.now() - this.#stunAt >= o.refreshMs || this.servers.join(',') !== this.#stunServers;
+      const stunDue = this.#clock.now() - this.#stunAt >= o.refreshMs || this.servers.join(',') !== this.#stunServers;
       if (stunDue) await this.round(signal);
       else await this.report(signal);
       const wait = this.counters.reports === 0 ? Math.min(pollMs, 10_000) : Math.min(pollMs, this.#reportEveryMs);

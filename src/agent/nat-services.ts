@@ -1,4 +1,4 @@
-// Everything NAT an agent runs next to its mesh interface (issue 6), behind a few hooks in
+// Everything NAT an agent runs next to its mesh interface (docs/nat.md), behind a few hooks in
 // agent.ts: STUN both ways on the WireGuard port (src/nat/port-stun.ts), endpoint discovery and
 // reporting with the endpoint candidates (nat-discovery.ts, candidates.ts; STUN with
 // nat.stun_servers, else with the control plane's offer), the per-peer direct/relayed choice
@@ -11,6 +11,7 @@ import type { NatSummary, PeerInfo, StateResponse } from '../api/types.js';
 import type { ControlClient } from '../control/api-client.js';
 import { defaultCrypto, type Device } from '../device/device.js';
 import type { Endpoint } from '../io/bind.js';
+import type { Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';
 import { attachPortStun, type PortStun } from '../nat/port-stun.js';
 import type { AgentConfig } from './config.js';
@@ -38,6 +39,8 @@ export interface NatServicesContext {
   readonly candidatePollMs?: number;
   /** Our WireGuard private key (base64): the path probes' keys derive from it. */
   readonly privateKey: () => string;
+  /** Where endpoint discovery reads time (default the system clock). */
+  readonly clock?: Clock;
   readonly log: Logger;
 }
 
@@ -100,6 +103,7 @@ export class NatServices {
               : {}),
           }),
         log,
+        ...(ctx.clock ? { clock: ctx.clock } : {}),
       });
       const paths = new PathManager({
         device,

@@ -1,4 +1,4 @@
-// Path probing per peer (docs/nat.md "Path probing"; issue 13): authenticated pings
+// Path probing per peer (docs/nat.md "Path probing"): authenticated pings
 // (src/nat/path-probe.ts) from the WireGuard port to each of a peer's endpoint candidates, the
 // best answering one chosen as the peer's direct endpoint.
 //  - A round: PINGS_PER_ROUND pings to every candidate (at most MAX_CANDIDATES), PING_SPACING_MS

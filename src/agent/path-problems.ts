@@ -1,4 +1,4 @@
-// No silent failure (issue 13): a peer the device has no endpoint for (the control plane gave none,
+// No silent failure (docs/agent.md "Readiness and path problems"): a peer the device has no endpoint for (the control plane gave none,
 // no candidate, no relay, and no authenticated packet from it taught us one) is a path problem once
 // it lasts PATH_GRACE_MS. The agent logs ONE warning per episode naming the peer and what was
 // tried, `status` shows it per peer, and /readyz is 503 while every peer has one.

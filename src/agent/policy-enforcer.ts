@@ -1,4 +1,4 @@
-// The agent's side of policy enforcement (issue 7, docs/policy.md): one PolicyFilter per mesh
+// The agent's side of policy enforcement (docs/policy.md "In the agent"): one PolicyFilter per mesh
 // interface, fed the `policy` block of each state pull (plexd-api.md GET /v1/nodes/{id}/state).
 // A revision is compiled and swapped in only when its revision_id or fingerprint differs from the
 // one in force. Deny by default, as upstream plexd: before any policy, and after a `null` block

@@ -286,13 +286,22 @@ export function formatRfc3339(ms: number): string {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
-/** Decodes standard base64 (padding optional); undefined when malformed or not `bytes` long. */
+/**
+ * Decodes standard base64 (padding optional); undefined when malformed or not `bytes` long. The
+ * bytes are decoded straight into a fresh array of their own, never through Node's shared Buffer
+ * pool, so a secret decoded here leaves no copy behind once the caller wipes the result.
+ */
 export function decodeBase64(text: string, bytes?: number): Uint8Array | undefined {
   if (!BASE64.test(text) || text.length % 4 === 1) return undefined;
-  const out = Uint8Array.from(Buffer.from(text, 'base64'));
-  if (bytes !== undefined && out.length !== bytes) return undefined;
+  const length = Buffer.byteLength(text, 'base64');
+  if (bytes !== undefined && length !== bytes) return undefined;
+  const out = new Uint8Array(length);
+  Buffer.from(out.buffer, 0, length).write(text, 'base64');
   // Reject non-canonical encodings (stray low bits) so one key has one spelling.
-  if (encodeBase64(out) !== text.padEnd(Math.ceil(text.length / 4) * 4, '=')) return undefined;
+  if (encodeBase64(out) !== text.padEnd(Math.ceil(text.length / 4) * 4, '=')) {
+    out.fill(0);
+    return undefined;
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { printable } from '../log/printable.js';
 import { formatTable } from './table.js';
 import { EXIT } from './constants.js';
+import { deviceChoicesFromEnv } from './device-env.js';
 import { untilShutdown } from './signals.js';
 
 const USAGE = `Usage: plexd-userspace up [--config FILE] [--FLAG VALUE ...]
@@ -87,7 +88,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
   process.once('SIGTERM', early);
   process.once('SIGINT', early);
   try {
-    agent = await Agent.start({ config: p.config, logger: p.log });
+    agent = await Agent.start({ config: p.config, logger: p.log, device: deviceChoicesFromEnv(process.env) });
   } catch (err) {
     return fail(explain(err));
   } finally {

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { formatJson, formatJunit, formatTable, reportPassed, type Report, type ScenarioResult } from '../conformance/report.js';
 import { VECTOR_PROVIDERS, runVectorChecks, vectorChecks, type VectorProviderName, type VectorResult } from '../conformance/vectors.js';
 import { EXIT } from './constants.js';
+import { onShutdownSignal } from './signals.js';
 
 const USAGE = `Usage: plexd-userspace conformance vectors [--provider noble|node|all] [OUTPUT]
        plexd-userspace conformance live --target PROGRAM [--peer PROGRAM] [OUTPUT]
@@ -23,7 +24,8 @@ OUTPUT options (both commands):
   --skip A,B        run all but these
   --list            print the scenario names and exit
 
-Exit status: 0 when every selected scenario passes, 1 when one fails, 2 on bad usage.
+Exit status: 0 when every selected scenario passes, 1 when one fails, 2 on bad usage;
+live interrupted by SIGINT/SIGTERM cleans up and exits 130/143.
 `;
 
 /** Parsed command line of `conformance`. */
@@ -160,12 +162,32 @@ async function runLiveCommand(opts: ConformanceOptions): Promise<number> {
     process.stderr.write(`plexd-userspace conformance live: ${reason}\n`);
     return EXIT.setupFailed;
   }
-  const report = await live.runLive({
-    target: opts.target!,
-    peer: opts.peer,
-    selected: (name) => selected(name, opts.only, opts.skip),
-    progress: (line) => process.stderr.write(`${line}\n`),
+  const progress = (line: string): void => void process.stderr.write(`${line}\n`);
+  // SIGINT/SIGTERM abort the run; runLive removes what it created before it settles.
+  const abort = new AbortController();
+  let stoppedBy: NodeJS.Signals | undefined;
+  const off = onShutdownSignal((sig) => {
+    if (stoppedBy !== undefined) return;
+    stoppedBy = sig;
+    progress(`${sig}: cleaning up`);
+    abort.abort(new Error(`interrupted by ${sig}`));
   });
+  let report: Report;
+  try {
+    report = await live.runLive({
+      target: opts.target!,
+      peer: opts.peer,
+      selected: (name) => selected(name, opts.only, opts.skip),
+      progress,
+      signal: abort.signal,
+    });
+  } catch (err) {
+    if (stoppedBy === undefined) throw err;
+    // Exit now: a scenario abandoned mid-way may still hold a timer for seconds.
+    process.exit(stoppedBy === 'SIGINT' ? 130 : 143);
+  } finally {
+    off();
+  }
   return emit(report, opts);
 }
 

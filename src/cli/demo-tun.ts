@@ -18,7 +18,7 @@ import { queryUnix } from '../agent/local-http.js';
 import { NetnsLab, netnsUnavailableReason, sweepStale, type Netns } from '../conformance/netns-lab.js';
 import { ALLOW_ALL_MESH_RULES } from '../control-plane/policy.js';
 import { ControlPlaneStore } from '../control-plane/store.js';
-import { demoRow, printLine, until, withCleanup, type DemoNode, type DemoOptions, type DemoRow } from './demo.js';
+import { demoRow, printLine, until, withCleanup, type DemoNode, type DemoOptions, type DemoRow } from './demo-common.js';
 
 /** The bridge subnet inside the lab (/24): hub .1, agent i at .(10+i). Private to the namespaces. */
 const SUBNET = '10.79.0';

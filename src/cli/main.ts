@@ -1,5 +1,6 @@
-// The `plexd-userspace` command: dispatches to the wireguard-go compatible daemon and, as they
-// land, the agent, control plane and conformance runner. Thin: parsing and exit codes only.
+// The `plexd-userspace` command: the wireguard-go compatible daemon (an interface name), or a
+// subcommand (agent, control plane, relay, STUN server, conformance runner, demo). Thin:
+// dispatch, parsing and exit codes only.
 
 import { EXIT, VERSION } from './constants.js';
 import { runWgDaemon } from './wg-daemon.js';
@@ -53,6 +54,7 @@ Commands (each takes --help):
 Environment:
   LOG_LEVEL=verbose|error|silent   log verbosity (default error)
   PLEXD_CRYPTO=node|noble          crypto provider (default node:crypto)
+  PLEXD_BIND=native|dgram          UDP transport (default native batched sockets on Linux)
   WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace wg-quick up wg0   use it under wg-quick
 `;
 

@@ -8,12 +8,14 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { Device } from '../device/device.js';
+import { defaultBind } from '../io/bind-default.js';
 import { openTun, type LinuxTun } from '../io/tun-linux.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../log/logger.js';
 import { PolicyFilter } from '../policy/filter.js';
 import { parsePolicy, type Policy } from '../policy/rules.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
 import { EXIT, VERSION } from './constants.js';
+import { deviceChoicesFromEnv } from './device-env.js';
 import { untilShutdown } from './signals.js';
 
 /** Environment variable wireguard-go reads to stay in the foreground. */
@@ -56,7 +58,8 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
     interfaceName = tun.name;
     tun.setMtu(DEFAULT_MTU);
     log.verbose(`Starting plexd-userspace version ${VERSION}`);
-    device = await Device.create({ tun, logger: log, ...(filter ? { filter } : {}) });
+    const choices = deviceChoicesFromEnv(env);
+    device = await Device.create({ tun, crypto: choices.crypto, bind: defaultBind(choices.bindKind), logger: log, ...(filter ? { filter } : {}) });
     uapi = await startUapiServer({
       interfaceName,
       handler: device,

@@ -27,6 +27,7 @@ import {
 } from '../core/messages.js';
 import type { Peer } from '../core/peer.js';
 import { tai64n } from '../core/tai64n.js';
+import { sleep } from '../io/wait.js';
 import { echoReply, echoRequest, parseEcho } from './icmp-echo.js';
 
 /** The adversary's configuration (first line on its stdin). Keys are hex. */
@@ -61,7 +62,6 @@ export interface AdversaryAnswer {
   readonly watched?: Watched;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function fromHex(hex: string): Uint8Array {
   return Uint8Array.from(Buffer.from(hex, 'hex'));

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { REKEY_TIMEOUT } from '../core/constants.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { nodeCrypto } from '../crypto/node.js';
+import { sleep } from '../io/wait.js';
 import { uapiRequest } from '../uapi/server.js';
 import type { AdversaryAnswer, AdversaryCommand, AdversaryConfig } from './adversary.js';
 import { NetnsLab, netnsUnavailableReason, sweepStale, type Netns } from './netns-lab.js';
@@ -54,6 +55,11 @@ export interface LiveOptions {
   selected(name: string): boolean;
   /** Receives one line per step, for a human watching. */
   progress(line: string): void;
+  /**
+   * Ends the run early: the scenario in flight is abandoned, everything created so far is removed
+   * (processes, namespaces, interfaces, UAPI sockets) and runLive rejects with the abort reason.
+   */
+  readonly signal?: AbortSignal;
 }
 
 const SOCKET_DIR = '/var/run/wireguard';
@@ -146,8 +152,6 @@ function keyPair(): KeyPair {
   const priv = randomFillSync(new Uint8Array(32));
   return { priv: Buffer.from(priv).toString('hex'), pub: Buffer.from(nodeCrypto.x25519PublicKey(priv)).toString('hex') };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A started daemon: its namespace, interface, UAPI socket and process (with its output tail). */
 interface Daemon {
@@ -634,19 +638,30 @@ const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab):
   },
 };
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+// `p`, or a rejection after `ms` or when `signal` aborts (with its reason), whichever comes first.
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
+  let onAbort: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+    onAbort = () => reject(signal!.reason as Error);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, stop]).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort!);
+  });
 }
 
 /**
  * Runs the selected scenarios against `target` with `peer` as the reference peer. Resolves to the
  * report (a setup failure fails every selected scenario with the reason). Cleans up everything it
- * created before resolving, and on SIGINT/SIGTERM (then exits 130/143).
+ * created before it settles; when `opts.signal` aborts it cleans up at once and rejects with the
+ * abort reason. Installs no signal handlers: the CLI turns SIGINT/SIGTERM into the abort.
  */
 export async function runLive(opts: LiveOptions): Promise<Report> {
+  const signal = opts.signal;
+  signal?.throwIfAborted();
   const subject = `target ${opts.target}, peer ${opts.peer}`;
   const chosen = LIVE_SCENARIOS.filter((n) => opts.selected(n));
   const skipped = (n: string): ScenarioResult => ({ name: n, result: 'skip', timeMs: 0, detail: 'not selected' });
@@ -659,15 +674,13 @@ export async function runLive(opts: LiveOptions): Promise<Report> {
     await lab.cleanup();
     for (const s of sockets) rmSync(s, { force: true });
   };
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (interrupted) return;
-    interrupted = true;
-    opts.progress(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  // On abort the lab goes at once, so the scenario in flight fails fast; the final cleanup
+  // below runs after it and removes whatever a setup step still created meanwhile.
+  let aborting: Promise<void> | undefined;
+  const onAbort = (): void => {
+    aborting = cleanup();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  signal?.addEventListener('abort', onAbort, { once: true });
 
   const results = new Map<string, ScenarioResult>();
   try {
@@ -699,13 +712,14 @@ export async function runLive(opts: LiveOptions): Promise<Report> {
       l = { lab, target, peer, adversary, adversaryPort, keys };
       opts.progress(`setup done in ${Math.round(performance.now() - setupStart)} ms`);
     } catch (err) {
+      signal?.throwIfAborted();
       const detail = `setup failed: ${(err as Error).message}`;
       for (const n of chosen) results.set(n, { name: n, result: 'fail', timeMs: 0, detail });
       return { suite: 'live', subject, results: LIVE_SCENARIOS.map((n) => results.get(n) ?? skipped(n)) };
     }
 
     for (const name of chosen) {
-      if (interrupted) break;
+      signal?.throwIfAborted();
       const start = performance.now();
       let outcome: Outcome;
       if (!isRunning(l.target.child)) {
@@ -713,8 +727,9 @@ export async function runLive(opts: LiveOptions): Promise<Report> {
       } else {
         opts.progress(`running ${name}`);
         try {
-          outcome = await withTimeout(SCENARIOS[name].run(l), SCENARIOS[name].timeoutMs, name);
+          outcome = await withTimeout(SCENARIOS[name].run(l), SCENARIOS[name].timeoutMs, name, signal);
         } catch (err) {
+          signal?.throwIfAborted();
           outcome = fail((err as Error).message);
         }
         if (outcome.ok && !isRunning(l.target.child)) outcome = fail(`the target exited during the scenario: ${l.target.output()}`);
@@ -723,10 +738,11 @@ export async function runLive(opts: LiveOptions): Promise<Report> {
       opts.progress(`${r.result.toUpperCase()} ${name} (${Math.round(r.timeMs)} ms): ${r.detail}`);
       results.set(name, r);
     }
+    signal?.throwIfAborted();
     return { suite: 'live', subject, results: LIVE_SCENARIOS.map((n) => results.get(n) ?? skipped(n)) };
   } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await aborting;
     await cleanup();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }

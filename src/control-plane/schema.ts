@@ -127,7 +127,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX registrations_node ON registrations(node_id);
   `,
-  // 6: a node's endpoint candidates (issue 13, docs/nat.md "Endpoint candidates"): the JSON array
+  // 6: a node's endpoint candidates (docs/nat.md "Endpoint candidates"): the JSON array
   // of its last report, NULL when it never reported any (older agents, upstream plexd).
   `
   ALTER TABLE nodes ADD COLUMN candidates TEXT;

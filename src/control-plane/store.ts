@@ -535,7 +535,7 @@ export class ControlPlaneStore {
   }
 
   /** Sets a project's firewall rules; when they changed, every node of the project gets
-   *  policy_updated. Throws Error for an unknown project. */
+   *  policy_updated. Throws ControlPlaneError project_not_found for an unknown project. */
   setPolicy(projectId: string, rules: readonly FirewallRule[]): { policy: Policy; changed: boolean } {
     return this.tx(() => {
       if (prepared(this.db, 'SELECT 1 FROM projects WHERE id = ?').get(projectId) === undefined) {

@@ -89,8 +89,9 @@ export class Reconciler {
       }
       wanted.add(key);
       const allowed = allowedFor(d);
-      // Until a path prober chooses among them (issue 13), the first candidate stands in for a
-      // missing endpoint: a LAN mesh of agents that report only candidates still forms.
+      // The first candidate stands in for a missing endpoint until the path prober
+      // (agent/path-prober.ts) chooses among them: a LAN mesh of agents that report only
+      // candidates still forms.
       const endpoint = d.endpoint ?? d.candidates?.[0] ?? d.fallback_endpoint;
       const cur = have.get(key);
       if (cur === undefined) {

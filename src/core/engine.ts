@@ -20,7 +20,7 @@ import { AllowedIps } from './allowed-ips.js';
 import { copyBytes } from './bytes.js';
 import { CookieChecker, endpointBytes } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
-import { DeadlineHeap } from './deadline-heap.js';
+import { DeadlineHeap, HEAP_INDEX, HEAP_KEY } from './deadline-heap.js';
 import {
   consumeInitiationMessage,
   consumeResponseMessage,
@@ -44,7 +44,7 @@ import {
   readCounter,
   readU32,
 } from './messages.js';
-import { Peer } from './peer.js';
+import { Peer, PEER_ENDPOINT, PEER_KEEPALIVE, PEER_OWNER } from './peer.js';
 import { LoadMonitor, RateLimiter } from './rate-limiter.js';
 import { tai64n } from './tai64n.js';
 
@@ -191,7 +191,7 @@ export class Engine {
       throw new RangeError('expected a peer public key other than our own, got our own');
     }
     const peer = new Peer(this.#crypto, publicKey);
-    peer.owner = this;
+    peer[PEER_OWNER] = this;
     this.#peers.set(key, peer);
     if (opts.presharedKey !== undefined) this.setPresharedKey(peer, opts.presharedKey);
     if (opts.endpoint !== undefined) this.setEndpoint(peer, opts.endpoint);
@@ -219,7 +219,7 @@ export class Engine {
    * are discarded (counted as 'keys-zeroed' without a sink call). Removing twice does nothing.
    */
   removePeer(peer: Peer): void {
-    if (!(peer instanceof Peer) || peer.owner !== this) return;
+    if (!(peer instanceof Peer) || peer[PEER_OWNER] !== this) return;
     this.#peers.delete(keyOf(peer.publicKey));
     this.allowedIps.removeValue(peer);
     this.#heap.remove(peer);
@@ -227,7 +227,7 @@ export class Engine {
     this.#zeroAndFlushAll(peer, undefined);
     peer.handshake.wipe();
     peer.cookieGenerator.wipe();
-    peer.owner = undefined;
+    peer[PEER_OWNER] = undefined;
   }
 
   /** Sets the peer's endpoint (undefined to forget it). */
@@ -239,7 +239,7 @@ export class Engine {
       }
       endpoint = { address: endpoint.address, port: endpoint.port };
     }
-    peer.endpoint = endpoint;
+    peer[PEER_ENDPOINT] = endpoint;
   }
 
   /** Sets the 32-byte pre-shared key; undefined or all zero = none. Applies to the next handshake. */
@@ -262,7 +262,7 @@ export class Engine {
       throw new RangeError(`expected persistent keepalive seconds in 0..65535, got ${seconds}`);
     }
     const old = peer.persistentKeepalive;
-    peer.persistentKeepalive = seconds;
+    peer[PEER_KEEPALIVE] = seconds;
     if (seconds === 0) peer.timers.persistentKeepalive = Infinity;
     else if (old === 0) {
       peer.timers.persistentKeepalive = -Infinity;
@@ -381,7 +381,7 @@ export class Engine {
       const top = heap.peek();
       if (top === undefined) return Infinity;
       const actual = top.timers.next();
-      if (actual <= top.heapKey) return top.heapKey;
+      if (actual <= top[HEAP_KEY]) return top[HEAP_KEY];
       if (actual === Infinity) heap.remove(top);
       else heap.schedule(top, actual);
     }
@@ -727,7 +727,7 @@ export class Engine {
     const current = peer.endpoint;
     if (current !== undefined && current.port === from.port && current.address === from.address) return;
     const endpoint = { address: from.address, port: from.port };
-    peer.endpoint = endpoint;
+    peer[PEER_ENDPOINT] = endpoint;
     this.#event(sink, { kind: 'endpoint-changed', peer, endpoint });
   }
 
@@ -814,7 +814,7 @@ export class Engine {
   #reschedule(peer: Peer): void {
     const next = peer.timers.next();
     if (next === Infinity) return;
-    if (peer.heapIndex < 0 || next < peer.heapKey) this.#heap.schedule(peer, next);
+    if (peer[HEAP_INDEX] < 0 || next < peer[HEAP_KEY]) this.#heap.schedule(peer, next);
   }
 
   /** Uniform jitter in [0, REKEY_TIMEOUT_JITTER_MAX) ms from the injected randomness. */
@@ -834,7 +834,7 @@ export class Engine {
   }
 
   #expectPeer(peer: Peer): void {
-    if (!(peer instanceof Peer) || peer.owner !== this) {
+    if (!(peer instanceof Peer) || peer[PEER_OWNER] !== this) {
       throw new TypeError('expected a live peer of this engine, got another value');
     }
   }

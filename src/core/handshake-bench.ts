@@ -1,5 +1,6 @@
 // Handshake throughput workload (whitepaper 5.4.2-5.4.5): complete WireGuard handshakes between
 // two in-memory identities, MACs included, for bench scripts to time (the core reads no clock).
+// Imported by path (bench/crypto.mjs, test/core/noise.test.ts); not part of the core API.
 
 import { CookieChecker, CookieGenerator } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';

@@ -41,5 +41,3 @@ export type { Identity } from './handshake.js';
 export { Keypair } from './keypair.js';
 export { Keypairs } from './session.js';
 export { NoiseState } from './noise.js';
-export { DeadlineHeap } from './deadline-heap.js';
-export { runHandshakes } from './handshake-bench.js';

@@ -1,16 +1,25 @@
 // A configured WireGuard peer (whitepaper 5.4 and 6; wireguard-go peer.go): its handshake,
 // keypairs, cookie state, timers, packets waiting for a session and counters. The Engine owns and
-// mutates it; applications read it and change it through Engine methods.
+// mutates it; applications read it and change it through Engine methods (setEndpoint...).
 
 import type { Endpoint } from './actions.js';
 import { CookieGenerator } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
 import { Handshake } from './handshake.js';
-import type { HeapItem } from './deadline-heap.js';
+import { HEAP_INDEX, HEAP_KEY, type HeapItem } from './deadline-heap.js';
 import { Keypairs } from './session.js';
 import { PeerTimers } from './timers.js';
 
-/** One peer of an Engine. Fields marked "engine" are internal state; do not write them. */
+// Engine-only state, keyed by symbols that core/index.ts does not export: a library user sees
+// neither the owner nor a way to set the endpoint or keepalive past Engine's validation.
+/** engine: the Engine holding the peer; undefined once removed. */
+export const PEER_OWNER: unique symbol = Symbol('owner');
+/** engine: the endpoint, written by Engine.setEndpoint (validated) and by roaming. */
+export const PEER_ENDPOINT: unique symbol = Symbol('endpoint');
+/** engine: the persistent keepalive interval, written by Engine.setPersistentKeepalive. */
+export const PEER_KEEPALIVE: unique symbol = Symbol('persistentKeepalive');
+
+/** One peer of an Engine. Members marked "engine" are internal state; do not write them. */
 export class Peer implements HeapItem {
   /** The peer's static public key (32 bytes; a private copy). */
   readonly publicKey: Uint8Array;
@@ -23,14 +32,11 @@ export class Peer implements HeapItem {
   #cookieGenerator: CookieGenerator | undefined;
   #timers: PeerTimers | undefined;
   #staged: Uint8Array[] | undefined;
-  /** engine: deadline heap slot and key. */
-  heapIndex = -1;
-  heapKey = Infinity;
-  /** engine: the engine holding this peer; undefined once removed. */
-  owner: object | undefined;
-
-  #endpoint: Endpoint | undefined;
-  #persistentKeepalive = 0;
+  [HEAP_INDEX] = -1;
+  [HEAP_KEY] = Infinity;
+  [PEER_OWNER]: object | undefined = undefined;
+  [PEER_ENDPOINT]: Endpoint | undefined = undefined;
+  [PEER_KEEPALIVE] = 0;
   /** Bytes received from this peer: whole authenticated datagrams (handshake and transport). */
   rxBytes = 0;
   /** Bytes sent to this peer: whole datagrams handed to the network. */
@@ -68,22 +74,12 @@ export class Peer implements HeapItem {
 
   /** Where datagrams to this peer go: configured, or learnt from its last authenticated packet. */
   get endpoint(): Endpoint | undefined {
-    return this.#endpoint;
-  }
-
-  /** engine: sets the endpoint (Engine.setEndpoint is the public way). */
-  set endpoint(value: Endpoint | undefined) {
-    this.#endpoint = value;
+    return this[PEER_ENDPOINT];
   }
 
   /** Persistent keepalive interval in seconds, 0 when off. */
   get persistentKeepalive(): number {
-    return this.#persistentKeepalive;
-  }
-
-  /** engine: sets the interval (Engine.setPersistentKeepalive is the public way). */
-  set persistentKeepalive(seconds: number) {
-    this.#persistentKeepalive = seconds;
+    return this[PEER_KEEPALIVE];
   }
 
   /** True when a pre-shared key is configured (non-zero). */

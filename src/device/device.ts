@@ -7,6 +7,7 @@ import { randomFillSync } from 'node:crypto';
 import type { ActionSink, DropReason, Endpoint, EngineEvent } from '../core/actions.js';
 import { copyBytes } from '../core/bytes.js';
 import { formatEndpoint } from '../core/endpoint.js';
+import { REKEY_ATTEMPT_TIME, ZERO_KEY_MATERIAL_TIME } from '../core/constants.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { nobleCrypto } from '../core/crypto-noble.js';
 import { Engine } from '../core/engine.js';
@@ -20,7 +21,7 @@ import { systemClock } from '../io/clock.js';
 import { BindError } from '../io/errors.js';
 import type { Tun, TunCloseReason } from '../io/tun.js';
 import type { Logger } from '../log/logger.js';
-import { PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
+import { looksLikeStun, PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { isZero } from '../core/noise.js';
@@ -28,6 +29,7 @@ import { configToTransaction, type DeviceConfig } from './config.js';
 import type { AllowedIp, DeviceSnapshot, DeviceTransaction, PeerChange, PeerSnapshot } from './contract.js';
 import { DeviceError } from './errors.js';
 import { checkTransaction, normalizePrivateKey } from './validate.js';
+import { dropChannel, publishDrop, publishEvent } from './diagnostics.js';
 import { HandshakeQueue } from './handshake-queue.js';
 
 /**
@@ -37,11 +39,15 @@ import { HandshakeQueue } from './handshake-queue.js';
  */
 const HANDSHAKES_PER_TURN = 16;
 
-/** Picks the crypto provider: `PLEXD_CRYPTO=noble|node`, else the fastest (node:crypto). */
-export function defaultCrypto(env: string | undefined = process.env['PLEXD_CRYPTO']): CryptoProvider {
-  if (env === undefined || env === '' || env === 'node') return nodeCrypto;
-  if (env === 'noble') return nobleCrypto;
-  throw new RangeError(`expected PLEXD_CRYPTO to be 'node' or 'noble', got ${JSON.stringify(env)}`);
+/**
+ * The crypto provider named `name`: 'node' (node:crypto, the fastest) or 'noble' (pure JS); undefined
+ * or '' is 'node'. The CLI passes PLEXD_CRYPTO here; library code reads no environment. Throws
+ * RangeError for any other name.
+ */
+export function defaultCrypto(name?: string): CryptoProvider {
+  if (name === undefined || name === '' || name === 'node') return nodeCrypto;
+  if (name === 'noble') return nobleCrypto;
+  throw new RangeError(`expected a crypto provider 'node' or 'noble' (PLEXD_CRYPTO), got ${JSON.stringify(name)}`);
 }
 
 /** Construction options of a Device. Give `tun`, or `onPacket` for packet-callback mode. */
@@ -50,9 +56,9 @@ export interface DeviceOptions {
   readonly tun?: Tun;
   /** Without a TUN: called with every decrypted inbound IP packet (a view; copy to keep it). */
   readonly onPacket?: (packet: Uint8Array, peerPublicKey: Uint8Array) => void;
-  /** UDP transport; default per PLEXD_BIND (see defaultBind): the native bind on all addresses on Linux. */
+  /** UDP transport; default defaultBind(): the native bind on all addresses on Linux, else node:dgram. */
   readonly bind?: Bind;
-  /** Default: PLEXD_CRYPTO or node:crypto (see defaultCrypto). */
+  /** Default: node:crypto (see defaultCrypto). */
   readonly crypto?: CryptoProvider;
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -74,6 +80,9 @@ export interface DeviceCounters {
   filteredInbound: number;
 }
 
+// Set by Device's static block: reads the private engine for deviceEngine().
+let engineOf: (device: Device) => Engine;
+
 function shortKey(key: Uint8Array): string {
   return Buffer.from(key).toString('base64').slice(0, 4) + '…' + Buffer.from(key).toString('base64').slice(-5, -1);
 }
@@ -83,8 +92,12 @@ function shortKey(key: Uint8Array): string {
  * `apply`, read with `snapshot`/`peer`/`peers`, stop with `close`. Not thread-safe: one event
  * loop drives it.
  */
-export class Device implements ActionSink<Peer> {
-  readonly engine: Engine;
+export class Device {
+  static {
+    engineOf = (device) => device.#engine;
+  }
+
+  readonly #engine: Engine;
   readonly counters: DeviceCounters = { tunWriteDropped: 0, sendDropped: 0, filteredOutbound: 0, filteredInbound: 0 };
   readonly #tun: Tun | undefined;
   readonly #onPacket: ((packet: Uint8Array, peerPublicKey: Uint8Array) => void) | undefined;
@@ -103,8 +116,34 @@ export class Device implements ActionSink<Peer> {
   #handshakeBudget = HANDSHAKES_PER_TURN;
   #handshakeTurn: NodeJS.Immediate | undefined;
   #handshakeNow = 0;
+  // The engine's actions carried out (STYLE.md 2). A private object made once, so no caller can
+  // inject a packet "from a peer" through it, and no engine call allocates one.
+  readonly #sink: ActionSink<Peer> = {
+    network: (_peer, endpoint, data) => {
+      const result = this.#bind.send(data, endpoint);
+      if (result === 'dropped') this.counters.sendDropped++;
+      // 'sent' and 'dropped' leave no reference behind: the engine reuses the buffer.
+      return result !== 'queued';
+    },
+    tun: (peer, data) => {
+      if (this.#filter !== undefined && !this.#filter.inbound(data, peer.publicKey, this.#clock.now())) {
+        this.counters.filteredInbound++;
+        return;
+      }
+      if (this.#tun !== undefined) {
+        if (!this.#tun.write(data)) this.counters.tunWriteDropped++;
+      } else if (this.#onPacket !== undefined) {
+        this.#onPacket(data, peer.publicKey);
+      }
+    },
+    // Counted by the engine; published only when someone listens.
+    drop: (reason, peer) => {
+      if (dropChannel.hasSubscribers) publishDrop(this, reason, peer);
+    },
+    event: (e) => this.#event(e),
+  };
   readonly #consumeHandshake = (data: Uint8Array, from: Endpoint): void => {
-    this.engine.decapsulate(data, from, this.#handshakeNow, this);
+    this.#engine.decapsulate(data, from, this.#handshakeNow, this.#sink);
   };
   // The next loop turn: a fresh budget, then what waits.
   readonly #onHandshakeTurn = (): void => {
@@ -116,7 +155,7 @@ export class Device implements ActionSink<Peer> {
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    this.engine.tick(this.#clock.now(), this);
+    this.#engine.tick(this.#clock.now(), this.#sink);
     this.#schedule();
   };
 
@@ -124,7 +163,7 @@ export class Device implements ActionSink<Peer> {
     this.#clock = opts.clock ?? systemClock;
     this.#log = opts.logger ?? silentLogger;
     const clock = this.#clock;
-    this.engine = new Engine({
+    this.#engine = new Engine({
       crypto: opts.crypto ?? defaultCrypto(),
       fillRandom: opts.fillRandom ?? ((buf) => void randomFillSync(buf)),
       wallClockMs: () => clock.wallMs(),
@@ -143,7 +182,11 @@ export class Device implements ActionSink<Peer> {
         },
       );
     } else {
-      this.#bind.onReceive((data, from) => this.receive(data, from));
+      this.#bind.onReceive((data, from) => {
+        this.#receive(data, from, false);
+        this.#runHandshakes();
+        this.#schedule();
+      });
     }
     if (this.#tun !== undefined) {
       this.#tun.onPackets((buf, offsets, count) => {
@@ -180,7 +223,7 @@ export class Device implements ActionSink<Peer> {
 
   /** Our static public key, undefined until a private key is set. */
   get publicKey(): Uint8Array | undefined {
-    return this.engine.publicKey;
+    return this.#engine.publicKey;
   }
 
   /** True once closed. */
@@ -190,7 +233,7 @@ export class Device implements ActionSink<Peer> {
 
   /** Protocol drops per reason, from the engine. */
   drops(): Record<DropReason, number> {
-    return this.engine.dropCounts();
+    return this.#engine.dropCounts();
   }
 
   /** Registers a handler for the end of the device (close() or the interface being deleted). */
@@ -218,14 +261,14 @@ export class Device implements ActionSink<Peer> {
   // One outbound IP packet (TUN or writePacket): the filter first, then the engine.
   #outbound(packet: Uint8Array, now: number): void {
     if (this.#filter !== undefined && !this.#filter.outbound(packet, now)) this.counters.filteredOutbound++;
-    else this.engine.encapsulate(packet, now, this);
+    else this.#engine.encapsulate(packet, now, this.#sink);
   }
 
   /**
-   * Routes STUN on the WireGuard socket (RFC 8489 section 7 demultiplexing) to `handler` instead
-   * of the engine: a datagram whose first byte is 0x00/0x01, with the magic cookie 0x2112A442 at
-   * offset 4 and a length field matching its size. WireGuard messages (type 1..4, then three zero
-   * bytes) never match. undefined removes the handler. The handler gets the bind's buffer.
+   * Routes STUN on the WireGuard socket (RFC 8489 section 7 demultiplexing, see looksLikeStun in
+   * io/datagram-kinds.ts: top two bits zero, the magic cookie, a matching length) to `handler`
+   * instead of the engine. WireGuard messages never match. undefined removes the handler. The
+   * handler gets the bind's buffer.
    */
   setForeignHandler(handler: ((data: Uint8Array, from: Endpoint) => void) | undefined): void {
     if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`expected a function, got ${typeof handler}`);
@@ -261,26 +304,13 @@ export class Device implements ActionSink<Peer> {
     this.#filter = filter;
   }
 
-  /** Feeds one UDP datagram as if the bind had received it (the bind calls this). */
-  receive(data: Uint8Array, from: Endpoint): void {
-    this.#receive(data, from, false);
-    this.#runHandshakes();
-    this.#schedule();
-  }
-
   // Transport data and cookie replies go to the engine at once; initiations and responses wait
   // in the handshake queue (copied) for #runHandshakes. `view`: data is only valid during this
   // call (a batch bind), so a foreign handler gets a copy.
   #receive(data: Uint8Array, from: Endpoint, view: boolean): void {
     if (this.#closed) return;
     const foreign = this.#foreign;
-    if (
-      foreign !== undefined &&
-      data.length >= 20 &&
-      data[0]! <= 0x01 &&
-      data[4] === 0x21 && data[5] === 0x12 && data[6] === 0xa4 && data[7] === 0x42 &&
-      ((data[2]! << 8) | data[3]!) + 20 === data.length
-    ) {
+    if (foreign !== undefined && looksLikeStun(data)) {
       foreign(view ? copyBytes(data) : data, from);
       return;
     }
@@ -290,10 +320,13 @@ export class Device implements ActionSink<Peer> {
       return;
     }
     if ((type === MessageType.initiation || type === MessageType.response) && data.length <= INITIATION_SIZE) {
-      if (!this.#handshakes.push(data, from)) this.engine.countDrop('handshake-queue-full');
+      if (!this.#handshakes.push(data, from)) {
+        this.#engine.countDrop('handshake-queue-full');
+        if (dropChannel.hasSubscribers) publishDrop(this, 'handshake-queue-full', undefined);
+      }
       return;
     }
-    this.engine.decapsulate(data, from, this.#clock.now(), this);
+    this.#engine.decapsulate(data, from, this.#clock.now(), this.#sink);
   }
 
   // Hands waiting handshake messages to the engine within this turn's budget; a backlog of 1/8
@@ -302,39 +335,17 @@ export class Device implements ActionSink<Peer> {
     const queue = this.#handshakes;
     if (queue.size === 0 || this.#closed) return;
     const now = this.#clock.now();
-    if (queue.size >= queue.capacity / 8) this.engine.markUnderLoad(now);
+    if (queue.size >= queue.capacity / 8) this.#engine.markUnderLoad(now);
     this.#handshakeNow = now;
     while (this.#handshakeBudget > 0 && queue.shift(this.#consumeHandshake)) this.#handshakeBudget--;
     // Spent budget comes back next turn; so does whatever still waits.
     this.#handshakeTurn ??= setImmediate(this.#onHandshakeTurn);
   }
 
-  // ---- ActionSink: the engine's actions, carried out ------------------------------------------
+  // ---- engine events: diagnostics channels and the verbose log ---------------------------------
 
-  network(_peer: Peer | undefined, endpoint: Endpoint, data: Uint8Array): boolean {
-    const result = this.#bind.send(data, endpoint);
-    if (result === 'dropped') this.counters.sendDropped++;
-    // 'sent' and 'dropped' leave no reference behind: the engine reuses the buffer.
-    return result !== 'queued';
-  }
-
-  tun(peer: Peer, data: Uint8Array): void {
-    if (this.#filter !== undefined && !this.#filter.inbound(data, peer.publicKey, this.#clock.now())) {
-      this.counters.filteredInbound++;
-      return;
-    }
-    if (this.#tun !== undefined) {
-      if (!this.#tun.write(data)) this.counters.tunWriteDropped++;
-    } else if (this.#onPacket !== undefined) {
-      this.#onPacket(data, peer.publicKey);
-    }
-  }
-
-  drop(_reason: DropReason, _peer: Peer | undefined): void {
-    // Counted by the engine; the device adds nothing per packet here.
-  }
-
-  event(e: EngineEvent<Peer>): void {
+  #event(e: EngineEvent<Peer>): void {
+    publishEvent(this, e);
     const log = this.#log;
     if (log.level !== 'verbose') return;
     switch (e.kind) {
@@ -348,13 +359,13 @@ export class Device implements ActionSink<Peer> {
         log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Handshake complete`);
         break;
       case 'handshake-gave-up':
-        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Handshake did not complete after 90 seconds, giving up`);
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Handshake did not complete after ${REKEY_ATTEMPT_TIME / 1000} seconds, giving up`);
         break;
       case 'keypair-created':
         log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Keypair created (${e.isInitiator ? 'initiator' : 'responder'})`);
         break;
       case 'keys-zeroed':
-        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Removing all keys, since we haven't received a new one in 540 seconds`);
+        log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Removing all keys, since we haven't received a new one in ${ZERO_KEY_MATERIAL_TIME / 1000} seconds`);
         break;
       case 'endpoint-changed':
         log.verbose(`peer(${shortKey(e.peer.publicKey)}) - Endpoint changed to ${formatEndpoint(e.endpoint)}`);
@@ -378,12 +389,12 @@ export class Device implements ActionSink<Peer> {
 
   /** Every peer as of now, in creation order (iterated lazily; keys are copies). */
   *peers(): Generator<PeerSnapshot> {
-    for (const peer of this.engine.peers()) yield this.#peerSnapshot(peer);
+    for (const peer of this.#engine.peers()) yield this.#peerSnapshot(peer);
   }
 
   /** The peer with this 32-byte public key as of now (keys are copies), or undefined. */
   peer(publicKey: Uint8Array): PeerSnapshot | undefined {
-    const peer = this.engine.getPeer(publicKey);
+    const peer = this.#engine.getPeer(publicKey);
     return peer === undefined ? undefined : this.#peerSnapshot(peer);
   }
 
@@ -399,7 +410,7 @@ export class Device implements ActionSink<Peer> {
       txBytes: peer.txBytes,
       rxBytes: peer.rxBytes,
       persistentKeepaliveInterval: peer.persistentKeepalive,
-      allowedIps: this.engine.allowedIps.entriesOf(peer) as Iterable<AllowedIp>,
+      allowedIps: this.#engine.allowedIps.entriesOf(peer) as Iterable<AllowedIp>,
     };
   }
 
@@ -424,7 +435,7 @@ export class Device implements ActionSink<Peer> {
       if (this.#closed) throw new DeviceError('ERR_DEVICE_CLOSED', 'device is closed');
     }
     const now = this.#clock.now();
-    const engine = this.engine;
+    const engine = this.#engine;
     if (tx.privateKey !== undefined) {
       const key = tx.privateKey === null ? null : normalizePrivateKey(copyBytes(tx.privateKey));
       engine.setPrivateKey(key ?? undefined, now);
@@ -446,7 +457,7 @@ export class Device implements ActionSink<Peer> {
   }
 
   #applyPeer(change: PeerChange): void {
-    const engine = this.engine;
+    const engine = this.#engine;
     let peer = engine.getPeer(change.publicKey);
     if (change.remove === true) {
       if (peer !== undefined) {
@@ -475,7 +486,7 @@ export class Device implements ActionSink<Peer> {
 
   #schedule(): void {
     if (this.#closed) return;
-    const at = this.engine.nextDeadline();
+    const at = this.#engine.nextDeadline();
     if (at >= this.#timerAt) return; // the armed timer fires first; tick reschedules then
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (at === Infinity) {
@@ -500,11 +511,19 @@ export class Device implements ActionSink<Peer> {
     this.#handshakeTurn = undefined;
     this.#handshakes.clear();
     this.#bind.close();
-    for (const peer of [...this.engine.peers()]) this.engine.removePeer(peer);
-    this.engine.setPrivateKey(undefined, this.#clock.now());
+    for (const peer of [...this.#engine.peers()]) this.#engine.removePeer(peer);
+    this.#engine.setPrivateKey(undefined, this.#clock.now());
     this.#privateKey?.fill(0);
     this.#privateKey = undefined;
     if (this.#tun !== undefined && !this.#tun.closed) this.#tun.close();
     for (const h of this.#closeHandlers.splice(0)) h(reason);
   }
+}
+
+/**
+ * @internal The device's engine, for tests and benches that inspect protocol state (peer count,
+ * load, keypairs). Not exported by the package entry (src/index.ts); embedders use Device's methods.
+ */
+export function deviceEngine(device: Device): Engine {
+  return engineOf(device);
 }

@@ -10,7 +10,8 @@ export const HANDSHAKE_QUEUE_SIZE = 1024;
 
 /**
  * A ring of `capacity` slots of INITIATION_SIZE bytes (the largest handshake message), allocated
- * on the first push. push copies; the view from `at` is valid until that slot is pushed again.
+ * on the first push. push copies the message in; shift lends a view of the head to its callback,
+ * valid during that call only.
  */
 export class HandshakeQueue {
   readonly capacity: number;

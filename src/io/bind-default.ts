@@ -1,28 +1,29 @@
-// Chooses the UDP transport a Device gets when the caller gives none: PLEXD_BIND=native|dgram.
+// Chooses the UDP transport a Device gets when the caller gives none: 'native' or 'dgram' (the CLI
+// reads the choice from PLEXD_BIND; library code reads no environment).
 
 import type { Bind, SocketBindOptions } from './bind.js';
 import { NativeBind } from './bind-native.js';
 import { UdpBind } from './bind-udp.js';
-import { loadTunAddon } from './native.js';
+import { loadNativeAddon } from './native.js';
 
 /**
- * A new Bind per `PLEXD_BIND`: 'native' (the addon's batched recvmmsg/sendmmsg sockets; the
- * default on Linux — measured faster, see docs/performance.md) or 'dgram' (node:dgram; the
- * default where the addon cannot load). Throws RangeError for any other value. `options` (local
- * addresses, buffer size) go to whichever is chosen.
+ * A new Bind of `kind`: 'native' (the addon's batched recvmmsg/sendmmsg sockets; the default on
+ * Linux — measured faster, see docs/performance.md) or 'dgram' (node:dgram; the default where the
+ * addon cannot load); undefined or '' picks the default. Throws RangeError for any other kind.
+ * `options` (local addresses, buffer size) go to whichever is chosen.
  */
-export function defaultBind(env: string | undefined = process.env['PLEXD_BIND'], options: SocketBindOptions = {}): Bind {
-  if (env === 'native') return new NativeBind(options);
-  if (env === 'dgram') return new UdpBind(options);
-  if (env !== undefined && env !== '') {
-    throw new RangeError(`expected PLEXD_BIND to be 'native' or 'dgram', got ${JSON.stringify(env)}`);
+export function defaultBind(kind?: string, options: SocketBindOptions = {}): Bind {
+  if (kind === 'native') return new NativeBind(options);
+  if (kind === 'dgram') return new UdpBind(options);
+  if (kind !== undefined && kind !== '') {
+    throw new RangeError(`expected a bind kind 'native' or 'dgram' (PLEXD_BIND), got ${JSON.stringify(kind)}`);
   }
   return nativeAvailable() ? new NativeBind(options) : new UdpBind(options);
 }
 
 function nativeAvailable(): boolean {
   try {
-    loadTunAddon();
+    loadNativeAddon('udp');
     return true;
   } catch {
     return false;

@@ -3,6 +3,7 @@
 // rewrite it, which is how tests simulate loss, reordering-free NAT, or an attacker.
 
 import { copyBytes } from '../core/bytes.js';
+import { parseIp } from '../core/ip.js';
 import {
   checkFwmark,
   checkPort,
@@ -57,6 +58,14 @@ function canonical(address: string): string {
   } catch {
     return address.toLowerCase();
   }
+}
+
+// '::ffff:a.b.c.d' (any spelling) as 'a.b.c.d': the socket binds send it over IPv4, since their
+// IPv6 socket is V6ONLY. Undefined for anything else.
+function ipv4Mapped(address: string): string | undefined {
+  if (!/^::ffff:/i.test(address)) return undefined;
+  const bytes = parseIp(address);
+  return bytes?.length === 16 ? bytes.subarray(12).join('.') : undefined;
 }
 
 function key(address: string, port: number): string {
@@ -204,6 +213,12 @@ export class MemoryBind implements Bind {
     return this.#stats;
   }
 
+  /** Which families are bound, like the socket binds: those with an address, while open. */
+  get families(): { ipv4: boolean; ipv6: boolean } {
+    const open = this.#port !== 0;
+    return { ipv4: open && this.#addresses.some((a) => !a.includes(':')), ipv6: open && this.#addresses.some((a) => a.includes(':')) };
+  }
+
   open(port: number): Promise<number> {
     checkPort(port);
     if (this.#port !== 0) throw new TypeError('expected a closed Bind, got an open one');
@@ -236,7 +251,8 @@ export class MemoryBind implements Bind {
 
   send(data: Uint8Array, to: Endpoint): SendResult {
     if (!(data instanceof Uint8Array)) throw new TypeError(`expected data to be a Uint8Array, got ${typeof data}`);
-    const v6 = to.address.includes(':');
+    const address = ipv4Mapped(to.address) ?? to.address;
+    const v6 = address.includes(':');
     const source = this.#addresses.find((a) => a.includes(':') === v6);
     if (this.#port === 0 || source === undefined || !Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
       this.#stats.txDropped++;
@@ -246,7 +262,7 @@ export class MemoryBind implements Bind {
     this.#stats.txBytes += data.length;
     this.#network.transmit({
       from: { address: source, port: this.#port },
-      to: { address: canonical(to.address), port: to.port },
+      to: { address: canonical(address), port: to.port },
       data: copyBytes(data),
     });
     return 'sent';

@@ -14,7 +14,7 @@
 
 import { formatIp, parseIp } from '../core/ip.js';
 import { BindError, bindErrorFrom, checkFunction, errnoOf } from './errors.js';
-import { loadTunAddon, type TunAddon, type UdpArrays } from './native.js';
+import { loadNativeAddon, type NativeAddon, type UdpArrays } from './native.js';
 import {
   checkFwmark,
   checkPort,
@@ -63,7 +63,7 @@ export class NativeBind implements Bind {
   readonly #socketBufferSize: number;
   readonly #stats = newBindStats();
   readonly #arrays: UdpArrays;
-  #addon: TunAddon | undefined;
+  #addon: NativeAddon | undefined;
   #open: Open | undefined;
   #handler: ReceiveHandler | undefined;
   #end: (() => void) | undefined;
@@ -154,12 +154,7 @@ export class NativeBind implements Bind {
   }
 
   #openPair(port: number): Open {
-    let addon: TunAddon;
-    try {
-      addon = this.#addon ??= loadTunAddon();
-    } catch (err) {
-      throw new BindError('ERR_BIND_FAILED', `cannot open the native UDP bind: ${(err as Error).message}`, { cause: err });
-    }
+    const addon = (this.#addon ??= loadNativeAddon('udp'));
     let opened: Open;
     try {
       opened = addon.udpOpen(this.#ipv4Address, this.#ipv6Address, port, this.#socketBufferSize, this.#arrays);

@@ -13,7 +13,7 @@
 
 import * as dgram from 'node:dgram';
 import { BindError, bindErrorFrom, checkFunction, errnoOf } from './errors.js';
-import { loadTunAddon } from './native.js';
+import { loadNativeAddon } from './native.js';
 import {
   checkFwmark,
   checkPort,
@@ -228,7 +228,7 @@ export class UdpBind implements Bind {
     const fd = socketFd(socket);
     if (fd === undefined || this.#socketBufferSize === 0) return false;
     try {
-      loadTunAddon().forceSocketBuffers(fd, this.#socketBufferSize);
+      loadNativeAddon('udp').forceSocketBuffers(fd, this.#socketBufferSize);
       return true;
     } catch {
       return false;
@@ -304,7 +304,7 @@ export class UdpBind implements Bind {
     if (fd === undefined) return false;
     let addon;
     try {
-      addon = loadTunAddon();
+      addon = loadNativeAddon('udp');
     } catch {
       return false;
     }

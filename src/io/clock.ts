@@ -1,5 +1,5 @@
-// Time sources for the device loop. The core never reads a clock (docs/STYLE.md 1): the device
-// asks a Clock and passes the numbers down, so tests swap in ManualClock.
+// Time sources for the device loop and the agent. The core never reads a clock (docs/STYLE.md 1):
+// the device and the agent ask a Clock and pass the numbers down, so tests swap in ManualClock.
 
 /** A source of time. Both values are milliseconds (fractional allowed). */
 export interface Clock {

@@ -1,11 +1,12 @@
-// Loads the native addon (native/tun.cc, built by node-gyp into build/Release) once, lazily.
-// The only place that knows where the .node file lives.
+// Loads the native addon (native/addon.cc with tun.cc and udp.cc, built by node-gyp into
+// build/Release/plexd_native.node) once, lazily. The only place that knows where the .node file
+// lives; a failure names the feature that needed it and what to do.
 
 import { createRequire } from 'node:module';
-import { TunError } from './errors.js';
+import { BindError, TunError } from './errors.js';
 
-/** The addon's raw surface; see native/tun.cc. Internal to src/io. */
-export interface TunAddon {
+/** The addon's raw surface; see native/addon.cc, tun.cc, udp.cc. Internal to src/io. */
+export interface NativeAddon {
   open(
     name: string,
     buf: ArrayBuffer,
@@ -20,6 +21,7 @@ export interface TunAddon {
   setMtu(handle: object, mtu: number): void;
   name(handle: object): string;
   close(handle: object): void;
+  // Socket options node:dgram lacks (native/addon.cc).
   setSocketMark(fd: number, mark: number): void;
   forceSocketBuffers(fd: number, bytes: number): void;
   // The batched UDP bind (native/udp.cc; wrapped by bind-native.ts).
@@ -45,30 +47,45 @@ export interface UdpArrays {
   readonly maxTx: number;
 }
 
+/**
+ * What the addon is loaded for, which decides the error when it cannot be: 'tun' (a TUN device:
+ * TunError ERR_TUN_UNSUPPORTED) or 'udp' (the batched UDP bind and socket options: BindError
+ * ERR_BIND_FAILED, with the node:dgram bind as the way out).
+ */
+export type NativeFeature = 'tun' | 'udp';
+
 // src/io (tests) and dist/io (the built package) both sit two levels below the package root,
 // where node-gyp puts build/.
-const ADDON_PATH = '../../build/Release/plexd_tun.node';
+const ADDON_FILE = 'build/Release/plexd_native.node';
+const ADDON_PATH = `../../${ADDON_FILE}`;
+const REBUILD = 'run `npm rebuild plexd-userspace` (needs g++, make, python3 and the Node headers)';
 
-let addon: TunAddon | undefined;
+let addon: NativeAddon | undefined;
 let loadError: unknown;
 
-/** The addon, or throws TunError ERR_TUN_UNSUPPORTED (not Linux, or not built: run `npm rebuild`). */
-export function loadTunAddon(): TunAddon {
+/**
+ * The addon, loaded on first use. Throws, when it is unavailable (not Linux, or not built), the
+ * error of `feature`: TunError ERR_TUN_UNSUPPORTED for 'tun', BindError ERR_BIND_FAILED for 'udp'.
+ */
+export function loadNativeAddon(feature: NativeFeature): NativeAddon {
   if (addon !== undefined) return addon;
   if (process.platform !== 'linux') {
-    throw new TunError('ERR_TUN_UNSUPPORTED', `TUN devices are only supported on Linux, not ${process.platform}`);
+    throw unavailable(feature, `needs Linux, not ${process.platform}`, []);
   }
   if (loadError === undefined) {
     try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as TunAddon;
+      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
       return addon;
     } catch (err) {
       loadError = err;
     }
   }
-  throw new TunError(
-    'ERR_TUN_UNSUPPORTED',
-    'the native TUN addon is not built (build/Release/plexd_tun.node); run `npm rebuild plexd-userspace` with g++ and Node headers installed',
-    { cause: loadError },
-  );
+  throw unavailable(feature, `needs the native addon (${ADDON_FILE}), which is not built or does not load`, [REBUILD], loadError);
+}
+
+// The error for `feature`, saying why and the ways out (the dgram bind is one for UDP).
+function unavailable(feature: NativeFeature, why: string, fixes: string[], cause?: unknown): Error {
+  if (feature === 'tun') return new TunError('ERR_TUN_UNSUPPORTED', [`a TUN device ${why}`, ...fixes].join('; '), { cause });
+  const ways = [...fixes, 'use the node:dgram bind (PLEXD_BIND=dgram)'].join(', or ');
+  return new BindError('ERR_BIND_FAILED', `the batched UDP bind ${why}; ${ways}`, { cause });
 }

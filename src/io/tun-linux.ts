@@ -6,8 +6,9 @@
 // and calls onClose({ kind: 'deleted' }). Moving the interface to another network namespace
 // keeps the fd working; name and MTU follow the device there (TUNGETIFF / TUNGETDEVNETNS).
 
-import { loadTunAddon, type TunAddon } from './native.js';
+import { loadNativeAddon, type NativeAddon } from './native.js';
 import { TunError, errnoOf, type TunErrorCode } from './errors.js';
+import { interfaceNameProblem, MAX_INTERFACE_NAME_BYTES } from './interface-name.js';
 import {
   TUN_BATCH_DEFAULT,
   TunBase,
@@ -21,7 +22,6 @@ import {
 
 const EAGAIN = 11;
 const EBADFD = 77;
-const EIO = 5;
 
 const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 9: 'EBADF', 32: 'EPIPE', 77: 'EBADFD', 19: 'ENODEV' };
 
@@ -44,18 +44,18 @@ function openErrorCode(errno: string | undefined): TunErrorCode {
  */
 export function checkInterfaceName(name: string): void {
   if (typeof name !== 'string') throw new TypeError(`expected name to be a string, got ${typeof name}`);
-  const bytes = Buffer.byteLength(name);
-  if (bytes > 15) {
-    throw new TunError('ERR_TUN_NAME_TOO_LONG', `interface name ${JSON.stringify(name)} is ${bytes} bytes; at most 15 allowed`, { errno: 'ENAMETOOLONG' });
+  const problem = interfaceNameProblem(name);
+  if (problem === 'too-long') {
+    throw new TunError('ERR_TUN_NAME_TOO_LONG', `interface name ${JSON.stringify(name)} is ${Buffer.byteLength(name)} bytes; at most ${MAX_INTERFACE_NAME_BYTES} allowed`, { errno: 'ENAMETOOLONG' });
   }
-  if (name === '.' || name === '..' || /[/:\s\0]/.test(name)) {
+  if (problem === 'invalid') {
     throw new TunError('ERR_TUN_NAME_INVALID', `interface name ${JSON.stringify(name)} is not valid (no '/', ':', whitespace; not '.' or '..')`);
   }
 }
 
 /** A TUN device backed by the native addon. Create with {@link openTun}. */
 export class LinuxTun extends TunBase implements Tun {
-  readonly #addon: TunAddon;
+  readonly #addon: NativeAddon;
   readonly #handle: object;
   readonly #buf: Uint8Array;
   readonly #offsets: Uint32Array;
@@ -67,7 +67,7 @@ export class LinuxTun extends TunBase implements Tun {
     const name = options.name ?? '';
     checkInterfaceName(name);
     const batchSize = checkBatchSize(options.batchSize ?? TUN_BATCH_DEFAULT);
-    this.#addon = loadTunAddon();
+    this.#addon = loadNativeAddon('tun');
     const ab = new ArrayBuffer(tunBatchBufferSize(batchSize));
     this.#buf = new Uint8Array(ab);
     this.#offsets = new Uint32Array(batchSize + 1);
@@ -136,8 +136,9 @@ export class LinuxTun extends TunBase implements Tun {
     }
     if (n === -EAGAIN) this.counters.txDropped++;
     else this.counters.txErrors++;
-    // The poll callback normally reports deletion first; a write can see it earlier.
-    if ((n === -EBADFD || n === -EIO) && !this.closed) this.#closeNative(-n);
+    // The poll callback normally reports deletion first; a write can see it earlier (EBADFD: the
+    // fd lost its interface). EIO only means the interface is down: drop, stay open.
+    if (n === -EBADFD && !this.closed) this.#closeNative(-n);
     return false;
   }
 

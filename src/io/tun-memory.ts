@@ -76,8 +76,11 @@ export class MemoryTun extends TunBase implements Tun {
 
   write(packet: Uint8Array, offset = 0, length = packet.length - offset): boolean {
     checkWriteRange(packet, offset, length);
-    if (this.closed || length === 0 || length > this.#mtu) {
-      // A closed device, or a packet the kernel would refuse (empty, larger than the MTU).
+    const version = length === 0 ? 0 : packet[offset]! >> 4;
+    if (this.closed || (version !== 4 && version !== 6)) {
+      // A closed device, or a packet the kernel refuses (EINVAL: empty, or not IPv4/IPv6 by its
+      // first nibble). Like the kernel it takes packets larger than the MTU: that limit is the
+      // sender's.
       this.counters.txErrors++;
       return false;
     }

@@ -109,19 +109,8 @@ export function stunMessageType(method: number, cls: StunClass): number {
   return (method & 0x000f) | ((method & 0x0070) << 1) | ((method & 0x0f80) << 2) | ((c & 1) << 4) | ((c & 2) << 7);
 }
 
-/**
- * Cheap demultiplexing test for a socket shared with another protocol (RFC 8489 section 7 / RFC
- * 7983): top two bits zero, the magic cookie, and a header length that matches the datagram. A
- * WireGuard message (type 1..4 then three zero bytes) never passes the length test.
- */
-export function looksLikeStun(data: Uint8Array): boolean {
-  return (
-    data.length >= STUN_HEADER_LENGTH &&
-    (data[0]! & 0xc0) === 0 &&
-    u32(data, 4) === STUN_MAGIC_COOKIE &&
-    u16(data, 2) + STUN_HEADER_LENGTH === data.length
-  );
-}
+/** The demultiplexing test for a shared socket; one copy, below the device (io/datagram-kinds.ts). */
+export { looksLikeStun } from '../io/datagram-kinds.js';
 
 // CRC-32 of the message before the FINGERPRINT attribute at `end`, the header's length field
 // counting up to and including FINGERPRINT (RFC 8489 section 14.7), whatever follows.

@@ -1,4 +1,4 @@
-// The policy filter of the data path (issue 7): decides each packet entering the tunnel
+// The policy filter of the data path (docs/policy.md): decides each packet entering the tunnel
 // (outbound) or leaving it toward the TUN (inbound) against the policy revision in force, with
 // connection tracking so replies to allowed flows pass. Pure: no I/O, time passed in.
 

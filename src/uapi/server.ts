@@ -7,6 +7,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { errnoOf } from '../io/errors.js';
+import { expectInterfaceName as checkInterfaceName } from '../io/interface-name.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { toUapiError, UAPI_ERRNO, UapiSocketError } from './errors.js';
 import type { UapiHandler } from './handler.js';
@@ -25,8 +26,6 @@ export const DEFAULT_MAX_CONNECTIONS = 64;
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL on Linux. */
 const MAX_SOCKET_PATH_BYTES = 107;
-/** Linux IFNAMSIZ minus the NUL; `wg` cannot name a longer interface. */
-const MAX_INTERFACE_NAME_BYTES = 15;
 
 /** Options of {@link startUapiServer}. */
 export interface UapiServerOptions {
@@ -52,19 +51,6 @@ export interface UapiServer {
   readonly connectionCount: number;
   /** Stops accepting, closes every connection and removes the socket file. Idempotent. */
   close(): Promise<void>;
-}
-
-function checkInterfaceName(name: string): void {
-  if (typeof name !== 'string') throw new TypeError(`expected interfaceName to be a string, got ${typeof name}`);
-  if (
-    name.length === 0 ||
-    Buffer.byteLength(name) > MAX_INTERFACE_NAME_BYTES ||
-    name === '.' ||
-    name === '..' ||
-    /[/:\s\0]/.test(name)
-  ) {
-    throw new RangeError(`expected an interface name of 1-15 bytes without '/', ':' or spaces, got ${JSON.stringify(name)}`);
-  }
 }
 
 function checkPositiveInt(name: string, value: number): void {

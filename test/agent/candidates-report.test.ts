@@ -11,7 +11,8 @@ import { Agent, publicKeyOf } from '../../src/agent/agent.js';
 import type { InterfaceTable } from '../../src/agent/candidates.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { createLogger } from '../../src/log/logger.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const lines: string[] = [];
 const log = createLogger('info', '', (l) => void lines.push(l));

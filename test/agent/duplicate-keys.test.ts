@@ -9,7 +9,8 @@ import { Agent } from '../../src/agent/agent.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { createLogger } from '../../src/log/logger.js';
 import { randomKey } from '../control-plane/harness.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const lines: string[] = [];
 const log = createLogger('info', '', (l) => void lines.push(l));

@@ -18,7 +18,8 @@ import { lastSeq } from '../../src/control-plane/event-log.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { REKEY_TIMEOUT } from '../../src/core/constants.js';
 import { createLogger } from '../../src/log/logger.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const lines: string[] = [];
 const peersOf = (x: Agent) => [...x.iface.device.snapshot().peers];

@@ -1,5 +1,5 @@
 // In-process mesh for agent tests (no root): a control plane over HTTP on a temp dir and
-// packet-callback agents on 127.0.0.1, plus a polling `until`.
+// packet-callback agents on 127.0.0.1 (waiting: test/helpers/wait.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,16 +8,6 @@ import type { Agent } from '../../src/agent/agent.js';
 import { resolveConfig, type AgentConfig } from '../../src/agent/config.js';
 import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
-
-/** Polls `check` every 20 ms until it holds; resolves with the ms it took, throws after `timeoutMs`. */
-export async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return performance.now() - t0;
-}
 
 /**
  * A temp dir (prefix `tmpPrefix`) with a control plane on 127.0.0.1:0 over HTTP, its database cp.db

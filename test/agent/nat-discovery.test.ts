@@ -1,12 +1,13 @@
 // Endpoint discovery (src/agent/nat-discovery.ts): server parsing and name resolution, and the
 // report loop through a fake NAT in front of two STUN responders: classification reported with
 // PUT endpoint, not repeated while unchanged, repeated at once when the mapping changes, and the
-// heartbeat's nat_summary.
+// heartbeat's nat_summary; reported_at and the re-report period follow the injected clock.
 
 import { describe, expect, it } from 'vitest';
 import type { EndpointRequest } from '../../src/api/types.js';
 import { EndpointDiscovery, parseStunServer, resolveStunServers } from '../../src/agent/nat-discovery.js';
 import type { Endpoint } from '../../src/io/bind.js';
+import { ManualClock } from '../../src/io/clock.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { StunClient } from '../../src/nat/stun-client.js';
 import { StunResponder } from '../../src/nat/stun-server.js';
@@ -26,7 +27,7 @@ describe('parseStunServer / resolveStunServers', () => {
 });
 
 describe('EndpointDiscovery', () => {
-  function lab(symmetric: () => boolean) {
+  function lab(symmetric: () => boolean, clock?: ManualClock) {
     const responder = new StunResponder({ rateLimit: false });
     let nextPort = 40000;
     const mapped = new Map<string, number>();
@@ -49,6 +50,7 @@ describe('EndpointDiscovery', () => {
       localPort: () => 51820,
       report: async (req) => (reports.push(req), { accepted_at: '', stale_after: 120 }),
       log: silentLogger,
+      ...(clock ? { clock } : {}),
     });
     return { d, reports, setIp: (ip: string) => ((publicIp = ip), mapped.clear()) };
   }
@@ -71,5 +73,21 @@ describe('EndpointDiscovery', () => {
     await d.round(new AbortController().signal);
     expect(reports).toHaveLength(1);
     expect(reports[0]!.nat_type).toBe('symmetric');
+  });
+
+  it('takes reported_at from its clock and re-reports an unchanged endpoint once the period passed', async () => {
+    const clock = new ManualClock(0, Date.UTC(2032, 5, 6));
+    const { d, reports } = lab(() => false, clock);
+    const signal = new AbortController().signal;
+    await d.round(signal);
+    expect(reports.map((r) => r.reported_at)).toEqual([new Date(Date.UTC(2032, 5, 6)).toISOString()]);
+    // stale_after 120 s: an unchanged endpoint is re-reported every 60 s (min(60, 120 - 30) s).
+    clock.advance(59_999);
+    await d.report(signal);
+    expect(reports).toHaveLength(1);
+    clock.advance(1);
+    await d.report(signal);
+    expect(reports).toHaveLength(2);
+    expect(reports[1]!.reported_at).toBe(new Date(Date.UTC(2032, 5, 6) + 60_000).toISOString());
   });
 });

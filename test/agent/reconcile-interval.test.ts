@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 describe('periodic reconcile', () => {
   let dir: string | undefined;

@@ -19,7 +19,8 @@ import { ApiError } from '../../src/control/http-client.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { createLogger } from '../../src/log/logger.js';
 import { REPO_DIR, ensureBuilt } from '../helpers/wg-lab.js';
-import { loopbackAgentConfig, startControlPlane, stopMesh, until } from './loopback-mesh.js';
+import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const log = createLogger('silent', '');
 

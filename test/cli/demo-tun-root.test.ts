@@ -16,7 +16,7 @@ const NEEDS_ROOT = /demo --tun: needs root: .*without --tun, which needs no root
 
 /** The files an installed plexd-userspace runs from, relative to the package root. */
 function installedFiles(): string[] {
-  const addon = 'build/Release/plexd_tun.node';
+  const addon = 'build/Release/plexd_native.node';
   return ['package.json', 'bin', 'dist', ...(existsSync(join(REPO_DIR, addon)) ? [addon] : []), ...runtimeDependencies(REPO_DIR).map((d) => `node_modules/${d}`)];
 }
 

@@ -12,7 +12,8 @@ import { resolveConfig } from '../../src/agent/config.js';
 import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import type { ControlPlane } from '../../src/control-plane/server.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startControlPlane, stopMesh, until } from '../agent/loopback-mesh.js';
+import { startControlPlane, stopMesh } from '../agent/loopback-mesh.js';
+import { until } from '../helpers/wait.js';
 
 const FILE = join(import.meta.dirname, 'upstream-config.yaml');
 const text = readFileSync(FILE, 'utf8');

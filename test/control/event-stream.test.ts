@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventStream, type DeliveryMode } from '../../src/control/event-stream.js';
 import { HttpClient } from '../../src/control/http-client.js';
+import { until } from '../helpers/wait.js';
 
 const servers: http.Server[] = [];
 afterEach(async () => {
@@ -26,14 +27,6 @@ const fastSleep = (ms: number, signal?: AbortSignal) => new Promise<void>((r, j)
   const t = setTimeout(r, Math.min(ms, 20));
   signal?.addEventListener('abort', () => (clearTimeout(t), j(new Error('stop'))), { once: true });
 });
-
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('EventStream', () => {
   it('resumes with Last-Event-ID, reconciles once per connect, survives garbage and idle streams', async () => {
@@ -59,7 +52,7 @@ describe('EventStream', () => {
       timings: { idleTimeoutMs: 300 },
     });
     s.start();
-    await until(() => events.length >= 2);
+    await until('two events', 5000, () => events.length >= 2, 10);
     await s.stop();
     expect(events.slice(0, 2)).toEqual(['one', 'two']);
     expect(lastIds.slice(0, 3)).toEqual([undefined, '5', '5']);
@@ -74,7 +67,7 @@ describe('EventStream', () => {
     let polls = 0;
     const s1 = new EventStream({ open: (id, sig) => openEvents(client501, id, sig), onEvent: () => {}, onConnected: () => {}, poll: async () => void polls++, onModeChange: (m) => modes.push(m), sleep: fastSleep, timings: { pollIntervalMs: 10, reprobeMs: 100 } });
     s1.start();
-    await until(() => polls >= 2);
+    await until('two polls', 5000, () => polls >= 2, 10);
     await s1.stop();
     expect(modes[0]).toBe('pull_only');
 
@@ -83,7 +76,7 @@ describe('EventStream', () => {
     let polls2 = 0;
     const s2 = new EventStream({ open: (id, sig) => openEvents(client500, id, sig), onEvent: () => {}, onConnected: () => {}, poll: async () => void polls2++, onModeChange: (m) => modes2.push(m), sleep: fastSleep, timings: { degradeAfterMs: 100, pollIntervalMs: 10 } });
     s2.start();
-    await until(() => polls2 >= 1);
+    await until('a poll', 5000, () => polls2 >= 1, 10);
     expect(s2.mode).toBe('degraded_polling');
     await s2.stop();
     expect(modes2).toEqual(['degraded_polling']);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../src/api/types.js';
 import { Reconciler, refusePeerList } from '../../src/control/reconcile.js';
 import type { DeviceSnapshot as UapiDeviceSnapshot } from '../../src/device/contract.js';
-import { Device } from '../../src/device/device.js';
+import { Device, deviceEngine } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/agent/agent.js';
@@ -37,7 +37,7 @@ describe('Reconciler', () => {
       a.writePacket(ipPacket('10.100.0.1', '10.100.0.2', 'one'));
       await new Promise((res) => setTimeout(res, 50));
       expect(got.length).toBe(1);
-      const peerB = a.engine.getPeer(Buffer.from(pubs[1]!, 'base64'))!;
+      const peerB = deviceEngine(a).getPeer(Buffer.from(pubs[1]!, 'base64'))!;
       const keypair = peerB.keypairs.current;
       expect(keypair).toBeDefined();
       const hsBefore = [...a.snapshot().peers].find((p) => Buffer.from(p.publicKey).toString('base64') === pubs[1])!.lastHandshakeTimeSec;
@@ -50,7 +50,7 @@ describe('Reconciler', () => {
       expect(p2.removed).toEqual([pubs[2]]);
       expect(p2.config?.peers).toEqual([{ publicKey: pubs[2], remove: true }]);
       await a.configure(p2.config!);
-      expect(a.engine.getPeer(Buffer.from(pubs[1]!, 'base64'))).toBe(peerB);
+      expect(deviceEngine(a).getPeer(Buffer.from(pubs[1]!, 'base64'))).toBe(peerB);
       expect(peerB.keypairs.current).toBe(keypair);
       a.writePacket(ipPacket('10.100.0.1', '10.100.0.2', 'two'));
       await new Promise((res) => setTimeout(res, 50));

@@ -2,7 +2,7 @@
 // against a naive twin with random operations (STYLE.md item 10).
 
 import { describe, expect, it } from 'vitest';
-import { DeadlineHeap } from '../../src/core/deadline-heap.js';
+import { DeadlineHeap, HEAP_INDEX, HEAP_KEY } from '../../src/core/deadline-heap.js';
 import { PeerTimers } from '../../src/core/timers.js';
 import { seededInts } from '../helpers/rng.js';
 
@@ -42,15 +42,15 @@ describe('PeerTimers', () => {
 
 interface Item {
   id: number;
-  heapIndex: number;
-  heapKey: number;
+  [HEAP_INDEX]: number;
+  [HEAP_KEY]: number;
 }
 
 describe('DeadlineHeap', () => {
   it('matches a naive twin under random schedule/remove/pop', () => {
     const rnd = seededInts(99);
     const heap = new DeadlineHeap<Item>();
-    const items: Item[] = Array.from({ length: 64 }, (_, id) => ({ id, heapIndex: -1, heapKey: Infinity }));
+    const items: Item[] = Array.from({ length: 64 }, (_, id) => ({ id, [HEAP_INDEX]: -1, [HEAP_KEY]: Infinity }));
     const naive = new Map<number, number>();
     for (let step = 0; step < 20_000; step++) {
       const op = rnd(4);
@@ -67,7 +67,7 @@ describe('DeadlineHeap', () => {
         const top = heap.pop();
         if (naive.size === 0) expect(top).toBeUndefined();
         else {
-          expect(top!.heapKey).toBe(min);
+          expect(top![HEAP_KEY]).toBe(min);
           expect(naive.get(top!.id)).toBe(min);
           naive.delete(top!.id);
         }
@@ -79,6 +79,6 @@ describe('DeadlineHeap', () => {
 
   it('refuses NaN keys', () => {
     const heap = new DeadlineHeap<Item>();
-    expect(() => heap.schedule({ id: 0, heapIndex: -1, heapKey: 0 }, NaN)).toThrow(RangeError);
+    expect(() => heap.schedule({ id: 0, [HEAP_INDEX]: -1, [HEAP_KEY]: 0 }, NaN)).toThrow(RangeError);
   });
 });

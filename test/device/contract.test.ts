@@ -1,11 +1,9 @@
 // The device's typed configuration contract (src/device/contract.ts): apply/snapshot/peer with raw
 // keys and Endpoint objects, keys copied in and out; configure() and a UAPI set validate the same
-// way and leave identical state; DeviceError codes and their UAPI errno; device/ imports nothing
-// from uapi/.
+// way and leave identical state; DeviceError codes and their UAPI errno. That device/ imports
+// nothing from uapi/ is checked by test/architecture/layers.test.ts.
 
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseEndpoint } from '../../src/core/endpoint.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
@@ -227,19 +225,6 @@ describe('DeviceError', () => {
     expect(b.snapshot().privateKey).toBeNull();
     await a.close();
     await expect(a.apply({})).rejects.toMatchObject({ name: 'DeviceError', code: 'ERR_DEVICE_CLOSED', message: 'device is closed' });
-  });
-});
-
-describe('layering', () => {
-  it('src/device/ imports nothing from src/uapi/ (the UAPI sits above the device)', () => {
-    const dir = join(import.meta.dirname, '../../src/device');
-    const offenders: string[] = [];
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
-      for (const m of readFileSync(join(dir, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
-        if (m[1]!.includes('/uapi/')) offenders.push(`${f}: ${m[1]}`);
-      }
-    }
-    expect(offenders).toEqual([]);
   });
 });
 

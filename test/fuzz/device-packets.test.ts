@@ -1,6 +1,6 @@
 // Packet fuzz through the device layer (issue 11): two Devices with MemoryTuns over a
 // MemoryNetwork hold a live session; random datagrams and mutated captures of their real
-// traffic (message types 1-4, STUN-shaped ones too) go into Device.receive, so the handshake
+// traffic (message types 1-4, STUN-shaped ones too) go into each Device through its MemoryBind, so the handshake
 // queue, its budget, the under-load switch and the STUN demultiplexer are in the path. Asserts:
 // nothing throws, nothing reaches a TUN, every input is one counted drop (or one call of the
 // foreign handler for STUN-shaped input), peer/session/route counts stay flat, heap bounded.
@@ -9,8 +9,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DropReason, Endpoint } from '../../src/core/actions.js';
 import { MessageType } from '../../src/core/messages.js';
-import { Device } from '../../src/device/device.js';
-import { MemoryNetwork } from '../../src/io/bind-memory.js';
+import { Device, deviceEngine } from '../../src/device/device.js';
+import { type MemoryBind, MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
 import { MemoryTun } from '../../src/io/tun-memory.js';
 import { fuzzIterations, fuzzSeed, fuzzTimeout } from '../helpers/fuzz.js';
@@ -26,6 +26,8 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 interface Side {
   device: Device;
+  /** Its MemoryBind: receive() feeds a datagram as if from the network. */
+  bind: MemoryBind;
   tun: MemoryTun;
   endpoint: Endpoint;
   foreign: number;
@@ -41,8 +43,9 @@ async function livePair(clock: ManualClock): Promise<{ a: Side; b: Side; capture
   });
   const make = async (address: string, port: number): Promise<Side> => {
     const tun = new MemoryTun({ name: `fz${port}` });
-    const device = await Device.create({ tun, bind: net.createBind([address]), clock, listenPort: port });
-    const side: Side = { device, tun, endpoint: { address, port }, foreign: 0 };
+    const bind = net.createBind([address]);
+    const device = await Device.create({ tun, bind, clock, listenPort: port });
+    const side: Side = { device, bind, tun, endpoint: { address, port }, foreign: 0 };
     device.setForeignHandler(() => void side.foreign++);
     return side;
   };
@@ -66,15 +69,15 @@ async function livePair(clock: ManualClock): Promise<{ a: Side; b: Side; capture
   expect(b.tun.takeWritten()).toHaveLength(2);
   expect(a.tun.takeWritten()).toHaveLength(2);
   // A cookie reply too: b under load answers a's captured initiation with one.
-  b.device.engine.setUnderLoad(clock.now() + 1);
-  b.device.receive(captures.find((c) => c[0] === MessageType.initiation)!.slice(), a.endpoint);
+  deviceEngine(b.device).setUnderLoad(clock.now() + 1);
+  b.bind.receive(captures.find((c) => c[0] === MessageType.initiation)!.slice(), a.endpoint);
   await settle();
-  b.device.engine.setUnderLoad(0);
+  deviceEngine(b.device).setUnderLoad(0);
   return { a, b, captures, net };
 }
 
 function flatState(s: Side): unknown {
-  const e = s.device.engine;
+  const e = deviceEngine(s.device);
   return { peers: e.peerCount, indices: e.indexCount, routes: e.allowedIps.size, staged: [...e.peers()].map((p) => p.staged.length) };
 }
 
@@ -86,7 +89,7 @@ describe('device packet fuzz', () => {
     for (const d of open) await d.close();
   });
 
-  it(`${ITERATIONS} random and mutated datagrams through Device.receive: no throw, nothing delivered, every one counted`, async () => {
+  it(`${ITERATIONS} random and mutated datagrams through the MemoryBind into the Device: no throw, nothing delivered, every one counted`, async () => {
     const clock = new ManualClock();
     const { a, b, captures, net } = await livePair(clock);
     open.push(a.device, b.device);
@@ -154,7 +157,7 @@ describe('device packet fuzz', () => {
         const from = int(3) === 0 ? { address: `198.18.${int(256)}.${int(256)}`, port: 1 + int(65535) } : other.endpoint;
         seen.set(m[0] ?? -1, (seen.get(m[0] ?? -1) ?? 0) + 1);
         try {
-          side.device.receive(m, from);
+          side.bind.receive(m, from);
         } catch (err) {
           throw new Error(`seed ${SEED} input ${i + k} (type ${m[0]}, ${m.length} bytes) threw: ${String(err)}`);
         }

@@ -8,7 +8,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { nodeCrypto } from '../../src/crypto/node.js';
-import { Device } from '../../src/device/device.js';
+import { Device, deviceEngine } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
 import { DeviceError } from '../../src/device/errors.js';
@@ -121,12 +121,12 @@ describe('UAPI text fuzz', () => {
         expect(getText(device), where).toBe(getText(model));
       }
       if (parser.closed) continue;
-      maxPeers = Math.max(maxPeers, device.engine.peerCount);
+      maxPeers = Math.max(maxPeers, deviceEngine(device).peerCount);
     }
     const heapDelta = retainedBytes() - heapBefore;
     console.log(
       `uapi fuzz: seed ${SEED}, ${ITERATIONS} requests, outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}, ` +
-        `peers at most ${maxPeers}, now ${device.engine.peerCount}, heap delta ${(heapDelta / 1048576).toFixed(1)} MiB`,
+        `peers at most ${maxPeers}, now ${deviceEngine(device).peerCount}, heap delta ${(heapDelta / 1048576).toFixed(1)} MiB`,
     );
     for (const k of ['close', 'get errno=0', 'set errno=0', `errno=${UAPI_ERRNO.INVALID}`, `errno=${UAPI_ERRNO.PROTOCOL}`, `fatal errno=${UAPI_ERRNO.IO}`]) expect(outcomes.get(k) ?? 0, k).toBeGreaterThan(0);
     expect(heapDelta).toBeLessThan(64 * 1024 * 1024);

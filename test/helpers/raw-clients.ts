@@ -2,6 +2,7 @@
 // agent health and node API): connections that send what they are given and never read.
 
 import { connect, type Socket } from 'node:net';
+import { until } from './wait.js';
 
 /** Where to connect: a TCP port (host default 127.0.0.1, optional local address) or a unix socket. */
 export type RawTarget = { readonly port: number; readonly host?: string; readonly localAddress?: string } | { readonly path: string };
@@ -27,11 +28,8 @@ export function rawClients(n: number, to: RawTarget, first?: string): Promise<So
   );
 }
 
-/** Polls `fn` every 50 ms until it is true; rejects after `ms` (a hang guard, not a speed bound). */
-export async function pollUntil(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** until (wait.ts) in this file's argument order: polls `fn` every 50 ms until it is true; rejects
+ *  after `ms` (a hang guard, not a speed bound). */
+export function pollUntil(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
+  return until(what, ms, fn, 50).then(() => undefined);
 }

@@ -11,6 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, netnsUnavailableReason, run, type Netns } from './netns.js';
+import { sleep, waitFor } from './wait.js';
+
+// Waiting lives in wait.ts; re-exported for the labs' callers.
+export { sleep, waitFor };
 
 /** Which implementation runs an interface. */
 export type WgImpl = 'ours' | 'wireguard-go';
@@ -63,25 +67,6 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
     process.kill(pid, sig);
   } catch {
     // already gone
-  }
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * Polls `check` every `everyMs` until it returns a value other than undefined/false, or `timeoutMs`
- * passes (then resolves to undefined). Bounded in time and count.
- */
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T | undefined> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() >= end) return undefined;
-    await sleep(everyMs);
   }
 }
 

@@ -9,6 +9,7 @@ import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js'
 import { UdpBind } from '../../src/io/bind-udp.js';
 import type { Endpoint } from '../../src/io/bind.js';
 import { ipPacket } from '../helpers/ip-packet.js';
+import { waitFor } from '../helpers/wait.js';
 
 const open: Array<NativeBind | Device> = [];
 afterEach(async () => {
@@ -22,11 +23,6 @@ function loopbackBind(options: NativeBindOptions = {}): NativeBind {
 }
 
 if (process.getuid?.() !== 0) console.warn('[skip] bind-native fwmark: setting SO_MARK needs root (netns tier covers it)');
-
-async function until(done: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-}
 
 describe('NativeBind', () => {
   it('drains many datagrams per wakeup and hands out one cached Endpoint per source', async () => {
@@ -48,7 +44,7 @@ describe('NativeBind', () => {
     for (let i = 0; i < N; i++) {
       expect(a.send(new Uint8Array([i & 0xff, i >> 8, 0, 0]), { address: i % 2 === 0 ? '127.0.0.1' : '::1', port: b.port })).toBe('sent');
     }
-    await until(() => seen.length === N);
+    await waitFor(() => seen.length === N, 3000, 5);
     expect(seen.length).toBe(N);
     // Per family, order is kept; every datagram arrived once.
     expect(seen.filter((v) => v % 2 === 0)).toEqual(Array.from({ length: N / 2 }, (_, i) => 2 * i));
@@ -70,14 +66,14 @@ describe('NativeBind', () => {
     const kept: Uint8Array[] = [];
     b.onReceive((data) => kept.push(data));
     for (let i = 0; i < 3; i++) a.send(new Uint8Array([i, i, i]), { address: '127.0.0.1', port: b.port });
-    await until(() => kept.length === 3);
+    await waitFor(() => kept.length === 3, 3000, 5);
     a.send(new Uint8Array([9, 9, 9]), { address: '127.0.0.1', port: b.port });
-    await until(() => kept.length === 4);
+    await waitFor(() => kept.length === 4, 3000, 5);
     expect(kept.map((d) => [...d])).toEqual([[0, 0, 0], [1, 1, 1], [2, 2, 2], [9, 9, 9]]);
     const views: Uint8Array[] = [];
     b.onReceiveBatch((data) => views.push(data), () => {});
     a.send(new Uint8Array([5]), { address: '127.0.0.1', port: b.port });
-    await until(() => views.length === 1);
+    await waitFor(() => views.length === 1, 3000, 5);
     expect(views[0]!.buffer.byteLength).toBeGreaterThan(65536);
     expect(() => b.onReceiveBatch(() => {}, 1 as unknown as () => void)).toThrow(TypeError);
   });
@@ -96,7 +92,7 @@ describe('NativeBind', () => {
     expect(a.send(new Uint8Array(65508), { address: '127.0.0.1', port: b.port })).toBe('sent'); // kernel: EMSGSIZE
     expect(a.send(new Uint8Array(70000), { address: '127.0.0.1', port: b.port })).toBe('dropped');
     a.flush();
-    await until(() => got.length === 2);
+    await waitFor(() => got.length === 2, 3000, 5);
     expect(got.sort()).toEqual([65507, 65527]);
     expect(a.stats).toMatchObject({ txPackets: 2, txDropped: 2 });
   });
@@ -118,7 +114,7 @@ describe('NativeBind', () => {
     const got: number[] = [];
     a.onReceive((d) => got.push(d[0]!));
     b.send(new Uint8Array([42]), { address: '127.0.0.1', port: a.port });
-    await until(() => got.length === 1);
+    await waitFor(() => got.length === 1, 3000, 5);
     expect(got).toEqual([42]);
     expect(dead.send(new Uint8Array([1]), { address: '127.0.0.1', port: a.port })).toBe('dropped');
     expect(() => new NativeBind({ batchSize: 0 })).toThrow(RangeError);
@@ -167,9 +163,9 @@ describe('NativeBind', () => {
     await b.configure({ peers: [{ publicKey: a.publicKey!, allowedIps: ['192.168.0.1/32'] }] });
     const packets = Array.from({ length: 50 }, (_, i) => ipPacket('192.168.0.1', '192.168.0.2', new Uint8Array(1000).fill(i)));
     a.writePacket(packets[0]!);
-    await until(() => got.length === 1);
+    await waitFor(() => got.length === 1, 3000, 5);
     for (const p of packets.slice(1)) a.writePacket(p);
-    await until(() => got.length === packets.length);
+    await waitFor(() => got.length === packets.length, 3000, 5);
     expect(got.map((p) => Buffer.from(p).toString('hex'))).toEqual(packets.map((p) => Buffer.from(p).toString('hex')));
   });
 });

@@ -1,8 +1,8 @@
 // LinuxTun argument checks that run before the kernel is touched (no root needed), and the
 // addon being built by `npm ci`.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { checkInterfaceName, openTun } from '../../src/io/tun-linux.js';
-import { loadTunAddon } from '../../src/io/native.js';
+import { loadNativeAddon } from '../../src/io/native.js';
 
 if (process.platform !== 'linux') console.warn(`[skip] tun-linux: the native addon check needs Linux (platform ${process.platform})`);
 
@@ -24,9 +24,33 @@ describe('LinuxTun without the kernel', () => {
   });
 
   it.skipIf(process.platform !== 'linux')('has the native addon built by npm ci', () => {
-    const addon = loadTunAddon();
+    const addon = loadNativeAddon('tun');
     for (const fn of ['open', 'write', 'getMtu', 'setMtu', 'name', 'close', 'setSocketMark', 'forceSocketBuffers'] as const) {
       expect(typeof addon[fn]).toBe('function');
+    }
+    for (const fn of ['udpOpen', 'udpFlush', 'udpSetMark', 'udpBufferSizes', 'udpClose'] as const) {
+      expect(typeof addon[fn]).toBe('function');
+    }
+    expect(loadNativeAddon('udp')).toBe(addon);
+  });
+});
+
+describe('loadNativeAddon where the addon cannot work', () => {
+  it('names the feature and the way out: TunError for a TUN, BindError (dgram bind) for UDP', async () => {
+    const platform = Object.getOwnPropertyDescriptor(process, 'platform')!;
+    Object.defineProperty(process, 'platform', { value: 'darwin' });
+    try {
+      vi.resetModules();
+      const { loadNativeAddon: fresh } = await import('../../src/io/native.js');
+      expect(() => fresh('tun')).toThrow(expect.objectContaining({ name: 'TunError', code: 'ERR_TUN_UNSUPPORTED', message: 'a TUN device needs Linux, not darwin' }));
+      expect(() => fresh('udp')).toThrow(expect.objectContaining({
+        name: 'BindError',
+        code: 'ERR_BIND_FAILED',
+        message: 'the batched UDP bind needs Linux, not darwin; use the node:dgram bind (PLEXD_BIND=dgram)',
+      }));
+    } finally {
+      Object.defineProperty(process, 'platform', platform);
+      vi.resetModules();
     }
   });
 });

@@ -1,7 +1,23 @@
-// MemoryTun: batches look exactly like the native TUN's (packed buffer + offsets).
+// MemoryTun: the shared Tun contract (test/helpers/tun-contract.ts, also run against the Linux
+// TUN in test/netns/tun.test.ts), then what only the twin has: microtask or manual delivery,
+// copies, write capacity, simulated deletion.
 import { describe, expect, it } from 'vitest';
 import { MemoryTun } from '../../src/io/tun-memory.js';
 import type { TunCloseReason } from '../../src/io/tun.js';
+import { tunContract, udpPacket } from '../helpers/tun-contract.js';
+
+tunContract('MemoryTun', () => ({
+  create: async (options = {}) => {
+    const tun = new MemoryTun(options);
+    return {
+      tun,
+      injectUdp: async (count) => {
+        for (let i = 0; i < count; i++) tun.inject(udpPacket(29));
+      },
+      delete: async () => tun.simulateDelete(),
+    };
+  },
+}));
 
 function packet(len: number, fill: number): Uint8Array {
   return new Uint8Array(len).fill(fill);
@@ -54,21 +70,22 @@ describe('MemoryTun', () => {
     tun.onPackets((buf, offsets) => seen.push(buf[offsets[0]!]!));
     tun.flush();
     expect(seen).toEqual([7]);
-    const out = packet(30, 9);
+    const out = packet(30, 0x69);
     expect(tun.write(out, 10, 5)).toBe(true);
     out.fill(0);
-    expect(tun.takeWritten()).toEqual([packet(5, 9)]);
+    expect(tun.takeWritten()).toEqual([packet(5, 0x69)]);
     expect(tun.takeWritten()).toEqual([]);
   });
 
-  it('drops writes beyond writeCapacity, larger than the MTU, or after close', () => {
+  it('drops writes beyond writeCapacity (as the kernel when its queue is full: EAGAIN)', () => {
     const tun = new MemoryTun({ writeCapacity: 1, mtu: 100 });
-    expect(tun.write(packet(10, 1))).toBe(true);
-    expect(tun.write(packet(10, 1))).toBe(false);
-    expect(tun.write(packet(101, 1))).toBe(false);
+    expect(tun.write(packet(101, 0x45))).toBe(true);
+    expect(tun.write(packet(10, 0x45))).toBe(false);
+    tun.takeWritten();
+    expect(tun.write(packet(10, 0x60))).toBe(true);
     tun.close();
-    expect(tun.write(packet(10, 1))).toBe(false);
-    expect(tun.stats).toMatchObject({ txPackets: 1, txDropped: 1, txErrors: 2 });
+    expect(tun.write(packet(10, 0x45))).toBe(false);
+    expect(tun.stats).toMatchObject({ txPackets: 2, txDropped: 1, txErrors: 1 });
   });
 
   it('reports deletion once and stops delivering', async () => {

@@ -15,6 +15,7 @@ import { discoverNat } from '../../src/nat/nat-type.js';
 import { createStunServer } from '../../src/nat/stun-server.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 import { seededRandom } from '../helpers/rng.js';
+import { waitFor } from '../helpers/wait.js';
 import { MemoryNat, natFilter, type NatMapping } from './memory-nat.js';
 
 const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
@@ -42,15 +43,6 @@ async function lab(modeA: NatMapping, modeB: NatMapping) {
   const a = await node(net, '10.0.1.2', 1);
   const b = await node(net, '10.0.2.2', 2);
   return { net, natA, natB, stun, a, b, close: async () => { for (const s of stun) s.close(); await a.device.close(); await b.device.close(); } };
-}
-
-async function waitFor(check: () => boolean, ms = 2000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
 }
 
 describe('STUN through the device hook', () => {
@@ -81,7 +73,7 @@ describe('STUN through the device hook', () => {
     // passes a's NAT because a already sent towards b's mapping.
     l.a.device.writePacket(ipPacket('10.99.0.1', '10.99.0.2', 'direct a'));
     l.b.device.writePacket(ipPacket('10.99.0.2', '10.99.0.1', 'direct b'));
-    expect(await waitFor(() => l.a.received.includes('direct b') || l.b.received.includes('direct a'))).toBe(true);
+    expect(await waitFor(() => l.a.received.includes('direct b') || l.b.received.includes('direct a'), 2000, 5)).toBe(true);
     console.log(`[nat] memory lab, full_cone x full_cone direct: first packet after ${(performance.now() - started).toFixed(1)} ms`);
     expect(l.natA.refused + l.natB.refused).toBeGreaterThan(0); // the NATs really filter
     await l.close();
@@ -103,9 +95,9 @@ describe('STUN through the device hook', () => {
     expect(relay.counters.bindings).toBe(2);
     const started = performance.now();
     l.a.device.writePacket(ipPacket('10.99.0.1', '10.99.0.2', 'relayed hello'));
-    expect(await waitFor(() => l.b.received.includes('relayed hello'))).toBe(true);
+    expect(await waitFor(() => l.b.received.includes('relayed hello'), 2000, 5)).toBe(true);
     l.b.device.writePacket(ipPacket('10.99.0.2', '10.99.0.1', 'relayed reply'));
-    expect(await waitFor(() => l.a.received.includes('relayed reply'))).toBe(true);
+    expect(await waitFor(() => l.a.received.includes('relayed reply'), 2000, 5)).toBe(true);
     console.log(`[nat] memory lab, symmetric x symmetric via relay: first packet after ${(performance.now() - started).toFixed(1)} ms`);
     expect(relay.counters.forwardedPackets).toBeGreaterThanOrEqual(4); // initiation, response, two data
     expect(relay.counters.drops['unknown-source']).toBe(0);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LIVE_SCENARIOS } from '../../src/conformance/live.js';
+import { LIVE_SCENARIOS, runLive } from '../../src/conformance/live.js';
 import { requireRoot } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -116,6 +116,25 @@ describe.skipIf(reason !== undefined)('plexd-userspace conformance live', () => 
     expect(report.passed).toBe(false);
     expect(r.code).toBe(1);
     expect(leftovers(r.pid)).toEqual([]);
+  });
+
+  it('runLive aborted mid-run (AbortSignal) removes everything it created and rejects with the reason', async () => {
+    const abort = new AbortController();
+    const lines: string[] = [];
+    const run = runLive({
+      target: 'wireguard-go',
+      peer: 'plexd-userspace',
+      selected: (n) => n.startsWith('data-') || n === 'handshake-peer-initiates',
+      progress: (line) => {
+        lines.push(line);
+        if (/running data-ipv4/.test(line)) abort.abort(new Error('aborted by the test'));
+      },
+      signal: abort.signal,
+    });
+    await expect(run).rejects.toThrow('aborted by the test');
+    expect(lines.some((l) => /PASS handshake-peer-initiates/.test(l))).toBe(true);
+    expect(lines.some((l) => /data-ipv4 \(/.test(l))).toBe(false); // abandoned, not reported
+    expect(leftovers(process.pid)).toEqual([]);
   });
 
   it('cleans up namespaces, interfaces, sockets and processes on Ctrl-C', async () => {

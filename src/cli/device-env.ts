@@ -1,0 +1,19 @@
+// The environment every Device the binary creates honours (main.ts usage text), turned into
+// Device options here at the edge: PLEXD_CRYPTO=node|noble and PLEXD_BIND=native|dgram. Library
+// code (device/, io/, agent/) takes the options and reads no environment itself.
+
+import type { CryptoProvider } from '../core/crypto.js';
+import { defaultCrypto } from '../device/device.js';
+
+/** What PLEXD_CRYPTO and PLEXD_BIND choose. */
+export interface DeviceEnvChoices {
+  /** PLEXD_CRYPTO's provider (node:crypto when unset). */
+  readonly crypto: CryptoProvider;
+  /** PLEXD_BIND's bind kind for defaultBind (undefined when unset: the platform's default). */
+  readonly bindKind: string | undefined;
+}
+
+/** Reads PLEXD_CRYPTO and PLEXD_BIND from `env`. Throws RangeError for an unknown crypto name. */
+export function deviceChoicesFromEnv(env: Readonly<Record<string, string | undefined>>): DeviceEnvChoices {
+  return { crypto: defaultCrypto(env['PLEXD_CRYPTO']), bindKind: env['PLEXD_BIND'] || undefined };
+}
