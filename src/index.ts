@@ -1,10 +1,23 @@
 // The library entry point: `import { Device } from 'plexd-userspace'`.
 
-export { Device, defaultCrypto, formatEndpoint } from './device/device.js';
+export { Device, defaultCrypto } from './device/device.js';
+export { formatEndpoint } from './core/endpoint.js';
 export type { DeviceOptions, DeviceCounters } from './device/device.js';
 export { DIAGNOSTICS_CHANNELS } from './device/diagnostics.js';
 export type { CookieSentMessage, DropMessage, PeerEventMessage } from './device/diagnostics.js';
 export type { DeviceConfig, PeerConfig, KeyInput } from './device/config.js';
+export type {
+  AllowedIp,
+  AllowedIpChange,
+  DeviceSnapshot,
+  DeviceTransaction,
+  PeerChange,
+  PeerEndpoint,
+  PeerSnapshot,
+} from './device/contract.js';
+export { DeviceError } from './device/errors.js';
+export type { DeviceErrorCode } from './device/errors.js';
+export type { Endpoint } from './core/endpoint.js';
 export { nodeCrypto } from './crypto/node.js';
 export * as core from './core/index.js';
 export type { Tun, TunOptions } from './io/tun.js';

@@ -13,7 +13,7 @@ import { networkInterfaces } from 'node:os';
 import type { EndpointRequest, EndpointResponse, NatSummary, NatType } from '../api/types.js';
 import { formatRfc3339 } from '../api/fields.js';
 import { sleep } from '../control/backoff.js';
-import { formatEndpoint } from '../device/device.js';
+import { formatEndpoint } from '../core/endpoint.js';
 import type { Endpoint } from '../io/bind.js';
 import { systemClock, type Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';

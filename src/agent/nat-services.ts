@@ -6,9 +6,8 @@
 // and in `mode: bridge` the relay (bridge-mode.ts).
 
 import { encodeNodeCredential } from '../api/credential.js';
-import { decodeBase64 } from '../api/fields.js';
+import { decodeBase64, endpointOf } from '../api/fields.js';
 import type { NatSummary, PeerInfo, StateResponse } from '../api/types.js';
-import { endpointOf } from '../bridge/relay-table.js';
 import type { ControlClient } from '../control/api-client.js';
 import { defaultCrypto, type Device } from '../device/device.js';
 import type { Endpoint } from '../io/bind.js';
@@ -18,11 +17,10 @@ import { attachPortStun, type PortStun } from '../nat/port-stun.js';
 import type { AgentConfig } from './config.js';
 import { BridgeMode } from './bridge-mode.js';
 import { CANDIDATE_POLL_MS, chooseCandidates, localCandidates, osInterfaces, type InterfaceTable } from './candidates.js';
-import { formatEndpoint } from '../device/device.js';
+import { formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import { EndpointDiscovery } from './nat-discovery.js';
 import { PathProber, type DirectKind } from './path-prober.js';
 import { PathManager } from './relay-client.js';
-import { sameEndpoint } from '../nat/stun-client.js';
 
 /** What the services need of the agent. */
 export interface NatServicesContext {

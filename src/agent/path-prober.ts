@@ -23,12 +23,12 @@
 import { randomFillSync } from 'node:crypto';
 import type { CryptoProvider } from '../core/crypto.js';
 import { parseIp } from '../core/ip.js';
-import { formatEndpoint } from '../device/device.js';
+import { formatEndpoint, sameEndpoint } from '../core/endpoint.js';
 import type { Endpoint, SendResult } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { hex, PROBE_TX_ID_LENGTH, ProbeCodec, type ProbeDropReason } from '../nat/path-probe.js';
-import { sameEndpoint, systemStunTimers, type StunTimers } from '../nat/stun-client.js';
+import { systemStunTimers, type StunTimers } from '../nat/stun-client.js';
 
 /** Most candidates probed per peer (the control plane's limit too). */
 export const MAX_CANDIDATES = 16;

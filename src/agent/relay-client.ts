@@ -17,16 +17,13 @@
 // one, else the peer's reported endpoint: the prober picks among candidates, this class keeps
 // deciding direct versus relayed.
 
-import { decodeBase64 } from '../api/fields.js';
+import { decodeBase64, endpointOf } from '../api/fields.js';
 import type { PeerInfo, RelaySession, StateResponse } from '../api/types.js';
-import type { DeviceConfig } from '../device/config.js';
-import { formatEndpoint } from '../device/device.js';
-import type { Endpoint } from '../io/bind.js';
+import { formatEndpoint, sameEndpoint, type Endpoint } from '../core/endpoint.js';
+import type { DeviceTransaction, PeerSnapshot } from '../device/contract.js';
 import type { Logger } from '../log/logger.js';
 import { relayBindingAttributes, RELAY_BINDING_KEY_BYTES } from '../bridge/relay-binding.js';
-import { endpointOf } from '../bridge/relay-table.js';
-import { sameEndpoint, type StunClient } from '../nat/stun-client.js';
-import type { UapiDeviceSnapshot } from '../uapi/handler.js';
+import type { StunClient } from '../nat/stun-client.js';
 
 /** Tick period of the path monitor. */
 export const PATH_TICK_MS = 1000;
@@ -44,8 +41,10 @@ const PROBE_TIMERS = { rtoMs: 250, rc: 3, rm: 4 } as const;
 export interface PathDevice {
   /** Our static public key, for the keepalive tie-break; undefined = never defer. */
   readonly publicKey?: Uint8Array | undefined;
-  snapshot(): UapiDeviceSnapshot;
-  configure(config: DeviceConfig): Promise<void>;
+  /** The peer with this 32-byte public key (Device.peer), or undefined. */
+  peer(publicKey: Uint8Array): PeerSnapshot | undefined;
+  /** Device.apply. */
+  apply(tx: DeviceTransaction): Promise<void>;
 }
 
 /** Options of {@link PathManager}. */
@@ -65,6 +64,8 @@ export interface PathManagerOptions {
 interface PeerPath {
   readonly nodeId: string;
   publicKey: string;
+  /** `publicKey` decoded; undefined when it is not a key (the device is then never touched). */
+  key: Uint8Array | undefined;
   /** The direct endpoint in use: `probed ?? reportedDirect`. */
   direct: Endpoint | undefined;
   /** The control plane's `endpoint` for the peer. */
@@ -143,7 +144,7 @@ export class PathManager {
     const sessionId = session?.session_id;
     let p = this.#peers.get(info.node_id);
     if (p === undefined) {
-      p = { nodeId: info.node_id, publicKey: info.public_key, direct: undefined, reportedDirect: undefined, probed: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
+      p = { nodeId: info.node_id, publicKey: info.public_key, key: decodeBase64(info.public_key, 32), direct: undefined, reportedDirect: undefined, probed: undefined, relay: undefined, mode: 'direct', rx: 0n, tx: 0n, rxAt: now, txAt: now, probing: false, lastProbeAt: -Infinity, lastBindAt: -Infinity, reported: undefined, keepaliveSet: false };
       this.#peers.set(info.node_id, p);
     }
     if (p.publicKey !== info.public_key) {
@@ -151,6 +152,7 @@ export class PathManager {
       // it on starts a handshake from this side too, so the pair completes whichever end learns
       // of the new key last (its initiation to an end that did not know the key yet was dropped).
       p.publicKey = info.public_key;
+      p.key = decodeBase64(info.public_key, 32);
       p.keepaliveSet = false;
       p.probed = undefined;
     }
@@ -205,21 +207,21 @@ export class PathManager {
   async #maybeKeepalive(p: PeerPath): Promise<void> {
     if (p.keepaliveSet) return;
     p.keepaliveSet = true;
-    await this.#configure(p, { persistentKeepalive: KEEPALIVE_S });
+    await this.#update(p, { persistentKeepaliveInterval: KEEPALIVE_S });
   }
 
   /** One monitor step (the timer calls it every second; tests call it directly). */
   async tick(): Promise<void> {
     if (this.#closed) return;
     const now = this.#now();
-    const byKey = new Map<string, { rx: bigint; tx: bigint; endpoint: Endpoint | null }>();
-    for (const s of this.#o.device.snapshot().peers) byKey.set(Buffer.from(s.publicKey).toString('base64'), { rx: BigInt(s.rxBytes), tx: BigInt(s.txBytes), endpoint: s.endpoint });
     for (const p of this.#peers.values()) {
-      const d = byKey.get(p.publicKey);
+      const d = p.key === undefined ? undefined : this.#o.device.peer(p.key);
       if (d === undefined) continue;
       await this.#maybeKeepalive(p);
-      if (d.rx !== p.rx) (p.rx = d.rx), (p.rxAt = now);
-      if (d.tx !== p.tx) (p.tx = d.tx), (p.txAt = now);
+      const rx = BigInt(d.rxBytes);
+      const tx = BigInt(d.txBytes);
+      if (rx !== p.rx) (p.rx = rx), (p.rxAt = now);
+      if (tx !== p.tx) (p.tx = tx), (p.txAt = now);
       if (p.mode === 'relayed') {
         if (p.relay !== undefined && now - p.lastBindAt >= REBIND_EVERY_MS) void this.#bind(p, now);
         if (p.direct !== undefined && now - p.lastProbeAt >= PROBE_EVERY_MS) void this.#probe(p, now);
@@ -307,14 +309,16 @@ export class PathManager {
   }
 
   async #setEndpoint(p: PeerPath, to: Endpoint): Promise<void> {
-    const cur = [...this.#o.device.snapshot().peers].find((s) => Buffer.from(s.publicKey).toString('base64') === p.publicKey);
+    const cur = p.key === undefined ? undefined : this.#o.device.peer(p.key);
     if (cur === undefined || (cur.endpoint !== null && sameEndpoint(cur.endpoint, to))) return;
-    await this.#configure(p, { endpoint: formatEndpoint(to) });
+    await this.#update(p, { endpoint: { address: to.address, port: to.port } });
   }
 
-  async #configure(p: PeerPath, fields: { endpoint?: string; persistentKeepalive?: number }): Promise<void> {
+  // An update-only change of the peer (never creates it; the reconciler does).
+  async #update(p: PeerPath, fields: { endpoint?: Endpoint; persistentKeepaliveInterval?: number }): Promise<void> {
+    if (p.key === undefined) return;
     try {
-      await this.#o.device.configure({ peers: [{ publicKey: p.publicKey, updateOnly: true, ...fields }] });
+      await this.#o.device.apply({ peers: [{ publicKey: p.key, updateOnly: true, ...fields }] });
     } catch (err) {
       this.#o.log.error(`peer ${p.nodeId}: configure failed: ${(err as Error).message}`);
     }

@@ -6,7 +6,7 @@
 import type { PeerInfo } from '../api/types.js';
 import type { DeliveryMode, EventStream } from '../control/event-stream.js';
 import type { EnvelopeVerifier } from '../control/envelopes.js';
-import { formatEndpoint } from '../device/device.js';
+import { formatEndpoint } from '../core/endpoint.js';
 import type { AgentConfig } from './config.js';
 import type { MeshInterface } from './mesh-interface.js';
 import type { NatServices } from './nat-services.js';

@@ -3,6 +3,7 @@
 // throwing, so one pass reports every problem of a hostile or broken body.
 
 import { parseIp } from '../core/ip.js';
+import { parseEndpoint as parseStrictEndpoint, type Endpoint, type ParsedEndpoint } from '../core/endpoint.js';
 
 /** One problem with one field of a body; `field` is a dotted path such as `policy.rules[2].action`. */
 export interface FieldError {
@@ -322,26 +323,24 @@ export function decodeBase64Url(text: string): Uint8Array | undefined {
   return out;
 }
 
-/** Splits "ip:port" / "[ipv6]:port" into its parts; undefined when malformed or port is 0. */
+// wg's strict form (core/endpoint.ts) plus the control plane's rule: no zone, no port 0 (its
+// endpoints name a reachable port).
+function controlPlaneEndpoint(text: string): ParsedEndpoint | undefined {
+  const e = parseStrictEndpoint(text);
+  return e === undefined || e.port === 0 || e.zone !== undefined ? undefined : e;
+}
+
+/** Splits "ip:port" / "[ipv6]:port" into its parts (host as written); undefined when malformed, with a zone, or port 0. */
 export function parseEndpoint(text: string): { host: string; port: number } | undefined {
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']:');
-    if (close < 0) return undefined;
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) return undefined;
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) return undefined;
-  }
-  if (!/^\d{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port < 1 || port > 65535 || parseIp(host) === undefined) return undefined;
-  return { host, port };
+  const e = controlPlaneEndpoint(text);
+  return e === undefined ? undefined : { host: e.host, port: e.port };
+}
+
+/** A control-plane "ip:port" as an Endpoint (canonical address); undefined for absent, empty or malformed text (see parseEndpoint). */
+export function endpointOf(text: string | undefined): Endpoint | undefined {
+  if (typeof text !== 'string' || text === '') return undefined;
+  const e = controlPlaneEndpoint(text);
+  return e === undefined ? undefined : { address: e.address, port: e.port };
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

@@ -23,10 +23,9 @@
 // WireGuard socket is unambiguous: the port says which session. Sessions without `relay_port`
 // share the base port and its source index (upstream's model: one source, one session end).
 
-import { decodeBase64, parseEndpoint } from '../api/fields.js';
+import { decodeBase64, endpointOf } from '../api/fields.js';
 import type { RelaySession } from '../api/types.js';
-import type { Endpoint } from '../io/bind.js';
-import { sameEndpoint } from '../nat/stun-client.js';
+import { endpointKey as key, sameEndpoint, type Endpoint } from '../core/endpoint.js';
 import { decodeStun, encodeBindingSuccess, looksLikeStun } from '../nat/stun-message.js';
 import { StunResponder } from '../nat/stun-server.js';
 import { readRelayBinding, relayBindingAuthentic, RELAY_BINDING_KEY_BYTES } from './relay-binding.js';
@@ -115,18 +114,6 @@ export interface RelayTableOptions {
   readonly basePort?: number;
   /** Called after a session is removed (revoked, expired, replaced); the relay closes its port. */
   readonly onRemove?: (sessionId: string, relayPort: number | undefined) => void;
-}
-
-function key(e: Endpoint): string {
-  const a = e.address.startsWith('::ffff:') && e.address.includes('.') ? e.address.slice(7) : e.address;
-  return `${a.toLowerCase()}|${e.port}`;
-}
-
-/** An "ip:port" as an Endpoint; undefined for empty or malformed text. */
-export function endpointOf(text: string | undefined): Endpoint | undefined {
-  if (typeof text !== 'string' || text === '') return undefined;
-  const p = parseEndpoint(text);
-  return p === undefined ? undefined : { address: p.host, port: p.port };
 }
 
 /** Sessions, the source index and the per-datagram decision. Bounded by maxSessions. */

@@ -11,7 +11,7 @@
 import type { PeerInfo } from '../api/types.js';
 import { decodeBase64 } from '../api/fields.js';
 import type { DeviceConfig, PeerConfig } from '../device/config.js';
-import type { UapiDeviceSnapshot } from '../uapi/handler.js';
+import type { DeviceSnapshot } from '../device/contract.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 
 /** The outcome of planning: the config to apply (undefined when nothing changes or the state is
@@ -58,11 +58,12 @@ export class Reconciler {
   readonly #appliedEndpoint = new Map<string, string | undefined>();
 
   /**
-   * Plans the change from `current` (a device snapshot) to `desired`. `ownPublicKey` (base64) is
+   * Plans the change from `current` (the device's typed peers: Device.snapshot() or
+   * `{ peers: device.peers() }`) to `desired`. `ownPublicKey` (base64) is
    * skipped if listed. A list with a public key twice is refused (refusePeerList): nothing changes.
    * Pure apart from remembering applied endpoints when `commit` is called.
    */
-  plan(current: UapiDeviceSnapshot, desired: readonly PeerInfo[], ownPublicKey?: string): ReconcilePlan {
+  plan(current: Pick<DeviceSnapshot, 'peers'>, desired: readonly PeerInfo[], ownPublicKey?: string): ReconcilePlan {
     const refused = refusePeerList(desired);
     if (refused !== undefined) return { config: undefined, added: [], removed: [], changed: [], skipped: [], refused };
     const have = new Map<string, { psk: string | undefined; allowed: Set<string> }>();

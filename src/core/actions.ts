@@ -1,11 +1,9 @@
 // What the sans-IO engine asks its driver to do (STYLE.md item 2): send a datagram, deliver a
 // packet to the tunnel, count a drop, observe an event. A closed set of calls, no exceptions.
 
-/** A UDP endpoint: IPv4 dotted quad or IPv6 text (no brackets, no zone) and a port. */
-export interface Endpoint {
-  readonly address: string;
-  readonly port: number;
-}
+import type { Endpoint } from './endpoint.js';
+
+export type { Endpoint };
 
 /**
  * Why a packet was not delivered. Every hostile or broken input maps to one of these and is

@@ -1,10 +1,13 @@
 // The library's configuration object: the same keys and semantics as a UAPI `set=1`
 // (wireguard.com/xplatform), written the way wg(8) config files write them (base64 keys,
-// "host:port" endpoints, CIDR strings). It is turned into UAPI text and parsed by the one UAPI
-// parser, so both paths validate identically.
+// "host:port" endpoints, CIDR strings). Converted straight into the device's typed transaction
+// through the validators the UAPI parser uses too (validate.ts), so both accept the same values
+// with the same messages.
 
-import { parseSetBody, type SetTransaction } from '../uapi/protocol.js';
-import { UapiError } from '../uapi/errors.js';
+import { Buffer } from 'node:buffer';
+import type { PackedTransaction } from './contract.js';
+import { PeerChangeList, PeerFlag } from './peer-changes.js';
+import { invalid, normalizePrivateKey, parseAllowedIpValue, parseEndpointValue, parseUintValue } from './validate.js';
 
 /** A key as base64 (what `wg genkey` prints) or 32 raw bytes. */
 export type KeyInput = string | Uint8Array;
@@ -40,52 +43,69 @@ export interface DeviceConfig {
   readonly peers?: readonly PeerConfig[];
 }
 
-function keyHex(name: string, key: KeyInput | null): string {
-  if (key === null) return '0'.repeat(64);
-  let bytes: Uint8Array;
+const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+
+/**
+ * Decodes `key` into `out` (32 bytes, owned by the caller): straight from base64 into it, no
+ * Buffer from the shared pool keeping a copy of a secret. Returns `out`.
+ */
+function decodeKey(name: string, key: KeyInput | null, out: Uint8Array): Uint8Array {
+  if (key === null) return out.fill(0);
   if (typeof key === 'string') {
-    bytes = Buffer.from(key, 'base64');
-    if (bytes.length !== 32 || !/^[A-Za-z0-9+/]{43}=$/.test(key)) {
-      throw new UapiError('ERR_UAPI_INVALID', `invalid ${name}: expected 32 bytes in base64 (44 characters), got ${JSON.stringify(key)}`);
+    const n = BASE64_KEY.test(key) ? Buffer.from(out.buffer, out.byteOffset, 32).write(key, 'base64') : 0;
+    if (n !== 32) {
+      out.fill(0);
+      throw invalid(`invalid ${name}: expected 32 bytes in base64 (44 characters), got ${JSON.stringify(key)}`);
     }
   } else if (key instanceof Uint8Array && key.length === 32) {
-    bytes = key;
+    out.set(key);
   } else {
     throw new TypeError(`expected ${name} to be a base64 string or 32 bytes, got ${typeof key}`);
   }
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  return out;
 }
 
+// The text a value would have on a UAPI line; a line break or '=' could not be one.
 function clean(name: string, value: string | number | boolean): string {
   const s = String(value);
-  if (/[\n\r=]/.test(s)) throw new UapiError('ERR_UAPI_INVALID', `invalid ${name}: ${JSON.stringify(s)}`);
+  if (/[\n\r=]/.test(s)) throw invalid(`invalid ${name}: ${JSON.stringify(s)}`);
   return s;
 }
 
-/** Converts a DeviceConfig into the UAPI `set=1` body it means. Throws UapiError/TypeError. */
-export function configToUapi(config: DeviceConfig): string {
+/**
+ * Converts a DeviceConfig into the transaction it means, validated with the UAPI parser's rules
+ * and messages. Throws DeviceError('ERR_DEVICE_INVALID') for a bad value, TypeError for a value
+ * of the wrong type.
+ */
+export function configToTransaction(config: DeviceConfig): PackedTransaction {
   if (config === null || typeof config !== 'object') throw new TypeError(`expected a config object, got ${typeof config}`);
-  const lines: string[] = [];
-  if (config.privateKey !== undefined) lines.push(`private_key=${keyHex('privateKey', config.privateKey)}`);
-  if (config.listenPort !== undefined) lines.push(`listen_port=${clean('listenPort', config.listenPort)}`);
-  if (config.fwmark !== undefined) lines.push(`fwmark=${clean('fwmark', config.fwmark)}`);
-  if (config.replacePeers === true) lines.push('replace_peers=true');
-  for (const p of config.peers ?? []) {
-    lines.push(`public_key=${keyHex('publicKey', p.publicKey)}`);
-    if (p.remove === true) lines.push('remove=true');
-    if (p.updateOnly === true) lines.push('update_only=true');
-    if (p.presharedKey !== undefined) lines.push(`preshared_key=${keyHex('presharedKey', p.presharedKey)}`);
-    if (p.endpoint !== undefined) lines.push(`endpoint=${clean('endpoint', p.endpoint)}`);
-    if (p.persistentKeepalive !== undefined) {
-      lines.push(`persistent_keepalive_interval=${clean('persistentKeepalive', p.persistentKeepalive)}`);
+  let privateKey: Uint8Array | null | undefined;
+  if (config.privateKey !== undefined) privateKey = normalizePrivateKey(decodeKey('privateKey', config.privateKey, new Uint8Array(32)));
+  try {
+    const listenPort = config.listenPort === undefined ? undefined : parseUintValue(clean('listenPort', config.listenPort), 0xffff, 'listen_port');
+    const fwmark = config.fwmark === undefined ? undefined : parseUintValue(clean('fwmark', config.fwmark), 0xffff_ffff, 'fwmark');
+    const peers = new PeerChangeList();
+    for (const p of config.peers ?? []) {
+      decodeKey('publicKey', p.publicKey, peers.begin());
+      if (p.remove === true) peers.flag(PeerFlag.remove);
+      if (p.updateOnly === true) peers.flag(PeerFlag.updateOnly);
+      if (p.presharedKey !== undefined) decodeKey('presharedKey', p.presharedKey, peers.presharedKey());
+      if (p.endpoint !== undefined) {
+        const e = parseEndpointValue(clean('endpoint', p.endpoint));
+        peers.endpoint(e.ip, e.port, e.zone);
+      }
+      if (p.persistentKeepalive !== undefined) {
+        peers.keepalive(parseUintValue(clean('persistentKeepalive', p.persistentKeepalive), 0xffff, 'persistent_keepalive_interval'));
+      }
+      if (p.replaceAllowedIps === true) peers.replaceAllowedIps();
+      for (const a of p.allowedIps ?? []) {
+        const { ip, cidr, remove } = parseAllowedIpValue(clean('allowedIps', a));
+        peers.allowedIp(ip, cidr, remove);
+      }
     }
-    if (p.replaceAllowedIps === true) lines.push('replace_allowed_ips=true');
-    for (const a of p.allowedIps ?? []) lines.push(`allowed_ip=${clean('allowedIps', a)}`);
+    return { privateKey, listenPort, fwmark, replacePeers: config.replacePeers === true, peers };
+  } catch (err) {
+    privateKey?.fill(0);
+    throw err;
   }
-  return lines.join('\n') + '\n';
-}
-
-/** Parses a DeviceConfig into a transaction through the UAPI parser. Throws UapiError/TypeError. */
-export function configToTransaction(config: DeviceConfig): SetTransaction {
-  return parseSetBody(configToUapi(config));
 }

@@ -1,10 +1,12 @@
 // The device loop: owns the sans-IO Engine and carries out its actions on a TUN (or packet
-// callbacks), a UDP Bind and one timer. Configured through UAPI transactions (wireguard-go's
-// device/uapi.go semantics) or the equivalent library call `configure`.
+// callbacks), a UDP Bind and one timer. Configured through its typed contract (contract.ts:
+// `apply` a DeviceTransaction, read a `snapshot`), with wireguard-go's device/uapi.go semantics;
+// `configure` takes the same change written as wg(8) writes it. src/uapi/ serves it as text.
 
 import { randomFillSync } from 'node:crypto';
 import type { ActionSink, DropReason, Endpoint, EngineEvent } from '../core/actions.js';
 import { copyBytes } from '../core/bytes.js';
+import { formatEndpoint } from '../core/endpoint.js';
 import { REKEY_ATTEMPT_TIME, ZERO_KEY_MATERIAL_TIME } from '../core/constants.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { nobleCrypto } from '../core/crypto-noble.js';
@@ -22,10 +24,11 @@ import type { Logger } from '../log/logger.js';
 import { looksLikeStun, PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
-import { UapiError } from '../uapi/errors.js';
-import type { UapiAllowedIp, UapiDeviceSnapshot, UapiHandler, UapiPeerSnapshot } from '../uapi/handler.js';
-import type { PeerOp, SetTransaction } from '../uapi/protocol.js';
+import { isZero } from '../core/noise.js';
 import { configToTransaction, type DeviceConfig } from './config.js';
+import type { AllowedIp, DeviceSnapshot, DeviceTransaction, PeerChange, PeerSnapshot } from './contract.js';
+import { DeviceError } from './errors.js';
+import { checkTransaction, normalizePrivateKey } from './validate.js';
 import { dropChannel, publishDrop, publishEvent } from './diagnostics.js';
 import { HandshakeQueue } from './handshake-queue.js';
 
@@ -86,9 +89,10 @@ function shortKey(key: Uint8Array): string {
 
 /**
  * A running WireGuard interface. Create with `Device.create`, configure with `configure` or
- * through UAPI (`apply`), stop with `close`. Not thread-safe: one event loop drives it.
+ * `apply`, read with `snapshot`/`peer`/`peers`, stop with `close`. Not thread-safe: one event
+ * loop drives it.
  */
-export class Device implements UapiHandler {
+export class Device {
   static {
     engineOf = (device) => device.#engine;
   }
@@ -239,7 +243,8 @@ export class Device implements UapiHandler {
 
   /**
    * Applies a configuration with the same keys and semantics as a UAPI `set=1` (see
-   * DeviceConfig). Rejects with UapiError for invalid values, changing nothing then.
+   * DeviceConfig). Rejects with DeviceError (ERR_DEVICE_INVALID for a bad value, with the UAPI
+   * parser's message; see apply for the others) or TypeError, changing nothing then.
    */
   async configure(config: DeviceConfig): Promise<void> {
     await this.apply(configToTransaction(config));
@@ -374,99 +379,110 @@ export class Device implements UapiHandler {
     }
   }
 
-  // ---- UapiHandler --------------------------------------------------------------------------
+  // ---- the configuration contract (contract.ts) ----------------------------------------------
 
   /**
    * The configuration and counters as of now. Keys are copies: writing to them, or keeping them,
    * cannot change or see later changes of the keys in use (the engine wipes its own on removal).
    */
-  snapshot(): UapiDeviceSnapshot {
-    const engine = this.#engine;
+  snapshot(): DeviceSnapshot {
     const privateKey = this.#privateKey === undefined ? null : copyBytes(this.#privateKey);
+    return { privateKey, listenPort: this.#bind.port, fwmark: this.#bind.fwmark, peers: this.peers() };
+  }
+
+  /** Every peer as of now, in creation order (iterated lazily; keys are copies). */
+  *peers(): Generator<PeerSnapshot> {
+    for (const peer of this.#engine.peers()) yield this.#peerSnapshot(peer);
+  }
+
+  /** The peer with this 32-byte public key as of now (keys are copies), or undefined. */
+  peer(publicKey: Uint8Array): PeerSnapshot | undefined {
+    const peer = this.#engine.getPeer(publicKey);
+    return peer === undefined ? undefined : this.#peerSnapshot(peer);
+  }
+
+  #peerSnapshot(peer: Peer): PeerSnapshot {
+    const wall = peer.lastHandshakeWallMs;
+    const sec = Math.floor(wall / 1000);
     return {
-      privateKey,
-      listenPort: this.#bind.port,
-      fwmark: this.#bind.fwmark,
-      peers: (function* (): Generator<UapiPeerSnapshot> {
-        for (const peer of engine.peers()) {
-          const wall = peer.lastHandshakeWallMs;
-          const sec = Math.floor(wall / 1000);
-          yield {
-            publicKey: copyBytes(peer.publicKey),
-            presharedKey: peer.hasPresharedKey ? copyBytes(peer.handshake.presharedKey) : null,
-            endpoint: peer.endpoint ?? null,
-            lastHandshakeTimeSec: wall === 0 ? 0 : sec,
-            lastHandshakeTimeNsec: wall === 0 ? 0 : Math.round((wall - sec * 1000) * 1e6),
-            txBytes: peer.txBytes,
-            rxBytes: peer.rxBytes,
-            persistentKeepaliveInterval: peer.persistentKeepalive,
-            allowedIps: engine.allowedIps.entriesOf(peer) as Iterable<UapiAllowedIp>,
-          };
-        }
-      })(),
+      publicKey: copyBytes(peer.publicKey),
+      presharedKey: peer.hasPresharedKey ? copyBytes(peer.handshake.presharedKey) : null,
+      endpoint: peer.endpoint ?? null,
+      lastHandshakeTimeSec: wall === 0 ? 0 : sec,
+      lastHandshakeTimeNsec: wall === 0 ? 0 : Math.round((wall - sec * 1000) * 1e6),
+      txBytes: peer.txBytes,
+      rxBytes: peer.rxBytes,
+      persistentKeepaliveInterval: peer.persistentKeepalive,
+      allowedIps: this.#engine.allowedIps.entriesOf(peer) as Iterable<AllowedIp>,
     };
   }
 
-  async apply(tx: SetTransaction): Promise<void> {
-    if (this.#closed) throw new UapiError('ERR_UAPI_UNKNOWN', 'device is closed');
+  /**
+   * Applies a transaction as one step, in the order DeviceTransaction describes; keys are copied.
+   * Throws TypeError/RangeError for a malformed transaction and rejects with DeviceError
+   * ERR_DEVICE_CLOSED or ERR_DEVICE_PORT_IN_USE (cause: the BindError); nothing changed then.
+   */
+  async apply(tx: DeviceTransaction): Promise<void> {
+    if (this.#closed) throw new DeviceError('ERR_DEVICE_CLOSED', 'device is closed');
+    const changes = checkTransaction(tx);
     // The rebind is the one step that can fail (port in use), so it goes first: a failed set
     // changes nothing. Everything after it runs without yielding.
     if (tx.listenPort !== undefined && tx.listenPort !== this.#bind.port) {
       try {
         await this.#bind.rebind(tx.listenPort);
       } catch (err) {
-        if (err instanceof BindError) throw new UapiError('ERR_UAPI_PORT_IN_USE', err.message, { cause: err });
+        if (err instanceof BindError) throw new DeviceError('ERR_DEVICE_PORT_IN_USE', err.message, { cause: err });
         throw err;
       }
       this.#log.verbose(`UDP bind has been updated (port ${this.#bind.port})`);
-      if (this.#closed) throw new UapiError('ERR_UAPI_UNKNOWN', 'device is closed');
+      if (this.#closed) throw new DeviceError('ERR_DEVICE_CLOSED', 'device is closed');
     }
     const now = this.#clock.now();
     const engine = this.#engine;
     if (tx.privateKey !== undefined) {
-      const key = tx.privateKey ?? undefined;
-      engine.setPrivateKey(key, now);
+      const key = tx.privateKey === null ? null : normalizePrivateKey(copyBytes(tx.privateKey));
+      engine.setPrivateKey(key ?? undefined, now);
       this.#privateKey?.fill(0);
-      this.#privateKey = key === undefined ? undefined : copyBytes(key);
+      this.#privateKey = key ?? undefined;
     }
     if (tx.fwmark !== undefined && tx.fwmark !== this.#bind.fwmark) {
       this.#bind.setFwmark(tx.fwmark);
     }
-    if (tx.replacePeers) {
+    if (tx.replacePeers === true) {
       for (const peer of [...engine.peers()]) engine.removePeer(peer);
     }
     const ownPublic = engine.publicKey;
-    for (const op of tx.peers) {
-      if (ownPublic !== undefined && Buffer.compare(ownPublic, op.publicKey) === 0) continue;
-      this.#applyPeer(op, now);
+    for (const change of changes) {
+      if (ownPublic !== undefined && Buffer.compare(ownPublic, change.publicKey) === 0) continue;
+      this.#applyPeer(change);
     }
     this.#schedule();
   }
 
-  #applyPeer(op: PeerOp, now: number): void {
+  #applyPeer(change: PeerChange): void {
     const engine = this.#engine;
-    let peer = engine.getPeer(op.publicKey);
-    if (op.remove) {
+    let peer = engine.getPeer(change.publicKey);
+    if (change.remove === true) {
       if (peer !== undefined) {
         engine.removePeer(peer);
-        this.#log.verbose(`peer(${shortKey(op.publicKey)}) - Removing`);
+        this.#log.verbose(`peer(${shortKey(change.publicKey)}) - Removing`);
       }
       return;
     }
     if (peer === undefined) {
-      if (op.updateOnly) return;
-      peer = engine.addPeer(op.publicKey);
-      this.#log.verbose(`peer(${shortKey(op.publicKey)}) - Created`);
+      if (change.updateOnly === true) return;
+      peer = engine.addPeer(change.publicKey);
+      this.#log.verbose(`peer(${shortKey(change.publicKey)}) - Created`);
     }
-    if (op.presharedKey !== undefined) engine.setPresharedKey(peer, op.presharedKey ?? undefined);
-    if (op.endpoint !== undefined) engine.setEndpoint(peer, { address: op.endpoint.address, port: op.endpoint.port });
-    if (op.replaceAllowedIps) engine.allowedIps.removeValue(peer);
-    for (const a of op.allowedIps) {
-      if (a.remove) engine.allowedIps.remove(a.ip, a.cidr, peer);
+    const psk = change.presharedKey;
+    if (psk !== undefined) engine.setPresharedKey(peer, psk === null || isZero(psk) ? undefined : psk);
+    if (change.endpoint !== undefined) engine.setEndpoint(peer, { address: change.endpoint.address, port: change.endpoint.port });
+    if (change.replaceAllowedIps === true) engine.allowedIps.removeValue(peer);
+    for (const a of change.allowedIps ?? []) {
+      if (a.remove === true) engine.allowedIps.remove(a.ip, a.cidr, peer);
       else engine.allowedIps.insert(a.ip, a.cidr, peer);
     }
-    if (op.persistentKeepaliveInterval !== undefined) engine.setPersistentKeepalive(peer, op.persistentKeepaliveInterval);
-    void now;
+    if (change.persistentKeepaliveInterval !== undefined) engine.setPersistentKeepalive(peer, change.persistentKeepaliveInterval);
   }
 
   // ---- the one timer ------------------------------------------------------------------------
@@ -505,11 +521,6 @@ export class Device implements UapiHandler {
     if (this.#tun !== undefined && !this.#tun.closed) this.#tun.close();
     for (const h of this.#closeHandlers.splice(0)) h(reason);
   }
-}
-
-/** "1.2.3.4:51820" or "[fd00::1]:51820", as wg prints endpoints. */
-export function formatEndpoint(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
 /**

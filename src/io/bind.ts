@@ -2,11 +2,10 @@
 // Implementations: bind-udp.ts (node:dgram, IPv4 + IPv6), bind-native.ts (the addon's batched
 // recvmmsg/sendmmsg sockets) and bind-memory.ts (a virtual network).
 
-/** A UDP peer address. Structurally the same as the core's Endpoint. IPv6 without brackets. */
-export interface Endpoint {
-  readonly address: string;
-  readonly port: number;
-}
+import type { Endpoint } from '../core/endpoint.js';
+
+/** A UDP peer address: the core's one Endpoint (IPv6 without brackets). */
+export type { Endpoint };
 
 /**
  * Receives one datagram. `data` belongs to the handler (fresh per datagram; may be decrypted in

@@ -6,8 +6,8 @@
 // server address) that plexd does not run, so this never returns them.
 
 import type { NatType } from '../api/types.js';
-import type { Endpoint } from '../io/bind.js';
-import { sameEndpoint, type StunClient, type StunResult } from './stun-client.js';
+import { sameEndpoint, type Endpoint } from '../core/endpoint.js';
+import type { StunClient, StunResult } from './stun-client.js';
 
 /** What discovery learned. */
 export interface NatClassification {

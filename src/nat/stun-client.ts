@@ -5,7 +5,7 @@
 // malformed responses are dropped with a counted reason and never settle a request.
 
 import { randomFillSync } from 'node:crypto';
-import type { Endpoint } from '../io/bind.js';
+import { sameEndpoint, type Endpoint } from '../core/endpoint.js';
 import {
   STUN_DROP_REASONS,
   STUN_METHOD,
@@ -95,16 +95,6 @@ interface Pending {
 function checkPositiveInt(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`expected ${name} to be a positive integer, got ${v}`);
   return v;
-}
-
-/** Strips the IPv4-mapped prefix a dual-stack socket may report. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-/** True when two endpoints name the same address and port (IPv4-mapped IPv6 equals its IPv4). */
-export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  return a.port === b.port && plainAddress(a.address).toLowerCase() === plainAddress(b.address).toLowerCase();
 }
 
 /** Per-request options of {@link StunClient.request}: extra attributes and timer overrides (a

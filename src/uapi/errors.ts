@@ -1,6 +1,8 @@
 // Errors of the UAPI layer: the errno values wireguard-go's ipc package sends as `errno=N`
-// (ipc/uapi_unix.go), a protocol error class carrying one of them, and the socket error class.
+// (ipc/uapi_unix.go), a protocol error class carrying one of them, the mapping of the device's
+// errors onto them, and the socket error class.
 
+import { DeviceError } from '../device/errors.js';
 import { OsError, PlexdError, type PlexdErrorOptions } from '../errors.js';
 
 /**
@@ -29,7 +31,7 @@ const ERRNO_OF_CODE: Readonly<Record<UapiErrorCode, number>> = {
 
 /**
  * A UAPI request failed; the reply is `errno=${errno}`. Thrown by the parser for malformed input
- * and by a {@link UapiHandler}'s apply() for semantic failures (e.g. ERR_UAPI_PORT_IN_USE).
+ * and for a failed apply() (see {@link toUapiError}).
  */
 export class UapiError extends PlexdError<UapiErrorCode> {
   static readonly codes = UAPI_ERROR_CODES;
@@ -53,4 +55,18 @@ export type UapiSocketErrorCode = (typeof UAPI_SOCKET_ERROR_CODES)[number];
 /** The UAPI unix socket could not be served or used; `errno` is the OS error name if any. */
 export class UapiSocketError extends OsError<UapiSocketErrorCode> {
   static readonly codes = UAPI_SOCKET_ERROR_CODES;
+}
+
+/**
+ * The UapiError a failure of the device's apply() (or of its validators) is reported as, with
+ * wireguard-go's errno: ERR_DEVICE_INVALID -> -22, ERR_DEVICE_PORT_IN_USE -> -98 (EADDRINUSE),
+ * anything else -> -55. A UapiError stays itself; the original is the cause.
+ */
+export function toUapiError(err: unknown): UapiError {
+  if (err instanceof UapiError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof DeviceError ? err.code : undefined;
+  if (code === 'ERR_DEVICE_INVALID') return new UapiError('ERR_UAPI_INVALID', message, { cause: err });
+  if (code === 'ERR_DEVICE_PORT_IN_USE') return new UapiError('ERR_UAPI_PORT_IN_USE', message, { cause: err });
+  return new UapiError('ERR_UAPI_UNKNOWN', message, { cause: err });
 }

@@ -1,66 +1,17 @@
 // Request side of wireguard-go's cross-platform userspace API (https://www.wireguard.com/xplatform/,
 // device/uapi.go): a streaming parser that frames `get=1` / `set=1` requests and turns a whole
 // `set=1` body, line by line as it arrives, into one typed SetTransaction (packed, see
-// peer-ops.ts; the text is not kept) before anything is applied.
+// device/peer-changes.ts; the text is not kept) before anything is applied.
 
 import { Buffer } from 'node:buffer';
-import type { Endpoint } from '../core/actions.js';
-import { parseIp, parsePrefix } from '../core/ip.js';
-import { isZero } from '../core/noise.js';
-import { UapiError } from './errors.js';
-import { AllowedIpList, PeerFlag, PeerOpList } from './peer-ops.js';
+import type { PackedTransaction } from '../device/contract.js';
+import { DeviceError } from '../device/errors.js';
+import { PeerChangeList, PeerFlag } from '../device/peer-changes.js';
+import { normalizePrivateKey, parseAllowedIpValue, parseEndpointValue, parseUintValue } from '../device/validate.js';
+import { toUapiError, UapiError } from './errors.js';
 
-export { AllowedIpList, PeerOpList } from './peer-ops.js';
-
-/** A peer endpoint: canonical address text (no brackets) and port, plus an IPv6 zone if given. */
-export interface UapiEndpoint extends Endpoint {
-  /** IPv6 scope zone from "[fe80::1%eth0]:51820" (an interface name or index), if any. */
-  readonly zone?: string | undefined;
-}
-
-/** One `allowed_ip` line: add `ip/cidr` to the peer, or remove it ("allowed_ip=-PREFIX"). */
-export interface AllowedIpOp {
-  /** 4 or 16 bytes, host bits as written (the allowed-IPs table masks them). */
-  readonly ip: Uint8Array;
-  readonly cidr: number;
-  readonly remove: boolean;
-}
-
-/**
- * Everything one `public_key=` section asked for. `undefined` means "leave unchanged".
- * The handler applies sections in order; a public key may appear in several sections.
- */
-export interface PeerOp {
-  /** 32 bytes; may be all zero (wireguard-go creates such a peer). */
-  readonly publicKey: Uint8Array;
-  /** `remove=true`: delete the peer (creating nothing); the handler ignores the other fields. */
-  readonly remove: boolean;
-  /** `update_only=true`: if the peer does not exist when this section applies, skip the section. */
-  readonly updateOnly: boolean;
-  /** 32 bytes; null for the all-zero key, which means "no preshared key". */
-  readonly presharedKey: Uint8Array | null | undefined;
-  readonly endpoint: UapiEndpoint | undefined;
-  /** Seconds, 0..65535; 0 turns persistent keepalive off. */
-  readonly persistentKeepaliveInterval: number | undefined;
-  /** Remove all of the peer's allowed IPs before applying {@link allowedIps}. */
-  readonly replaceAllowedIps: boolean;
-  /** In request order; lines before a `replace_allowed_ips=true` are already dropped. */
-  readonly allowedIps: AllowedIpList;
-}
-
-/** A fully parsed `set=1` request; `undefined` means "leave unchanged". */
-export interface SetTransaction {
-  /** 32 bytes, clamped per RFC 7748 as wireguard-go does; null for the all-zero key ("remove"). */
-  readonly privateKey: Uint8Array | null | undefined;
-  /** 0..65535; 0 means "pick any free port". */
-  readonly listenPort: number | undefined;
-  /** 0..2^32-1; 0 clears the mark. */
-  readonly fwmark: number | undefined;
-  /** `replace_peers=true`: remove every existing peer before applying {@link peers}. */
-  readonly replacePeers: boolean;
-  /** The `public_key=` sections in request order (iterable, with length and at(i)). */
-  readonly peers: PeerOpList;
-}
+/** A fully parsed `set=1` request: the device's typed transaction (device/contract.ts). */
+export type SetTransaction = PackedTransaction;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -75,20 +26,8 @@ export const MAX_LINE_BYTES = 65_535;
  */
 export const DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 
-const DIGITS = /^[0-9]+$/;
-
 function invalid(message: string): UapiError {
   return new UapiError('ERR_UAPI_INVALID', message);
-}
-
-/** Go's strconv.ParseUint(value, 10, bits): decimal digits only, leading zeros allowed. */
-function parseUint(value: string, max: number, what: string): number {
-  if (!DIGITS.test(value)) throw invalid(`failed to parse ${what}: ${JSON.stringify(value)}`);
-  let i = 0;
-  while (i < value.length - 1 && value.charCodeAt(i) === 0x30) i++;
-  const n = value.length - i > 16 ? Infinity : Number(value.slice(i));
-  if (n > max) throw invalid(`failed to parse ${what}: ${value} out of range`);
-  return n;
 }
 
 /** A hex digit's value (either case), or -1. */
@@ -123,45 +62,6 @@ function parseTrue(value: string, what: string): void {
 }
 
 /**
- * Go's netip.ParseAddrPort: "1.2.3.4:51820" or "[v6]:51820" (optionally "[v6%zone]:port").
- * IPv4 in brackets, IPv6 without them and hostnames are refused; UAPI never resolves names.
- */
-function parseEndpoint(value: string): { ip: Uint8Array; port: number; zone: string | undefined } {
-  const colon = value.lastIndexOf(':');
-  const fail = () => invalid(`failed to set endpoint ${JSON.stringify(value)}`);
-  if (colon < 0) throw fail();
-  const host = value.slice(0, colon);
-  const portNumber = parseUint(value.slice(colon + 1), 0xffff, `endpoint ${JSON.stringify(value)} port`);
-  let ip: Uint8Array | undefined;
-  let zone: string | undefined;
-  if (host.startsWith('[')) {
-    if (!host.endsWith(']')) throw fail();
-    let inner = host.slice(1, -1);
-    const percent = inner.indexOf('%');
-    if (percent >= 0) {
-      zone = inner.slice(percent + 1);
-      inner = inner.slice(0, percent);
-      if (zone.length === 0) throw fail();
-    }
-    ip = parseIp(inner);
-    if (ip?.length !== 16) throw fail();
-  } else {
-    ip = parseIp(host);
-    if (ip?.length !== 4) throw fail();
-  }
-  return { ip, port: portNumber, zone };
-}
-
-/** Go's netip.ParsePrefix: the "/bits" part is required. A leading '-' asks for removal. */
-function parseAllowedIp(value: string, peers: PeerOpList): void {
-  const remove = value.charCodeAt(0) === 0x2d;
-  const text = remove ? value.slice(1) : value;
-  const prefix = text.includes('/') ? parsePrefix(text) : undefined;
-  if (prefix === undefined) throw invalid(`failed to set allowed ip: ${JSON.stringify(value)}`);
-  peers.allowedIp(prefix.ip, prefix.cidr, remove);
-}
-
-/**
  * Accumulates the lines of one `set=1` body into a SetTransaction, with wireguard-go's rules:
  * device keys come before the first `public_key`, every later key belongs to the current peer.
  * Only the typed result is kept, packed (peer-ops.ts), never the lines.
@@ -172,12 +72,21 @@ export class SetBuilder {
     listenPort: undefined,
     fwmark: undefined,
     replacePeers: false,
-    peers: new PeerOpList(),
+    peers: new PeerChangeList(),
   };
   private inPeer = false;
 
   /** Applies one non-empty line (no '\n'). Throws UapiError for a malformed line. */
   line(line: string): void {
+    try {
+      this.#line(line);
+    } catch (err) {
+      // The device's validators (shared with Device.configure) throw DeviceError.
+      throw err instanceof DeviceError ? toUapiError(err) : err;
+    }
+  }
+
+  #line(line: string): void {
     const eq = line.indexOf('=');
     if (eq < 0) throw new UapiError('ERR_UAPI_PROTOCOL', `failed to parse line ${JSON.stringify(line)}`);
     const key = line.slice(0, eq);
@@ -202,22 +111,14 @@ export class SetBuilder {
     const tx = this.tx;
     switch (key) {
       case 'private_key': {
-        const sk = parseKey(value, 'private_key');
-        if (isZero(sk)) {
-          tx.privateKey = null;
-        } else {
-          // RFC 7748 section 5 clamping, done on input by wireguard-go (noise-types.go).
-          sk[0]! &= 248;
-          sk[31] = (sk[31]! & 127) | 64;
-          tx.privateKey = sk;
-        }
+        tx.privateKey = normalizePrivateKey(parseKey(value, 'private_key'));
         return;
       }
       case 'listen_port':
-        tx.listenPort = parseUint(value, 0xffff, 'listen_port');
+        tx.listenPort = parseUintValue(value, 0xffff, 'listen_port');
         return;
       case 'fwmark':
-        tx.fwmark = parseUint(value, 0xffff_ffff, 'fwmark');
+        tx.fwmark = parseUintValue(value, 0xffff_ffff, 'fwmark');
         return;
       case 'replace_peers':
         parseTrue(value, 'replace_peers');
@@ -228,7 +129,7 @@ export class SetBuilder {
     }
   }
 
-  private peerLine(peers: PeerOpList, key: string, value: string): void {
+  private peerLine(peers: PeerChangeList, key: string, value: string): void {
     switch (key) {
       case 'update_only':
         parseTrue(value, 'update_only');
@@ -242,19 +143,20 @@ export class SetBuilder {
         parseKey(value, 'preshared_key', peers.presharedKey());
         return;
       case 'endpoint': {
-        const { ip, port, zone } = parseEndpoint(value);
+        const { ip, port, zone } = parseEndpointValue(value);
         peers.endpoint(ip, port, zone);
         return;
       }
       case 'persistent_keepalive_interval':
-        peers.keepalive(parseUint(value, 0xffff, 'persistent_keepalive_interval'));
+        peers.keepalive(parseUintValue(value, 0xffff, 'persistent_keepalive_interval'));
         return;
       case 'replace_allowed_ips':
         parseTrue(value, 'replace_allowed_ips');
         peers.replaceAllowedIps();
         return;
       case 'allowed_ip':
-        parseAllowedIp(value, peers);
+        const { ip, cidr, remove } = parseAllowedIpValue(value);
+        peers.allowedIp(ip, cidr, remove);
         return;
       case 'protocol_version':
         if (value !== '1') throw invalid(`invalid protocol version: ${JSON.stringify(value)}`);

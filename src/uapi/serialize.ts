@@ -1,9 +1,9 @@
 // Response side of wireguard-go's UAPI (device/uapi.go IpcGetOperation): the get=1 body in
 // wireguard-go's key order, produced in bounded chunks so any number of allowed IPs streams.
 
+import { formatEndpoint } from '../core/endpoint.js';
 import { formatPrefix } from '../core/ip.js';
-import type { UapiDeviceSnapshot } from './handler.js';
-import type { UapiEndpoint } from './protocol.js';
+import type { DeviceSnapshot } from '../device/contract.js';
 
 /** Default size at which {@link serializeGet} hands out a chunk. */
 export const DEFAULT_CHUNK_CHARS = 64 * 1024;
@@ -27,15 +27,6 @@ function counter(value: number | bigint, what: string): string {
   return String(value);
 }
 
-/** "1.2.3.4:51820" or "[fd00::1]:51820" (Go's netip.AddrPort form; the zone is not printed). */
-export function formatEndpoint(endpoint: UapiEndpoint): string {
-  const { address, port } = endpoint;
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) {
-    throw new RangeError(`expected an endpoint port in 0..65535, got ${String(port)}`);
-  }
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /**
  * The get=1 reply body (everything before "errno=0"), in chunks of about `chunkChars` chars
  * (ASCII, so chars are bytes). Lines and order as wireguard-go: private_key, listen_port, fwmark,
@@ -43,7 +34,7 @@ export function formatEndpoint(endpoint: UapiEndpoint): string {
  * last_handshake_time_nsec, tx_bytes, rx_bytes, persistent_keepalive_interval, allowed_ip...
  * Throws TypeError/RangeError (while iterating) for a malformed snapshot.
  */
-export function* serializeGet(snapshot: UapiDeviceSnapshot, chunkChars = DEFAULT_CHUNK_CHARS): Generator<string> {
+export function* serializeGet(snapshot: DeviceSnapshot, chunkChars = DEFAULT_CHUNK_CHARS): Generator<string> {
   if (!Number.isInteger(chunkChars) || chunkChars < 1) {
     throw new RangeError(`expected chunkChars to be a positive integer, got ${String(chunkChars)}`);
   }
@@ -79,7 +70,7 @@ export function* serializeGet(snapshot: UapiDeviceSnapshot, chunkChars = DEFAULT
 }
 
 /** The whole get=1 reply, including the final "errno=0\n\n"; for small devices and tests. */
-export function formatGetResponse(snapshot: UapiDeviceSnapshot): string {
+export function formatGetResponse(snapshot: DeviceSnapshot): string {
   let s = '';
   for (const chunk of serializeGet(snapshot)) s += chunk;
   return `${s}errno=0\n\n`;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { errnoOf } from '../io/errors.js';
 import { expectInterfaceName as checkInterfaceName } from '../io/interface-name.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { UAPI_ERRNO, UapiError, UapiSocketError } from './errors.js';
+import { toUapiError, UAPI_ERRNO, UapiSocketError } from './errors.js';
 import type { UapiHandler } from './handler.js';
 import { UapiRequestParser, type SetTransaction, type UapiRequest } from './protocol.js';
 import { serializeGet } from './serialize.js';
@@ -387,9 +387,9 @@ async function applySet(ctx: ConnectionContext, tx: SetTransaction): Promise<num
     await ctx.handler.apply(tx);
     return 0;
   } catch (err) {
-    const errno = err instanceof UapiError ? err.errno : UAPI_ERRNO.UNKNOWN;
-    ctx.log.error(`IPC error ${errno}: ${err instanceof Error ? err.message : String(err)}`);
-    return errno;
+    const error = toUapiError(err);
+    ctx.log.error(`IPC error ${error.errno}: ${error.message}`);
+    return error.errno;
   } finally {
     release();
   }

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StateResponse } from '../../src/api/types.js';
 import { ATTR_RELAY_SESSION, readRelayBinding, relayBindingAuthentic } from '../../src/bridge/relay-binding.js';
-import type { DeviceConfig } from '../../src/device/config.js';
+import type { DeviceTransaction } from '../../src/device/contract.js';
 import type { Endpoint } from '../../src/io/bind.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { attachPortStun } from '../../src/nat/port-stun.js';
@@ -55,16 +55,16 @@ class Wire {
 function fakeDevice(publicKey?: Uint8Array) {
   const peer = { publicKey: new Uint8Array(Buffer.from(KEY_B, 'base64')), endpoint: null as Endpoint | null, rxBytes: 0n, txBytes: 0n, keepalive: 0 };
   return {
-    peer,
+    state: peer,
     publicKey,
-    snapshot: () => ({ privateKey: null, listenPort: 51820, fwmark: 0, peers: [{ ...peer, presharedKey: null, lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, persistentKeepaliveInterval: peer.keepalive, allowedIps: [] }] }),
-    configure: async (c: DeviceConfig) => {
-      for (const p of c.peers ?? []) {
-        if (p.endpoint !== undefined) {
-          const [address, port] = p.endpoint.split(':') as [string, string];
-          peer.endpoint = { address, port: Number(port) };
-        }
-        if (p.persistentKeepalive !== undefined) peer.keepalive = p.persistentKeepalive;
+    // One peer, whatever key it is asked for (after a key rotation the reconciler re-added it).
+    peer: (key: Uint8Array) =>
+      key.length !== 32 ? undefined : { ...peer, presharedKey: null, lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, persistentKeepaliveInterval: peer.keepalive, allowedIps: [] },
+    apply: async (tx: DeviceTransaction) => {
+      for (const p of tx.peers ?? []) {
+        if (p.publicKey.length !== 32 || p.updateOnly !== true) throw new Error('expected an update-only change of a peer');
+        if (p.endpoint !== undefined) peer.endpoint = { address: p.endpoint.address, port: p.endpoint.port };
+        if (p.persistentKeepaliveInterval !== undefined) peer.keepalive = p.persistentKeepaliveInterval;
       }
     },
   };
@@ -102,29 +102,29 @@ describe('PathManager', () => {
     for (const fill of [1, 9]) { // KEY_B is 32 x 7: our key smaller, then greater
       const side = setup(new Uint8Array(32).fill(fill));
       await side.pm.applyState(side.state(false));
-      expect(side.device.peer.keepalive).toBe(25);
+      expect(side.device.state.keepalive).toBe(25);
     }
   });
 
   it('turns keepalive on again for a peer\'s new key after a mesh key rotation, not for an unchanged key', async () => {
     const { device, pm, state } = setup();
     await pm.applyState(state(false));
-    expect(device.peer.keepalive).toBe(25);
+    expect(device.state.keepalive).toBe(25);
     // The reconciler replaced the interface's peer entry; the new entry has no keepalive.
-    device.peer.keepalive = 0;
+    device.state.keepalive = 0;
     await pm.applyState(state(false));
-    expect(device.peer.keepalive).toBe(0);
+    expect(device.state.keepalive).toBe(0);
     const rotated = state(false);
     await pm.applyState({ ...rotated, peers: rotated.peers.map((p) => ({ ...p, public_key: Buffer.alloc(32, 8).toString('base64') })) });
-    expect(device.peer.keepalive).toBe(25);
+    expect(device.state.keepalive).toBe(25);
   });
 
   it('binds at once on an assigned session, goes relayed, and back to direct when a probe is answered', async () => {
     const { wire, timers, device, reports, pm, state } = setup();
     wire.directUp = false;
     await pm.applyState(state(true));
-    expect(device.peer.endpoint).toEqual(RELAY);
-    expect(device.peer.keepalive).toBe(25);
+    expect(device.state.endpoint).toEqual(RELAY);
+    expect(device.state.keepalive).toBe(25);
     expect(pm.pathOf(KEY_B)).toBe('relayed');
     // The binding left before anything else towards the relay, and names the session.
     const first = decodeStun(wire.toRelay[0]!);
@@ -143,7 +143,7 @@ describe('PathManager', () => {
       await settle(timers, 1000);
     }
     expect(pm.pathOf(KEY_B)).toBe('direct');
-    expect(device.peer.endpoint).toEqual(B);
+    expect(device.state.endpoint).toEqual(B);
     expect(reports).toEqual([{ node_id: 'node-b', direct: true }]);
     // Revocation keeps direct.
     await pm.applyState(state(false));
@@ -159,7 +159,7 @@ describe('PathManager', () => {
     wire.directUp = false;
     // We keep sending, nothing comes back.
     for (let i = 0; i < 10 && !reports.some((r) => !r.direct); i++) {
-      device.peer.txBytes += 100n;
+      device.state.txBytes += 100n;
       await pm.tick();
       await settle(timers, 1000);
     }
@@ -168,30 +168,30 @@ describe('PathManager', () => {
     expect(pm.pathOf(KEY_B)).toBe('direct'); // no session yet
     await pm.applyState(state(true));
     expect(pm.pathOf(KEY_B)).toBe('relayed');
-    expect(device.peer.endpoint).toEqual(RELAY);
+    expect(device.state.endpoint).toEqual(RELAY);
   });
 
   it('the prober\'s choice is the direct endpoint, kept over the reported one; relayed, a probe answer goes direct; none answering falls back to the reported endpoint', async () => {
     const LAN: Endpoint = { address: '10.0.0.2', port: 51820 };
     const { wire, device, reports, pm, state } = setup();
-    device.peer.endpoint = B; // the reconciler applied the reported endpoint
+    device.state.endpoint = B; // the reconciler applied the reported endpoint
     await pm.applyState(state(false));
     await pm.setProbedDirect(KEY_B, LAN);
-    expect(device.peer.endpoint).toEqual(LAN);
+    expect(device.state.endpoint).toEqual(LAN);
     // A later state (reconciler put the reported endpoint back) keeps the probed one.
-    device.peer.endpoint = B;
+    device.state.endpoint = B;
     await pm.applyState(state(false));
-    expect(device.peer.endpoint).toEqual(LAN);
+    expect(device.state.endpoint).toEqual(LAN);
     // Relayed (a session), then the prober hears the peer: direct again, to the probed endpoint.
     wire.directUp = false;
     await pm.applyState(state(true));
     expect(pm.pathOf(KEY_B)).toBe('relayed');
     await pm.setProbedDirect(KEY_B, LAN);
     expect(pm.pathOf(KEY_B)).toBe('direct');
-    expect(device.peer.endpoint).toEqual(LAN);
+    expect(device.state.endpoint).toEqual(LAN);
     expect(reports.at(-1)).toEqual({ node_id: 'node-b', direct: true });
     await pm.setProbedDirect(KEY_B, undefined);
-    expect(device.peer.endpoint).toEqual(B);
+    expect(device.state.endpoint).toEqual(B);
   });
 
   it('binds with a MAC under the session\'s binding_key, its counter rising even when the clock stands still', async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../src/api/types.js';
 import { Reconciler, refusePeerList } from '../../src/control/reconcile.js';
-import type { UapiDeviceSnapshot } from '../../src/uapi/handler.js';
+import type { DeviceSnapshot as UapiDeviceSnapshot } from '../../src/device/contract.js';
 import { Device, deviceEngine } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ipPacket } from '../helpers/ip-packet.js';

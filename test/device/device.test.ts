@@ -11,7 +11,8 @@ import { Device, deviceEngine } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
 import { MemoryTun } from '../../src/io/tun-memory.js';
-import { UapiError } from '../../src/uapi/errors.js';
+import { DeviceError } from '../../src/device/errors.js';
+import { BindError } from '../../src/io/errors.js';
 import { formatGetResponse } from '../../src/uapi/serialize.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 
@@ -214,14 +215,15 @@ describe('Device over the memory twins', () => {
     expect(formatGetResponse(a.snapshot())).toBe(before);
   });
 
-  it('a port in use rejects the whole set with ERR_UAPI_PORT_IN_USE and changes nothing', async () => {
+  it('a port in use rejects the whole set with ERR_DEVICE_PORT_IN_USE (cause: the BindError) and changes nothing', async () => {
     const { net, a, pubB } = await pair();
     const squatter = net.createBind(['10.0.0.1']);
     await squatter.open(40001);
     const before = formatGetResponse(a.snapshot());
     const err = await a.configure({ privateKey: randomBytes(32), listenPort: 40001, peers: [{ publicKey: pubB, remove: true }] }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UapiError);
-    expect((err as UapiError).code).toBe('ERR_UAPI_PORT_IN_USE');
+    expect(err).toBeInstanceOf(DeviceError);
+    expect((err as DeviceError).code).toBe('ERR_DEVICE_PORT_IN_USE');
+    expect((err as DeviceError).cause).toBeInstanceOf(BindError);
     expect(formatGetResponse(a.snapshot())).toBe(before);
     squatter.close();
   });
@@ -238,7 +240,7 @@ describe('Device over the memory twins', () => {
     expect(a.listenPort).toBe(0);
     expect(a.snapshot().privateKey).toBeNull();
     expect(() => a.writePacket(ipPacket('192.168.0.1', '192.168.0.2'))).not.toThrow();
-    await expect(a.configure({ listenPort: 1 })).rejects.toBeInstanceOf(UapiError);
+    await expect(a.configure({ listenPort: 1 })).rejects.toMatchObject({ name: 'DeviceError', code: 'ERR_DEVICE_CLOSED' });
     // The port is free again for another device.
     const other = await Device.create({ onPacket: () => {}, bind: net.createBind(['10.0.0.1']), listenPort: 51820 });
     open.push(other);

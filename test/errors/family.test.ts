@@ -9,6 +9,7 @@ import { UsageError } from '../../src/cli/usage-error.js';
 import { ControlPlaneError, ControlPlaneFileError } from '../../src/control-plane/errors.js';
 import { ApiError } from '../../src/control/http-client.js';
 import { RegistrationError } from '../../src/control/register.js';
+import { DeviceError } from '../../src/device/errors.js';
 import { hasCode, OsError, PlexdError, type PlexdErrorOptions } from '../../src/errors.js';
 import { BindError, TunError } from '../../src/io/errors.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
@@ -20,6 +21,7 @@ type Make = (code: string, options: PlexdErrorOptions) => PlexdError;
 const MAKE: Record<string, { make: Make; fixed?: true }> = {
   TunError: { make: (c, o) => new TunError(c as never, 'm', o) },
   BindError: { make: (c, o) => new BindError(c as never, 'm', o) },
+  DeviceError: { make: (c, o) => new DeviceError(c as never, 'm', o) },
   UapiError: { make: (c, o) => new UapiError(c as never, 'm', o) },
   UapiSocketError: { make: (c, o) => new UapiSocketError(c as never, 'm', o) },
   ControlPlaneError: { make: (c, o) => new ControlPlaneError(c as never, 'm', o) },

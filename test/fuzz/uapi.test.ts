@@ -1,9 +1,9 @@
 // UAPI text fuzz (issue 11): random and mutated get/set requests, cut into random chunks, through
 // the request parser into a real Device (memory twins) as the UAPI handler, the way the socket
-// server drives it. Asserts: nothing throws but UapiError; every framed request gets exactly one
+// server drives it. Asserts: nothing throws but DeviceError; every framed request gets exactly one
 // `errno=N` reply with a wireguard-go errno (or, for a non-operation, a close without reply); a
 // set that fails changes nothing; after every request the device's get=1 equals that of the
-// in-memory reference handler fed the same accepted transactions (listen_port aside: port 0
+// naive reference model (test/uapi/naive-device.ts) fed the same accepted transactions (listen_port aside: port 0
 // picks a free one). `npm run fuzz` scales it (PLEXD_FUZZ_ITERATIONS).
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,13 +11,14 @@ import { nodeCrypto } from '../../src/crypto/node.js';
 import { Device, deviceEngine } from '../../src/device/device.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
-import { UAPI_ERRNO, UapiError } from '../../src/uapi/errors.js';
-import { MemoryUapiHandler } from '../../src/uapi/memory-handler.js';
+import { DeviceError } from '../../src/device/errors.js';
+import { toUapiError, UAPI_ERRNO } from '../../src/uapi/errors.js';
 import { MAX_LINE_BYTES, UapiRequestParser, type UapiRequest } from '../../src/uapi/protocol.js';
 import { serializeGet } from '../../src/uapi/serialize.js';
 import { fuzzIterations, fuzzSeed, fuzzTimeout } from '../helpers/fuzz.js';
 import { retainedBytes } from '../helpers/heap.js';
 import { seededInts } from '../helpers/rng.js';
+import { NaiveDevice } from '../uapi/naive-device.js';
 import { randomSetBody } from '../uapi/naive-set.js';
 
 const ITERATIONS = fuzzIterations(2_000);
@@ -26,7 +27,7 @@ const ERRNOS = new Set<number>(Object.values(UAPI_ERRNO));
 const GARBAGE_LINES = ['x', '=', 'public_key=', 'allowed_ip=10.0.0.0/33', 'endpoint=[::1]:99999', 'listen_port=-1', 'get=1', 'set=1', '\r', 'replace_peers=false', 'allowed_ip=-', 'persistent_keepalive_interval=65536', 'fwmark=4294967296', 'remove=true', 'protocol_version=2', `private_key=${'0'.repeat(63)}g`];
 
 /** get=1 text without the listen_port line (port 0 lets each side pick its own). */
-function getText(handler: { snapshot: MemoryUapiHandler['snapshot'] }): string {
+function getText(handler: { snapshot: NaiveDevice['snapshot'] }): string {
   return [...serializeGet(handler.snapshot())].join('').split('\n').filter((l) => !l.startsWith('listen_port=')).join('\n');
 }
 
@@ -42,7 +43,7 @@ describe('UAPI text fuzz', () => {
     open.push(device);
     // The reference asks for its own public key on every set: remember the last one.
     let last: { hex: string; pub: Uint8Array } = { hex: '', pub: new Uint8Array(32) };
-    const model = new MemoryUapiHandler({
+    const model = new NaiveDevice({
       publicKeyOf: (k) => {
         const hex = Buffer.from(k).toString('hex');
         if (hex !== last.hex) last = { hex, pub: nodeCrypto.x25519PublicKey(k) };
@@ -110,8 +111,8 @@ describe('UAPI text fuzz', () => {
         try {
           await device.apply(r.tx);
         } catch (err) {
-          if (!(err instanceof UapiError)) throw new Error(`${where}: apply threw ${String(err)}`);
-          errno = err.errno;
+          if (!(err instanceof DeviceError)) throw new Error(`${where}: apply threw ${String(err)}`);
+          errno = toUapiError(err).errno;
         }
         expect(errno === 0 || ERRNOS.has(errno), where).toBe(true);
         count(`set errno=${errno}`);

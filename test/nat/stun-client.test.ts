@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../src/io/bind.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { classifyNat, discoverNat } from '../../src/nat/nat-type.js';
-import { StunClient, sameEndpoint, type StunResult } from '../../src/nat/stun-client.js';
+import { sameEndpoint } from '../../src/core/endpoint.js';
+import { StunClient, type StunResult } from '../../src/nat/stun-client.js';
 import {
   STUN_ATTR,
   decodeStun,

@@ -7,7 +7,8 @@
 //
 // argv[2]: JSON {privateKey, peerPublicKey, candidates: [{address, port}], meshIp, peerMeshIp, timeoutMs}
 import { PathProber } from '../../dist/agent/path-prober.js';
-import { Device, defaultCrypto, formatEndpoint } from '../../dist/device/device.js';
+import { formatEndpoint } from '../../dist/core/endpoint.js';
+import { Device, defaultCrypto } from '../../dist/device/device.js';
 import { UdpBind } from '../../dist/io/bind-udp.js';
 import { ipv4Packet } from './udp-packet.mjs';
 
@@ -24,7 +25,7 @@ const prober = new PathProber({
   privateKey: new Uint8Array(Buffer.from(cfg.privateKey, 'base64')),
   onChange: (publicKey, endpoint, rttMs) => {
     out({ event: 'chosen', endpoint: endpoint === undefined ? null : formatEndpoint(endpoint), rttMs });
-    if (endpoint !== undefined) void device.configure({ peers: [{ publicKey, updateOnly: true, endpoint: formatEndpoint(endpoint) }] });
+    if (endpoint !== undefined) void device.apply({ peers: [{ publicKey: new Uint8Array(Buffer.from(publicKey, 'base64')), updateOnly: true, endpoint }] });
   },
 });
 prober.setPeer(cfg.peerPublicKey, cfg.candidates);

@@ -4,10 +4,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryUapiHandler } from '../../src/uapi/memory-handler.js';
 import { UapiRequestParser } from '../../src/uapi/protocol.js';
 import { formatGetResponse } from '../../src/uapi/serialize.js';
 import { uapiRequest } from '../../src/uapi/server.js';
+import { memoryDevice } from '../helpers/memory-device.js';
 import { NetnsLab, sweepStale } from '../helpers/netns.js';
 
 // A name of this process's own (`plxt<pid base36>-…`): `pxuapi<pid % 1000>` could be another
@@ -141,13 +141,16 @@ describe.skipIf(reason !== undefined)('UAPI against wireguard-go', () => {
       'allowed_ip=10.0.0.1/24\nallowed_ip=fd00::1/64\nallowed_ip=::ffff:1.2.3.4/128\nallowed_ip=0.0.0.0/0\n' +
       `allowed_ip=10.0.0.0/24\n`;
     expect(await theirErrno(body)).toBe(0);
-    const memory = new MemoryUapiHandler();
-    const events = new UapiRequestParser().push(Buffer.from(`set=1\n${body}\n`));
-    if (events[0]?.kind !== 'set') throw new Error('did not parse');
-    memory.apply(events[0].tx);
     const theirs = await uapiRequest(SOCKET, 'get=1\n\n');
-    // The port wireguard-go bound is its own business; copy it so the texts are comparable.
-    memory.listenPort = Number(/listen_port=(\d+)/.exec(theirs)?.[1] ?? 0);
-    expect(formatGetResponse(memory.snapshot())).toBe(theirs);
+    // The port wireguard-go bound is its own business; bind ours (a memory twin) to the same.
+    const ours = await memoryDevice(Number(/listen_port=(\d+)/.exec(theirs)?.[1] ?? 0));
+    try {
+      const events = new UapiRequestParser().push(Buffer.from(`set=1\n${body}\n`));
+      if (events[0]?.kind !== 'set') throw new Error('did not parse');
+      await ours.apply(events[0].tx);
+      expect(formatGetResponse(ours.snapshot())).toBe(theirs);
+    } finally {
+      await ours.close();
+    }
   });
 });

@@ -1,11 +1,12 @@
 // get=1 serialization: golden text in wireguard-go's order, streaming in bounded chunks, and a
-// 130,000-prefix set -> apply -> get round trip through the in-memory handler twin.
+// 130,000-prefix set -> apply -> get round trip through a memory-backed Device.
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import type { UapiDeviceSnapshot } from '../../src/uapi/handler.js';
-import { MemoryUapiHandler } from '../../src/uapi/memory-handler.js';
+import { formatEndpoint } from '../../src/core/endpoint.js';
+import type { DeviceSnapshot as UapiDeviceSnapshot } from '../../src/device/contract.js';
+import { memoryDevice } from '../helpers/memory-device.js';
 import { parseSetBody, UapiRequestParser } from '../../src/uapi/protocol.js';
-import { formatEndpoint, formatGetResponse, serializeGet } from '../../src/uapi/serialize.js';
+import { formatGetResponse, serializeGet } from '../../src/uapi/serialize.js';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const SK = '3083f6dc2c13eaa361feb3b025f3fcfcb2d2c2f6a411b2d02c929d156b908074';
@@ -114,7 +115,8 @@ describe('get=1 serialization', () => {
   });
 
   it('formats endpoints like Go netip.AddrPort, without the zone', () => {
-    expect(formatEndpoint({ address: 'fe80::1', port: 51820, zone: 'eth0' })).toBe('[fe80::1]:51820');
+    const zoned = { address: 'fe80::1', port: 51820, zone: 'eth0' };
+    expect(formatEndpoint(zoned)).toBe('[fe80::1]:51820');
     expect(formatEndpoint({ address: '1.2.3.4', port: 1 })).toBe('1.2.3.4:1');
     expect(() => formatEndpoint({ address: '1.2.3.4', port: 65536 })).toThrow(RangeError);
   });
@@ -150,7 +152,7 @@ function manyPrefixesRequest(n: number): string {
 }
 
 describe('130,000 allowed IPs', () => {
-  it('round-trips set -> apply -> get exactly, streamed in bounded chunks (time bound is a hang guard)', () => {
+  it('round-trips set -> apply -> get exactly, streamed in bounded chunks (time bound is a hang guard)', async () => {
     const request = Buffer.from(manyPrefixesRequest(130_000));
     expect(request.length).toBeGreaterThan(3_000_000);
     const start = performance.now();
@@ -160,8 +162,8 @@ describe('130,000 allowed IPs', () => {
     expect(events).toHaveLength(1);
     const ev = events[0]!;
     if (ev.kind !== 'set') throw new Error(`expected set, got ${ev.kind}`);
-    const handler = new MemoryUapiHandler();
-    handler.apply(ev.tx);
+    const handler = await memoryDevice();
+    await handler.apply(ev.tx);
     let maxChunk = 0;
     const out: string[] = [];
     for (const chunk of serializeGet(handler.snapshot())) {
@@ -179,6 +181,7 @@ describe('130,000 allowed IPs', () => {
     expect(maxChunk).toBeLessThan(64 * 1024 + 100);
     // Only a guard against accidentally quadratic code; bench/ reports the real speed.
     expect(elapsed).toBeLessThan(15_000);
+    await handler.close();
   });
 
   it('parses the same body through parseSetBody', () => {

@@ -7,23 +7,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UapiError, UapiSocketError } from '../../src/uapi/errors.js';
-import { MemoryUapiHandler } from '../../src/uapi/memory-handler.js';
+import type { Device } from '../../src/device/device.js';
+import type { UapiHandler } from '../../src/uapi/handler.js';
 import type { SetTransaction } from '../../src/uapi/protocol.js';
 import { startUapiServer, uapiRequest, type UapiServer } from '../../src/uapi/server.js';
+import { memoryDevice } from '../helpers/memory-device.js';
 
 const K1 = 'e53b41985234e339d15b61e1882d7be20cad3709abff0d4d283426e6edef271e';
 const SK = '3083f6dc2c13eaa361feb3b025f3fcfcb2d2c2f6a411b2d02c929d156b908074';
 
-/** A MemoryUapiHandler that counts apply() calls and can be told to fail or stall. */
-class SpyHandler extends MemoryUapiHandler {
+/** The get=1 line of the device's initial port (memoryDevice binds 51820). */
+const PORT_LINE = 'listen_port=51820\n';
+
+/** A memory-backed Device as the handler, counting apply() calls; it can be told to fail or stall. */
+class SpyHandler implements UapiHandler {
+  readonly device: Device;
   applied = 0;
   fail: unknown = undefined;
   delayMs = 0;
-  override async apply(tx: SetTransaction): Promise<void> {
+  constructor(device: Device) {
+    this.device = device;
+  }
+  snapshot(): ReturnType<Device['snapshot']> {
+    return this.device.snapshot();
+  }
+  async apply(tx: SetTransaction): Promise<void> {
     this.applied++;
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.fail !== undefined) throw this.fail;
-    super.apply(tx);
+    await this.device.apply(tx);
   }
 }
 
@@ -54,12 +66,13 @@ let server: UapiServer;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'uapi-'));
-  handler = new SpyHandler();
+  handler = new SpyHandler(await memoryDevice());
   server = await startUapiServer({ interfaceName: 'wgt0', handler, socketDir: join(dir, 'run', 'wireguard'), idleTimeoutMs: 2000 });
 });
 
 afterEach(async () => {
   await server.close();
+  await handler.device.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -77,7 +90,7 @@ describe('UAPI server', () => {
   });
 
   it('serves get and set with errno replies', async () => {
-    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe('errno=0\n\n');
+    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe(`${PORT_LINE}errno=0\n\n`);
     const set = `set=1\nprivate_key=${SK}\nlisten_port=51820\npublic_key=${K1}\nendpoint=[fd00::1]:51820\nallowed_ip=10.0.0.1/24\n\n`;
     expect(await uapiRequest(server.path, set)).toBe('errno=0\n\n');
     const get = await uapiRequest(server.path, 'get=1\n\n');
@@ -89,7 +102,7 @@ describe('UAPI server', () => {
   it('serves several requests on one connection in order', async () => {
     const { reply, closed } = await raw(server.path, ['get=1\n\nset=1\nlisten_port=7\n\nget', '=1\n\n']);
     expect(closed).toBe(false);
-    expect(reply).toBe('errno=0\n\nerrno=0\n\nlisten_port=7\nerrno=0\n\n');
+    expect(reply).toBe(`${PORT_LINE}errno=0\n\nerrno=0\n\nlisten_port=7\nerrno=0\n\n`);
   });
 
   it('answers a malformed set with its errno and never calls apply', async () => {
@@ -101,7 +114,7 @@ describe('UAPI server', () => {
     ];
     for (const [request, reply] of cases) expect(await uapiRequest(server.path, request)).toBe(reply);
     expect(handler.applied).toBe(0);
-    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe('errno=0\n\n');
+    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe(`${PORT_LINE}errno=0\n\n`);
   });
 
   it("reports apply's UapiError errno, and -55 for any other exception", async () => {
@@ -132,7 +145,7 @@ describe('UAPI server', () => {
   it('applies a set that ends at end of input without the blank line, as wireguard-go does', async () => {
     const { reply, closed } = await raw(server.path, ['set=1\nlisten_port=51998'], { end: true });
     expect({ reply, closed }).toEqual({ reply: 'errno=0\n\n', closed: true });
-    expect(handler.listenPort).toBe(51998);
+    expect(handler.device.listenPort).toBe(51998);
   });
 
   it('streams a 130,000 allowed-IP reply to a slow reader', async () => {
@@ -161,7 +174,7 @@ describe('UAPI server', () => {
 
 describe('UAPI server against hostile clients', () => {
   it('closes without a reply on an unknown operation, after answering earlier requests', async () => {
-    expect(await raw(server.path, ['get=1\n\nGET=1\n\n'])).toEqual({ reply: 'errno=0\n\n', closed: true });
+    expect(await raw(server.path, ['get=1\n\nGET=1\n\n'])).toEqual({ reply: `${PORT_LINE}errno=0\n\n`, closed: true });
     expect(await raw(server.path, [Buffer.from([0, 0xff, 0xfe, 10, 0x80, 1, 2, 3])])).toEqual({ reply: '', closed: true });
   });
 
@@ -228,7 +241,7 @@ describe('UAPI server against hostile clients', () => {
       for (let i = 0; i < 50 && full.connectionCount < 64; i++) await new Promise((r) => setTimeout(r, 10));
       expect(full.connectionCount).toBe(64);
       // The hang guard is far below the 30 s idle timeout that used to be the wait.
-      expect(await uapiRequest(full.path, 'get=1\n\n', { timeoutMs: 5000 })).toBe('errno=0\n\n');
+      expect(await uapiRequest(full.path, 'get=1\n\n', { timeoutMs: 5000 })).toBe(`${PORT_LINE}errno=0\n\n`);
       await new Promise((r) => setTimeout(r, 50));
       expect(held.map((h) => h.closed)).toEqual([true, ...new Array<boolean>(63).fill(false)]);
     } finally {
@@ -259,7 +272,7 @@ describe('UAPI socket lifecycle', () => {
       code: 'ERR_UAPI_SOCKET_IN_USE',
       errno: 'EADDRINUSE',
     });
-    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe('errno=0\n\n');
+    expect(await uapiRequest(server.path, 'get=1\n\n')).toBe(`${PORT_LINE}errno=0\n\n`);
   });
 
   it('replaces a stale socket left by a dead process', async () => {
@@ -269,7 +282,7 @@ describe('UAPI socket lifecycle', () => {
     expect((await stat(path)).isSocket()).toBe(true);
     const next = await startUapiServer({ interfaceName: 'wgt3', handler, socketDir: dir });
     try {
-      expect(await uapiRequest(next.path, 'get=1\n\n')).toBe('errno=0\n\n');
+      expect(await uapiRequest(next.path, 'get=1\n\n')).toBe(`${PORT_LINE}errno=0\n\n`);
     } finally {
       await next.close();
     }
@@ -298,7 +311,7 @@ describe('UAPI socket lifecycle', () => {
     await expect(startUapiServer({ ...base, interfaceName: '../etc' })).rejects.toThrow(RangeError);
     await expect(startUapiServer({ ...base, interfaceName: 'a-very-long-interface' })).rejects.toThrow(RangeError);
     await expect(startUapiServer({ ...base, interfaceName: 7 as unknown as string })).rejects.toThrow(TypeError);
-    await expect(startUapiServer({ interfaceName: 'x', handler: {} as MemoryUapiHandler, socketDir: dir })).rejects.toThrow(TypeError);
+    await expect(startUapiServer({ interfaceName: 'x', handler: {} as UapiHandler, socketDir: dir })).rejects.toThrow(TypeError);
     await expect(startUapiServer({ ...base, interfaceName: 'x', idleTimeoutMs: 0 })).rejects.toThrow(RangeError);
     await expect(startUapiServer({ ...base, interfaceName: 'x', socketDir: `/tmp/${'d'.repeat(120)}` })).rejects.toThrow(RangeError);
     expect(() => uapiRequest(server.path, 5 as unknown as string)).toThrow(TypeError);

@@ -1,11 +1,29 @@
-// The peer sections of a parsed `set=1` transaction, packed: a pending set keeps fixed-size byte
-// records in 64 KiB blocks instead of an object (and a Uint8Array) per line, so what it holds is
-// about the size of the request text or less (a PeerOp object per peer cost ~4x, an AllowedIpOp
-// per allowed_ip line ~10x). PeerOp and AllowedIpOp objects are made on the fly when iterated.
+// The peer changes of a DeviceTransaction, packed: a pending change keeps fixed-size byte records
+// in 64 KiB blocks instead of an object (and a Uint8Array) per peer and allowed IP, so what it
+// holds is about the size of a UAPI request's text or less (a PeerChange object per peer cost ~4x,
+// an AllowedIpChange per allowed IP ~10x). The objects are made on the fly when iterated. Both the
+// UAPI parser and Device.configure write into one; every writer method checks its value, so a
+// PeerChangeList is valid by construction and Device.apply does not check it again.
 
 import { formatIp } from '../core/ip.js';
 import { isZero } from '../core/noise.js';
-import type { AllowedIpOp, PeerOp, UapiEndpoint } from './protocol.js';
+import type { AllowedIpChange, PeerChange, PeerEndpoint } from './contract.js';
+
+/** An allowed-IP change as a PeerChangeList hands it out: every field present. */
+export interface PackedAllowedIpChange extends AllowedIpChange {
+  readonly remove: boolean;
+}
+
+/** A peer change as a PeerChangeList hands it out: every field present (undefined = unchanged). */
+export interface PackedPeerChange extends PeerChange {
+  readonly remove: boolean;
+  readonly updateOnly: boolean;
+  readonly presharedKey: Uint8Array | null | undefined;
+  readonly endpoint: PeerEndpoint | undefined;
+  readonly persistentKeepaliveInterval: number | undefined;
+  readonly replaceAllowedIps: boolean;
+  readonly allowedIps: AllowedIpList;
+}
 
 const BLOCK_BYTES = 64 * 1024;
 
@@ -99,13 +117,21 @@ function writeU32(b: Uint8Array, at: number, v: number): void {
   b[at + 3] = v & 0xff;
 }
 
-/** One peer section's allowed_ip lines, in order: iterable (fresh AllowedIpOp each) with a length. */
-export class AllowedIpList implements Iterable<AllowedIpOp> {
+function checkRange(what: string, n: number, max: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`expected ${what} in 0..${max}, got ${String(n)}`);
+}
+
+function checkAddress(ip: Uint8Array): void {
+  if (!(ip instanceof Uint8Array) || (ip.length !== 4 && ip.length !== 16)) throw new RangeError('expected a 4- or 16-byte address');
+}
+
+/** One peer section's allowed_ip lines, in order: iterable (fresh AllowedIpChange each) with a length. */
+export class AllowedIpList implements Iterable<PackedAllowedIpChange> {
   readonly #store: RecordStore;
   readonly #start: number;
   readonly #end: number;
 
-  /** @internal Made by PeerOpList. */
+  /** @internal Made by PeerChangeList. */
   constructor(store: RecordStore, start: number, end: number) {
     this.#store = store;
     this.#start = start;
@@ -117,7 +143,7 @@ export class AllowedIpList implements Iterable<AllowedIpOp> {
     return this.#end - this.#start;
   }
 
-  *[Symbol.iterator](): Iterator<AllowedIpOp> {
+  *[Symbol.iterator](): Iterator<PackedAllowedIpChange> {
     for (let i = this.#start; i < this.#end; i++) {
       const b = this.#store.block(i);
       const at = this.#store.offset(i);
@@ -129,11 +155,11 @@ export class AllowedIpList implements Iterable<AllowedIpOp> {
 }
 
 /**
- * The peer sections of a set transaction in request order: iterable (a fresh PeerOp each time,
- * keys copied) with a length and at(i). Written by the parser through the methods marked
- * "parser", which act on the last section.
+ * The peer changes of a transaction in order: iterable (a fresh PeerChange each time, keys
+ * copied) with a length and at(i). Written through the methods marked "Writer", which act on the
+ * last section and throw RangeError for a value out of range (before writing anything).
  */
-export class PeerOpList implements Iterable<PeerOp> {
+export class PeerChangeList implements Iterable<PackedPeerChange> {
   readonly #peers = new RecordStore(PEER_RECORD);
   readonly #allowedIps = new RecordStore(AIP_RECORD);
   readonly #zones = new Map<number, string>();
@@ -144,17 +170,17 @@ export class PeerOpList implements Iterable<PeerOp> {
   }
 
   /** Section `i` (negative counts from the end), or undefined when out of range. */
-  at(i: number): PeerOp | undefined {
+  at(i: number): PackedPeerChange | undefined {
     const n = this.#peers.length;
     const k = i < 0 ? n + i : i;
     return Number.isInteger(k) && k >= 0 && k < n ? this.#op(k) : undefined;
   }
 
-  *[Symbol.iterator](): Iterator<PeerOp> {
+  *[Symbol.iterator](): Iterator<PackedPeerChange> {
     for (let i = 0; i < this.#peers.length; i++) yield this.#op(i);
   }
 
-  #op(i: number): PeerOp {
+  #op(i: number): PackedPeerChange {
     const b = this.#peers.block(i);
     const at = this.#peers.offset(i);
     const flags = b[at + P_FLAGS]!;
@@ -163,7 +189,7 @@ export class PeerOpList implements Iterable<PeerOp> {
       const psk = b.subarray(at + P_PSK, at + P_PSK + 32);
       presharedKey = isZero(psk) ? null : psk.slice();
     }
-    let endpoint: UapiEndpoint | undefined;
+    let endpoint: PeerEndpoint | undefined;
     if ((flags & PeerFlag.endpoint) !== 0) {
       const ip = b.subarray(at + P_IP, at + P_IP + (b[at + P_FAMILY] === 6 ? 16 : 4));
       const zone = this.#zones.get(i);
@@ -185,10 +211,11 @@ export class PeerOpList implements Iterable<PeerOp> {
 
   #last(): { b: Uint8Array; at: number } {
     const i = this.#peers.length - 1;
+    if (i < 0) throw new RangeError('expected a peer section begun first, got none');
     return { b: this.#peers.block(i), at: this.#peers.offset(i) };
   }
 
-  /** Parser: starts a section; returns the 32 bytes to write its public key into. */
+  /** Writer: starts a section; returns the 32 bytes to write its public key into. */
   begin(): Uint8Array {
     const i = this.#peers.push();
     const b = this.#peers.block(i);
@@ -198,28 +225,32 @@ export class PeerOpList implements Iterable<PeerOp> {
     return b.subarray(at, at + 32);
   }
 
-  /** Parser: sets flag bits on the last section. */
+  /** Writer: sets flag bits on the last section. */
   flag(bits: number): void {
     const { b, at } = this.#last();
     b[at + P_FLAGS]! |= bits;
   }
 
-  /** Parser: the 32 bytes to write the last section's pre-shared key into (marks it given). */
+  /** Writer: the 32 bytes to write the last section's pre-shared key into (marks it given). */
   presharedKey(): Uint8Array {
     this.flag(PeerFlag.presharedKey);
     const { b, at } = this.#last();
     return b.subarray(at + P_PSK, at + P_PSK + 32);
   }
 
-  /** Parser: sets the last section's persistent keepalive (seconds, 0..65535). */
+  /** Writer: sets the last section's persistent keepalive (seconds, 0..65535). */
   keepalive(seconds: number): void {
+    checkRange('persistent keepalive', seconds, 0xffff);
     this.flag(PeerFlag.keepalive);
     const { b, at } = this.#last();
     writeU16(b, at + P_KEEPALIVE, seconds);
   }
 
-  /** Parser: sets the last section's endpoint (`ip` 4 or 16 bytes). */
+  /** Writer: sets the last section's endpoint (`ip` 4 or 16 bytes). */
   endpoint(ip: Uint8Array, port: number, zone: string | undefined): void {
+    checkAddress(ip);
+    checkRange('endpoint port', port, 0xffff);
+    if (zone !== undefined && (typeof zone !== 'string' || zone === '')) throw new TypeError('expected a non-empty zone string');
     this.flag(PeerFlag.endpoint);
     const { b, at } = this.#last();
     b[at + P_FAMILY] = ip.length === 16 ? 6 : 4;
@@ -231,7 +262,7 @@ export class PeerOpList implements Iterable<PeerOp> {
     else this.#zones.set(i, zone);
   }
 
-  /** Parser: `replace_allowed_ips=true` forgets the last section's allowed_ip lines so far. */
+  /** Writer: `replace_allowed_ips=true` forgets the last section's allowed_ip lines so far. */
   replaceAllowedIps(): void {
     this.flag(PeerFlag.replaceAllowedIps);
     const { b, at } = this.#last();
@@ -240,8 +271,11 @@ export class PeerOpList implements Iterable<PeerOp> {
     writeU32(b, at + P_AIP_END, start);
   }
 
-  /** Parser: appends an allowed_ip line (`ip` 4 or 16 bytes) to the last section. */
+  /** Writer: appends an allowed_ip line (`ip` 4 or 16 bytes) to the last section. */
   allowedIp(ip: Uint8Array, cidr: number, remove: boolean): void {
+    checkAddress(ip);
+    checkRange('cidr', cidr, ip.length * 8);
+    this.#last();
     const store = this.#allowedIps;
     const i = store.push();
     const r = store.block(i);

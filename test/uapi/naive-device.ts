@@ -1,11 +1,13 @@
-// In-memory twin of a device's UAPI configuration (STYLE.md 3): applies SetTransactions with
-// wireguard-go's semantics (device/uapi.go, device/allowedips.go) to plain maps, no network.
-// Used by tests and as the reference the real device's configuration behaviour is checked against.
+// The slow twin of the device's configuration semantics (STYLE.md 10): applies parsed `set=1`
+// transactions with wireguard-go's rules (device/uapi.go, device/allowedips.go) to plain maps,
+// written the obvious way. Only the UAPI fuzz test uses it, as the reference a real (memory-backed)
+// Device is compared with; tests that need a handler use a Device (helpers/memory-device.ts).
 
-import type { UapiAllowedIp, UapiDeviceSnapshot, UapiHandler, UapiPeerSnapshot } from './handler.js';
-import type { SetTransaction, UapiEndpoint } from './protocol.js';
+import type { AllowedIp as UapiAllowedIp, DeviceSnapshot as UapiDeviceSnapshot, PeerEndpoint as UapiEndpoint, PeerSnapshot as UapiPeerSnapshot } from '../../src/device/contract.js';
+import type { UapiHandler } from '../../src/uapi/handler.js';
+import type { SetTransaction } from '../../src/uapi/protocol.js';
 
-/** One peer of a {@link MemoryUapiHandler}; counters are writable so tests can set them. */
+/** One peer of a {@link NaiveDevice}; counters are writable so tests can set them. */
 export interface MemoryPeer {
   readonly publicKey: Uint8Array;
   presharedKey: Uint8Array | null;
@@ -49,7 +51,7 @@ function masked(ip: Uint8Array, cidr: number): UapiAllowedIp {
  * removed as wireguard-go does. `bindPort` stands in for binding: it maps a requested port
  * (0 = any) to the bound one, or throws UapiError('ERR_UAPI_PORT_IN_USE', ...).
  */
-export class MemoryUapiHandler implements UapiHandler {
+export class NaiveDevice implements UapiHandler {
   privateKey: Uint8Array | null = null;
   listenPort = 0;
   fwmark = 0;
