@@ -59,13 +59,7 @@ static napi_value js_force_socket_buffers(napi_env env, napi_callback_info info)
 
 static napi_value socket_not_linux(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, "socket options (SO_MARK, SO_RCVBUFFORCE) need Linux",
-                          NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
+  return throw_not_supported(env, "socket options (SO_MARK, SO_RCVBUFFORCE) need Linux");
 }
 #define js_set_socket_mark socket_not_linux
 #define js_force_socket_buffers socket_not_linux
@@ -73,16 +67,9 @@ static napi_value socket_not_linux(napi_env env, napi_callback_info info) {
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"setSocketMark", js_set_socket_mark},
-             {"forceSocketBuffers", js_force_socket_buffers}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
+  const NativeExport fns[] = {{"setSocketMark", js_set_socket_mark},
+                              {"forceSocketBuffers", js_force_socket_buffers}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
   plexd_tun_register(env, exports);
   plexd_udp_register(env, exports);
   return exports;

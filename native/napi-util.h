@@ -207,4 +207,30 @@ static inline Lifecycle* lifecycle_unwrap(napi_env env, napi_value value, const 
   return static_cast<Lifecycle*>(data);
 }
 
+// One JS function of the addon: its property name and its callback.
+typedef struct {
+  const char* name;
+  napi_callback fn;
+} NativeExport;
+
+// Sets each of `fns` on `exports` as a function named after it (every part's register step).
+static inline void export_functions(napi_env env, napi_value exports, const NativeExport* fns,
+                                    size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+}
+
+// Throws Error(message) with .code "ENOTSUP": what every entry point does off Linux.
+static inline napi_value throw_not_supported(napi_env env, const char* message) {
+  napi_value msg, code, error;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_throw(env, error);
+  return NULL;
+}
+
 #endif

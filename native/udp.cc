@@ -565,42 +565,26 @@ static napi_value js_udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-void plexd_udp_register(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"udpOpen", js_udp_open},
-             {"udpFlush", js_udp_flush},
-             {"udpSetMark", js_udp_set_mark},
-             {"udpBufferSizes", js_udp_buffer_sizes},
-             {"udpClose", js_udp_close}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
-}
-
 #else  // not Linux: the entry points exist and say why they cannot work.
 
 static napi_value udp_not_linux(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, "the native UDP bind needs Linux (recvmmsg/sendmmsg)",
-                          NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
+  return throw_not_supported(env, "the native UDP bind needs Linux (recvmmsg/sendmmsg)");
 }
-
-void plexd_udp_register(napi_env env, napi_value exports) {
-  const char* names[] = {"udpOpen", "udpFlush", "udpSetMark", "udpBufferSizes", "udpClose"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    napi_value f;
-    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, udp_not_linux, NULL, &f);
-    napi_set_named_property(env, exports, names[i], f);
-  }
-}
+#define js_udp_open udp_not_linux
+#define js_udp_flush udp_not_linux
+#define js_udp_set_mark udp_not_linux
+#define js_udp_buffer_sizes udp_not_linux
+#define js_udp_close udp_not_linux
 
 #endif
+
+void plexd_udp_register(napi_env env, napi_value exports) {
+  const NativeExport fns[] = {
+      {"udpOpen", js_udp_open},
+      {"udpFlush", js_udp_flush},
+      {"udpSetMark", js_udp_set_mark},
+      {"udpBufferSizes", js_udp_buffer_sizes},
+      {"udpClose", js_udp_close}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+}

@@ -22,14 +22,18 @@ function loopbackBind(options: NativeBindOptions = {}): NativeBind {
   return b;
 }
 
+/** Two loopback binds open on free ports; `bOptions` go to the second. */
+async function openedPair(bOptions: NativeBindOptions = {}): Promise<[NativeBind, NativeBind]> {
+  const pair: [NativeBind, NativeBind] = [loopbackBind(), loopbackBind(bOptions)];
+  for (const x of pair) await x.open(0);
+  return pair;
+}
+
 if (process.getuid?.() !== 0) console.warn('[skip] bind-native fwmark: setting SO_MARK needs root (netns tier covers it)');
 
 describe('NativeBind', () => {
   it('drains many datagrams per wakeup and hands out one cached Endpoint per source', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind({ batchSize: 16 });
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair({ batchSize: 16 });
     const seen: number[] = [];
     const sources = new Set<Endpoint>();
     let batches = 0;
@@ -59,10 +63,7 @@ describe('NativeBind', () => {
   });
 
   it('onReceive gets a copy the handler may keep; onReceiveBatch a view into the batch buffer', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const kept: Uint8Array[] = [];
     b.onReceive((data) => kept.push(data));
     for (let i = 0; i < 3; i++) a.send(new Uint8Array([i, i, i]), { address: '127.0.0.1', port: b.port });
@@ -79,10 +80,7 @@ describe('NativeBind', () => {
   });
 
   it('carries the largest datagrams; oversized ones are dropped and counted, never thrown', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const got: number[] = [];
     b.onReceive((data) => got.push(data.length));
     const big4 = randomBytes(65507); // the IPv4 maximum
@@ -98,10 +96,7 @@ describe('NativeBind', () => {
   });
 
   it('hostile destinations: closed ports, bad endpoints, a closed bind', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const dead = loopbackBind();
     const deadPort = await dead.open(0);
     dead.close();

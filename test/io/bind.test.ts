@@ -51,6 +51,13 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
     return b;
   }
 
+  /** Two loopback binds open on free ports; `bOptions` go to the second. */
+  async function openedPair(bOptions: TestBindOptions = {}): Promise<[TestBind, TestBind]> {
+    const pair: [TestBind, TestBind] = [loopbackBind(), loopbackBind(bOptions)];
+    for (const x of pair) await x.open(0);
+    return pair;
+  }
+
   it('port 0 picks one free port shared by both families', async () => {
     const a = loopbackBind();
     expect(a.families).toEqual({ ipv4: false, ipv6: false });
@@ -61,10 +68,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('sends and receives over IPv4 and IPv6', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     let got = nextDatagram(b);
     expect(a.send(new Uint8Array([1, 2, 3]), { address: '127.0.0.1', port: b.port })).toBe('sent');
     let d = await got;
@@ -85,10 +89,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('send returns before the bytes can change: the kernel has them', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const got = nextDatagram(b);
     const buf = new Uint8Array([7, 7, 7]);
     expect(a.send(buf, { address: '127.0.0.1', port: b.port })).toBe('sent');
@@ -97,10 +98,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('rebind moves to a new port and keeps the handler', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const seen: number[] = [];
     b.onReceive((data) => seen.push(data[0]!));
     const oldPort = b.port;
@@ -147,10 +145,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('hostile and misuse: closed binds, closed destinations, bad endpoints', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const deadPort = b.port;
     b.close();
     b.close();
