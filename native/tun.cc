@@ -401,7 +401,7 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
   }
   int err = mtu_ioctl(t, SIOCSIFMTU, &mtu);
   if (err != 0) {
-    throw_errno(env, err, err == EPERM ? "SIOCSIFMTU: CAP_NET_ADMIN is needed" : "SIOCSIFMTU");
+    throw_errno_admin(env, err, "SIOCSIFMTU");
     return NULL;
   }
   return NULL;
@@ -435,28 +435,13 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-#else  // not Linux: the entry points exist and say why they cannot work.
-
-static napi_value tun_not_linux(napi_env env, napi_callback_info info) {
-  (void)info;
-  return throw_not_supported(env, "TUN devices are only supported on Linux");
-}
-#define js_open tun_not_linux
-#define js_write tun_not_linux
-#define js_get_mtu tun_not_linux
-#define js_set_mtu tun_not_linux
-#define js_name tun_not_linux
-#define js_close tun_not_linux
-
 #endif
 
 void plexd_tun_register(napi_env env, napi_value exports) {
   const NativeExport fns[] = {
-      {"open", js_open},
-      {"write", js_write},
-      {"getMtu", js_get_mtu},
-      {"setMtu", js_set_mtu},
-      {"name", js_name},
-      {"close", js_close}};
-  export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+      {"open", LINUX_ONLY(js_open)},     {"write", LINUX_ONLY(js_write)},
+      {"getMtu", LINUX_ONLY(js_get_mtu)}, {"setMtu", LINUX_ONLY(js_set_mtu)},
+      {"name", LINUX_ONLY(js_name)},     {"close", LINUX_ONLY(js_close)}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0],
+                   "TUN devices are only supported on Linux");
 }

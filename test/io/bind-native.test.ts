@@ -9,6 +9,7 @@ import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js'
 import { UdpBind } from '../../src/io/bind-udp.js';
 import type { Endpoint } from '../../src/io/bind.js';
 import { ipPacket } from '../helpers/ip-packet.js';
+import { loopbackBinds } from '../helpers/loopback-binds.js';
 import { waitFor } from '../helpers/wait.js';
 
 const open: Array<NativeBind | Device> = [];
@@ -16,18 +17,7 @@ afterEach(async () => {
   for (const x of open.splice(0)) await x.close();
 });
 
-function loopbackBind(options: NativeBindOptions = {}): NativeBind {
-  const b = new NativeBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
-  open.push(b);
-  return b;
-}
-
-/** Two loopback binds open on free ports; `bOptions` go to the second. */
-async function openedPair(bOptions: NativeBindOptions = {}): Promise<[NativeBind, NativeBind]> {
-  const pair: [NativeBind, NativeBind] = [loopbackBind(), loopbackBind(bOptions)];
-  for (const x of pair) await x.open(0);
-  return pair;
-}
+const { bind: loopbackBind, openedPair } = loopbackBinds((o: NativeBindOptions) => new NativeBind(o), open);
 
 if (process.getuid?.() !== 0) console.warn('[skip] bind-native fwmark: setting SO_MARK needs root (netns tier covers it)');
 

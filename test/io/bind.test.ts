@@ -8,6 +8,7 @@ import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js';
 import { UdpBind, type UdpBindOptions } from '../../src/io/bind-udp.js';
 import { socketBindSettings, type Bind, type Endpoint } from '../../src/io/bind.js';
+import { loopbackBinds } from '../helpers/loopback-binds.js';
 
 /** A Bind with what the socket binds and the twin all report beyond the interface. */
 type TestBind = Bind & { readonly families: { ipv4: boolean; ipv6: boolean } };
@@ -45,18 +46,7 @@ function nextDatagram(bind: TestBind, timeoutMs = 2000): Promise<{ data: Uint8Ar
 }
 
 describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
-  function loopbackBind(options: TestBindOptions = {}): TestBind {
-    const b = create({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
-    open.push(b);
-    return b;
-  }
-
-  /** Two loopback binds open on free ports; `bOptions` go to the second. */
-  async function openedPair(bOptions: TestBindOptions = {}): Promise<[TestBind, TestBind]> {
-    const pair: [TestBind, TestBind] = [loopbackBind(), loopbackBind(bOptions)];
-    for (const x of pair) await x.open(0);
-    return pair;
-  }
+  const { bind: loopbackBind, openedPair } = loopbackBinds(create, open);
 
   it('port 0 picks one free port shared by both families', async () => {
     const a = loopbackBind();
