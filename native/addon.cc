@@ -31,8 +31,7 @@ static napi_value js_set_socket_mark(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_value_int32(env, argv[0], &fd));
   CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &mark));
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
-    int err = errno;
-    throw_errno(env, err, err == EPERM ? "SO_MARK: CAP_NET_ADMIN is needed" : "SO_MARK");
+    throw_errno_admin(env, errno, "SO_MARK");
     return NULL;
   }
   return NULL;
@@ -55,34 +54,13 @@ static napi_value js_force_socket_buffers(napi_env env, napi_callback_info info)
   return NULL;
 }
 
-#else
-
-static napi_value socket_not_linux(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, "socket options (SO_MARK, SO_RCVBUFFORCE) need Linux",
-                          NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
-}
-#define js_set_socket_mark socket_not_linux
-#define js_force_socket_buffers socket_not_linux
-
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"setSocketMark", js_set_socket_mark},
-             {"forceSocketBuffers", js_force_socket_buffers}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
+  const NativeExport fns[] = {{"setSocketMark", LINUX_ONLY(js_set_socket_mark)},
+                              {"forceSocketBuffers", LINUX_ONLY(js_force_socket_buffers)}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0],
+                   "socket options (SO_MARK, SO_RCVBUFFORCE) need Linux");
   plexd_tun_register(env, exports);
   plexd_udp_register(env, exports);
   return exports;

@@ -207,4 +207,57 @@ static inline Lifecycle* lifecycle_unwrap(napi_env env, napi_value value, const 
   return static_cast<Lifecycle*>(data);
 }
 
+// One JS function of the addon: its property name and its callback, NULL where the platform has
+// none (write the callback as LINUX_ONLY(js_x) in a table).
+typedef struct {
+  const char* name;
+  napi_callback fn;
+} NativeExport;
+
+#ifdef __linux__
+#define LINUX_ONLY(fn) (fn)
+#else
+#define LINUX_ONLY(fn) NULL
+#endif
+
+// Throws Error(message) with .code "ENOTSUP": what every entry point does off Linux.
+static inline napi_value throw_not_supported(napi_env env, const char* message) {
+  napi_value msg, code, error;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_throw(env, error);
+  return NULL;
+}
+
+// The callback of an entry point the platform lacks; its data is the message.
+static inline napi_value not_supported(napi_env env, napi_callback_info info) {
+  void* message = NULL;
+  napi_get_cb_info(env, info, NULL, NULL, NULL, &message);
+  return throw_not_supported(env, (const char*)message);
+}
+
+// Sets each of `fns` on `exports` as a function named after it (every part's register step); an
+// entry without a callback throws ENOTSUP with `unsupported` as its message.
+static inline void export_functions(napi_env env, napi_value exports, const NativeExport* fns,
+                                    size_t count, const char* unsupported) {
+  for (size_t i = 0; i < count; i++) {
+    napi_callback fn = fns[i].fn != NULL ? fns[i].fn : not_supported;
+    void* data = fns[i].fn != NULL ? NULL : (void*)unsupported;
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fn, data, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+}
+
+// throw_errno for an operation that needs CAP_NET_ADMIN: on EPERM the message says so.
+static inline void throw_errno_admin(napi_env env, int err, const char* what) {
+  char text[128];
+  if (err == EPERM) {
+    snprintf(text, sizeof text, "%s: CAP_NET_ADMIN is needed", what);
+    what = text;
+  }
+  throw_errno(env, err, what);
+}
+
 #endif

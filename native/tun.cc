@@ -401,7 +401,7 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
   }
   int err = mtu_ioctl(t, SIOCSIFMTU, &mtu);
   if (err != 0) {
-    throw_errno(env, err, err == EPERM ? "SIOCSIFMTU: CAP_NET_ADMIN is needed" : "SIOCSIFMTU");
+    throw_errno_admin(env, err, "SIOCSIFMTU");
     return NULL;
   }
   return NULL;
@@ -435,38 +435,13 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-void plexd_tun_register(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"open", js_open},       {"write", js_write}, {"getMtu", js_get_mtu},
-             {"setMtu", js_set_mtu}, {"name", js_name},   {"close", js_close}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
-}
-
-#else  // not Linux: the entry points exist and say why they cannot work.
-
-static napi_value tun_not_linux(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, "TUN devices are only supported on Linux", NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
-}
-
-void plexd_tun_register(napi_env env, napi_value exports) {
-  const char* names[] = {"open", "write", "getMtu", "setMtu", "name", "close"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    napi_value f;
-    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, tun_not_linux, NULL, &f);
-    napi_set_named_property(env, exports, names[i], f);
-  }
-}
-
 #endif
+
+void plexd_tun_register(napi_env env, napi_value exports) {
+  const NativeExport fns[] = {
+      {"open", LINUX_ONLY(js_open)},     {"write", LINUX_ONLY(js_write)},
+      {"getMtu", LINUX_ONLY(js_get_mtu)}, {"setMtu", LINUX_ONLY(js_set_mtu)},
+      {"name", LINUX_ONLY(js_name)},     {"close", LINUX_ONLY(js_close)}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0],
+                   "TUN devices are only supported on Linux");
+}

@@ -524,8 +524,7 @@ static napi_value js_udp_set_mark(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_value_uint32(env, argv[1], &mark));
   for (int i = 0; i < 2; i++) {
     if (u->fd[i] >= 0 && setsockopt(u->fd[i], SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
-      int err = errno;
-      throw_errno(env, err, err == EPERM ? "SO_MARK: CAP_NET_ADMIN is needed" : "SO_MARK");
+      throw_errno_admin(env, errno, "SO_MARK");
       return NULL;
     }
   }
@@ -565,42 +564,14 @@ static napi_value js_udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-void plexd_udp_register(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"udpOpen", js_udp_open},
-             {"udpFlush", js_udp_flush},
-             {"udpSetMark", js_udp_set_mark},
-             {"udpBufferSizes", js_udp_buffer_sizes},
-             {"udpClose", js_udp_close}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
-}
-
-#else  // not Linux: the entry points exist and say why they cannot work.
-
-static napi_value udp_not_linux(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value msg, code, error;
-  napi_create_string_utf8(env, "the native UDP bind needs Linux (recvmmsg/sendmmsg)",
-                          NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, "ENOTSUP", NAPI_AUTO_LENGTH, &code);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
-}
-
-void plexd_udp_register(napi_env env, napi_value exports) {
-  const char* names[] = {"udpOpen", "udpFlush", "udpSetMark", "udpBufferSizes", "udpClose"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    napi_value f;
-    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, udp_not_linux, NULL, &f);
-    napi_set_named_property(env, exports, names[i], f);
-  }
-}
-
 #endif
+
+void plexd_udp_register(napi_env env, napi_value exports) {
+  const NativeExport fns[] = {{"udpOpen", LINUX_ONLY(js_udp_open)},
+                              {"udpFlush", LINUX_ONLY(js_udp_flush)},
+                              {"udpSetMark", LINUX_ONLY(js_udp_set_mark)},
+                              {"udpBufferSizes", LINUX_ONLY(js_udp_buffer_sizes)},
+                              {"udpClose", LINUX_ONLY(js_udp_close)}};
+  export_functions(env, exports, fns, sizeof fns / sizeof fns[0],
+                   "the native UDP bind needs Linux (recvmmsg/sendmmsg)");
+}

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { EventEnvelope } from '../api/events.js';
-import { formatRfc3339 } from '../api/fields.js';
+import { encodeBase64, formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
 import type { HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
 import { VERSION } from '../version.js';
@@ -289,7 +289,7 @@ export class Agent {
   async #apply(peers: readonly PeerInfo[], why: string): Promise<void> {
     if (this.#refused(peers, why)) return;
     const own = this.#keys.publicKey;
-    const plan = this.#reconciler.plan(this.iface.device.snapshot(), peers.filter((p) => p.node_id !== this.#identity.node_id), own);
+    const plan = this.#reconciler.plan({ peers: this.iface.device.peers() }, peers.filter((p) => p.node_id !== this.#identity.node_id), own);
     if (plan.config !== undefined) {
       await this.iface.device.configure(plan.config);
       this.#reconciler.commit(plan);
@@ -509,7 +509,7 @@ export class Agent {
   checkPaths(): void {
     if (!this.#stateApplied) return;
     const withEndpoint = new Set<string>();
-    for (const p of this.iface.device.snapshot().peers) if (p.endpoint !== null) withEndpoint.add(Buffer.from(p.publicKey).toString('base64'));
+    for (const p of this.iface.device.peers()) if (p.endpoint !== null) withEndpoint.add(encodeBase64(p.publicKey));
     const own = this.#keys.publicKey;
     const peers = this.#peers.filter((p) => p.node_id !== this.#identity.node_id && p.public_key !== own);
     this.#pathProblems.check(peers.map((info) => ({ info, deviceHasEndpoint: withEndpoint.has(info.public_key) })), this.#clock.now());

@@ -1,8 +1,9 @@
 // The node API's documents (docs/agent.md "Configuration", node_api.socket_path): `status` (identity, readiness, delivery
 // mode, last heartbeat and reconcile, policy, envelope and event counters, NAT) and `peers` (the
-// control plane's view of each peer joined with the device's). Built from a snapshot of the
-// agent's state; times are wall-clock milliseconds the agent read from its Clock.
+// control plane's view of each peer joined with the device's typed peer query). Built from the
+// agent's state at the request; times are wall-clock milliseconds the agent read from its Clock.
 
+import { encodeBase64 } from '../api/fields.js';
 import type { PeerInfo } from '../api/types.js';
 import type { DeliveryMode, EventStream } from '../control/event-stream.js';
 import type { EnvelopeVerifier } from '../control/envelopes.js';
@@ -69,12 +70,16 @@ export function statusDocument(s: StatusInputs): Record<string, unknown> {
   };
 }
 
-/** The `peers` document of the node API: the control plane's view joined with the device's. */
+/**
+ * The `peers` document of the node API: the control plane's view joined with the device's. Reads
+ * the device through its typed peer query (no private key copied, no text) and encodes only the
+ * public key it prints.
+ */
 export function peersDocument(s: Pick<StatusInputs, 'iface' | 'nat' | 'peers' | 'pathProblems'>): Array<Record<string, unknown>> {
   const byKey = new Map(s.peers.map((p) => [p.public_key, p]));
   const out: Array<Record<string, unknown>> = [];
-  for (const p of s.iface.device.snapshot().peers) {
-    const key = Buffer.from(p.publicKey).toString('base64');
+  for (const p of s.iface.device.peers()) {
+    const key = encodeBase64(p.publicKey);
     const info = byKey.get(key);
     const path = s.nat?.peerPath(key, p.endpoint);
     out.push({

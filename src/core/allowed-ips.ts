@@ -96,6 +96,9 @@ function checkPrefix(ip: Uint8Array, cidr: number): void {
   }
 }
 
+/** tests: walks the trie and throws on a broken invariant; core/index.ts does not export it. */
+export const CHECK_INVARIANTS: unique symbol = Symbol('checkInvariants');
+
 /**
  * Maps IPv4 and IPv6 prefixes to values (peers), answering longest-prefix matches. Each prefix
  * has at most one owner; a value may own many prefixes, listed in the order it gained them.
@@ -261,7 +264,7 @@ export class AllowedIps<T> {
    * Walks the whole trie and throws Error if a structural invariant is broken (child order,
    * parent links, junctions with two children, counts). For tests; O(total).
    */
-  debugCheck(): void {
+  [CHECK_INVARIANTS](): void {
     let owned = 0;
     const visit = (node: Node<T>, parent: Node<T> | null, len: 4 | 16): void => {
       const fail = (why: string): never => {

@@ -45,7 +45,18 @@ import {
   readCounter,
   readU32,
 } from './messages.js';
-import { Peer, PEER_ENDPOINT, PEER_INITIATION, PEER_KEEPALIVE, PEER_OWNER } from './peer.js';
+import {
+  Peer,
+  PEER_COOKIES,
+  PEER_ENDPOINT,
+  PEER_HANDSHAKE,
+  PEER_INITIATION,
+  PEER_KEEPALIVE,
+  PEER_KEYPAIRS,
+  PEER_OWNER,
+  PEER_STAGED,
+  PEER_TIMERS,
+} from './peer.js';
 import { LoadMonitor, RateLimiter } from './rate-limiter.js';
 import { tai64n } from './tai64n.js';
 
@@ -175,7 +186,7 @@ export class Engine {
     old?.privateKey.fill(0);
     for (const peer of this.#peers.values()) {
       // The static-static DH is recomputed lazily at the next handshake (Handshake.staticStatic).
-      peer.handshake.forgetStaticStatic();
+      peer[PEER_HANDSHAKE].forgetStaticStatic();
       this.#expireCurrentKeypairs(peer);
     }
   }
@@ -224,10 +235,10 @@ export class Engine {
     this.#peers.delete(keyOf(peer.publicKey));
     this.allowedIps.removeValue(peer);
     this.#heap.remove(peer);
-    peer.timers.stop();
+    peer[PEER_TIMERS].stop();
     this.#zeroAndFlushAll(peer, undefined);
-    peer.handshake.wipe();
-    peer.cookieGenerator.wipe();
+    peer[PEER_HANDSHAKE].wipe();
+    peer[PEER_COOKIES].wipe();
     peer[PEER_OWNER] = undefined;
   }
 
@@ -253,7 +264,7 @@ export class Engine {
       (before === undefined || before.address !== endpoint.address || before.port !== endpoint.port) &&
       this.#pendingInitiation(peer) !== undefined
     ) {
-      peer.timers.resendInitiation = -Infinity;
+      peer[PEER_TIMERS].resendInitiation = -Infinity;
       this.#reschedule(peer);
     }
   }
@@ -261,7 +272,7 @@ export class Engine {
   /** The last initiation sent to `peer`, if it is still the handshake in progress. */
   #pendingInitiation(peer: Peer): Uint8Array | undefined {
     const message = peer[PEER_INITIATION];
-    const hs = peer.handshake;
+    const hs = peer[PEER_HANDSHAKE];
     if (message === undefined) return undefined;
     if (hs.state !== HandshakeState.initiationCreated || readU32(message, InitiationOffset.sender) !== hs.localIndex) {
       peer[PEER_INITIATION] = undefined;
@@ -273,10 +284,10 @@ export class Engine {
   /** Sets the 32-byte pre-shared key; undefined or all zero = none. Applies to the next handshake. */
   setPresharedKey(peer: Peer, presharedKey: Uint8Array | undefined): void {
     this.#expectPeer(peer);
-    if (presharedKey === undefined) peer.handshake.presharedKey.fill(0);
+    if (presharedKey === undefined) peer[PEER_HANDSHAKE].presharedKey.fill(0);
     else {
       expectKey('pre-shared key', presharedKey);
-      peer.handshake.presharedKey.set(presharedKey);
+      peer[PEER_HANDSHAKE].presharedKey.set(presharedKey);
     }
   }
 
@@ -291,9 +302,9 @@ export class Engine {
     }
     const old = peer.persistentKeepalive;
     peer[PEER_KEEPALIVE] = seconds;
-    if (seconds === 0) peer.timers.persistentKeepalive = Infinity;
+    if (seconds === 0) peer[PEER_TIMERS].persistentKeepalive = Infinity;
     else if (old === 0) {
-      peer.timers.persistentKeepalive = -Infinity;
+      peer[PEER_TIMERS].persistentKeepalive = -Infinity;
       this.#reschedule(peer);
     }
   }
@@ -408,7 +419,7 @@ export class Engine {
     for (;;) {
       const top = heap.peek();
       if (top === undefined) return Infinity;
-      const actual = top.timers.next();
+      const actual = top[PEER_TIMERS].next();
       if (actual <= top[HEAP_KEY]) return top[HEAP_KEY];
       if (actual === Infinity) heap.remove(top);
       else heap.schedule(top, actual);
@@ -422,8 +433,8 @@ export class Engine {
       this.#drop(sink, 'too-large', peer);
       return;
     }
-    const keypair = peer.keypairs.current;
-    if (peer.staged.length === 0 && keypair !== undefined && keypair.sendCounter < REJECT_AFTER_MESSAGES && now - keypair.created < REJECT_AFTER_TIME) {
+    const keypair = peer[PEER_KEYPAIRS].current;
+    if (peer[PEER_STAGED].length === 0 && keypair !== undefined && keypair.sendCounter < REJECT_AFTER_MESSAGES && now - keypair.created < REJECT_AFTER_TIME) {
       this.#sendData(peer, keypair, packet, now, sink);
       this.#keepKeyFreshSending(peer, now, sink);
       this.#reschedule(peer);
@@ -435,7 +446,7 @@ export class Engine {
   }
 
   #stage(peer: Peer, packet: Uint8Array, sink: ActionSink<Peer> | undefined): void {
-    const staged = peer.staged;
+    const staged = peer[PEER_STAGED];
     if (staged.length >= this.#maxStaged) {
       staged.shift();
       this.#drop(sink, 'queue-full', peer);
@@ -445,9 +456,9 @@ export class Engine {
 
   /** wireguard-go SendStagedPackets: sends the queue with the current keypair, else handshakes. */
   #sendStaged(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    const staged = peer.staged;
+    const staged = peer[PEER_STAGED];
     if (staged.length === 0) return;
-    const keypair = peer.keypairs.current;
+    const keypair = peer[PEER_KEYPAIRS].current;
     if (keypair === undefined || keypair.sendCounter >= REJECT_AFTER_MESSAGES || now - keypair.created >= REJECT_AFTER_TIME) {
       this.#sendHandshakeInitiation(peer, false, now, sink);
       return;
@@ -462,7 +473,7 @@ export class Engine {
     const pool = this.#sendBuffer;
     const pooled = pool !== undefined && pool.length >= transportLength(packet.length);
     const message = sealTransport(keypair, packet, pooled ? pool : undefined);
-    const timers = peer.timers;
+    const timers = peer[PEER_TIMERS];
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();
     if (packet.length > 0 && timers.newHandshake === Infinity) timers.dataSent(now, this.#jitter());
@@ -475,7 +486,7 @@ export class Engine {
 
   /** wireguard-go SendKeepalive: queue an empty packet unless something is queued, then flush. */
   #sendKeepalive(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    if (peer.staged.length === 0) peer.staged.push(EMPTY_PACKET);
+    if (peer[PEER_STAGED].length === 0) peer[PEER_STAGED].push(EMPTY_PACKET);
     this.#sendStaged(peer, now, sink);
   }
 
@@ -492,7 +503,7 @@ export class Engine {
 
   /** Rekey when the current keypair is old (initiator) or has sent REKEY_AFTER_MESSAGES (6.2). */
   #keepKeyFreshSending(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    const keypair = peer.keypairs.current;
+    const keypair = peer[PEER_KEYPAIRS].current;
     if (keypair === undefined) return;
     if (keypair.sendCounter > REKEY_AFTER_MESSAGES || (keypair.isInitiator && now - keypair.created > REKEY_AFTER_TIME)) {
       this.#sendHandshakeInitiation(peer, false, now, sink);
@@ -504,18 +515,18 @@ export class Engine {
    * REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT (whitepaper 6.2, receive side).
    */
   #keepKeyFreshReceiving(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    if (peer.timers.sentLastMinuteHandshake) return;
-    const keypair = peer.keypairs.current;
+    if (peer[PEER_TIMERS].sentLastMinuteHandshake) return;
+    const keypair = peer[PEER_KEYPAIRS].current;
     if (keypair !== undefined && keypair.isInitiator && now - keypair.created > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
-      peer.timers.sentLastMinuteHandshake = true;
+      peer[PEER_TIMERS].sentLastMinuteHandshake = true;
       this.#sendHandshakeInitiation(peer, false, now, sink);
     }
   }
 
   /** Whitepaper 5.4.2 / wireguard-go SendHandshakeInitiation: at most one per REKEY_TIMEOUT. */
   #sendHandshakeInitiation(peer: Peer, isRetry: boolean, now: number, sink: ActionSink<Peer>): void {
-    const timers = peer.timers;
-    const hs = peer.handshake;
+    const timers = peer[PEER_TIMERS];
+    const hs = peer[PEER_HANDSHAKE];
     if (!isRetry) timers.handshakeAttempts = 0;
     if (now - hs.lastSentHandshake < REKEY_TIMEOUT) return;
     hs.lastSentHandshake = now;
@@ -531,7 +542,7 @@ export class Engine {
       this.#index.remove(index);
       return;
     }
-    peer.cookieGenerator.addMacs(message, now);
+    peer[PEER_COOKIES].addMacs(message, now);
     peer[PEER_INITIATION] = copyBytes(message);
     timers.resendInitiation = Infinity;
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
@@ -543,7 +554,7 @@ export class Engine {
 
   /** Whitepaper 5.4.3 / wireguard-go SendHandshakeResponse, after a consumed initiation. */
   #sendHandshakeResponse(peer: Peer, identity: Identity, now: number, sink: ActionSink<Peer>): void {
-    const hs = peer.handshake;
+    const hs = peer[PEER_HANDSHAKE];
     hs.lastSentHandshake = now;
     if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
     const ephemeral = new Uint8Array(32);
@@ -555,9 +566,9 @@ export class Engine {
       this.#index.remove(index);
       return;
     }
-    peer.cookieGenerator.addMacs(message, now);
+    peer[PEER_COOKIES].addMacs(message, now);
     if (!this.#beginSession(peer, identity, now, sink)) return;
-    const timers = peer.timers;
+    const timers = peer[PEER_TIMERS];
     timers.sessionDerived(now);
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();
@@ -567,7 +578,7 @@ export class Engine {
 
   /** Derives a keypair from the finished handshake and rotates it in (whitepaper 5.4.5). */
   #beginSession(peer: Peer, identity: Identity, now: number, sink: ActionSink<Peer>): boolean {
-    const keys = deriveKeys(identity, peer.handshake);
+    const keys = deriveKeys(identity, peer[PEER_HANDSHAKE]);
     if (keys === undefined) return false;
     const keypair = new Keypair<Peer>(
       peer,
@@ -581,7 +592,7 @@ export class Engine {
     keys.sendKey.fill(0);
     keys.receiveKey.fill(0);
     this.#index.replace(keys.localIndex, keypair);
-    peer.keypairs.install(keypair, this.#releaseKeypair);
+    peer[PEER_KEYPAIRS].install(keypair, this.#releaseKeypair);
     this.#event(sink, { kind: 'keypair-created', peer, isInitiator: keys.isInitiator });
     return true;
   }
@@ -614,8 +625,8 @@ export class Engine {
       this.#drop(sink, 'replay', peer);
       return;
     }
-    const timers = peer.timers;
-    if (peer.keypairs.receivedWith(keypair, this.#releaseKeypair)) {
+    const timers = peer[PEER_TIMERS];
+    if (peer[PEER_KEYPAIRS].receivedWith(keypair, this.#releaseKeypair)) {
       // Key confirmation (whitepaper 5.4.6): the responder's new keypair is now current.
       this.#setEndpointFromPacket(peer, from, sink);
       timers.handshakeComplete();
@@ -705,8 +716,8 @@ export class Engine {
         return;
       }
       const peer = result;
-      peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
-      peer.timers.anyAuthenticatedPacketReceived();
+      peer[PEER_TIMERS].anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+      peer[PEER_TIMERS].anyAuthenticatedPacketReceived();
       this.#setEndpointFromPacket(peer, from, sink);
       peer.rxBytes += datagram.length;
       this.#sendHandshakeResponse(peer, identity, now, sink);
@@ -715,18 +726,18 @@ export class Engine {
     }
     const receiver = readU32(datagram, ResponseOffset.receiver);
     const entry = this.#index.get(receiver);
-    if (!(entry instanceof Peer) || !entry.handshake.awaitsResponse(receiver)) {
+    if (!(entry instanceof Peer) || !entry[PEER_HANDSHAKE].awaitsResponse(receiver)) {
       this.#drop(sink, 'unexpected-response', entry instanceof Keypair ? entry.peer : entry);
       return;
     }
     const peer = entry;
-    if (!consumeResponseMessage(identity, peer.handshake, datagram)) {
+    if (!consumeResponseMessage(identity, peer[PEER_HANDSHAKE], datagram)) {
       this.#drop(sink, 'handshake-decrypt', peer);
       return;
     }
     this.#setEndpointFromPacket(peer, from, sink);
     peer.rxBytes += datagram.length;
-    const timers = peer.timers;
+    const timers = peer[PEER_TIMERS];
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketReceived();
     if (this.#beginSession(peer, identity, now, sink)) {
@@ -747,7 +758,7 @@ export class Engine {
       return;
     }
     const nonce = datagram.subarray(CookieReplyOffset.nonce, CookieReplyOffset.cookie);
-    if (!peer.cookieGenerator.consumeReply(nonce, datagram.subarray(CookieReplyOffset.cookie), now)) {
+    if (!peer[PEER_COOKIES].consumeReply(nonce, datagram.subarray(CookieReplyOffset.cookie), now)) {
       this.#drop(sink, 'cookie-decrypt', peer);
     }
   }
@@ -764,12 +775,12 @@ export class Engine {
   // ---- internals: timers --------------------------------------------------------------------
 
   #runTimers(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    const timers = peer.timers;
+    const timers = peer[PEER_TIMERS];
     if (timers.resendInitiation <= now) {
       timers.resendInitiation = Infinity;
       const message = this.#pendingInitiation(peer);
       // Within the attempt's REKEY_TIMEOUT only; after it the retransmit timer sends a new one.
-      if (message !== undefined && now - peer.handshake.lastSentHandshake < REKEY_TIMEOUT) {
+      if (message !== undefined && now - peer[PEER_HANDSHAKE].lastSentHandshake < REKEY_TIMEOUT) {
         this.#transmit(peer, copyBytes(message), sink);
         this.#event(sink, { kind: 'handshake-initiation-resent', peer });
       }
@@ -803,7 +814,7 @@ export class Engine {
   }
 
   #expiredRetransmitHandshake(peer: Peer, now: number, sink: ActionSink<Peer>): void {
-    const timers = peer.timers;
+    const timers = peer[PEER_TIMERS];
     if (timers.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
       // REKEY_ATTEMPT_TIME is over (whitepaper 6.4): stop, drop what waited, erase later.
       timers.sendKeepalive = Infinity;
@@ -818,13 +829,13 @@ export class Engine {
 
   /** Erases every keypair and the handshake, and drops waiting packets (wireguard-go ZeroAndFlushAll). */
   #zeroAndFlushAll(peer: Peer, sink: ActionSink<Peer> | undefined): void {
-    peer.keypairs.clear(this.#releaseKeypair);
-    this.#releaseHandshake(peer.handshake);
+    peer[PEER_KEYPAIRS].clear(this.#releaseKeypair);
+    this.#releaseHandshake(peer[PEER_HANDSHAKE]);
     this.#flushStaged(peer, 'keys-zeroed', sink);
   }
 
   /** Frees the handshake's indices (in progress and crossed) and clears it. */
-  #releaseHandshake(hs: Peer['handshake']): void {
+  #releaseHandshake(hs: Peer[typeof PEER_HANDSHAKE]): void {
     if (hs.localIndex !== 0) this.#index.remove(hs.localIndex);
     if (hs.crossedIndex !== 0) this.#index.remove(hs.crossedIndex);
     hs.clear();
@@ -832,16 +843,16 @@ export class Engine {
 
   /** wireguard-go ExpireCurrentKeypairs: after a key change, force a fresh handshake on next send. */
   #expireCurrentKeypairs(peer: Peer): void {
-    const hs = peer.handshake;
+    const hs = peer[PEER_HANDSHAKE];
     this.#releaseHandshake(hs);
     hs.lastSentHandshake = -Infinity;
-    const { current, next } = peer.keypairs;
+    const { current, next } = peer[PEER_KEYPAIRS];
     if (current !== undefined) current.sendCounter = REJECT_AFTER_MESSAGES;
     if (next !== undefined) next.sendCounter = REJECT_AFTER_MESSAGES;
   }
 
   #flushStaged(peer: Peer, reason: DropReason, sink: ActionSink<Peer> | undefined): void {
-    const staged = peer.staged;
+    const staged = peer[PEER_STAGED];
     for (let i = 0; i < staged.length; i++) {
       // The keepalive placeholder is not a user packet.
       if (staged[i] !== EMPTY_PACKET) this.#drop(sink, reason, peer);
@@ -851,7 +862,7 @@ export class Engine {
 
   /** Puts the peer's earliest deadline in the heap; later deadlines are re-keyed lazily. */
   #reschedule(peer: Peer): void {
-    const next = peer.timers.next();
+    const next = peer[PEER_TIMERS].next();
     if (next === Infinity) return;
     if (peer[HEAP_INDEX] < 0 || next < peer[HEAP_KEY]) this.#heap.schedule(peer, next);
   }

@@ -12,6 +12,7 @@ import {
   createResponseMessage,
   deriveKeys,
   makeIdentity,
+  PEER_HANDSHAKE,
 } from './handshake.js';
 import { tai64n } from './tai64n.js';
 
@@ -37,7 +38,7 @@ export function runHandshakes(crypto: CryptoProvider, count: number, fillRandom:
   const toInitiator = new CookieGenerator(crypto, initiator.publicKey);
   const responderMacs = new CookieChecker(crypto, responder.publicKey);
   const initiatorMacs = new CookieChecker(crypto, initiator.publicKey);
-  const peer = { handshake: rHs };
+  const peer = { [PEER_HANDSHAKE]: rHs };
   const lookup = (): typeof peer => peer;
   for (let i = 0; i < count; i++) {
     const init = createInitiationMessage(initiator, iHs, key(), tai64n(1_700_000_000_000 + i * 1000), i + 1);

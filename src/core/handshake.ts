@@ -280,6 +280,9 @@ export function createInitiationMessage(
 }
 
 /** Finds the handshake of the peer with a given static public key. */
+/** engine: a peer's Handshake, keyed by a symbol core/index.ts does not export (see peer.ts). */
+export const PEER_HANDSHAKE: unique symbol = Symbol('handshake');
+
 export type HandshakeLookup<P> = (remoteStatic: Uint8Array) => P | undefined;
 
 const scratchTimestamp = new Uint8Array(TIMESTAMP_SIZE);
@@ -289,7 +292,7 @@ const scratchTimestamp = new Uint8Array(TIMESTAMP_SIZE);
  * finds the peer, rejects replays (TAI64N not newer) and floods (within HANDSHAKE_INITIATION_RATE
  * of the last accepted one at `now`). On success the peer's handshake is initiationConsumed.
  */
-export function consumeInitiationMessage<P extends { readonly handshake: Handshake }>(
+export function consumeInitiationMessage<P extends { readonly [PEER_HANDSHAKE]: Handshake }>(
   id: Identity,
   msg: Uint8Array,
   lookup: HandshakeLookup<P>,
@@ -305,7 +308,7 @@ export function consumeInitiationMessage<P extends { readonly handshake: Handsha
     scratch.wipe();
     return 'unknown-peer';
   }
-  const hs = peer.handshake;
+  const hs = peer[PEER_HANDSHAKE];
   if (!consumeInitiationPayload(id.crypto, scratch, hs.staticStatic(id), body, scratchTimestamp)) {
     scratch.wipe();
     return 'handshake-decrypt';

@@ -36,7 +36,7 @@ export {
 export type { Initiation, Response, CookieReply, Transport } from './messages.js';
 export { CookieChecker, CookieGenerator, endpointBytes } from './cookie.js';
 export { RateLimiter, LoadMonitor } from './rate-limiter.js';
-export { Handshake, HandshakeState, makeIdentity } from './handshake.js';
+export { HandshakeState, makeIdentity } from './handshake.js';
 export type { Identity } from './handshake.js';
 export { Keypair } from './keypair.js';
 export { Keypairs } from './session.js';

@@ -5,13 +5,15 @@
 import type { Endpoint } from './actions.js';
 import { CookieGenerator } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
-import { Handshake } from './handshake.js';
+import { Handshake, PEER_HANDSHAKE } from './handshake.js';
 import { HEAP_INDEX, HEAP_KEY, type HeapItem } from './deadline-heap.js';
 import { Keypairs } from './session.js';
 import { PeerTimers } from './timers.js';
 
 // Engine-only state, keyed by symbols that core/index.ts does not export: a library user sees
-// neither the owner nor a way to set the endpoint or keepalive past Engine's validation.
+// neither the owner, nor a way to set the endpoint or keepalive past Engine's validation, nor the
+// peer's keys (handshake, keypairs, cookies), timers or waiting packets. A symbol-keyed property
+// or getter costs what a named one does.
 /** engine: the Engine holding the peer; undefined once removed. */
 export const PEER_OWNER: unique symbol = Symbol('owner');
 /** engine: the endpoint, written by Engine.setEndpoint (validated) and by roaming. */
@@ -21,13 +23,23 @@ export const PEER_KEEPALIVE: unique symbol = Symbol('persistentKeepalive');
 /** engine: the last initiation sent (public bytes, MACs included), resent unchanged when the
  *  endpoint moves before it was answered. */
 export const PEER_INITIATION: unique symbol = Symbol('initiation');
+/** engine: current / previous / next keypairs. */
+export const PEER_KEYPAIRS: unique symbol = Symbol('keypairs');
+/** engine: MAC1/MAC2 writer and cookie holder for messages to this peer. */
+export const PEER_COOKIES: unique symbol = Symbol('cookieGenerator');
+/** engine: protocol timer deadlines. */
+export const PEER_TIMERS: unique symbol = Symbol('timers');
+/** engine: packets waiting for a session (copies), oldest first. */
+export const PEER_STAGED: unique symbol = Symbol('staged');
+/** engine: handshake state, pre-shared key and precomputed static-static DH (declared in
+ *  handshake.ts, which reads it from the peer an initiation names). */
+export { PEER_HANDSHAKE };
 
-/** One peer of an Engine. Members marked "engine" are internal state; do not write them. */
+/** One peer of an Engine: its key, endpoint, keepalive and counters; the rest is the engine's. */
 export class Peer implements HeapItem {
   /** The peer's static public key (32 bytes; a private copy). */
   readonly publicKey: Uint8Array;
-  /** engine: handshake state, pre-shared key and precomputed static-static DH. */
-  readonly handshake: Handshake;
+  readonly [PEER_HANDSHAKE]: Handshake;
   readonly #crypto: CryptoProvider;
   // Made on first use: in a large configuration most peers never send, receive or time out, and
   // these four objects were a fifth of an idle peer's heap.
@@ -50,29 +62,25 @@ export class Peer implements HeapItem {
 
   /** Use Engine.addPeer. */
   constructor(crypto: CryptoProvider, publicKey: Uint8Array) {
-    this.handshake = new Handshake(publicKey);
+    this[PEER_HANDSHAKE] = new Handshake(publicKey);
     // One private copy of the key, shared read-only by the peer, its handshake and its cookies.
-    this.publicKey = this.handshake.remoteStatic;
+    this.publicKey = this[PEER_HANDSHAKE].remoteStatic;
     this.#crypto = crypto;
   }
 
-  /** engine: current / previous / next keypairs. */
-  get keypairs(): Keypairs<Peer> {
+  get [PEER_KEYPAIRS](): Keypairs<Peer> {
     return (this.#keypairs ??= new Keypairs<Peer>());
   }
 
-  /** engine: MAC1/MAC2 writer and cookie holder for messages to this peer. */
-  get cookieGenerator(): CookieGenerator {
+  get [PEER_COOKIES](): CookieGenerator {
     return (this.#cookieGenerator ??= new CookieGenerator(this.#crypto, this.publicKey));
   }
 
-  /** engine: protocol timer deadlines. */
-  get timers(): PeerTimers {
+  get [PEER_TIMERS](): PeerTimers {
     return (this.#timers ??= new PeerTimers());
   }
 
-  /** engine: packets waiting for a session (copies), oldest first. */
-  get staged(): Uint8Array[] {
+  get [PEER_STAGED](): Uint8Array[] {
     return (this.#staged ??= []);
   }
 
@@ -88,6 +96,6 @@ export class Peer implements HeapItem {
 
   /** True when a pre-shared key is configured (non-zero). */
   get hasPresharedKey(): boolean {
-    return this.handshake.hasPresharedKey;
+    return this[PEER_HANDSHAKE].hasPresharedKey;
   }
 }

@@ -12,7 +12,7 @@ import type { CryptoProvider } from '../core/crypto.js';
 import { nobleCrypto } from '../core/crypto-noble.js';
 import { Engine } from '../core/engine.js';
 import { INITIATION_SIZE, MessageType } from '../core/messages.js';
-import type { Peer } from '../core/peer.js';
+import { PEER_HANDSHAKE, type Peer } from '../core/peer.js';
 import { nodeCrypto } from '../crypto/node.js';
 import type { Bind, SendResult } from '../io/bind.js';
 import { defaultBind } from '../io/bind-default.js';
@@ -406,7 +406,7 @@ export class Device {
     const sec = Math.floor(wall / 1000);
     return {
       publicKey: copyBytes(peer.publicKey),
-      presharedKey: peer.hasPresharedKey ? copyBytes(peer.handshake.presharedKey) : null,
+      presharedKey: peer.hasPresharedKey ? copyBytes(peer[PEER_HANDSHAKE].presharedKey) : null,
       endpoint: peer.endpoint ?? null,
       lastHandshakeTimeSec: wall === 0 ? 0 : sec,
       lastHandshakeTimeNsec: wall === 0 ? 0 : Math.round((wall - sec * 1000) * 1e6),

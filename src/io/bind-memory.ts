@@ -49,6 +49,12 @@ export interface MemoryNetworkStats {
 
 const FIRST_EPHEMERAL_PORT = 49152;
 
+// The network's side of its binds, keyed by symbols this module keeps: a user of MemoryNetwork
+// can neither claim an address for another bind nor queue a datagram past a bind's checks.
+const CLAIM: unique symbol = Symbol('claim');
+const RELEASE: unique symbol = Symbol('release');
+const TRANSMIT: unique symbol = Symbol('transmit');
+
 // One spelling per address so '::1' and '0:0::1' meet. IPv6 is canonicalized by the URL parser.
 function canonical(address: string): string {
   if (!address.includes(':')) return address;
@@ -131,8 +137,8 @@ export class MemoryNetwork {
     return n;
   }
 
-  /** @internal Claims address:port for every address of `bind`; port 0 picks a free one. */
-  claim(bind: MemoryBind, addresses: readonly string[], port: number): number {
+  /** Claims address:port for every address of `bind`; port 0 picks a free one. */
+  [CLAIM](bind: MemoryBind, addresses: readonly string[], port: number): number {
     if (port === 0) {
       for (let tries = 0; tries < 16384; tries++) {
         const candidate = this.#nextPort;
@@ -153,16 +159,16 @@ export class MemoryNetwork {
     return port;
   }
 
-  /** @internal Frees what claim() took. */
-  release(bind: MemoryBind, addresses: readonly string[], port: number): void {
+  /** Frees what [CLAIM] took. */
+  [RELEASE](bind: MemoryBind, addresses: readonly string[], port: number): void {
     for (const a of addresses) {
       const k = key(a, port);
       if (this.#binds.get(k) === bind) this.#binds.delete(k);
     }
   }
 
-  /** @internal Queues a datagram (already copied) after the filter. */
-  transmit(datagram: MemoryDatagram): void {
+  /** Queues a datagram (already copied) after the filter. */
+  [TRANSMIT](datagram: MemoryDatagram): void {
     const passed = this.#filter === undefined ? datagram : this.#filter(datagram);
     if (passed === null) {
       this.#stats.filtered++;
@@ -226,7 +232,7 @@ export class MemoryBind implements Bind {
   }
 
   async #open(port: number): Promise<number> {
-    this.#port = this.#network.claim(this, this.#addresses, port);
+    this.#port = this.#network[CLAIM](this, this.#addresses, port);
     return this.#port;
   }
 
@@ -238,8 +244,8 @@ export class MemoryBind implements Bind {
   async #rebind(port: number): Promise<number> {
     if (this.#port === 0) return this.#open(port);
     if (port !== 0 && port === this.#port) return port;
-    const next = this.#network.claim(this, this.#addresses, port);
-    this.#network.release(this, this.#addresses, this.#port);
+    const next = this.#network[CLAIM](this, this.#addresses, port);
+    this.#network[RELEASE](this, this.#addresses, this.#port);
     this.#port = next;
     return next;
   }
@@ -260,7 +266,7 @@ export class MemoryBind implements Bind {
     }
     this.#stats.txPackets++;
     this.#stats.txBytes += data.length;
-    this.#network.transmit({
+    this.#network[TRANSMIT]({
       from: { address: source, port: this.#port },
       to: { address: canonical(address), port: to.port },
       data: copyBytes(data),
@@ -283,7 +289,7 @@ export class MemoryBind implements Bind {
 
   close(): void {
     if (this.#port === 0) return;
-    this.#network.release(this, this.#addresses, this.#port);
+    this.#network[RELEASE](this, this.#addresses, this.#port);
     this.#port = 0;
   }
 }

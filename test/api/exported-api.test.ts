@@ -69,9 +69,13 @@ describe('exported API', () => {
 
   it('shows none of the internals issue 12 hid', async () => {
     const actual = await surface();
-    for (const hidden of ['Device#engine', 'Device#receive', 'Device#tun', 'Device#network', 'Device#drop', 'Device#event', 'core.Peer#heapIndex', 'core.Peer#heapKey', 'core.Peer#owner', 'core.runHandshakes (function)', 'core.DeadlineHeap (class)']) {
+    for (const hidden of ['Device#engine', 'Device#receive', 'Device#tun', 'Device#network', 'Device#drop', 'Device#event', 'core.Peer#heapIndex', 'core.Peer#heapKey', 'core.Peer#owner', 'core.runHandshakes (function)', 'core.DeadlineHeap (class)', 'core.Peer#handshake', 'core.Peer#keypairs', 'core.Peer#timers', 'core.Peer#staged', 'core.Peer#cookieGenerator', 'core.Handshake (class)', 'MemoryNetwork#claim', 'MemoryNetwork#release', 'MemoryNetwork#transmit', 'core.AllowedIps#debugCheck']) {
       expect(actual, hidden).not.toContain(hidden);
     }
+    // A peer carries no string-keyed key material: its keys sit behind symbols core does not export.
+    const engine = new api.core.Engine({ crypto: api.nodeCrypto, fillRandom: () => {}, wallClockMs: () => 0 });
+    const peer = engine.addPeer(new Uint8Array(32).fill(7));
+    for (const key of Object.getOwnPropertySymbols(peer)) expect(Object.values(api.core), String(key)).not.toContain(key);
     // endpoint and persistentKeepalive are readable, not writable past Engine's validation.
     for (const key of ['endpoint', 'persistentKeepalive'] as const) {
       expect(Object.getOwnPropertyDescriptor(api.core.Peer.prototype, key)?.set, key).toBeUndefined();

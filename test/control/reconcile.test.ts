@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../src/api/types.js';
+import { PEER_KEYPAIRS } from '../../src/core/peer.js';
 import { Reconciler, refusePeerList } from '../../src/control/reconcile.js';
 import type { DeviceSnapshot as UapiDeviceSnapshot } from '../../src/device/contract.js';
 import { Device, deviceEngine } from '../../src/device/device.js';
@@ -38,7 +39,7 @@ describe('Reconciler', () => {
       await new Promise((res) => setTimeout(res, 50));
       expect(got.length).toBe(1);
       const peerB = deviceEngine(a).getPeer(Buffer.from(pubs[1]!, 'base64'))!;
-      const keypair = peerB.keypairs.current;
+      const keypair = peerB[PEER_KEYPAIRS].current;
       expect(keypair).toBeDefined();
       const hsBefore = [...a.snapshot().peers].find((p) => Buffer.from(p.publicKey).toString('base64') === pubs[1])!.lastHandshakeTimeSec;
       expect(hsBefore).toBeGreaterThan(0);
@@ -51,7 +52,7 @@ describe('Reconciler', () => {
       expect(p2.config?.peers).toEqual([{ publicKey: pubs[2], remove: true }]);
       await a.configure(p2.config!);
       expect(deviceEngine(a).getPeer(Buffer.from(pubs[1]!, 'base64'))).toBe(peerB);
-      expect(peerB.keypairs.current).toBe(keypair);
+      expect(peerB[PEER_KEYPAIRS].current).toBe(keypair);
       a.writePacket(ipPacket('10.100.0.1', '10.100.0.2', 'two'));
       await new Promise((res) => setTimeout(res, 50));
       expect(got.length).toBe(2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AllowedIps } from '../../src/core/allowed-ips.js';
+import { AllowedIps, CHECK_INVARIANTS } from '../../src/core/allowed-ips.js';
 import { formatPrefix, parseIp, parsePrefix } from '../../src/core/ip.js';
 import { prng } from '../helpers/prng.js';
 
@@ -82,7 +82,7 @@ describe('AllowedIps known cases', () => {
     expect(at('10.1.2.3')).toBe('d');
     expect(at('11.0.0.0')).toBeUndefined();
     expect(t.size).toBe(4);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('handles /0 and full-length prefixes in both families', () => {
@@ -100,7 +100,7 @@ describe('AllowedIps known cases', () => {
     expect(t.remove(ip('0.0.0.0'), 0, 'all4')).toBe(true);
     expect(t.lookup(4, ip('1.2.3.4'), 0)).toBeUndefined();
     expect(t.lookup(4, ip('192.168.1.1'), 0)).toBe('host4');
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('keeps IPv4 and IPv6 apart, even ::ffff:a.b.c.d and ::a.b.c.d', () => {
@@ -138,7 +138,7 @@ describe('AllowedIps known cases', () => {
     t.insert(ip('10.0.0.0'), 24, 'b'); // same owner again: no change, no duplicate
     expect(listOf(t, 'b')).toEqual(['10.0.0.0/24']);
     expect(t.size).toBe(2);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('removes only when owned by the given value, restoring the shorter match', () => {
@@ -152,7 +152,7 @@ describe('AllowedIps known cases', () => {
     expect(t.remove(ip('10.1.0.0'), 16, 'long')).toBe(false);
     expect(t.lookup(4, ip('10.1.0.1'), 0)).toBe('short');
     expect(t.size).toBe(1);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('removeValue drops all of one peer and nothing else', () => {
@@ -171,7 +171,7 @@ describe('AllowedIps known cases', () => {
     expect(t.lookup(6, ip('fd00::1'), 0)).toBeUndefined();
     expect(t.size).toBe(1);
     t.removeValue(a); // no-op
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('lists in the order the value gained its prefixes, with fresh copies', () => {
@@ -192,7 +192,7 @@ describe('AllowedIps known cases', () => {
     });
     expect(seen).toEqual(order);
     expect(t.size).toBe(0);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('moves a prefix given again to the end of its owner\'s list, as wireguard-go does (get=1 order)', () => {
@@ -203,7 +203,7 @@ describe('AllowedIps known cases', () => {
     }
     expect(listOf(t, 'x')).toEqual(['10.0.0.0/8', 'fd00::/8', '192.168.0.0/16']);
     expect(t.size).toBe(3);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 
   it('reads addresses straight out of a packet at an offset', () => {
@@ -239,7 +239,7 @@ describe('AllowedIps known cases', () => {
     expect(t.lookup(4, ip('1.1.1.1'), 0)).toBeUndefined();
     expect(t.lookup(6, ip('::1'), 0)).toBeUndefined();
     expect(t.entriesOf('a')).toEqual([]);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
   });
 });
 
@@ -294,9 +294,9 @@ describe('AllowedIps vs naive twin', () => {
             expect.fail(`op ${op}: lookup mismatch for ${formatPrefix(addr, addr.length * 8)}`);
           }
         }
-        if (op % 500 === 0) fast.debugCheck();
+        if (op % 500 === 0) fast[CHECK_INVARIANTS]();
       }
-      fast.debugCheck();
+      fast[CHECK_INVARIANTS]();
       expect(fast.size).toBe(slow.byKey.size);
       for (let v = 0; v < peers; v++) {
         expect(listOf(fast, v)).toEqual(slow.keysOf(v));
@@ -304,7 +304,7 @@ describe('AllowedIps vs naive twin', () => {
       }
       for (let v = 0; v < peers; v++) {
         fast.removeValue(v);
-        fast.debugCheck();
+        fast[CHECK_INVARIANTS]();
       }
       expect(fast.size).toBe(0);
     });
@@ -332,13 +332,13 @@ describe('AllowedIps at scale', () => {
     expect(new Set(listed).size).toBe(listed.length);
     for (const p of listed) expect(expected.has(p)).toBe(true);
     expect(t.size).toBe(expected.size + 1);
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
     const removeStarted = performance.now();
     t.removeValue('peer');
     const removeMs = performance.now() - removeStarted;
     expect(t.size).toBe(1);
     expect(t.lookup(4, ip('10.1.2.3'), 0)).toBe('other');
-    t.debugCheck();
+    t[CHECK_INVARIANTS]();
     // Only guards against accidentally quadratic code (seconds, not milliseconds); speed is
     // shown by `npm run bench:allowed-ips`, never by tests.
     expect(insertMs).toBeLessThan(15_000);

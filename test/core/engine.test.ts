@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { MessageType } from '../../src/core/messages.js';
+import { PEER_HANDSHAKE, PEER_KEYPAIRS, PEER_STAGED } from '../../src/core/peer.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 import { Pair, route } from '../helpers/pair.js';
 
@@ -109,7 +110,7 @@ describe('engine timers (whitepaper 6)', () => {
     p.a.engine.setPersistentKeepalive(p.a.peer, 10);
     p.advance(1);
     expect(p.a.sentOfType(MessageType.initiation)).toHaveLength(1);
-    expect(p.b.peer.keypairs.current).toBeDefined();
+    expect(p.b.peer[PEER_KEYPAIRS].current).toBeDefined();
     p.advance(30_000);
     expect(p.a.sent.filter(keepalive).length).toBeGreaterThanOrEqual(3);
   });
@@ -150,19 +151,19 @@ describe('engine timers (whitepaper 6)', () => {
 
   it('zeroes all key material at REJECT_AFTER_TIME * 3 (540 s) without a new session', () => {
     const p = established();
-    const aKeys = p.a.peer.keypairs.current!;
-    const bKeys = p.b.peer.keypairs.current!;
+    const aKeys = p.a.peer[PEER_KEYPAIRS].current!;
+    const bKeys = p.b.peer[PEER_KEYPAIRS].current!;
     expect(p.a.engine.indexCount).toBeGreaterThan(0);
     p.advance(539_000);
     expect(aKeys.wiped).toBe(false);
     p.advance(2_000);
     for (const n of [p.a, p.b]) {
-      expect(n.peer.keypairs.current).toBeUndefined();
-      expect(n.peer.keypairs.previous).toBeUndefined();
-      expect(n.peer.keypairs.next).toBeUndefined();
+      expect(n.peer[PEER_KEYPAIRS].current).toBeUndefined();
+      expect(n.peer[PEER_KEYPAIRS].previous).toBeUndefined();
+      expect(n.peer[PEER_KEYPAIRS].next).toBeUndefined();
       expect(n.engine.indexCount).toBe(0);
-      expect(n.peer.handshake.noise.chainKey.every((x) => x === 0)).toBe(true);
-      expect(n.peer.handshake.localEphemeral.every((x) => x === 0)).toBe(true);
+      expect(n.peer[PEER_HANDSHAKE].noise.chainKey.every((x) => x === 0)).toBe(true);
+      expect(n.peer[PEER_HANDSHAKE].localEphemeral.every((x) => x === 0)).toBe(true);
       expect(n.events.some((e) => e.kind === 'keys-zeroed')).toBe(true);
     }
     expect(aKeys.wiped).toBe(true);
@@ -183,7 +184,7 @@ describe('engine timers (whitepaper 6)', () => {
     expect(p.a.events.filter((e) => e.kind === 'handshake-initiation-sent' && e.retry)).toHaveLength(19);
     expect(p.a.events.filter((e) => e.kind === 'handshake-gave-up')).toHaveLength(1);
     expect(p.a.dropReasons()).toEqual(['handshake-timeout']);
-    expect(p.a.peer.staged).toHaveLength(0);
+    expect(p.a.peer[PEER_STAGED]).toHaveLength(0);
   });
 
   it('spaces retransmissions by 5 s plus a jitter below 334 ms that varies', () => {

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { nobleCrypto } from '../../src/core/crypto-noble.js';
 import { Handshake, makeIdentity } from '../../src/core/handshake.js';
+import { PEER_HANDSHAKE } from '../../src/core/peer.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 import { Pair, route } from '../helpers/pair.js';
 
@@ -37,7 +38,7 @@ describe('lazy static-static DH (whitepaper 5.4.2 precomputation)', () => {
     p.a.send(ipPacket('10.0.0.1', '10.0.0.2', 'before'));
     expect(p.b.tunOut.map(text)).toEqual(['before']);
     p.a.engine.setPrivateKey(new Uint8Array(32).fill(9), p.clock.now);
-    expect(isZero(p.a.peer.handshake.precomputedStaticStatic)).toBe(true);
+    expect(isZero(p.a.peer[PEER_HANDSHAKE].precomputedStaticStatic)).toBe(true);
     p.b.engine.removePeer(p.b.peer);
     p.b.peer = p.b.engine.addPeer(p.a.engine.publicKey!, { endpoint: p.a.endpoint });
     route(p.b.engine, p.b.peer, '10.0.0.1/32');
@@ -53,7 +54,7 @@ describe('lazy static-static DH (whitepaper 5.4.2 precomputation)', () => {
   it('zeroes the DH when the private key is removed and every secret when the peer is', () => {
     const p = new Pair({ psk: new Uint8Array(32).fill(5) });
     p.a.send(ipPacket('10.0.0.1', '10.0.0.2', 'x'));
-    const hs = p.a.peer.handshake;
+    const hs = p.a.peer[PEER_HANDSHAKE];
     const ss = hs.precomputedStaticStatic;
     const psk = hs.presharedKey;
     expect(isZero(ss)).toBe(false);

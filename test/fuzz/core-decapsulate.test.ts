@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { ActionSink, DropReason } from '../../src/core/actions.js';
-import type { Peer } from '../../src/core/peer.js';
+import { PEER_STAGED, type Peer } from '../../src/core/peer.js';
 import { MessageType } from '../../src/core/messages.js';
 import { ipPacket } from '../helpers/ip-packet.js';
 import { Pair } from '../helpers/pair.js';
@@ -54,7 +54,7 @@ function snapshot(n: Node): unknown {
   return {
     peers: n.engine.peerCount,
     indices: n.engine.indexCount,
-    staged: n.peer.staged.length,
+    staged: n.peer[PEER_STAGED].length,
     routes: n.engine.allowedIps.size,
   };
 }

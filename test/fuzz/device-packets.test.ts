@@ -9,6 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DropReason, Endpoint } from '../../src/core/actions.js';
 import { MessageType } from '../../src/core/messages.js';
+import { PEER_STAGED } from '../../src/core/peer.js';
 import { Device, deviceEngine } from '../../src/device/device.js';
 import { type MemoryBind, MemoryNetwork } from '../../src/io/bind-memory.js';
 import { ManualClock } from '../../src/io/clock.js';
@@ -78,7 +79,7 @@ async function livePair(clock: ManualClock): Promise<{ a: Side; b: Side; capture
 
 function flatState(s: Side): unknown {
   const e = deviceEngine(s.device);
-  return { peers: e.peerCount, indices: e.indexCount, routes: e.allowedIps.size, staged: [...e.peers()].map((p) => p.staged.length) };
+  return { peers: e.peerCount, indices: e.indexCount, routes: e.allowedIps.size, staged: [...e.peers()].map((p) => p[PEER_STAGED].length) };
 }
 
 const totalDrops = (s: Side): number => Object.values(s.device.drops()).reduce((x, y) => x + y, 0);

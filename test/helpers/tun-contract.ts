@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { Tun, TunCloseReason } from '../../src/io/tun.js';
+import { until } from './wait.js';
 
 /** One Tun under test and its host side. */
 export interface TunUnderTest {
@@ -40,18 +41,6 @@ export function udpPacket(length: number): Uint8Array {
   return p;
 }
 
-function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
-
 /** Registers the Tun contract tests for `harness` under describe(`name`). */
 export function tunContract(name: string, harness: () => TunHarness): void {
   describe(`Tun contract: ${name}`, () => {
@@ -73,7 +62,7 @@ export function tunContract(name: string, harness: () => TunHarness): void {
         }
       });
       await injectUdp(200);
-      await waitFor(() => udp >= 200, 5000, '200 UDP packets from the TUN');
+      await until('200 UDP packets from the TUN', 5000, () => udp >= 200, 5);
       expect(udp).toBe(200);
       expect(contiguous).toBe(true);
       expect(Math.max(...sizes)).toBe(64);
@@ -131,7 +120,7 @@ export function tunContract(name: string, harness: () => TunHarness): void {
       const reasons: TunCloseReason[] = [];
       tun.onClose((r) => reasons.push(r));
       await remove();
-      await waitFor(() => reasons.length > 0, 3000, 'the close event');
+      await until('the close event', 3000, () => reasons.length > 0, 5);
       const reason = reasons[0]!;
       expect(reason.kind).toBe('deleted');
       expect(reason.kind === 'deleted' && reason.error).toMatchObject({ name: 'TunError', code: 'ERR_TUN_CLOSED' });

@@ -14,6 +14,7 @@ import {
   createResponseMessage,
   deriveKeys,
   makeIdentity,
+  PEER_HANDSHAKE,
 } from '../../src/core/handshake.js';
 import { Keypair, sealTransport } from '../../src/core/keypair.js';
 import { tai64n } from '../../src/core/tai64n.js';
@@ -74,7 +75,7 @@ export function computeKat(crypto: CryptoProvider, inp: KatInputs): KatOutputs {
   if (initiation === undefined) throw new Error('initiation failed');
   new CookieGenerator(crypto, rId.publicKey).addMacs(initiation, 0);
 
-  const consumed = consumeInitiationMessage(rId, initiation, () => ({ handshake: rHs }), 0);
+  const consumed = consumeInitiationMessage(rId, initiation, () => ({ [PEER_HANDSHAKE]: rHs }), 0);
   if (typeof consumed === 'string') throw new Error(`consume initiation: ${consumed}`);
   const response = createResponseMessage(rId, rHs, fromHex(inp.responder_ephemeral_private), inp.responder_sender_index);
   if (response === undefined) throw new Error('response failed');

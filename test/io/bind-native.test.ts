@@ -9,6 +9,7 @@ import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js'
 import { UdpBind } from '../../src/io/bind-udp.js';
 import type { Endpoint } from '../../src/io/bind.js';
 import { ipPacket } from '../helpers/ip-packet.js';
+import { loopbackBinds } from '../helpers/loopback-binds.js';
 import { waitFor } from '../helpers/wait.js';
 
 const open: Array<NativeBind | Device> = [];
@@ -16,20 +17,13 @@ afterEach(async () => {
   for (const x of open.splice(0)) await x.close();
 });
 
-function loopbackBind(options: NativeBindOptions = {}): NativeBind {
-  const b = new NativeBind({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
-  open.push(b);
-  return b;
-}
+const { bind: loopbackBind, openedPair } = loopbackBinds((o: NativeBindOptions) => new NativeBind(o), open);
 
 if (process.getuid?.() !== 0) console.warn('[skip] bind-native fwmark: setting SO_MARK needs root (netns tier covers it)');
 
 describe('NativeBind', () => {
   it('drains many datagrams per wakeup and hands out one cached Endpoint per source', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind({ batchSize: 16 });
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair({ batchSize: 16 });
     const seen: number[] = [];
     const sources = new Set<Endpoint>();
     let batches = 0;
@@ -59,10 +53,7 @@ describe('NativeBind', () => {
   });
 
   it('onReceive gets a copy the handler may keep; onReceiveBatch a view into the batch buffer', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const kept: Uint8Array[] = [];
     b.onReceive((data) => kept.push(data));
     for (let i = 0; i < 3; i++) a.send(new Uint8Array([i, i, i]), { address: '127.0.0.1', port: b.port });
@@ -79,10 +70,7 @@ describe('NativeBind', () => {
   });
 
   it('carries the largest datagrams; oversized ones are dropped and counted, never thrown', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const got: number[] = [];
     b.onReceive((data) => got.push(data.length));
     const big4 = randomBytes(65507); // the IPv4 maximum
@@ -98,10 +86,7 @@ describe('NativeBind', () => {
   });
 
   it('hostile destinations: closed ports, bad endpoints, a closed bind', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const dead = loopbackBind();
     const deadPort = await dead.open(0);
     dead.close();

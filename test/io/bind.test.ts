@@ -8,6 +8,7 @@ import { MemoryNetwork } from '../../src/io/bind-memory.js';
 import { NativeBind, type NativeBindOptions } from '../../src/io/bind-native.js';
 import { UdpBind, type UdpBindOptions } from '../../src/io/bind-udp.js';
 import { socketBindSettings, type Bind, type Endpoint } from '../../src/io/bind.js';
+import { loopbackBinds } from '../helpers/loopback-binds.js';
 
 /** A Bind with what the socket binds and the twin all report beyond the interface. */
 type TestBind = Bind & { readonly families: { ipv4: boolean; ipv6: boolean } };
@@ -45,11 +46,7 @@ function nextDatagram(bind: TestBind, timeoutMs = 2000): Promise<{ data: Uint8Ar
 }
 
 describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
-  function loopbackBind(options: TestBindOptions = {}): TestBind {
-    const b = create({ ipv4Address: '127.0.0.1', ipv6Address: '::1', ...options });
-    open.push(b);
-    return b;
-  }
+  const { bind: loopbackBind, openedPair } = loopbackBinds(create, open);
 
   it('port 0 picks one free port shared by both families', async () => {
     const a = loopbackBind();
@@ -61,10 +58,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('sends and receives over IPv4 and IPv6', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     let got = nextDatagram(b);
     expect(a.send(new Uint8Array([1, 2, 3]), { address: '127.0.0.1', port: b.port })).toBe('sent');
     let d = await got;
@@ -85,10 +79,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('send returns before the bytes can change: the kernel has them', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const got = nextDatagram(b);
     const buf = new Uint8Array([7, 7, 7]);
     expect(a.send(buf, { address: '127.0.0.1', port: b.port })).toBe('sent');
@@ -97,10 +88,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('rebind moves to a new port and keeps the handler', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const seen: number[] = [];
     b.onReceive((data) => seen.push(data[0]!));
     const oldPort = b.port;
@@ -147,10 +135,7 @@ describe.each(IMPLEMENTATIONS)('%s', (name, create) => {
   });
 
   it('hostile and misuse: closed binds, closed destinations, bad endpoints', async () => {
-    const a = loopbackBind();
-    const b = loopbackBind();
-    await a.open(0);
-    await b.open(0);
+    const [a, b] = await openedPair();
     const deadPort = b.port;
     b.close();
     b.close();

@@ -15,6 +15,7 @@ import { NetnsLab, requireRoot, sweepStale, type Netns } from '../helpers/netns.
 import { tunContract, udpPacket } from '../helpers/tun-contract.js';
 import { runUnprivileged } from '../helpers/unprivileged.js';
 import { REPO_DIR } from '../helpers/wg-lab.js';
+import { until } from '../helpers/wait.js';
 
 const skipReason = requireRoot('test/netns/tun.test.ts');
 
@@ -78,18 +79,6 @@ function serveEcho(tun: LinuxTun): { replies: number } {
     }
   });
   return state;
-}
-
-function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () => {
@@ -244,7 +233,7 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
     const reasons: TunCloseReason[] = [];
     tun.onClose((r) => reasons.push(r));
     spawnSync('ip', ['netns', 'del', ns.name]);
-    await waitFor(() => reasons.length > 0, 5000, 'the close event');
+    await until('the close event', 5000, () => reasons.length > 0, 10);
     expect(reasons[0]!.kind).toBe('deleted');
   });
 
