@@ -66,7 +66,8 @@ describe.skipIf(skip)('visibility across a mesh in namespaces', () => {
   };
 
   beforeAll(async () => {
-    await mesh.setup(3, 'plexd-visibility-', { allowAll: false });
+    // No periodic pull: changes travel by events alone, and nothing rewrites n3's hand-set PSK below.
+    await mesh.setup(3, 'plexd-visibility-', { allowAll: false, extraConfig: ['reconcile: {interval: 24h}'] });
     [n1, n2, n3] = mesh.agents as [AgentProc, AgentProc, AgentProc];
     ip = (await mesh.upAll()) as [string, string, string];
     for (const a of mesh.agents) ids.push((await mesh.status(a))['node_id'] as string);
