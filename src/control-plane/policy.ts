@@ -9,10 +9,10 @@ import { formatIpv4 } from './mesh-ip.js';
 import { prepared } from './prepared.js';
 import { parseSelector, sideMatches, sideOf, type PolicyRule, type Visibility, type VisNode } from './visibility.js';
 
-/** Hex SHA-256 of the rules in canonical form (fixed key order, compact; the group fields only
- *  when a rule names one, so group-free rules keep the fingerprint they always had). */
-export function rulesFingerprint(rules: readonly PolicyRule[]): string {
-  const canonical = rules.map((r) => ({
+/** A rule in canonical form (fixed key order; the group fields only when it names one, so
+ *  group-free rules keep the fingerprint they always had). */
+function canonical(r: PolicyRule): object {
+  return {
     action: r.action,
     protocol: r.protocol,
     source_cidr: r.source_cidr,
@@ -20,8 +20,17 @@ export function rulesFingerprint(rules: readonly PolicyRule[]): string {
     ports: r.ports === null ? null : { from: r.ports.from, to: r.ports.to },
     ...(r.source_group === undefined ? {} : { source_group: r.source_group }),
     ...(r.destination_group === undefined ? {} : { destination_group: r.destination_group }),
-  }));
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+  };
+}
+
+/** One rule as compact canonical JSON: equal strings, the same rule. */
+export function ruleKey(r: PolicyRule): string {
+  return JSON.stringify(canonical(r));
+}
+
+/** Hex SHA-256 of the rules in canonical form (compact JSON of the list). */
+export function rulesFingerprint(rules: readonly PolicyRule[]): string {
+  return createHash('sha256').update(JSON.stringify(rules.map(canonical))).digest('hex');
 }
 
 /**

@@ -33,12 +33,12 @@ import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
-import { checkPolicy, getPolicy, putPolicy, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
+import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { prepared } from './prepared.js';
 import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
-import { compileRulesFor, diffVisibility, ipv4Number, parseLabels, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
+import { compileRulesFor, diffVisibility, ipv4Number, parseLabels, sideOf, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
 
 /** The project every database has from its first start. */
 export const DEFAULT_PROJECT = 'default';
@@ -84,8 +84,8 @@ export interface NodeRow {
   readonly labels: string | null;
 }
 
-/** A visibility change touching more nodes than this is announced by the project-wide
- *  policy_updated alone (every node pulls state), not by targeted events per node. */
+/** A visibility change or policy revision touching more nodes than this is announced by the
+ *  project-wide policy_updated alone (every node pulls state), not by targeted events per node. */
 export const MAX_TARGETED_VISIBILITY_NODES = 1024;
 /** A policy change whose changed rules cover more node pairs than this is not diffed pair by pair:
  *  every node pulls after policy_updated, and when rules were removed the project's PSK
@@ -656,8 +656,9 @@ export class ControlPlaneStore {
   }
 
   /**
-   * Sets a project's firewall rules (groups allowed, visibility.ts). When they changed, every node
-   * of the project gets policy_updated, and visibility is recomputed from the rules that changed:
+   * Sets a project's firewall rules (groups allowed, visibility.ts). When they changed, the nodes
+   * whose compiled rules or peers change get policy_updated (#policyAudience; all nodes when that
+   * cannot be told cheaply), and visibility is recomputed from the rules that changed:
    * nodes gaining or losing peers are told, lost pairs get a new PSK epoch. Throws
    * ControlPlaneError project_not_found, or validation_failed (a malformed selector, an unknown
    * group, a rule letting a node see only itself) and then changes nothing. Returns warnings
@@ -680,8 +681,11 @@ export class ControlPlaneStore {
       if (check.errors.length > 0) throw new ControlPlaneError('validation_failed', check.errors.join('; '));
       const out = putPolicy(this.db, projectId, rules, this.now());
       if (out.changed) {
-        this.emit({ projectId, type: 'policy_updated', payload: { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint } });
         const diff = diffVisibility(before.model, after.model, [], MAX_DIFF_PAIRS);
+        const payload = { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint };
+        const audience = diff === undefined ? undefined : this.#policyAudience(projectId, before, after, rules, diff);
+        if (audience === undefined) this.emit({ projectId, type: 'policy_updated', payload });
+        else for (const id of audience) this.emit({ projectId, type: 'policy_updated', payload, targetNode: id });
         if (diff !== undefined) this.#applyVisibilityChange(projectId, diff, after.rows, false);
         else if ([...before.model.ruleKeys].some((k) => !after.model.ruleKeys.has(k))) {
           // Too wide to diff pair by pair (policy_updated makes every node pull anyway), and pairs
@@ -691,6 +695,42 @@ export class ControlPlaneStore {
       }
       return { ...out, warnings: check.warnings };
     });
+  }
+
+  /**
+   * The nodes a policy revision must reach: those whose compiled rules (policyFor) or visible
+   * peers (`diff`) change, or undefined for every node of the project. A node's compiled rules
+   * are the group-free rules plus the group rules it is an end of, in order, with group members
+   * expanded (the same before and after: setPolicy changes no membership). So when the rules
+   * that differ between the two lists (as multisets) all name a group, and the rules common to
+   * both keep their order, a node that is an end of none of the differing rules compiles to the
+   * same list and gets nothing. Beyond MAX_TARGETED_VISIBILITY_NODES candidates, everyone.
+   */
+  #policyAudience(projectId: string, before: CachedModel, after: CachedModel, now: readonly PolicyRule[], diff: ReadonlyMap<string, VisibilityChange>): Set<string> | undefined {
+    if (before.policy === null) return undefined; // no policy -> rules: a change for every node
+    const was = before.policy.rules as readonly PolicyRule[];
+    const count = new Map<string, number>();
+    for (const r of was) count.set(ruleKey(r), (count.get(ruleKey(r)) ?? 0) + 1);
+    for (const r of now) count.set(ruleKey(r), (count.get(ruleKey(r)) ?? 0) - 1);
+    const differs = (r: PolicyRule): boolean => count.get(ruleKey(r)) !== 0;
+    const changed = [...was.filter(differs), ...now.filter(differs)];
+    if (changed.some((r) => r.source_group === undefined && r.destination_group === undefined)) return undefined;
+    const keep = (list: readonly PolicyRule[]): string[] => list.filter((r) => !differs(r)).map(ruleKey);
+    if (keep(was).join('\n') !== keep(now).join('\n')) return undefined;
+    const candidates = new Set<string>(diff.keys());
+    for (const r of changed) {
+      for (const side of [sideOf(r, 'source'), sideOf(r, 'destination')]) for (const id of after.model.membersOf(side)) candidates.add(id);
+      if (candidates.size > MAX_TARGETED_VISIBILITY_NODES) return undefined;
+    }
+    // Nodes left out of the model (key conflicts) compile from a stand-in: always told.
+    const outside = prepared(this.db, 'SELECT node_id FROM nodes WHERE project_id = ? AND key_conflict != 0').pluck().all(projectId) as string[];
+    const audience = new Set<string>([...diff.keys(), ...outside]);
+    for (const id of candidates) {
+      if (audience.has(id)) continue;
+      const self = after.model.node(id)!;
+      if (rulesFingerprint(compileRulesFor(before.model, self, was)) !== rulesFingerprint(compileRulesFor(after.model, self, now))) audience.add(id);
+    }
+    return audience.size > MAX_TARGETED_VISIBILITY_NODES ? undefined : audience;
   }
 
   /** Label keys any node of the project or any unused, unexpired token for it carries (a group

@@ -144,6 +144,36 @@ describe('groups', () => {
     expect(whyNot.out).toContain('do not see each other');
   });
 
+  it('policy_updated reaches only the nodes whose compiled rules or peers change', async () => {
+    const labelled = (role: string): Promise<Registered> => h.register({ bootstrap_token: h.cp.store.createToken('default', 60_000, { role }).token });
+    const [web, db, c1, c2, x] = [await labelled('web'), await labelled('db'), await labelled('cache'), await labelled('cache'), await h.register()];
+    const group = (action: 'allow' | 'deny', protocol: 'tcp' | 'udp', port: number, from: string, to: string) =>
+      ({ action, protocol, source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: { from: port, to: port }, source_group: `role=${from}`, destination_group: `role=${to}` }) as const;
+    const p1 = [group('allow', 'tcp', 5432, 'web', 'db')];
+    h.cp.store.setPolicy('default', p1);
+    const nodes = [web, db, c1, c2, x];
+    const streams = await Promise.all(nodes.map((n) => openStream(h.cp.url, n.node_id, n.auth)));
+    try {
+      // A rule among the cache nodes: they gain each other; web, db and x compile as before.
+      const p2 = [...p1, group('allow', 'tcp', 6379, 'cache', 'cache')];
+      const r2 = h.cp.store.setPolicy('default', p2).policy.revision_id;
+      // A deny between web and db: their compiled rules change, nobody's peers do.
+      const p3 = [group('deny', 'udp', 53, 'web', 'db'), ...p2];
+      const r3 = h.cp.store.setPolicy('default', p3).policy.revision_id;
+      // A group-free rule is in every node's compiled list: everyone.
+      const r4 = h.cp.store.setPolicy('default', [...p3, { action: 'allow', protocol: 'icmp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: null }]).policy.revision_id;
+      const got = await Promise.all(
+        streams.map(async (s) => {
+          await s.next((e) => e.envelope.type === 'policy_updated' && e.envelope.payload.revision_id === r4);
+          return s.events.filter((e) => e.envelope.type === 'policy_updated').map((e) => e.envelope.payload.revision_id);
+        }),
+      );
+      expect(got).toEqual([[r3, r4], [r3, r4], [r2, r4], [r2, r4], [r4]]);
+    } finally {
+      for (const s of streams) s.close();
+    }
+  });
+
   it('refuses bad policies and changes nothing; warns about groups matching no node', async () => {
     await h.register({ bootstrap_token: h.cp.store.createToken('default', 60_000, { role: 'web' }).token });
     const a = await h.register();
