@@ -51,6 +51,7 @@ export const ROTATE_KEYS_MIN_INTERVAL_MS = 5 * 60_000;
  *  (ms), doubling per failure in a row up to RE_REGISTER_MAX_BACKOFF_MS: without a token every
  *  heartbeat is a 401, and each attempt would cost a request and an error line. */
 export const RE_REGISTER_MIN_BACKOFF_MS = 1000;
+/** The longest wait between re-registration attempts (ms). */
 export const RE_REGISTER_MAX_BACKOFF_MS = 5 * 60_000;
 
 /** Options of {@link Agent.start}. */
