@@ -47,6 +47,12 @@ export { ensureRegistered, generatePrivateKey, publicKeyOf };
 export const HEARTBEAT_INTERVAL_MS = 30_000;
 /** A repeated rotate_keys signal within this window is skipped. */
 export const ROTATE_KEYS_MIN_INTERVAL_MS = 5 * 60_000;
+/** After a failed re-registration the next one waits for a 401 at least this long after it
+ *  (ms), doubling per failure in a row up to RE_REGISTER_MAX_BACKOFF_MS: without a token every
+ *  heartbeat is a 401, and each attempt would cost a request and an error line. */
+export const RE_REGISTER_MIN_BACKOFF_MS = 1000;
+/** The longest wait between re-registration attempts (ms). */
+export const RE_REGISTER_MAX_BACKOFF_MS = 5 * 60_000;
 
 /** Options of {@link Agent.start}. */
 export interface AgentOptions {
@@ -103,7 +109,7 @@ export class Agent {
   readonly client: ControlClient;
   readonly verifier: EnvelopeVerifier;
   readonly events: EventStream;
-  readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, statesRefused: 0, keyRotations: 0, reRegistrations: 0 };
+  readonly counters = { heartbeats: 0, heartbeatFailures: 0, reconciles: 0, reconcileFailures: 0, statesRefused: 0, keyRotations: 0, reRegistrations: 0, reRegistrationFailures: 0 };
   #identity: Identity;
   /** The private key of #identity as owned bytes, and its public key (derived once per key). */
   readonly #keys: NodeKeys;
@@ -132,6 +138,9 @@ export class Agent {
   #loops: Promise<void>[] = [];
   #stopped = false;
   #reRegistering = false;
+  /** Failed re-registrations in a row, and the monotonic ms before which a 401 starts none. */
+  #reRegisterFailures = 0;
+  #reRegisterNotBefore = -Infinity;
   /** STUN, endpoint discovery, relay paths, bridge relay (src/agent/nat-services.ts). */
   #nat: NatServices | undefined;
   /** STUN servers the control plane offers (registration response, then each state). */
@@ -413,10 +422,12 @@ export class Agent {
   }
 
   async #unauthorized(): Promise<void> {
-    if (this.#reRegistering || this.#stopped) return;
+    if (this.#reRegistering || this.#stopped || this.#clock.now() < this.#reRegisterNotBefore) return;
     this.#reRegistering = true;
     try {
-      this.#log.error('the control plane rejected our credential (401); registering again');
+      // Once per run of failures; each failed attempt says why and when the next may start.
+      if (this.#reRegisterFailures === 0) this.#log.error('the control plane rejected our credential (401); registering again');
+      else this.#log.verbose(`registering again (attempt ${this.#reRegisterFailures + 1})`);
       const previous = this.#identity;
       const { identity, response: res } = await registerNode(
         { config: this.config, store: this.store, client: this.client, log: this.#log, env: this.#env, clock: this.#clock, signal: this.#stop.signal },
@@ -429,6 +440,8 @@ export class Agent {
       // Events for the new node id; from another control plane, under its key and its sequence.
       this.verifier.rebind({ nodeId: res.node_id, projectId: this.#projectId }, res.signing_key_id, res.signing_public_key);
       this.counters.reRegistrations++;
+      this.#reRegisterFailures = 0;
+      this.#reRegisterNotBefore = -Infinity;
       if (res.mesh_ip !== this.iface.meshIp || res.domain_mesh_cidr !== previous.domain_mesh_cidr) {
         // The control plane may hand out another address: the interface (and in packet-callback
         // mode the echo responder) moves to it, so the node stays reachable without a restart.
@@ -441,7 +454,11 @@ export class Agent {
       await this.iface.device.configure({ replacePeers: true });
       this.requestReconcile();
     } catch (err) {
-      this.#log.error(`re-registration failed: ${(err as Error).message}; staying up on cached state`);
+      this.counters.reRegistrationFailures++;
+      const waitMs = Math.min(RE_REGISTER_MIN_BACKOFF_MS * 2 ** this.#reRegisterFailures, RE_REGISTER_MAX_BACKOFF_MS);
+      this.#reRegisterFailures++;
+      this.#reRegisterNotBefore = this.#clock.now() + waitMs;
+      this.#log.error(`re-registration failed: ${(err as Error).message}; staying up on cached state; next attempt at the first 401 after ${waitMs / 1000} s`);
     } finally {
       this.#reRegistering = false;
     }

@@ -52,8 +52,12 @@ function parse(args: readonly string[], booleans: readonly string[] = [], needUr
     const f = parseConfigFlags(args, booleans);
     if (f.positional.length !== 0) return fail(`unexpected arguments: ${f.positional.join(' ')}\n\n${USAGE}`, EXIT.usage);
     warnings.push(...f.ignored.map((name) => `flag ${name}: upstream plexd flag not supported by plexd-userspace, ignored`));
-    const flags = needUrl || f.flags.has('api.base_url') ? f.flags : new Map([...f.flags, ['api.base_url', 'http://127.0.0.1']]);
-    const env = needUrl || process.env['PLEXD_API'] ? process.env : { ...process.env, PLEXD_API: 'http://127.0.0.1' };
+    // The local commands never call the control plane: a placeholder URL stands in for (and
+    // overrides) the file's, so it must pass every check a real one would, e.g. the TLS pin's
+    // "https only" (README's by-hand mesh pins the control plane's certificate).
+    const placeholder = 'https://127.0.0.1';
+    const flags = needUrl || f.flags.has('api.base_url') ? f.flags : new Map([...f.flags, ['api.base_url', placeholder]]);
+    const env = needUrl || process.env['PLEXD_API'] ? process.env : { ...process.env, PLEXD_API: placeholder };
     // Upstream's default file is optional (absent: a warning, then flags, environment and
     // defaults); a file named by --config or PLEXD_CONFIG must exist, so a typo cannot silently
     // run on the default data_dir.

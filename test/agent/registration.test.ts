@@ -156,4 +156,37 @@ describe('an agent on a ManualClock', () => {
     expect(agent.store.loadIdentity()).toEqual(agent.identity);
     expect(existsSync(tokenFile())).toBe(false);
   });
+
+  it('without a token, re-registers on a backed-off schedule of the clock: one error line per attempt, not per 401', async () => {
+    const count = (re: RegExp) => lines.filter((l) => re.test(l)).length;
+    const failed = /re-registration failed: .*staying up on cached state; next attempt at the first 401 after (\d+) s/;
+    lines.length = 0;
+    const beats = agent.counters.heartbeatFailures;
+    expect(cp.store.removeNode(agent.identity.node_id, 'test')).toBe(true);
+    await until('the first attempt failed', 5000, () => count(failed) === 1);
+    // Heartbeats every 100 ms of real time, each a 401; the clock stands still: no new attempt.
+    await until('ten more rejected heartbeats', 5000, () => agent.counters.heartbeatFailures >= beats + 10);
+    expect(count(failed)).toBe(1);
+    expect(count(/rejected our credential \(401\)/)).toBe(1);
+    expect(lines.find((l) => failed.test(l))).toContain('after 1 s');
+    expect(agent.counters.reRegistrationFailures).toBe(1);
+    clock.advance(999);
+    await until('ten more rejected heartbeats', 5000, () => agent.counters.heartbeatFailures >= beats + 20);
+    expect(count(failed)).toBe(1);
+    // Past the wait, the next 401 tries again, and the wait doubles.
+    clock.advance(1);
+    await until('the second attempt failed', 5000, () => count(failed) === 2);
+    expect(lines.filter((l) => failed.test(l))[1]).toContain('after 2 s');
+    expect(count(/rejected our credential \(401\)/)).toBe(1);
+    // With a token, the attempt after the wait succeeds and the schedule starts over.
+    writeFileSync(tokenFile(), cp.store.createToken().token);
+    clock.advance(2000);
+    await until('re-registered', 5000, () => agent.counters.reRegistrations === 2);
+    expect(agent.counters.reRegistrationFailures).toBe(2);
+    lines.length = 0;
+    expect(cp.store.removeNode(agent.identity.node_id, 'test')).toBe(true);
+    await until('a fresh run of failures', 5000, () => count(failed) === 1);
+    expect(count(/rejected our credential \(401\)/)).toBe(1);
+    expect(lines.find((l) => failed.test(l))).toContain('after 1 s');
+  });
 });

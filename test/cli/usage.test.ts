@@ -66,6 +66,22 @@ describe('agent commands', () => {
   });
 });
 
+describe('status, peers, policies (local commands)', () => {
+  // README's by-hand mesh pins the control plane's certificate; the local commands read the same
+  // file and must not trip over the pin (they never talk to the control plane).
+  it('read a config with an https base_url and a tls_fingerprint: the only error is the missing agent socket', async () => {
+    const file = join(dir, 'pinned.yaml');
+    const socket = join(dir, 'no-agent.sock');
+    writeFileSync(file, `api:\n  base_url: https://192.0.2.1:8443\n  tls_fingerprint: ${'ab'.repeat(32)}\nnode_api:\n  socket_path: ${socket}\n`);
+    for (const c of ['status', 'peers', 'policies']) {
+      const r = await run(c, '--config', file);
+      expect(r.code, c).toBe(1);
+      expect(r.stderr, c).not.toContain('config');
+      expect(r.stderr, c).toContain(socket);
+    }
+  });
+});
+
 describe('demo', () => {
   it('--nodes with a bad value names --nodes and the range, exit 2', async () => {
     for (const argv of [['demo', '--nodes', '1'], ['demo', '--nodes', 'banana'], ['demo', '--nodes']]) {

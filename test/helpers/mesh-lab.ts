@@ -28,6 +28,8 @@ export interface AgentProc {
   ifname: string;
   proc: ChildProcess;
   log: string[];
+  /** YAML lines for this agent only (e.g. `mode: bridge`), after the common ones. */
+  extra?: readonly string[];
 }
 
 /** Polls `fn` every 200 ms until it yields something other than undefined/false; throws after timeoutMs. */
@@ -186,6 +188,7 @@ export class MeshLab {
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
         `health: {listen: "127.0.0.1:0"}`,
         ...this.#extraConfig,
+        ...(this.agents[i - 1]?.extra ?? []),
       ].join('\n'),
     );
     return file;
