@@ -39,18 +39,8 @@ export function printLine(line: string): void {
   process.stdout.write(line + '\n');
 }
 
-/**
- * Polls `check` every 50 ms until it is true; throws "timed out ... waiting for WHAT" after
- * timeoutMs, or the abort reason once `signal` is aborted.
- */
-export async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, signal?: AbortSignal): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!(await check())) {
-    signal?.throwIfAborted();
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The one polling loop (io/wait.ts), re-exported for the two demos. */
+export { until } from '../io/wait.js';
 
 /**
  * The table row for `self` -> `peer` from `self`'s node API `peers` document (Agent.peers(),

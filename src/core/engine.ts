@@ -326,9 +326,12 @@ export class Engine {
     this.#load.extend(now);
   }
 
-  /** Counts a drop the driver decided before the engine saw the packet ('handshake-queue-full'). */
-  countDrop(reason: DropReason): void {
-    this.#drops[reason]++;
+  /**
+   * Counts a drop the driver decided before the engine saw the packet ('handshake-queue-full'),
+   * and tells `sink` as every other drop does.
+   */
+  countDrop(reason: DropReason, sink?: ActionSink<Peer>): void {
+    this.#drop(sink, reason, undefined);
   }
 
   /** True when handshake messages at `now` need a valid MAC2 (whitepaper 5.4.7). */
@@ -543,7 +546,7 @@ export class Engine {
       return;
     }
     peer[PEER_COOKIES].addMacs(message, now);
-    peer[PEER_INITIATION] = copyBytes(message);
+    peer[PEER_INITIATION] = message; // a fresh buffer, not written after this
     timers.resendInitiation = Infinity;
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();

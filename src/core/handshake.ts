@@ -279,10 +279,10 @@ export function createInitiationMessage(
   return msg;
 }
 
-/** Finds the handshake of the peer with a given static public key. */
 /** engine: a peer's Handshake, keyed by a symbol core/index.ts does not export (see peer.ts). */
 export const PEER_HANDSHAKE: unique symbol = Symbol('handshake');
 
+/** Finds the handshake of the peer with a given static public key. */
 export type HandshakeLookup<P> = (remoteStatic: Uint8Array) => P | undefined;
 
 const scratchTimestamp = new Uint8Array(TIMESTAMP_SIZE);

@@ -24,7 +24,6 @@ import type { Logger } from '../log/logger.js';
 import { looksLikeStun, PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
-import { isZero } from '../core/noise.js';
 import { configToTransaction, type DeviceConfig } from './config.js';
 import type { AllowedIp, DeviceSnapshot, DeviceTransaction, PeerChange, PeerSnapshot } from './contract.js';
 import { DeviceError } from './errors.js';
@@ -320,10 +319,7 @@ export class Device {
       return;
     }
     if ((type === MessageType.initiation || type === MessageType.response) && data.length <= INITIATION_SIZE) {
-      if (!this.#handshakes.push(data, from)) {
-        this.#engine.countDrop('handshake-queue-full');
-        if (dropChannel.hasSubscribers) publishDrop(this, 'handshake-queue-full', undefined);
-      }
+      if (!this.#handshakes.push(data, from)) this.#engine.countDrop('handshake-queue-full', this.#sink);
       return;
     }
     this.#engine.decapsulate(data, from, this.#clock.now(), this.#sink);
@@ -475,8 +471,8 @@ export class Device {
       this.#log.verbose(`peer(${shortKey(change.publicKey)}) - Created`);
     }
     const psk = change.presharedKey;
-    if (psk !== undefined) engine.setPresharedKey(peer, psk === null || isZero(psk) ? undefined : psk);
-    if (change.endpoint !== undefined) engine.setEndpoint(peer, { address: change.endpoint.address, port: change.endpoint.port });
+    if (psk !== undefined) engine.setPresharedKey(peer, psk ?? undefined); // all-zero means none there too
+    if (change.endpoint !== undefined) engine.setEndpoint(peer, change.endpoint); // the engine keeps its own copy
     if (change.replaceAllowedIps === true) engine.allowedIps.removeValue(peer);
     for (const a of change.allowedIps ?? []) {
       if (a.remove === true) engine.allowedIps.remove(a.ip, a.cidr, peer);
