@@ -9,6 +9,7 @@ import { encodeBase64, formatRfc3339, signEnvelope } from '../api/index.js';
 import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, type LoggedEvent } from './event-log.js';
 import { add, remove } from './multimap.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
+import type { Visibility } from './visibility.js';
 
 /** Keep-alive comment interval: 15 s (agents time out after 90 s idle). */
 export const KEEPALIVE_MS = 15_000;
@@ -54,8 +55,6 @@ export class EventBus {
   #pumpQueued = false;
   #closed = false;
   #announced = 0;
-  /** The audience test of events about one node's peer data: the store's visibility (issue 23). */
-  readonly #sees = (projectId: string, viewer: string, subject: string): boolean => this.#store.sees(projectId, viewer, subject);
   /** Streams dropped for a full buffer or a stall. */
   readonly dropped = { buffer: 0, stalled: 0 };
 
@@ -92,9 +91,11 @@ export class EventBus {
     if (lastEventId !== undefined && lastEventId < this.#delivered) {
       const first = firstSeq(this.#store.db);
       if (first === undefined || lastEventId + 1 < first) this.#sendGap(stream);
+      const model = this.#store.visibility(node.project_id);
+      const sees = (_project: string, viewer: string, subject: string): boolean => model.canSee(viewer, subject);
       for (let after = lastEventId; ; ) {
         const batch = eventsFor(this.#store.db, node.project_id, node.node_id, after, PUMP_BATCH).filter((e) => e.seq <= this.#delivered);
-        for (const e of batch) if (isAudience(e, node.project_id, node.node_id, this.#sees)) this.#write(stream, e);
+        for (const e of batch) if (isAudience(e, node.project_id, node.node_id, sees)) this.#write(stream, e);
         if (batch.length < PUMP_BATCH) break;
         after = batch[batch.length - 1]!.seq;
       }
@@ -124,13 +125,21 @@ export class EventBus {
 
   /** Delivers everything appended since the last pump, now. */
   pump(): void {
+    // One visibility model per project and pump, not two SQL reads per stream and event: the
+    // events of this pump were all committed before it, so the current model answers for each.
+    const models = new Map<string, Visibility>();
+    const sees = (projectId: string, viewer: string, subject: string): boolean => {
+      let model = models.get(projectId);
+      if (model === undefined) models.set(projectId, (model = this.#store.visibility(projectId)));
+      return model.canSee(viewer, subject);
+    };
     for (;;) {
       const batch = eventsAfter(this.#store.db, this.#delivered, PUMP_BATCH);
       for (const e of batch) {
         this.#delivered = e.seq;
         const audience = e.target_node !== null ? this.#byNode.get(e.target_node) : this.#byProject.get(e.project_id);
         if (audience === undefined) continue;
-        for (const s of audience) if (e.seq > s.lastSent && isAudience(e, s.projectId, s.nodeId, this.#sees)) this.#write(s, e);
+        for (const s of audience) if (e.seq > s.lastSent && isAudience(e, s.projectId, s.nodeId, sees)) this.#write(s, e);
       }
       if (batch.length < PUMP_BATCH) return;
     }

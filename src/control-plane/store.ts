@@ -94,6 +94,10 @@ export const MAX_DIFF_PAIRS = 1_000_000;
 /** A node gaining or losing more peers than this at once gets one node_state_updated instead of
  *  a peer_added / peer_removed per peer. */
 export const MAX_PEER_EVENTS_PER_NODE = 8;
+/** A heartbeat's "reconcile?" check reads the event log in pages of this many events... */
+const BEHIND_SCAN_PAGE = 64;
+/** ...and at most this many pages, then answers yes. */
+const BEHIND_SCAN_PAGES = 16;
 
 /** A project's visibility model with the node rows it was built from (cache entry). */
 interface CachedModel {
@@ -488,10 +492,27 @@ export class ControlPlaneStore {
       if (wasOffline) {
         this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, peersOf: node.node_id });
       }
-      const sees = (p: string, v: string, subject: string): boolean => this.sees(p, v, subject);
-      const behind = !streaming && eventsFor(this.db, current.project_id, current.node_id, current.last_state_seq, 64).some((e) => isAudience(e, current.project_id, current.node_id, sees));
+      const behind = !streaming && this.#hasEventsFor(current);
       return { accepted_at: formatRfc3339(now), reconcile: wasOffline || behind, rotate_keys: current.rotate_requested !== 0 };
     });
+  }
+
+  /**
+   * True when an event `node` should get was logged after its last state pull. Pages past the
+   * events it does not see (the SQL cannot filter by visibility), up to BEHIND_SCAN_PAGES pages;
+   * beyond that it answers true, as a needless reconcile costs one pull and a missed one is lost.
+   */
+  #hasEventsFor(node: NodeRow): boolean {
+    const model = this.visibility(node.project_id);
+    const sees = (_project: string, viewer: string, subject: string): boolean => model.canSee(viewer, subject);
+    let after = node.last_state_seq;
+    for (let page = 0; page < BEHIND_SCAN_PAGES; page++) {
+      const events = eventsFor(this.db, node.project_id, node.node_id, after, BEHIND_SCAN_PAGE);
+      if (events.some((e) => isAudience(e, node.project_id, node.node_id, sees))) return true;
+      if (events.length < BEHIND_SCAN_PAGE) return false;
+      after = events[events.length - 1]!.seq;
+    }
+    return true;
   }
 
   /** Records an endpoint report (and its candidates, when it carries any: a report without the

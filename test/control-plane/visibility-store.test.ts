@@ -225,3 +225,21 @@ describe('a change too wide to diff pair by pair', () => {
     }
   }, 60_000);
 });
+
+describe('a heartbeat without a stream is told to reconcile', () => {
+  it('also when more than a page of events it cannot see precede the one it should get', async () => {
+    const [n1, n2, n3] = [await h.register(), await h.register(), await h.register()];
+    h.cp.store.setPolicy('default', [allowPair(n1.mesh_ip, n2.mesh_ip)]);
+    await stateOf(n3); // n3's last_state_seq is now the head of the log
+    const now = (): string => new Date().toISOString();
+    const beat = async (): Promise<boolean> =>
+      (await h.call('POST', `/v1/nodes/${n3.node_id}/heartbeat`, { client_now: now(), binary_checksum: 'ab', binary_version: '0.1.0', nat_summary: {} }, n3.auth)).body.reconcile;
+    // 70 endpoint changes of n1: n2 hears of them, n3 does not.
+    for (let i = 0; i < 70; i++) {
+      h.cp.store.reportEndpoint(h.cp.store.node(n1.node_id)!, { endpoint: `192.0.2.1:${20000 + i}`, nat_type: 'full_cone', reported_at: now() });
+    }
+    expect(await beat()).toBe(false);
+    h.cp.store.requestKeyRotation(n3.node_id); // an event for n3, behind the 70
+    expect(await beat()).toBe(true);
+  });
+});
