@@ -20,7 +20,7 @@ import { parseStateResponse } from '../api/parse.js';
 import type { HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
 import { VERSION } from '../version.js';
 import { ControlClient } from '../control/api-client.js';
-import { sleep } from '../control/backoff.js';
+import { Backoff, sleep } from '../control/backoff.js';
 import { EnvelopeVerifier, SigningKeyring } from '../control/envelopes.js';
 import { EventStream, type EventStreamTimings } from '../control/event-stream.js';
 import { ApiError } from '../control/http-client.js';
@@ -139,7 +139,7 @@ export class Agent {
   #stopped = false;
   #reRegistering = false;
   /** Failed re-registrations in a row, and the monotonic ms before which a 401 starts none. */
-  #reRegisterFailures = 0;
+  readonly #reRegisterBackoff = new Backoff({ initialMs: RE_REGISTER_MIN_BACKOFF_MS, maxMs: RE_REGISTER_MAX_BACKOFF_MS, jitter: 0 });
   #reRegisterNotBefore = -Infinity;
   /** STUN, endpoint discovery, relay paths, bridge relay (src/agent/nat-services.ts). */
   #nat: NatServices | undefined;
@@ -238,6 +238,7 @@ export class Agent {
         meshCidr: () => agent.#identity.domain_mesh_cidr,
         privateKey: () => agent.#identity.private_key,
         clock: agent.#clock,
+        ...(opts.device?.crypto ? { crypto: opts.device.crypto } : {}),
         ...(opts.interfaces ? { interfaces: opts.interfaces } : {}),
         ...(opts.candidatePollMs !== undefined ? { candidatePollMs: opts.candidatePollMs } : {}),
         log: log.child('(nat) '),
@@ -426,8 +427,8 @@ export class Agent {
     this.#reRegistering = true;
     try {
       // Once per run of failures; each failed attempt says why and when the next may start.
-      if (this.#reRegisterFailures === 0) this.#log.error('the control plane rejected our credential (401); registering again');
-      else this.#log.verbose(`registering again (attempt ${this.#reRegisterFailures + 1})`);
+      if (this.#reRegisterBackoff.attempt === 0) this.#log.error('the control plane rejected our credential (401); registering again');
+      else this.#log.verbose(`registering again (attempt ${this.#reRegisterBackoff.attempt + 1})`);
       const previous = this.#identity;
       const { identity, response: res } = await registerNode(
         { config: this.config, store: this.store, client: this.client, log: this.#log, env: this.#env, clock: this.#clock, signal: this.#stop.signal },
@@ -440,7 +441,7 @@ export class Agent {
       // Events for the new node id; from another control plane, under its key and its sequence.
       this.verifier.rebind({ nodeId: res.node_id, projectId: this.#projectId }, res.signing_key_id, res.signing_public_key);
       this.counters.reRegistrations++;
-      this.#reRegisterFailures = 0;
+      this.#reRegisterBackoff.reset();
       this.#reRegisterNotBefore = -Infinity;
       if (res.mesh_ip !== this.iface.meshIp || res.domain_mesh_cidr !== previous.domain_mesh_cidr) {
         // The control plane may hand out another address: the interface (and in packet-callback
@@ -455,8 +456,7 @@ export class Agent {
       this.requestReconcile();
     } catch (err) {
       this.counters.reRegistrationFailures++;
-      const waitMs = Math.min(RE_REGISTER_MIN_BACKOFF_MS * 2 ** this.#reRegisterFailures, RE_REGISTER_MAX_BACKOFF_MS);
-      this.#reRegisterFailures++;
+      const waitMs = this.#reRegisterBackoff.next();
       this.#reRegisterNotBefore = this.#clock.now() + waitMs;
       this.#log.error(`re-registration failed: ${(err as Error).message}; staying up on cached state; next attempt at the first 401 after ${waitMs / 1000} s`);
     } finally {

@@ -5,6 +5,7 @@
 // (relay-client.ts) fed by the path prober's choice among each peer's candidates (path-prober.ts),
 // and in `mode: bridge` the relay (bridge-mode.ts).
 
+import type { CryptoProvider } from '../core/crypto.js';
 import { encodeNodeCredential } from '../api/credential.js';
 import { decodeBase64, endpointOf } from '../api/fields.js';
 import type { NatSummary, PeerInfo, StateResponse } from '../api/types.js';
@@ -41,6 +42,8 @@ export interface NatServicesContext {
   readonly privateKey: () => string;
   /** Where endpoint discovery reads time (default the system clock). */
   readonly clock?: Clock;
+  /** The path probes' crypto: the device's provider (default node:crypto). */
+  readonly crypto?: CryptoProvider;
   readonly log: Logger;
 }
 
@@ -154,7 +157,7 @@ export class NatServices {
       this.#prober =
         raw === undefined
           ? undefined
-          : new PathProber({ socket: this.#ctx.device, crypto: defaultCrypto(), privateKey: raw, onChange: (pub, ep) => void this.paths.setProbedDirect(pub, ep), log: this.#ctx.log });
+          : new PathProber({ socket: this.#ctx.device, crypto: this.#ctx.crypto ?? defaultCrypto(), privateKey: raw, onChange: (pub, ep) => void this.paths.setProbedDirect(pub, ep), log: this.#ctx.log });
       raw?.fill(0);
     }
     const prober = this.#prober;

@@ -23,7 +23,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { CryptoProvider } from '../core/crypto.js';
 import { parseIp } from '../core/ip.js';
-import { formatEndpoint, sameEndpoint } from '../core/endpoint.js';
+import { formatEndpoint, plainAddress, sameEndpoint } from '../core/endpoint.js';
 import type { Endpoint, SendResult } from '../io/bind.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
@@ -204,8 +204,7 @@ export class PathProber {
   #learn(p: Peer, from: Endpoint): void {
     if (p.candidates.some((c) => sameEndpoint(c.endpoint, from))) return;
     // A dual-stack socket spells an IPv4 source as ::ffff:a.b.c.d; keep the IPv4 spelling.
-    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(from.address)?.[1];
-    const c = newCandidate({ address: v4 ?? from.address, port: from.port });
+    const c = newCandidate({ address: plainAddress(from.address), port: from.port });
     p.learned.push(c);
     // Full: forget the oldest one, but never the path in use.
     if (p.learned.length > MAX_LEARNED) p.learned.splice(p.learned.findIndex((x) => x !== p.chosen), 1);

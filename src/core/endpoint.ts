@@ -77,9 +77,9 @@ export function parseEndpoint(text: string): ParsedEndpoint | undefined {
   return { address: formatIp(ip), port, host, ip, zone };
 }
 
-/** Strips the IPv4-mapped prefix a dual-stack socket may report. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+/** Strips the IPv4-mapped prefix a dual-stack socket may report ('::ffff:a.b.c.d' -> 'a.b.c.d'). */
+export function plainAddress(address: string): string {
+  return address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && address.includes('.') ? address.slice(7) : address;
 }
 
 /** True when two endpoints name the same address and port (IPv4-mapped IPv6 equals its IPv4). */

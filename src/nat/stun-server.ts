@@ -4,6 +4,7 @@
 // with the WireGuard handshake limiter (20/s, burst 5). `StunResponder` is the sans-IO part, which
 // the relay embeds on its own socket; `createStunServer` puts it on a Bind (UDP or the memory twin).
 
+import { plainAddress } from '../core/endpoint.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { checkPort, type Bind, type Endpoint } from '../io/bind.js';
 import { UdpBind } from '../io/bind-udp.js';
@@ -106,7 +107,7 @@ export class StunResponder {
       return { kind: 'reply', data };
     }
     this.counters.answered++;
-    const mapped = { address: from.address.startsWith('::ffff:') && from.address.includes('.') ? from.address.slice(7) : from.address, port: from.port };
+    const mapped = { address: plainAddress(from.address), port: from.port };
     return {
       kind: 'reply',
       data: encodeBindingSuccess(m.transactionId, mapped, { ...(this.#software === undefined ? {} : { software: this.#software }), fingerprint }),

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseEndpoint } from '../../src/core/endpoint.js';
+import { endpointKey, parseEndpoint, plainAddress, sameEndpoint } from '../../src/core/endpoint.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
 import type { DeviceConfig } from '../../src/device/config.js';
 import type { Device } from '../../src/device/device.js';
@@ -242,5 +242,17 @@ describe('the one endpoint parser (core/endpoint.ts)', () => {
     const sk = randomBytes(32);
     await d.apply({ privateKey: sk });
     expect(hex(d.publicKey!)).toBe(hex(nodeCrypto.x25519PublicKey(d.snapshot().privateKey!)));
+  });
+});
+
+describe('IPv4-mapped addresses (core/endpoint.ts plainAddress)', () => {
+  it('strips the mapped prefix in any case, and nothing else', () => {
+    expect(plainAddress('::ffff:203.0.113.2')).toBe('203.0.113.2');
+    expect(plainAddress('::FFFF:203.0.113.2')).toBe('203.0.113.2');
+    expect(plainAddress('::ffff:cb00:7102')).toBe('::ffff:cb00:7102'); // hex spelling: left alone
+    expect(plainAddress('2001:db8::1')).toBe('2001:db8::1');
+    expect(plainAddress('::ffff:')).toBe('::ffff:');
+    expect(sameEndpoint({ address: '::FFFF:10.0.0.1', port: 1 }, { address: '10.0.0.1', port: 1 })).toBe(true);
+    expect(endpointKey({ address: '::ffff:10.0.0.1', port: 1 })).toBe(endpointKey({ address: '10.0.0.1', port: 1 }));
   });
 });
