@@ -16,6 +16,8 @@ export type {
   PeerSnapshot,
 } from './device/contract.js';
 export { DeviceError } from './device/errors.js';
+export { OsError, PlexdError, hasCode } from './errors.js';
+export { BindError, TunError } from './io/errors.js';
 export type { DeviceErrorCode } from './device/errors.js';
 export type { Endpoint } from './core/endpoint.js';
 export { nodeCrypto } from './crypto/node.js';
