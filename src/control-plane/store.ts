@@ -381,10 +381,15 @@ export class ControlPlaneStore {
     return this.#cachedModel(projectId).model;
   }
 
-  #cachedModel(projectId: string, rulesOverride?: readonly PolicyRule[]): CachedModel {
+  /** The cache key of a project's model: membership generation, policy revision and fingerprint. */
+  #modelKey(projectId: string): { gen: number; key: string } {
     const gen = (prepared(this.db, 'SELECT membership_gen FROM projects WHERE id = ?').pluck().get(projectId) as number | undefined) ?? 0;
     const head = prepared(this.db, 'SELECT revision, fingerprint FROM policies WHERE project_id = ?').get(projectId) as { revision: number; fingerprint: string } | undefined;
-    const key = `${gen}:${head?.revision ?? '-'}:${head?.fingerprint ?? '-'}`;
+    return { gen, key: `${gen}:${head?.revision ?? '-'}:${head?.fingerprint ?? '-'}` };
+  }
+
+  #cachedModel(projectId: string, rulesOverride?: readonly PolicyRule[]): CachedModel {
+    const { gen, key } = this.#modelKey(projectId);
     const cached = this.#models.get(projectId);
     if (rulesOverride === undefined && cached?.key === key) return cached;
     const policy = cached?.key === key ? cached.policy : getPolicy(this.db, projectId);
@@ -702,6 +707,9 @@ export class ControlPlaneStore {
       if (check.errors.length > 0) throw new ControlPlaneError('validation_failed', check.errors.join('; '));
       const out = putPolicy(this.db, projectId, rules, this.now());
       if (out.changed) {
+        // The model just built is the new revision's: cache it, or the next read builds it again.
+        // (A rolled-back transaction leaves a key that never matches again.)
+        this.#models.set(projectId, { ...after, key: this.#modelKey(projectId).key, policy: out.policy });
         const diff = diffVisibility(before.model, after.model, [], MAX_DIFF_PAIRS);
         const payload = { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint };
         const audience = diff === undefined ? undefined : this.#policyAudience(projectId, before, after, rules, diff);
