@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryUnix } from '../../src/agent/local-http.js';
 import { NetnsLab, sweepStale, type Netns } from './netns.js';
+import { until as waitUntil } from './wait.js';
 import { DAEMON, REPO_DIR, ensureBuilt } from './wg-lab.js';
 
 /** The control plane's address on the bridge (default `net`). */
@@ -32,15 +33,10 @@ export interface AgentProc {
   extra?: readonly string[];
 }
 
-/** Polls `fn` every 200 ms until it yields something other than undefined/false; throws after timeoutMs. */
-export async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** The one polling loop (./wait.ts) every 200 ms; a rejecting `fn` counts as "not yet" (an agent
+ *  that is still starting refuses its socket). */
+export function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  return waitUntil(what, timeoutMs, () => fn().catch(() => undefined), 200) as Promise<T>;
 }
 
 /** Hub + control plane + agent namespaces; call setup() first and cleanup() always. */

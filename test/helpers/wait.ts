@@ -1,5 +1,5 @@
 // Waiting in tests: the one polling loop (waitFor, and until that throws on timeout) and sleep
-// (src/io/clock.ts's, on real timers).
+// (src/io/wait.ts's, on real timers).
 
 export { sleep } from '../../src/io/wait.js';
 
