@@ -71,6 +71,13 @@ export interface PackedTransaction extends DeviceTransaction {
   readonly peers: PeerChangeList;
 }
 
+/** Zeroes the secrets a packed transaction holds (its private key, its peers' keys) after apply:
+ *  the device keeps its own copies. */
+export function wipeTransaction(tx: PackedTransaction): void {
+  tx.privateKey?.fill(0);
+  tx.peers.wipe();
+}
+
 /** One allowed-IPs entry as stored: `ip` is 4 or 16 bytes with host bits masked. */
 export interface AllowedIp {
   readonly ip: Uint8Array;

@@ -25,7 +25,7 @@ import { looksLikeStun, PROBE_FIRST_BYTE } from '../io/datagram-kinds.js';
 import { silentLogger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { configToTransaction, type DeviceConfig } from './config.js';
-import type { AllowedIp, DeviceSnapshot, DeviceTransaction, PeerChange, PeerSnapshot } from './contract.js';
+import { wipeTransaction, type AllowedIp, type DeviceSnapshot, type DeviceTransaction, type PeerChange, type PeerSnapshot } from './contract.js';
 import { DeviceError } from './errors.js';
 import { checkTransaction, normalizePrivateKey } from './validate.js';
 import { dropChannel, publishDrop, publishEvent } from './diagnostics.js';
@@ -246,7 +246,12 @@ export class Device {
    * parser's message; see apply for the others) or TypeError, changing nothing then.
    */
   async configure(config: DeviceConfig): Promise<void> {
-    await this.apply(configToTransaction(config));
+    const tx = configToTransaction(config);
+    try {
+      await this.apply(tx);
+    } finally {
+      wipeTransaction(tx);
+    }
   }
 
   /** Packet-callback mode (or alongside a TUN): sends an outbound IP packet into the tunnel. */

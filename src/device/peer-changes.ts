@@ -64,6 +64,11 @@ class RecordStore {
     return (i % this.#perBlock) * this.#size;
   }
 
+  /** Zeroes every block (the records hold keys). */
+  wipe(): void {
+    for (const b of this.#blocks) b.fill(0);
+  }
+
   /** Keeps the first `n` records and frees the blocks no longer needed. */
   truncate(n: number): void {
     this.#count = n;
@@ -167,6 +172,11 @@ export class PeerChangeList implements Iterable<PackedPeerChange> {
   /** Number of peer sections. */
   get length(): number {
     return this.#peers.length;
+  }
+
+  /** Zeroes the records (public and pre-shared keys) once the change was applied. */
+  wipe(): void {
+    this.#peers.wipe();
   }
 
   /** Section `i` (negative counts from the end), or undefined when out of range. */

@@ -3,6 +3,7 @@
 // refused) and serves it (device/uapi.go IpcHandle: requests in sequence on each connection).
 
 import { Buffer } from 'node:buffer';
+import { wipeTransaction } from '../device/contract.js';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -391,6 +392,7 @@ async function applySet(ctx: ConnectionContext, tx: SetTransaction): Promise<num
     ctx.log.error(`IPC error ${error.errno}: ${error.message}`);
     return error.errno;
   } finally {
+    wipeTransaction(tx);
     release();
   }
 }

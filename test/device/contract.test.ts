@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endpointKey, parseEndpoint, plainAddress, sameEndpoint } from '../../src/core/endpoint.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
-import type { DeviceConfig } from '../../src/device/config.js';
+import { configToTransaction, type DeviceConfig } from '../../src/device/config.js';
+import { wipeTransaction } from '../../src/device/contract.js';
 import type { Device } from '../../src/device/device.js';
 import { DeviceError } from '../../src/device/errors.js';
 import { MemoryNetwork } from '../../src/io/bind-memory.js';
@@ -254,5 +255,29 @@ describe('IPv4-mapped addresses (core/endpoint.ts plainAddress)', () => {
     expect(plainAddress('::ffff:')).toBe('::ffff:');
     expect(sameEndpoint({ address: '::FFFF:10.0.0.1', port: 1 }, { address: '10.0.0.1', port: 1 })).toBe(true);
     expect(endpointKey({ address: '::ffff:10.0.0.1', port: 1 })).toBe(endpointKey({ address: '10.0.0.1', port: 1 }));
+  });
+});
+
+describe('decoded secrets are wiped after apply', () => {
+  it('wipeTransaction zeroes the private key and every packed peer key; the device keeps its copies', async () => {
+    const priv = new Uint8Array(32).fill(7);
+    const psk = new Uint8Array(32).fill(9);
+    const pub = new Uint8Array(32).fill(5);
+    const tx = configToTransaction({ privateKey: priv, peers: [{ publicKey: pub, presharedKey: psk }] });
+    const device = await memoryDevice(51900);
+    try {
+      await device.apply(tx);
+      wipeTransaction(tx);
+      expect(tx.privateKey!.every((b) => b === 0)).toBe(true);
+      for (const p of tx.peers) {
+        expect(p.publicKey.every((b) => b === 0)).toBe(true);
+        expect(p.presharedKey ?? null).toBeNull(); // the record, flags included, is zero
+      }
+      const held = device.peer(pub)!;
+      expect(held.presharedKey).toEqual(psk);
+      expect(device.snapshot().privateKey!.some((b) => b !== 0)).toBe(true);
+    } finally {
+      await device.close();
+    }
   });
 });
