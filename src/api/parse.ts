@@ -5,6 +5,7 @@
 import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js';
 import {
   EXECUTION_STATUSES,
+  INGRESS_MODES,
   MAX_CANDIDATES,
   NAT_TYPES,
   NODE_MODES,
@@ -21,6 +22,7 @@ import {
   type FirewallRule,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  type IngressRule,
   type KeyRotateRequest,
   type KeyRotateResponse,
   type NatSummary,
@@ -29,7 +31,12 @@ import {
   type RegisterRequest,
   type RegisterResponse,
   type RelaySession,
+  type SiteToSiteInfo,
+  type SiteToSiteTunnel,
   type StateResponse,
+  type UserAccessConfig,
+  type UserAccessInfo,
+  type UserAccessPeer,
 } from './types.js';
 import { parsePrefix } from '../core/ip.js';
 import { isPrintable } from '../log/printable.js';
@@ -124,7 +131,33 @@ export function parseHeartbeatRequest(body: unknown): ParseResult<HeartbeatReque
     binary_checksum: r.optString('binary_checksum', 128) ?? '',
     binary_version: r.optString('binary_version', 128) ?? '',
     nat_summary: r.object('nat_summary', readNatSummary, true) ?? {},
+    ...optional('user_access', r.object('user_access', readUserAccessInfo, true)),
+    ...optional('site_to_site', r.object('site_to_site', readSiteToSiteInfo, true)),
   });
+}
+
+function optional<K extends string, V>(key: K, value: V | null): { [P in K]?: V } {
+  return (value === null ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function readUserAccessInfo(r: FieldReader): UserAccessInfo {
+  const key = r.optBase64Key('public_key', 32);
+  return {
+    enabled: r.bool('enabled', false),
+    interface_name: r.optString('interface_name', 15) ?? '',
+    peer_count: r.int('peer_count', 0, 1_000_000, 0),
+    listen_port: r.int('listen_port', 0, 65535, 0),
+    ...(key === undefined ? {} : { public_key: key }),
+  };
+}
+
+function readSiteToSiteInfo(r: FieldReader): SiteToSiteInfo {
+  const key = r.optBase64Key('public_key', 32);
+  return {
+    enabled: r.bool('enabled', false),
+    tunnel_count: r.int('tunnel_count', 0, 1_000_000, 0),
+    ...(key === undefined ? {} : { public_key: key }),
+  };
 }
 
 /** Parses a heartbeat response. */
@@ -216,8 +249,79 @@ function readSession(r: FieldReader): RelaySession {
   };
 }
 
+/** At most this many prefixes in one allowed_ips/subnets list of the bridge block. */
+const MAX_BRIDGE_PREFIXES = 256;
+
+/** A list of CIDR prefixes (absent/null -> []); a malformed element is an error naming its index. */
+function readPrefixList(r: FieldReader, key: string): string[] {
+  const list = r.stringList(key, MAX_BRIDGE_PREFIXES, 64);
+  list.forEach((p, i) => {
+    if (parsePrefix(p) === undefined) r.fail(`${key}[${i}]`, `expected a CIDR prefix, got ${JSON.stringify(p)}`);
+  });
+  return list;
+}
+
+function readUserAccessPeer(r: FieldReader): UserAccessPeer {
+  const psk = r.optBase64Key('psk', 32);
+  return {
+    public_key: r.base64Key('public_key', 32),
+    allowed_ips: readPrefixList(r, 'allowed_ips'),
+    ...(psk === undefined ? {} : { psk }),
+    label: r.optString('label', 128) ?? '',
+  };
+}
+
+function readUserAccess(r: FieldReader): UserAccessConfig {
+  const address = r.optString('address', 64);
+  if (address !== undefined && parsePrefix(address) === undefined) r.fail('address', 'expected an address with a prefix length');
+  return {
+    enabled: r.bool('enabled', true),
+    interface_name: r.optString('interface_name', 15) ?? 'wg-access',
+    listen_port: r.int('listen_port', 1, 65535, 51822),
+    ...(address === undefined ? {} : { address }),
+    peers: r.list('peers', readUserAccessPeer, true),
+  };
+}
+
+function readTunnel(r: FieldReader): SiteToSiteTunnel {
+  const psk = r.optBase64Key('psk', 32);
+  const tunnel_id = r.string('tunnel_id', 64);
+  return {
+    tunnel_id,
+    remote_endpoint: r.optString('remote_endpoint', 261) ?? '',
+    remote_public_key: r.base64Key('remote_public_key', 32),
+    local_subnets: readPrefixList(r, 'local_subnets'),
+    remote_subnets: readPrefixList(r, 'remote_subnets'),
+    interface_name: r.optString('interface_name', 15) ?? `wg-s2s-${tunnel_id}`.slice(0, 15),
+    listen_port: r.int('listen_port', 1, 65535),
+    ...(psk === undefined ? {} : { psk }),
+  };
+}
+
+function readIngressRule(r: FieldReader): IngressRule {
+  const cert = r.optString('cert_pem', 64 * 1024);
+  const key = r.optString('key_pem', 64 * 1024);
+  return {
+    rule_id: r.string('rule_id', 128),
+    hostname: r.string('hostname', 253),
+    listen_port: r.int('listen_port', 1, 65535, 443),
+    target_addr: r.endpoint('target_addr'),
+    mode: r.oneOf('mode', INGRESS_MODES),
+    ...(cert === undefined ? {} : { cert_pem: cert }),
+    ...(key === undefined ? {} : { key_pem: key }),
+  };
+}
+
 function readBridge(r: FieldReader): BridgeState {
-  return { relay: r.object('relay', (x) => ({ sessions: x.list('sessions', readSession, true) }), true) };
+  const nat = r.raw('enable_nat');
+  return {
+    relay: r.object('relay', (x) => ({ sessions: x.list('sessions', readSession, true) }), true),
+    user_access: r.object('user_access', readUserAccess, true),
+    site_to_site: r.object('site_to_site', (x) => ({ enabled: x.bool('enabled', true), tunnels: x.list('tunnels', readTunnel, true) }), true),
+    ingress: r.object('ingress', (x) => ({ enabled: x.bool('enabled', true), rules: x.list('rules', readIngressRule, true) }), true),
+    ...(typeof nat === 'boolean' ? { enable_nat: nat } : {}),
+    access_subnets: readPrefixList(r, 'access_subnets'),
+  };
 }
 
 function readExecution(r: FieldReader): Execution {

@@ -82,6 +82,27 @@ export interface HeartbeatRequest {
   readonly binary_checksum: string;
   readonly binary_version: string;
   readonly nat_summary: NatSummary;
+  /** A bridge's user-access interface (upstream's HeartbeatRequest.UserAccess); absent otherwise. */
+  readonly user_access?: UserAccessInfo;
+  /** A bridge's site-to-site tunnels; absent otherwise. */
+  readonly site_to_site?: SiteToSiteInfo;
+}
+
+/** Heartbeat `user_access`. `public_key` is ours (additive): the access interface's key, which
+ *  the control plane prints into client configs (the private key never leaves the bridge). */
+export interface UserAccessInfo {
+  readonly enabled: boolean;
+  readonly interface_name: string;
+  readonly peer_count: number;
+  readonly listen_port: number;
+  readonly public_key?: string;
+}
+
+/** Heartbeat `site_to_site`. `public_key` is ours: the key of every wg-s2s-* interface. */
+export interface SiteToSiteInfo {
+  readonly enabled: boolean;
+  readonly tunnel_count: number;
+  readonly public_key?: string;
 }
 
 /** `POST /v1/nodes/{id}/heartbeat` response. */
@@ -160,9 +181,89 @@ export interface RelaySession {
   readonly binding_key?: string;
 }
 
-/** The bridge block of a state; null on ordinary nodes. */
+/** One user-access client of a bridge (plexd-api.md "Bridge access side"): any WireGuard client. */
+export interface UserAccessPeer {
+  readonly public_key: string;
+  /** The client's access address(es), e.g. ["10.101.0.2/32"]. */
+  readonly allowed_ips: readonly string[];
+  /** Base64 pre-shared key; absent: none. */
+  readonly psk?: string;
+  readonly label: string;
+}
+
+/** `bridge.user_access`: the bridge's `wg-access` interface and its clients. */
+export interface UserAccessConfig {
+  readonly enabled: boolean;
+  /** Default "wg-access". */
+  readonly interface_name: string;
+  /** Default 51822. */
+  readonly listen_port: number;
+  /** Ours (additive): the bridge's own address on the access interface with the access range's
+   *  prefix length, e.g. "10.101.0.1/16". Absent: the agent's bridge.access_address, if any. */
+  readonly address?: string;
+  readonly peers: readonly UserAccessPeer[];
+}
+
+/** One site-to-site tunnel of a bridge: its own WireGuard interface to a partner gateway. */
+export interface SiteToSiteTunnel {
+  readonly tunnel_id: string;
+  /** "HOST:PORT" of the partner gateway; "" when the partner connects first. */
+  readonly remote_endpoint: string;
+  readonly remote_public_key: string;
+  /** Subnets on our side the partner may reach (the mesh CIDR, at least). */
+  readonly local_subnets: readonly string[];
+  /** Subnets behind the partner gateway: the peer's allowed IPs and the bridge's routes. */
+  readonly remote_subnets: readonly string[];
+  /** Default "wg-s2s-<tunnel_id>" (at most 15 characters: Linux IFNAMSIZ). */
+  readonly interface_name: string;
+  /** From 51823 upward, one per tunnel. */
+  readonly listen_port: number;
+  /** Base64 pre-shared key; absent: none. */
+  readonly psk?: string;
+}
+
+/** `bridge.site_to_site`: at most 10 tunnels (upstream's limit). */
+export interface SiteToSiteConfig {
+  readonly enabled: boolean;
+  readonly tunnels: readonly SiteToSiteTunnel[];
+}
+
+/** How an ingress rule serves TLS. */
+export const INGRESS_MODES = ['passthrough', 'terminate', 'acme'] as const;
+/** One of INGRESS_MODES. */
+export type IngressMode = (typeof INGRESS_MODES)[number];
+
+/** One public ingress rule: connections for `hostname` (TLS SNI) on `listen_port` go to `target_addr`. */
+export interface IngressRule {
+  readonly rule_id: string;
+  readonly hostname: string;
+  readonly listen_port: number;
+  /** "MESH_IP:PORT". */
+  readonly target_addr: string;
+  readonly mode: IngressMode;
+  /** PEM certificate chain and key (mode terminate only). */
+  readonly cert_pem?: string;
+  readonly key_pem?: string;
+}
+
+/** `bridge.ingress`: public ingress rules (at most bridge.max_ingress_rules, 20). */
+export interface IngressConfig {
+  readonly enabled: boolean;
+  readonly rules: readonly IngressRule[];
+}
+
+/** The bridge block of a state; null on ordinary nodes. Every child is "present-but-nullable":
+ *  `null` or absent tears that service down (upstream's reconcile handlers). */
 export interface BridgeState {
   readonly relay: { readonly sessions: readonly RelaySession[] } | null;
+  readonly user_access?: UserAccessConfig | null;
+  readonly site_to_site?: SiteToSiteConfig | null;
+  readonly ingress?: IngressConfig | null;
+  /** Masquerade user traffic to the bridge's mesh IP (default true); false: mesh nodes see the
+   *  user's access address (the control plane routes the access range to the bridge). */
+  readonly enable_nat?: boolean;
+  /** Subnets behind the bridge's access side that mesh nodes reach through it. */
+  readonly access_subnets?: readonly string[];
 }
 
 /** Execution states in order: pending -> ack -> started -> succeeded | failed | cancelled. */
