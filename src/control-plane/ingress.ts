@@ -261,6 +261,13 @@ function ruleEvents(r: IngressRow, change: 'added' | 'removed'): NewEvent[] {
   ];
 }
 
+/** The events of removing node `nodeId` for its ingress rules (schema 9's trigger deletes them):
+ *  each other bridge that published a service of it reconciles. Call before the node's row goes. */
+export function ingressRemovalEvents(db: Db, nodeId: string): NewEvent[] {
+  const rows = prepared(db, 'SELECT * FROM ingress_rules WHERE target_node = ? AND bridge_id <> ?').all(nodeId, nodeId) as IngressRow[];
+  return rows.map((r) => ruleEvents(r, 'removed')[0]!);
+}
+
 /** Removes the rule publishing `hostname` (any project); the bridge gets bridge_config_updated.
  *  Returns the removed rule, or undefined when no rule has that hostname. */
 export function removeIngressRule(store: ControlPlaneStore, hostname: string): IngressRuleView | undefined {

@@ -32,7 +32,7 @@ import { systemClock, type Clock } from '../io/clock.js';
 import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
-import { ingressBlockFor, ingressPolicyRules, withIngressRules } from './ingress.js';
+import { ingressBlockFor, ingressPolicyRules, ingressRemovalEvents, withIngressRules } from './ingress.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { prepared } from './prepared.js';
@@ -627,6 +627,7 @@ export class ControlPlaneStore {
     return this.tx(() => {
       const node = this.node(nodeId);
       if (node === undefined) return false;
+      for (const e of ingressRemovalEvents(this.db, nodeId)) this.emit(e);
       prepared(this.db, 'DELETE FROM nodes WHERE node_id = ?').run(nodeId);
       this.#touchMembership(node.project_id);
       dropPsks(this.db, node);

@@ -153,7 +153,14 @@ describe('control-plane ingress', () => {
     for (const [host, n] of [['a.test', a], ['b.test', b]] as const) {
       expect((await cli('ingress', 'add', host, '--db', h.dbFile, '--bridge', bridge.node_id, '--target', `${n.mesh_ip}:80`, '--mode', 'acme')).code).toBe(0);
     }
-    expect((await cli('nodes', 'remove', a.node_id, '--db', h.dbFile)).code).toBe(0);
+    const sb = await openStream(h.cp.url, bridge.node_id, bridge.auth);
+    try {
+      expect((await cli('nodes', 'remove', a.node_id, '--db', h.dbFile)).code).toBe(0);
+      const ev = await sb.next((e) => e.envelope.type === 'bridge_config_updated', 3000);
+      expect(ev.envelope.payload).toMatchObject({ change: 'removed' });
+    } finally {
+      sb.close();
+    }
     expect((await stateOf(bridge)).bridge.ingress.rules.map((r: { hostname: string }) => r.hostname)).toEqual(['b.test']);
     // A new node given a's address does not inherit its ingress.
     const c = await h.register();
