@@ -307,18 +307,22 @@ export function ingressBlockFor(db: Db, box: SecretBox, node: Pick<NodeRow, 'nod
 /** The allow rules a project's ingress rules imply: TCP from each bridge's mesh IP to its target
  *  address. Visibility takes them with the policy's (the two see each other). */
 export function ingressPolicyRules(db: Db, projectId: string): PolicyRule[] {
+  return impliedRules(db, 'r.project_id = ?', [projectId]);
+}
+
+/** The implied allow rules of the ingress rules matching `where` (on `ingress_rules r`), in
+ *  rule_id order: TCP from the bridge's mesh IP to the target address. */
+function impliedRules(db: Db, where: string, params: readonly string[]): FirewallRule[] {
   const rows = prepared(
     db,
     `SELECT b.mesh_ip AS bridge_ip, r.target_addr FROM ingress_rules r JOIN nodes b ON b.node_id = r.bridge_id
-     WHERE r.project_id = ? ORDER BY r.rule_id`,
-  ).all(projectId) as Array<{ bridge_ip: string; target_addr: string }>;
-  return rows.map((r) => impliedRule(r.bridge_ip, r.target_addr));
-}
-
-function impliedRule(bridgeIp: string, targetAddr: string): FirewallRule {
-  const colon = targetAddr.lastIndexOf(':');
-  const port = Number(targetAddr.slice(colon + 1));
-  return { action: 'allow', protocol: 'tcp', source_cidr: `${bridgeIp}/32`, destination_cidr: `${targetAddr.slice(0, colon)}/32`, ports: { from: port, to: port } };
+     WHERE ${where} ORDER BY r.rule_id`,
+  ).all(...params) as Array<{ bridge_ip: string; target_addr: string }>;
+  return rows.map(({ bridge_ip, target_addr }) => {
+    const colon = target_addr.lastIndexOf(':');
+    const port = Number(target_addr.slice(colon + 1));
+    return { action: 'allow', protocol: 'tcp', source_cidr: `${bridge_ip}/32`, destination_cidr: `${target_addr.slice(0, colon)}/32`, ports: { from: port, to: port } };
+  });
 }
 
 /**
@@ -328,12 +332,8 @@ function impliedRule(bridgeIp: string, targetAddr: string): FirewallRule {
  * fingerprint is that of the whole list. A node without ingress rules gets `policy` unchanged.
  */
 export function withIngressRules(db: Db, node: Pick<NodeRow, 'node_id'>, policy: Policy | null): Policy | null {
-  const rows = prepared(
-    db,
-    `SELECT b.mesh_ip AS bridge_ip, r.target_addr FROM ingress_rules r JOIN nodes b ON b.node_id = r.bridge_id
-     WHERE r.bridge_id = ? OR r.target_node = ? ORDER BY r.rule_id`,
-  ).all(node.node_id, node.node_id) as Array<{ bridge_ip: string; target_addr: string }>;
-  if (rows.length === 0) return policy;
-  const rules = [...rows.map((r) => impliedRule(r.bridge_ip, r.target_addr)), ...(policy?.rules ?? [])];
+  const implied = impliedRules(db, 'r.bridge_id = ? OR r.target_node = ?', [node.node_id, node.node_id]);
+  if (implied.length === 0) return policy;
+  const rules = [...implied, ...(policy?.rules ?? [])];
   return { revision_id: policy?.revision_id ?? 'ingress', fingerprint: rulesFingerprint(rules), rules };
 }

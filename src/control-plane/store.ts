@@ -802,7 +802,8 @@ export class ControlPlaneStore {
   /**
    * The policy block `node` gets: the project's rules with groups compiled to member addresses
    * for this node (upstream's rule shape; the fingerprint is then that of the compiled rules, so
-   * a membership change reaches the agent as a new fingerprint). Null when no policy is set.
+   * a membership change reaches the agent as a new fingerprint). Null when no policy is set. The
+   * bridge and the target of ingress rules get their implied allow rules first (ingress.ts).
    */
   policyFor(node: NodeRow): Policy | null {
     return withIngressRules(this.db, node, this.#compiledPolicyFor(node));
