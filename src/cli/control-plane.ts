@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { withIngressRules } from '../control-plane/ingress.js';
 import { describeRule, explainPolicy, parsePolicyRules } from '../control-plane/policy.js';
 import { createControlPlane, parseListen } from '../control-plane/server.js';
 import { ControlPlaneStore, DEFAULT_PROJECT, labelsOf, SIGNING_KEY_TRANSITION_MS, type NodeRow } from '../control-plane/store.js';
@@ -290,7 +291,8 @@ function policy(args: readonly string[]): number {
       if (src.project_id !== dst.project_id) return [`denied: ${src.node_id} and ${dst.node_id} are in different projects`];
       const model = s.visibility(src.project_id);
       const asVis = (n: NodeRow) => model.node(n.node_id) ?? { id: n.node_id, ip: ipv4Number(n.mesh_ip), labels: labelsOf(n.labels) };
-      return explainPolicy(s.policy(src.project_id)?.rules as PolicyRule[] | undefined, model, asVis(src), asVis(dst), m?.[1] === 'any' ? undefined : m?.[1], m?.[2] === undefined ? undefined : Number(m[2]));
+      // With the allow rules ingress rules imply for src (control-plane/ingress.ts), as src's agent has them.
+      return explainPolicy(withIngressRules(s.db, src, s.policy(src.project_id))?.rules as PolicyRule[] | undefined, model, asVis(src), asVis(dst), m?.[1] === 'any' ? undefined : m?.[1], m?.[2] === undefined ? undefined : Number(m[2]));
     });
     print(lines.join('\n'));
     return EXIT.ok;

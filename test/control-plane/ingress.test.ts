@@ -107,6 +107,12 @@ describe('control-plane ingress', () => {
       expect((await stateOf(b)).policy.rules).toEqual([deny]);
       expect(peerIds(await stateOf(a))).toEqual([bridge.node_id]);
 
+      // policy explain and policy show --for say what the agents enforce.
+      const explain = await cli('policy', 'explain', bridge.mesh_ip, a.mesh_ip, 'tcp/8080', '--db', h.dbFile);
+      expect(explain.out).toMatch(/^allowed: tcp\/8080 from .* matches rules\[0\] allow tcp port 8080 /);
+      expect((await cli('policy', 'explain', bridge.mesh_ip, a.mesh_ip, 'tcp/22', '--db', h.dbFile)).out).toMatch(/^denied: tcp\/22 /);
+      expect((await cli('policy', 'show', '--db', h.dbFile, '--for', a.node_id)).out).toMatch(/2 compiled rules[\s\S]*visible peers: 1/);
+
       expect((await cli('ingress', 'remove', 'app.test', '--db', h.dbFile)).code).toBe(0);
       const removed = await sa.next((e) => e.envelope.type === 'peer_removed', 3000);
       expect(removed.envelope.payload).toEqual({ node_id: bridge.node_id, reason: 'policy' });
