@@ -2,7 +2,9 @@
 // subcommand (agent, control plane, relay, STUN server, conformance runner, demo). Thin:
 // dispatch, parsing and exit codes only.
 
+import { nativeAddonStatus } from '../io/native.js';
 import { EXIT, VERSION } from './constants.js';
+import { deviceChoicesFromEnv } from './device-env.js';
 import { runWgDaemon } from './wg-daemon.js';
 
 /**
@@ -58,8 +60,28 @@ Environment:
   WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace wg-quick up wg0   use it under wg-quick
 `;
 
-function versionText(): string {
-  return `plexd-userspace v${VERSION}\n\nUserspace WireGuard daemon for ${process.platform}-${process.arch} (Node.js ${process.version}).\n`;
+/**
+ * What --version prints: the version line (as wireguard-go's), then what this install runs on: the
+ * Node.js version, which native addon loads (a prebuilt, a source build, or none and why) and the
+ * crypto provider PLEXD_CRYPTO picks.
+ */
+export function versionText(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const addon = nativeAddonStatus();
+  let crypto: string;
+  try {
+    crypto = deviceChoicesFromEnv(env).crypto.name;
+  } catch (err) {
+    crypto = `none (${(err as Error).message})`;
+  }
+  return [
+    `plexd-userspace v${VERSION}`,
+    '',
+    `Userspace WireGuard daemon for ${process.platform}-${process.arch}.`,
+    `Node.js: ${process.version}`,
+    `Addon: ${addon.origin === 'none' ? `none (TUN devices unavailable: ${addon.reason})` : `${addon.origin} (${addon.path})`}`,
+    `Crypto provider: ${crypto}`,
+    '',
+  ].join('\n');
 }
 
 /** Runs the command line `argv` (without node and script); resolves to the exit code. */
