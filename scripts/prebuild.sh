@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run prebuild`: builds the N-API addon (native/*.cc, binding.gyp) for the platforms the package
+# `npm run build:prebuilds` (not "prebuild": npm would run that before every `npm run build`): builds the N-API addon (native/*.cc, binding.gyp) for the platforms the package
 # ships prebuilt, so installing it needs no compiler (issue 17; loaded by src/io/native.ts):
 #   prebuilds/linux-x64/plexd_native.node     node-gyp with the host's g++
 #   prebuilds/linux-arm64/plexd_native.node   cross-compiled with Debian's g++-aarch64-linux-gnu
