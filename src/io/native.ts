@@ -143,7 +143,7 @@ function tryLoad(): void {
 export function loadNativeAddon(feature: NativeFeature): NativeAddon {
   tryLoad();
   if (loaded !== undefined) return loaded.addon;
-  throw unavailable(feature, failure!.why, failure!.fixes, failure!.cause);
+  throw unavailableError(feature, failure!.why, failure!.fixes, failure!.cause);
 }
 
 /** Which addon this process uses, loading it if not yet tried; never throws (for --version). */
@@ -152,8 +152,12 @@ export function nativeAddonStatus(): AddonStatus {
   return loaded?.from ?? { origin: 'none', reason: failure!.why };
 }
 
-// The error for `feature`, saying why and the ways out: without a TUN for 'tun', the dgram bind for 'udp'.
-function unavailable(feature: NativeFeature, why: string, fixes: string[], cause?: unknown): Error {
+/**
+ * The error for `feature` when the addon is unavailable for reason `why` (after "a TUN device" or
+ * "the batched UDP bind"), naming `fixes` and the way around it: no TUN (packet-callback mode) for
+ * 'tun', the node:dgram bind for 'udp'. Internal to src/io (exported for its tests).
+ */
+export function unavailableError(feature: NativeFeature, why: string, fixes: readonly string[], cause?: unknown): Error {
   if (feature === 'tun') return new TunError('ERR_TUN_UNSUPPORTED', [`a TUN device ${why}`, ...fixes, NO_TUN].join('; '), { cause });
   const ways = [...fixes, 'use the node:dgram bind (PLEXD_BIND=dgram)'].join(', or ');
   return new BindError('ERR_BIND_FAILED', `the batched UDP bind ${why}; ${ways}`, { cause });
