@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `npm run build:prebuilds` (not "prebuild": npm would run that before every `npm run build`): builds the N-API addon (native/*.cc, binding.gyp) for the platforms the package
-# ships prebuilt, so installing it needs no compiler (issue 17; loaded by src/io/native.ts):
+# `npm run build:prebuilds` (not "prebuild": npm would run that before every `npm run build`):
+# builds the N-API addon (native/*.cc, binding.gyp) for the platforms the package ships prebuilt,
+# so installing it needs no compiler (issue 17; loaded by src/io/native.ts):
 #   prebuilds/linux-x64/plexd_native.node     node-gyp with the host's g++
 #   prebuilds/linux-arm64/plexd_native.node   cross-compiled with Debian's g++-aarch64-linux-gnu
 #   prebuilds/manifest.json                   N-API version and the sha256 of the sources built
 # Both are built against Node's own headers (/usr/include/node, or node-gyp's download) in a
 # scratch directory, so the developer's build/ is left alone. The .node files are committed: a unit
 # test (test/io/prebuilds.test.ts) fails when native/ or binding.gyp changed without a re-run.
-# Needs: g++, make, python3 and g++-aarch64-linux-gnu (scripts/setup.sh installs it as root).
+# Needs g++, make, python3 and g++-aarch64-linux-gnu (`apt-get install g++-aarch64-linux-gnu`; not in
+# scripts/setup.sh: only this script needs it, the tests check the committed files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
