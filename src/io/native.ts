@@ -105,7 +105,7 @@ export function chooseAddon(
   const failures: string[] = [];
   let cause: unknown;
   for (const c of candidates) {
-    const shown = relative(root, c.path) || c.path;
+    const shown = c.path.startsWith(root) ? relative(root, c.path) : c.path;
     if (!exists(c.path)) {
       failures.push(`${shown}: absent`);
       continue;
