@@ -2,7 +2,9 @@
 // subcommand (agent, control plane, relay, STUN server, conformance runner, demo). Thin:
 // dispatch, parsing and exit codes only.
 
+import { nativeAddonStatus } from '../io/native.js';
 import { EXIT, VERSION } from './constants.js';
+import { deviceChoicesFromEnv } from './device-env.js';
 import { runWgDaemon } from './wg-daemon.js';
 
 /**
@@ -58,8 +60,55 @@ Environment:
   WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace wg-quick up wg0   use it under wg-quick
 `;
 
-function versionText(): string {
-  return `plexd-userspace v${VERSION}\n\nUserspace WireGuard daemon for ${process.platform}-${process.arch} (Node.js ${process.version}).\n`;
+/**
+ * What --version prints: the version line (as wireguard-go's), then what this install runs on: the
+ * Node.js version, which native addon loads (a prebuilt, a source build, or none and why) and the
+ * crypto provider PLEXD_CRYPTO picks.
+ */
+export function versionText(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const addon = nativeAddonStatus();
+  let crypto: string;
+  try {
+    crypto = deviceChoicesFromEnv(env).crypto.name;
+  } catch (err) {
+    crypto = `none (${(err as Error).message})`;
+  }
+  return [
+    `plexd-userspace v${VERSION}`,
+    '',
+    `Userspace WireGuard daemon for ${process.platform}-${process.arch}.`,
+    `Node.js: ${process.version}`,
+    `Addon: ${addon.origin === 'none' ? `none (TUN devices unavailable: ${addon.reason})` : `${addon.origin} (${addon.path})`}`,
+    `Crypto provider: ${crypto}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Optional dependencies a command may need, and why they can be missing: better-sqlite3 (the
+ * control plane's database, also in `demo`) compiles or downloads its binary when installed, and
+ * the install leaves it out where neither works (no compiler, no network).
+ */
+const OPTIONAL_DEPENDENCIES: Readonly<Record<string, string>> = {
+  'better-sqlite3': 'the control plane\'s SQLite database',
+};
+
+// Loads subcommand `name`; undefined (after one line on stderr) when an optional dependency it
+// needs is not installed, so that is one clear message rather than a module-resolution stack.
+async function loadSubcommand(name: string, load: () => Promise<(args: readonly string[]) => Promise<number>>) {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const missing = Object.keys(OPTIONAL_DEPENDENCIES).find((dep) => (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && (err as Error).message.includes(`'${dep}'`));
+    if (missing === undefined) throw err;
+    process.stderr.write(
+      `plexd-userspace ${name}: needs the optional dependency ${missing} (${OPTIONAL_DEPENDENCIES[missing]}), which is not installed: ` +
+        `its install needs a download of its prebuilt binary or a C++ compiler (g++, make, python3). ` +
+        `Install it next to plexd-userspace with \`npm install ${missing}\`; the agent, the wireguard-go compatible daemon and the library do not need it.\n`,
+    );
+    return undefined;
+  }
 }
 
 /** Runs the command line `argv` (without node and script); resolves to the exit code. */
@@ -87,7 +136,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runWgDaemon(rest[0]!, true);
     default: {
       const load = Object.hasOwn(SUBCOMMANDS, first) ? SUBCOMMANDS[first] : undefined;
-      if (load !== undefined) return (await load())(rest);
+      if (load !== undefined) {
+        const command = await loadSubcommand(first, load);
+        return command === undefined ? EXIT.setupFailed : command(rest);
+      }
       if (UPSTREAM_ONLY_COMMANDS.includes(first)) {
         process.stderr.write(`plexd-userspace: ${first}: an upstream plexd command that plexd-userspace does not implement (docs/agent.md)\n`);
         return EXIT.usage;

@@ -4,11 +4,11 @@
 // copy of the installed package (package.json, bin, dist, build, runtime node_modules) in a temp
 // directory that user can read, since the checkout itself may sit under a 0700 directory.
 
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { runDemo } from '../../src/cli/demo.js';
 import { tunDemoUnavailableReason } from '../../src/cli/demo-tun.js';
+import { addonFile } from '../helpers/addon.js';
 import { runtimeDependencies, runUnprivileged } from '../helpers/unprivileged.js';
 import { ensureBuilt, REPO_DIR } from '../helpers/wg-lab.js';
 
@@ -16,8 +16,8 @@ const NEEDS_ROOT = /demo --tun: needs root: .*without --tun, which needs no root
 
 /** The files an installed plexd-userspace runs from, relative to the package root. */
 function installedFiles(): string[] {
-  const addon = 'build/Release/plexd_native.node';
-  return ['package.json', 'bin', 'dist', ...(existsSync(join(REPO_DIR, addon)) ? [addon] : []), ...runtimeDependencies(REPO_DIR).map((d) => `node_modules/${d}`)];
+  const addon = addonFile();
+  return ['package.json', 'bin', 'dist', ...(addon !== undefined ? [addon] : []), ...runtimeDependencies(REPO_DIR).map((d) => `node_modules/${d}`)];
 }
 
 describe('demo --tun without root', () => {

@@ -13,6 +13,7 @@ import { openTun, type LinuxTun } from '../../src/io/tun-linux.js';
 import type { TunCloseReason } from '../../src/io/tun.js';
 import { NetnsLab, requireRoot, sweepStale, type Netns } from '../helpers/netns.js';
 import { tunContract, udpPacket } from '../helpers/tun-contract.js';
+import { addonFile } from '../helpers/addon.js';
 import { runUnprivileged } from '../helpers/unprivileged.js';
 import { REPO_DIR } from '../helpers/wg-lab.js';
 import { until } from '../helpers/wait.js';
@@ -201,7 +202,7 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
   });
 
   it('the addon itself rejects a 16-byte name with ENAMETOOLONG', () => {
-    const addon = createRequire(import.meta.url)('../../build/Release/plexd_native.node') as {
+    const addon = createRequire(import.meta.url)(join(REPO_DIR, addonFile()!)) as {
       open(...args: unknown[]): unknown;
     };
     expect(() => addon.open('y'.repeat(16), new ArrayBuffer(70000), new Uint32Array(2), 1, () => {}, () => {}))
@@ -210,7 +211,7 @@ describe.skipIf(skipReason !== undefined)('Linux TUN addon (root, netns)', () =>
 
   it('without CAP_NET_ADMIN says which capability is missing', (ctx) => {
     // nobody may not reach the checkout (a clone under a 0700 dir): it loads a readable copy of the addon.
-    const addon = 'build/Release/plexd_native.node';
+    const addon = addonFile()!;
     const r = runUnprivileged(ctx, {
       what: 'permission check',
       root: REPO_DIR,
