@@ -104,11 +104,14 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
 /** A bounds-checked cursor; `ok` turns false on the first read past the end. */
 class Cursor {
   ok = true;
-  constructor(
-    readonly b: Uint8Array,
-    public off = 0,
-    readonly end = b.length,
-  ) {}
+  readonly b: Uint8Array;
+  off: number;
+  readonly end: number;
+  constructor(b: Uint8Array, off = 0, end = b.length) {
+    this.b = b;
+    this.off = off;
+    this.end = end;
+  }
   u8(): number {
     if (this.off + 1 > this.end) return this.fail();
     return this.b[this.off++]!;

@@ -249,7 +249,7 @@ export class Ingress {
   #accept(port: number, sock: Socket): void {
     if (this.#pending >= MAX_PENDING_HELLOS) return this.#refuse(sock, 'busy');
     this.#pending++;
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let done = false;
     const finish = (): void => {
       if (done) return;
