@@ -12,6 +12,7 @@ import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { ipv4Number, parseLabels, type PolicyRule } from '../control-plane/visibility.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { EXIT } from './constants.js';
+import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -38,7 +39,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
   signing-key rotate --db FILE [--transition DURATION] [--json]
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
-
+${INGRESS_USAGE}
 Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
                        0600 on first start; without it the database cannot be opened)
@@ -381,6 +382,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return project(rest);
       case 'signing-key':
         return signingKey(rest);
+      case 'ingress':
+        return ingress(rest, { dbOptions: DB_OPTIONS, parse, dbArgs, withStore, print });
       case undefined:
         process.stderr.write(`control-plane: expected a command\n\n${USAGE}`);
         return EXIT.usage;

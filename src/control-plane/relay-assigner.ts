@@ -327,13 +327,14 @@ export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: un
   assigner.reportPaths(node, (paths as { node_id: string; direct: boolean }[]).map((p) => ({ node_id: p.node_id.toLowerCase(), direct: p.direct })));
 }
 
-/** `state` with the relay view of `node` added: the bridge block (see bridgeBlockOf) and each
- *  relayed peer's fallback_endpoint (the relay). The state's own bridge block wins when set. */
+/** `state` with the relay view of `node` added: the bridge block's relay (see bridgeBlockOf) and
+ *  each relayed peer's fallback_endpoint (the relay). The state's other bridge services are kept. */
 export function withRelays(state: StateResponse, node: NodeRow, assigner: RelayAssigner | undefined): StateResponse {
   if (assigner === undefined) return state;
   const peers = state.peers.map((p) => {
     const relay = assigner.fallbackFor(node.node_id, p.node_id);
     return relay === undefined ? p : { ...p, fallback_endpoint: relay };
   });
-  return { ...state, peers, bridge: state.bridge ?? assigner.bridgeBlockOf(node) };
+  const relay = assigner.bridgeBlockOf(node);
+  return { ...state, peers, bridge: state.bridge === null ? relay : { ...state.bridge, relay: relay?.relay ?? state.bridge.relay } };
 }

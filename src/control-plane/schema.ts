@@ -145,4 +145,29 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE projects ADD COLUMN membership_gen INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE projects ADD COLUMN psk_generation INTEGER NOT NULL DEFAULT 0;
   `,
+  // 9: public ingress (issue 16, docs/control-plane.md "Ingress"): rules per bridge node, hostname
+  // unique per project (stored lowercase). A terminate rule's private key is sealed like the other
+  // secrets (secrets.ts, bound to its rule id); its certificate is public. A rule goes with its
+  // bridge or its target node: a later node could be given the target's mesh IP.
+  `
+  CREATE TABLE ingress_rules (
+    rule_id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    bridge_id TEXT NOT NULL,                -- nodes.node_id of a mode "bridge" node
+    target_node TEXT NOT NULL,              -- nodes.node_id holding the target's mesh IP when added
+    hostname TEXT NOT NULL,                 -- lowercase RFC 1123 name, the TLS SNI
+    listen_port INTEGER NOT NULL,
+    target_addr TEXT NOT NULL,              -- "MESH_IP:PORT"
+    mode TEXT NOT NULL,                     -- passthrough | terminate | acme
+    cert_pem TEXT,                          -- terminate only
+    key_pem BLOB,                           -- terminate only, sealed
+    created_at INTEGER NOT NULL,
+    UNIQUE (project_id, hostname)
+  );
+  CREATE INDEX ingress_rules_bridge ON ingress_rules(bridge_id);
+  CREATE INDEX ingress_rules_target ON ingress_rules(target_node);
+  CREATE TRIGGER ingress_rules_node_removed AFTER DELETE ON nodes BEGIN
+    DELETE FROM ingress_rules WHERE bridge_id = OLD.node_id OR target_node = OLD.node_id;
+  END;
+  `,
 ];

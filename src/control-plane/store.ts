@@ -32,6 +32,7 @@ import { systemClock, type Clock } from '../io/clock.js';
 import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
+import { ingressBlockFor, ingressPolicyRules, ingressRemovalEvents, withIngressRules } from './ingress.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { prepared } from './prepared.js';
@@ -406,7 +407,9 @@ export class ControlPlaneStore {
         return { id: n.node_id, ip: n.mesh_ip_num >>> 0, labels: labelsOf(n.labels) };
       });
     }
-    const entry: CachedModel = { key, model: new Visibility(nodes, rulesOverride ?? policy?.rules ?? []), rows, policy };
+    // Ingress rules imply allow rules (ingress.ts): a bridge and its targets see each other.
+    const rules = [...(rulesOverride ?? policy?.rules ?? []), ...ingressPolicyRules(this.db, projectId)];
+    const entry: CachedModel = { key, model: new Visibility(nodes, rules), rows, policy };
     if (rulesOverride === undefined) this.#models.set(projectId, entry);
     return entry;
   }
@@ -444,6 +447,29 @@ export class ControlPlaneStore {
     }
   }
 
+  /**
+   * Runs `change` in the current (or a new) transaction: it edits rules that visibility takes
+   * besides the policy in `projectId` (ingress rules, ingress.ts). The model is rebuilt, the
+   * visibility this changed is announced as for a policy change (peer events, lost pairs get a
+   * new PSK epoch), then the events `change` returns. Returns its result.
+   */
+  changeImpliedRules<T>(projectId: string, change: () => { events: readonly NewEvent[]; result: T }): T {
+    return this.tx(() => {
+      const before = this.#cachedModel(projectId);
+      const { events, result } = change();
+      this.#touchMembership(projectId);
+      const after = this.#cachedModel(projectId);
+      this.#applyVisibilityChange(projectId, diffVisibility(before.model, after.model, []), after.rows, true);
+      for (const e of events) this.emit(e);
+      return result;
+    });
+  }
+
+  /** `plaintext` sealed with the database's secrets key for `purpose` (secrets.ts). */
+  sealSecret(purpose: string, plaintext: Uint8Array): Buffer {
+    return this.#box.seal(purpose, plaintext);
+  }
+
   /** Gives the pair of nodes a new PSK (bumps the pair's epoch); both get peer_psk_assigned and
    *  pull state. Returns the new epoch, or undefined when either node is absent or they are one. */
   rotatePairPsk(nodeIdA: string, nodeIdB: string): number | undefined {
@@ -469,7 +495,7 @@ export class ControlPlaneStore {
         mesh_ip: node.mesh_ip,
         peers: this.peersOf(node, extra),
         policy: this.policyFor(node),
-        bridge: null,
+        bridge: node.mode === 'bridge' ? { relay: null, ingress: ingressBlockFor(this.db, this.#box, node) } : null,
         executions,
       };
     });
@@ -601,6 +627,7 @@ export class ControlPlaneStore {
     return this.tx(() => {
       const node = this.node(nodeId);
       if (node === undefined) return false;
+      for (const e of ingressRemovalEvents(this.db, nodeId)) this.emit(e);
       prepared(this.db, 'DELETE FROM nodes WHERE node_id = ?').run(nodeId);
       this.#touchMembership(node.project_id);
       dropPsks(this.db, node);
@@ -778,6 +805,11 @@ export class ControlPlaneStore {
    * a membership change reaches the agent as a new fingerprint). Null when no policy is set.
    */
   policyFor(node: NodeRow): Policy | null {
+    return withIngressRules(this.db, node, this.#compiledPolicyFor(node));
+  }
+
+  /** policyFor without the rules of ingress rules. */
+  #compiledPolicyFor(node: NodeRow): Policy | null {
     const { policy, model } = this.#cachedModel(node.project_id);
     if (policy === null) return null;
     const rules = policy.rules as readonly PolicyRule[];
