@@ -36,6 +36,9 @@ export interface AcmeOptions {
   readonly log: Logger;
   /** Wall-clock ms (tests). */
   readonly now?: () => number;
+  /** Retries of one ACME request on a network error, 5xx or 429 (default 3, 2 s apart growing):
+   *  acme-client's own 5 x 5-75 s would hold the issuance queue for minutes. */
+  readonly requestRetries?: number;
   /** Retry bounds (tests). */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -105,6 +108,11 @@ export class AcmeManager implements CertificateSource {
     mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
     chmodSync(opts.cacheDir, 0o700);
     if (opts.caPem !== undefined) acme.axios.defaults.httpsAgent = new HttpsAgent({ ca: opts.caPem });
+    const settings = (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number; retryDefaultDelay: number } }).acmeSettings;
+    if (settings !== undefined) {
+      settings.retryMaxAttempts = opts.requestRetries ?? 3;
+      settings.retryDefaultDelay = 2;
+    }
   }
 
   contextFor(hostname: string): SecureContext | undefined {
