@@ -87,7 +87,7 @@ describe.skipIf(reason !== undefined)('bridge public ingress: ACME from pebble, 
     writeFileSync(join(dir, 'c-ca.pem'), cCert.certPem);
     agents[0]!.extra = [
       'mode: bridge',
-      `bridge: {relay_listen_port: 51821, ingress_enabled: true, ingress_dial_timeout: 3s, acme_enabled: true, acme_directory_url: "https://${PEBBLE_IP}:14000/dir", acme_ca_file: ${join(dir, 'pebble.crt')}, acme_cache_dir: ${join(dir, 'acme')}, acme_email: ops@example.test, acme_allowed_hosts: [app.test]}`,
+      `bridge: {relay_listen_port: 51821, ingress_enabled: true, ingress_dial_timeout: 3s, acme_enabled: true, acme_directory_url: "https://${PEBBLE_IP}:14000/dir", acme_ca_file: ${join(dir, 'pebble.crt')}, acme_cache_dir: ${join(dir, 'acme')}, acme_email: ops@example.test, acme_allowed_hosts: [app.test, alpn.test]}`,
     ];
     meshIps = await mesh.upAll();
     bridgeId = (await mesh.status(agents[0]!))['node_id'] as string;
@@ -115,9 +115,10 @@ describe.skipIf(reason !== undefined)('bridge public ingress: ACME from pebble, 
     expect(last.body).toBe('node A');
     expect(pebbleOrders()).toBe(1);
     const st = await ingressStatus();
-    const acme = st['acme'] as { issued: number; hosts: Record<string, { state: string; not_after: string }> };
+    const acme = st['acme'] as { issued: number; hosts: Record<string, { state: string; not_after: string; challenge: string }> };
     expect(acme.issued).toBe(1);
     expect(acme.hosts['app.test']!.state).toBe('valid');
+    expect(acme.hosts['app.test']!.challenge).toBe('http-01');
     expect(Date.parse(acme.hosts['app.test']!.not_after)).toBeGreaterThan(Date.now());
     // Cache: dir 0700, account key and certificate 0600.
     const cache = join(mesh.dir, 'acme');
@@ -186,5 +187,32 @@ describe.skipIf(reason !== undefined)('bridge public ingress: ACME from pebble, 
     console.log(`[bridge-ingress] rule removed -> refused after ${Date.now() - t0} ms`);
     expect((await get('b.test', join(mesh.dir, 'b-ca.pem'))).body).toBe('node B');
   }, 30_000);
-});
 
+  it('(7) without port 80 the bridge is validated over TLS-ALPN-01 on 443', async () => {
+    // Port 80 taken in the bridge's namespace, then a restart: the ingress cannot open it.
+    const bridge = agents[0]!;
+    const exited = new Promise((r) => bridge.proc.once('exit', r));
+    bridge.proc.kill('SIGTERM');
+    await exited;
+    const blocker = bridge.ns.spawn([process.execPath, '-e', `require('net').createServer().listen(80, () => console.log('BOUND'))`]);
+    await until('port 80 taken', 5000, () => new Promise<true | undefined>((r) => blocker.stdout!.once('data', () => r(true))));
+    const s = mesh.spawnUp(bridge.ns, join(mesh.dir, 'n1.yaml'));
+    bridge.proc = s.proc;
+    bridge.log = s.log;
+    await until('bridge back', 20_000, async () => ((await ingressStatus())['listeners'] as number[]).includes(443) || undefined);
+    const ordersBefore = pebbleOrders();
+    await cli('add', 'alpn.test', '--bridge', bridgeId, '--target', `${meshIps[1]}:8080`, '--mode', 'acme');
+    const r = await until('verified HTTPS to alpn.test', 60_000, async () => {
+      const x = await get('alpn.test', pebbleRoot);
+      return x.status === 200 ? x : undefined;
+    });
+    expect(r.body).toBe('node A');
+    const st = await ingressStatus();
+    expect(st['http_port']).toBeNull();
+    expect(String(st['http_error'])).toMatch(/EADDRINUSE/);
+    const acme = st['acme'] as { hosts: Record<string, { state: string; challenge: string; from: string }> };
+    expect(acme.hosts['alpn.test']).toMatchObject({ state: 'valid', challenge: 'tls-alpn-01', from: 'issued' });
+    expect(pebbleOrders()).toBe(ordersBefore + 1);
+    blocker.kill();
+  }, 90_000);
+});

@@ -57,6 +57,8 @@ interface HostState {
   lastError: string | undefined;
   /** Where the certificate in use came from. */
   source: 'cache' | 'issued' | undefined;
+  /** The challenge type of the last order (http-01, tls-alpn-01). */
+  challenge: string | undefined;
 }
 
 /** True when `host` is allowed by `patterns` (exact, or "*.suffix" for one or more labels). */
@@ -146,6 +148,7 @@ export class AcmeManager implements CertificateSource {
       not_after: s.notAfter > 0 ? new Date(s.notAfter).toISOString() : null,
       renew_after: s.notAfter > 0 ? new Date(renewAt(s)).toISOString() : null,
       from: s.source ?? null,
+      challenge: s.challenge ?? null,
       failures: s.failures,
       next_attempt: s.state === 'failed' ? new Date(s.nextAttemptMs).toISOString() : null,
       last_error: s.lastError ?? null,
@@ -171,7 +174,7 @@ export class AcmeManager implements CertificateSource {
 
   // A cached certificate for `host` that is still valid and names it, else a pending state.
   #fromCache(host: string): HostState {
-    const s: HostState = { state: 'pending', context: undefined, notBefore: 0, notAfter: 0, failures: 0, nextAttemptMs: 0, lastError: undefined, source: undefined };
+    const s: HostState = { state: 'pending', context: undefined, notBefore: 0, notAfter: 0, failures: 0, nextAttemptMs: 0, lastError: undefined, source: undefined, challenge: undefined };
     if (!acmeHostAllowed(host, this.#opts.allowedHosts)) {
       s.state = 'refused';
       s.lastError = 'not in bridge.acme_allowed_hosts';
@@ -262,6 +265,7 @@ export class AcmeManager implements CertificateSource {
         skipChallengeVerification: true,
         challengePriority: http01 ? ['http-01', 'tls-alpn-01'] : ['tls-alpn-01'],
         challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+          s.challenge = challenge.type;
           if (challenge.type === 'http-01') this.#http.set(challenge.token, keyAuthorization);
           else if ((challenge.type as string) === 'tls-alpn-01') {
             const [k, c] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
