@@ -215,4 +215,18 @@ describe.skipIf(reason !== undefined)('bridge public ingress: ACME from pebble, 
     expect(pebbleOrders()).toBe(ordersBefore + 1);
     blocker.kill();
   }, 90_000);
+
+  it('(8) a target that does not answer fails after bridge.ingress_dial_timeout (3 s here), counted', async () => {
+    const a = agents[1]!;
+    await a.ns.runOk(['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '9999', '-j', 'DROP']);
+    await cli('add', 'slow.test', '--bridge', bridgeId, '--target', `${meshIps[1]}:9999`, '--mode', 'passthrough');
+    await until('slow.test rule in force', 10_000, async () => ((await ingressStatus())['rules'] as Array<Record<string, unknown>>).some((r) => r['hostname'] === 'slow.test' && r['state'] === 'active') || undefined);
+    const t0 = Date.now();
+    expect((await get('slow.test', 'none')).error).toBeDefined();
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThan(2500);
+    expect(took).toBeLessThan(7000);
+    const rule = ((await ingressStatus())['rules'] as Array<Record<string, unknown>>).find((r) => r['hostname'] === 'slow.test')!;
+    expect(rule).toMatchObject({ dial_timeouts: 1, active: 0 });
+  }, 30_000);
 });

@@ -372,6 +372,7 @@ export class Ingress {
     if (port === null) return;
     if (this.#rules.size === 0) {
       this.#http?.server.close();
+      this.#http?.server.closeAllConnections();
       this.#http = undefined;
       return;
     }
@@ -442,6 +443,7 @@ export class Ingress {
     this.#listeners.clear();
     this.#rules.clear();
     this.#http?.server.close();
+    this.#http?.server.closeAllConnections();
     this.#http = undefined;
   }
 }
