@@ -5,6 +5,8 @@
 // leaves the sessions alone. A session with `relay_port` gets its own UDP socket on that port (the
 // relay opens it on add and closes it on revocation or expiry; docs/nat.md "One relay port per
 // session"); the control plane picks the ports from relay_listen_port + 1 .. + 100.
+// With bridge.ingress_enabled the state's bridge.ingress block also goes to the public ingress
+// (bridge-ingress.ts; docs/bridge.md "Public ingress").
 
 import type { BridgeState } from '../api/types.js';
 import { createRelay, type Relay } from '../bridge/relay.js';

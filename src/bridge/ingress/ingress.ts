@@ -320,7 +320,16 @@ export class Ingress {
       if (!tls.encrypted || tls.getProtocol() === null) c.tls_failures++;
       sock.destroy();
     });
-    tls.once('secure', () => this.#dial(st, tls, (up) => this.#splice(st, tls, up)));
+    // The handshake shares the ClientHello's deadline: a client stalling mid-handshake is closed.
+    const stall = setTimeout(() => {
+      c.tls_failures++;
+      sock.destroy();
+    }, this.#opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+    sock.once('close', () => clearTimeout(stall));
+    tls.once('secure', () => {
+      clearTimeout(stall);
+      this.#dial(st, tls, (up) => this.#splice(st, tls, up));
+    });
     // No sock.resume(): the TLSSocket reads the handle (and the unshifted hello) itself; a resumed
     // net.Socket would take the bytes from it.
   }

@@ -213,3 +213,30 @@ describe('Ingress', () => {
     expect(ing.refused.no_certificate).toBe(1);
   });
 });
+
+describe('Ingress handshake deadline', () => {
+  it('closes a terminate client that sends its ClientHello and then stalls the handshake', async () => {
+    const cert = createSelfSignedCertificate(['s.test']);
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: null, helloTimeoutMs: 300 });
+    closers.push(() => ing.close());
+    await ing.reconcile([rule({ rule_id: 's', hostname: 's.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'terminate', cert_pem: cert.certPem, key_pem: cert.keyPem })]);
+    // A real ClientHello from node:tls, forwarded once; the rest of the handshake never comes.
+    const hello = await new Promise<Buffer>((resolve) => {
+      const s = createServer((c) => c.once('data', (d: Buffer) => (resolve(d), c.destroy())));
+      s.listen(0, '127.0.0.1', () => {
+        const t = tlsConnect({ host: '127.0.0.1', port: (s.address() as AddressInfo).port, servername: 's.test', rejectUnauthorized: false });
+        t.on('error', () => undefined);
+        closers.push(() => (t.destroy(), s.close()));
+      });
+    });
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    raw.on('error', () => undefined);
+    raw.write(hello);
+    raw.resume(); // read the ServerHello, so the close is seen
+    const t0 = performance.now();
+    await once(raw, 'close');
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect((ing.snapshot() as { rules: Array<Record<string, unknown>> }).rules[0]).toMatchObject({ tls_failures: 1 });
+  }, 10_000);
+});
