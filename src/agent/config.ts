@@ -59,7 +59,23 @@ export interface AgentConfig {
   /** node_api.socket_path (alias node_api.socket). */
   readonly nodeApi: { readonly socket: string };
   /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
-  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number };
+  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings };
+}
+
+/** Public ingress and ACME (bridge mode; docs/bridge.md "Public ingress"): upstream's bridge.* keys. */
+export interface IngressSettings {
+  /** bridge.ingress_enabled: off, bridge.ingress rules are ignored and nothing listens. */
+  readonly enabled: boolean;
+  readonly maxRules: number;
+  readonly dialTimeoutS: number;
+  readonly acmeEnabled: boolean;
+  /** bridge.acme_cache_dir; default <data_dir>/acme. */
+  readonly acmeCacheDir: string;
+  readonly acmeAllowedHosts: readonly string[];
+  readonly acmeEmail: string | undefined;
+  readonly acmeDirectoryUrl: string;
+  /** Ours (bridge.acme_ca_file): PEM roots trusted for the ACME server's HTTPS (a private CA). */
+  readonly acmeCaFile: string | undefined;
 }
 
 /** A refused configuration value; `key` is the dotted config key. */
@@ -160,6 +176,15 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'bridge.relay_listen_port': { kind: 'port', def: 51821 },
   'bridge.max_relay_sessions': { kind: 'int', def: 100, min: 1, max: 100_000 },
   'bridge.session_ttl': { kind: 'duration', def: 300, min: 1 },
+  'bridge.ingress_enabled': { kind: 'bool', def: false },
+  'bridge.max_ingress_rules': { kind: 'int', def: 20, min: 1, max: 1000 },
+  'bridge.ingress_dial_timeout': { kind: 'duration', def: 10, min: 0.1 },
+  'bridge.acme_enabled': { kind: 'bool', def: false },
+  'bridge.acme_cache_dir': { kind: 'string', def: undefined },
+  'bridge.acme_allowed_hosts': { kind: 'list', def: [] },
+  'bridge.acme_email': { kind: 'string', def: undefined },
+  'bridge.acme_directory_url': { kind: 'string', def: 'https://acme-v02.api.letsencrypt.org/directory', check: checkUrl },
+  'bridge.acme_ca_file': { kind: 'string', def: undefined },
 };
 
 /**
@@ -176,11 +201,9 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
     'nat.timeout', 'nat.min_report_interval',
     'policy.chain_name',
     'bridge.enabled', 'bridge.relay_enabled',
-    'bridge.access_interface', 'bridge.access_subnets', 'bridge.enable_nat', 'bridge.ingress_enabled', 'bridge.max_ingress_rules',
-    'bridge.ingress_dial_timeout', 'bridge.user_access_enabled', 'bridge.user_access_interface_name', 'bridge.user_access_listen_port',
+    'bridge.access_interface', 'bridge.access_subnets', 'bridge.enable_nat', 'bridge.user_access_enabled', 'bridge.user_access_interface_name', 'bridge.user_access_listen_port',
     'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env', 'bridge.site_to_site_enabled',
     'bridge.site_to_site_interface_prefix', 'bridge.site_to_site_listen_port', 'bridge.max_site_to_site_tunnels', 'bridge.tunnel_providers',
-    'bridge.acme_enabled', 'bridge.acme_cache_dir', 'bridge.acme_allowed_hosts', 'bridge.acme_email', 'bridge.acme_directory_url',
   ]),
   sections: ['actions', 'upgrade', 'integrity', 'metrics', 'log_fwd', 'audit_fwd', 'peer_exchange', 'tunnel'],
 };
@@ -409,6 +432,17 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       relayListenPort: values.get('bridge.relay_listen_port') as number,
       maxRelaySessions: values.get('bridge.max_relay_sessions') as number,
       sessionTtlS: values.get('bridge.session_ttl') as number,
+      ingress: {
+        enabled: values.get('bridge.ingress_enabled') as boolean,
+        maxRules: values.get('bridge.max_ingress_rules') as number,
+        dialTimeoutS: values.get('bridge.ingress_dial_timeout') as number,
+        acmeEnabled: values.get('bridge.acme_enabled') as boolean,
+        acmeCacheDir: s('bridge.acme_cache_dir') ?? `${s('data_dir')!.replace(/\/+$/, '')}/acme`,
+        acmeAllowedHosts: values.get('bridge.acme_allowed_hosts') as string[],
+        acmeEmail: s('bridge.acme_email'),
+        acmeDirectoryUrl: s('bridge.acme_directory_url')!,
+        acmeCaFile: s('bridge.acme_ca_file'),
+      },
     },
   };
 }

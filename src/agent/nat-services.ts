@@ -119,7 +119,7 @@ export class NatServices {
         },
         log,
       });
-      const bridge = config.mode === 'bridge' ? await BridgeMode.start(config.bridge.relayListenPort, config.wireguard.bindAddress, log, { maxSessions: config.bridge.maxRelaySessions, ttlMs: config.bridge.sessionTtlS * 1000 }) : undefined;
+      const bridge = config.mode === 'bridge' ? await BridgeMode.start(config.bridge.relayListenPort, config.wireguard.bindAddress, log, { maxSessions: config.bridge.maxRelaySessions, ttlMs: config.bridge.sessionTtlS * 1000 }, config.bridge.ingress) : undefined;
       paths.start();
       return new NatServices(ctx, port, discovery, paths, bridge, nat.enabled);
     } catch (err) {

@@ -87,14 +87,14 @@ describe('upstream matrix: config keys', () => {
 
   it('every upstream key in our table is in the matrix, and every ignored key is a warning row', () => {
     const matrixConfig = new Set(UPSTREAM_MATRIX.filter((e) => e.kind === 'config').map((e) => e.name));
-    const ours = ['api.tls_fingerprint', 'wireguard.packet_callback', 'wireguard.bind_address', 'wireguard.advertise_endpoint', 'nat.candidate_interfaces'];
+    const ours = ['api.tls_fingerprint', 'wireguard.packet_callback', 'wireguard.bind_address', 'wireguard.advertise_endpoint', 'nat.candidate_interfaces', 'bridge.acme_ca_file'];
     for (const k of Object.keys(CONFIG_KEYS)) if (!ours.includes(k)) expect(matrixConfig.has(k), k).toBe(true);
     for (const k of IGNORED_UPSTREAM_KEYS.keys) expect(rows('config', 'accepted-with-warning').map((e) => e.name), k).toContain(k);
   });
 
   it('all ignored keys of one file share one warning', () => {
-    const r = resolve({ fileText: `api: {base_url: "${BASE}", connect_timeout: 10s}\nactions: {enabled: true}\nbridge: {acme_enabled: false}\n` });
-    expect(r.warnings).toEqual(['config: upstream plexd keys not supported by plexd-userspace, ignored: api.connect_timeout, actions.enabled, bridge.acme_enabled']);
+    const r = resolve({ fileText: `api: {base_url: "${BASE}", connect_timeout: 10s}\nactions: {enabled: true}\nbridge: {enabled: false}\n` });
+    expect(r.warnings).toEqual(['config: upstream plexd keys not supported by plexd-userspace, ignored: api.connect_timeout, actions.enabled, bridge.enabled']);
   });
 
   it('wrong types are refused naming the key', () => {

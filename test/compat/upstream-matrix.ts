@@ -125,11 +125,19 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   { kind: 'config', name: 'bridge.relay_listen_port', upstreamDefault: '51821', status: 'supported', note: '', probe: { value: '52821', read: (c) => c.bridge.relayListenPort, expect: 52821, def: 51821 } },
   { kind: 'config', name: 'bridge.max_relay_sessions', upstreamDefault: '100', status: 'supported', note: '', probe: { value: '20', read: (c) => c.bridge.maxRelaySessions, expect: 20, def: 100 } },
   { kind: 'config', name: 'bridge.session_ttl', upstreamDefault: '5m', status: 'supported', note: 'caps each relay session (the earlier of this and its expires_at)', probe: { value: '90s', read: (c) => c.bridge.sessionTtlS, expect: 90, def: 300 } },
+  // Public ingress and ACME (issue 16; docs/bridge.md "Public ingress").
+  { kind: 'config', name: 'bridge.ingress_enabled', upstreamDefault: 'false', status: 'supported', note: 'bridge mode: bridge.ingress rules become TLS listeners (SNI routing)', probe: { value: 'true', read: (c) => c.bridge.ingress.enabled, expect: true, def: false } },
+  { kind: 'config', name: 'bridge.max_ingress_rules', upstreamDefault: '20', status: 'supported', note: 'rules past it are refused (status)', probe: { value: '5', read: (c) => c.bridge.ingress.maxRules, expect: 5, def: 20 } },
+  { kind: 'config', name: 'bridge.ingress_dial_timeout', upstreamDefault: '10s', status: 'supported', note: '', probe: { value: '3s', read: (c) => c.bridge.ingress.dialTimeoutS, expect: 3, def: 10 } },
+  { kind: 'config', name: 'bridge.acme_enabled', upstreamDefault: 'false', status: 'supported', note: 'acme rules need it', probe: { value: 'true', read: (c) => c.bridge.ingress.acmeEnabled, expect: true, def: false } },
+  { kind: 'config', name: 'bridge.acme_cache_dir', upstreamDefault: '—', status: 'supported', note: 'ours: <data_dir>/acme when unset', probe: { value: '/srv/acme', read: (c) => c.bridge.ingress.acmeCacheDir, expect: '/srv/acme', def: '/var/lib/plexd/acme' } },
+  { kind: 'config', name: 'bridge.acme_allowed_hosts', upstreamDefault: '—', status: 'supported', note: 'exact names or *.suffix; empty: any acme rule hostname', probe: { value: 'a.example,*.b.example', read: (c) => c.bridge.ingress.acmeAllowedHosts, expect: ['a.example', '*.b.example'], def: [] } },
+  { kind: 'config', name: 'bridge.acme_email', upstreamDefault: '—', status: 'supported', note: '', probe: { value: 'ops@example.com', read: (c) => c.bridge.ingress.acmeEmail, expect: 'ops@example.com', def: undefined } },
+  { kind: 'config', name: 'bridge.acme_directory_url', upstreamDefault: '—', status: 'supported', note: 'ours: Let\'s Encrypt production when unset', probe: { value: 'https://acme.example/dir', read: (c) => c.bridge.ingress.acmeDirectoryUrl, expect: 'https://acme.example/dir', def: 'https://acme-v02.api.letsencrypt.org/directory' } },
   ...ignoredSection('bridge', [
-    ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'], ['ingress_enabled', 'false'], ['max_ingress_rules', '20'], ['ingress_dial_timeout', '10s'],
+    ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'],
     ['user_access_enabled', 'false'], ['user_access_interface_name', 'wg-access'], ['user_access_listen_port', '51822'], ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
     ['site_to_site_enabled', 'false'], ['site_to_site_interface_prefix', 'wg-s2s-'], ['site_to_site_listen_port', '51823'], ['max_site_to_site_tunnels', '10'], ['tunnel_providers', '—'],
-    ['acme_enabled', 'false'], ['acme_cache_dir', '—'], ['acme_allowed_hosts', '—'], ['acme_email', '—'], ['acme_directory_url', '—'],
   ], 'bridge access, ingress, user access, site-to-site and ACME are not in plexd-userspace (the bridge is a relay only)'),
 
   // Environment (environment-variables.md).
