@@ -7,7 +7,7 @@ import { addSite, addUser, configureBridge, listSites, listUsers, removeSite, re
 import { formatIpv4 } from '../control-plane/mesh-ip.js';
 import { DEFAULT_PROJECT } from '../control-plane/store.js';
 import { EXIT } from './constants.js';
-import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane.js';
+import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
 

@@ -4,7 +4,6 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { describeRule, explainPolicy, parsePolicyRules } from '../control-plane/policy.js';
 import { parseRelayPorts } from '../control-plane/relay-assigner.js';
 import { createControlPlane, parseListen } from '../control-plane/server.js';
@@ -13,6 +12,7 @@ import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { ipv4Number, parseLabels, type PolicyRule } from '../control-plane/visibility.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
 import { access, ACCESS_USAGE, bridge, site } from './control-plane-access.js';
+import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
@@ -64,65 +64,6 @@ export function parseDuration(text: string): number | undefined {
   const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text);
   const ms = m === null ? 0 : Number(m[1]) * UNITS[m[2]!]!;
   return ms > 0 ? ms : undefined;
-}
-
-/** parseArgs with positionals, strict; a parse error is a UsageError (exit 2). */
-export function parse(args: readonly string[], options: Record<string, { type: 'string' | 'boolean' }>) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
-}
-
-/** The value of a required string flag; UsageError when missing or empty. */
-export function need(v: string | boolean | undefined, flag: string): string {
-  if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${flag}`);
-  return v;
-}
-
-/** The options of every command that opens --db. */
-export const DB_OPTIONS = {
-  db: { type: 'string' },
-  'secrets-key': { type: 'string' },
-  'allow-insecure-permissions': { type: 'boolean' },
-} as const;
-
-/** How to open the database: --db, --secrets-key, --allow-insecure-permissions. */
-interface DbArgs {
-  readonly db: string;
-  readonly secretsKeyFile?: string;
-  readonly allowInsecurePermissions: boolean;
-}
-
-/** The DbArgs of parsed DB_OPTIONS values. */
-export function dbArgs(values: Record<string, string | boolean | undefined>): DbArgs {
-  const key = values['secrets-key'];
-  return {
-    db: need(values.db, '--db'),
-    ...(key === undefined ? {} : { secretsKeyFile: need(key, '--secrets-key') }),
-    allowInsecurePermissions: values['allow-insecure-permissions'] === true,
-  };
-}
-
-/** Opens the store, runs `fn`, closes it; an open failure names --db. */
-export function withStore<T>(args: DbArgs, fn: (s: ControlPlaneStore) => T): T {
-  let store: ControlPlaneStore;
-  try {
-    store = ControlPlaneStore.open(args.db, args);
-  } catch (err) {
-    throw new Error(`--db ${args.db}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
-
-/** Writes `text` to stdout with a final newline. */
-export function print(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
 function age(ms: number): string {
