@@ -328,3 +328,48 @@ describe('bridge config', () => {
     }
   });
 });
+
+describe('policy for users and sites', () => {
+  const hp = harnessEach({ relay: false });
+
+  it('a rule naming the access range, a user or a site subnet makes its nodes see the bridge, and the bridge gets the compiled rules', async () => {
+    const bridge = await hp.register({ mode: 'bridge' });
+    const db = await hp.register({ bootstrap_token: hp.cp.store.createToken('default', 60_000, { role: 'db' }).token });
+    const web = await hp.register({ bootstrap_token: hp.cp.store.createToken('default', 60_000, { role: 'web' }).token });
+    await heartbeat(hp, bridge, { user_access: { enabled: true, interface_name: 'wg-access', peer_count: 0, listen_port: 51822, public_key: randomKey() }, site_to_site: { enabled: true, tunnel_count: 0, public_key: randomKey() } });
+    hp.cp.store.setPolicy('default', [
+      { action: 'allow', protocol: 'tcp', source_cidr: '10.101.0.2/32', destination_cidr: '', destination_group: 'role=db', ports: { from: 5432, to: 5432 } },
+      { action: 'allow', protocol: 'any', source_cidr: '10.101.0.0/16', destination_cidr: web.mesh_ip + '/32', ports: null },
+      { action: 'allow', protocol: 'any', source_cidr: '192.168.77.0/24', destination_cidr: '', destination_group: 'role=web', ports: null },
+    ]);
+    const peersOf = async (n: Registered) => (await state(hp, n)).peers.map((p: { node_id: string }) => p.node_id).sort();
+    // No user, no site: the bridge stands for nothing yet, so nobody sees it.
+    expect(await peersOf(bridge)).toEqual([]);
+    const seq = lastSeq(hp);
+    expect((await cli('access', 'add', 'alice', '--db', hp.dbFile, '--bridge', bridge.node_id)).code).toBe(0);
+    // alice is 10.101.0.2: db (group rule) and web (range rule) now see the bridge, and were told.
+    expect(await peersOf(bridge)).toEqual([db.node_id, web.node_id].sort());
+    expect(await peersOf(db)).toEqual([bridge.node_id]);
+    const told = eventsAfter(hp, seq);
+    expect(told).toContainEqual(['peer_added', db.node_id]);
+    expect(told).toContainEqual(['peer_added', web.node_id]);
+    expect(told).toContainEqual(['bridge_config_updated', bridge.node_id]);
+    // The bridge judges alice's packets: its compiled policy names her address and db's.
+    const rules = (await state(hp, bridge)).policy.rules;
+    expect(rules).toContainEqual({ action: 'allow', protocol: 'tcp', source_cidr: '10.101.0.2/32', destination_cidr: `${db.mesh_ip}/32`, ports: { from: 5432, to: 5432 } });
+    expect(rules).toContainEqual({ action: 'allow', protocol: 'any', source_cidr: '10.101.0.0/16', destination_cidr: `${web.mesh_ip}/32`, ports: null });
+    // db's own compiled rules are as before: it judges packets to its own address.
+    expect((await state(hp, db)).policy.rules).toContainEqual({ action: 'allow', protocol: 'tcp', source_cidr: '10.101.0.2/32', destination_cidr: `${db.mesh_ip}/32`, ports: { from: 5432, to: 5432 } });
+    // A site behind the bridge: the group rule naming its subnet reaches the bridge as well.
+    expect((await cli('site', 'add', 'hq', '--db', hp.dbFile, '--bridge', bridge.node_id, '--public-key', randomKey(), '--endpoint', '203.0.113.7:51820', '--subnets', '192.168.77.0/24')).code).toBe(0);
+    expect((await state(hp, bridge)).policy.rules).toContainEqual({ action: 'allow', protocol: 'any', source_cidr: '192.168.77.0/24', destination_cidr: `${web.mesh_ip}/32`, ports: null });
+    expect((await state(hp, web)).peers.find((p: { node_id: string }) => p.node_id === bridge.node_id).allowed_ips).toEqual(['192.168.77.0/24']);
+    // Removing alice: db loses the bridge (only her rule connected them), web keeps it.
+    expect((await cli('access', 'remove', 'alice', '--db', hp.dbFile)).code).toBe(0);
+    expect(await peersOf(db)).toEqual([]);
+    expect(await peersOf(web)).toEqual([bridge.node_id]);
+    // policy explain sees the bridge standing for the site.
+    const explain = await cli('policy', 'explain', bridge.node_id, web.node_id, '--db', hp.dbFile);
+    expect(explain.out).toMatch(/they see each other through rules\[2\]/);
+  });
+});
