@@ -127,8 +127,9 @@ export function checkHost(text: string, what: string): string {
 
 /** The database's access range (meta access_cidr; DEFAULT_ACCESS_CIDR until set). */
 export function accessRange(db: Db): MeshRange {
-  const v = prepared(db, 'SELECT value FROM meta WHERE key = ?').pluck().get(META_ACCESS_CIDR) as string | undefined;
-  return meshRange(v ?? DEFAULT_ACCESS_CIDR);
+  // Not pluck(): the cached statement is shared with psk.ts, and pluck() changes it for every user.
+  const row = prepared(db, 'SELECT value FROM meta WHERE key = ?').get(META_ACCESS_CIDR) as { value: string } | undefined;
+  return meshRange(row?.value ?? DEFAULT_ACCESS_CIDR);
 }
 
 /**
