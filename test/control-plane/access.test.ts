@@ -2,6 +2,7 @@
 // commands, the state's bridge block, the prefixes other nodes route to a bridge, and the events
 // that make everyone reconcile.
 
+import { decodeQR } from 'qr/decode.js';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64, encodeBase64 } from '../../src/api/index.js';
 import { nodeCrypto } from '../../src/crypto/node.js';
@@ -124,6 +125,20 @@ describe('user access', () => {
     expect(r.out).toMatch(/^[█▀▄ \n]+$/);
     expect(r.out).not.toContain('PrivateKey');
     expect(new Set(lines.map((l) => [...l].length)).size).toBe(1); // square: every row as wide
+    // It decodes to a config for this user: '█' is two light modules, ' ' two dark, '▀'/'▄' mixed.
+    const modules = lines.flatMap((l) => [[...l].map((c) => c === ' ' || c === '▄'), [...l].map((c) => c === ' ' || c === '▀')]);
+    const scale = 4;
+    const margin = 8;
+    const width = modules[0]!.length * scale + 2 * margin;
+    const height = modules.length * scale + 2 * margin;
+    const data = new Uint8Array(width * height * 4).fill(255);
+    modules.forEach((row, y) => row.forEach((dark, x) => {
+      if (!dark) return;
+      for (let dy = 0; dy < scale; dy++) for (let dx = 0; dx < scale; dx++) data.fill(0, ((margin + y * scale + dy) * width + margin + x * scale + dx) * 4, ((margin + y * scale + dy) * width + margin + x * scale + dx) * 4 + 3);
+    }));
+    const decoded = parseWgQuick(decodeQR({ width, height, data }));
+    expect(decoded.interface.Address).toBe('10.101.0.2/32');
+    expect((await state(h, bridge)).bridge.user_access.peers[0].public_key).toBe(encodeBase64(nodeCrypto.x25519PublicKey(decodeBase64(decoded.interface.PrivateKey!, 32)!)));
     expect((await cli('access', 'add', 'dave', '--db', h.dbFile, '--bridge', bridge.node_id, '--qr', '--json')).code).toBe(2);
   });
 
