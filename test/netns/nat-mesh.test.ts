@@ -238,7 +238,7 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       times.push(`(b) symmetric x port-restricted, relayed: first ping reply ${(performance.now() - started).toFixed(0)} ms after both agents were started`);
       expect((await status(b2))['nat']['nat']).toMatchObject({ nat_type: 'symmetric' });
       const [ep] = await sessionEndpoints();
-      expect(ep).toMatch(/:518(2[2-9]|[3-9]\d)$/);
+      expect(ep).toMatch(/:519\d\d$/); // the session port range, 51900-51999
       expect(await peerOf(a2, mb)).toMatchObject({ path: 'relayed', endpoint: ep });
       expect(await peerOf(b2, ma)).toMatchObject({ path: 'relayed', endpoint: ep });
       const r = await relayed();
