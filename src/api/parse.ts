@@ -83,6 +83,8 @@ function readPeer(r: FieldReader): PeerInfo {
   if (fallback !== undefined) peer.fallback_endpoint = fallback;
   const candidates = r.optEndpointList('candidates', MAX_CANDIDATES);
   if (candidates !== undefined && candidates.length > 0) peer.candidates = candidates;
+  const allowed = readPrefixList(r, 'allowed_ips');
+  if (allowed.length > 0) peer.allowed_ips = allowed;
   return peer;
 }
 

@@ -45,6 +45,13 @@ export interface PeerInfo {
    * MAX_CANDIDATES. `endpoint` keeps its upstream meaning next to it.
    */
   readonly candidates?: readonly string[];
+  /**
+   * Ours (additive, docs/control-plane.md "User access and site-to-site"): prefixes routed to this
+   * peer besides its mesh_ip (a bridge's site subnets, access subnets and, with the bridge's
+   * enable_nat false, the access range). Agents add them to the peer's allowed IPs and route them
+   * to the mesh interface. Absent: none.
+   */
+  readonly allowed_ips?: readonly string[];
 }
 
 /** Most endpoint candidates one node reports (and one peer entry carries). */
