@@ -15,8 +15,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { BridgeState, Policy as WirePolicy, SiteToSiteInfo, SiteToSiteTunnel, UserAccessInfo } from '../api/types.js';
-import { parseEndpoint } from '../api/fields.js';
-import { checkAccessPeers, checkTunnels, networkOf, planPeers, tunnelFingerprint } from '../bridge/access/plan.js';
+import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tunnelFingerprint } from '../bridge/access/plan.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
@@ -323,7 +322,7 @@ export class BridgeAccess {
   async #openTunnel(t: SiteToSiteTunnel): Promise<void> {
     let endpoint: string | undefined;
     if (t.remote_endpoint !== '') {
-      const ep = parseEndpoint(t.remote_endpoint)!;
+      const ep = splitHostPort(t.remote_endpoint)!;
       const ip = await this.#o.host.resolve(ep.host);
       endpoint = ip.includes(':') ? `[${ip}]:${ep.port}` : `${ip}:${ep.port}`;
     }

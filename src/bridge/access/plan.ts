@@ -4,7 +4,7 @@
 // (src/agent/bridge-access.ts) runs the devices, routes and firewall rules these plans describe.
 
 import type { SiteToSiteTunnel, UserAccessPeer } from '../../api/types.js';
-import { decodeBase64, encodeBase64, parseEndpoint } from '../../api/fields.js';
+import { decodeBase64, encodeBase64 } from '../../api/fields.js';
 import { formatPrefix, parsePrefix } from '../../core/ip.js';
 import type { PeerConfig } from '../../device/config.js';
 import type { PeerSnapshot } from '../../device/contract.js';
@@ -98,7 +98,7 @@ export function checkTunnels(tunnels: readonly SiteToSiteTunnel[], reservedPorts
       : !Number.isInteger(t.listen_port) || t.listen_port < 1 || t.listen_port > 65535 ? `listen_port ${String(t.listen_port)} is not a port`
       : ports.has(t.listen_port) ? `listen_port ${t.listen_port} used by another tunnel`
       : reservedPorts.has(t.listen_port) ? `listen_port ${t.listen_port} is taken by the mesh, relay or user-access interface`
-      : t.remote_endpoint !== '' && parseEndpoint(t.remote_endpoint) === undefined ? `remote_endpoint ${JSON.stringify(t.remote_endpoint)} is not HOST:PORT`
+      : t.remote_endpoint !== '' && splitHostPort(t.remote_endpoint) === undefined ? `remote_endpoint ${JSON.stringify(t.remote_endpoint)} is not HOST:PORT`
       : (canonicalPrefixes(t.remote_subnets)?.length ?? 0) === 0 ? `remote_subnets must be CIDR prefixes, got ${JSON.stringify(t.remote_subnets)}`
       : ok.length >= max ? `more than ${max} site-to-site tunnels`
       : undefined;
@@ -112,6 +112,15 @@ export function checkTunnels(tunnels: readonly SiteToSiteTunnel[], reservedPorts
     ok.push({ ...t, remote_subnets: canonicalPrefixes(t.remote_subnets)! });
   }
   return { ok, refused };
+}
+
+/** "host:port", "[v6]:port" or "ip:port" split; undefined when malformed (the host is a DNS name
+ *  or an IP literal, resolved when the tunnel comes up). */
+export function splitHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]{1,253})):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (m === null || port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2]!, port };
 }
 
 /** What makes a tunnel's interface what it is: a tunnel whose fingerprint changed is replaced. */
@@ -163,5 +172,9 @@ export function planPeers(current: Iterable<PeerSnapshot>, wanted: readonly Want
 
 /** The network of an "address/len" (e.g. "10.101.0.1/16" -> "10.101.0.0/16"); undefined if malformed. */
 export function networkOf(addressWithPrefix: string): string | undefined {
-  return canonicalPrefix(addressWithPrefix);
+  const p = parsePrefix(addressWithPrefix);
+  if (p === undefined) return undefined;
+  const ip = p.ip.slice();
+  for (let bit = p.cidr; bit < ip.length * 8; bit++) ip[bit >> 3]! &= ~(0x80 >> bit % 8);
+  return formatPrefix(ip, p.cidr);
 }
