@@ -13,9 +13,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, runOk, type Netns } from '../helpers/netns.js';
 import { MeshLab, until, type AgentProc } from '../helpers/mesh-lab.js';
+import { symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { DAEMON, genKeys, WgLab } from '../helpers/wg-lab.js';
 
 const skip = requireRoot('bridge access netns tests') !== undefined;
+/** bench/bridge.mjs sets this: the iperf3 measurement runs (and prints a BENCH line) instead of being skipped. */
+const BENCH_SECONDS = Number(process.env['PLEXD_BENCH_BRIDGE'] ?? 0);
 
 describe.skipIf(skip)('bridge user access and site-to-site in namespaces', () => {
   const mesh = new MeshLab();
@@ -64,6 +68,42 @@ describe.skipIf(skip)('bridge user access and site-to-site in namespaces', () =>
     await wl.cleanup();
     await mesh.cleanup();
   });
+
+  it.runIf(BENCH_SECONDS > 0)('bench: iperf3 TCP from the laptop to the mesh node through the bridge', async () => {
+    const iperf = async (ns: Netns, to: string): Promise<number> => {
+      const r = await ns.run(['iperf3', '-c', to, '-J', '-t', String(BENCH_SECONDS)], { timeoutMs: (BENCH_SECONDS + 20) * 1000 });
+      return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
+    };
+    N.ns.spawn(['iperf3', '-s']);
+    B.ns.spawn(['iperf3', '-s']);
+    const results: Record<string, number> = {};
+    // The laptop with each client: wireguard-go (Debian's), then ours through wg-quick.
+    const shim = join(wl.dir, 'bin');
+    await laptop.runOk(['mkdir', '-p', shim]);
+    symlinkSync(DAEMON, join(shim, 'plexd-userspace'));
+    for (const impl of ['wireguard-go', 'plexd-userspace'] as const) {
+      const out = await until('access add', 15_000, async () => JSON.parse(await cli('access', 'add', `bench-${impl}`, '--bridge', bridgeId, '--endpoint-host', B.ip, '--json')) as { config: string });
+      const name = mesh.lab.uniqueName('b');
+      wl.adopt(name);
+      const conf = wl.file(out.config, `${name}.conf`);
+      const env = impl === 'wireguard-go' ? [] : ['env', `PATH=${shim}:${dirname(process.execPath)}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, 'WG_QUICK_USERSPACE_IMPLEMENTATION=plexd-userspace'];
+      const up = await laptop.run([...env, 'wg-quick', 'up', conf], { timeoutMs: 60_000 });
+      if (up.code !== 0) throw new Error(`wg-quick up (${impl}): ${up.stderr}`);
+      await until('laptop reaches the mesh node', 20_000, () => pingFrom(laptop, nodeIp));
+      results[`laptop ${impl} -> bridge -> mesh node`] = await iperf(laptop, nodeIp);
+      results[`laptop ${impl} -> bridge (wg-access only)`] = await iperf(laptop, '10.101.0.1');
+      await laptop.run([...env, 'wg-quick', 'down', conf], { timeoutMs: 30_000 });
+      await cli('access', 'remove', `bench-${impl}`);
+    }
+    // The reference: a direct wireguard-go pair, laptop <-> bridge namespace, same underlay.
+    const a = await wl.start(laptop, 'wireguard-go', { addresses: ['10.203.0.1/24'] });
+    const b = await wl.start(B.ns, 'wireguard-go', { addresses: ['10.203.0.2/24'] });
+    await b.set('listen-port', '51999');
+    await wl.connect(a, b, { endpointOfB: '10.88.0.1:51999', endpointOfA: null });
+    await until('direct pair up', 10_000, () => pingFrom(laptop, '10.203.0.2'));
+    results['direct wireguard-go pair laptop <-> bridge'] = await iperf(laptop, '10.203.0.2');
+    console.log(`BENCH ${JSON.stringify(results)}`);
+  }, 300_000);
 
   it('a laptop with the printed config reaches the mesh node; a deny rule blocks it; access remove cuts it within 5 s', async () => {
     // The bridge reports its access key in a heartbeat soon after start; until then add refuses.
