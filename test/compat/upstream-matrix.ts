@@ -125,10 +125,20 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   { kind: 'config', name: 'bridge.relay_listen_port', upstreamDefault: '51821', status: 'supported', note: '', probe: { value: '52821', read: (c) => c.bridge.relayListenPort, expect: 52821, def: 51821 } },
   { kind: 'config', name: 'bridge.max_relay_sessions', upstreamDefault: '100', status: 'supported', note: '', probe: { value: '20', read: (c) => c.bridge.maxRelaySessions, expect: 20, def: 100 } },
   { kind: 'config', name: 'bridge.session_ttl', upstreamDefault: '5m', status: 'supported', note: 'caps each relay session (the earlier of this and its expires_at)', probe: { value: '90s', read: (c) => c.bridge.sessionTtlS, expect: 90, def: 300 } },
+  // Bridge access side (issue 15, docs/bridge.md): in mode bridge user access, site-to-site and NAT default on (ours).
+  { kind: 'config', name: 'bridge.access_interface', upstreamDefault: 'eth1', status: 'supported', note: 'ours: default none; with access_subnets, forwarding (and masquerade with enable_nat) between the mesh and this LAN interface', probe: { value: 'eth1', read: (c) => c.bridge.accessInterface, expect: 'eth1', def: '' } },
+  { kind: 'config', name: 'bridge.access_subnets', upstreamDefault: '—', status: 'supported', note: 'the state\'s bridge.access_subnets wins', probe: { value: '[192.168.50.0/24]', read: (c) => c.bridge.accessSubnets, expect: ['192.168.50.0/24'], def: [] } },
+  { kind: 'config', name: 'bridge.enable_nat', upstreamDefault: 'false', status: 'supported', note: 'ours: default true (masquerade user traffic to the mesh IP); the state\'s bridge.enable_nat wins', probe: { value: 'false', read: (c) => c.bridge.enableNat, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.user_access_enabled', upstreamDefault: 'false', status: 'supported', note: 'ours: default true in mode bridge (the control plane decides whether there are users)', probe: { value: 'false', read: (c) => c.bridge.userAccessEnabled, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.user_access_interface_name', upstreamDefault: 'wg-access', status: 'supported', note: 'the state\'s interface_name wins', probe: { value: 'wg-users', read: (c) => c.bridge.userAccessInterface, expect: 'wg-users', def: 'wg-access' } },
+  { kind: 'config', name: 'bridge.user_access_listen_port', upstreamDefault: '51822', status: 'supported', note: 'the state\'s listen_port wins', probe: { value: '52822', read: (c) => c.bridge.userAccessListenPort, expect: 52822, def: 51822 } },
+  { kind: 'config', name: 'bridge.site_to_site_enabled', upstreamDefault: 'false', status: 'supported', note: 'ours: default true in mode bridge', probe: { value: 'false', read: (c) => c.bridge.siteToSiteEnabled, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.site_to_site_listen_port', upstreamDefault: '51823', status: 'supported', note: 'the first tunnel port; each tunnel\'s listen_port comes with the state', probe: { value: '52823', read: (c) => c.bridge.siteToSiteListenPort, expect: 52823, def: 51823 } },
+  { kind: 'config', name: 'bridge.max_site_to_site_tunnels', upstreamDefault: '10', status: 'supported', note: 'at most 10; tunnels past it are refused and counted', probe: { value: '3', read: (c) => c.bridge.maxSiteToSiteTunnels, expect: 3, def: 10 } },
   ...ignoredSection('bridge', [
-    ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'], ['ingress_enabled', 'false'], ['max_ingress_rules', '20'], ['ingress_dial_timeout', '10s'],
-    ['user_access_enabled', 'false'], ['user_access_interface_name', 'wg-access'], ['user_access_listen_port', '51822'], ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
-    ['site_to_site_enabled', 'false'], ['site_to_site_interface_prefix', 'wg-s2s-'], ['site_to_site_listen_port', '51823'], ['max_site_to_site_tunnels', '10'], ['tunnel_providers', '—'],
+    ['ingress_enabled', 'false'], ['max_ingress_rules', '20'], ['ingress_dial_timeout', '10s'],
+    ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
+    ['site_to_site_interface_prefix', 'wg-s2s-'], ['tunnel_providers', '—'],
     ['acme_enabled', 'false'], ['acme_cache_dir', '—'], ['acme_allowed_hosts', '—'], ['acme_email', '—'], ['acme_directory_url', '—'],
   ], 'bridge access, ingress, user access, site-to-site and ACME are not in plexd-userspace (the bridge is a relay only)'),
 
