@@ -4,13 +4,15 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { describeRule, explainPolicy, parsePolicyRules } from '../control-plane/policy.js';
+import { parseRelayPorts } from '../control-plane/relay-assigner.js';
 import { createControlPlane, parseListen } from '../control-plane/server.js';
 import { ControlPlaneStore, DEFAULT_PROJECT, labelsOf, SIGNING_KEY_TRANSITION_MS, type NodeRow } from '../control-plane/store.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../control-plane/tokens.js';
 import { ipv4Number, parseLabels, type PolicyRule } from '../control-plane/visibility.js';
 import { createLogger, logLevelFromEnv } from '../log/logger.js';
+import { access, ACCESS_USAGE, bridge, site } from './control-plane-access.js';
+import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
@@ -19,9 +21,12 @@ import { UsageError } from './usage-error.js';
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
   serve --listen HOST:PORT --db FILE [--insecure-http] [--mesh-cidr CIDR] [--stun HOST:PORT|off]
+        [--access-cidr CIDR] [--relay-ports FIRST-LAST]
         HTTPS with a self-signed certificate kept next to FILE (its SHA-256 is printed for
         api.tls_fingerprint), or plain HTTP with --insecure-http; a STUN server on UDP (default:
-        the API's address and port number when HOST is an IP address)
+        the API's address and port number when HOST is an IP address); the access range of
+        user-access clients (default 10.101.0.0/16); the bridges' per-session relay ports
+        (default 51900-51999)
   token create --db FILE [--project ID] [--ttl DURATION] [--label K=V]... [--json]
         single-use bootstrap token; the node it registers carries the labels
   token revoke TOKEN_OR_ID --db FILE
@@ -38,7 +43,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
   signing-key rotate --db FILE [--transition DURATION] [--json]
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
-
+${ACCESS_USAGE}
 Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
                        0600 on first start; without it the database cannot be opened)
@@ -61,60 +66,6 @@ export function parseDuration(text: string): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
-function parse(args: readonly string[], options: Record<string, { type: 'string' | 'boolean' }>) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
-}
-
-function need(v: string | boolean | undefined, flag: string): string {
-  if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${flag}`);
-  return v;
-}
-
-/** The options of every command that opens --db. */
-const DB_OPTIONS = {
-  db: { type: 'string' },
-  'secrets-key': { type: 'string' },
-  'allow-insecure-permissions': { type: 'boolean' },
-} as const;
-
-/** How to open the database: --db, --secrets-key, --allow-insecure-permissions. */
-interface DbArgs {
-  readonly db: string;
-  readonly secretsKeyFile?: string;
-  readonly allowInsecurePermissions: boolean;
-}
-
-function dbArgs(values: Record<string, string | boolean | undefined>): DbArgs {
-  const key = values['secrets-key'];
-  return {
-    db: need(values.db, '--db'),
-    ...(key === undefined ? {} : { secretsKeyFile: need(key, '--secrets-key') }),
-    allowInsecurePermissions: values['allow-insecure-permissions'] === true,
-  };
-}
-
-function withStore<T>(args: DbArgs, fn: (s: ControlPlaneStore) => T): T {
-  let store: ControlPlaneStore;
-  try {
-    store = ControlPlaneStore.open(args.db, args);
-  } catch (err) {
-    throw new Error(`--db ${args.db}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
-
-function print(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-}
-
 function age(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
@@ -134,7 +85,7 @@ function stunListen(listen: string, flag: string | undefined): string | undefine
 }
 
 async function serve(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, { listen: { type: 'string' }, ...DB_OPTIONS, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' } });
+  const { values, positionals } = parse(args, { listen: { type: 'string' }, ...DB_OPTIONS, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' }, 'access-cidr': { type: 'string' }, 'relay-ports': { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const listen = need(values.listen, '--listen');
   try {
@@ -143,6 +94,12 @@ async function serve(args: readonly string[]): Promise<number> {
     throw new UsageError((err as Error).message, { cause: err });
   }
   const stun = stunListen(listen, typeof values.stun === 'string' ? values.stun : undefined);
+  let relay: ReturnType<typeof parseRelayPorts> | undefined;
+  try {
+    relay = typeof values['relay-ports'] === 'string' ? parseRelayPorts(values['relay-ports']) : undefined;
+  } catch (err) {
+    throw new UsageError(`--relay-ports: ${(err as Error).message}`, { cause: err });
+  }
   const log = createLogger(process.env.LOG_LEVEL === undefined ? 'info' : logLevelFromEnv(process.env.LOG_LEVEL));
   const cp = await createControlPlane({
     ...dbArgs(values),
@@ -151,6 +108,8 @@ async function serve(args: readonly string[]): Promise<number> {
     logger: log,
     ...(stun === undefined ? {} : { stun }),
     ...(typeof values['mesh-cidr'] === 'string' ? { meshCidr: values['mesh-cidr'] } : {}),
+    ...(typeof values['access-cidr'] === 'string' ? { accessCidr: values['access-cidr'] } : {}),
+    ...(relay === undefined ? {} : { relay }),
   });
   print(`control-plane listening on ${cp.url}`);
   if (cp.stunAddress !== undefined) print(`stun listening on ${cp.stunAddress.address}:${cp.stunAddress.port}`);
@@ -381,6 +340,12 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return project(rest);
       case 'signing-key':
         return signingKey(rest);
+      case 'access':
+        return await access(rest);
+      case 'site':
+        return site(rest);
+      case 'bridge':
+        return bridge(rest);
       case undefined:
         process.stderr.write(`control-plane: expected a command\n\n${USAGE}`);
         return EXIT.usage;

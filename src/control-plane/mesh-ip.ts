@@ -34,21 +34,32 @@ export function formatIpv4(n: number): string {
   return formatIp(Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff));
 }
 
+/** Tables holding addresses allocated from a range, with their UNIQUE number column (a closed
+ *  list: the names go into SQL text). */
+const NUMBERED = { nodes: 'mesh_ip_num', access_users: 'address_num' } as const;
+/** A table of {@link NUMBERED}. */
+export type NumberedTable = keyof typeof NUMBERED;
+
+/** The lowest address of `first`..`last` no row of `table` holds, or undefined when all are
+ *  taken. One indexed probe per allocated address at most. Call inside the inserting transaction. */
+export function lowestFree(db: Db, table: NumberedTable, first: number, last: number): number | undefined {
+  const col = NUMBERED[table];
+  if (prepared(db, `SELECT 1 FROM ${table} WHERE ${col} = ?`).get(first) === undefined) return first;
+  // The first gap above an allocated address.
+  const row = prepared(
+    db,
+    `SELECT MIN(n.${col} + 1) AS ip FROM ${table} n
+     WHERE n.${col} >= ? AND n.${col} < ?
+       AND NOT EXISTS (SELECT 1 FROM ${table} m WHERE m.${col} = n.${col} + 1)`,
+  ).get(first, last) as { ip: number | null };
+  return row.ip ?? undefined;
+}
+
 /** The lowest free address (mode "node") or the highest free one ("bridge") in `range`, or
  *  undefined when the range is full. Call inside the transaction that inserts the node. */
 export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'): number | undefined {
+  if (mode === 'node') return lowestFree(db, 'nodes', range.first, range.last);
   const taken = (n: number) => prepared(db, 'SELECT 1 FROM nodes WHERE mesh_ip_num = ?').get(n) !== undefined;
-  if (mode === 'node') {
-    if (!taken(range.first)) return range.first;
-    // The first gap above an allocated address: one indexed probe per allocated address at most.
-    const row = prepared(
-      db,
-      `SELECT MIN(n.mesh_ip_num + 1) AS ip FROM nodes n
-       WHERE n.mesh_ip_num >= ? AND n.mesh_ip_num < ?
-         AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.mesh_ip_num = n.mesh_ip_num + 1)`,
-    ).get(range.first, range.last) as { ip: number | null };
-    return row.ip ?? undefined;
-  }
   if (!taken(range.last)) return range.last;
   const row = prepared(
     db,

@@ -15,8 +15,8 @@
 // the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
 // relay is not the one STUN saw). One bridge is picked per pair: the online bridge with the fewest
 // sessions that has a free session port. Each session gets its own relay port on its bridge (the
-// lowest free one of relayPort + 1 .. relayPort + maxSessionsPerBridge, `relay_port` in the
-// session) and both ends fall back to bridge:that port: one node relayed to several peers through
+// lowest free one of firstSessionPort .. firstSessionPort + maxSessionsPerBridge - 1, by default
+// 51900-51999, clear of the access side's 51822 and 51823-51832; `relay_port` in the session) and both ends fall back to bridge:that port: one node relayed to several peers through
 // one bridge from its one WireGuard socket stays unambiguous (docs/nat.md "One relay port per
 // session"). Events: relay_session_assigned / relay_session_revoked to both ends (payload: the
 // session and the relay endpoint) and bridge_config_updated to the bridge; all mean "reconcile".
@@ -35,6 +35,11 @@ import type { ControlPlaneStore, NodeRow } from './store.js';
 export const DEFAULT_BRIDGE_RELAY_PORT = 51821;
 /** Sessions per bridge (plexd's relay limit); also the size of its session port range. */
 export const DEFAULT_MAX_SESSIONS_PER_BRIDGE = 100;
+/** The first per-session relay port: 51900-51999 by default, clear of user access (51822) and
+ *  site-to-site (51823-51832) on the same bridge. */
+export const DEFAULT_FIRST_SESSION_PORT = 51900;
+/** Ports a session port range must leave free: relay 51821, user access 51822, sites 51823-51832. */
+export const RESERVED_BRIDGE_PORTS = { first: 51821, last: 51832 } as const;
 /** Lifetime of a session (plexd: 5 min); refreshed when less than REFRESH_BEFORE_MS is left. */
 export const RELAY_SESSION_TTL_MS = 5 * 60_000;
 const REFRESH_BEFORE_MS = 2 * 60_000;
@@ -60,8 +65,23 @@ export interface AssignedSession {
 export interface RelayAssignerOptions {
   /** The bridges' relay port (bridge.relay_listen_port); default 51821. */
   readonly relayPort?: number;
-  /** Sessions per bridge; session ports are relayPort + 1 .. relayPort + this. Default 100. */
+  /** Sessions per bridge; session ports are firstSessionPort .. firstSessionPort + this - 1. Default 100. */
   readonly maxSessionsPerBridge?: number;
+  /** The first per-session relay port (default 51900; serve --relay-ports). */
+  readonly firstSessionPort?: number;
+}
+
+/** Parses `serve --relay-ports FIRST-LAST` into assigner options. Throws RangeError when it is
+ *  malformed, empty, beyond 65535, or overlaps the relay and access ports (51821-51832). */
+export function parseRelayPorts(text: string): { firstSessionPort: number; maxSessionsPerBridge: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (m === null || first < 1 || last > 65535 || last < first) throw new RangeError(`expected a port range FIRST-LAST within 1-65535, got ${JSON.stringify(text)}`);
+  if (first <= RESERVED_BRIDGE_PORTS.last && last >= RESERVED_BRIDGE_PORTS.first) {
+    throw new RangeError(`expected a port range clear of ${RESERVED_BRIDGE_PORTS.first}-${RESERVED_BRIDGE_PORTS.last} (relay, user access, site-to-site), got ${text}`);
+  }
+  return { firstSessionPort: first, maxSessionsPerBridge: last - first + 1 };
 }
 
 interface NodeLite {
@@ -83,7 +103,7 @@ export const PATH_REPORT_SLACK = 16;
 /** Relay sessions of one control plane. Not thread-safe; the server calls it from its loop. */
 export class RelayAssigner {
   readonly #store: ControlPlaneStore;
-  readonly #relayPort: number;
+  readonly #firstSessionPort: number;
   readonly #maxPerBridge: number;
   readonly #sessions = new Map<string, AssignedSession>();
   /** Sessions by each node they involve (both ends and the bridge): state pulls look up theirs. */
@@ -96,11 +116,14 @@ export class RelayAssigner {
 
   constructor(store: ControlPlaneStore, options: RelayAssignerOptions = {}) {
     this.#store = store;
-    this.#relayPort = options.relayPort ?? DEFAULT_BRIDGE_RELAY_PORT;
+    const relayPort = options.relayPort ?? DEFAULT_BRIDGE_RELAY_PORT;
+    this.#firstSessionPort = options.firstSessionPort ?? DEFAULT_FIRST_SESSION_PORT;
     this.#maxPerBridge = options.maxSessionsPerBridge ?? DEFAULT_MAX_SESSIONS_PER_BRIDGE;
-    if (!Number.isInteger(this.#maxPerBridge) || this.#maxPerBridge < 1 || this.#relayPort + this.#maxPerBridge > 65535) {
-      throw new RangeError(`expected relayPort + maxSessionsPerBridge <= 65535, got ${this.#relayPort} + ${this.#maxPerBridge}`);
+    const last = this.#firstSessionPort + this.#maxPerBridge - 1;
+    if (!Number.isInteger(this.#maxPerBridge) || this.#maxPerBridge < 1 || !Number.isInteger(this.#firstSessionPort) || this.#firstSessionPort < 1 || last > 65535) {
+      throw new RangeError(`expected session ports firstSessionPort .. + maxSessionsPerBridge - 1 within 1-65535, got ${this.#firstSessionPort} + ${this.#maxPerBridge}`);
     }
+    if (relayPort >= this.#firstSessionPort && relayPort <= last) throw new RangeError(`expected the session ports ${this.#firstSessionPort}-${last} to leave the relay port ${relayPort} free`);
   }
 
   /** Live sessions. */
@@ -261,8 +284,8 @@ export class RelayAssigner {
     }
     const host = parseEndpoint(bridge.endpoint!)!.host;
     const taken = new Set([...(this.#byNode.get(bridge.node_id) ?? [])].map((s) => s.relayPort));
-    let relayPort = this.#relayPort + 1;
-    while (taken.has(relayPort)) relayPort++; // below relayPort + maxPerBridge: the bridge has a free slot
+    let relayPort = this.#firstSessionPort;
+    while (taken.has(relayPort)) relayPort++; // below firstSessionPort + maxPerBridge: the bridge has a free slot
     const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
     const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(randomBytes(32)), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
     this.#sessions.set(pairKey(x.node_id, y.node_id), s);
@@ -327,13 +350,15 @@ export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: un
   assigner.reportPaths(node, (paths as { node_id: string; direct: boolean }[]).map((p) => ({ node_id: p.node_id.toLowerCase(), direct: p.direct })));
 }
 
-/** `state` with the relay view of `node` added: the bridge block (see bridgeBlockOf) and each
- *  relayed peer's fallback_endpoint (the relay). The state's own bridge block wins when set. */
+/** `state` with the relay view of `node` added: the bridge block's relay (see bridgeBlockOf; a
+ *  bridge's access part from the store is kept) and each relayed peer's fallback_endpoint. */
 export function withRelays(state: StateResponse, node: NodeRow, assigner: RelayAssigner | undefined): StateResponse {
   if (assigner === undefined) return state;
   const peers = state.peers.map((p) => {
     const relay = assigner.fallbackFor(node.node_id, p.node_id);
     return relay === undefined ? p : { ...p, fallback_endpoint: relay };
   });
-  return { ...state, peers, bridge: state.bridge ?? assigner.bridgeBlockOf(node) };
+  const relay = assigner.bridgeBlockOf(node);
+  const bridge = state.bridge === null ? relay : relay === null ? state.bridge : { ...state.bridge, relay: relay.relay };
+  return { ...state, peers, bridge };
 }

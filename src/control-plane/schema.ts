@@ -145,4 +145,42 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE projects ADD COLUMN membership_gen INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE projects ADD COLUMN psk_generation INTEGER NOT NULL DEFAULT 0;
   `,
+  // 8: the bridge access side (issue 15, docs/control-plane.md "User access and site-to-site").
+  // A bridge's access and site-to-site public keys (from its heartbeats; the private keys never
+  // leave it), its NAT switch and access subnets (JSON array, NULL = none). Users get an address
+  // of the access range (meta access_cidr; UNIQUE address_num: never two holders), sites a listen
+  // port per bridge (UNIQUE with the bridge) and a short tunnel id. PSKs are derived from the PSK
+  // master and each row's random psk_salt (nothing secret is stored).
+  `
+  ALTER TABLE nodes ADD COLUMN access_public_key TEXT;
+  ALTER TABLE nodes ADD COLUMN s2s_public_key TEXT;
+  ALTER TABLE nodes ADD COLUMN enable_nat INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE nodes ADD COLUMN access_subnets TEXT;
+  CREATE TABLE access_users (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    bridge_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    address_num INTEGER NOT NULL UNIQUE,
+    psk_salt BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name)
+  );
+  CREATE UNIQUE INDEX access_users_key ON access_users(bridge_id, public_key);
+  CREATE TABLE sites (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    bridge_id TEXT NOT NULL,
+    tunnel_id TEXT NOT NULL UNIQUE,
+    public_key TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    subnets TEXT NOT NULL,
+    listen_port INTEGER NOT NULL,
+    psk_salt BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name),
+    UNIQUE (bridge_id, listen_port)
+  );
+  CREATE INDEX sites_project ON sites(project_id);
+  `,
 ];

@@ -33,6 +33,8 @@ export interface ControlPlaneOptions {
   readonly logger?: Logger;
   /** Mesh range for a new database; default 10.100.0.0/16. */
   readonly meshCidr?: string;
+  /** Access range of user-access clients (store.ts StoreOptions.accessCidr). */
+  readonly accessCidr?: string;
   /** SSE keep-alive interval (default 15 s). */
   readonly keepAliveMs?: number;
   /** How often the database is checked for changes made by other processes (default 250 ms). */
@@ -97,6 +99,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const store = ControlPlaneStore.open(options.db, {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.meshCidr === undefined ? {} : { meshCidr: options.meshCidr }),
+    ...(options.accessCidr === undefined ? {} : { accessCidr: options.accessCidr }),
     ...(options.secretsKeyFile === undefined ? {} : { secretsKeyFile: options.secretsKeyFile }),
     allowInsecurePermissions: options.allowInsecurePermissions === true,
   });

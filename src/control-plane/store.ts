@@ -3,7 +3,7 @@
 // server and the CLI (`token`, `nodes`, `policy`) work through this class, so a change made by the
 // CLI on the same file is the same transaction, with the same events, as one made over HTTP.
 
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
   encodeBase64,
   formatRfc3339,
@@ -29,6 +29,7 @@ import {
   type StateResponse,
 } from '../api/index.js';
 import { systemClock, type Clock } from '../io/clock.js';
+import { bridgeAccessBlock, bridgePrefixes, dropBridgeRows, ownedRanges, recordBridgeKeys, setAccessRange } from './access.js';
 import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
@@ -38,7 +39,10 @@ import { prepared } from './prepared.js';
 import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
-import { compileRulesFor, diffVisibility, ipv4Number, parseLabels, sideOf, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
+import { compileRulesFor, diffVisibility, ipv4Number, mergeRanges, parseLabels, sideOf, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
+
+/** Domain separation of access.ts PSKs from pair PSKs (psk.ts) under the same master. */
+const ACCESS_PSK_LABEL = Buffer.from('plexd-userspace access psk v1\0');
 
 /** The project every database has from its first start. */
 export const DEFAULT_PROJECT = 'default';
@@ -130,6 +134,9 @@ export interface StoreOptions {
   readonly secretsKeyFile?: string;
   /** Accept a database or secrets key readable by group or others (database.ts). Default false. */
   readonly allowInsecurePermissions?: boolean;
+  /** Access range of user-access clients (access.ts); set when given, refused while users hold
+   *  addresses in another one. Default: as stored, else 10.101.0.0/16. */
+  readonly accessCidr?: string;
 }
 
 function sha256(data: Uint8Array): Buffer {
@@ -194,6 +201,7 @@ export class ControlPlaneStore {
           db.prepare('INSERT INTO signing_keys (key_id, secret_key, public_key, created_at, active) VALUES (?, ?, ?, ?, 1)').run(key.key_id, key.secret_key, Buffer.from(k.publicKey), now);
         }
         const cidr = (db.prepare("SELECT value FROM meta WHERE key = 'domain_mesh_cidr'").get() as { value: string }).value;
+        if (options.accessCidr !== undefined) setAccessRange(db, meshRange(cidr), options.accessCidr);
         return { key, cidr, box, master: pskMaster(db, box), migrated: plainKeys.length > 0 || masterState === 'plain' };
       });
       const { key, cidr, box, master, migrated } = init.immediate();
@@ -362,10 +370,15 @@ export class ControlPlaneStore {
       for (const id of extra) if (id !== node.node_id) ids.add(id);
       if (ids.size === 0) return [];
       // One indexed query for the set, whatever its size.
-      const rows = prepared(this.db, 'SELECT row, node_id, project_id, mesh_ip, public_key, endpoint, candidates, status, key_conflict FROM nodes WHERE node_id IN (SELECT value FROM json_each(?)) ORDER BY row').all(JSON.stringify([...ids])) as NodeRow[];
+      const rows = prepared(this.db, 'SELECT row, node_id, project_id, mode, mesh_ip, public_key, endpoint, candidates, status, key_conflict FROM nodes WHERE node_id IN (SELECT value FROM json_each(?)) ORDER BY row').all(JSON.stringify([...ids])) as NodeRow[];
       const visible = rows.filter((p) => p.project_id === node.project_id && p.key_conflict === 0 && VISIBLE_STATUSES.includes(p.status));
       const psks = psksOf(this.db, this.#pskMaster, node, visible, projectPskGeneration(this.db, node.project_id));
-      return visible.map((p) => ({ ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64') }));
+      // A bridge's sites, access subnets and (NAT off) the access range are routed to it.
+      const routed = bridgePrefixes(this.db, visible.filter((p) => p.mode === 'bridge').map((p) => p.node_id));
+      return visible.map((p) => {
+        const extra = routed.get(p.node_id);
+        return { ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64'), ...(extra === undefined ? {} : { allowed_ips: extra }) };
+      });
     })();
   }
 
@@ -401,9 +414,11 @@ export class ControlPlaneStore {
       for (const [k, v] of cached.rows) rows.set(k, v);
     } else {
       const list = prepared(this.db, 'SELECT row, node_id, mesh_ip_num, labels FROM nodes WHERE project_id = ? AND key_conflict = 0 ORDER BY row').all(projectId) as Array<{ row: number; node_id: string; mesh_ip_num: number; labels: string | null }>;
+      const owned = ownedRanges(this.db, projectId);
       nodes = list.map((n) => {
         rows.set(n.node_id, n.row);
-        return { id: n.node_id, ip: n.mesh_ip_num >>> 0, labels: labelsOf(n.labels) };
+        const mine = owned.get(n.node_id);
+        return { id: n.node_id, ip: n.mesh_ip_num >>> 0, labels: labelsOf(n.labels), ...(mine === undefined ? {} : { owned: mergeRanges(mine) }) };
       });
     }
     const entry: CachedModel = { key, model: new Visibility(nodes, rulesOverride ?? policy?.rules ?? []), rows, policy };
@@ -444,6 +459,41 @@ export class ControlPlaneStore {
     }
   }
 
+  // ---- the bridge access side (access.ts) ----
+
+  /**
+   * Runs `change` (writes to a bridge's users, sites or settings) in one transaction and announces
+   * it: the bridge gets bridge_config_updated; visibility is recomputed for its pairs (the ranges
+   * it stands for in policy may have changed: peer_added / peer_removed, compiled rules); with
+   * `routesChange` every node that sees it afterwards gets node_state_updated (its peer entry's
+   * allowed_ips changed). Throws ControlPlaneError node_not_found when the bridge is gone, or what
+   * `change` throws; nothing is written then.
+   */
+  changeBridge<T>(bridgeId: string, routesChange: boolean, change: () => T): T {
+    return this.tx(() => {
+      const bridge = this.node(bridgeId);
+      if (bridge === undefined) throw new ControlPlaneError('node_not_found', `no node ${bridgeId}`);
+      const projectId = bridge.project_id;
+      const before = this.#cachedModel(projectId);
+      const out = change();
+      this.#touchMembership(projectId);
+      const after = this.#cachedModel(projectId);
+      const diff = diffVisibility(before.model, after.model, [bridgeId]);
+      this.#applyVisibilityChange(projectId, diff, after.rows, true);
+      this.emit({ projectId, type: 'bridge_config_updated', payload: {}, targetNode: bridgeId });
+      if (routesChange) {
+        for (const id of after.model.peersOf(bridgeId)) if (!diff.has(id)) this.emit({ projectId, type: 'node_state_updated', payload: {}, targetNode: id });
+      }
+      return out;
+    });
+  }
+
+  /** The PSK of a user-access client or site tunnel: HMAC-SHA256 of the PSK master over a label
+   *  and the row's random salt (so nothing secret is stored per row). */
+  accessPsk(salt: Uint8Array): Buffer {
+    return createHmac('sha256', this.#pskMaster).update(ACCESS_PSK_LABEL).update(salt).digest();
+  }
+
   /** Gives the pair of nodes a new PSK (bumps the pair's epoch); both get peer_psk_assigned and
    *  pull state. Returns the new epoch, or undefined when either node is absent or they are one. */
   rotatePairPsk(nodeIdA: string, nodeIdB: string): number | undefined {
@@ -469,7 +519,7 @@ export class ControlPlaneStore {
         mesh_ip: node.mesh_ip,
         peers: this.peersOf(node, extra),
         policy: this.policyFor(node),
-        bridge: null,
+        bridge: node.mode === 'bridge' ? bridgeAccessBlock(this.db, this.node(node.node_id) ?? node, this.range, (salt) => this.accessPsk(salt)) : null,
         executions,
       };
     });
@@ -491,6 +541,7 @@ export class ControlPlaneStore {
         this.db,
         `UPDATE nodes SET last_heartbeat_at = ?, status = 'online', binary_version = ?, binary_checksum = ? WHERE node_id = ?`,
       ).run(now, req.binary_version, req.binary_checksum, node.node_id);
+      recordBridgeKeys(this.db, current, req);
       const nat = req.nat_summary;
       if (nat.endpoint !== undefined) this.#setEndpoint(current, nat.endpoint, current.candidates, nat.nat_type ?? current.nat_type, now);
       else if (nat.nat_type !== undefined) prepared(this.db, 'UPDATE nodes SET nat_type = ? WHERE node_id = ?').run(nat.nat_type, node.node_id);
@@ -606,6 +657,7 @@ export class ControlPlaneStore {
       dropPsks(this.db, node);
       prepared(this.db, 'DELETE FROM registrations WHERE node_id = ?').run(nodeId);
       prepared(this.db, 'DELETE FROM executions WHERE node_id = ?').run(nodeId);
+      dropBridgeRows(this.db, nodeId);
       this.emit({ projectId: node.project_id, type: 'peer_removed', payload: { node_id: nodeId, reason }, excludeNode: nodeId });
       return true;
     });

@@ -9,11 +9,41 @@
 import type { FirewallRule } from '../api/index.js';
 import { formatIpv4 } from './mesh-ip.js';
 
-/** A node as visibility sees it. `ip` is the IPv4 mesh address as an unsigned 32-bit number. */
+/** A node as visibility sees it. `ip` is the IPv4 mesh address as an unsigned 32-bit number.
+ *  `owned`: address ranges a bridge stands for besides its mesh IP (its users' access addresses,
+ *  its sites' and access subnets; docs/control-plane.md "Policy for users and sites"), as sorted,
+ *  disjoint [lo, hi] pairs: a rule side naming any of them names the bridge. */
 export interface VisNode {
   readonly id: string;
   readonly ip: number;
   readonly labels: Readonly<Record<string, string>>;
+  readonly owned?: readonly (readonly [number, number])[];
+}
+
+/** True when one of the sorted, disjoint ranges `owned` overlaps lo..hi (binary search). */
+export function ownsAny(owned: readonly (readonly [number, number])[] | undefined, lo: number, hi: number): boolean {
+  if (owned === undefined || owned.length === 0) return false;
+  // The first range ending at or above lo; it overlaps when it starts at or below hi.
+  let a = 0;
+  let b = owned.length;
+  while (a < b) {
+    const mid = (a + b) >>> 1;
+    if (owned[mid]![1] < lo) a = mid + 1;
+    else b = mid;
+  }
+  return a < owned.length && owned[a]![0] <= hi;
+}
+
+/** Sorted, merged ranges of `ranges` (the shape VisNode.owned wants). */
+export function mergeRanges(ranges: Iterable<readonly [number, number]>): Array<[number, number]> {
+  const sorted = [...ranges].sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  return out;
 }
 
 /** A firewall rule as the control plane stores it: upstream's shape plus optional groups (label
@@ -98,11 +128,12 @@ export function sideOf(rule: PolicyRule, which: 'source' | 'destination'): Side 
   return cidrSide(which === 'source' ? rule.source_cidr : rule.destination_cidr);
 }
 
-/** True when `node` is one of the nodes `side` names. */
+/** True when `node` is one of the nodes `side` names (by its mesh IP or, for a bridge, a range it
+ *  stands for). */
 export function sideMatches(side: Side, node: VisNode): boolean {
   switch (side.kind) {
     case 'cidr':
-      return node.ip >= side.lo && node.ip <= side.hi;
+      return (node.ip >= side.lo && node.ip <= side.hi) || ownsAny(node.owned, side.lo, side.hi);
     case 'group':
       return side.selector.every(([k, v]) => node.labels[k] === v);
     case 'none':
@@ -135,6 +166,8 @@ export class Visibility {
   readonly #byIp: number[];
   /** Node indices of each side any rule names, by side key. */
   readonly #sideMembers = new Map<string, number[]>();
+  /** Indices of the nodes standing for ranges besides their mesh IP (bridges with users/sites). */
+  readonly #owners: number[];
 
   /** The model of `nodes` under `rules` (only allow rules count; a selector's syntax errors
    *  throw RangeError). O(nodes log nodes + sum of the rules' member counts). */
@@ -144,6 +177,7 @@ export class Visibility {
     this.#byIp = nodes.map((_, i) => i).sort((a, b) => nodes[a]!.ip - nodes[b]!.ip);
     this.#asSrc = nodes.map(() => []);
     this.#asDst = nodes.map(() => []);
+    this.#owners = nodes.flatMap((n, i) => ((n.owned?.length ?? 0) > 0 ? [i] : []));
     const byLabel = new Map<string, number[]>();
     nodes.forEach((n, i) => {
       for (const [k, v] of Object.entries(n.labels)) {
@@ -159,6 +193,12 @@ export class Visibility {
       m = [];
       if (side.kind === 'cidr') {
         for (let at = this.#firstAtOrAbove(side.lo); at < this.#byIp.length && nodes[this.#byIp[at]!]!.ip <= side.hi; at++) m.push(this.#byIp[at]!);
+        const byIp = m.length;
+        for (const i of this.#owners) {
+          const n = nodes[i]!;
+          if (!(n.ip >= side.lo && n.ip <= side.hi) && ownsAny(n.owned, side.lo, side.hi)) m.push(i);
+        }
+        if (m.length > byIp) m.sort((x, y) => nodes[x]!.ip - nodes[y]!.ip);
       } else if (side.kind === 'group') {
         // The smallest posting list, filtered by the whole selector.
         let best: number[] | undefined;
@@ -259,6 +299,7 @@ export interface VisibilityChange {
 function sameNode(a: VisNode | undefined, b: VisNode | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   if (a.ip !== b.ip) return false;
+  if (JSON.stringify(a.owned ?? []) !== JSON.stringify(b.owned ?? [])) return false;
   const ka = Object.keys(a.labels);
   return ka.length === Object.keys(b.labels).length && ka.every((k) => a.labels[k] === b.labels[k]);
 }
@@ -329,11 +370,16 @@ export function diffVisibility(before: Visibility, after: Visibility, changedNod
  * The rules agents get for `node` (upstream's wire shape): rules without groups as they are; a
  * rule naming a group becomes one rule per member address on that side, kept only where `node`
  * is the other end (an agent judges packets to and from its own mesh IP), in rule order, so
- * first-match semantics hold for every packet the node sends or receives.
+ * first-match semantics hold for every packet the node sends or receives. A bridge also judges
+ * its users' and sites' traffic (`owned`): a group rule whose CIDR side overlaps a range it stands
+ * for is kept with the group expanded (a group never names an access address or a site host, so
+ * these are all the group rules such a packet can match).
  */
 export function compileRulesFor(model: Visibility, node: VisNode, rules: readonly PolicyRule[]): FirewallRule[] {
   const out: FirewallRule[] = [];
   const me = `${formatIpv4(node.ip)}/32`;
+  const hasMe = (side: Side): boolean => side.kind === 'cidr' ? node.ip >= side.lo && node.ip <= side.hi : sideMatches(side, node);
+  const stoodFor = (side: Side): boolean => side.kind === 'cidr' && ownsAny(node.owned, side.lo, side.hi);
   for (const r of rules) {
     const base = { action: r.action, protocol: r.protocol, ports: r.ports };
     if (r.source_group === undefined && r.destination_group === undefined) {
@@ -343,8 +389,11 @@ export function compileRulesFor(model: Visibility, node: VisNode, rules: readonl
     const src = sideOf(r, 'source');
     const dst = sideOf(r, 'destination');
     const addresses = (side: Side, cidr: string): string[] => (side.kind === 'group' ? model.membersOf(side).map((id) => `${formatIpv4(model.node(id)!.ip)}/32`) : [cidr]);
-    if (sideMatches(dst, node)) for (const a of addresses(src, r.source_cidr)) out.push({ ...base, source_cidr: a, destination_cidr: me });
-    if (sideMatches(src, node)) for (const a of addresses(dst, r.destination_cidr)) out.push({ ...base, source_cidr: me, destination_cidr: a });
+    if (hasMe(dst)) for (const a of addresses(src, r.source_cidr)) out.push({ ...base, source_cidr: a, destination_cidr: me });
+    if (hasMe(src)) for (const a of addresses(dst, r.destination_cidr)) out.push({ ...base, source_cidr: me, destination_cidr: a });
+    if (stoodFor(src) || stoodFor(dst)) {
+      for (const a of addresses(src, r.source_cidr)) for (const b of addresses(dst, r.destination_cidr)) out.push({ ...base, source_cidr: a, destination_cidr: b });
+    }
   }
   return out;
 }

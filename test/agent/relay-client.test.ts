@@ -18,8 +18,8 @@ import { ManualTimers } from '../nat/manual-timers.js';
 
 const A: Endpoint = { address: '203.0.113.1', port: 51820 };
 const B: Endpoint = { address: '203.0.113.2', port: 51820 };
-/** The session's own port on the bridge (relay_listen_port 51821 + 1): the client just uses fallback_endpoint. */
-const RELAY: Endpoint = { address: '198.18.0.10', port: 51822 };
+/** The session's own port on the bridge (the first of the session range 51900-51999): the client just uses fallback_endpoint. */
+const RELAY: Endpoint = { address: '198.18.0.10', port: 51900 };
 const KEY_B = Buffer.alloc(32, 7).toString('base64');
 
 /** A socket with a foreign handler; sendRaw goes through `net`. */
@@ -91,8 +91,8 @@ function setup(ourKey?: Uint8Array, bindingKey?: string) {
   const reports: Array<{ node_id: string; direct: boolean }> = [];
   const pm = new PathManager({ device, client: portA.client, nodeId: () => 'node-a', reportPaths: async (l) => void reports.push(...l), log: silentLogger, now: () => timers.now(), wallMs: () => 1000 });
   const state = (session: boolean): Pick<StateResponse, 'peers' | 'bridge'> => ({
-    peers: [{ node_id: 'node-b', mesh_ip: '10.100.0.2', public_key: KEY_B, endpoint: '203.0.113.2:51820', ...(session ? { fallback_endpoint: '198.18.0.10:51822' } : {}) }],
-    bridge: session ? { relay: { sessions: [{ session_id: 's-1', peer_a_id: 'node-a', peer_a_endpoint: '', peer_b_id: 'node-b', peer_b_endpoint: '', expires_at: new Date(Date.now() + 60_000).toISOString(), relay_port: 51822, ...(bindingKey === undefined ? {} : { binding_key: bindingKey }) }] } } : null,
+    peers: [{ node_id: 'node-b', mesh_ip: '10.100.0.2', public_key: KEY_B, endpoint: '203.0.113.2:51820', ...(session ? { fallback_endpoint: '198.18.0.10:51900' } : {}) }],
+    bridge: session ? { relay: { sessions: [{ session_id: 's-1', peer_a_id: 'node-a', peer_a_endpoint: '', peer_b_id: 'node-b', peer_b_endpoint: '', expires_at: new Date(Date.now() + 60_000).toISOString(), relay_port: 51900, ...(bindingKey === undefined ? {} : { binding_key: bindingKey }) }] } } : null,
   });
   return { wire, timers, sa, portA, device, reports, pm, state };
 }

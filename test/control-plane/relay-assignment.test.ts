@@ -27,9 +27,9 @@ describe('control plane relay assignment', () => {
       await endpoint(b, '203.0.113.2:40000', 'symmetric');
       const [s] = h.cp.relay!.sessions();
       // The session's own port on the bridge: relay_listen_port + 1 for the first.
-      expect(s).toMatchObject({ bridgeId: bridge.node_id, relayPort: 51822, relayEndpoint: '198.18.0.10:51822', reason: 'nat-type' });
+      expect(s).toMatchObject({ bridgeId: bridge.node_id, relayPort: 51900, relayEndpoint: '198.18.0.10:51900', reason: 'nat-type' });
       const ev = await streamA.next((e) => e.envelope.type === 'relay_session_assigned');
-      expect(ev.envelope.payload).toMatchObject({ session_id: s!.sessionId, relay_endpoint: '198.18.0.10:51822', relay_port: 51822 });
+      expect(ev.envelope.payload).toMatchObject({ session_id: s!.sessionId, relay_endpoint: '198.18.0.10:51900', relay_port: 51900 });
       // The binding key never travels in an event (they are logged and replayed by seq).
       expect(ev.envelope.payload).not.toHaveProperty('binding_key');
       await streamBridge.next((e) => e.envelope.type === 'bridge_config_updated');
@@ -37,8 +37,8 @@ describe('control plane relay assignment', () => {
       // The two ends and the bridge get the session with the same binding key (32 random bytes) in
       // their state pulls.
       const sa = await state(a);
-      expect(sa.bridge.relay.sessions).toEqual([expect.objectContaining({ session_id: s!.sessionId, peer_a_endpoint: '', peer_b_endpoint: '', relay_port: 51822 })]);
-      expect(sa.peers.find((p: { node_id: string }) => p.node_id === b.node_id).fallback_endpoint).toBe('198.18.0.10:51822');
+      expect(sa.bridge.relay.sessions).toEqual([expect.objectContaining({ session_id: s!.sessionId, peer_a_endpoint: '', peer_b_endpoint: '', relay_port: 51900 })]);
+      expect(sa.peers.find((p: { node_id: string }) => p.node_id === b.node_id).fallback_endpoint).toBe('198.18.0.10:51900');
       const bridgeSessions = (await state(bridge)).bridge.relay.sessions;
       expect(bridgeSessions.map((x: { session_id: string }) => x.session_id)).toEqual([s!.sessionId]);
       const key = sa.bridge.relay.sessions[0].binding_key as string;
@@ -81,11 +81,11 @@ describe('control plane relay assignment', () => {
     expect(h.cp.relay!.sessions().map((s) => [s.a, s.b].sort().join()).sort()).toEqual([[a.node_id, b.node_id].sort().join(), [a.node_id, c.node_id].sort().join()].sort());
     // One bridge, two sessions of a: each its own port, and a falls back to a different endpoint per peer.
     const ports = h.cp.relay!.sessions().map((s) => s.relayPort).sort();
-    expect(ports).toEqual([51822, 51823]);
+    expect(ports).toEqual([51900, 51901]);
     const sa = await state(a);
     const fb = (id: string) => sa.peers.find((p: { node_id: string }) => p.node_id === id).fallback_endpoint;
-    expect(new Set([fb(b.node_id), fb(c.node_id)])).toEqual(new Set(['198.18.0.10:51822', '198.18.0.10:51823']));
-    expect(sa.bridge.relay.sessions.map((x: { relay_port: number }) => x.relay_port).sort()).toEqual([51822, 51823]);
+    expect(new Set([fb(b.node_id), fb(c.node_id)])).toEqual(new Set(['198.18.0.10:51900', '198.18.0.10:51901']));
+    expect(sa.bridge.relay.sessions.map((x: { relay_port: number }) => x.relay_port).sort()).toEqual([51900, 51901]);
   });
 
   it('reuses a released port and stops at the per-bridge session limit', async () => {
@@ -98,16 +98,16 @@ describe('control plane relay assignment', () => {
     await endpoint(a, '203.0.113.1:51820', 'symmetric');
     h.cp.sweep();
     // Three pairs want a relay, the bridge takes two: distinct ports from its range.
-    expect(h.cp.relay!.sessions().map((s) => s.relayPort).sort()).toEqual([51822, 51823]);
+    expect(h.cp.relay!.sessions().map((s) => s.relayPort).sort()).toEqual([51900, 51901]);
     expect(h.cp.relay!.counters.noBridge).toBeGreaterThan(0);
     // One revoked: its port goes to the waiting pair.
-    const first = h.cp.relay!.sessions().find((s) => s.relayPort === 51822)!;
+    const first = h.cp.relay!.sessions().find((s) => s.relayPort === 51900)!;
     const other = first.a === a.node_id ? first.b : first.a;
     await paths(a, { paths: [{ node_id: other, direct: true }] });
     h.cp.sweep();
     const after = h.cp.relay!.sessions();
-    expect(after.map((s) => s.relayPort).sort()).toEqual([51822, 51823]);
-    expect(after.find((s) => s.relayPort === 51822)!.sessionId).not.toBe(first.sessionId);
+    expect(after.map((s) => s.relayPort).sort()).toEqual([51900, 51901]);
+    expect(after.find((s) => s.relayPort === 51900)!.sessionId).not.toBe(first.sessionId);
   });
 
   it('refuses malformed path reports and ignores unknown peers', async () => {

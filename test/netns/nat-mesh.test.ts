@@ -1,7 +1,7 @@
 // NAT lab with the whole mesh (issue 6): on a "public" namespace the control plane (`control-plane
 // serve`, its built-in STUN on 198.18.0.1:3478) and a `mode: bridge` agent (relay on
 // 198.18.0.3:51821, which also answers STUN: the nodes' second server; each relay session gets
-// its own port from 51822 up); two nodes, each a real
+// its own port from 51900 up); two nodes, each a real
 // `plexd-userspace up` (TUN) behind its own NAT namespace, discovering their endpoints from the
 // WireGuard port. Scenarios, each printing its time-to-first-packet (agents started -> first ping
 // reply through the mesh, or cut -> first reply, restore -> direct):
@@ -197,8 +197,8 @@ describe.skipIf(reason !== undefined)('NAT mesh lab: control plane, STUN, bridge
       const back = await waitFor(async () => (await peerOf(a1, meshB))?.['path'] === 'relayed' && (await ping(nodeA, meshB)), 20_000, 200);
       const relayMs = performance.now() - cut;
       expect(back, 'traffic via the relay').toBe(true);
-      expect(await sessionEndpoints()).toEqual([`${BRIDGE}:51822`]);
-      expect((await peerOf(a1, meshB))?.['endpoint']).toBe(`${BRIDGE}:51822`);
+      expect(await sessionEndpoints()).toEqual([`${BRIDGE}:51900`]);
+      expect((await peerOf(a1, meshB))?.['endpoint']).toBe(`${BRIDGE}:51900`);
       expect((await relayed()).counters.forwardedPackets).toBeGreaterThan(0);
       expect(relayMs).toBeLessThan(15_000);
       times.push(`(c) direct path cut -> first ping reply via the relay after ${relayMs.toFixed(0)} ms`);
