@@ -35,6 +35,8 @@ import { MeshInterface, type MeshInterfaceOptions } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
 import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
 import { attemptRotation, type RotationStep } from './key-rotation.js';
+import { BridgeAccess, linuxAccessHost, runCommand, type AccessHost } from './bridge-access.js';
+import { PeerRoutes } from './peer-routes.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { controlHttpClient, ensureRegistered, registerNode } from './registration.js';
 import { healthRoutes, nodeApiRoutes } from './routes.js';
@@ -79,6 +81,8 @@ export interface AgentOptions {
   /** Where the agent reads time (default the system clock; tests pass a ManualClock). Timers still
    *  run on the event loop. */
   readonly clock?: Clock;
+  /** Test hook: the bridge access side's host (default the real one; bridge mode with a TUN only). */
+  readonly accessHost?: AccessHost;
 }
 
 /** SHA-256 (hex) of the running script, the heartbeat's binary_checksum; '' when unreadable. */
@@ -148,6 +152,10 @@ export class Agent {
   /** Peers without a usable endpoint (docs/agent.md "Readiness and path problems"). */
   readonly #pathProblems: PathProblems;
   readonly #pathGraceMs: number;
+  /** Bridge mode: user access and site-to-site tunnels (bridge-access.ts). */
+  #access: BridgeAccess | undefined;
+  /** Kernel routes for peers' extra allowed IPs (TUN mode; peer-routes.ts). */
+  #peerRoutes: PeerRoutes | undefined;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -228,6 +236,23 @@ export class Agent {
     const agent = new Agent(opts, store, reg.identity, keys, iface, policy);
     try {
       await iface.device.configure({ privateKey: keys.privateKey });
+      if (!iface.userspace) agent.#peerRoutes = new PeerRoutes(iface.name, runCommand, log.child('(routes) '));
+      if (config.mode === 'bridge') {
+        if (iface.userspace && opts.accessHost === undefined) log.info('bridge: user access and site-to-site need a TUN interface; off in packet-callback mode');
+        else {
+          agent.#access = BridgeAccess.open({
+            dataDir: config.dataDir,
+            config: config.bridge,
+            meshInterface: iface.name,
+            reservedPorts: [config.wireguard.listenPort, config.bridge.relayListenPort],
+            policyEnabled: config.policy.enabled,
+            host: opts.accessHost ?? linuxAccessHost({ mtu: config.wireguard.mtu, logger: log, ...opts.device }),
+            log: log.child('(access) '),
+          });
+          log.info(`bridge: access public key ${agent.#access.accessPublicKey}, site-to-site public key ${agent.#access.tunnelPublicKey}`);
+          if (parsedCache?.ok === true) await agent.#access.reconcile(parsedCache.value.bridge, parsedCache.value.policy);
+        }
+      }
       agent.#offeredStun = reg.fresh ? reg.stunServers : parsedCache?.ok === true ? (parsedCache.value.stun_servers ?? []) : [];
       agent.#nat = await NatServices.start({
         config,
@@ -308,6 +333,7 @@ export class Agent {
     for (const s of plan.skipped) this.#log.verbose(`reconcile: skipped peer ${s}`);
     this.#peers = peers;
     this.#stateApplied = true;
+    await this.#peerRoutes?.sync(peers.filter((p) => p.node_id !== this.#identity.node_id), this.#identity.domain_mesh_cidr);
   }
 
   /** Pulls state and applies it now (serialized with other reconciles). Rejects on failure. */
@@ -335,8 +361,11 @@ export class Agent {
           this.#offeredStun = state.stun_servers ?? [];
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
+          const accessBefore = JSON.stringify(this.#access?.heartbeat());
+          await this.#access?.reconcile(state.bridge, state.policy);
           this.store.saveState(state);
-          if (policyChanged) void this.#heartbeat(this.#stop.signal);
+          // A new policy revision or access side change is reported at once, not at the next beat.
+          if (policyChanged || JSON.stringify(this.#access?.heartbeat()) !== accessBefore) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
           this.#lastReconcileMs = this.#clock.wallMs();
         } catch (err) {
@@ -486,6 +515,7 @@ export class Agent {
         binary_version: VERSION,
         nat_summary: this.#nat?.summary ?? {},
         policy: this.policy.report(),
+        ...this.#access?.heartbeat(),
       };
       const res = await this.client.heartbeat(body, signal);
       this.counters.heartbeats++;
@@ -555,7 +585,8 @@ export class Agent {
 
   /** The `status` document of the node API (status.ts). */
   status(): Record<string, unknown> {
-    return statusDocument(this.#statusInputs());
+    const doc = statusDocument(this.#statusInputs());
+    return this.#access === undefined ? doc : { ...doc, bridge_access: this.#access.snapshot() };
   }
 
   /** The `peers` document of the node API: control-plane view joined with the device's. */
@@ -573,6 +604,8 @@ export class Agent {
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
     this.#nat?.close();
+    await this.#access?.close();
+    await this.#peerRoutes?.close();
     await this.iface.close('agent stopped');
     this.#keys.close();
   }

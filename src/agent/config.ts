@@ -59,7 +59,27 @@ export interface AgentConfig {
   /** node_api.socket_path (alias node_api.socket). */
   readonly nodeApi: { readonly socket: string };
   /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
-  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings };
+  readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings } & BridgeAccessConfig;
+}
+
+/** The bridge access side's keys (docs/bridge.md "Configuration"); the state's bridge block wins
+ *  where it has a value (interface names, ports, enable_nat, access_subnets). */
+export interface BridgeAccessConfig {
+  /** bridge.user_access_enabled / bridge.site_to_site_enabled: false refuses the service. */
+  readonly userAccessEnabled: boolean;
+  readonly siteToSiteEnabled: boolean;
+  /** bridge.user_access_interface_name, bridge.user_access_listen_port (51822). */
+  readonly userAccessInterface: string;
+  readonly userAccessListenPort: number;
+  /** bridge.site_to_site_listen_port: the first tunnel port (51823). */
+  readonly siteToSiteListenPort: number;
+  readonly maxSiteToSiteTunnels: number;
+  /** bridge.access_address (ours): the bridge's address on wg-access when the state names none. */
+  readonly accessAddress: string;
+  /** bridge.access_interface: the LAN interface behind which access_subnets live (none: ''). */
+  readonly accessInterface: string;
+  readonly accessSubnets: readonly string[];
+  readonly enableNat: boolean;
 }
 
 /** Public ingress and ACME (bridge mode; docs/bridge.md "Public ingress"): upstream's bridge.* keys. */
@@ -185,6 +205,16 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'bridge.acme_email': { kind: 'string', def: undefined },
   'bridge.acme_directory_url': { kind: 'string', def: 'https://acme-v02.api.letsencrypt.org/directory', check: checkUrl },
   'bridge.acme_ca_file': { kind: 'string', def: undefined },
+  'bridge.user_access_enabled': { kind: 'bool', def: true },
+  'bridge.user_access_interface_name': { kind: 'string', def: 'wg-access', check: checkIfname },
+  'bridge.user_access_listen_port': { kind: 'port', def: 51822 },
+  'bridge.site_to_site_enabled': { kind: 'bool', def: true },
+  'bridge.site_to_site_listen_port': { kind: 'port', def: 51823 },
+  'bridge.max_site_to_site_tunnels': { kind: 'int', def: 10, min: 0, max: 10 },
+  'bridge.access_address': { kind: 'string', def: '10.101.0.1/16' },
+  'bridge.access_interface': { kind: 'string', def: '' },
+  'bridge.access_subnets': { kind: 'list', def: [] },
+  'bridge.enable_nat': { kind: 'bool', def: true },
 };
 
 /**
@@ -201,9 +231,8 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
     'nat.timeout', 'nat.min_report_interval',
     'policy.chain_name',
     'bridge.enabled', 'bridge.relay_enabled',
-    'bridge.access_interface', 'bridge.access_subnets', 'bridge.enable_nat', 'bridge.user_access_enabled', 'bridge.user_access_interface_name', 'bridge.user_access_listen_port',
-    'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env', 'bridge.site_to_site_enabled',
-    'bridge.site_to_site_interface_prefix', 'bridge.site_to_site_listen_port', 'bridge.max_site_to_site_tunnels', 'bridge.tunnel_providers',
+    'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env',
+    'bridge.site_to_site_interface_prefix', 'bridge.tunnel_providers',
   ]),
   sections: ['actions', 'upgrade', 'integrity', 'metrics', 'log_fwd', 'audit_fwd', 'peer_exchange', 'tunnel'],
 };
@@ -432,6 +461,16 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       relayListenPort: values.get('bridge.relay_listen_port') as number,
       maxRelaySessions: values.get('bridge.max_relay_sessions') as number,
       sessionTtlS: values.get('bridge.session_ttl') as number,
+      userAccessEnabled: values.get('bridge.user_access_enabled') as boolean,
+      siteToSiteEnabled: values.get('bridge.site_to_site_enabled') as boolean,
+      userAccessInterface: s('bridge.user_access_interface_name')!,
+      userAccessListenPort: values.get('bridge.user_access_listen_port') as number,
+      siteToSiteListenPort: values.get('bridge.site_to_site_listen_port') as number,
+      maxSiteToSiteTunnels: values.get('bridge.max_site_to_site_tunnels') as number,
+      accessAddress: s('bridge.access_address')!,
+      accessInterface: s('bridge.access_interface')!,
+      accessSubnets: values.get('bridge.access_subnets') as string[],
+      enableNat: values.get('bridge.enable_nat') as boolean,
       ingress: {
         enabled: values.get('bridge.ingress_enabled') as boolean,
         maxRules: values.get('bridge.max_ingress_rules') as number,

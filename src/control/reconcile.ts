@@ -31,10 +31,17 @@ function b64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
-function allowedFor(p: PeerInfo): string {
-  const text = p.mesh_ip.includes(':') ? `${p.mesh_ip}/128` : `${p.mesh_ip}/32`;
+function canonical(text: string): string {
   const prefix = parsePrefix(text);
   return prefix === undefined ? text : formatPrefix(prefix.ip, prefix.cidr);
+}
+
+/** The peer's allowed IPs: its mesh IP as a host prefix, then its extra `allowed_ips` (a bridge's
+ *  site subnets and access range, docs/bridge.md), canonical and without repeats. */
+export function allowedFor(p: PeerInfo): string[] {
+  const all = new Set<string>([canonical(p.mesh_ip.includes(':') ? `${p.mesh_ip}/128` : `${p.mesh_ip}/32`)]);
+  for (const a of p.allowed_ips ?? []) all.add(canonical(a));
+  return [...all];
 }
 
 /**
@@ -100,7 +107,7 @@ export class Reconciler {
           ...(d.psk !== undefined ? { presharedKey: d.psk } : {}),
           ...(endpoint !== undefined ? { endpoint } : {}),
           replaceAllowedIps: true,
-          allowedIps: [allowed],
+          allowedIps: allowed,
         });
         added.push(d.node_id);
         continue;
@@ -111,9 +118,9 @@ export class Reconciler {
         change.presharedKey = d.psk ?? null;
         dirty = true;
       }
-      if (cur.allowed.size !== 1 || !cur.allowed.has(allowed)) {
+      if (cur.allowed.size !== allowed.length || !allowed.every((a) => cur.allowed.has(a))) {
         change.replaceAllowedIps = true;
-        change.allowedIps = [allowed];
+        change.allowedIps = allowed;
         dirty = true;
       }
       if (endpoint !== undefined && this.#appliedEndpoint.get(key) !== endpoint) {

@@ -134,10 +134,19 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   { kind: 'config', name: 'bridge.acme_allowed_hosts', upstreamDefault: '—', status: 'supported', note: 'exact names or *.suffix; empty: any acme rule hostname', probe: { value: 'a.example,*.b.example', read: (c) => c.bridge.ingress.acmeAllowedHosts, expect: ['a.example', '*.b.example'], def: [] } },
   { kind: 'config', name: 'bridge.acme_email', upstreamDefault: '—', status: 'supported', note: '', probe: { value: 'ops@example.com', read: (c) => c.bridge.ingress.acmeEmail, expect: 'ops@example.com', def: undefined } },
   { kind: 'config', name: 'bridge.acme_directory_url', upstreamDefault: '—', status: 'supported', note: 'ours: Let\'s Encrypt production when unset', probe: { value: 'https://acme.example/dir', read: (c) => c.bridge.ingress.acmeDirectoryUrl, expect: 'https://acme.example/dir', def: 'https://acme-v02.api.letsencrypt.org/directory' } },
+  // Bridge access side (issue 15, docs/bridge.md): in mode bridge user access, site-to-site and NAT default on (ours).
+  { kind: 'config', name: 'bridge.access_interface', upstreamDefault: 'eth1', status: 'supported', note: 'ours: default none; with access_subnets, forwarding (and masquerade with enable_nat) between the mesh and this LAN interface', probe: { value: 'eth1', read: (c) => c.bridge.accessInterface, expect: 'eth1', def: '' } },
+  { kind: 'config', name: 'bridge.access_subnets', upstreamDefault: '—', status: 'supported', note: 'the state\'s bridge.access_subnets wins', probe: { value: '[192.168.50.0/24]', read: (c) => c.bridge.accessSubnets, expect: ['192.168.50.0/24'], def: [] } },
+  { kind: 'config', name: 'bridge.enable_nat', upstreamDefault: 'false', status: 'supported', note: 'ours: default true (masquerade user traffic to the mesh IP); the state\'s bridge.enable_nat wins', probe: { value: 'false', read: (c) => c.bridge.enableNat, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.user_access_enabled', upstreamDefault: 'false', status: 'supported', note: 'ours: default true in mode bridge (the control plane decides whether there are users)', probe: { value: 'false', read: (c) => c.bridge.userAccessEnabled, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.user_access_interface_name', upstreamDefault: 'wg-access', status: 'supported', note: 'the state\'s interface_name wins', probe: { value: 'wg-users', read: (c) => c.bridge.userAccessInterface, expect: 'wg-users', def: 'wg-access' } },
+  { kind: 'config', name: 'bridge.user_access_listen_port', upstreamDefault: '51822', status: 'supported', note: 'the state\'s listen_port wins', probe: { value: '52822', read: (c) => c.bridge.userAccessListenPort, expect: 52822, def: 51822 } },
+  { kind: 'config', name: 'bridge.site_to_site_enabled', upstreamDefault: 'false', status: 'supported', note: 'ours: default true in mode bridge', probe: { value: 'false', read: (c) => c.bridge.siteToSiteEnabled, expect: false, def: true } },
+  { kind: 'config', name: 'bridge.site_to_site_listen_port', upstreamDefault: '51823', status: 'supported', note: 'the first tunnel port; each tunnel\'s listen_port comes with the state', probe: { value: '52823', read: (c) => c.bridge.siteToSiteListenPort, expect: 52823, def: 51823 } },
+  { kind: 'config', name: 'bridge.max_site_to_site_tunnels', upstreamDefault: '10', status: 'supported', note: 'at most 10; tunnels past it are refused and counted', probe: { value: '3', read: (c) => c.bridge.maxSiteToSiteTunnels, expect: 3, def: 10 } },
   ...ignoredSection('bridge', [
-    ['access_interface', 'eth1'], ['access_subnets', '—'], ['enable_nat', 'false'],
-    ['user_access_enabled', 'false'], ['user_access_interface_name', 'wg-access'], ['user_access_listen_port', '51822'], ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
-    ['site_to_site_enabled', 'false'], ['site_to_site_interface_prefix', 'wg-s2s-'], ['site_to_site_listen_port', '51823'], ['max_site_to_site_tunnels', '10'], ['tunnel_providers', '—'],
+    ['max_access_peers', '50'], ['user_access_provider_type', '—'], ['auth_key_env', '—'],
+    ['site_to_site_interface_prefix', 'wg-s2s-'], ['tunnel_providers', '—'],
   ], 'bridge access, ingress, user access, site-to-site and ACME are not in plexd-userspace (the bridge is a relay only)'),
 
   // Environment (environment-variables.md).
