@@ -4,7 +4,8 @@
 // bridge_config_updated all lead to a reconcile). A `null` bridge block means "not populated" and
 // leaves the sessions alone. A session with `relay_port` gets its own UDP socket on that port (the
 // relay opens it on add and closes it on revocation or expiry; docs/nat.md "One relay port per
-// session"); the control plane picks the ports from relay_listen_port + 1 .. + 100.
+// session"); the control plane picks the ports from its --relay-ports range (default 51900-51999, clear of
+// the access side's 51822 and 51823-51832).
 // With bridge.ingress_enabled the state's bridge.ingress block also goes to the public ingress
 // (bridge-ingress.ts; docs/bridge.md "Public ingress").
 
