@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { REKEY_TIMEOUT } from '../core/constants.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { nodeCrypto } from '../crypto/node.js';
+import { isStandaloneBinary } from '../io/sea.js';
 import { sleep } from '../io/wait.js';
 import { uapiRequest } from '../uapi/server.js';
 import type { AdversaryAnswer, AdversaryCommand, AdversaryConfig } from './adversary.js';
@@ -140,6 +141,7 @@ export function liveUnavailableReason(target: string, peer: string): string | un
     const r = resolveProgram(program);
     if (typeof r === 'string') return `${role}: ${r}`;
   }
+  if (isStandaloneBinary()) return 'conformance live runs from the npm package, not the standalone binary (its adversary is a separate Node.js script); point --target at this binary from there';
   if (!existsSync(adversaryScript())) return `the adversary is not built (${adversaryScript()} is missing; run npm run build)`;
   return undefined;
 }

@@ -4,6 +4,7 @@
 
 import { createRequire } from 'node:module';
 import { BindError, TunError } from './errors.js';
+import { isStandaloneBinary, loadStandaloneAddon } from './sea.js';
 
 /** The addon's raw surface; see native/addon.cc, tun.cc, udp.cc. Internal to src/io. */
 export interface NativeAddon {
@@ -58,6 +59,8 @@ export type NativeFeature = 'tun' | 'udp';
 // where node-gyp puts build/.
 const ADDON_FILE = 'build/Release/plexd_native.node';
 const ADDON_PATH = `../../${ADDON_FILE}`;
+/** The asset name of the addon in the standalone binary (scripts/build-binary.mjs). */
+const SEA_ADDON_ASSET = 'plexd_native.node';
 const REBUILD = 'run `npm rebuild plexd-userspace` (needs g++, make, python3 and the Node headers)';
 
 let addon: NativeAddon | undefined;
@@ -74,13 +77,22 @@ export function loadNativeAddon(feature: NativeFeature): NativeAddon {
   }
   if (loadError === undefined) {
     try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+      addon = loadFromStandaloneBinary() ?? (createRequire(import.meta.url)(ADDON_PATH) as NativeAddon);
       return addon;
     } catch (err) {
       loadError = err;
     }
   }
+  if (isStandaloneBinary()) {
+    const why = loadError instanceof Error ? loadError.message : String(loadError);
+    throw unavailable(feature, `needs the native addon, which the standalone binary carries but could not load (${why})`, [], loadError);
+  }
   throw unavailable(feature, `needs the native addon (${ADDON_FILE}), which is not built or does not load`, [REBUILD], loadError);
+}
+
+/** The addon carried by the standalone binary (unpacked to a private cache, src/io/sea.ts), or undefined outside one. */
+function loadFromStandaloneBinary(): NativeAddon | undefined {
+  return isStandaloneBinary() ? (loadStandaloneAddon(SEA_ADDON_ASSET) as NativeAddon) : undefined;
 }
 
 // The error for `feature`, saying why and the ways out (the dgram bind is one for UDP).

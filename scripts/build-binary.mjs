@@ -1,0 +1,121 @@
+// `npm run build:binary`: plexd-userspace as one executable file that needs no Node.js install
+// (Node's single executable application, docs/deploy.md "Standalone binary"). esbuild bundles
+// src/cli/main.ts into one CommonJS script (what SEA runs in Node 20); the native addons and
+// vectors/*.json go in as SEA assets (src/io/sea.ts reads them); postject injects the blob into a
+// copy of the running node binary. Output: dist/bin/plexd-userspace-linux-<arch>.
+//
+// Only the host architecture is built: SEA needs a node binary of the target architecture, and
+// none for another CPU is installed here (nothing is downloaded).
+//
+// Usage: node scripts/build-binary.mjs [--out FILE] [--no-strip]
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/** The addons the binary carries: asset name -> where the build finds it (first existing wins). */
+const ADDONS = {
+  'plexd_native.node': [`prebuilds/linux-${process.arch}/plexd_native.node`, 'build/Release/plexd_native.node'],
+  'better_sqlite3.node': ['node_modules/better-sqlite3/build/Release/better_sqlite3.node'],
+};
+
+function fail(message) {
+  process.stderr.write(`build-binary: ${message}\n`);
+  process.exit(1);
+}
+
+function parseArgs(argv) {
+  const opts = { out: join(ROOT, 'dist', 'bin', `plexd-userspace-linux-${process.arch}`), strip: true };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--out' && argv[i + 1] !== undefined) opts.out = resolve(argv[++i]);
+    else if (argv[i] === '--no-strip') opts.strip = false;
+    else fail(`unknown argument ${argv[i]} (usage: build-binary.mjs [--out FILE] [--no-strip])`);
+  }
+  return opts;
+}
+
+function onPath(cmd) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (process.platform !== 'linux') fail(`builds Linux binaries only, this is ${process.platform}`);
+  const work = mkdtempSync(join(tmpdir(), 'plexd-sea-'));
+  try {
+    const bundle = join(work, 'plexd-userspace.cjs');
+    // import.meta.url has no meaning in a CommonJS bundle; the code that uses it checks
+    // isStandaloneBinary() first (src/io/sea.ts), so a file URL of the binary is enough.
+    await build({
+      stdin: {
+        contents: [
+          "import { main } from './src/cli/main.ts';",
+          'main(process.argv.slice(2)).then(',
+          '  (code) => { process.exitCode = code; },',
+          '  (err) => {',
+          '    process.stderr.write(`plexd-userspace: ${err instanceof Error ? err.stack ?? err.message : String(err)}\\n`);',
+          '    process.exit(1);',
+          '  },',
+          ');',
+        ].join('\n'),
+        resolveDir: ROOT,
+        sourcefile: 'sea-entry.ts',
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      outfile: bundle,
+      define: { 'import.meta.url': '__plexdSeaUrl' },
+      banner: { js: 'var __plexdSeaUrl = require("node:url").pathToFileURL(process.execPath).href;' },
+      legalComments: 'none',
+      logLevel: 'warning',
+    });
+
+    const assets = {};
+    for (const [name, candidates] of Object.entries(ADDONS)) {
+      const found = candidates.map((p) => join(ROOT, p)).find((p) => existsSync(p));
+      if (found === undefined) fail(`${name} not found (looked for ${candidates.join(', ')}); run npm ci (or npx node-gyp rebuild) first`);
+      assets[name] = found;
+    }
+    for (const file of readdirSync(join(ROOT, 'vectors'))) {
+      if (file.endsWith('.json')) assets[`vectors/${file}`] = join(ROOT, 'vectors', file);
+    }
+
+    const blob = join(work, 'sea.blob');
+    const config = join(work, 'sea-config.json');
+    writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets }, null, 2));
+    execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+    // A copy of this node, without its symbols and debug info when `strip` is there (about half
+    // the size; the SEA fuse is data and survives), then the blob injected.
+    const exe = join(work, 'plexd-userspace');
+    copyFileSync(process.execPath, exe);
+    chmodSync(exe, 0o755);
+    if (opts.strip && onPath('strip')) execFileSync('strip', ['--strip-all', exe]);
+    const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
+    execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+    mkdirSync(dirname(opts.out), { recursive: true });
+    copyFileSync(exe, opts.out);
+    chmodSync(opts.out, 0o755);
+    const mib = (statSync(opts.out).size / 2 ** 20).toFixed(1);
+    process.stdout.write(`build-binary: ${opts.out} (${mib} MiB, node ${process.version}, ${Object.keys(assets).length} assets)\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
