@@ -10,7 +10,7 @@
 // Usage: node scripts/build-binary.mjs [--out FILE] [--no-strip]
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,20 +97,23 @@ async function main() {
     const blob = join(work, 'sea.blob');
     const config = join(work, 'sea-config.json');
     writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets }, null, 2));
-    execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
 
     // A copy of this node, without its symbols and debug info when `strip` is there (about half
     // the size; the SEA fuse is data and survives), then the blob injected.
     const exe = join(work, 'plexd-userspace');
     copyFileSync(process.execPath, exe);
     chmodSync(exe, 0o755);
-    if (opts.strip && onPath('strip')) execFileSync('strip', ['--strip-all', exe]);
+    if (opts.strip && onPath('strip')) execFileSync('strip', ['--strip-all', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
     execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'inherit'] });
 
+    // Renamed into place, so a binary running meanwhile (or a concurrent build) is never half-written.
     mkdirSync(dirname(opts.out), { recursive: true });
-    copyFileSync(exe, opts.out);
-    chmodSync(opts.out, 0o755);
+    const staged = `${opts.out}.${process.pid}.tmp`;
+    copyFileSync(exe, staged);
+    chmodSync(staged, 0o755);
+    renameSync(staged, opts.out);
     const mib = (statSync(opts.out).size / 2 ** 20).toFixed(1);
     process.stdout.write(`build-binary: ${opts.out} (${mib} MiB, node ${process.version}, ${Object.keys(assets).length} assets)\n`);
   } finally {

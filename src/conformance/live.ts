@@ -134,6 +134,7 @@ function adversaryScript(): string {
 
 /** Why `conformance live` cannot run here, or undefined: root, namespaces, tools, programs. */
 export function liveUnavailableReason(target: string, peer: string): string | undefined {
+  if (isStandaloneBinary()) return 'conformance live runs from the npm package, not the standalone binary (its adversary is a separate Node.js script); point --target at this binary from there';
   const lab = netnsUnavailableReason();
   if (lab !== undefined) return lab;
   for (const tool of ['ping', 'ncat']) if (onPath(tool) === undefined) return `\`${tool}\` is not installed`;
@@ -141,7 +142,6 @@ export function liveUnavailableReason(target: string, peer: string): string | un
     const r = resolveProgram(program);
     if (typeof r === 'string') return `${role}: ${r}`;
   }
-  if (isStandaloneBinary()) return 'conformance live runs from the npm package, not the standalone binary (its adversary is a separate Node.js script); point --target at this binary from there';
   if (!existsSync(adversaryScript())) return `the adversary is not built (${adversaryScript()} is missing; run npm run build)`;
   return undefined;
 }
