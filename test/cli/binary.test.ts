@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_TIMEOUT_MS, ensureBinary } from '../helpers/binary.js';
+import { BUILD_TIMEOUT_MS, installedBinary } from '../helpers/binary.js';
 import { DAEMON, ensureBuilt } from '../helpers/wg-lab.js';
 
 interface Run {
@@ -49,7 +49,7 @@ function shape(text: string): string {
 let binary: string;
 beforeAll(async () => {
   await ensureBuilt();
-  binary = await ensureBinary();
+  binary = await installedBinary(dir);
 }, BUILD_TIMEOUT_MS + 60_000);
 
 const CASES: ReadonlyArray<{ argv: string[]; code: number }> = [

@@ -3,7 +3,7 @@
 // and a changed src/ both test a binary of the current code.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,4 +49,16 @@ export function ensureBinary(): Promise<string> {
     return BINARY;
   })();
   return built;
+}
+
+/**
+ * A copy of the binary at `dir`/plexd-userspace (as installed), away from the checkout, so it
+ * can only use what it carries: next to the repository a fallback that looks for build/ relative
+ * to the executable would find the addon there.
+ */
+export async function installedBinary(dir: string): Promise<string> {
+  const to = join(dir, 'plexd-userspace');
+  copyFileSync(await ensureBinary(), to);
+  chmodSync(to, 0o755);
+  return to;
 }
