@@ -106,7 +106,8 @@ async function main() {
     chmodSync(exe, 0o755);
     if (opts.strip && onPath('strip')) execFileSync('strip', ['--strip-all', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
-    execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // postject (LIEF) warns about Node's many ELF notes; its output is shown only on failure.
+    execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'pipe'] });
 
     // Renamed into place, so a binary running meanwhile (or a concurrent build) is never half-written.
     mkdirSync(dirname(opts.out), { recursive: true });
