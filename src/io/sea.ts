@@ -51,7 +51,13 @@ export function addonCacheDir(env: NodeJS.ProcessEnv = process.env, uid = proces
  */
 export function loadStandaloneAddon(name: string, dir = addonCacheDir()): unknown {
   if (!sea.isSea()) throw new Error(`${name}: not running as the standalone binary`);
-  const bytes = new Uint8Array(sea.getRawAsset(name) as ArrayBuffer);
+  let raw: ArrayBuffer;
+  try {
+    raw = sea.getRawAsset(name) as ArrayBuffer;
+  } catch {
+    throw new Error(`${name} is not in this standalone binary (built for ${process.platform}-${process.arch} without it); use the npm package for what needs it`);
+  }
+  const bytes = new Uint8Array(raw);
   const file = unpackAddon(name, bytes, dir);
   const module = { exports: {} as unknown };
   process.dlopen(module, file);
