@@ -2,7 +2,8 @@
 // missing or stale, copied out of the checkout as `plexd-userspace` so it can use only what it
 // carries) is a wireguard-go drop-in as bin/plexd-userspace.js is: in a namespace it
 // prints its version, runs the demo, runs `-f IFNAME` against Debian's wireguard-go in a second
-// namespace with kernel ping through the tunnel, and daemonizes without -f. Its addons are
+// namespace with kernel ping through the tunnel, and daemonizes without -f; `demo --tun` runs the
+// control plane and agents as child processes of the binary. Its addons are
 // unpacked under this test's XDG_CACHE_HOME (0700/0600), never in ~/.cache or /var/lib/plexd.
 
 import { readdirSync, statSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uapiRequest } from '../../src/uapi/server.js';
 import { BUILD_TIMEOUT_MS, installedBinary } from '../helpers/binary.js';
-import { sweepStale, type Netns } from '../helpers/netns.js';
+import { run, sweepStale, type Netns } from '../helpers/netns.js';
 import { WgLab, daemonPids, pingUntil, socketPath, wgUnavailableReason } from '../helpers/wg-lab.js';
 
 const skipReason = wgUnavailableReason('test/netns/binary.test.ts', ['wg', 'wireguard-go', 'ping']);
@@ -48,6 +49,12 @@ describe.skipIf(skipReason !== undefined)('the standalone binary in network name
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toContain('all 6 pairs answered');
   }, 120_000);
+
+  it('demo --tun: the binary starts itself as `control-plane serve` and `up` in namespaces of its own', async () => {
+    const r = await run(['env', `XDG_CACHE_HOME=${cache}`, binary, 'demo', '--tun', '--nodes', '2'], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('all 2 pairs answered');
+  }, 150_000);
 
   it('-f IFNAME against Debian wireguard-go: handshake and kernel ping both ways; addons unpacked privately', async () => {
     const a = await wl.start(nsA, 'ours', { command: [binary], env: env(), addresses: [`${IN_A}/24`] });
