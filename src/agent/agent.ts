@@ -85,14 +85,20 @@ export interface AgentOptions {
   readonly accessHost?: AccessHost;
 }
 
-/** SHA-256 (hex) of the running script, the heartbeat's binary_checksum; '' when unreadable. */
+/**
+ * SHA-256 (hex) of the running script, the heartbeat's binary_checksum; '' when unreadable. Once
+ * per process: for the standalone binary (argv[1] is the executable) it hashes ~90 MB.
+ */
 function binaryChecksum(): string {
+  if (processChecksum !== undefined) return processChecksum;
   try {
-    return createHash('sha256').update(readFileSync(process.argv[1] ?? '')).digest('hex');
+    processChecksum = createHash('sha256').update(readFileSync(process.argv[1] ?? '')).digest('hex');
   } catch {
-    return '';
+    processChecksum = '';
   }
+  return processChecksum;
 }
+let processChecksum: string | undefined;
 
 /** Feeds a state's policy block to `policy` and logs the outcome; returns it. */
 function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string): ReturnType<PolicyEnforcer['update']> {

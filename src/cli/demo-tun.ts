@@ -18,6 +18,7 @@ import { queryUnix } from '../agent/local-http.js';
 import { NetnsLab, netnsUnavailableReason, sweepStale, type Netns } from '../conformance/netns-lab.js';
 import { ALLOW_ALL_MESH_RULES } from '../control-plane/policy.js';
 import { ControlPlaneStore } from '../control-plane/store.js';
+import { selfCommand } from '../io/sea.js';
 import { demoRow, printLine, until, withCleanup, type DemoNode, type DemoOptions, type DemoRow } from './demo-common.js';
 
 /** The bridge subnet inside the lab (/24): hub .1, agent i at .(10+i). Private to the namespaces. */
@@ -123,7 +124,7 @@ export async function runDemoTun(opts: DemoOptions = {}): Promise<DemoRow[]> {
     // Agents deny all mesh traffic until a policy allows it (as upstream plexd): open the mesh.
     store.setPolicy('default', ALLOW_ALL_MESH_RULES);
     store.close();
-    const cp = hub.spawn([process.execPath, BIN, 'control-plane', 'serve', '--listen', `${HUB_IP}:${CP_PORT}`, '--db', db, '--insecure-http']);
+    const cp = hub.spawn([...selfCommand(BIN), 'control-plane', 'serve', '--listen', `${HUB_IP}:${CP_PORT}`, '--db', db, '--insecure-http']);
     const cpLog: string[] = [];
     logs.set('control plane', cpLog);
     collect(cp, cpLog);
@@ -142,7 +143,7 @@ export async function runDemoTun(opts: DemoOptions = {}): Promise<DemoRow[]> {
       await hub.ip('link', 'set', v.b, 'master', 'br0');
       const ifname = lab.uniqueName('w');
       ifnames.push(ifname);
-      const proc = ns.spawn([process.execPath, BIN, 'up', '--config', agentConfig(dir, i, tokens[i - 1]!, ifname, cpUrl)]);
+      const proc = ns.spawn([...selfCommand(BIN), 'up', '--config', agentConfig(dir, i, tokens[i - 1]!, ifname, cpUrl)]);
       const log: string[] = [];
       logs.set(`demo-node-${i}`, log);
       collect(proc, log);

@@ -14,6 +14,7 @@ import { createLogger, logLevelFromEnv, type Logger } from '../log/logger.js';
 import { PolicyFilter } from '../policy/filter.js';
 import { parsePolicy, type Policy } from '../policy/rules.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
+import { isStandaloneBinary } from '../io/sea.js';
 import { EXIT, VERSION } from './constants.js';
 import { deviceChoicesFromEnv } from './device-env.js';
 import { untilShutdown } from './signals.js';
@@ -151,7 +152,9 @@ function daemonize(interfaceName: string, env: DaemonEnv): Promise<number> {
     process.stderr.write('plexd-userspace: cannot determine the script to daemonize\n');
     return Promise.resolve(EXIT.setupFailed);
   }
-  const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', interfaceName], {
+  // The standalone binary is its own interpreter: no script argument (and no Node options).
+  const args = isStandaloneBinary() ? [] : [...process.execArgv, script];
+  const child = spawn(process.execPath, [...args, '--foreground', interfaceName], {
     detached: true,
     stdio: ['ignore', keepOutput ? 'inherit' : 'ignore', keepOutput ? 'inherit' : 'ignore', 'pipe'],
     env: { ...env, [ENV_FOREGROUND]: '1', [ENV_READY_FD]: '3' },

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { REKEY_TIMEOUT } from '../core/constants.js';
 import { formatPrefix, parsePrefix } from '../core/ip.js';
 import { nodeCrypto } from '../crypto/node.js';
+import { isStandaloneBinary } from '../io/sea.js';
 import { sleep } from '../io/wait.js';
 import { uapiRequest } from '../uapi/server.js';
 import type { AdversaryAnswer, AdversaryCommand, AdversaryConfig } from './adversary.js';
@@ -133,6 +134,7 @@ function adversaryScript(): string {
 
 /** Why `conformance live` cannot run here, or undefined: root, namespaces, tools, programs. */
 export function liveUnavailableReason(target: string, peer: string): string | undefined {
+  if (isStandaloneBinary()) return 'conformance live runs from the npm package, not the standalone binary (its adversary is a separate Node.js script); point --target at this binary from there';
   const lab = netnsUnavailableReason();
   if (lab !== undefined) return lab;
   for (const tool of ['ping', 'ncat']) if (onPath(tool) === undefined) return `\`${tool}\` is not installed`;

@@ -24,6 +24,7 @@ import {
 import type { Peer } from '../core/peer.js';
 import { ReplayWindow } from '../core/replay.js';
 import * as node from '../crypto/node.js';
+import { isStandaloneBinary, standaloneAsset } from '../io/sea.js';
 
 /** A provider plus its RFC 8439 AEAD with an explicit 12-byte nonce (its Aead is built on it). */
 export interface VectorProvider {
@@ -44,9 +45,14 @@ export type VectorProviderName = keyof typeof VECTOR_PROVIDERS;
 /** The package's vectors/ directory (src/conformance and dist/conformance are both two levels down). */
 export const VECTORS_DIR = new URL('../../vectors/', import.meta.url);
 
-/** Parses vectors/`file` as JSON of type T (unchecked shape). Throws if missing or not JSON. */
+/**
+ * Parses vectors/`file` as JSON of type T (unchecked shape); the standalone binary carries the
+ * files as assets named vectors/`file`. Throws if missing or not JSON.
+ */
 export function loadVectorFile<T>(file: string): T {
-  return JSON.parse(readFileSync(new URL(file, VECTORS_DIR), 'utf8')) as T;
+  const text = isStandaloneBinary() ? standaloneAsset(`vectors/${file}`) : readFileSync(new URL(file, VECTORS_DIR), 'utf8');
+  if (text === undefined) throw new Error(`vectors/${file} is not in the standalone binary (scripts/build-binary.mjs)`);
+  return JSON.parse(text) as T;
 }
 
 // ---- file shapes ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // file is created 0600 before SQLite sees it (SQLite gives -wal/-shm the database's mode).
 
 import Database from 'better-sqlite3';
+import { isStandaloneBinary, loadStandaloneAddon } from '../io/sea.js';
 import { assertPrivateFile, createEmptyPrivateFile, ensurePrivateDir, tightenIfPresent } from './private-file.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -35,7 +36,7 @@ export function openDatabase(file: string, options: DatabaseOptions = {}): Db {
   createEmptyPrivateFile(file);
   assertPrivateFile(file, 'database', allow);
   if (!allow) for (const suffix of COMPANIONS) tightenIfPresent(file + suffix);
-  const db = new Database(file);
+  const db = new Database(file, nativeBinding());
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // Deleted content is zeroed: a secret sealed in place, a retry nsk set to NULL or a removed
@@ -51,6 +52,18 @@ export function openDatabase(file: string, options: DatabaseOptions = {}): Db {
     throw err;
   }
 }
+
+/**
+ * better-sqlite3's addon: found by better-sqlite3 itself in node_modules, or, in the standalone
+ * binary, the copy it carries as an asset (scripts/build-binary.mjs), loaded once.
+ */
+function nativeBinding(): Database.Options {
+  if (!isStandaloneBinary()) return {};
+  sqliteAddon ??= loadStandaloneAddon('better_sqlite3.node') as object;
+  // better-sqlite3 takes the loaded addon object too (lib/database.js); its types say string only.
+  return { nativeBinding: sqliteAddon as unknown as string };
+}
+let sqliteAddon: object | undefined;
 
 /** The schema version recorded in `db` (0 for a new file). */
 export function schemaVersion(db: Db): number {

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BindError, TunError } from './errors.js';
+import { isStandaloneBinary, loadStandaloneAddon } from './sea.js';
 
 /** The addon's raw surface; see native/addon.cc, tun.cc, udp.cc. Internal to src/io. */
 export interface NativeAddon {
@@ -58,8 +59,9 @@ export interface UdpArrays {
  */
 export type NativeFeature = 'tun' | 'udp';
 
-/** Where a loaded addon came from: node-gyp's build of native/ here, or a shipped prebuilt. */
-export type AddonOrigin = 'source' | 'prebuilt';
+/** Where a loaded addon came from: node-gyp's build of native/ here, a shipped prebuilt, or the
+ *  asset of the standalone binary (unpacked to a private cache, src/io/sea.ts). */
+export type AddonOrigin = 'source' | 'prebuilt' | 'standalone';
 
 /** One place the addon may be loaded from (see addonCandidates). */
 export interface AddonCandidate {
@@ -72,6 +74,8 @@ export interface AddonCandidate {
 export type AddonStatus = AddonCandidate | { readonly origin: 'none'; readonly reason: string };
 
 const ADDON_NAME = 'plexd_native.node';
+/** The asset name of the addon in the standalone binary (scripts/build-binary.mjs). */
+const SEA_ADDON_ASSET = 'plexd_native.node';
 
 // src/io (tests) and dist/io (the built package) both sit two levels below the package root, where
 // node-gyp puts build/ and the package keeps prebuilds/.
@@ -128,6 +132,15 @@ function tryLoad(): void {
   if (loaded !== undefined || failure !== undefined) return;
   if (process.platform !== 'linux') {
     failure = { why: `needs Linux, not ${process.platform}`, fixes: [] };
+    return;
+  }
+  if (isStandaloneBinary()) {
+    // The binary carries its own addon; the package's build/ and prebuilds/ are not there.
+    try {
+      loaded = { addon: loadStandaloneAddon(SEA_ADDON_ASSET) as NativeAddon, from: { origin: 'standalone', path: `asset:${SEA_ADDON_ASSET}` } };
+    } catch (err) {
+      failure = { why: `needs the native addon, which the standalone binary carries but could not load (${firstLine(err)})`, fixes: [], cause: err };
+    }
     return;
   }
   const result = chooseAddon(addonCandidates(), createRequire(import.meta.url));

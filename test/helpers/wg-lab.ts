@@ -279,6 +279,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Skip setting a private key and bringing the link up. */
   readonly bare?: boolean;
+  /** For 'ours': the argv prefix that runs plexd-userspace (default node DAEMON; e.g. the standalone binary). */
+  readonly command?: readonly string[];
 }
 
 /** Options of WgLab.connect(): how the two sides learn about each other. */
@@ -336,7 +338,7 @@ export class WgLab {
   async start(ns: Netns, impl: WgImpl, opts: StartOptions = {}): Promise<WgInterface> {
     const name = opts.name ?? this.lab.uniqueName(impl === 'ours' ? 'p' : 'g');
     const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const cmd = impl === 'ours' ? [process.execPath, DAEMON, '-f', name] : ['wireguard-go', '-f', name];
+    const cmd = impl === 'ours' ? [...(opts.command ?? [process.execPath, DAEMON]), '-f', name] : ['wireguard-go', '-f', name];
     const child = this.lab.spawn(ns.argv(['env', ...env, ...cmd]));
     const wgIf = new WgInterface(this, impl, ns, name, genKeys(), child);
     this.#interfaces.push(wgIf);
