@@ -94,6 +94,18 @@ async function main() {
       outfile: bundle,
       define: { 'import.meta.url': '__plexdSeaUrl' },
       banner: { js: 'var __plexdSeaUrl = require("node:url").pathToFileURL(process.execPath).href;' },
+      // debug (under acme-client) tries require('supports-color') at load; in a single executable
+      // that require of a missing module prints Node's SEA require warning on every run. An empty
+      // module is what debug gets when supports-color is absent anyway.
+      plugins: [
+        {
+          name: 'no-supports-color',
+          setup(b) {
+            b.onResolve({ filter: /^supports-color$/ }, () => ({ path: 'supports-color', namespace: 'plexd-empty' }));
+            b.onLoad({ filter: /.*/, namespace: 'plexd-empty' }, () => ({ contents: 'module.exports = undefined;', loader: 'js' }));
+          },
+        },
+      ],
       legalComments: 'none',
       logLevel: 'warning',
     });
