@@ -357,6 +357,15 @@ describe('install of a standalone binary (the single-executable path)', () => {
     expect(out[0]).toBe('program   /usr/local/bin/plexd-userspace (kept: the running binary is already there)');
   });
 
+  it('a launcher for a package under --root names it as the target sees it (/opt/plexd/...)', () => {
+    const r = skeleton();
+    const script = join(r, 'opt/plexd/node_modules/plexd-userspace/bin/plexd-userspace.js');
+    mkdirSync(join(script, '..'), { recursive: true });
+    writeFileSync(script, '');
+    install({ root: r, apiUrl: API, noToken: true, program: { kind: 'launcher', node: '/usr/bin/node', script }, systemd: undefined, out: () => {} });
+    expect(readFileSync(join(r, INSTALL_PATHS.binary), 'utf8')).toContain(`exec '/usr/bin/node' '/opt/plexd/node_modules/plexd-userspace/bin/plexd-userspace.js' "$@"\n`);
+  });
+
   it("npm's own link to this package at /usr/local/bin is kept, and uninstall leaves it to npm", async () => {
     const r = skeleton();
     const script = join(import.meta.dirname, '../../bin/plexd-userspace.js');
