@@ -362,6 +362,7 @@ export async function uninstall(opts: UninstallOptions): Promise<void> {
   const binPath = at(INSTALL_PATHS.binary);
   const dataDir = at(INSTALL_PATHS.dataDir);
   const configDir = at(INSTALL_PATHS.configDir);
+  const wantsLink = at(`${INSTALL_PATHS.unitDir}/multi-user.target.wants/${SERVICE}`);
   const unit = lstatOrUndefined(unitPath);
   const bin = lstatOrUndefined(binPath);
   const purgeDirs = opts.purge === true ? [configDir, dataDir].filter((d) => lstatOrUndefined(d) !== undefined) : [];
@@ -404,6 +405,8 @@ export async function uninstall(opts: UninstallOptions): Promise<void> {
   };
   if (unit !== undefined) {
     if (systemd !== undefined) systemd.run(['disable', SERVICE]);
+    // What `disable` removes, for a root enabled with `systemctl --root DIR enable` (docs/deploy.md "Images").
+    if (lstatOrUndefined(wantsLink)?.isSymbolicLink() === true) remove(wantsLink);
     remove(unitPath);
     if (systemd !== undefined) systemd.run(['daemon-reload']);
   }

@@ -149,6 +149,17 @@ describe('install --root', () => {
     expect((await run('uninstall', '--purge', '--root', r)).out).toBe('nothing to uninstall\n');
   });
 
+  it('a root enabled with systemctl --root enable: uninstall --purge removes the wants link too', async () => {
+    const r = skeleton();
+    mkdirSync(join(r, 'etc/systemd/system/multi-user.target.wants'));
+    const before = tree(r);
+    expect((await run('install', '--root', r, '--api-url', API, '--no-token')).code).toBe(0);
+    execFileSync('systemctl', ['--root', r, 'enable', 'plexd.service'], { stdio: 'ignore' });
+    expect(lstatSync(join(r, 'etc/systemd/system/multi-user.target.wants/plexd.service')).isSymbolicLink()).toBe(true);
+    expect((await run('uninstall', '--purge', '--root', r)).code).toBe(0);
+    expect(tree(r)).toEqual(before);
+  });
+
   it('an existing config.yaml is kept as it is; one that disagrees with --api-url or --mode is an error', async () => {
     const r = skeleton();
     mkdirSync(join(r, 'etc/plexd'));
