@@ -5,17 +5,20 @@
 // does not decide it and a crash leaves the old or the new file, never half of one.
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileAtomic as writeAtomic } from '../agent/store.js';
 
 /** What stood at a path before a change: nothing, or a file (content and mode), or a symlink. */
 type Before = { kind: 'none' } | { kind: 'file'; data: Buffer; mode: number } | { kind: 'symlink'; target: string };
 
-function lstatOrUndefined(path: string): Stats | undefined {
+/** lstat, or undefined when nothing is there (ENOENT, or a parent that is a file: ENOTDIR). */
+export function lstatOrUndefined(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw err;
   }
 }
@@ -48,26 +51,8 @@ function tempName(path: string): string {
   return `${path}.tmp-${randomBytes(6).toString('hex')}`;
 }
 
-/** Writes `data` to `path` atomically with exactly `mode` (not masked by the umask). */
-export function writeAtomic(path: string, data: string | Uint8Array, mode: number): void {
-  const tmp = tempName(path);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    fchmodSync(fd, mode);
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  commit(tmp, path);
-}
-
 /** Copies the file `src` to `dest` atomically with exactly `mode`. */
-export function copyAtomic(src: string, dest: string, mode: number): void {
+function copyAtomic(src: string, dest: string, mode: number): void {
   const tmp = tempName(dest);
   try {
     copyFileSync(src, tmp, constants.COPYFILE_EXCL);

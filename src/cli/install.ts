@@ -5,7 +5,7 @@
 // what was there (src/cli/install-files.ts). `--root DIR` writes under DIR and never runs systemctl.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -14,7 +14,7 @@ import { Store, type Identity } from '../agent/store.js';
 import { checkToken } from '../control/register.js';
 import { PlexdError, type PlexdErrorOptions } from '../errors.js';
 import { EXIT } from './constants.js';
-import { FileChanges } from './install-files.js';
+import { FileChanges, lstatOrUndefined as lstatOrNothing } from './install-files.js';
 import { UsageError } from './usage-error.js';
 
 /** Where install puts things on the target system (upstream's Linux paths; ours is named plexd-userspace). */
@@ -157,9 +157,8 @@ const under = (root: string, path: string) => (root === '/' ? path : join(root, 
 
 function lstatOrUndefined(path: string) {
   try {
-    return lstatSync(path);
+    return lstatOrNothing(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw new InstallError('ERR_INSTALL_IO', `cannot look at ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
