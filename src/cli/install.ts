@@ -327,7 +327,7 @@ export function install(opts: InstallOptions): void {
   opts.out(`data_dir  ${INSTALL_PATHS.dataDir}`);
   opts.out(`unit      ${INSTALL_PATHS.unitFile}`);
   if (systemd !== undefined) opts.out(`${SERVICE} enabled and started; follow it with: journalctl -u plexd -f`);
-  else opts.out(`${root !== '/' ? `written under ${root}; on the target run` : 'systemd is not running here; when it is, run'}: systemctl daemon-reload && systemctl enable --now plexd`);
+  else opts.out(`${opts.systemd === undefined ? `written under ${root}; on the target run` : 'systemd is not running here; when it is, run'}: systemctl daemon-reload && systemctl enable --now plexd`);
 }
 
 /** What `uninstall` is asked to do. */
@@ -448,7 +448,8 @@ function parseArgs(args: readonly string[], valued: readonly string[], booleans:
 
 function rootOf(flags: Map<string, string | true>): string {
   const r = flags.get('--root');
-  return typeof r === 'string' ? resolve(r) : '/';
+  // The real path: a launcher's package under the root is recognised by its real path.
+  return typeof r === 'string' ? realOrSelf(resolve(r)) : '/';
 }
 
 async function runCommand(args: readonly string[], body: () => Promise<void> | void): Promise<number> {
@@ -472,8 +473,9 @@ async function runCommand(args: readonly string[], body: () => Promise<void> | v
   }
 }
 
-function needRoot(root: string): void {
-  if (root === '/' && process.geteuid?.() !== 0) throw new InstallError('ERR_INSTALL_NOT_ROOT', 'must run as root (or with --root DIR to write under DIR)');
+/** The live system (no --root) needs root; --root DIR (even --root /) writes files only. */
+function needRoot(flags: Map<string, string | true>): void {
+  if (!flags.has('--root') && process.geteuid?.() !== 0) throw new InstallError('ERR_INSTALL_NOT_ROOT', 'must run as root (or with --root DIR to write under DIR)');
 }
 
 /** `install`: see USAGE. */
@@ -484,7 +486,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
     if (given.length > 1) throw new UsageError(`${given.join(' and ')}: give one`);
     const tokenFile = f.get('--token-file') as string | undefined;
     const root = rootOf(f);
-    needRoot(root);
+    needRoot(f);
     install({
       root,
       apiUrl: f.get('--api-url') as string | undefined,
@@ -493,7 +495,7 @@ export async function runInstall(args: readonly string[]): Promise<number> {
       noToken: f.has('--no-token'),
       force: f.has('--force'),
       program: currentProgram(),
-      systemd: root === '/' ? liveSystemd() : undefined,
+      systemd: f.has('--root') ? undefined : liveSystemd(),
       out: (line) => process.stdout.write(line + '\n'),
     });
   });
@@ -505,12 +507,12 @@ export async function runUninstall(args: readonly string[]): Promise<number> {
     const f = parseArgs(args, ['--root'], ['--purge', '--no-deregister']);
     if (f.has('--no-deregister') && !f.has('--purge')) throw new UsageError('--no-deregister goes with --purge');
     const root = rootOf(f);
-    needRoot(root);
+    needRoot(f);
     await uninstall({
       root,
       purge: f.has('--purge'),
       noDeregister: f.has('--no-deregister'),
-      systemd: root === '/' ? liveSystemd() : undefined,
+      systemd: f.has('--root') ? undefined : liveSystemd(),
       out: (line) => process.stdout.write(line + '\n'),
       deregister: async (a) => (await import('./agent.js')).runDeregister(a),
     });

@@ -244,6 +244,19 @@ describe('install: bad input changes nothing', () => {
     expect(tree(r)).toEqual(before);
   });
 
+  it('the live system (no --root) needs root: exit 1 before anything else', async () => {
+    // --mode router: should the uid check ever not come first, install stops on it (exit 2)
+    // before it could touch this machine's /etc.
+    const uid = vi.spyOn(process, 'geteuid').mockReturnValue(1000);
+    try {
+      const res = await run('install', '--api-url', API, '--token', TOKEN, '--mode', 'router');
+      expect(res.err).toBe('plexd-userspace: must run as root (or with --root DIR to write under DIR)\n');
+      expect(res.code).toBe(1);
+    } finally {
+      uid.mockRestore();
+    }
+  });
+
   it('a --root that does not exist, or is a file: exit 1', async () => {
     const file = tokenFile();
     for (const root of [join(top, 'no-such-root'), file]) {
@@ -351,7 +364,7 @@ describe('install and uninstall with systemd running (a recording systemctl)', (
     const out: string[] = [];
     install({ root: r, apiUrl: API, noToken: true, program: { kind: 'binary', path: binaryProgram() }, systemd: sd, out: (l) => out.push(l) });
     expect(sd.calls).toEqual([]);
-    expect(out.at(-1)).toBe(`written under ${r}; on the target run: systemctl daemon-reload && systemctl enable --now plexd`);
+    expect(out.at(-1)).toBe('systemd is not running here; when it is, run: systemctl daemon-reload && systemctl enable --now plexd');
   });
 });
 
