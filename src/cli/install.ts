@@ -206,7 +206,7 @@ function readTokenFile(file: string): string {
 const HIDDEN_FROM_SERVICE = ['/home/', '/root/', '/run/user/'];
 
 /** What to do about the program at INSTALL_PATHS.binary. */
-type ProgramStep = { kind: 'keep'; why: string } | { kind: 'copy'; from: string } | { kind: 'write'; text: string };
+type ProgramStep = { kind: 'keep'; why: string } | { kind: 'copy'; from: string } | { kind: 'write'; text: string; script: string };
 
 function planProgram(opts: InstallOptions, target: string): ProgramStep {
   const p = opts.program;
@@ -229,7 +229,7 @@ function planProgram(opts: InstallOptions, target: string): ProgramStep {
     if (existing?.isFile() === true && readFileSync(target, 'utf8') === text) return { kind: 'keep', why: 'the same launcher is already there' };
     // npm's own link to this very package (npm install -g with prefix /usr/local): keep it.
     if (existing?.isSymbolicLink() === true && realOrSelf(target) === realOrSelf(p.script)) return { kind: 'keep', why: "npm's link to this package is already there" };
-    step = { kind: 'write', text };
+    step = { kind: 'write', text, script };
   }
   if (existing !== undefined && opts.force !== true) throw new InstallError('ERR_INSTALL_EXISTS', `${target} exists; use --force to replace it`);
   return step;
@@ -321,7 +321,7 @@ export function install(opts: InstallOptions): void {
     const tail = failed.length === 0 ? 'nothing was changed' : `rolled back, except: ${failed.join('; ')}`;
     throw new InstallError(err instanceof InstallError ? err.code : 'ERR_INSTALL_IO', `install failed: ${why}; ${tail}`, { cause: err });
   }
-  opts.out(`program   ${INSTALL_PATHS.binary}${program.kind === 'keep' ? ` (kept: ${program.why})` : program.kind === 'copy' ? ' (this binary)' : ` (launcher for ${opts.program.kind === 'launcher' ? opts.program.script : ''})`}`);
+  opts.out(`program   ${INSTALL_PATHS.binary}${program.kind === 'keep' ? ` (kept: ${program.why})` : program.kind === 'copy' ? ' (this binary)' : ` (launcher for ${program.script})`}`);
   opts.out(`config    ${INSTALL_PATHS.configFile}${configExists ? ' (kept as it was)' : ''}`);
   opts.out(`token     ${INSTALL_PATHS.tokenFile}${token !== undefined ? ' (written, 0600)' : tokenOnDisk ? ' (kept as it was)' : registered ? ' (none: already registered)' : ' (none: --no-token)'}`);
   opts.out(`data_dir  ${INSTALL_PATHS.dataDir}`);

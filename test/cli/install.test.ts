@@ -386,7 +386,9 @@ describe('install of a standalone binary (the single-executable path)', () => {
     const script = join(r, 'opt/plexd/node_modules/plexd-userspace/bin/plexd-userspace.js');
     mkdirSync(join(script, '..'), { recursive: true });
     writeFileSync(script, '');
-    install({ root: r, apiUrl: API, noToken: true, program: { kind: 'launcher', node: '/usr/bin/node', script }, systemd: undefined, out: () => {} });
+    const out: string[] = [];
+    install({ root: r, apiUrl: API, noToken: true, program: { kind: 'launcher', node: '/usr/bin/node', script }, systemd: undefined, out: (l) => out.push(l) });
+    expect(out[0]).toBe('program   /usr/local/bin/plexd-userspace (launcher for /opt/plexd/node_modules/plexd-userspace/bin/plexd-userspace.js)');
     expect(readFileSync(join(r, INSTALL_PATHS.binary), 'utf8')).toContain(`exec '/usr/bin/node' '/opt/plexd/node_modules/plexd-userspace/bin/plexd-userspace.js' "$@"\n`);
   });
 
