@@ -4,7 +4,7 @@
 // node_secret_key, signing_public_key, rotation_pending_key (a mesh key staged for an in-flight
 // rotation, src/agent/key-rotation.ts), and our state.json cache of the last state pull.
 
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PlexdError, type PlexdErrorOptions } from '../errors.js';
@@ -39,12 +39,13 @@ export class StoreError extends PlexdError<'ERR_AGENT_STORE'> {
 
 const FILES = ['identity.json', 'private_key', 'node_secret_key', 'signing_public_key', 'rotation_pending_key'] as const;
 
-/** Writes `data` to `path` atomically with mode 0600. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/** Writes `data` to `path` atomically with exactly `mode` (default 0600; not masked by the umask). */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = join(path, '..');
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
+    if (mode !== 0o600) fchmodSync(fd, mode);
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
@@ -59,7 +60,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     throw err;
   }
   closeSync(fd);
-  renameSync(tmp, path);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    unlinkSync(tmp);
+    throw err;
+  }
   try {
     const dfd = openSync(dir, 'r');
     try {

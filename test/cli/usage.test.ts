@@ -39,7 +39,7 @@ describe('plexd-userspace --help', () => {
     const r = await run('--help');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    for (const c of ['demo', 'up', 'join', 'status', 'peers', 'policies', 'deregister', 'control-plane', 'conformance', 'stun-server', 'relay']) {
+    for (const c of ['demo', 'up', 'join', 'status', 'peers', 'policies', 'deregister', 'install', 'uninstall', 'control-plane', 'conformance', 'stun-server', 'relay']) {
       expect(r.stdout, c).toMatch(new RegExp(`^  ${c} +\\S`, 'm'));
     }
   });

@@ -45,8 +45,8 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   // Commands (cli.md).
   cmd('up', 'supported', 'registers (or loads the identity), brings the interface up, heartbeats, follows events; exit 0 / 1'),
   cmd('join', 'supported', 'registers and exits; prints node id and mesh IP'),
-  cmd('install', 'missing', PLATFORMS),
-  cmd('uninstall', 'missing', PLATFORMS),
+  cmd('install', 'supported', 'the agent as the systemd service plexd.service with upstream\'s paths, modes and unit (docs/deploy.md); ours: --mode, --force, --no-token, --root, and an existing config.yaml is never rewritten'),
+  cmd('uninstall', 'supported', 'stops, disables, removes unit and program; --purge also removes /etc/plexd and /var/lib/plexd'),
   cmd('deregister', 'supported', 'differs on purpose: ours also tells the control plane (POST /v1/nodes/{id}/deregister) before removing the identity; upstream is local-only'),
   cmd('status', 'supported', 'the running agent\'s status over the node API socket'),
   cmd('peers', 'supported', 'the running agent\'s peers'),
@@ -69,8 +69,8 @@ export const UPSTREAM_MATRIX: readonly CompatEntry[] = [
   { kind: 'flag', name: '--version', upstreamDefault: '—', status: 'supported', note: 'prints ours (plexd-userspace vX.Y.Z)' },
   { kind: 'flag', name: 'join --token-file', upstreamDefault: '—', status: 'supported', note: 'registration.token_file; accepted by every agent command', key: 'registration.token_file' },
   { kind: 'flag', name: 'deregister --purge', upstreamDefault: 'false', status: 'supported', note: 'also removes data_dir; the token file is left alone' },
-  { kind: 'flag', name: 'install --api-url / --token / --token-file', upstreamDefault: '—', status: 'missing', note: PLATFORMS },
-  { kind: 'flag', name: 'uninstall --purge', upstreamDefault: 'false', status: 'missing', note: PLATFORMS },
+  { kind: 'flag', name: 'install --api-url / --token / --token-file', upstreamDefault: '—', status: 'supported', note: 'one token source at most; without one install refuses unless a token file or identity is there already (or --no-token)' },
+  { kind: 'flag', name: 'uninstall --purge', upstreamDefault: 'false', status: 'supported', note: 'differs on purpose: ours deregisters a registered node first (as our deregister does); --no-deregister skips that' },
 
   // Config keys (configuration.md).
   { kind: 'config', name: 'mode', upstreamDefault: 'node', status: 'supported', note: 'bridge runs the relay (see bridge.enabled)', probe: { value: 'bridge', read: (c) => c.mode, expect: 'bridge', def: 'node' } },

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/agent/config.js';
 import { StoreError } from '../../src/agent/store.js';
+import { InstallError } from '../../src/cli/install.js';
 import { UsageError } from '../../src/cli/usage-error.js';
 import { ControlPlaneError, ControlPlaneFileError } from '../../src/control-plane/errors.js';
 import { ApiError } from '../../src/control/http-client.js';
@@ -32,6 +33,7 @@ const MAKE: Record<string, { make: Make; fixed?: true }> = {
   StoreError: { make: (_c, o) => new StoreError('m', o), fixed: true },
   ApiError: { make: (_c, o) => new ApiError('network', 'm', o), fixed: true },
   UsageError: { make: (_c, o) => new UsageError('m', o), fixed: true },
+  InstallError: { make: (c, o) => new InstallError(c as never, 'm', o) },
 };
 
 describe('the error family', () => {
