@@ -40,6 +40,8 @@ import { controlHttpClient, ensureRegistered, registerNode } from './registratio
 import { healthRoutes, nodeApiRoutes } from './routes.js';
 import { peersDocument, statusDocument, type StatusInputs } from './status.js';
 import { openStore, StoreError, type Identity, type Store } from './store.js';
+import { AuditLogReader } from './audit-log.js';
+import { detectKubernetes, type KubernetesEnvironment } from './kubernetes.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
 
@@ -79,6 +81,10 @@ export interface AgentOptions {
   /** Where the agent reads time (default the system clock; tests pass a ManualClock). Timers still
    *  run on the event loop. */
   readonly clock?: Clock;
+  /** Test hooks (docs/deploy.md "Kubernetes"): the service account directory in-cluster detection
+   *  looks at, and the audit log's poll period (ms, default 1000). */
+  readonly serviceAccountDir?: string;
+  readonly auditPollMs?: number;
 }
 
 /** SHA-256 (hex) of the running script, the heartbeat's binary_checksum; '' when unreadable. */
@@ -148,6 +154,8 @@ export class Agent {
   /** Peers without a usable endpoint (docs/agent.md "Readiness and path problems"). */
   readonly #pathProblems: PathProblems;
   readonly #pathGraceMs: number;
+  /** Set in a Kubernetes pod (./kubernetes.ts), with the audit log it follows. */
+  #kubernetes: { readonly env: KubernetesEnvironment; readonly audit: AuditLogReader } | undefined;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -250,6 +258,7 @@ export class Agent {
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent)));
       if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, nodeApiRoutes(agent)));
+      agent.#followKubernetes(opts);
     } catch (err) {
       await agent.stop();
       throw err;
@@ -259,6 +268,16 @@ export class Agent {
     // A rotation staged before a crash or stop: resubmit it now (key-rotation.ts).
     if (store.loadPendingKey() !== undefined) void agent.rotateKeys();
     return agent;
+  }
+
+  /** In a Kubernetes pod: says so, and follows the audit log (counted in status; no upload yet). */
+  #followKubernetes(opts: AgentOptions): void {
+    const env = detectKubernetes(opts.env ?? process.env, opts.serviceAccountDir);
+    if (env === undefined) return;
+    const audit = new AuditLogReader({ path: this.config.kubernetes.auditLogPath });
+    this.#kubernetes = { env, audit };
+    this.#log.info(`running in Kubernetes (namespace ${env.namespace ?? '?'}, node ${env.node ?? '?'}); following the audit log ${audit.path}`);
+    audit.start(opts.auditPollMs ?? 1000);
   }
 
   /** The node's identity (no secrets beyond what the data_dir holds). */
@@ -550,6 +569,7 @@ export class Agent {
       lastHeartbeatMs: this.#lastHeartbeatMs,
       lastReconcileMs: this.#lastReconcileMs,
       counters: this.counters,
+      kubernetes: this.#kubernetes,
     };
   }
 
@@ -572,6 +592,7 @@ export class Agent {
     await Promise.allSettled(this.#loops);
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
+    await this.#kubernetes?.audit.close();
     this.#nat?.close();
     await this.iface.close('agent stopped');
     this.#keys.close();
