@@ -73,7 +73,14 @@ export async function registerNode(ctx: RegistrationContext, privateKey: string,
     signing_public_key: res.signing_public_key,
   };
   ctx.store.saveIdentity(identity);
-  if (token.file !== undefined) rmSync(token.file, { force: true });
+  if (token.file !== undefined) {
+    try {
+      rmSync(token.file, { force: true });
+    } catch (err) {
+      // A read-only mount (a Kubernetes Secret volume): registered all the same; the token is spent.
+      log.error(`registered, but could not delete the token file ${token.file}: ${(err as Error).message}`);
+    }
+  }
   log.info(`registered as node ${res.node_id}, mesh IP ${res.mesh_ip}`);
   return { identity, response: res };
 }
