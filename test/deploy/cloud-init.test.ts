@@ -1,9 +1,14 @@
 // deploy/cloud-init/user-data.yaml (docs/deploy.md "VMs (cloud-init)"): a #cloud-config document
 // that writes /etc/plexd/config.yaml (0600) with the metadata token source on, and installs from
 // files the image ships through deploy/install.sh with no download and no manual step. The
-// config it writes, with the template variable filled in, is a valid agent config.
+// config it writes, with the template variable filled in, is a valid agent config; the runcmd
+// script, run against a stand-in /opt/plexd, calls install.sh with this machine's binary, or the
+// npm tarball when there is none.
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { arch, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { resolveConfig } from '../../src/agent/config.js';
@@ -50,5 +55,25 @@ describe('cloud-init user-data', () => {
     expect(script).not.toMatch(/curl|wget|https?:\/\/|apt-get|npm install/);
     // The only template variable is the API URL (so templatefile() needs nothing else).
     expect(new Set([...TEXT.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]))).toEqual(new Set(['PLEXD_API_URL']));
+  });
+
+  it('runcmd picks the binary for this machine, else the npm tarball, and hands it to install.sh', () => {
+    const script = (doc.runcmd[0] as string[])[2]!;
+    const dir = mkdtempSync(join(tmpdir(), 'plexd-cloud-init-'));
+    try {
+      writeFileSync(join(dir, 'install.sh'), `echo "$@" > ${dir}/called\n`);
+      const run = () => {
+        const r = spawnSync('sh', ['-c', script.replaceAll('/opt/plexd', dir)], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return readFileSync(join(dir, 'called'), 'utf8').trim();
+      };
+      expect(run()).toBe(`${dir}/plexd-userspace.tgz --no-token`);
+      const bin = join(dir, `plexd-userspace-linux-${arch() === 'arm64' ? 'arm64' : 'x64'}`);
+      writeFileSync(bin, '');
+      chmodSync(bin, 0o755);
+      expect(run()).toBe(`${bin} --no-token`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
