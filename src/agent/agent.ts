@@ -42,6 +42,8 @@ import { controlHttpClient, ensureRegistered, registerNode } from './registratio
 import { healthRoutes, nodeApiRoutes } from './routes.js';
 import { peersDocument, statusDocument, type StatusInputs } from './status.js';
 import { openStore, StoreError, type Identity, type Store } from './store.js';
+import { AuditLogReader } from './audit-log.js';
+import { detectKubernetes, type KubernetesEnvironment } from './kubernetes.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
 
@@ -83,6 +85,10 @@ export interface AgentOptions {
   readonly clock?: Clock;
   /** Test hook: the bridge access side's host (default the real one; bridge mode with a TUN only). */
   readonly accessHost?: AccessHost;
+  /** Test hooks (docs/deploy.md "Kubernetes"): the service account directory in-cluster detection
+   *  looks at, and the audit log's poll period (ms, default 1000). */
+  readonly serviceAccountDir?: string;
+  readonly auditPollMs?: number;
 }
 
 /**
@@ -162,6 +168,8 @@ export class Agent {
   #access: BridgeAccess | undefined;
   /** Kernel routes for peers' extra allowed IPs (TUN mode; peer-routes.ts). */
   #peerRoutes: PeerRoutes | undefined;
+  /** Set in a Kubernetes pod (./kubernetes.ts), with the audit log it follows. */
+  #kubernetes: { readonly env: KubernetesEnvironment; readonly audit: AuditLogReader } | undefined;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -281,6 +289,7 @@ export class Agent {
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent)));
       if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, nodeApiRoutes(agent)));
+      agent.#followKubernetes(opts);
     } catch (err) {
       await agent.stop();
       throw err;
@@ -290,6 +299,16 @@ export class Agent {
     // A rotation staged before a crash or stop: resubmit it now (key-rotation.ts).
     if (store.loadPendingKey() !== undefined) void agent.rotateKeys();
     return agent;
+  }
+
+  /** In a Kubernetes pod: says so, and follows the audit log (counted in status; no upload yet). */
+  #followKubernetes(opts: AgentOptions): void {
+    const env = detectKubernetes(opts.env ?? process.env, opts.serviceAccountDir);
+    if (env === undefined) return;
+    const audit = new AuditLogReader({ path: this.config.kubernetes.auditLogPath });
+    this.#kubernetes = { env, audit };
+    this.#log.info(`running in Kubernetes (namespace ${env.namespace ?? '?'}, node ${env.node ?? '?'}); following the audit log ${audit.path}`);
+    audit.start(opts.auditPollMs ?? 1000);
   }
 
   /** The node's identity (no secrets beyond what the data_dir holds). */
@@ -586,6 +605,7 @@ export class Agent {
       lastHeartbeatMs: this.#lastHeartbeatMs,
       lastReconcileMs: this.#lastReconcileMs,
       counters: this.counters,
+      kubernetes: this.#kubernetes,
     };
   }
 
@@ -609,6 +629,7 @@ export class Agent {
     await Promise.allSettled(this.#loops);
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
+    await this.#kubernetes?.audit.close();
     this.#nat?.close();
     await this.#access?.close();
     await this.#peerRoutes?.close();

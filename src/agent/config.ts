@@ -29,6 +29,10 @@ export interface AgentConfig {
     readonly tokenEnv: string;
     /** Give up retrying registration after this long (registration.max_retry_duration). */
     readonly maxRetryS: number;
+    /** Cloud metadata (IMDS) as the last token source: registration.use_metadata, metadata_token_path, metadata_timeout. */
+    readonly useMetadata: boolean;
+    readonly metadataTokenPath: string;
+    readonly metadataTimeoutS: number;
   };
   readonly heartbeat: { readonly intervalS: number };
   /** policy.enabled: false turns enforcement off (allow all); on, no policy means deny all. */
@@ -60,6 +64,8 @@ export interface AgentConfig {
   readonly nodeApi: { readonly socket: string };
   /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
   readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings } & BridgeAccessConfig;
+  /** Ours: the Kubernetes audit log the agent follows in a cluster (kubernetes.audit_log_path). */
+  readonly kubernetes: { readonly auditLogPath: string };
 }
 
 /** The bridge access side's keys (docs/bridge.md "Configuration"); the state's bridge block wins
@@ -150,6 +156,10 @@ function checkEndpoint(v: string): string | undefined {
   return parseEndpoint(v) === undefined ? `expected "ip:port" or "[ipv6]:port" with an IP address, got ${JSON.stringify(v)}` : undefined;
 }
 
+function checkMetadataPath(v: string): string | undefined {
+  return /^\/[A-Za-z0-9._~\/-]{0,255}$/.test(v) ? undefined : `expected a metadata path like /plexd/bootstrap-token, got ${JSON.stringify(v)}`;
+}
+
 function checkEnvName(v: string): string | undefined {
   return /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(v) ? undefined : `expected an environment variable name, got ${JSON.stringify(v)}`;
 }
@@ -177,6 +187,9 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'registration.token_value': { kind: 'string', def: undefined, aliases: ['registration.token'] },
   'registration.token_env': { kind: 'string', def: 'PLEXD_BOOTSTRAP_TOKEN', check: checkEnvName },
   'registration.max_retry_duration': { kind: 'duration', def: 300, min: 1 },
+  'registration.use_metadata': { kind: 'bool', def: false },
+  'registration.metadata_token_path': { kind: 'string', def: '/plexd/bootstrap-token', check: checkMetadataPath },
+  'registration.metadata_timeout': { kind: 'duration', def: 2, min: 0.1 },
   'heartbeat.interval': { kind: 'duration', def: 30, min: 1 },
   'policy.enabled': { kind: 'bool', def: true, env: 'PLEXD_POLICY_ENABLED' },
   'wireguard.interface_name': { kind: 'string', def: 'plexd0', check: checkIfname },
@@ -215,6 +228,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'bridge.access_interface': { kind: 'string', def: '' },
   'bridge.access_subnets': { kind: 'list', def: [] },
   'bridge.enable_nat': { kind: 'bool', def: true },
+  'kubernetes.audit_log_path': { kind: 'string', def: '/var/log/kubernetes/audit/audit.log' },
 };
 
 /**
@@ -225,8 +239,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
 export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readonly sections: readonly string[] } = {
   keys: new Set([
     'api.tls_insecure_skip_verify', 'api.connect_timeout', 'api.sse_idle_timeout', 'api.sse_reprobe_interval',
-    'registration.requested_resource_id', 'registration.use_metadata', 'registration.metadata_token_path',
-    'registration.metadata_timeout',
+    'registration.requested_resource_id',
     'node_api.http_enabled', 'node_api.http_listen', 'node_api.http_token_file', 'node_api.debounce_period', 'node_api.shutdown_timeout',
     'nat.timeout', 'nat.min_report_interval',
     'policy.chain_name',
@@ -437,6 +450,9 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       token: s('registration.token_value'),
       tokenEnv: s('registration.token_env')!,
       maxRetryS: values.get('registration.max_retry_duration') as number,
+      useMetadata: values.get('registration.use_metadata') as boolean,
+      metadataTokenPath: s('registration.metadata_token_path')!,
+      metadataTimeoutS: values.get('registration.metadata_timeout') as number,
     },
     heartbeat: { intervalS: values.get('heartbeat.interval') as number },
     policy: { enabled: values.get('policy.enabled') as boolean },
@@ -483,6 +499,7 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
         acmeCaFile: s('bridge.acme_ca_file'),
       },
     },
+    kubernetes: { auditLogPath: s('kubernetes.audit_log_path')! },
   };
 }
 

@@ -1,6 +1,6 @@
 // Registering the node (plexd-api.md "POST /v1/register", docs/agent.md "Lifecycle"): the one
 // path both the first start and a re-registration after a 401 take. The token comes from its first
-// source (control/register.ts resolveToken), the request carries our public key (and `mode:
+// source (config, file, env, then cloud metadata: ./metadata-token.ts), the request carries our public key (and `mode:
 // bridge` for a bridge), retries follow control/register.ts, the identity is written to the
 // data_dir, and a token file is deleted once the control plane took its token.
 
@@ -8,12 +8,13 @@ import { rmSync } from 'node:fs';
 import type { PeerInfo, RegisterResponse } from '../api/types.js';
 import { ControlClient } from '../control/api-client.js';
 import { HttpClient } from '../control/http-client.js';
-import { register, resolveToken } from '../control/register.js';
+import { register } from '../control/register.js';
 import { systemClock, type Clock } from '../io/clock.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import { normalizeFingerprint, type AgentConfig } from './config.js';
 import { generatePrivateKey, publicKeyOf } from './keys.js';
+import { bootstrapToken } from './metadata-token.js';
 import type { Identity, Store } from './store.js';
 
 /** The HTTP client for the control plane `config.api` names (TLS pin, timeout, user agent). */
@@ -47,7 +48,7 @@ export interface Registered {
  */
 export async function registerNode(ctx: RegistrationContext, privateKey: string, publicKey: string = publicKeyOf(privateKey), previous?: Identity): Promise<Registered> {
   const { config, log } = ctx;
-  const token = resolveToken({ configToken: config.registration.token, tokenFile: config.registration.tokenFile, tokenEnv: config.registration.tokenEnv, env: ctx.env, log: (m) => log.info(m) });
+  const token = await bootstrapToken(config, ctx.env, log, ctx.signal);
   log.info(`registering ${config.registration.resourceHandle} with ${config.api.baseUrl} (token from ${token.source})`);
   const res = await register(
     ctx.client,
@@ -72,7 +73,14 @@ export async function registerNode(ctx: RegistrationContext, privateKey: string,
     signing_public_key: res.signing_public_key,
   };
   ctx.store.saveIdentity(identity);
-  if (token.file !== undefined) rmSync(token.file, { force: true });
+  if (token.file !== undefined) {
+    try {
+      rmSync(token.file, { force: true });
+    } catch (err) {
+      // A read-only mount (a Kubernetes Secret volume): registered all the same; the token is spent.
+      log.error(`registered, but could not delete the token file ${token.file}: ${(err as Error).message}`);
+    }
+  }
   log.info(`registered as node ${res.node_id}, mesh IP ${res.mesh_ip}`);
   return { identity, response: res };
 }

@@ -1,6 +1,7 @@
-// The node API's documents (docs/agent.md "Configuration", node_api.socket_path): `status` (identity, readiness, delivery
-// mode, last heartbeat and reconcile, policy, envelope and event counters, NAT) and `peers` (the
-// control plane's view of each peer joined with the device's typed peer query). Built from the
+// The node API's documents (docs/agent.md "Configuration", node_api.socket_path): `status`
+// (identity, readiness, delivery mode, last heartbeat and reconcile, policy, envelope and event
+// counters, NAT, Kubernetes and its audit log) and `peers` (the control plane's view of each peer
+// joined with the device's typed peer query). Built from the
 // agent's state at the request; times are wall-clock milliseconds the agent read from its Clock.
 
 import { encodeBase64 } from '../api/fields.js';
@@ -8,7 +9,9 @@ import type { PeerInfo } from '../api/types.js';
 import type { DeliveryMode, EventStream } from '../control/event-stream.js';
 import type { EnvelopeVerifier } from '../control/envelopes.js';
 import { formatEndpoint } from '../core/endpoint.js';
+import type { AuditLogReader } from './audit-log.js';
 import type { AgentConfig } from './config.js';
+import type { KubernetesEnvironment } from './kubernetes.js';
 import type { MeshInterface } from './mesh-interface.js';
 import type { NatServices } from './nat-services.js';
 import type { PathProblems } from './path-problems.js';
@@ -34,6 +37,8 @@ export interface StatusInputs {
   readonly lastHeartbeatMs: number | undefined;
   readonly lastReconcileMs: number | undefined;
   readonly counters: Readonly<Record<string, number>>;
+  /** Set in a Kubernetes pod: what it knows of itself and the audit log it follows. */
+  readonly kubernetes?: { readonly env: KubernetesEnvironment; readonly audit: Pick<AuditLogReader, 'status'> } | undefined;
 }
 
 /** RFC 3339 text of a wall-clock time in ms, or null for none. */
@@ -67,6 +72,7 @@ export function statusDocument(s: StatusInputs): Record<string, unknown> {
     envelopes: { accepted: s.verifier.accepted, last_seq: s.verifier.highWater, dropped: s.verifier.drops },
     counters: { ...s.counters, ...s.events.counters },
     nat: s.nat?.status() ?? null,
+    kubernetes: s.kubernetes === undefined ? null : { in_cluster: true, ...s.kubernetes.env, audit_log: s.kubernetes.audit.status() },
   };
 }
 

@@ -1,6 +1,6 @@
 // Registration as plexd does it (plexd-api.md "POST /v1/register"): the bootstrap token from the
-// first source that has one (config value, token file, PLEXD_BOOTSTRAP_TOKEN; cloud metadata is
-// not implemented and says so), checked to be at most 512 bytes of printable ASCII; one nonce
+// first source that has one (config value, token file, PLEXD_BOOTSTRAP_TOKEN; cloud metadata comes
+// last, from the agent: src/agent/metadata-token.ts), checked to be at most 512 bytes of printable ASCII; one nonce
 // (UUID v4) per logical registration, reused across retries and never persisted; retry 429
 // (honouring Retry-After), 5xx and network failures with backoff for up to 5 minutes; stop at
 // once on any other 4xx with the problem code in the message.
@@ -41,7 +41,7 @@ function refusalCode(err: ApiError): RegistrationErrorCode {
 }
 
 /** Where a bootstrap token came from. */
-export type TokenSource = 'config' | 'file' | 'env';
+export type TokenSource = 'config' | 'file' | 'env' | 'metadata';
 
 /** A usable token and its source (the file path for 'file', deleted after success). */
 export interface BootstrapToken {
@@ -58,11 +58,20 @@ export function checkToken(t: string, where: string): string {
   return t;
 }
 
+/** The local token sources, shared by {@link resolveToken} and the agent's metadata fallback. */
+export interface TokenSources {
+  readonly configToken?: string | undefined;
+  readonly tokenFile: string;
+  readonly tokenEnv?: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
 /**
- * Finds the bootstrap token: config value -> token file -> PLEXD_BOOTSTRAP_TOKEN. Throws
- * RegistrationError('no_token') when none has one; `log` hears that cloud metadata is skipped.
+ * The bootstrap token from the first local source that has one: config value -> token file ->
+ * PLEXD_BOOTSTRAP_TOKEN (or the variable tokenEnv names); undefined when none has one. Throws
+ * RegistrationError for a malformed token or an unreadable file.
  */
-export function resolveToken(opts: { configToken?: string | undefined; tokenFile: string; tokenEnv?: string; env: Readonly<Record<string, string | undefined>>; log?: (m: string) => void }): BootstrapToken {
+export function localToken(opts: TokenSources): BootstrapToken | undefined {
   if (opts.configToken !== undefined && opts.configToken !== '') return { token: checkToken(opts.configToken.trim(), 'registration.token_value'), source: 'config' };
   const envName = opts.tokenEnv ?? 'PLEXD_BOOTSTRAP_TOKEN';
   let text: string | undefined;
@@ -79,8 +88,23 @@ export function resolveToken(opts: { configToken?: string | undefined; tokenFile
   if (text !== undefined && text !== '') return { token: checkToken(text, opts.tokenFile), source: 'file', file: opts.tokenFile };
   const env = opts.env[envName];
   if (env !== undefined && env.trim() !== '') return { token: checkToken(env.trim(), envName), source: 'env' };
-  opts.log?.('bootstrap token: cloud metadata (cloud-init) is not supported by plexd-userspace; skipped');
-  throw new RegistrationError('no_token', `no bootstrap token: set registration.token_value, write it to ${opts.tokenFile}, or set ${envName}`);
+  return undefined;
+}
+
+/** The no_token refusal naming the local sources; `more` adds what else was tried (cloud metadata). */
+export function noTokenError(opts: TokenSources, more = ''): RegistrationError {
+  return new RegistrationError('no_token', `no bootstrap token: set registration.token_value, write it to ${opts.tokenFile}, or set ${opts.tokenEnv ?? 'PLEXD_BOOTSTRAP_TOKEN'}${more}`);
+}
+
+/**
+ * Finds the bootstrap token in the local sources ({@link localToken}), without cloud metadata
+ * (the agent adds it: src/agent/metadata-token.ts). Throws RegistrationError('no_token') when
+ * none has one.
+ */
+export function resolveToken(opts: TokenSources): BootstrapToken {
+  const found = localToken(opts);
+  if (found === undefined) throw noTokenError(opts);
+  return found;
 }
 
 /** Options of {@link register}; the timing hooks are for tests. */
