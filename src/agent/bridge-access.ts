@@ -242,10 +242,16 @@ export class BridgeAccess {
     if (this.#access === undefined) {
       const device = await this.#o.host.open(name, port, this.policy.filter);
       const running: AccessRunning = { name, port, address, device, rules: [] };
+      try {
+        await device.configure({ privateKey: this.#accessKeys.privateKey });
+        await this.#o.host.run(['ip', 'address', 'replace', address, 'dev', name]);
+        await this.#forwardRules(running);
+      } catch (err) {
+        // Undone so that the next reconcile sets it up again (a half-made interface would match).
+        await this.#closeRunning(running);
+        throw err;
+      }
       this.#access = running;
-      await device.configure({ privateKey: this.#accessKeys.privateKey });
-      await this.#o.host.run(['ip', 'address', 'replace', address, 'dev', name]);
-      await this.#forwardRules(running);
       this.#o.log.info(`bridge: user access on ${name} (UDP ${port}, ${address})`);
     }
     const access = this.#access!;
