@@ -15,7 +15,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { BridgeState, Policy as WirePolicy, SiteToSiteInfo, SiteToSiteTunnel, UserAccessInfo } from '../api/types.js';
-import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tunnelFingerprint } from '../bridge/access/plan.js';
+import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tunnelFingerprint, validInterfaceName } from '../bridge/access/plan.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
@@ -236,6 +236,8 @@ export class BridgeAccess {
     const name = ua.interface_name !== '' ? ua.interface_name : cfg.userAccessInterface;
     const port = ua.listen_port > 0 ? ua.listen_port : cfg.userAccessListenPort;
     const address = ua.address ?? cfg.accessAddress;
+    // '%d' would let the kernel pick another name than the one our `ip` commands then address.
+    if (!validInterfaceName(name)) throw new Error(`interface_name ${JSON.stringify(name)} is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . -)`);
     if (networkOf(address) === undefined) throw new Error(`access address ${JSON.stringify(address)} is not ADDRESS/LEN`);
     const cur = this.#access;
     if (cur !== undefined && (cur.name !== name || cur.port !== port || cur.address !== address)) await this.#closeAccess();

@@ -233,6 +233,14 @@ describe('BridgeAccess', () => {
     expect([...host.devices.get('wg-access')!.peers()]).toHaveLength(1);
   });
 
+  it('refuses a user_access interface_name that is not a plain Linux interface name (no TUN is created)', async () => {
+    for (const bad of ['wg%d', 'wg access', 'a/b', '..']) {
+      await access.reconcile({ relay: null, user_access: { ...userAccess([]).user_access!, interface_name: bad } }, null);
+    }
+    expect(host.devices.size).toBe(0);
+    expect(access.counters.failures).toBe(4);
+  });
+
   it('the access interface carries the policy filter fed by the state', async () => {
     await access.reconcile(userAccess([]), { revision_id: 'r1', fingerprint: 'f', rules: [{ action: 'deny', protocol: 'any', source_cidr: '10.101.0.2/32', destination_cidr: '0.0.0.0/0', ports: null }] } as never);
     expect(access.policy.report()).toMatchObject({ revision_id: 'r1', mode: 'enforcing' });
