@@ -114,6 +114,8 @@ export class Ingress {
   #http: { server: HttpServer; port: number } | undefined;
   #httpError: string | undefined;
   #pending = 0;
+  /** Connections still sending their ClientHello (closed by close()). */
+  readonly #hellos = new Set<Socket>();
   #closed = false;
 
   constructor(opts: IngressOptions) {
@@ -249,12 +251,14 @@ export class Ingress {
   #accept(port: number, sock: Socket): void {
     if (this.#pending >= MAX_PENDING_HELLOS) return this.#refuse(sock, 'busy');
     this.#pending++;
+    this.#hellos.add(sock);
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       this.#pending--;
+      this.#hellos.delete(sock);
       clearTimeout(timer);
       sock.off('data', onData);
     };
@@ -449,6 +453,7 @@ export class Ingress {
     this.#closed = true;
     for (const l of this.#listeners.values()) l.server.close();
     for (const st of this.#rules.values()) for (const s of st.sockets) s.destroy();
+    for (const s of [...this.#hellos]) s.destroy();
     this.#listeners.clear();
     this.#rules.clear();
     this.#http?.server.close();

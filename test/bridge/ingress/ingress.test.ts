@@ -239,4 +239,21 @@ describe('Ingress handshake deadline', () => {
     expect(performance.now() - t0).toBeLessThan(3000);
     expect((ing.snapshot() as { rules: Array<Record<string, unknown>> }).rules[0]).toMatchObject({ tls_failures: 1 });
   }, 10_000);
+
+  it('close() closes connections still sending their ClientHello, not only routed ones', async () => {
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: null, helloTimeoutMs: 60_000 });
+    closers.push(() => ing.close());
+    await ing.reconcile([rule({ rule_id: 'p', hostname: 'p.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'passthrough' })]);
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    closers.push(() => raw.destroy());
+    raw.on('error', () => undefined);
+    raw.write(Uint8Array.of(22, 3, 1, 0, 200));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ing.snapshot()).toMatchObject({ pending_hellos: 1 });
+    ing.close();
+    const t0 = performance.now();
+    await once(raw, 'close');
+    expect(performance.now() - t0).toBeLessThan(2000);
+  }, 10_000);
 });
