@@ -292,6 +292,10 @@ export class Ingress {
       const tls = new TLSSocket(sock, { isServer: true, secureContext: ctx, ALPNProtocols: [ACME_TLS_ALPN] });
       tls.on('error', () => sock.destroy());
       tls.on('secure', () => tls.end());
+      // Not a rule's connection and no longer a pending hello: without a deadline of its own a
+      // client could hold it open forever (as many as it likes while a challenge is pending).
+      const stall = setTimeout(() => sock.destroy(), this.#opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+      sock.once('close', () => clearTimeout(stall));
       return;
     }
     const c = st.counters;

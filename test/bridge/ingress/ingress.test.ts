@@ -256,4 +256,31 @@ describe('Ingress handshake deadline', () => {
     await once(raw, 'close');
     expect(performance.now() - t0).toBeLessThan(2000);
   }, 10_000);
+
+  it('closes a TLS-ALPN-01 validation connection that sends its ClientHello and then stalls', async () => {
+    const cert = createSelfSignedCertificate(['v.test']);
+    const { createSecureContext } = await import('node:tls');
+    const ctx = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
+    const certs: CertificateSource = { contextFor: () => undefined, alpnChallengeFor: () => ctx, httpChallenge: () => undefined, want: () => undefined, describe: () => null };
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: null, helloTimeoutMs: 300, certificates: certs });
+    closers.push(() => ing.close());
+    await ing.reconcile([rule({ rule_id: 'v', hostname: 'v.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'acme' })]);
+    const hello = await new Promise<Buffer>((resolve) => {
+      const s = createServer((c) => c.once('data', (d: Buffer) => (resolve(d), c.destroy())));
+      s.listen(0, '127.0.0.1', () => {
+        const t = tlsConnect({ host: '127.0.0.1', port: (s.address() as AddressInfo).port, servername: 'v.test', ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false });
+        t.on('error', () => undefined);
+        closers.push(() => (t.destroy(), s.close()));
+      });
+    });
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    closers.push(() => raw.destroy());
+    raw.on('error', () => undefined);
+    raw.write(hello);
+    raw.resume();
+    const t0 = performance.now();
+    await once(raw, 'close');
+    expect(performance.now() - t0).toBeLessThan(3000);
+  }, 10_000);
 });
