@@ -9,7 +9,6 @@
 // The access key and the one site-to-site key live in the data_dir (0600, atomic writes) so
 // printed client and partner configs stay valid across restarts; the bytes are wiped on close.
 
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -19,6 +18,7 @@ import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tu
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
+import { runCommand } from '../io/command.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
@@ -45,16 +45,6 @@ export interface AccessHost {
   setForwarding(on: boolean): Promise<boolean>;
   /** An IPv4/IPv6 literal for `host`. */
   resolve(host: string): Promise<string>;
-}
-
-/** Runs `argv` (no shell, 10 s timeout); rejects with the command and its stderr. */
-export function runCommand(argv: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: 10_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`${argv.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
-  });
 }
 
 /** The host as it is: TUN devices, `ip`, `iptables -w`, /proc/sys/net/ipv4/ip_forward, DNS. */
