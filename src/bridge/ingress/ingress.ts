@@ -194,6 +194,7 @@ export class Ingress {
       }
       this.#listeners.delete(port);
     }
+    if (this.#closed) return new Map();
     await this.#reconcileHttp();
     this.#opts.certificates?.want(
       [...this.#rules.values()].filter((s) => s.rule.mode === 'acme').map((s) => s.hostname),
@@ -232,6 +233,8 @@ export class Ingress {
     server.maxConnections = 10_000;
     const ready = new Promise<string | undefined>((resolve) => {
       server.once('error', (err) => resolve(err.message));
+      // close() before the bind completes: 'listening' never comes, and reconcile() awaits this.
+      server.once('close', () => resolve('closed'));
       server.listen({ port, host: this.#opts.address ?? '0.0.0.0' }, () => {
         this.#log.info(`ingress: listening on ${this.#opts.address ?? '0.0.0.0'}:${port}`);
         resolve(undefined);
@@ -399,6 +402,10 @@ export class Ingress {
       server.once('error', (e) => resolve(e.message));
       server.listen({ port, host: this.#opts.address ?? '0.0.0.0' }, () => resolve(undefined));
     });
+    if (this.#closed) {
+      server.close(); // close() came while it was binding: it must not outlive the ingress
+      return;
+    }
     if (err !== undefined) {
       if (this.#httpError !== err) this.#log.error(`ingress: HTTP port ${port} not open (no HTTP-01, no redirects): ${err}`);
       this.#httpError = err;

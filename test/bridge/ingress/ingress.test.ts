@@ -283,4 +283,22 @@ describe('Ingress handshake deadline', () => {
     await once(raw, 'close');
     expect(performance.now() - t0).toBeLessThan(3000);
   }, 10_000);
+
+  it('close() during a reconcile that is still opening its listeners: the reconcile ends, no port stays listening', async () => {
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: 0 });
+    const pending = ing.reconcile([rule({ rule_id: 'p', hostname: 'p.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'passthrough' })]);
+    ing.close();
+    await pending;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ing.ports()).toEqual([]);
+    expect(ing.httpPort).toBeUndefined();
+    const probe = createServer();
+    closers.push(() => probe.close());
+    const bound = await new Promise<string>((resolve) => {
+      probe.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      probe.listen(port, '127.0.0.1', () => resolve('free'));
+    });
+    expect(bound).toBe('free');
+  }, 5_000);
 });
