@@ -26,6 +26,7 @@ import { EventStream, type EventStreamTimings } from '../control/event-stream.js
 import { ApiError } from '../control/http-client.js';
 import { Reconciler, refusePeerList } from '../control/reconcile.js';
 import { systemClock, type Clock } from '../io/clock.js';
+import { runCommand } from '../io/command.js';
 import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './config.js';
 import { generatePrivateKey, NodeKeys, publicKeyOf } from './keys.js';
@@ -35,7 +36,7 @@ import { MeshInterface, type MeshInterfaceOptions } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
 import { PATH_GRACE_MS, PathProblems } from './path-problems.js';
 import { attemptRotation, type RotationStep } from './key-rotation.js';
-import { BridgeAccess, linuxAccessHost, runCommand, type AccessHost } from './bridge-access.js';
+import { BridgeAccess, linuxAccessHost, type AccessHost } from './bridge-access.js';
 import { PeerRoutes } from './peer-routes.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { controlHttpClient, ensureRegistered, registerNode } from './registration.js';

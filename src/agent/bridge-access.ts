@@ -9,16 +9,16 @@
 // The access key and the one site-to-site key live in the data_dir (0600, atomic writes) so
 // printed client and partner configs stay valid across restarts; the bytes are wiped on close.
 
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { BridgeState, Policy as WirePolicy, SiteToSiteInfo, SiteToSiteTunnel, UserAccessInfo } from '../api/types.js';
-import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tunnelFingerprint } from '../bridge/access/plan.js';
+import { checkAccessPeers, checkTunnels, networkOf, planPeers, splitHostPort, tunnelFingerprint, validInterfaceName } from '../bridge/access/plan.js';
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
+import { runCommand } from '../io/command.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
@@ -45,16 +45,6 @@ export interface AccessHost {
   setForwarding(on: boolean): Promise<boolean>;
   /** An IPv4/IPv6 literal for `host`. */
   resolve(host: string): Promise<string>;
-}
-
-/** Runs `argv` (no shell, 10 s timeout); rejects with the command and its stderr. */
-export function runCommand(argv: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: 10_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`${argv.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
-  });
 }
 
 /** The host as it is: TUN devices, `ip`, `iptables -w`, /proc/sys/net/ipv4/ip_forward, DNS. */
@@ -236,16 +226,24 @@ export class BridgeAccess {
     const name = ua.interface_name !== '' ? ua.interface_name : cfg.userAccessInterface;
     const port = ua.listen_port > 0 ? ua.listen_port : cfg.userAccessListenPort;
     const address = ua.address ?? cfg.accessAddress;
+    // '%d' would let the kernel pick another name than the one our `ip` commands then address.
+    if (!validInterfaceName(name)) throw new Error(`interface_name ${JSON.stringify(name)} is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . -)`);
     if (networkOf(address) === undefined) throw new Error(`access address ${JSON.stringify(address)} is not ADDRESS/LEN`);
     const cur = this.#access;
     if (cur !== undefined && (cur.name !== name || cur.port !== port || cur.address !== address)) await this.#closeAccess();
     if (this.#access === undefined) {
       const device = await this.#o.host.open(name, port, this.policy.filter);
       const running: AccessRunning = { name, port, address, device, rules: [] };
+      try {
+        await device.configure({ privateKey: this.#accessKeys.privateKey });
+        await this.#o.host.run(['ip', 'address', 'replace', address, 'dev', name]);
+        await this.#forwardRules(running);
+      } catch (err) {
+        // Undone so that the next reconcile sets it up again (a half-made interface would match).
+        await this.#closeRunning(running);
+        throw err;
+      }
       this.#access = running;
-      await device.configure({ privateKey: this.#accessKeys.privateKey });
-      await this.#o.host.run(['ip', 'address', 'replace', address, 'dev', name]);
-      await this.#forwardRules(running);
       this.#o.log.info(`bridge: user access on ${name} (UDP ${port}, ${address})`);
     }
     const access = this.#access!;

@@ -5,10 +5,10 @@
 // - packet callback (no root): a Device without TUN; inbound packets go to a userspace ICMP echo
 //   responder for the mesh IP; `ping()` sends echo requests into the tunnel.
 
-import { execFile } from 'node:child_process';
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
+import { runCommand } from '../io/command.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
@@ -36,15 +36,8 @@ export interface MeshInterfaceOptions {
   readonly bindKind?: string;
 }
 
-/** Runs `ip ARGS`; rejects with its stderr. */
-function ip(...args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`ip ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
-  });
-}
+/** Runs `ip ARGS`; rejects with the command and its stderr. */
+const ip = (...args: string[]): Promise<void> => runCommand(['ip', ...args]);
 
 /** A running mesh interface. */
 export class MeshInterface {

@@ -29,6 +29,8 @@ class FakeHost implements AccessHost {
   readonly devices = new Map<string, Device>();
   readonly net = new MemoryNetwork();
   forwarding = false;
+  /** Commands starting with one of these fail once (then are forgotten). */
+  readonly failOnce: string[] = [];
   async open(name: string, listenPort: number): Promise<Device> {
     const d = await memoryDevice(listenPort, this.net);
     this.devices.set(name, d);
@@ -36,7 +38,13 @@ class FakeHost implements AccessHost {
     return d;
   }
   async run(argv: readonly string[]): Promise<void> {
-    this.commands.push(argv.join(' '));
+    const c = argv.join(' ');
+    const i = this.failOnce.findIndex((f) => c.startsWith(f));
+    if (i >= 0) {
+      this.failOnce.splice(i, 1);
+      throw new Error(`${c}: injected failure`);
+    }
+    this.commands.push(c);
   }
   async setForwarding(on: boolean): Promise<boolean> {
     const before = this.forwarding;
@@ -211,6 +219,26 @@ describe('BridgeAccess', () => {
     expect(host.rules()).toEqual([]);
     expect(host.forwarding).toBe(false);
     expect(() => access.accessPublicKey).toThrow(/closed/);
+  });
+
+  it('a failed wg-access setup is undone and retried by the next reconcile, not left half done', async () => {
+    host.failOnce.push('ip address replace');
+    await access.reconcile(userAccess([peer('10.101.0.2/32')]), null);
+    expect(access.counters.failures).toBe(1);
+    expect(host.devices.get('wg-access')!.closed).toBe(true);
+    expect(access.heartbeat().user_access.enabled).toBe(false);
+    await access.reconcile(userAccess([peer('10.101.0.2/32')]), null);
+    expect(host.commands).toContain('ip address replace 10.101.0.1/16 dev wg-access');
+    expect(host.rules()).toEqual(expect.arrayContaining([expect.stringContaining('FORWARD -i wg-access -j ACCEPT')]));
+    expect([...host.devices.get('wg-access')!.peers()]).toHaveLength(1);
+  });
+
+  it('refuses a user_access interface_name that is not a plain Linux interface name (no TUN is created)', async () => {
+    for (const bad of ['wg%d', 'wg access', 'a/b', '..']) {
+      await access.reconcile({ relay: null, user_access: { ...userAccess([]).user_access!, interface_name: bad } }, null);
+    }
+    expect(host.devices.size).toBe(0);
+    expect(access.counters.failures).toBe(4);
   });
 
   it('the access interface carries the policy filter fed by the state', async () => {

@@ -114,6 +114,8 @@ export class Ingress {
   #http: { server: HttpServer; port: number } | undefined;
   #httpError: string | undefined;
   #pending = 0;
+  /** Connections still sending their ClientHello (closed by close()). */
+  readonly #hellos = new Set<Socket>();
   #closed = false;
 
   constructor(opts: IngressOptions) {
@@ -192,6 +194,7 @@ export class Ingress {
       }
       this.#listeners.delete(port);
     }
+    if (this.#closed) return new Map();
     await this.#reconcileHttp();
     this.#opts.certificates?.want(
       [...this.#rules.values()].filter((s) => s.rule.mode === 'acme').map((s) => s.hostname),
@@ -230,6 +233,8 @@ export class Ingress {
     server.maxConnections = 10_000;
     const ready = new Promise<string | undefined>((resolve) => {
       server.once('error', (err) => resolve(err.message));
+      // close() before the bind completes: 'listening' never comes, and reconcile() awaits this.
+      server.once('close', () => resolve('closed'));
       server.listen({ port, host: this.#opts.address ?? '0.0.0.0' }, () => {
         this.#log.info(`ingress: listening on ${this.#opts.address ?? '0.0.0.0'}:${port}`);
         resolve(undefined);
@@ -249,12 +254,14 @@ export class Ingress {
   #accept(port: number, sock: Socket): void {
     if (this.#pending >= MAX_PENDING_HELLOS) return this.#refuse(sock, 'busy');
     this.#pending++;
+    this.#hellos.add(sock);
     let buf: Buffer = Buffer.alloc(0);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       this.#pending--;
+      this.#hellos.delete(sock);
       clearTimeout(timer);
       sock.off('data', onData);
     };
@@ -288,6 +295,10 @@ export class Ingress {
       const tls = new TLSSocket(sock, { isServer: true, secureContext: ctx, ALPNProtocols: [ACME_TLS_ALPN] });
       tls.on('error', () => sock.destroy());
       tls.on('secure', () => tls.end());
+      // Not a rule's connection and no longer a pending hello: without a deadline of its own a
+      // client could hold it open forever (as many as it likes while a challenge is pending).
+      const stall = setTimeout(() => sock.destroy(), this.#opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+      sock.once('close', () => clearTimeout(stall));
       return;
     }
     const c = st.counters;
@@ -391,6 +402,10 @@ export class Ingress {
       server.once('error', (e) => resolve(e.message));
       server.listen({ port, host: this.#opts.address ?? '0.0.0.0' }, () => resolve(undefined));
     });
+    if (this.#closed) {
+      server.close(); // close() came while it was binding: it must not outlive the ingress
+      return;
+    }
     if (err !== undefined) {
       if (this.#httpError !== err) this.#log.error(`ingress: HTTP port ${port} not open (no HTTP-01, no redirects): ${err}`);
       this.#httpError = err;
@@ -449,6 +464,7 @@ export class Ingress {
     this.#closed = true;
     for (const l of this.#listeners.values()) l.server.close();
     for (const st of this.#rules.values()) for (const s of st.sockets) s.destroy();
+    for (const s of [...this.#hellos]) s.destroy();
     this.#listeners.clear();
     this.#rules.clear();
     this.#http?.server.close();

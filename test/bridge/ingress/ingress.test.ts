@@ -239,4 +239,66 @@ describe('Ingress handshake deadline', () => {
     expect(performance.now() - t0).toBeLessThan(3000);
     expect((ing.snapshot() as { rules: Array<Record<string, unknown>> }).rules[0]).toMatchObject({ tls_failures: 1 });
   }, 10_000);
+
+  it('close() closes connections still sending their ClientHello, not only routed ones', async () => {
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: null, helloTimeoutMs: 60_000 });
+    closers.push(() => ing.close());
+    await ing.reconcile([rule({ rule_id: 'p', hostname: 'p.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'passthrough' })]);
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    closers.push(() => raw.destroy());
+    raw.on('error', () => undefined);
+    raw.write(Uint8Array.of(22, 3, 1, 0, 200));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ing.snapshot()).toMatchObject({ pending_hellos: 1 });
+    ing.close();
+    const t0 = performance.now();
+    await once(raw, 'close');
+    expect(performance.now() - t0).toBeLessThan(2000);
+  }, 10_000);
+
+  it('closes a TLS-ALPN-01 validation connection that sends its ClientHello and then stalls', async () => {
+    const cert = createSelfSignedCertificate(['v.test']);
+    const { createSecureContext } = await import('node:tls');
+    const ctx = createSecureContext({ cert: cert.certPem, key: cert.keyPem });
+    const certs: CertificateSource = { contextFor: () => undefined, alpnChallengeFor: () => ctx, httpChallenge: () => undefined, want: () => undefined, describe: () => null };
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: null, helloTimeoutMs: 300, certificates: certs });
+    closers.push(() => ing.close());
+    await ing.reconcile([rule({ rule_id: 'v', hostname: 'v.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'acme' })]);
+    const hello = await new Promise<Buffer>((resolve) => {
+      const s = createServer((c) => c.once('data', (d: Buffer) => (resolve(d), c.destroy())));
+      s.listen(0, '127.0.0.1', () => {
+        const t = tlsConnect({ host: '127.0.0.1', port: (s.address() as AddressInfo).port, servername: 'v.test', ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false });
+        t.on('error', () => undefined);
+        closers.push(() => (t.destroy(), s.close()));
+      });
+    });
+    const raw = (await import('node:net')).connect(port, '127.0.0.1');
+    closers.push(() => raw.destroy());
+    raw.on('error', () => undefined);
+    raw.write(hello);
+    raw.resume();
+    const t0 = performance.now();
+    await once(raw, 'close');
+    expect(performance.now() - t0).toBeLessThan(3000);
+  }, 10_000);
+
+  it('close() during a reconcile that is still opening its listeners: the reconcile ends, no port stays listening', async () => {
+    const port = await freePort();
+    const ing = new Ingress({ log: silentLogger, address: '127.0.0.1', httpPort: 0 });
+    const pending = ing.reconcile([rule({ rule_id: 'p', hostname: 'p.test', listen_port: port, target_addr: '127.0.0.1:1', mode: 'passthrough' })]);
+    ing.close();
+    await pending;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ing.ports()).toEqual([]);
+    expect(ing.httpPort).toBeUndefined();
+    const probe = createServer();
+    closers.push(() => probe.close());
+    const bound = await new Promise<string>((resolve) => {
+      probe.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      probe.listen(port, '127.0.0.1', () => resolve('free'));
+    });
+    expect(bound).toBe('free');
+  }, 5_000);
 });
