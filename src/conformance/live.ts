@@ -470,9 +470,16 @@ const SCENARIOS: Record<LiveScenario, { readonly timeoutMs: number; run(l: Lab):
     timeoutMs: 30_000,
     async run(l) {
       await configurePair(l, { outer6: true });
-      if (!(await ping(l.peer.ns, INNER.target4))) return fail('no handshake over outer IPv6');
-      const endpoint = (await peerState(l.target, l.keys.peer.pub))?.get('endpoint')?.[0];
       const want = `[${OUTER.peer6}]:${PORT.peer}`;
+      if (!(await ping(l.peer.ns, INNER.target4))) {
+        const learned = (await peerState(l.target, l.keys.peer.pub))?.get('endpoint')?.[0];
+        // The target took the peer's initiation (it reports the endpoint it came from) yet the
+        // peer never got a response: the target sent it elsewhere. Current wireguard-go does this
+        // after any IPv4 send (docs/conformance.md, "Known target defects").
+        if (learned === want) return fail(`no handshake over outer IPv6: the target learned ${want} from the peer's initiation, but no response reached the peer`);
+        return fail(`no handshake over outer IPv6 (the target's endpoint for the peer is ${learned ?? 'none'})`);
+      }
+      const endpoint = (await peerState(l.target, l.keys.peer.pub))?.get('endpoint')?.[0];
       if (endpoint !== want) return fail(`the target's endpoint for the peer is ${endpoint}, expected ${want}`);
       if (!(await ping(l.target.ns, INNER.peer6, { count: 2 }))) return fail('target -> peer over outer IPv6 not answered');
       return pass(`handshake and data over UDP/IPv6; target learned ${want}`);

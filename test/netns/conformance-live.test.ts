@@ -1,8 +1,10 @@
 // Root tier: `plexd-userspace conformance live` end to end through the built command, in both
 // pairings with Debian's wireguard-go (every scenario must pass, the timing ones within their
 // bounds), against a test double that accepts replayed packets (exactly the replay scenario must
-// fail), and interrupted with Ctrl-C (nothing may be left behind). Skipped with a printed reason
-// when not root. About 55 s: each pairing spends ~10 s waiting out REKEY_TIMEOUT and keepalives.
+// fail), against one that sends IPv6 datagrams to a truncated address after an IPv4 send
+// (outer-ipv6 must fail after an IPv4 scenario and pass alone), and interrupted with Ctrl-C
+// (nothing may be left behind). Skipped with a printed reason when not root. About 60 s: each
+// pairing spends ~10 s waiting out REKEY_TIMEOUT and keepalives.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { requireRoot } from '../helpers/netns.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/plexd-userspace.js');
 const BROKEN = join(ROOT, 'test/conformance/fixtures/accept-replay-target.mjs');
+const TRUNCATING = join(ROOT, 'test/conformance/fixtures/ipv6-truncating-target.mjs');
 
 function skipReason(): string | undefined {
   const r = requireRoot('test/netns/conformance-live.test.ts');
@@ -116,6 +119,24 @@ describe.skipIf(reason !== undefined)('plexd-userspace conformance live', () => 
     expect(report.passed).toBe(false);
     expect(r.code).toBe(1);
     expect(leftovers(r.pid)).toEqual([]);
+  });
+
+  it("reports a target that corrupts IPv6 destinations after an IPv4 send (wireguard-go 0.0.20250522's defect) as failing outer-ipv6 after an IPv4 scenario only", async () => {
+    const after = await conformance(['live', '--target', TRUNCATING, '--only', 'handshake-peer-initiates,outer-ipv6', '--json']);
+    const report = JSON.parse(after.stdout) as JsonReport;
+    const byName = new Map(report.results.map((x) => [x.name, x]));
+    expect(byName.get('handshake-peer-initiates')?.result).toBe('pass');
+    expect(byName.get('outer-ipv6')).toMatchObject({
+      result: 'fail',
+      detail: 'no handshake over outer IPv6: the target learned [fdc9::2]:51821 from the peer\'s initiation, but no response reached the peer',
+    });
+    expect(after.code).toBe(1);
+    expect(leftovers(after.pid)).toEqual([]);
+    // Run first, before the target has sent anything over IPv4, the scenario passes.
+    const alone = await conformance(['live', '--target', TRUNCATING, '--only', 'outer-ipv6', '--json']);
+    expect((JSON.parse(alone.stdout) as JsonReport).results.find((x) => x.name === 'outer-ipv6')?.result).toBe('pass');
+    expect(alone.code).toBe(0);
+    expect(leftovers(alone.pid)).toEqual([]);
   });
 
   it('runLive aborted mid-run (AbortSignal) removes everything it created and rejects with the reason', async () => {
