@@ -41,7 +41,6 @@ const FILES = ['identity.json', 'private_key', 'node_secret_key', 'signing_publi
 
 /** Writes `data` to `path` atomically with exactly `mode` (default 0600; not masked by the umask). */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
-  const dir = join(path, '..');
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
@@ -60,6 +59,14 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     throw err;
   }
   closeSync(fd);
+  renameIntoPlace(tmp, path);
+}
+
+/**
+ * Moves the fully written temp file `tmp` onto `path` (rename is atomic; `tmp` is removed when it
+ * fails), then fsyncs the directory so the rename survives a crash.
+ */
+export function renameIntoPlace(tmp: string, path: string): void {
   try {
     renameSync(tmp, path);
   } catch (err) {
@@ -67,7 +74,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     throw err;
   }
   try {
-    const dfd = openSync(dir, 'r');
+    const dfd = openSync(join(path, '..'), 'r');
     try {
       fsyncSync(dfd);
     } finally {

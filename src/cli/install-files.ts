@@ -5,9 +5,9 @@
 // does not decide it and a crash leaves the old or the new file, never half of one.
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic as writeAtomic } from '../agent/store.js';
+import { renameIntoPlace, writeFileAtomic as writeAtomic } from '../agent/store.js';
 
 /** What stood at a path before a change: nothing, or a file (content and mode), or a symlink. */
 type Before = { kind: 'none' } | { kind: 'file'; data: Buffer; mode: number } | { kind: 'symlink'; target: string };
@@ -21,30 +21,6 @@ export function lstatOrUndefined(path: string): Stats | undefined {
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw err;
   }
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // not every file system lets a directory be fsynced
-  }
-}
-
-/** Moves a fully written temp file onto `path` (rename is atomic), then syncs the directory. */
-function commit(tmp: string, path: string): void {
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    unlinkSync(tmp);
-    throw err;
-  }
-  fsyncDir(dirname(path));
 }
 
 function tempName(path: string): string {
@@ -71,7 +47,7 @@ function copyAtomic(src: string, dest: string, mode: number): void {
     }
     throw err;
   }
-  commit(tmp, dest);
+  renameIntoPlace(tmp, dest);
 }
 
 /**
@@ -159,7 +135,7 @@ export class FileChanges {
       case 'symlink': {
         const tmp = tempName(path);
         symlinkSync(before.target, tmp);
-        commit(tmp, path);
+        renameIntoPlace(tmp, path);
       }
     }
   }
