@@ -10,11 +10,11 @@
 
 import { getRandomValues, randomBytes } from 'node:crypto';
 import { decodeBase64, encodeBase64, parseEndpoint, type BridgeState, type HeartbeatRequest, type SiteToSiteTunnel, type UserAccessPeer } from '../api/index.js';
-import { parseIp } from '../core/ip.js';
+import { parseIp, parsePrefix } from '../core/ip.js';
 import { nodeCrypto } from '../crypto/node.js';
 import type { Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
-import { formatIpv4, lowestFree, meshRange, type MeshRange } from './mesh-ip.js';
+import { formatIpv4, ipv4FromBytes, lowestFree, meshRange, type MeshRange } from './mesh-ip.js';
 import { prepared } from './prepared.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
@@ -77,7 +77,7 @@ export function parseSubnet(text: string, what: string): Prefix4 {
   if (m === null || ip === undefined || ip.length !== 4) refuse(`${what}: expected an IPv4 network such as 192.168.77.0/24, got ${show(text)}`);
   const bits = Number(m[2]);
   if (bits < 1 || bits > 32 || String(bits) !== m[2]) refuse(`${what}: expected a prefix length of 1..32, got ${show(text)}`);
-  const n = ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
+  const n = ipv4FromBytes(ip);
   const size = 2 ** (32 - bits);
   if (n % size !== 0) refuse(`${what}: ${text} has host bits set (the network is ${formatIpv4(n - (n % size))}/${bits})`);
   return { cidr: `${formatIpv4(n)}/${bits}`, lo: n, hi: n + size - 1 };
@@ -304,11 +304,10 @@ export function bridgePrefixes(db: Db, bridgeIds: readonly string[]): Map<string
 }
 
 function rangeOf(cidr: string): [number, number] | undefined {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr);
-  const ip = m === null ? undefined : parseIp(m[1]!);
-  if (m === null || ip === undefined || ip.length !== 4) return undefined;
-  const n = ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
-  return [n, n + 2 ** (32 - Number(m[2])) - 1];
+  const p = parsePrefix(cidr);
+  if (p === undefined || p.ip.length !== 4) return undefined;
+  const n = ipv4FromBytes(p.ip);
+  return [n, n + 2 ** (32 - p.cidr) - 1];
 }
 
 /**

@@ -23,10 +23,15 @@ export function meshRange(cidr: string): MeshRange {
   if (p === undefined || p.ip.length !== 4 || p.cidr < 8 || p.cidr > 30) {
     throw new RangeError(`expected an IPv4 mesh prefix between /8 and /30, got ${JSON.stringify(cidr)}`);
   }
-  const ip = ((p.ip[0]! << 24) | (p.ip[1]! << 16) | (p.ip[2]! << 8) | p.ip[3]!) >>> 0;
+  const ip = ipv4FromBytes(p.ip);
   const size = 2 ** (32 - p.cidr);
   const network = ip - (ip % size);
   return { cidr: `${formatIpv4(network)}/${p.cidr}`, first: network + 1, last: network + size - 2 };
+}
+
+/** The 32-bit number of a 4-byte IPv4 address (as core/ip.ts parseIp gives it). */
+export function ipv4FromBytes(ip: Uint8Array): number {
+  return ((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0;
 }
 
 /** Dotted-quad text of a 32-bit number. */
