@@ -183,6 +183,13 @@ export function parsePrefix(text: string): { ip: Uint8Array; cidr: number } | un
   return cidr <= maxBits ? { ip, cidr } : undefined;
 }
 
+/** A copy of `ip` with the bits after the first `cidr` cleared: the network of a prefix. */
+export function maskHostBits(ip: Uint8Array, cidr: number): Uint8Array {
+  const out = ip.slice();
+  for (let bit = cidr; bit < out.length * 8; bit++) out[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return out;
+}
+
 /** Formats "address/cidr"; throws TypeError/RangeError for a bad address or cidr. */
 export function formatPrefix(ip: Uint8Array, cidr: number): string {
   checkAddressBytes(ip);

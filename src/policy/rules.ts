@@ -4,7 +4,7 @@
 // parseStateResponse yields); missing fields default as the wire contract's parser defaults them
 // (protocol "any", CIDRs "0.0.0.0/0", ports every port), so both inputs mean the same thing.
 
-import { formatPrefix, parsePrefix } from '../core/ip.js';
+import { formatPrefix, maskHostBits, parsePrefix } from '../core/ip.js';
 import { PolicyError } from './policy-error.js';
 
 /** What a matching rule does with a packet. */
@@ -65,8 +65,7 @@ function parseCidr(v: unknown, field: string, index: number): PolicyPrefix {
   if (typeof v !== 'string') throw new PolicyError(field, index, `expected a CIDR string, got ${describe(v)}`);
   const p = parsePrefix(v.trim());
   if (p === undefined) throw new PolicyError(field, index, `expected an IPv4 or IPv6 prefix like 10.100.0.0/16, got ${describe(v)}`);
-  const ip = p.ip.slice();
-  for (let bit = p.cidr; bit < ip.length * 8; bit++) ip[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  const ip = maskHostBits(p.ip, p.cidr);
   return { ip, cidr: p.cidr, text: formatPrefix(ip, p.cidr) };
 }
 

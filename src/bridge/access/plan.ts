@@ -5,7 +5,7 @@
 
 import type { SiteToSiteTunnel, UserAccessPeer } from '../../api/types.js';
 import { decodeBase64, encodeBase64 } from '../../api/fields.js';
-import { formatPrefix, parsePrefix } from '../../core/ip.js';
+import { formatPrefix, maskHostBits, parsePrefix } from '../../core/ip.js';
 import type { PeerConfig } from '../../device/config.js';
 import type { PeerSnapshot } from '../../device/contract.js';
 
@@ -174,7 +174,5 @@ export function planPeers(current: Iterable<PeerSnapshot>, wanted: readonly Want
 export function networkOf(addressWithPrefix: string): string | undefined {
   const p = parsePrefix(addressWithPrefix);
   if (p === undefined) return undefined;
-  const ip = p.ip.slice();
-  for (let bit = p.cidr; bit < ip.length * 8; bit++) ip[bit >> 3]! &= ~(0x80 >> bit % 8);
-  return formatPrefix(ip, p.cidr);
+  return formatPrefix(maskHostBits(p.ip, p.cidr), p.cidr);
 }
