@@ -25,7 +25,7 @@ import type { PacketFilter } from '../policy/filter.js';
 import type { AgentConfig } from './config.js';
 import { generatePrivateKey, NodeKeys } from './keys.js';
 import { PolicyEnforcer } from './policy-enforcer.js';
-import { writeFileAtomic } from './store.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 
 /** The data_dir file of the user-access private key (base64). */
 export const ACCESS_KEY_FILE = 'access_private_key';

@@ -4,10 +4,10 @@
 // node_secret_key, signing_public_key, rotation_pending_key (a mesh key staged for an in-flight
 // rotation, src/agent/key-rotation.ts), and our state.json cache of the last state pull.
 
-import { chmodSync, closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlexdError, type PlexdErrorOptions } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 
 /** What registration gave us, minus the secrets (they live in their own files). */
 export interface StoredIdentity {
@@ -38,52 +38,6 @@ export class StoreError extends PlexdError<'ERR_AGENT_STORE'> {
 }
 
 const FILES = ['identity.json', 'private_key', 'node_secret_key', 'signing_public_key', 'rotation_pending_key'] as const;
-
-/** Writes `data` to `path` atomically with exactly `mode` (default 0600; not masked by the umask). */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    if (mode !== 0o600) fchmodSync(fd, mode);
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // best effort
-    }
-    throw err;
-  }
-  closeSync(fd);
-  renameIntoPlace(tmp, path);
-}
-
-/**
- * Moves the fully written temp file `tmp` onto `path` (rename is atomic; `tmp` is removed when it
- * fails), then fsyncs the directory so the rename survives a crash.
- */
-export function renameIntoPlace(tmp: string, path: string): void {
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    unlinkSync(tmp);
-    throw err;
-  }
-  try {
-    const dfd = openSync(join(path, '..'), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // directories cannot be fsynced on every filesystem
-  }
-}
 
 /** The data_dir. Construct with `openStore`, which creates it 0700. */
 export class Store {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { renameIntoPlace, writeFileAtomic as writeAtomic } from '../agent/store.js';
+import { renameIntoPlace, writeFileAtomic as writeAtomic } from '../io/atomic-file.js';
 
 /** What stood at a path before a change: nothing, or a file (content and mode), or a symlink. */
 type Before = { kind: 'none' } | { kind: 'file'; data: Buffer; mode: number } | { kind: 'symlink'; target: string };

@@ -6,10 +6,11 @@
 // can write is ever loaded.
 
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as sea from 'node:sea';
+import { writeFileAtomic } from './atomic-file.js';
 
 /** True when this process is the standalone binary (a Node single executable application). */
 export function isStandaloneBinary(): boolean {
@@ -74,7 +75,7 @@ export function unpackAddon(name: string, bytes: Uint8Array, dir: string): strin
   const file = join(dir, `${name.replace(/\.node$/, '')}-${digest.slice(0, 16)}.node`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   assertPrivate(dir, 'directory');
-  if (lstatSync(file, { throwIfNoEntry: false }) === undefined) writePrivate(file, bytes);
+  if (lstatSync(file, { throwIfNoEntry: false }) === undefined) writeFileAtomic(file, bytes);
   assertPrivate(file, 'file');
   const held = readFileSync(file);
   if (createHash('sha256').update(held).digest('hex') !== digest) {
@@ -93,18 +94,3 @@ function assertPrivate(path: string, what: 'directory' | 'file'): void {
   if ((st.mode & 0o077) !== 0) throw new Error(`addon cache ${what} ${path} has mode ${(st.mode & 0o777).toString(8)}; it must be private (0700/0600)`);
 }
 
-// Writes a new 0600 file next to `file` (O_EXCL, no symlink followed) and renames it into place.
-function writePrivate(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
-}

@@ -4,7 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, StoreError, writeFileAtomic, type Identity } from '../../src/agent/store.js';
+import { openStore, StoreError, type Identity } from '../../src/agent/store.js';
+import { writeFileAtomic } from '../../src/io/atomic-file.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -14,7 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('UdpBind under a congested socket', () => {
   it("returns 'queued' while libuv holds the datagram, and delivers it intact", () => {
     mkdirSync(join(dir, 'io'));
-    for (const name of ['io/bind-udp', 'io/bind', 'io/errors', 'io/native', 'io/sea', 'errors']) {
+    for (const name of ['io/bind-udp', 'io/bind', 'io/errors', 'io/native', 'io/sea', 'io/atomic-file', 'errors']) {
       const source = readFileSync(new URL(`../../src/${name}.ts`, import.meta.url), 'utf8');
       const out = ts.transpileModule(source, {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },

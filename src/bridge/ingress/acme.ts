@@ -7,8 +7,9 @@
 // names or "*.suffix") restricts which hostnames may be issued; empty: any hostname of an acme rule.
 
 import { Agent as HttpsAgent } from 'node:https';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../io/atomic-file.js';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as acme from 'acme-client';
 import type { Logger } from '../../log/logger.js';
@@ -70,13 +71,6 @@ export function acmeHostAllowed(host: string, patterns: readonly string[]): bool
   });
 }
 
-/** Writes `data` to `file` (0600) through a temporary file and a rename. */
-function writePrivate(file: string, data: string | Buffer): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
-}
 
 function readOrUndefined(file: string): string | undefined {
   try {
@@ -241,7 +235,7 @@ export class AcmeManager implements CertificateSource {
     const have = readOrUndefined(file);
     if (have !== undefined) return Buffer.from(have);
     const key = await acme.crypto.createPrivateEcdsaKey('P-256');
-    writePrivate(file, key);
+    writeFileAtomic(file, key);
     return key;
   }
 
@@ -278,8 +272,8 @@ export class AcmeManager implements CertificateSource {
         },
       });
       const info = acme.crypto.readCertificateInfo(cert);
-      writePrivate(join(this.#opts.cacheDir, `${host}.key`), key);
-      writePrivate(join(this.#opts.cacheDir, `${host}.crt`), cert);
+      writeFileAtomic(join(this.#opts.cacheDir, `${host}.key`), key);
+      writeFileAtomic(join(this.#opts.cacheDir, `${host}.crt`), cert);
       if (this.#hosts.get(host) !== s) return; // the rule went away meanwhile
       this.#install(s, cert, key.toString(), info.notBefore.getTime(), info.notAfter.getTime(), 'issued');
       this.counters.issued++;
