@@ -19,6 +19,7 @@ import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
+import { createDashboard, type Dashboard } from './ui/dashboard.js';
 
 /** Options of createControlPlane. */
 export interface ControlPlaneOptions {
@@ -55,6 +56,8 @@ export interface ControlPlaneOptions {
   readonly rateLimits?: NodeRateLimitOptions;
   /** Limit on error lines (default 20 in a burst, then 1 per second). */
   readonly errorLogLimit?: ErrorRateLimit;
+  /** The dashboard under /ui/ (default on; `serve --no-ui` turns it off). */
+  readonly ui?: boolean | { readonly sessionTtlMs?: number };
 }
 
 /** A running control plane. */
@@ -79,6 +82,8 @@ export interface ControlPlane {
   readonly counters: HttpGuardCounters & { clientAborts: number };
   /** Open server-side sockets (node's server.getConnections). */
   connections(): Promise<number>;
+  /** The dashboard (undefined when off). */
+  readonly dashboard: Dashboard | undefined;
   /** Stops the server, ends every stream and closes the database. */
   close(): Promise<void>;
 }
@@ -116,6 +121,13 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     throw err;
   }
   const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
+  const ui = options.ui ?? true;
+  const dashboard = ui === false ? undefined : createDashboard({ store, relay, secure: tls !== undefined, ...(typeof ui === 'object' && ui.sessionTtlMs !== undefined ? { sessionTtlMs: ui.sessionTtlMs } : {}) });
+  // Open graphs hear of every logged event (the relay assigner's too: it calls onEvents).
+  store.onEvents = () => {
+    bus.schedulePump();
+    dashboard?.changed();
+  };
   const rateLimits = new NodeRateLimits(store.clock, options.rateLimits);
   let clientAborts = 0;
   let stun: StunServer | undefined;
@@ -133,6 +145,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     res.setHeader('x-correlation-id', correlationId(req));
     const path = (req.url ?? '/').split('?')[0]!;
+    if (dashboard !== undefined && (path === '/ui' || path.startsWith('/ui/'))) {
+      dashboard.handle(req, res, path).catch((err: unknown) => {
+        log.error(`control-plane: ${req.method} ${path.slice(0, 200)}: ${(err as Error).stack ?? String(err)}`);
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+      });
+      return;
+    }
     const route = matchRoute(req.method ?? 'GET', path);
     if (route === undefined) return sendProblem(res, 'not_found', `no route for ${req.method} ${path.slice(0, 200)}`, undefined, !req.complete);
     if ('allow' in route) {
@@ -174,9 +194,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     dataVersion = v;
     bus.pump();
     bus.closeMissing(store.nodeIds());
+    dashboard?.changed();
   };
   const sweep = (): void => {
-    store.sweepLiveness();
+    if (store.sweepLiveness() > 0) dashboard?.changed();
     relay?.evaluate();
     bus.pump();
   };
@@ -210,6 +231,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       return bus.size;
     },
     relay,
+    dashboard,
     stunAddress: stun?.address,
     get counters() {
       return { ...guard, clientAborts };
@@ -220,6 +242,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
         for (const t of timers) clearInterval(t);
         stun?.close();
         bus.close();
+        dashboard?.close();
         await new Promise<void>((r) => {
           server.close(() => r());
           server.closeAllConnections();
