@@ -117,7 +117,7 @@ describe('dashboard', () => {
   it('refuses cross-site posts (Origin, Sec-Fetch-Site) even with a valid CSRF token', async () => {
     const { cookie, csrf } = await loginAs(h);
     const before = snapshot(h);
-    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
       expect((await req(h, 'POST', '/ui/tokens', { cookie, form: { csrf, ttl: '1h' }, headers })).status).toBe(403);
     }
     expect(snapshot(h)).toBe(before);

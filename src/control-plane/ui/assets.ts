@@ -26,7 +26,7 @@ input,select{font:inherit;padding:.3rem;border:1px solid #57606a;border-radius:4
 .graph{margin:0;max-width:640px;border:1px solid #d0d7de}.graph svg{width:100%;height:auto;display:block}
 .edge{stroke-width:4}.edge-direct{stroke:#1a7f37}.edge-relayed{stroke:#9a6700;stroke-dasharray:12 6}.edge-down{stroke:#cf222e;stroke-dasharray:3 6;stroke-width:3}
 .node circle{fill:#0969da;stroke:#fff;stroke-width:3}.node-unreachable circle{fill:#9a6700}.node-offline circle{fill:#8c959f}
-.node text{font:13px system-ui,sans-serif;fill:#1f2328}.node .ip{fill:#57606a;font-size:11px}
+.node text{font:13px system-ui,sans-serif;fill:#1f2328;paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}.node .ip{fill:#57606a;font-size:11px}
 .legend{display:flex;gap:1.5rem;list-style:none;padding:0}.key{display:inline-block;width:2rem;height:0;border-top:4px solid;vertical-align:middle}
 .key-direct{border-color:#1a7f37}.key-relayed{border-color:#9a6700;border-top-style:dashed}.key-down{border-color:#cf222e;border-top-style:dotted}
 `;
@@ -63,3 +63,6 @@ export const GRAPH_JS = `'use strict';
   es.addEventListener('error', function () { state.textContent = 'Live updates reconnecting...'; });
 })();
 `;
+
+/** The tab icon: three linked points (saves browsers a 404 for /favicon.ico). */
+export const FAVICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M3 12L8 3l5 9z" fill="none" stroke="#0969da" stroke-width="1.5"/><circle cx="3" cy="12" r="2" fill="#1a7f37"/><circle cx="8" cy="3" r="2" fill="#1a7f37"/><circle cx="13" cy="12" r="2" fill="#1a7f37"/></svg>';

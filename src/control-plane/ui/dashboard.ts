@@ -12,7 +12,7 @@ import type { ControlPlaneStore } from '../store.js';
 import type { PolicyRule } from '../visibility.js';
 import { parseLabels } from '../visibility.js';
 import { ADMIN_SESSION_TTL_MS, csrfMatches, listAdminTokens, login, logout, sessionOf, type AdminSession } from './admin-auth.js';
-import { APP_CSS, GRAPH_JS } from './assets.js';
+import { APP_CSS, FAVICON_SVG, GRAPH_JS } from './assets.js';
 import { meshView } from './mesh-view.js';
 import { bridgesPage, errorPage, graphPage, graphSvg, loginPage, nodesPage, policyPage, tokensPage, type BridgeServices, type RevisionRow, type TokenRow } from './pages.js';
 
@@ -57,7 +57,8 @@ export interface Dashboard {
 function securityHeaders(res: ServerResponse): void {
   res.setHeader('content-security-policy', CSP);
   res.setHeader('x-content-type-options', 'nosniff');
-  res.setHeader('referrer-policy', 'no-referrer');
+  // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on our own forms.
+  res.setHeader('referrer-policy', 'same-origin');
   res.setHeader('x-frame-options', 'DENY');
   res.setHeader('cache-control', 'no-store');
 }
@@ -77,10 +78,11 @@ function cookieOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** A request from another site (Origin or Sec-Fetch-Site say so): refused on every POST, login too. */
+/** A request from another site: refused on every POST, login too. Browsers send Sec-Fetch-Site
+ *  (Fetch Metadata); without it, an Origin naming another host (or the opaque "null") refuses. */
 function crossSite(req: IncomingMessage): boolean {
   const site = req.headers['sec-fetch-site'];
-  if (site === 'cross-site' || site === 'same-site') return true;
+  if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = req.headers.origin;
   if (typeof origin !== 'string') return false;
   try {
@@ -208,6 +210,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   async function get(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (path === '/ui/app.css') return send(res, 200, 'text/css; charset=utf-8', APP_CSS);
     if (path === '/ui/graph.js') return send(res, 200, 'text/javascript; charset=utf-8', GRAPH_JS);
+    if (path === '/ui/favicon.svg') return send(res, 200, 'image/svg+xml', FAVICON_SVG);
     if (path === '/ui/login') return send(res, 200, 'text/html; charset=utf-8', loginPage());
     const session = sessionOf(store.db, cookieOf(req), store.now());
     if (session === undefined) {

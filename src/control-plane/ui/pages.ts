@@ -36,7 +36,7 @@ export function page(title: string, body: Raw, csrf: string | undefined, current
       : html`<header><nav aria-label="Main"><ul>${NAV.map(([href, label]) => html`<li><a href="${href}"${href === current ? new Raw(' aria-current="page"') : ''}>${label}</a></li>`)}</ul>
 <form method="post" action="/ui/logout"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Log out</button></form></nav></header>`;
   return `<!doctype html>\n${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · plexd control plane</title><link rel="stylesheet" href="/ui/app.css"></head>
+<title>${title} · plexd control plane</title><link rel="stylesheet" href="/ui/app.css"><link rel="icon" href="/ui/favicon.svg"></head>
 <body><a class="skip" href="#main">Skip to content</a>${nav}<main id="main"><h1>${title}</h1>
 ${body}</main></body></html>`.text}\n`;
 }
