@@ -3,7 +3,12 @@
 // hostile input (wrong token, expired session, forged CSRF, oversized fields) refused with the
 // right status and nothing changed in the database.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createControlPlane } from '../../src/control-plane/server.js';
 import { createAdminToken, revokeAdminToken } from '../../src/control-plane/ui/admin-auth.js';
 import { CSP, MAX_FIELD_CHARS, MAX_FORM_BYTES, SESSION_COOKIE } from '../../src/control-plane/ui/dashboard.js';
 import { createHarness, harnessEach, runCli, type Harness } from './harness.js';
@@ -128,7 +133,8 @@ describe('dashboard', () => {
     const before = snapshot(h);
     const big = await req(h, 'POST', '/ui/tokens', { cookie, form: { csrf, ttl: '1h', labels: 'a=' + 'x'.repeat(MAX_FORM_BYTES) } });
     expect(big.status).toBe(413);
-    const field = await req(h, 'POST', '/ui/tokens', { cookie, form: { csrf, ttl: '1h', labels: 'a=' + 'x'.repeat(MAX_FIELD_CHARS) } });
+    // An otherwise valid form with one field (ignored by the handler) past the limit.
+    const field = await req(h, 'POST', '/ui/tokens', { cookie, form: { csrf, ttl: '1h', note: 'x'.repeat(MAX_FIELD_CHARS + 1) } });
     expect(field.status).toBe(400);
     const login = await req(h, 'POST', '/ui/login', { form: { token: 'x'.repeat(MAX_FORM_BYTES + 1) } });
     expect(login.status).toBe(413);
@@ -201,6 +207,28 @@ describe('dashboard sessions', () => {
       expect(snapshot(h)).toBe(before);
     } finally {
       await h.stop();
+    }
+  });
+
+  it('marks the cookie Secure over HTTPS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cp-ui-tls-'));
+    const cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0' });
+    try {
+      const { token } = createAdminToken(cp.store.db, 'tls', cp.store.now());
+      const body = new URLSearchParams({ token }).toString();
+      const setCookie = await new Promise<string[] | undefined>((resolve, reject) => {
+        // Loopback, the server's own self-signed certificate: not verified here (https.test.ts pins it).
+        const r = request(`${cp.url}/ui/login`, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          resolve(res.headers['set-cookie']);
+        });
+        r.on('error', reject);
+        r.end(body);
+      });
+      expect(setCookie?.[0]).toMatch(/; HttpOnly; SameSite=Strict; .*; Secure$/);
+    } finally {
+      await cp.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
