@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import type { EventEnvelope } from '../api/events.js';
 import { encodeBase64, formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
-import type { HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
+import type { HeartbeatPolicyReport, HeartbeatRequest, PeerInfo, Policy as WirePolicy, StateResponse } from '../api/types.js';
 import { VERSION } from '../version.js';
 import { ControlClient } from '../control/api-client.js';
 import { Backoff, sleep } from '../control/backoff.js';
@@ -535,12 +535,12 @@ export class Agent {
       // nat_summary stays {} (plexd: "before discovery"): the configured endpoint travels only by
       // PUT /endpoint, whose change is what tells the peers. `policy` is ours (docs/agent.md): the
       // revision in force; servers that do not know the field ignore it.
-      const body: HeartbeatRequest & { readonly policy: PolicyReport } = {
+      const body: HeartbeatRequest & { readonly policy: PolicyReport & Pick<HeartbeatPolicyReport, 'rule_hits'> } = {
         client_now: formatRfc3339(this.#clock.wallMs()),
         binary_checksum: (this.#binaryChecksum ??= binaryChecksum()),
         binary_version: VERSION,
         nat_summary: this.#nat?.summary ?? {},
-        policy: this.policy.report(),
+        policy: { ...this.policy.report(), rule_hits: this.policy.ruleHits() },
         ...this.#access?.heartbeat(),
       };
       const res = await this.client.heartbeat(body, signal);

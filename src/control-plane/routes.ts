@@ -10,6 +10,7 @@ import {
   parseDeregisterRequest,
   parseEndpointRequest,
   parseExecutionReport,
+  parseHeartbeatPolicyReport,
   parseHeartbeatRequest,
   parseKeyRotateRequest,
   parseRegisterRequest,
@@ -22,6 +23,7 @@ import { readJsonBody, sendJson } from './http-io.js';
 import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigner.js';
 import type { NodeRateLimits } from './rate-limits.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
+import { recordRuleHits } from './ui/rule-hits.js';
 
 /** What a handler gets. */
 interface Ctx {
@@ -124,8 +126,12 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/heartbeat$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
-      const body = valid(parseHeartbeatRequest(await readJsonBody(ctx.req)));
+      const raw = await readJsonBody(ctx.req);
+      const body = valid(parseHeartbeatRequest(raw));
+      const policy = valid(parseHeartbeatPolicyReport(raw));
       const out = ctx.store.heartbeat(node, body, ctx.bus.hasStream(node.node_id));
+      // The dashboard's per-rule counters (ours; upstream agents send no `policy`).
+      if (policy !== undefined) recordRuleHits(ctx.store.db, node.node_id, policy, ctx.store.now());
       sendJson(ctx.res, 200, out);
     },
   },

@@ -212,7 +212,7 @@ export const MIGRATIONS: readonly string[] = [
   // create`; only the SHA-256 of each is stored) and the browser sessions they are exchanged for
   // (only the SHA-256 of the cookie value; each with its CSRF token; ending with its token). Policy
   // revision history: every revision a project's policy takes, kept by triggers on policies so no
-  // writer of that table has to remember it.
+  // writer of that table has to remember it. Per-rule hits: each node's last heartbeat report.
   `
   CREATE TABLE admin_tokens (
     id TEXT PRIMARY KEY,                    -- first 12 hex digits of hash, shown and used to revoke
@@ -244,6 +244,16 @@ export const MIGRATIONS: readonly string[] = [
   END;
   CREATE TRIGGER policies_history_update AFTER UPDATE ON policies BEGIN
     INSERT OR REPLACE INTO policy_revisions VALUES (NEW.project_id, NEW.revision, NEW.fingerprint, NEW.rules, NEW.updated_at);
+  END;
+  CREATE TABLE policy_hits (
+    node_id TEXT PRIMARY KEY,
+    revision_id TEXT,
+    fingerprint TEXT,                       -- of the compiled rules the node enforces
+    hits TEXT NOT NULL,                     -- JSON [[packets, bytes], ...] by compiled-rule index
+    reported_at INTEGER NOT NULL
+  );
+  CREATE TRIGGER policy_hits_node_removed AFTER DELETE ON nodes BEGIN
+    DELETE FROM policy_hits WHERE node_id = OLD.node_id;
   END;
   `,
 ];

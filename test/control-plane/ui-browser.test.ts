@@ -122,6 +122,20 @@ describe.skipIf(skip !== undefined)(`dashboard in chromium${skip === undefined ?
     expect(navigations).toEqual([]); // updated in place through /ui/events
     const graphShot = await shot('3-graph-all-direct');
 
+    // Policy: the per-rule counters agents report in heartbeats; a ping through the mesh counts
+    // on the allow rule of demo-node-1 and demo-node-2.
+    const [one, two] = agents;
+    let rtt: number | undefined;
+    for (let i = 0; i < 3 && rtt === undefined; i++) rtt = await one!.iface.ping(two!.identity.mesh_ip, 3000);
+    expect(rtt).toBeDefined();
+    await page.getByRole('link', { name: 'Policy' }).click();
+    const packets = async () => {
+      await page.reload();
+      return (await page.locator('section[aria-labelledby="p-default"] tr[data-rule] .packets').allTextContents()).reduce((n, t) => n + Number(t), 0);
+    };
+    await expect.poll(packets, { timeout: 10_000 }).toBeGreaterThan(0);
+    await shot('4-policy-counters');
+
     // Tokens: create with a TTL (shown once), then revoke.
     await page.getByRole('link', { name: 'Tokens' }).click();
     await page.getByLabel('Valid for').fill('15m');
@@ -130,13 +144,13 @@ describe.skipIf(skip !== undefined)(`dashboard in chromium${skip === undefined ?
     const shown = (await page.locator('#new-token').textContent())!.trim();
     expect(shown.length).toBeGreaterThan(20);
     const id = (await page.locator('#created-h').textContent())!.replace(/.* /, '');
-    await shot('4-token-created');
+    await shot('5-token-created');
     await page.getByRole('button', { name: `Revoke token ${id}` }).click();
     await page.waitForURL(`${cp.url}/ui/tokens`);
     expect(await page.locator(`tr[data-token="${id}"] .state`).textContent()).toBe('revoked');
     expect(await page.content()).not.toContain(shown);
     expect(cp.store.db.prepare('SELECT revoked_at IS NOT NULL FROM tokens WHERE hash LIKE ?').pluck().get(`${id}%`)).toBe(1);
-    await shot('5-token-revoked');
+    await shot('6-token-revoked');
 
     // Page weight (bytes of the document and what it loads) and first paint, per page.
     const metrics: Record<string, { bytes: number; firstContentfulPaintMs: number | undefined }> = {};
@@ -157,7 +171,7 @@ describe.skipIf(skip !== undefined)(`dashboard in chromium${skip === undefined ?
     await page.waitForURL(`${cp.url}/ui/login`);
     await page.goto(`${cp.url}/ui/tokens`);
     expect(page.url()).toBe(`${cp.url}/ui/login`);
-    await shot('6-logged-out');
+    await shot('7-logged-out');
     expect(consoleErrors.filter((e) => !e.includes('EventSource'))).toEqual([]); // no CSP violations
 
     writeFileSync(join(ARTIFACTS, 'metrics.json'), JSON.stringify({ pages: metrics, nodeUpToGraphDirectMs: liveMs }, null, 2));

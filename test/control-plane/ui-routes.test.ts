@@ -175,6 +175,33 @@ describe('dashboard', () => {
     expect(h.cp.store.node(node.node_id)).toBeDefined();
   });
 
+  it('shows the per-rule counters agents report in heartbeats; a malformed report is a 400 and stores nothing', async () => {
+    const a = await h.register({ resource_handle: 'alpha' });
+    const pol = h.cp.store.policy('default')!;
+    const beat = (policy: unknown) =>
+      h.call('POST', `/v1/nodes/${a.node_id}/heartbeat`, { client_now: new Date().toISOString(), binary_checksum: 'ab', binary_version: '0.1.0', nat_summary: {}, policy }, a.auth);
+    const hits = pol.rules.map((_r, i) => ({ packets: 1000 + i, bytes: 77_000 + i }));
+    for (const bad of [{ rule_hits: [{ packets: -1, bytes: 0 }] }, { rule_hits: 'x' }, { rule_hits: Array.from({ length: 1001 }, () => ({ packets: 0, bytes: 0 })) }, 'x']) {
+      expect((await beat(bad)).status, JSON.stringify(bad).slice(0, 60)).toBe(400);
+    }
+    expect(h.cp.store.db.prepare('SELECT COUNT(*) FROM policy_hits').pluck().get()).toBe(0);
+    expect((await beat({ revision_id: pol.revision_id, fingerprint: pol.fingerprint, mode: 'enforcing' })).status).toBe(200); // older agents: no rule_hits
+    expect((await beat(null)).status).toBe(200); // upstream agents: no policy
+    expect(h.cp.store.db.prepare('SELECT COUNT(*) FROM policy_hits').pluck().get()).toBe(0);
+    expect((await beat({ revision_id: pol.revision_id, fingerprint: pol.fingerprint, mode: 'enforcing', rule_hits: hits })).status).toBe(200);
+    const { cookie } = await loginAs(h);
+    const page = (await req(h, 'GET', '/ui/policy', { cookie })).text;
+    expect(page).toContain('<td class="packets">1000</td><td>77000</td>');
+    expect(page).toContain('summed over 1 node enforcing this revision');
+    expect(page).toMatch(/<th scope="row"[^>]*>alpha<\/th>/);
+    // Another revision: the old report no longer maps onto the rules.
+    h.cp.store.setPolicy('default', [...pol.rules, { action: 'allow', protocol: 'tcp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: { from: 22, to: 22 } }] as never);
+    const after = (await req(h, 'GET', '/ui/policy', { cookie })).text;
+    expect(after).not.toContain('>1000</td>');
+    expect(after).toContain('for a revision it no longer gets');
+    expect(after).toMatch(/<td>2<\/td><td>[^<]+<\/td><td>\d+<\/td>/); // history: revision 2 listed
+  });
+
   it('tells an open graph stream when the mesh changes', async () => {
     const { cookie } = await loginAs(h);
     const ac = new AbortController();

@@ -14,7 +14,8 @@ import { parseLabels } from '../visibility.js';
 import { ADMIN_SESSION_TTL_MS, csrfMatches, listAdminTokens, login, logout, sessionOf, type AdminSession } from './admin-auth.js';
 import { APP_CSS, FAVICON_SVG, GRAPH_JS } from './assets.js';
 import { meshView } from './mesh-view.js';
-import { bridgesPage, errorPage, graphPage, graphSvg, loginPage, nodesPage, policyPage, tokensPage, type BridgeServices, type RevisionRow, type TokenRow } from './pages.js';
+import { ruleHits } from './rule-hits.js';
+import { bridgesPage, errorPage, graphPage, graphSvg, loginPage, nodesPage, policyPage, ruleText, tokensPage, type BridgeServices, type NodeHitsView, type RevisionRow, type TokenRow } from './pages.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'plexd_ui';
@@ -154,12 +155,38 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   function policyView(session: AdminSession): string {
     const ps = projects();
     const current = new Map<string, readonly PolicyRule[]>();
+    const fingerprints = new Map<string, string>();
     for (const p of ps) {
       const pol = store.policy(p);
-      if (pol !== null) current.set(p, pol.rules as readonly PolicyRule[]);
+      if (pol === null) continue;
+      current.set(p, pol.rules as readonly PolicyRule[]);
+      fingerprints.set(p, pol.fingerprint);
     }
     const history = store.db.prepare('SELECT project_id, revision, fingerprint, rules, updated_at FROM policy_revisions ORDER BY project_id, revision DESC LIMIT 1000').all() as RevisionRow[];
-    return policyPage(ps, current, history, session.csrf);
+    const hits = new Map<string, { hits: Array<[number, number]>; nodes: number }>();
+    const perNode: NodeHitsView[] = [];
+    for (const report of ruleHits(store.db)) {
+      const node = store.node(report.node_id);
+      if (node === undefined) continue;
+      if (report.fingerprint !== null && report.fingerprint === fingerprints.get(node.project_id)) {
+        const sum = hits.get(node.project_id) ?? { hits: [], nodes: 0 };
+        sum.nodes++;
+        report.hits.forEach(([p, b], i) => {
+          const at = (sum.hits[i] ??= [0, 0]);
+          at[0] += p;
+          at[1] += b;
+        });
+        hits.set(node.project_id, sum);
+      }
+      const enforced = store.policyFor(node);
+      perNode.push({
+        node: node.resource_handle,
+        revision: report.revision_id,
+        reportedAt: report.reported_at,
+        rules: enforced === null || enforced.fingerprint !== report.fingerprint ? undefined : enforced.rules.map((r, i) => ({ text: ruleText(r as PolicyRule), packets: report.hits[i]?.[0] ?? 0, bytes: report.hits[i]?.[1] ?? 0 })),
+      });
+    }
+    return policyPage(ps, current, history, hits, perNode, session.csrf);
   }
 
   async function post(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {

@@ -18,6 +18,11 @@ const NAV: ReadonlyArray<readonly [string, string]> = [
   ['/ui/bridges', 'Bridge services'],
 ];
 
+/** A rule as `policy show` prints it, without its index. */
+export function ruleText(r: PolicyRule): string {
+  return describeRule(r, 0).replace(/^rules\[0\] /, '');
+}
+
 /** "2026-12-03 13:14:01Z" of wall ms. */
 export function when(ms: number | null): string {
   return ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
@@ -136,19 +141,49 @@ export interface RevisionRow {
   readonly updated_at: number;
 }
 
-/** Rules of each project's current policy and its revision history. Per-rule counters are not
- *  reported by agents yet: the column says so (HOOK: fill it from the agents' reports). */
-export function policyPage(projects: readonly string[], current: ReadonlyMap<string, readonly PolicyRule[]>, history: readonly RevisionRow[], csrf: string): string {
+/** Per-rule hits of a project's rules: summed over the nodes enforcing exactly those rules. */
+export interface ProjectHits {
+  readonly hits: ReadonlyArray<readonly [number, number]>;
+  readonly nodes: number;
+}
+
+/** One node's last counter report, its rules described when they are the ones it enforces now. */
+export interface NodeHitsView {
+  readonly node: string;
+  readonly revision: string | null;
+  readonly reportedAt: number;
+  /** Undefined when the node reported a revision it no longer gets. */
+  readonly rules: ReadonlyArray<{ readonly text: string; readonly packets: number; readonly bytes: number }> | undefined;
+}
+
+/** Rules of each project's current policy with the hits agents reported, the revision history,
+ *  and each node's own counters (its compiled rules). */
+export function policyPage(
+  projects: readonly string[],
+  current: ReadonlyMap<string, readonly PolicyRule[]>,
+  history: readonly RevisionRow[],
+  hits: ReadonlyMap<string, ProjectHits>,
+  perNode: readonly NodeHitsView[],
+  csrf: string,
+): string {
   const sections = projects.map((p) => {
     const rules = current.get(p);
     const revs = history.filter((h) => h.project_id === p);
+    const ph = hits.get(p);
     return html`<section aria-labelledby="p-${p}"><h2 id="p-${p}">Project ${p}</h2>
-${rules === undefined ? html`<p>No policy: every node is denied every peer.</p>` : html`<table><caption>Rules (revision ${revs[0]?.revision ?? '?'}; first match wins)</caption><thead><tr><th scope="col">#</th><th scope="col">Rule</th><th scope="col">Hits</th></tr></thead>
-<tbody>${rules.map((r, i) => html`<tr><td>${i}</td><td><code>${describeRule(r, i).replace(/^rules\[\d+\] /, '')}</code></td><td title="agents do not report per-rule counters yet">n/a</td></tr>`)}</tbody></table>`}
+${rules === undefined ? html`<p>No policy: every node is denied every peer.</p>` : html`<table><caption>Rules (revision ${revs[0]?.revision ?? '?'}; first match wins)</caption><thead><tr><th scope="col">#</th><th scope="col">Rule</th><th scope="col">Packets</th><th scope="col">Bytes</th></tr></thead>
+<tbody>${rules.map((r, i) => html`<tr data-rule="${i}"><td>${i}</td><td><code>${ruleText(r)}</code></td>${ph === undefined ? html`<td colspan="2" class="hint">no node enforces these rules as written (groups compile per node: see below)</td>` : html`<td class="packets">${ph.hits[i]?.[0] ?? 0}</td><td>${ph.hits[i]?.[1] ?? 0}</td>`}</tr>`)}</tbody></table>
+${ph === undefined ? '' : html`<p class="hint">Counters summed over ${ph.nodes} node${ph.nodes === 1 ? '' : 's'} enforcing this revision, as of their last heartbeat.</p>`}`}
 <table><caption>Revision history</caption><thead><tr><th scope="col">Revision</th><th scope="col">Set at</th><th scope="col">Rules</th><th scope="col">Fingerprint</th></tr></thead>
 <tbody>${revs.map((h) => html`<tr><td>${h.revision}</td><td>${when(h.updated_at)}</td><td>${(JSON.parse(h.rules) as unknown[]).length}</td><td><code>${h.fingerprint.slice(0, 16)}</code></td></tr>`)}</tbody></table></section>`;
   });
-  return page('Policy', html`<p>Change rules with <code>control-plane policy set</code>.</p>${sections}`, csrf, '/ui/policy');
+  const nodes = html`<section aria-labelledby="per-node"><h2 id="per-node">Per node (the rules each node enforces)</h2>
+${perNode.length === 0 ? html`<p>No agent has reported counters yet.</p>` : html`<table><thead><tr><th scope="col">Node</th><th scope="col">Revision</th><th scope="col">Rule</th><th scope="col">Packets</th><th scope="col">Bytes</th></tr></thead><tbody>${perNode.map((n) =>
+    n.rules === undefined
+      ? html`<tr><th scope="row">${n.node}</th><td>${n.revision ?? '-'}</td><td colspan="3" class="hint">reported ${when(n.reportedAt)} for a revision it no longer gets</td></tr>`
+      : n.rules.map((r, i) => html`<tr>${i === 0 ? html`<th scope="row" rowspan="${n.rules!.length}">${n.node}</th><td rowspan="${n.rules!.length}">${n.revision ?? '-'}</td>` : ''}<td><code>${r.text}</code></td><td>${r.packets}</td><td>${r.bytes}</td></tr>`),
+  )}</tbody></table>`}</section>`;
+  return page('Policy', html`<p>Change rules with <code>control-plane policy set</code>. Counters: what each rule decided since its revision took force on the node (new flows; packets of a tracked flow count once).</p>${sections}${nodes}`, csrf, '/ui/policy');
 }
 
 /** A bootstrap token as listed. */
