@@ -8,10 +8,7 @@ import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
 
 /** The usage lines of `admin-token`. */
-export const ADMIN_TOKEN_USAGE = `  admin-token create --db FILE [--name NAME] [--json]
-        a token for the dashboard's login at /ui/ (printed once, stored hashed)
-  admin-token list --db FILE [--json]
-  admin-token revoke ID --db FILE              revoke it and end its sessions`;
+export const ADMIN_TOKEN_USAGE = `  admin-token create|list|revoke ID --db FILE [--name N] [--json]   logins of /ui/`;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

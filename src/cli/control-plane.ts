@@ -30,7 +30,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         api.tls_fingerprint), or plain HTTP with --insecure-http; a STUN server on UDP (default:
         the API's address and port number when HOST is an IP address); the access range of
         user-access clients (default 10.101.0.0/16); the bridges' per-session relay ports
-        (default 51900-51999); the dashboard at /ui/ unless --no-ui (log in with an admin-token)
+        (default 51900-51999); the dashboard /ui/ unless --no-ui
   token create --db FILE [--project ID] [--ttl DURATION] [--label K=V]... [--json]
         single-use bootstrap token; the node it registers carries the labels
   token revoke TOKEN_OR_ID --db FILE
