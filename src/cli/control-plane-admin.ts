@@ -15,6 +15,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 /** Runs `admin-token ARGS`; returns the exit code. */
 export function adminToken(args: readonly string[]): number {
   const [verb, ...rest] = args;
+  if (verb !== 'create' && verb !== 'list' && verb !== 'revoke') throw new UsageError(`expected admin-token create, list or revoke, got ${JSON.stringify(verb ?? '')}`);
   const { values, positionals } = parse(rest, { ...DB_OPTIONS, name: { type: 'string' }, json: { type: 'boolean' } });
   const db = dbArgs(values);
   if (verb === 'create') {
@@ -38,15 +39,12 @@ export function adminToken(args: readonly string[]): number {
     else print(formatTable(['ID', 'NAME', 'CREATED', 'LAST_LOGIN', 'REVOKED'], rows.map((r) => [r.id, r.name, r.created_at ?? '-', r.last_used_at ?? '-', r.revoked_at ?? '-'])));
     return EXIT.ok;
   }
-  if (verb === 'revoke') {
-    if (positionals.length !== 1) throw new UsageError('admin-token revoke takes one ID');
-    const ok = withStore(db, (s) => revokeAdminToken(s.db, positionals[0]!, s.now()));
-    if (!ok) {
-      process.stderr.write(`control-plane: no unrevoked admin token ${positionals[0]}\n`);
-      return EXIT.setupFailed;
-    }
-    print(`revoked admin token ${positionals[0]}`);
-    return EXIT.ok;
+  if (positionals.length !== 1) throw new UsageError('admin-token revoke takes one ID');
+  const ok = withStore(db, (s) => revokeAdminToken(s.db, positionals[0]!, s.now()));
+  if (!ok) {
+    process.stderr.write(`control-plane: no unrevoked admin token ${positionals[0]}\n`);
+    return EXIT.setupFailed;
   }
-  throw new UsageError(`expected admin-token create, list or revoke, got ${JSON.stringify(verb ?? '')}`);
+  print(`revoked admin token ${positionals[0]}`);
+  return EXIT.ok;
 }
