@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { routeLabel } from '../../src/control-plane/prometheus.js';
 import { ROUTES } from '../../src/control-plane/routes.js';
 import { parsePromText, sampleValue } from '../helpers/prom-text.js';
-import { harnessEach, openStream } from './harness.js';
+import { harnessEach, openStream, runCli } from './harness.js';
 
 const now = (): string => new Date().toISOString();
 
@@ -110,5 +110,13 @@ describe('control plane /metrics off by default', () => {
   it('has no metrics listener unless metricsListen is set; the API has no /metrics', async () => {
     expect(h.cp.metricsUrl).toBeUndefined();
     expect((await h.call('GET', '/metrics')).status).toBe(404);
+  });
+});
+
+describe('control-plane serve --metrics-listen', () => {
+  it('a malformed address is bad usage (exit 2), before anything starts', async () => {
+    const r = await runCli('serve', '--listen', '127.0.0.1:0', '--db', '/nonexistent/cp.db', '--metrics-listen', 'nonsense');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('nonsense');
   });
 });
