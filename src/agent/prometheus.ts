@@ -3,25 +3,23 @@
 // time from counters the agent, the device and the policy filter keep anyway (collect() callbacks);
 // the packet path does no extra work. Handshakes are counted from the device's handshake-complete
 // diagnostics channel (a handshake is rare). Each agent has its own Registry; process and Node.js
-// stats come from one process-wide registry (prom-client's default metrics install observers that
-// cannot be removed, so they are installed once per process).
+// stats come from the one process-wide registry of log/prometheus.ts.
 
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { encodeBase64 } from '../api/fields.js';
 import { DROP_REASONS, type DropReason } from '../core/actions.js';
 import type { DeliveryMode, EventStreamCounters } from '../control/event-stream.js';
 import type { PeerSnapshot } from '../device/contract.js';
 import type { DeviceCounters } from '../device/device.js';
 import { DIAGNOSTICS_CHANNELS, type PeerEventMessage } from '../device/diagnostics.js';
+import { processMetricsRegistry } from '../log/prometheus.js';
 import { POLICY_DROP_REASONS } from '../policy/drop-reasons.js';
 import type { PolicySnapshot } from '../policy/filter.js';
 
 /** Peers exported with their own `peer` label, the ones with the most traffic (rx + tx bytes); the
  *  rest are summed under peer="other", so a scrape carries at most this many + 1 peer values. */
 export const PROMETHEUS_PEER_LIMIT = 50;
-/** The content type of the text exposition format. */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Buckets of the heartbeat latency histogram (seconds). */
 export const HEARTBEAT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
 /** Handshake counts kept for peers no longer configured are pruned past this many entries. */
@@ -71,17 +69,6 @@ interface Scrape {
   readonly policy: ReturnType<AgentMetricsSource['policy']>;
   readonly drops: Record<DropReason, number>;
   readonly nowMs: number;
-}
-
-let processRegistry: Registry | undefined;
-
-/** The process-wide registry of prom-client's default metrics (process_*, nodejs_*), made once. */
-export function processMetricsRegistry(): Registry {
-  if (processRegistry === undefined) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
-  }
-  return processRegistry;
 }
 
 /**

@@ -6,14 +6,13 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { guardHttpServer, httpServerOptions, LOCAL_HTTP_LIMITS, type HttpGuardCounters } from '../io/http-guard.js';
+import { PROMETHEUS_CONTENT_TYPE, processMetricsRegistry } from '../log/prometheus.js';
 import { lastSeq } from './event-log.js';
 import { prepared } from './prepared.js';
 import type { ControlPlaneStore } from './store.js';
 
-/** The content type of the text exposition format. */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Buckets of the request latency histogram (seconds). */
 export const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 /** Distinct node status values exported; more (none exist today) are summed as status="other". */
@@ -65,18 +64,6 @@ export function routeLabel(pattern: RegExp): string {
   label = out;
   routeLabels.set(pattern, label);
   return label;
-}
-
-let processRegistry: Registry | undefined;
-
-/** The process-wide registry of prom-client's default metrics (process_*, nodejs_*), made once:
- *  its observers cannot be removed, and several control planes may run in one test process. */
-function processMetricsRegistry(): Registry {
-  if (processRegistry === undefined) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
-  }
-  return processRegistry;
 }
 
 /** The control plane's metrics: a per-instance Registry. */
