@@ -1,6 +1,7 @@
 // The agent's two small local HTTP servers: /healthz, /readyz and /metrics (Prometheus text, a
-// TextRoutes entry) on 127.0.0.1:9101 (plexd's health endpoint), and the node API, JSON over HTTP on a unix socket (default
-// /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and `peers` query.
+// TextRoutes entry) on 127.0.0.1:9101 (plexd's health endpoint), and the node API, JSON over HTTP
+// on a unix socket (default /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and
+// `peers` query.
 // GET only; small bounded responses; the socket path is replaced if a stale socket is left over.
 // Both carry the connection caps and timeouts of LOCAL_HTTP_LIMITS (src/io/http-guard.ts).
 

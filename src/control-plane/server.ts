@@ -102,6 +102,7 @@ export function parseListen(text: string): { host: string; port: number } {
 /** Starts a control plane; resolves once it listens. */
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { host, port } = parseListen(options.listen);
+  const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen);
   const log = rateLimitErrors(options.logger ?? silentLogger, options.errorLogLimit);
   const limits: HttpLimits = { ...CONTROL_PLANE_HTTP_LIMITS, ...options.httpLimits };
   const store = ControlPlaneStore.open(options.db, {
@@ -206,10 +207,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     });
   });
   let metricsServer: MetricsServer | undefined;
-  if (options.metricsListen !== undefined) {
-    const at = parseListen(options.metricsListen);
+  if (metricsAt !== undefined) {
     try {
-      metricsServer = await startMetricsServer(at.host, at.port, prometheus);
+      metricsServer = await startMetricsServer(metricsAt.host, metricsAt.port, prometheus);
     } catch (err) {
       for (const t of timers) clearInterval(t);
       stun?.close();

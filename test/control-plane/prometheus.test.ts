@@ -1,13 +1,19 @@
 // The control plane's Prometheus metrics (src/control-plane/prometheus.ts) on `metricsListen`:
 // registrations, nodes by status, SSE streams, the events counter, request latency by route
 // pattern (never a raw path, so never a node id), parsed with the strict test parser; bad input on
-// the metrics listener (other methods and paths, long query strings, a burst of scrapes); route
-// labels of every API route are plain paths; off unless asked for.
+// the metrics listener (other methods and paths, long query strings, a burst of scrapes, an
+// address in use or malformed); route labels of every API route are plain paths; off unless
+// asked for.
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { routeLabel } from '../../src/control-plane/prometheus.js';
 import { ROUTES } from '../../src/control-plane/routes.js';
+import { createControlPlane } from '../../src/control-plane/server.js';
 import { parsePromText, sampleValue } from '../helpers/prom-text.js';
 import { harnessEach, openStream, runCli } from './harness.js';
 
@@ -118,5 +124,25 @@ describe('control-plane serve --metrics-listen', () => {
     const r = await runCli('serve', '--listen', '127.0.0.1:0', '--db', '/nonexistent/cp.db', '--metrics-listen', 'nonsense');
     expect(r.code).toBe(2);
     expect(r.err).toContain('nonsense');
+  });
+});
+
+describe('control plane metricsListen taken', () => {
+  it('rejects (the API listener closed again); a malformed one is a RangeError', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = (blocker.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'cp-metrics-taken-'));
+    try {
+      await expect(createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, metricsListen: `127.0.0.1:${taken}` })).rejects.toThrow(/EADDRINUSE/);
+      // Nothing of the failed start stays in the way: the same database starts and serves.
+      const cp = await createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, metricsListen: '127.0.0.1:0' });
+      expect((await fetch(cp.metricsUrl!)).status).toBe(200);
+      await cp.close();
+      await expect(createControlPlane({ db: join(dir, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, metricsListen: 'nonsense' })).rejects.toThrow(RangeError);
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
