@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ControlPlaneError } from '../errors.js';
 import { readBody } from '../http-io.js';
+import { prepared } from '../prepared.js';
 import type { RelayAssigner } from '../relay-assigner.js';
 import type { ControlPlaneStore } from '../store.js';
 import type { PolicyRule } from '../visibility.js';
@@ -134,21 +135,21 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (s.writableLength > MAX_UI_STREAM_BUFFER) s.destroy();
   }
 
-  const projects = (): string[] => store.db.prepare('SELECT id FROM projects ORDER BY id').pluck().all() as string[];
+  const projects = (): string[] => prepared(store.db, 'SELECT id FROM projects ORDER BY id').pluck().all() as string[];
 
   const cookie = (value: string, maxAgeS: number): string => `${SESSION_COOKIE}=${value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=${maxAgeS}${secure ? '; Secure' : ''}`;
 
   function renderTokens(session: AdminSession, created?: { token: string; id: string; expiresAt: number }, error?: string): string {
-    const tokens = (store.db.prepare('SELECT substr(hash, 1, 12) AS id, project_id, labels, created_at, expires_at, revoked_at, consumed_at, node_id FROM tokens ORDER BY created_at DESC LIMIT 500').all() as TokenRow[]);
+    const tokens = (prepared(store.db, 'SELECT substr(hash, 1, 12) AS id, project_id, labels, created_at, expires_at, revoked_at, consumed_at, node_id FROM tokens ORDER BY created_at DESC LIMIT 500').all() as TokenRow[]);
     return tokensPage(tokens, listAdminTokens(store.db), projects(), store.now(), session.csrf, created, error);
   }
 
   function bridgeServices(): BridgeServices {
     const db = store.db;
     return {
-      users: db.prepare('SELECT project_id, name, bridge_id AS bridge, public_key, created_at FROM access_users ORDER BY project_id, name LIMIT 1000').all() as BridgeServices['users'],
-      sites: db.prepare('SELECT project_id, name, bridge_id AS bridge, endpoint, subnets, listen_port FROM sites ORDER BY project_id, name LIMIT 1000').all() as BridgeServices['sites'],
-      ingress: db.prepare('SELECT project_id, hostname, bridge_id AS bridge, listen_port, target_addr, mode FROM ingress_rules ORDER BY project_id, hostname LIMIT 1000').all() as BridgeServices['ingress'],
+      users: prepared(db, 'SELECT project_id, name, bridge_id AS bridge, public_key, created_at FROM access_users ORDER BY project_id, name LIMIT 1000').all() as BridgeServices['users'],
+      sites: prepared(db, 'SELECT project_id, name, bridge_id AS bridge, endpoint, subnets, listen_port FROM sites ORDER BY project_id, name LIMIT 1000').all() as BridgeServices['sites'],
+      ingress: prepared(db, 'SELECT project_id, hostname, bridge_id AS bridge, listen_port, target_addr, mode FROM ingress_rules ORDER BY project_id, hostname LIMIT 1000').all() as BridgeServices['ingress'],
     };
   }
 
@@ -162,7 +163,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       current.set(p, pol.rules as readonly PolicyRule[]);
       fingerprints.set(p, pol.fingerprint);
     }
-    const history = store.db.prepare('SELECT project_id, revision, fingerprint, rules, updated_at FROM policy_revisions ORDER BY project_id, revision DESC LIMIT 1000').all() as RevisionRow[];
+    const history = prepared(store.db, 'SELECT project_id, revision, fingerprint, rules, updated_at FROM policy_revisions ORDER BY project_id, revision DESC LIMIT 1000').all() as RevisionRow[];
     const hits = new Map<string, { hits: Array<[number, number]>; nodes: number }>();
     const perNode: NodeHitsView[] = [];
     for (const report of ruleHits(store.db)) {
