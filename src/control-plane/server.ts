@@ -19,6 +19,7 @@ import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
+import { TelemetryStore, type TelemetryOptions } from './telemetry.js';
 
 /** Options of createControlPlane. */
 export interface ControlPlaneOptions {
@@ -55,6 +56,8 @@ export interface ControlPlaneOptions {
   readonly rateLimits?: NodeRateLimitOptions;
   /** Limit on error lines (default 20 in a burst, then 1 per second). */
   readonly errorLogLimit?: ErrorRateLimit;
+  /** Telemetry ingest limits (telemetry.ts), or false: the telemetry routes answer 501. */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /** A running control plane. */
@@ -117,6 +120,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   }
   const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
   const rateLimits = new NodeRateLimits(store.clock, options.rateLimits);
+  const telemetry = options.telemetry === false ? undefined : new TelemetryStore(store.db, options.telemetry);
   let clientAborts = 0;
   let stun: StunServer | undefined;
   if (options.stun !== undefined) {
@@ -139,7 +143,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       res.setHeader('allow', route.allow.join(', '));
       return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
     }
-    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }), ...(stun === undefined ? {} : { stun: stun.address }) }).catch((err: unknown) => {
+    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }), ...(stun === undefined ? {} : { stun: stun.address }), ...(telemetry === undefined ? {} : { telemetry }) }).catch((err: unknown) => {
       if (isClientAbort(err, req)) {
         // The client went away mid-body: nothing to answer, nothing wrong here.
         clientAborts++;
@@ -183,7 +187,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const timers = [
     setInterval(() => safely(log, 'poll', poll), options.pollMs ?? 250),
     setInterval(() => safely(log, 'sweep', sweep), options.sweepMs ?? 5000),
-    setInterval(() => safely(log, 'prune', () => store.prune()), 60_000),
+    setInterval(() => safely(log, 'prune', () => {
+      store.prune();
+      telemetry?.prune(store.now());
+    }), 60_000),
   ];
   for (const t of timers) t.unref();
 
