@@ -46,6 +46,8 @@ import { healthRoutes, nodeApiRoutes } from './routes.js';
 import { peersDocument, statusDocument, type StatusInputs } from './status.js';
 import { openStore, StoreError, type Identity, type Store } from './store.js';
 import { AuditLogReader } from './audit-log.js';
+import { TelemetryService, telemetryRoutes, type TelemetryServiceOptions } from './telemetry/service.js';
+import { tapLogger } from './telemetry/sources.js';
 import { detectKubernetes, type KubernetesEnvironment } from './kubernetes.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
@@ -92,6 +94,10 @@ export interface AgentOptions {
    *  looks at, and the audit log's poll period (ms, default 1000). */
   readonly serviceAccountDir?: string;
   readonly auditPollMs?: number;
+  /** Test hooks of the telemetry upload (docs/operations.md "Telemetry"): intervals in ms, and the
+   *  journalctl runner (null: no journald source). */
+  readonly telemetryIntervalsMs?: TelemetryServiceOptions['intervalsMs'];
+  readonly telemetryJournal?: TelemetryServiceOptions['journal'];
 }
 
 /**
@@ -110,8 +116,12 @@ function binaryChecksum(): string {
 let processChecksum: string | undefined;
 
 /** Feeds a state's policy block to `policy` and logs the outcome; returns it. */
-function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string): ReturnType<PolicyEnforcer['update']> {
+function logPolicyUpdate(log: Logger, policy: PolicyEnforcer, block: WirePolicy | null, why: string, telemetry?: TelemetryService): ReturnType<PolicyEnforcer['update']> {
   const r = policy.update(block);
+  // A policy change is a security event (audit upload): what came, from where, and the outcome.
+  if (r === 'applied' || r === 'cleared' || r === 'rejected') {
+    telemetry?.security(`policy_${r}`, { subject: { source: why }, object: block === null ? 'policy' : `policy/${block.revision_id}`, action: 'policy_update', result: r === 'rejected' ? 'failure' : 'success', raw: r === 'rejected' ? (policy.lastError ?? '') : '' });
+  }
   if (r === 'applied') log.info(`policy (${why}): revision ${block!.revision_id} in force, ${block!.rules.length} rules, fingerprint ${block!.fingerprint.slice(0, 16)}`);
   else if (r === 'cleared') log.info(`policy (${why}): none set; deny all mesh traffic`);
   else if (r === 'rejected') log.error(`policy (${why}) refused, previous revision stays in force: ${policy.lastError ?? ''}`);
@@ -175,6 +185,8 @@ export class Agent {
   #kubernetes: { readonly env: KubernetesEnvironment; readonly audit: AuditLogReader } | undefined;
   /** /metrics on the health listener (prometheus.ts; docs/operations.md "Prometheus metrics"). */
   readonly prometheus: AgentPrometheus;
+  /** Telemetry upload (./telemetry/service.ts); undefined until started. */
+  #telemetry: TelemetryService | undefined;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -232,7 +244,11 @@ export class Agent {
    * the interface/bind error; nothing is left running then.
    */
   static async start(opts: AgentOptions): Promise<Agent> {
-    const { config, logger: log } = opts;
+    // Our own log lines are a log source of the telemetry upload once it runs.
+    let ownLog: TelemetryService | undefined;
+    const log = tapLogger(opts.logger, (severity, message) => ownLog?.ownLog(severity, message));
+    opts = { ...opts, logger: log };
+    const { config } = opts;
     const store = openStore(config.dataDir);
     const reg = await ensureRegistered(config, store, log, opts.env ?? process.env, undefined, opts.clock ?? systemClock);
     if (!reg.fresh) log.info(`using the stored identity: node ${reg.identity.node_id}, mesh IP ${reg.identity.mesh_ip}`);
@@ -309,7 +325,8 @@ export class Agent {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent), {}, { '/metrics': async () => [200, PROMETHEUS_CONTENT_TYPE, await agent.prometheus.metrics()] }));
-      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, nodeApiRoutes(agent)));
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, { ...nodeApiRoutes(agent), ...telemetryRoutes(() => agent.telemetryStatus()) }));
+      agent.#telemetry = ownLog = agent.#startTelemetry(opts);
       agent.#followKubernetes(opts);
     } catch (err) {
       await agent.stop();
@@ -322,11 +339,46 @@ export class Agent {
     return agent;
   }
 
-  /** In a Kubernetes pod: says so, and follows the audit log (counted in status; no upload yet). */
+  /** The telemetry upload (docs/operations.md "Telemetry"): metrics, logs, audit. */
+  #startTelemetry(opts: AgentOptions): TelemetryService {
+    const t = new TelemetryService({
+      settings: this.config.telemetry,
+      dataDir: this.config.dataDir,
+      client: this.client,
+      log: this.#log.child('(telemetry) '),
+      now: () => this.#clock.now(),
+      tunnels: () => this.#tunnelStats(),
+      ...(opts.telemetryIntervalsMs === undefined ? {} : { intervalsMs: opts.telemetryIntervalsMs }),
+      ...(opts.telemetryJournal === undefined ? {} : { journal: opts.telemetryJournal }),
+    });
+    t.start();
+    return t;
+  }
+
+  /** The device's per-peer counters, by node id, for the `tunnel` metric group. */
+  #tunnelStats(): Array<{ peerId: string; lastHandshakeMs: number | null; rxBytes: number; txBytes: number; staleAfterMs: number }> {
+    const byKey = new Map(this.#peers.map((p) => [p.public_key, p.node_id]));
+    const out = [];
+    for (const p of this.iface.device.peers()) {
+      const key = encodeBase64(p.publicKey);
+      const hs = p.lastHandshakeTimeSec === 0 ? null : p.lastHandshakeTimeSec * 1000 + Math.floor(p.lastHandshakeTimeNsec / 1e6);
+      // REJECT_AFTER_TIME (180 s, whitepaper 6.1): past it the session is gone.
+      out.push({ peerId: byKey.get(key) ?? key, lastHandshakeMs: hs, rxBytes: Number(p.rxBytes), txBytes: Number(p.txBytes), staleAfterMs: 180_000 });
+    }
+    return out;
+  }
+
+  /** The telemetry upload's counters (`log-status`, `audit`); undefined before it started. */
+  telemetryStatus(): ReturnType<TelemetryService['status']> | undefined {
+    return this.#telemetry?.status();
+  }
+
+  /** In a Kubernetes pod: says so, and follows the audit log, whose events go to the audit upload. */
   #followKubernetes(opts: AgentOptions): void {
     const env = detectKubernetes(opts.env ?? process.env, opts.serviceAccountDir);
     if (env === undefined) return;
-    const audit = new AuditLogReader({ path: this.config.kubernetes.auditLogPath });
+    const telemetry = this.#telemetry;
+    const audit = new AuditLogReader({ path: this.config.kubernetes.auditLogPath, ...(telemetry === undefined ? {} : { onEvent: (e) => telemetry.k8sAudit(e) }) });
     this.#kubernetes = { env, audit };
     this.#log.info(`running in Kubernetes (namespace ${env.namespace ?? '?'}, node ${env.node ?? '?'}); following the audit log ${audit.path}`);
     audit.start(opts.auditPollMs ?? 1000);
@@ -403,7 +455,7 @@ export class Agent {
           if (this.#stopped) return;
           if (this.#refused(state.peers, 'state pull')) continue;
           // Policy before peers: a peer the new state adds never sees the old revision.
-          const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull') === 'applied';
+          const policyChanged = logPolicyUpdate(this.#log, this.policy, state.policy, 'state pull', this.#telemetry) === 'applied';
           this.#offeredStun = state.stun_servers ?? [];
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
@@ -431,6 +483,7 @@ export class Agent {
     const env: EventEnvelope | undefined = this.verifier.accept(data);
     if (env === undefined) {
       this.#log.verbose(`event rejected (drops: ${JSON.stringify(this.verifier.drops)})`);
+      this.#telemetry?.security('envelope_rejected', { subject: { node_id: this.#identity.node_id }, object: 'event', action: 'verify_envelope', result: 'failure', raw: JSON.stringify(this.verifier.drops) });
       return;
     }
     switch (env.type) {
@@ -502,6 +555,7 @@ export class Agent {
     this.#reRegistering = true;
     try {
       // Once per run of failures; each failed attempt says why and when the next may start.
+      this.#telemetry?.security('auth_failure', { subject: { node_id: this.#identity.node_id }, object: 'control-plane', action: 'authenticate', result: 'failure', raw: 'HTTP 401' });
       if (this.#reRegisterBackoff.attempt === 0) this.#log.error('the control plane rejected our credential (401); registering again');
       else this.#log.verbose(`registering again (attempt ${this.#reRegisterBackoff.attempt + 1})`);
       const previous = this.#identity;
@@ -656,6 +710,7 @@ export class Agent {
     for (const s of this.#servers.splice(0)) await s.close();
     this.prometheus.close();
     await this.#kubernetes?.audit.close();
+    await this.#telemetry?.stop();
     this.#nat?.close();
     await this.#access?.close();
     await this.#peerRoutes?.close();

@@ -4,7 +4,7 @@
 // copytruncate (the file shrinks under our offset: read again from 0; lines written after the copy
 // and before our next poll that grow the file past the old offset again are not noticed as a
 // truncation, as with every offset-based follower), and parses each line.
-// Audit upload does not exist yet: events are counted and shown in `status`, not forwarded.
+// Its events go to the audit upload (src/agent/telemetry/, source "k8s-audit") and are counted in `status`.
 // Hostile input is counted, never fatal: a malformed line, a line over the length cap (skipped
 // to its newline without buffering it), a read error. Memory is bounded by the line cap.
 

@@ -66,6 +66,29 @@ export interface AgentConfig {
   readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings } & BridgeAccessConfig;
   /** Ours: the Kubernetes audit log the agent follows in a cluster (kubernetes.audit_log_path). */
   readonly kubernetes: { readonly auditLogPath: string };
+  /** Telemetry upload: metrics.*, log_fwd.*, audit_fwd.* (docs/operations.md "Telemetry"). */
+  readonly telemetry: TelemetrySettings;
+}
+
+/** One telemetry kind's schedule: intervals in seconds, entries per batch, spool bound in bytes. */
+export interface TelemetryKindSettings {
+  readonly enabled: boolean;
+  readonly collectIntervalS: number;
+  readonly reportIntervalS: number;
+  readonly batchSize: number;
+  readonly spoolMaxBytes: number;
+}
+
+/** The three kinds, and log forwarding's sources and filter. */
+export interface TelemetrySettings {
+  readonly metrics: TelemetryKindSettings;
+  readonly logs: TelemetryKindSettings & {
+    readonly filePatterns: readonly string[];
+    readonly minSeverity: string | undefined;
+    readonly includeUnits: readonly string[];
+    readonly excludeUnits: readonly string[];
+  };
+  readonly audit: TelemetryKindSettings;
 }
 
 /** The bridge access side's keys (docs/bridge.md "Configuration"); the state's bridge block wins
@@ -229,6 +252,26 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'bridge.access_subnets': { kind: 'list', def: [] },
   'bridge.enable_nat': { kind: 'bool', def: true },
   'kubernetes.audit_log_path': { kind: 'string', def: '/var/log/kubernetes/audit/audit.log' },
+  // Telemetry upload (docs/operations.md "Telemetry"): upstream's keys and defaults; spool_max_bytes is ours.
+  'metrics.enabled': { kind: 'bool', def: true },
+  'metrics.collect_interval': { kind: 'duration', def: 15, min: 5 },
+  'metrics.report_interval': { kind: 'duration', def: 60, min: 10 },
+  'metrics.batch_size': { kind: 'int', def: 100, min: 1, max: 10_000 },
+  'metrics.spool_max_bytes': { kind: 'int', def: 8 << 20, min: 64 << 10, max: 1 << 30 },
+  'log_fwd.enabled': { kind: 'bool', def: true },
+  'log_fwd.collect_interval': { kind: 'duration', def: 10, min: 5 },
+  'log_fwd.report_interval': { kind: 'duration', def: 30, min: 5 },
+  'log_fwd.batch_size': { kind: 'int', def: 200, min: 1, max: 10_000 },
+  'log_fwd.file_patterns': { kind: 'list', def: [] },
+  'log_fwd.filter.min_severity': { kind: 'string', def: undefined, oneOf: ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] },
+  'log_fwd.filter.include_units': { kind: 'list', def: [] },
+  'log_fwd.filter.exclude_units': { kind: 'list', def: [] },
+  'log_fwd.spool_max_bytes': { kind: 'int', def: 32 << 20, min: 64 << 10, max: 1 << 30 },
+  'audit_fwd.enabled': { kind: 'bool', def: true },
+  'audit_fwd.collect_interval': { kind: 'duration', def: 5, min: 1 },
+  'audit_fwd.report_interval': { kind: 'duration', def: 15, min: 1 },
+  'audit_fwd.batch_size': { kind: 'int', def: 500, min: 1, max: 10_000 },
+  'audit_fwd.spool_max_bytes': { kind: 'int', def: 32 << 20, min: 64 << 10, max: 1 << 30 },
 };
 
 /**
@@ -247,7 +290,7 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
     'bridge.max_access_peers', 'bridge.user_access_provider_type', 'bridge.auth_key_env',
     'bridge.site_to_site_interface_prefix', 'bridge.tunnel_providers',
   ]),
-  sections: ['actions', 'upgrade', 'integrity', 'metrics', 'log_fwd', 'audit_fwd', 'peer_exchange', 'tunnel'],
+  sections: ['actions', 'upgrade', 'integrity', 'metrics.local_endpoint', 'log_fwd.local_endpoint', 'audit_fwd.local_endpoint', 'peer_exchange', 'tunnel'],
 };
 
 /** Upstream environment names we do not act on: a warning names each one set. */
@@ -500,7 +543,28 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       },
     },
     kubernetes: { auditLogPath: s('kubernetes.audit_log_path')! },
+    telemetry: {
+      metrics: kindSettings(values, 'metrics'),
+      logs: {
+        ...kindSettings(values, 'log_fwd'),
+        filePatterns: values.get('log_fwd.file_patterns') as string[],
+        minSeverity: s('log_fwd.filter.min_severity'),
+        includeUnits: values.get('log_fwd.filter.include_units') as string[],
+        excludeUnits: values.get('log_fwd.filter.exclude_units') as string[],
+      },
+      audit: kindSettings(values, 'audit_fwd'),
+    },
   };
+}
+
+/** One telemetry section's settings; report_interval must not be shorter than collect_interval
+ *  (upstream's rule). Throws ConfigError. */
+function kindSettings(values: ReadonlyMap<string, unknown>, section: string): TelemetryKindSettings {
+  const collect = values.get(`${section}.collect_interval`) as number;
+  const report = values.get(`${section}.report_interval`) as number;
+  const enabled = values.get(`${section}.enabled`) as boolean;
+  if (enabled && report < collect) throw new ConfigError(`${section}.report_interval`, `must be >= ${section}.collect_interval (${collect}s), got ${report}s`);
+  return { enabled, collectIntervalS: collect, reportIntervalS: report, batchSize: values.get(`${section}.batch_size`) as number, spoolMaxBytes: values.get(`${section}.spool_max_bytes`) as number };
 }
 
 /** The parsed command line of an agent command. */

@@ -431,3 +431,54 @@ export function parseHeartbeatPolicyReport(body: unknown): ParseResult<Heartbeat
   }, true);
   return r.result(report ?? undefined);
 }
+
+// ---- Telemetry upload (issue 18): one record of each kind; the control plane parses every line
+// or array element with these and refuses the batch naming the bad ones.
+
+import { LOG_SEVERITIES, type AuditEntry, type LogLine, type MetricPoint } from './types.js';
+
+/** Longest log message and audit raw text accepted (upstream truncates file lines at 16 KiB). */
+export const MAX_TELEMETRY_TEXT = 64 * 1024;
+
+/** Parses one metric point (`data` must be a JSON object). */
+export function parseMetricPoint(body: unknown): ParseResult<MetricPoint> {
+  const r = new FieldReader(body);
+  const timestamp = r.timestamp('timestamp');
+  const group = r.string('group', 64);
+  const peer_id = r.optString('peer_id', 128);
+  const data = r.raw('data');
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) r.fail('data', 'expected a JSON object');
+  const out: MetricPoint = { timestamp, group, ...(peer_id === undefined ? {} : { peer_id }), data: (data ?? {}) as Record<string, unknown> };
+  return r.result(out);
+}
+
+/** Parses one log line: a severity of LOG_SEVERITIES, a non-empty message, a timestamp. */
+export function parseLogLine(body: unknown): ParseResult<LogLine> {
+  const r = new FieldReader(body);
+  const severity = r.oneOf('severity', LOG_SEVERITIES);
+  const message = r.string('message', MAX_TELEMETRY_TEXT);
+  const timestamp = r.timestamp('timestamp');
+  const unit = r.optString('unit', 512);
+  const hostname = r.optString('hostname', 255);
+  return r.result({ severity, message, timestamp, ...(unit === undefined ? {} : { unit }), ...(hostname === undefined ? {} : { hostname }) });
+}
+
+/** Parses one audit entry; `subject` and `object` are kept as given (any JSON). */
+export function parseAuditEntry(body: unknown): ParseResult<AuditEntry> {
+  const r = new FieldReader(body);
+  const timestamp = r.timestamp('timestamp');
+  const source = r.string('source', 64);
+  const event_type = r.string('event_type', 128);
+  const action = r.string('action', 128);
+  const result = r.string('result', 64);
+  // Upstream sends "" for an unknown hostname or raw record: empty is fine here.
+  const text = (key: string, max: number): string => {
+    const v = r.raw(key);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string' || v.length > max) r.fail(key, `expected a string of at most ${max} characters`);
+    return typeof v === 'string' ? v : '';
+  };
+  const hostname = text('hostname', 255);
+  const raw = text('raw', MAX_TELEMETRY_TEXT);
+  return r.result({ timestamp, source, event_type, subject: r.raw('subject') ?? null, object: r.raw('object') ?? null, action, result, hostname, raw });
+}

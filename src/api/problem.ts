@@ -43,6 +43,14 @@ export const ERROR_CODES = {
   /** SSE not available: agents switch to pull_only. */
   signed_event_bus_not_provisioned: 501,
   unavailable: 503,
+  /** Telemetry ingest (issue 18, upstream's codes): a line or element that does not parse, or no records. */
+  ingest_batch_malformed: 400,
+  /** X-Plexsphere-Sent-At missing or not RFC 3339. */
+  ingest_sent_at_invalid: 400,
+  /** Content-Encoding neither gzip nor identity. */
+  ingest_encoding_unsupported: 415,
+  /** Telemetry ingest switched off: agents drop the batch and pause that kind. */
+  observability_ingest_not_provisioned: 501,
 } as const;
 /** One of the keys of ERROR_CODES. */
 export type ErrorCode = keyof typeof ERROR_CODES;

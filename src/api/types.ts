@@ -365,3 +365,62 @@ export interface HeartbeatPolicyReport {
   /** Absent from agents before issue 21. */
   readonly rule_hits?: readonly RuleHits[];
 }
+
+// ---- Telemetry upload (issue 18; upstream observability/*: metrics-collection, log-forwarding,
+// audit-forwarding). POST /v1/nodes/{id}/metrics takes a JSON array of MetricPoint; /logs and
+// /audit take NDJSON of LogLine / AuditEntry. Every request carries X-Plexsphere-Sent-At and is
+// gzip-compressed above 1 KiB; 202 answers with an IngestReceipt.
+
+/** The header every telemetry POST carries: RFC 3339 UTC time of sending. */
+export const SENT_AT_HEADER = 'x-plexsphere-sent-at';
+/** Ours: the batch's id, so a batch re-sent after a lost 202 is stored once. */
+export const BATCH_ID_HEADER = 'x-plexd-batch-id';
+/** Bodies above this many bytes are sent gzip-compressed (upstream: 1 KiB). */
+export const GZIP_THRESHOLD_BYTES = 1024;
+
+/** The three telemetry kinds, named as their endpoint path segment. */
+export const TELEMETRY_KINDS = ['metrics', 'logs', 'audit'] as const;
+export type TelemetryKind = (typeof TELEMETRY_KINDS)[number];
+
+/** Metric groups (upstream metrics-collection "Metric Groups"). */
+export const METRIC_GROUPS = ['system', 'tunnel', 'latency', 'agent'] as const;
+
+/** One metric point (upstream MetricPoint). `data` is the group's JSON object. */
+export interface MetricPoint {
+  readonly timestamp: string;
+  readonly group: string;
+  readonly peer_id?: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/** Syslog severities, most severe first (upstream log-forwarding "Accepted severities"). */
+export const LOG_SEVERITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
+export type LogSeverity = (typeof LOG_SEVERITIES)[number];
+
+/** One log line on the wire (upstream LogLine; the internal `source` has no wire counterpart). */
+export interface LogLine {
+  readonly severity: LogSeverity;
+  readonly unit?: string;
+  readonly hostname?: string;
+  readonly message: string;
+  readonly timestamp: string;
+}
+
+/** One audit entry (upstream AuditEntry). `subject` is a JSON object, `object` usually a string. */
+export interface AuditEntry {
+  readonly timestamp: string;
+  readonly source: string;
+  readonly event_type: string;
+  readonly subject: unknown;
+  readonly object: unknown;
+  readonly action: string;
+  readonly result: string;
+  readonly hostname: string;
+  readonly raw: string;
+}
+
+/** `202 Accepted` body of a telemetry POST (upstream IngestReceipt). */
+export interface IngestReceipt {
+  readonly accepted_at: string;
+  readonly records: number;
+}

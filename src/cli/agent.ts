@@ -206,3 +206,9 @@ export async function runDeregister(args: readonly string[]): Promise<number> {
     return fail(`deregister failed: ${explain(err)}`);
   }
 }
+
+/** The config-and-flags parsing of the local commands, for the command modules beside this one
+ *  (telemetry.ts): a Parsed, or the exit code after a usage message. */
+export function parseLocalCommand(args: readonly string[], booleans: readonly string[] = []): { config: AgentConfig; booleans: Set<string> } | number {
+  return parse(args, booleans, false);
+}

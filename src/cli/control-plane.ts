@@ -18,6 +18,7 @@ import { adminToken, ADMIN_TOKEN_USAGE } from './control-plane-admin.js';
 import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
+import { telemetry, TELEMETRY_USAGE } from './control-plane-telemetry.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -50,6 +51,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
 ${INGRESS_USAGE}
+${TELEMETRY_USAGE}
 ${ACCESS_USAGE}
 ${ADMIN_TOKEN_USAGE}
 Every command with --db also takes:
@@ -356,6 +358,10 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return signingKey(rest);
       case 'ingress':
         return ingress(rest, { dbOptions: DB_OPTIONS, parse, dbArgs, withStore, print });
+      case 'logs':
+      case 'audit':
+      case 'metrics':
+        return await telemetry(command, rest, { dbOptions: DB_OPTIONS, parse, dbArgs, print });
       case 'access':
         return await access(rest);
       case 'site':

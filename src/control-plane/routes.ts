@@ -24,6 +24,7 @@ import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigne
 import type { NodeRateLimits } from './rate-limits.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 import { recordRuleHits } from './ui/rule-hits.js';
+import type { TelemetryStore } from './telemetry.js';
 
 /** What a handler gets. */
 interface Ctx {
@@ -38,6 +39,8 @@ interface Ctx {
   readonly rateLimits: NodeRateLimits;
   /** The built-in STUN server's bound address, offered to agents (docs/nat.md); absent: none. */
   readonly stun?: { readonly address: string; readonly port: number };
+  /** Telemetry ingest (telemetry.ts); absent: not provisioned (501). */
+  readonly telemetry?: TelemetryStore;
 }
 
 /**
@@ -197,6 +200,16 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       const body = valid(parseExecutionReport(await readJsonBody(ctx.req)));
       sendJson(ctx.res, 200, ctx.store.reportExecution(node, ctx.params[1]!, body));
+    },
+  },
+  {
+    // Telemetry upload (issue 18): metrics (JSON array), logs and audit (NDJSON); telemetry.ts.
+    method: 'POST',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/(metrics|logs|audit)$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      if (ctx.telemetry === undefined) throw new ControlPlaneError('observability_ingest_not_provisioned', 'telemetry ingest is off on this control plane');
+      sendJson(ctx.res, 202, await ctx.telemetry.ingest(ctx.req, node.node_id, ctx.params[1] as 'metrics' | 'logs' | 'audit', ctx.store.now()));
     },
   },
   {

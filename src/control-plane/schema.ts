@@ -208,6 +208,32 @@ export const MIGRATIONS: readonly string[] = [
     DELETE FROM ingress_rules WHERE bridge_id = OLD.node_id OR target_node = OLD.node_id;
   END;
   `,
+  // 12: telemetry (issue 18, docs/operations.md "Telemetry"): the metric points, log lines and
+  // audit entries nodes upload, one JSON record a row, trimmed per node and kind to a row cap and
+  // a maximum age (telemetry.ts); batch ids seen in the last day, so a re-sent batch is stored once.
+  `
+  CREATE TABLE telemetry (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                     -- metrics | logs | audit
+    received_at INTEGER NOT NULL,           -- ms, control-plane clock
+    ts TEXT NOT NULL,                       -- the record's own timestamp (RFC 3339)
+    record TEXT NOT NULL                    -- the record as JSON
+  );
+  CREATE INDEX telemetry_node_kind ON telemetry(node_id, kind, id);
+  CREATE INDEX telemetry_age ON telemetry(kind, received_at);
+  CREATE TABLE telemetry_batches (
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (node_id, kind, batch_id)
+  );
+  CREATE TRIGGER telemetry_node_removed AFTER DELETE ON nodes BEGIN
+    DELETE FROM telemetry WHERE node_id = OLD.node_id;
+    DELETE FROM telemetry_batches WHERE node_id = OLD.node_id;
+  END;
+  `,
   // 13: the dashboard (issue 21, src/control-plane/ui/). Admin tokens (`control-plane admin-token
   // create`; only the SHA-256 of each is stored) and the browser sessions they are exchanged for
   // (only the SHA-256 of the cookie value; each with its CSRF token; ending with its token). Policy

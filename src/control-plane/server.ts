@@ -24,6 +24,7 @@ import { createDashboard, type Dashboard } from './ui/dashboard.js';
 
 /** The dashboard's requests, as one route of the request metrics. */
 const UI_ROUTE = /^\/ui$/;
+import { TelemetryStore, type TelemetryOptions } from './telemetry.js';
 
 /** Options of createControlPlane. */
 export interface ControlPlaneOptions {
@@ -65,6 +66,8 @@ export interface ControlPlaneOptions {
   readonly metricsListen?: string;
   /** The dashboard under /ui/ (default on; `serve --no-ui` turns it off). */
   readonly ui?: boolean | { readonly sessionTtlMs?: number };
+  /** Telemetry ingest limits (telemetry.ts), or false: the telemetry routes answer 501. */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /** A running control plane. */
@@ -141,6 +144,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     dashboard?.changed();
   };
   const rateLimits = new NodeRateLimits(store.clock, options.rateLimits);
+  const telemetry = options.telemetry === false ? undefined : new TelemetryStore(store.db, options.telemetry);
   let clientAborts = 0;
   let stun: StunServer | undefined;
   if (options.stun !== undefined) {
@@ -175,7 +179,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       res.setHeader('allow', route.allow.join(', '));
       return sendProblem(res, 'method_not_allowed', `${req.method} not allowed here`, undefined, !req.complete);
     }
-    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }), ...(stun === undefined ? {} : { stun: stun.address }) }).catch((err: unknown) => {
+    route.handler({ req, res, store, bus, rateLimits, params: route.params, ...(relay === undefined ? {} : { relay }), ...(stun === undefined ? {} : { stun: stun.address }), ...(telemetry === undefined ? {} : { telemetry }) }).catch((err: unknown) => {
       if (isClientAbort(err, req)) {
         // The client went away mid-body: nothing to answer, nothing wrong here.
         clientAborts++;
@@ -220,7 +224,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const timers = [
     setInterval(() => safely(log, 'poll', poll), options.pollMs ?? 250),
     setInterval(() => safely(log, 'sweep', sweep), options.sweepMs ?? 5000),
-    setInterval(() => safely(log, 'prune', () => store.prune()), 60_000),
+    setInterval(() => safely(log, 'prune', () => {
+      store.prune();
+      telemetry?.prune(store.now());
+    }), 60_000),
   ];
   for (const t of timers) t.unref();
 

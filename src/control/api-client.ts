@@ -100,6 +100,35 @@ export class ControlClient {
     await this.http.json('POST', `${n.path}/deregister`, { body: reason === undefined ? {} : { reason }, bearer: n.bearer, ...(signal ? { signal } : {}) });
   }
 
+  /**
+   * POST /v1/nodes/{id}/{kind}: one telemetry batch, `body` already encoded (and compressed, with
+   * its headers). Resolves with the status and at most 64 KiB of the answer for any status;
+   * rejects with ApiError (network, timeout) when no answer came.
+   */
+  async postTelemetry(kind: string, body: Uint8Array, headers: Record<string, string>, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+    const n = this.#node();
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(new ApiError('timeout', `POST ${kind} timed out`)), 30_000);
+    const onOuter = () => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onOuter, { once: true });
+    try {
+      const res = await this.http.open('POST', `${n.path}/${kind}`, { headers: { ...headers, authorization: `Bearer ${n.bearer}`, accept: 'application/json' }, body, signal: ctl.signal });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        if (size < 65536) chunks.push(chunk);
+        size += chunk.length;
+      }
+      return { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8').slice(0, 65536) };
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(ctl.signal.aborted ? 'timeout' : 'network', `POST ${kind}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onOuter);
+    }
+  }
+
   /** GET /v1/nodes/{id}/events: the response head (any status); the caller reads the stream. */
   openEvents(lastEventId: string | undefined, signal: AbortSignal): Promise<IncomingMessage> {
     const n = this.#node();

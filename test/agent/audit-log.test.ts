@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { AuditLogReader } from '../../src/agent/audit-log.js';
 import { detectKubernetes } from '../../src/agent/kubernetes.js';
+import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
+import { listTelemetry } from '../../src/control-plane/telemetry.js';
 import { createLogger } from '../../src/log/logger.js';
 import { until } from '../helpers/wait.js';
 import { loopbackAgentConfig, startControlPlane, stopMesh } from './loopback-mesh.js';
@@ -154,13 +156,24 @@ describe('in-cluster detection', () => {
       writeFileSync(auditPath, event() + event() + 'not json\n');
       const config = loopbackAgentConfig(cp.url, dir, 1, 'worker-1', [['registration.token_value', cp.store.createToken().token], ['kubernetes.audit_log_path', auditPath]]);
       const lines: string[] = [];
-      agent = await Agent.start({ config, logger: createLogger('info', '', (l) => void lines.push(l)), env, health: false, nodeApi: false, serviceAccountDir: sa, auditPollMs: 20 });
+      const fast = { collect: 50, report: 100 };
+      agent = await Agent.start({ config, logger: createLogger('info', '', (l) => void lines.push(l)), env, health: false, nodeApi: false, serviceAccountDir: sa, auditPollMs: 20, telemetryIntervalsMs: { metrics: fast, logs: fast, audit: fast }, telemetryJournal: null });
       const k = await until('audit events counted', 5000, () => {
         const doc = agent!.status()['kubernetes'] as Record<string, unknown> | null;
         return (doc?.['audit_log'] as { events: number } | undefined)?.events === 2 ? doc : undefined;
       });
       expect(k).toMatchObject({ in_cluster: true, namespace: 'plexd-system', node: 'worker-1', audit_log: { path: auditPath, state: 'following', events: 2, malformed_lines: 1 } });
       expect(lines.join('')).toContain('running in Kubernetes (namespace plexd-system, node worker-1)');
+      // The events go to the audit upload (issue 18), and so does a policy change, ours.
+      const nodeId = agent.identity.node_id;
+      cp.store.setPolicy('default', ALLOW_ALL_MESH_RULES);
+      agent.requestReconcile();
+      const audit = await until('audit entries at the control plane', 5000, () => {
+        const rows = listTelemetry(cp.store.db, nodeId, 'audit').map((r) => r.record);
+        return rows.filter((r) => r.source === 'k8s-audit').length === 2 && rows.some((r) => r.event_type === 'policy_applied') ? rows : undefined;
+      });
+      expect(audit.find((r) => r.source === 'k8s-audit')).toMatchObject({ hostname: expect.any(String), result: expect.stringMatching(/^(success|failure)$/) });
+      expect(audit.find((r) => r.event_type === 'policy_applied')).toMatchObject({ source: 'plexd', action: 'policy_update', result: 'success', subject: { source: 'state pull' } });
     } finally {
       await stopMesh(agent ? [agent] : [], cp, dir);
     }
