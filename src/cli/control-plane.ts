@@ -17,6 +17,7 @@ import { access, ACCESS_USAGE, bridge, site } from './control-plane-access.js';
 import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
+import { actions, ACTIONS_USAGE } from './control-plane-actions.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -46,7 +47,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
   signing-key rotate --db FILE [--transition DURATION] [--json]
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
-${INGRESS_USAGE}
+${INGRESS_USAGE}${ACTIONS_USAGE}
 ${ACCESS_USAGE}
 Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
@@ -349,6 +350,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return ingress(rest, { dbOptions: DB_OPTIONS, parse, dbArgs, withStore, print });
       case 'access':
         return await access(rest);
+      case 'actions':
+        return await actions(rest);
       case 'site':
         return site(rest);
       case 'bridge':
