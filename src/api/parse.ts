@@ -21,6 +21,7 @@ import {
   type Execution,
   type ExecutionRefusal,
   type ExecutionReport,
+  type ExecutionReportResponse,
   type HookInfo,
   type ActionInfo,
   INLINE_OUTPUT_MAX,
@@ -525,4 +526,16 @@ function readHookInfo(r: FieldReader): HookInfo {
   const t = r.optString('timeout', 32);
   if (t !== undefined) out.timeout = t;
   return out;
+}
+
+/** Parses a `POST /v1/nodes/{id}/executions/{exec_id}` response. */
+export function parseExecutionReportResponse(body: unknown): ParseResult<ExecutionReportResponse> {
+  const r = new FieldReader(body);
+  const out: { -readonly [K in keyof ExecutionReportResponse]: ExecutionReportResponse[K] } = {
+    execution_id: r.optString('execution_id', 128) ?? '',
+    status: r.oneOf('status', EXECUTION_STATUSES),
+  };
+  const url = r.optString('output_upload_url', 2048);
+  if (url !== undefined) out.output_upload_url = url;
+  return r.result(out);
 }

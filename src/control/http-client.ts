@@ -140,11 +140,11 @@ export class HttpClient {
    * Sends a request and resolves with the response head once it arrives; the body is the
    * caller's to read. `signal` aborts everything. Rejects with ApiError (network, tls_pin, timeout).
    */
-  async open(method: string, path: string, opts: { headers?: Record<string, string>; body?: string; signal: AbortSignal }): Promise<http.IncomingMessage> {
+  async open(method: string, path: string, opts: { headers?: Record<string, string>; body?: string | Buffer; signal: AbortSignal }): Promise<http.IncomingMessage> {
     const url = this.#url(path);
     const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...opts.headers };
     if (opts.body !== undefined) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] ??= 'application/json';
       headers['content-length'] = String(Buffer.byteLength(opts.body));
     }
     let socket: Socket | undefined;
