@@ -45,7 +45,7 @@ import { peersDocument, statusDocument, type StatusInputs } from './status.js';
 import { openStore, StoreError, type Identity, type Store } from './store.js';
 import { AuditLogReader } from './audit-log.js';
 import { detectKubernetes, type KubernetesEnvironment } from './kubernetes.js';
-import { ActionsService } from './actions/service.js';
+import { actionRoutes, ActionsService } from './actions/service.js';
 import { LogRing, recordingLogger } from './actions/builtins.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
@@ -296,7 +296,7 @@ export class Agent {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent)));
-      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, nodeApiRoutes(agent)));
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, { ...nodeApiRoutes(agent), ...actionRoutes(() => agent.#actions) }));
       agent.#followKubernetes(opts);
       agent.#startActions();
     } catch (err) {

@@ -99,8 +99,11 @@ describe('node endpoints', () => {
     const report = (status: string) => h.call('POST', `/v1/nodes/${a.node_id}/executions/${exec}`, { status }, a.auth);
     expect((await report('ack')).status).toBe(200);
     expect((await report('pending')).status).toBe(400);
+    // A terminal only from started (upstream's callback contract).
+    expect((await report('succeeded')).body.code).toBe('invalid_state_transition');
+    expect((await report('started')).status).toBe(200);
     expect((await report('succeeded')).body.status).toBe('succeeded');
-    expect((await report('started')).body.code).toBe('invalid_transition');
+    expect((await report('started')).body.code).toBe('execution_already_terminal');
     expect((await h.call('POST', `/v1/nodes/${a.node_id}/executions/nope`, { status: 'ack' }, a.auth)).status).toBe(404);
     const sb = await h.call('GET', `/v1/nodes/${b.node_id}/state`, undefined, b.auth);
     expect(sb.body.peers[0].public_key).toBe(key);

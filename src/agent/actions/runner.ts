@@ -115,6 +115,11 @@ export class ActionRunner {
     this.#settled = new Set(opts.settled ?? []);
   }
 
+  /** actions.enabled. */
+  get enabled(): boolean {
+    return this.#o.enabled;
+  }
+
   /** Executions running now. */
   get activeCount(): number {
     return this.#active.size;

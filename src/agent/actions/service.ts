@@ -10,6 +10,7 @@ import type { ControlClient } from '../../control/api-client.js';
 import type { Logger } from '../../log/logger.js';
 import { VERSION } from '../../version.js';
 import type { AgentConfig } from '../config.js';
+import type { Routes } from '../local-http.js';
 import { builtins, type ActionHost } from './builtins.js';
 import { HookRegistry } from './hooks.js';
 import { ActionRunner, type RunnerTimers } from './runner.js';
@@ -130,4 +131,29 @@ export class ActionsService {
     await this.runner.shutdown(drainMs);
     this.#abort.abort(new Error('agent stopped'));
   }
+}
+
+/**
+ * The node API's action documents (upstream GET /v1/actions, GET /v1/hooks): the built-ins and
+ * hooks with their pinned digests; /v1/hooks/reload re-scans the directory first (a re-read of the
+ * disk, safe to repeat; upstream's is a POST, ours waits for the node API to take POSTs).
+ */
+export function actionRoutes(get: () => ActionsService | undefined): Routes {
+  const off = [503, { error: 'actions not started' }] as const;
+  return {
+    '/v1/actions': () => {
+      const a = get();
+      if (a === undefined) return off;
+      const caps = a.runner.capabilities();
+      return [200, { enabled: a.runner.enabled, builtin_actions: caps.builtin_actions, hooks: caps.hooks, active: a.runner.activeCount, counters: a.runner.counters }] as const;
+    },
+    '/v1/hooks': () => {
+      const a = get();
+      return a === undefined ? off : ([200, { hooks_dir: a.hooks.dir, hooks: a.hooks.list() }] as const);
+    },
+    '/v1/hooks/reload': () => {
+      const a = get();
+      return a === undefined ? off : ([200, { status: 'reloaded', hooks: a.reload() }] as const);
+    },
+  };
 }
