@@ -220,18 +220,45 @@ export function runExecutable(path: string, env: Readonly<Record<string, string>
     const out = new CappedBuffer(maxOutputBytes);
     const err = new CappedBuffer(maxOutputBytes);
     let spawnError: string | undefined;
-    const child = spawn(path, [], { shell: false, env, cwd, stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', windowsHide: true });
+    // Its own process group (detached), so the deadline kills what the hook started too: a
+    // grandchild holding stdout open must not keep the run alive.
+    const child = spawn(path, [], { shell: false, env, cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true, windowsHide: true });
+    const killGroup = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    if (signal.aborted) killGroup();
+    signal.addEventListener('abort', killGroup, { once: true });
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', (e) => {
-      if ((e as NodeJS.ErrnoException).code !== 'ABORT_ERR') spawnError = e.message;
+      spawnError = e.message;
     });
-    child.on('close', (code, sig) => {
+    let done = false;
+    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener('abort', killGroup);
       const joined = Buffer.concat([out.bytes(), err.bytes()]);
       const output = joined.subarray(0, maxOutputBytes);
       const truncated = out.dropped + err.dropped > 0 || joined.length > maxOutputBytes;
       const error = spawnError ?? (signal.aborted ? 'aborted' : sig !== null ? `killed by ${sig}` : undefined);
       resolve({ exitCode: code ?? (error !== undefined ? -1 : 0), output, truncated, ...(error !== undefined ? { error } : {}) });
+    };
+    child.on('close', finish);
+    // Upstream's WaitDelay: once the hook exited, its pipes get 500 ms to drain, then the rest of
+    // its group is killed and the streams are dropped.
+    child.on('exit', (code, sig) => {
+      setTimeout(() => {
+        if (done) return;
+        killGroup();
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(code, sig);
+      }, 500).unref();
     });
   });
 }
