@@ -374,7 +374,10 @@ export function parseCapabilitiesRequest(body: unknown): ParseResult<Capabilitie
   if (os !== undefined) out.os = os;
   const arch = r.optString('arch', 64);
   if (arch !== undefined) out.arch = arch;
-  const binary = r.object('binary', (x) => ({ version: x.string('version', 128), checksum: x.optString('checksum', 128) ?? '' }), true);
+  const binary = r.object('binary', (x) => {
+    const checksum = x.optString('checksum', 128);
+    return { version: x.string('version', 128), ...(checksum === undefined ? {} : { checksum }) };
+  }, true);
   if (binary !== null) out.binary = binary;
   if (r.raw('builtin_actions') !== undefined) out.builtin_actions = r.list('builtin_actions', readActionInfo, true).slice(0, MAX_MANIFEST_ENTRIES);
   if (r.raw('hooks') !== undefined) out.hooks = r.list('hooks', readHookInfo, true).slice(0, MAX_MANIFEST_ENTRIES);
@@ -502,23 +505,28 @@ function readExecutions(v: unknown): { executions: Execution[]; executions_refus
   return refused.length > 0 ? { executions, executions_refused: refused } : { executions };
 }
 
+/** An optional descriptive string: '' and absent are both ''. */
+function optText(r: FieldReader, key: string, max: number): string {
+  return r.raw(key) === '' ? '' : (r.optString(key, max) ?? '');
+}
+
 function readParam(r: FieldReader): ActionParam {
   const out: { -readonly [K in keyof ActionParam]: ActionParam[K] } = { name: r.string('name', 128), type: r.optString('type', 32) ?? 'string', required: r.bool('required', false) };
   const d = r.optString('default', 1024);
   if (d !== undefined) out.default = d;
-  const desc = r.optString('description', 1024);
-  if (desc !== undefined) out.description = desc;
+  const desc = optText(r, 'description', 1024);
+  if (desc !== '') out.description = desc;
   return out;
 }
 
 function readActionInfo(r: FieldReader): ActionInfo {
-  return { name: r.string('name', 128), description: r.optString('description', 1024) ?? '', parameters: r.list('parameters', readParam, true).slice(0, MAX_EXECUTION_PARAMS) };
+  return { name: r.string('name', 128), description: optText(r, 'description', 1024), parameters: r.list('parameters', readParam, true).slice(0, MAX_EXECUTION_PARAMS) };
 }
 
 function readHookInfo(r: FieldReader): HookInfo {
   const out: { -readonly [K in keyof HookInfo]: HookInfo[K] } = {
     name: r.string('name', 128),
-    description: r.optString('description', 1024) ?? '',
+    description: optText(r, 'description', 1024),
     source: r.optString('source', 32) ?? 'script',
     checksum: r.string('checksum', 80),
     parameters: r.list('parameters', readParam, true).slice(0, MAX_EXECUTION_PARAMS),

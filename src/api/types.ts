@@ -338,7 +338,7 @@ export interface CapabilitiesRequest {
   readonly arch?: string;
   /** Feature names, e.g. "relay", "stun", "psk". */
   readonly features: readonly string[];
-  readonly binary?: { readonly version: string; readonly checksum: string };
+  readonly binary?: { readonly version: string; readonly checksum?: string };
   readonly builtin_actions?: readonly ActionInfo[];
   readonly hooks?: readonly HookInfo[];
 }

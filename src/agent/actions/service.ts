@@ -104,7 +104,7 @@ export class ActionsService {
   /** PUT /v1/nodes/{id}/capabilities when the manifest differs from the last one accepted. */
   async sendCapabilities(): Promise<void> {
     if (this.#sending !== undefined) return this.#sending;
-    const body = { features: [] as string[], binary: { version: VERSION, checksum: '' }, ...this.runner.capabilities() };
+    const body = { features: [] as string[], binary: { version: VERSION }, ...this.runner.capabilities() };
     const text = JSON.stringify(body);
     if (text === this.#manifestSent) return;
     this.#sending = this.#o.client.updateCapabilities(body, this.#abort.signal).then(
