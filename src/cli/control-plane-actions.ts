@@ -6,24 +6,20 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { approveHook, cancelExecution, capabilitiesOf, createExecution, getExecution, listExecutions, listHookApprovals, type ExecutionView } from '../control-plane/actions.js';
-import { parseDuration } from './control-plane.js';
 import { dbArgs, DB_OPTIONS, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
 
 /** Usage lines of the actions commands (part of `control-plane --help`). */
-export const ACTIONS_USAGE = `  actions run NODE_ID ACTION --db FILE [--hook] [--param K=V ...] [--timeout 10m] [--wait] [--json]
-        queue ACTION (a built-in such as system.info, or with --hook an approved hook) on the node;
-        --wait follows it to its end and prints the output (exit 1 unless it succeeded)
-  actions list [NODE_ID] --db FILE [--json]
-  actions show EXEC_ID --db FILE [--json]     status, error and output of one execution
-  actions cancel EXEC_ID --db FILE            cancel (a started one is aborted by the node)
-  actions approve-hook NODE_ID|--all NAME SHA256 --db FILE [--project ID]
-        let hook NAME run when its file's SHA-256 is SHA256 (plexd-userspace hooks list shows it)
-  actions hooks --db FILE [--json]            approved hook digests
-  actions capabilities NODE_ID --db FILE [--json]   the node's built-ins and hooks (its manifest)
+export const ACTIONS_USAGE = `  actions run|list|show|cancel|approve-hook|hooks|capabilities ...  remote actions (docs/operations.md)
 `;
+
+/** "30s", "10m", "2h" in ms, or undefined. */
+function parseDuration(text: string): number | undefined {
+  const m = /^(\d{1,6})(s|m|h)$/.exec(text);
+  return m === null ? undefined : Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}
 
 /** Statuses after which an execution never changes. */
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -67,6 +63,20 @@ function showOne(e: ExecutionView, json: boolean): void {
   print(formatTable(['EXECUTION', 'NODE', 'ACTION', 'STATUS', 'EXIT', 'REQUESTED', 'ERROR'], [line(e)]));
   if (e.output !== undefined && e.output !== '') print(`--- output (${e.output_bytes} bytes${e.output_object_key === null ? '' : `, uploaded as ${e.output_object_key}`})\n${e.output}`);
 }
+
+/** The full usage, shown by `control-plane actions` without a verb or with a wrong one. */
+const USAGE = `control-plane actions:
+  actions run NODE_ID ACTION --db FILE [--hook] [--param K=V ...] [--timeout 10m] [--wait] [--json]
+        queue ACTION (a built-in such as system.info, or with --hook an approved hook) on the node;
+        --wait follows it to its end and prints the output (exit 1 unless it succeeded)
+  actions list [NODE_ID] --db FILE [--json]
+  actions show EXEC_ID --db FILE [--json]     status, error and output of one execution
+  actions cancel EXEC_ID --db FILE            cancel (a started one is aborted by the node)
+  actions approve-hook NODE_ID|--all NAME SHA256 --db FILE [--project ID]
+        let hook NAME run when its file's SHA-256 is SHA256 (plexd-userspace hooks list shows it)
+  actions hooks --db FILE [--json]            approved hook digests
+  actions capabilities NODE_ID --db FILE [--json]   the node's built-ins and hooks (its manifest)
+`;
 
 /** Runs `control-plane actions ARGS`; resolves to the exit code. Throws UsageError on bad usage
  *  and Error (exit 1 in the caller) on refusals. */
@@ -157,6 +167,7 @@ export async function actions(args: readonly string[]): Promise<number> {
       return EXIT.ok;
     }
     default:
-      throw new UsageError(`expected actions run|list|show|cancel|approve-hook|hooks|capabilities, got ${JSON.stringify(verb ?? '')}`);
+      process.stderr.write(USAGE);
+      return EXIT.usage;
   }
 }
