@@ -1,6 +1,7 @@
-// The agent's two small local HTTP servers: /healthz and /readyz on 127.0.0.1:9101 (plexd's
-// health endpoint), and the node API, JSON over HTTP on a unix socket (default
-// /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and `peers` query.
+// The agent's two small local HTTP servers: /healthz, /readyz and /metrics (Prometheus text, a
+// TextRoutes entry) on 127.0.0.1:9101 (plexd's health endpoint), and the node API, JSON over HTTP
+// on a unix socket (default /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status` and
+// `peers` query.
 // GET only; small bounded responses; the socket path is replaced if a stale socket is left over.
 // Both carry the connection caps and timeouts of LOCAL_HTTP_LIMITS (src/io/http-guard.ts).
 
@@ -13,6 +14,10 @@ import { guardHttpServer, httpServerOptions, LOCAL_HTTP_LIMITS, openConnections,
 /** A route table: path -> handler returning [status, JSON body]. */
 export type Routes = Readonly<Record<string, () => readonly [number, unknown]>>;
 
+/** Routes answering text (e.g. Prometheus /metrics): path -> async handler resolving to
+ *  [status, content type, body]. GET/HEAD only, like Routes; a rejection is a 500. */
+export type TextRoutes = Readonly<Record<string, () => Promise<readonly [number, string, string]>>>;
+
 /** A running local server. */
 export interface LocalServer {
   /** TCP port, or 0 for a unix socket. */
@@ -24,9 +29,16 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-function handler(routes: Routes): http.RequestListener {
+function handler(routes: Routes, text: TextRoutes): http.RequestListener {
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (Object.hasOwn(text, path) && (req.method === 'GET' || req.method === 'HEAD')) {
+      text[path]!().then(
+        ([status, type, body]) => send(res, req.method === 'HEAD', status, type, body),
+        (err: unknown) => send(res, req.method === 'HEAD', 500, 'application/json', JSON.stringify({ error: (err as Error).message }) + '\n'),
+      );
+      return;
+    }
     const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
     let status = 404;
     let body: unknown = { error: 'not_found' };
@@ -41,16 +53,20 @@ function handler(routes: Routes): http.RequestListener {
         body = { error: (err as Error).message };
       }
     }
-    const text = JSON.stringify(body) + '\n';
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : text);
+    send(res, req.method === 'HEAD', status, 'application/json', JSON.stringify(body) + '\n');
   };
 }
 
+function send(res: http.ServerResponse, head: boolean, status: number, type: string, text: string): void {
+  if (res.destroyed) return;
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(head ? undefined : text);
+}
+
 /** A guarded server for `routes`, listening once `listen` has run; rejects when that fails. */
-async function serve(routes: Routes, limits: Partial<HttpLimits>, listen: (server: http.Server) => void): Promise<{ server: http.Server; counters: HttpGuardCounters }> {
+async function serve(routes: Routes, limits: Partial<HttpLimits>, listen: (server: http.Server) => void, text: TextRoutes = {}): Promise<{ server: http.Server; counters: HttpGuardCounters }> {
   const all = { ...LOCAL_HTTP_LIMITS, ...limits };
-  const server = http.createServer(httpServerOptions(all), handler(routes));
+  const server = http.createServer(httpServerOptions(all), handler(routes, text));
   const counters = guardHttpServer(server, all);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -74,12 +90,12 @@ function closer(server: http.Server, after?: () => void): () => Promise<void> {
     });
 }
 
-/** Serves `routes` on "HOST:PORT" (port 0 picks one); `limits` over LOCAL_HTTP_LIMITS. Rejects
- *  when the address is taken. */
-export async function startTcpServer(listen: string, routes: Routes, limits: Partial<HttpLimits> = {}): Promise<LocalServer> {
+/** Serves `routes` (and the text routes `text`) on "HOST:PORT" (port 0 picks one); `limits` over
+ *  LOCAL_HTTP_LIMITS. Rejects when the address is taken. */
+export async function startTcpServer(listen: string, routes: Routes, limits: Partial<HttpLimits> = {}, text: TextRoutes = {}): Promise<LocalServer> {
   const m = /^\[?(.+?)\]?:([0-9]{1,5})$/.exec(listen);
   if (m === null) throw new TypeError(`expected HOST:PORT, got ${JSON.stringify(listen)}`);
-  const { server, counters } = await serve(routes, limits, (s) => s.listen(Number(m[2]), m[1]));
+  const { server, counters } = await serve(routes, limits, (s) => s.listen(Number(m[2]), m[1]), text);
   return { port: (server.address() as AddressInfo).port, counters, connections: () => openConnections(server), close: closer(server) };
 }
 

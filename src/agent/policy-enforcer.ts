@@ -7,7 +7,7 @@
 // in force (never fail open on bad input).
 
 import { randomBytes } from 'node:crypto';
-import type { Policy as WirePolicy } from '../api/types.js';
+import { MAX_RULE_HITS, type Policy as WirePolicy, type RuleHits } from '../api/types.js';
 import { PolicyFilter, type PolicySnapshot } from '../policy/filter.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { parsePolicy } from '../policy/rules.js';
@@ -87,6 +87,12 @@ export class PolicyEnforcer {
     const p = this.filter.policy;
     const mode = p !== undefined ? 'enforcing' : this.filter.defaultAction === 'allow' ? 'default-allow' : 'default-deny';
     return { revision_id: p?.revisionId ?? null, fingerprint: p?.fingerprint ?? null, mode };
+  }
+
+  /** Packets and bytes each compiled rule decided (by index, at most MAX_RULE_HITS), for the
+   *  heartbeat's `rule_hits` (the control plane's dashboard shows them). */
+  ruleHits(): RuleHits[] {
+    return this.filter.snapshot().rules.slice(0, MAX_RULE_HITS).map((r) => ({ packets: r.packets, bytes: r.bytes }));
   }
 
   /** The filter's snapshot plus the agent's apply/refusal counters (node API, /healthz). */

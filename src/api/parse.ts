@@ -547,3 +547,26 @@ export function parseExecutionReportResponse(body: unknown): ParseResult<Executi
   if (url !== undefined) out.output_upload_url = url;
   return r.result(out);
 }
+
+// ---- Heartbeat policy report with per-rule hits (ours, issue 21) ----
+
+import { MAX_RULE_HITS, type HeartbeatPolicyReport, type RuleHits } from './types.js';
+
+/** The `policy` member of a heartbeat body: undefined when absent or null (upstream agents),
+ *  else the report or every problem with it (counters are non-negative safe integers, at most
+ *  MAX_RULE_HITS entries). */
+export function parseHeartbeatPolicyReport(body: unknown): ParseResult<HeartbeatPolicyReport | undefined> {
+  const r = new FieldReader(body);
+  const report = r.object('policy', (p): HeartbeatPolicyReport => {
+    const hits = p.raw('rule_hits');
+    if (Array.isArray(hits) && hits.length > MAX_RULE_HITS) p.fail('rule_hits', `more than ${MAX_RULE_HITS} elements`);
+    const list = Array.isArray(hits) && hits.length > MAX_RULE_HITS ? [] : p.list('rule_hits', (h): RuleHits => ({ packets: h.int('packets', 0, Number.MAX_SAFE_INTEGER), bytes: h.int('bytes', 0, Number.MAX_SAFE_INTEGER) }), true);
+    return {
+      revision_id: p.optString('revision_id', 64) ?? null,
+      fingerprint: p.optString('fingerprint', 128) ?? null,
+      mode: p.optString('mode', 32) ?? 'unknown',
+      ...(hits === undefined || hits === null ? {} : { rule_hits: list }),
+    };
+  }, true);
+  return r.result(report ?? undefined);
+}

@@ -408,3 +408,24 @@ export interface ExecutionReportResponse {
   /** One-time PUT URL, on the report that declared an over-inline output. */
   readonly output_upload_url?: string;
 }
+
+// ---- Heartbeat policy report with per-rule hits (ours, issue 21: the dashboard's counters) ----
+
+/** Most `rule_hits` entries a heartbeat's policy report may carry (rules beyond are not reported). */
+export const MAX_RULE_HITS = 1000;
+
+/** Packets and bytes one compiled rule decided since its revision took force (policy/filter.ts). */
+export interface RuleHits {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/** Heartbeat `policy` (ours, docs/agent.md; servers that do not know it ignore it): the revision in
+ *  force and, by compiled-rule index, what each rule decided. */
+export interface HeartbeatPolicyReport {
+  readonly revision_id: string | null;
+  readonly fingerprint: string | null;
+  readonly mode: string;
+  /** Absent from agents before issue 21. */
+  readonly rule_hits?: readonly RuleHits[];
+}

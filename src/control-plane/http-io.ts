@@ -45,7 +45,19 @@ export function sendProblem(res: ServerResponse, code: ErrorCode, detail: string
  * Rejects with ControlPlaneError payload_too_large (Content-Length too big, or more bytes than
  * that arriving) or invalid_json.
  */
-export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
+  const text = await readBody(req, limit);
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ControlPlaneError('invalid_json', `request body is not JSON: ${(err as Error).message.slice(0, 200)}`, { cause: err });
+  }
+}
+
+/** Reads the body as UTF-8 text, at most `limit` bytes; rejects with ControlPlaneError
+ *  payload_too_large (Content-Length too big, or more bytes than that arriving). */
+export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = req.headers['content-length'];
     if (declared !== undefined && !(Number(declared) <= limit)) {
@@ -75,16 +87,7 @@ export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Prom
     req.on('end', () => {
       if (done) return;
       done = true;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') {
-        resolve(undefined);
-        return;
-      }
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(new ControlPlaneError('invalid_json', `request body is not JSON: ${(err as Error).message.slice(0, 200)}`, { cause: err }));
-      }
+      resolve(Buffer.concat(chunks).toString('utf8'));
     });
   });
 }

@@ -10,6 +10,7 @@ import {
   parseDeregisterRequest,
   parseEndpointRequest,
   parseExecutionReport,
+  parseHeartbeatPolicyReport,
   parseHeartbeatRequest,
   parseKeyRotateRequest,
   parseRegisterRequest,
@@ -23,6 +24,7 @@ import { readJsonBody, sendJson } from './http-io.js';
 import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigner.js';
 import type { NodeRateLimits } from './rate-limits.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
+import { recordRuleHits } from './ui/rule-hits.js';
 
 /** What a handler gets. */
 interface Ctx {
@@ -125,8 +127,12 @@ export const ROUTES: readonly Route[] = [
     pattern: new RegExp(`^/v1/nodes/${UUID}/heartbeat$`),
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
-      const body = valid(parseHeartbeatRequest(await readJsonBody(ctx.req)));
+      const raw = await readJsonBody(ctx.req);
+      const body = valid(parseHeartbeatRequest(raw));
+      const policy = valid(parseHeartbeatPolicyReport(raw));
       const out = ctx.store.heartbeat(node, body, ctx.bus.hasStream(node.node_id));
+      // The dashboard's per-rule counters (ours; upstream agents send no `policy`).
+      if (policy !== undefined) recordRuleHits(ctx.store.db, node.node_id, policy, ctx.store.now());
       sendJson(ctx.res, 200, out);
     },
   },
@@ -219,12 +225,12 @@ export const ROUTES: readonly Route[] = [
 
 /** The route for a method and path: the handler with its captured parameters, `405` with the
  *  allowed methods when only the method is wrong, or undefined (404). */
-export function matchRoute(method: string, path: string): { handler: Handler; params: string[] } | { allow: string[] } | undefined {
+export function matchRoute(method: string, path: string): { handler: Handler; params: string[]; pattern: RegExp } | { allow: string[] } | undefined {
   const allow: string[] = [];
   for (const r of ROUTES) {
     const m = r.pattern.exec(path);
     if (m === null) continue;
-    if (r.method === method) return { handler: r.handler, params: m.slice(1) };
+    if (r.method === method) return { handler: r.handler, params: m.slice(1), pattern: r.pattern };
     allow.push(r.method);
   }
   return allow.length > 0 ? { allow } : undefined;

@@ -235,4 +235,52 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (project_id, node_id, name)
   );
   `,
+  // 13: the dashboard (issue 21, src/control-plane/ui/). Admin tokens (`control-plane admin-token
+  // create`; only the SHA-256 of each is stored) and the browser sessions they are exchanged for
+  // (only the SHA-256 of the cookie value; each with its CSRF token; ending with its token). Policy
+  // revision history: every revision a project's policy takes, kept by triggers on policies so no
+  // writer of that table has to remember it. Per-rule hits: each node's last heartbeat report.
+  `
+  CREATE TABLE admin_tokens (
+    id TEXT PRIMARY KEY,                    -- first 12 hex digits of hash, shown and used to revoke
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE TABLE admin_sessions (
+    hash TEXT PRIMARY KEY,                  -- sha256 hex of the cookie value
+    token_id TEXT NOT NULL REFERENCES admin_tokens(id),
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX admin_sessions_token ON admin_sessions(token_id);
+  CREATE TABLE policy_revisions (
+    project_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, revision)
+  );
+  INSERT INTO policy_revisions SELECT project_id, revision, fingerprint, rules, updated_at FROM policies;
+  CREATE TRIGGER policies_history_insert AFTER INSERT ON policies BEGIN
+    INSERT OR REPLACE INTO policy_revisions VALUES (NEW.project_id, NEW.revision, NEW.fingerprint, NEW.rules, NEW.updated_at);
+  END;
+  CREATE TRIGGER policies_history_update AFTER UPDATE ON policies BEGIN
+    INSERT OR REPLACE INTO policy_revisions VALUES (NEW.project_id, NEW.revision, NEW.fingerprint, NEW.rules, NEW.updated_at);
+  END;
+  CREATE TABLE policy_hits (
+    node_id TEXT PRIMARY KEY,
+    revision_id TEXT,
+    fingerprint TEXT,                       -- of the compiled rules the node enforces
+    hits TEXT NOT NULL,                     -- JSON [[packets, bytes], ...] by compiled-rule index
+    reported_at INTEGER NOT NULL
+  );
+  CREATE TRIGGER policy_hits_node_removed AFTER DELETE ON nodes BEGIN
+    DELETE FROM policy_hits WHERE node_id = OLD.node_id;
+  END;
+  `,
 ];

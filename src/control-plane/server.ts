@@ -17,8 +17,13 @@ import { correlationId, sendProblem } from './http-io.js';
 import { createStunServer, type StunServer } from '../nat/stun-server.js';
 import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
+import { ControlPlanePrometheus, startMetricsServer, type MetricsServer } from './prometheus.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
+import { createDashboard, type Dashboard } from './ui/dashboard.js';
+
+/** The dashboard's requests, as one route of the request metrics. */
+const UI_ROUTE = /^\/ui$/;
 
 /** Options of createControlPlane. */
 export interface ControlPlaneOptions {
@@ -55,6 +60,11 @@ export interface ControlPlaneOptions {
   readonly rateLimits?: NodeRateLimitOptions;
   /** Limit on error lines (default 20 in a burst, then 1 per second). */
   readonly errorLogLimit?: ErrorRateLimit;
+  /** Prometheus /metrics on a plain-HTTP listener of its own, "HOST:PORT" (port 0 picks one);
+   *  none when absent (docs/operations.md "Prometheus metrics"). */
+  readonly metricsListen?: string;
+  /** The dashboard under /ui/ (default on; `serve --no-ui` turns it off). */
+  readonly ui?: boolean | { readonly sessionTtlMs?: number };
 }
 
 /** A running control plane. */
@@ -79,6 +89,12 @@ export interface ControlPlane {
   readonly counters: HttpGuardCounters & { clientAborts: number };
   /** Open server-side sockets (node's server.getConnections). */
   connections(): Promise<number>;
+  /** The control plane's metrics (also served on metricsListen when set). */
+  readonly prometheus: ControlPlanePrometheus;
+  /** The metrics listener's URL, e.g. "http://127.0.0.1:9102/metrics"; undefined when none. */
+  readonly metricsUrl: string | undefined;
+  /** The dashboard (undefined when off). */
+  readonly dashboard: Dashboard | undefined;
   /** Stops the server, ends every stream and closes the database. */
   close(): Promise<void>;
 }
@@ -94,6 +110,7 @@ export function parseListen(text: string): { host: string; port: number } {
 /** Starts a control plane; resolves once it listens. */
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { host, port } = parseListen(options.listen);
+  const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen);
   const log = rateLimitErrors(options.logger ?? silentLogger, options.errorLogLimit);
   const limits: HttpLimits = { ...CONTROL_PLANE_HTTP_LIMITS, ...options.httpLimits };
   const store = ControlPlaneStore.open(options.db, {
@@ -116,6 +133,13 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     throw err;
   }
   const relay = options.relay === false ? undefined : new RelayAssigner(store, options.relay === true ? {} : options.relay);
+  const ui = options.ui ?? true;
+  const dashboard = ui === false ? undefined : createDashboard({ store, relay, secure: tls !== undefined, ...(typeof ui === 'object' && ui.sessionTtlMs !== undefined ? { sessionTtlMs: ui.sessionTtlMs } : {}) });
+  // Open graphs hear of every logged event (the relay assigner's too: it calls onEvents).
+  store.onEvents = () => {
+    bus.schedulePump();
+    dashboard?.changed();
+  };
   const rateLimits = new NodeRateLimits(store.clock, options.rateLimits);
   let clientAborts = 0;
   let stun: StunServer | undefined;
@@ -130,10 +154,22 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     log.info(`control-plane: STUN listening on ${at.host}:${stun.address.port}`);
   }
 
+  const prometheus = new ControlPlanePrometheus({ store, streams: () => bus.size, streamsDropped: () => bus.dropped, guard: () => guard });
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const timed = prometheus.track(req, res);
     res.setHeader('x-correlation-id', correlationId(req));
     const path = (req.url ?? '/').split('?')[0]!;
+    if (dashboard !== undefined && (path === '/ui' || path.startsWith('/ui/'))) {
+      timed(UI_ROUTE);
+      dashboard.handle(req, res, path).catch((err: unknown) => {
+        log.error(`control-plane: ${req.method} ${path.slice(0, 200)}: ${(err as Error).stack ?? String(err)}`);
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+      });
+      return;
+    }
     const route = matchRoute(req.method ?? 'GET', path);
+    timed(route !== undefined && 'pattern' in route ? route.pattern : undefined);
     if (route === undefined) return sendProblem(res, 'not_found', `no route for ${req.method} ${path.slice(0, 200)}`, undefined, !req.complete);
     if ('allow' in route) {
       res.setHeader('allow', route.allow.join(', '));
@@ -174,9 +210,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     dataVersion = v;
     bus.pump();
     bus.closeMissing(store.nodeIds());
+    dashboard?.changed();
   };
   const sweep = (): void => {
-    store.sweepLiveness();
+    if (store.sweepLiveness() > 0) dashboard?.changed();
     relay?.evaluate();
     bus.pump();
   };
@@ -194,10 +231,26 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       resolve();
     });
   });
+  let metricsServer: MetricsServer | undefined;
+  if (metricsAt !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metricsAt.host, metricsAt.port, prometheus);
+    } catch (err) {
+      for (const t of timers) clearInterval(t);
+      stun?.close();
+      bus.close();
+      dashboard?.close();
+      server.close();
+      store.close();
+      throw err;
+    }
+  }
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   const url = `${tls === undefined ? 'http' : 'https'}://${urlHost}:${addr.port}`;
   log.info(`control-plane: listening on ${url}${tls === undefined ? '' : ` (sha256 ${tls.fingerprint})`}`);
+  const metricsUrl = metricsServer === undefined ? undefined : `http://${metricsServer.address.family === 'IPv6' ? `[${metricsServer.address.address}]` : metricsServer.address.address}:${metricsServer.address.port}/metrics`;
+  if (metricsUrl !== undefined) log.info(`control-plane: Prometheus metrics at ${metricsUrl}`);
 
   let closed: Promise<void> | undefined;
   return {
@@ -210,16 +263,21 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       return bus.size;
     },
     relay,
+    dashboard,
     stunAddress: stun?.address,
     get counters() {
       return { ...guard, clientAborts };
     },
     connections: () => openConnections(server),
+    prometheus,
+    metricsUrl,
     close() {
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
+        await metricsServer?.close();
         stun?.close();
         bus.close();
+        dashboard?.close();
         await new Promise<void>((r) => {
           server.close(() => r());
           server.closeAllConnections();
