@@ -49,6 +49,8 @@ import { AuditLogReader } from './audit-log.js';
 import { TelemetryService, telemetryRoutes, type TelemetryServiceOptions } from './telemetry/service.js';
 import { tapLogger } from './telemetry/sources.js';
 import { detectKubernetes, type KubernetesEnvironment } from './kubernetes.js';
+import { actionRoutes, ActionsService } from './actions/service.js';
+import { LogRing, recordingLogger } from './actions/builtins.js';
 
 export { ensureRegistered, generatePrivateKey, publicKeyOf };
 
@@ -181,6 +183,10 @@ export class Agent {
   #access: BridgeAccess | undefined;
   /** Kernel routes for peers' extra allowed IPs (TUN mode; peer-routes.ts). */
   #peerRoutes: PeerRoutes | undefined;
+  /** Remote actions and hooks (./actions/service.ts). */
+  #actions: ActionsService | undefined;
+  /** Recent log lines (logs.snapshot). */
+  readonly #logRing: LogRing;
   /** Set in a Kubernetes pod (./kubernetes.ts), with the audit log it follows. */
   #kubernetes: { readonly env: KubernetesEnvironment; readonly audit: AuditLogReader } | undefined;
   /** /metrics on the health listener (prometheus.ts; docs/operations.md "Prometheus metrics"). */
@@ -194,9 +200,10 @@ export class Agent {
     this.#identity = identity;
     this.#keys = keys;
     this.#clock = opts.clock ?? systemClock;
+    this.#logRing = new LogRing(10_000, () => this.#clock.wallMs());
     this.iface = iface;
     this.policy = policy;
-    this.#log = opts.logger;
+    this.#log = recordingLogger(opts.logger, this.#logRing);
     this.#env = opts.env ?? process.env;
     this.#heartbeatMs = opts.heartbeatIntervalMs ?? opts.config.heartbeat.intervalS * 1000;
     this.#rotationHook = opts.rotationHook;
@@ -325,9 +332,10 @@ export class Agent {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent), {}, { '/metrics': async () => [200, PROMETHEUS_CONTENT_TYPE, await agent.prometheus.metrics()] }));
-      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, { ...nodeApiRoutes(agent), ...telemetryRoutes(() => agent.telemetryStatus()) }));
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, { ...nodeApiRoutes(agent), ...telemetryRoutes(() => agent.telemetryStatus()), ...actionRoutes(() => agent.#actions) }));
       agent.#telemetry = ownLog = agent.#startTelemetry(opts);
       agent.#followKubernetes(opts);
+      agent.#startActions();
     } catch (err) {
       await agent.stop();
       throw err;
@@ -371,6 +379,37 @@ export class Agent {
   /** The telemetry upload's counters (`log-status`, `audit`); undefined before it started. */
   telemetryStatus(): ReturnType<TelemetryService['status']> | undefined {
     return this.#telemetry?.status();
+  }
+
+
+  /** Remote actions (docs/operations.md "Remote actions"): the runner, hooks and the manifest. */
+  #startActions(): void {
+    const startedAtMs = this.#clock.wallMs();
+    const rfc = (ms: number | undefined) => (ms === undefined ? undefined : formatRfc3339(ms));
+    this.#actions = new ActionsService({
+      config: this.config,
+      client: this.client,
+      log: this.#log.child('(actions) '),
+      host: {
+        nodeId: () => this.#identity.node_id,
+        meshIp: () => this.#identity.mesh_ip,
+        peerCount: () => [...this.iface.device.peers()].length,
+        connectedPeers: () => [...this.iface.device.peers()].filter((p) => p.lastHandshakeTimeSec > 0 && this.#clock.wallMs() - p.lastHandshakeTimeSec * 1000 < 180_000).length,
+        lastHeartbeat: () => rfc(this.#lastHeartbeatMs),
+        lastReconcile: () => rfc(this.#lastReconcileMs),
+        startedAtMs,
+        wallMs: () => this.#clock.wallMs(),
+        reconnect: () => this.reconcileNow(),
+        config: () => this.config,
+        logs: () => this.#logRing.lines(),
+      },
+    });
+    this.#actions.start();
+  }
+
+  /** The remote actions service (undefined before start). */
+  get actions(): ActionsService | undefined {
+    return this.#actions;
   }
 
   /** In a Kubernetes pod: says so, and follows the audit log, whose events go to the audit upload. */
@@ -462,6 +501,7 @@ export class Agent {
           const accessBefore = JSON.stringify(this.#access?.heartbeat());
           await this.#access?.reconcile(state.bridge, state.policy);
           this.store.saveState(state);
+          this.#actions?.onState(state);
           // A new policy revision or access side change is reported at once, not at the next beat.
           if (policyChanged || JSON.stringify(this.#access?.heartbeat()) !== accessBefore) void this.#heartbeat(this.#stop.signal);
           this.counters.reconciles++;
@@ -492,9 +532,7 @@ export class Agent {
       case 'rotate_keys':
         void this.rotateKeys();
         return;
-      case 'action_request':
-        this.#log.verbose('action_request ignored (executions are not implemented)');
-        return;
+      // action_request is opaque (upstream): it only triggers the pull that carries the entry.
       default:
         this.requestReconcile();
     }
@@ -705,6 +743,7 @@ export class Agent {
     this.#stopped = true;
     this.#stop.abort(new Error('agent stopped'));
     await this.events.stop();
+    await this.#actions?.stop();
     await Promise.allSettled(this.#loops);
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();

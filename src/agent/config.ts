@@ -67,6 +67,9 @@ export interface AgentConfig {
   /** Ours: the Kubernetes audit log the agent follows in a cluster (kubernetes.audit_log_path). */
   readonly kubernetes: { readonly auditLogPath: string };
   /** Telemetry upload: metrics.*, log_fwd.*, audit_fwd.* (docs/operations.md "Telemetry"). */
+  /** Remote actions and hooks (docs/operations.md "Remote actions"): actions.enabled, hooks_dir,
+   *  max_concurrent, max_action_timeout (seconds), max_output_bytes. */
+  readonly actions: { readonly enabled: boolean; readonly hooksDir: string; readonly maxConcurrent: number; readonly maxActionTimeoutS: number; readonly maxOutputBytes: number };
   readonly telemetry: TelemetrySettings;
 }
 
@@ -272,6 +275,12 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'audit_fwd.report_interval': { kind: 'duration', def: 15, min: 1 },
   'audit_fwd.batch_size': { kind: 'int', def: 500, min: 1, max: 10_000 },
   'audit_fwd.spool_max_bytes': { kind: 'int', def: 32 << 20, min: 64 << 10, max: 1 << 30 },
+  // Remote actions (upstream's actions section; its validation minimums).
+  'actions.enabled': { kind: 'bool', def: true, env: 'PLEXD_ACTIONS_ENABLED' },
+  'actions.hooks_dir': { kind: 'string', def: '/etc/plexd/hooks', env: 'PLEXD_HOOKS_DIR' },
+  'actions.max_concurrent': { kind: 'int', def: 5, min: 1, max: 1000, env: 'PLEXD_ACTIONS_MAX_CONCURRENT' },
+  'actions.max_action_timeout': { kind: 'duration', def: 600, min: 10 },
+  'actions.max_output_bytes': { kind: 'int', def: 1024 * 1024, min: 1024, max: 64 * 1024 * 1024 },
 };
 
 /**
@@ -295,8 +304,7 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
 
 /** Upstream environment names we do not act on: a warning names each one set. */
 export const IGNORED_UPSTREAM_ENV: readonly string[] = [
-  'PLEXD_REQUESTED_RESOURCE_ID', 'PLEXD_ACTIONS_ENABLED', 'PLEXD_HOOKS_ENABLED', 'PLEXD_HOOKS_DIR',
-  'PLEXD_ACTIONS_MAX_CONCURRENT', 'PLEXD_NODE_API_HTTP_ENABLED', 'PLEXD_NODE_API_HTTP_LISTEN',
+  'PLEXD_REQUESTED_RESOURCE_ID', 'PLEXD_HOOKS_ENABLED', 'PLEXD_NODE_API_HTTP_ENABLED', 'PLEXD_NODE_API_HTTP_LISTEN',
 ];
 
 /** Upstream flags we accept (with a value) without acting on them: a warning names each one given. */
@@ -516,6 +524,13 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     reconcile: { intervalS: values.get('reconcile.interval') as number },
     health: { listen: values.get('health.enabled') === true ? s('health.listen')! : '' },
     nodeApi: { socket: s('node_api.socket_path')! },
+    actions: {
+      enabled: values.get('actions.enabled') as boolean,
+      hooksDir: s('actions.hooks_dir')!,
+      maxConcurrent: values.get('actions.max_concurrent') as number,
+      maxActionTimeoutS: values.get('actions.max_action_timeout') as number,
+      maxOutputBytes: values.get('actions.max_output_bytes') as number,
+    },
     bridge: {
       relayListenPort: values.get('bridge.relay_listen_port') as number,
       maxRelaySessions: values.get('bridge.max_relay_sessions') as number,

@@ -2,7 +2,7 @@
 // optional ones tolerated, and each problem is reported with the field's path. Input is the value
 // of JSON.parse; nothing here throws on hostile input.
 
-import { FieldReader, parseRfc3339, isUuid, type ParseResult } from './fields.js';
+import { FieldReader, isObject, parseRfc3339, isUuid, type ParseResult } from './fields.js';
 import {
   EXECUTION_STATUSES,
   INGRESS_MODES,
@@ -17,8 +17,14 @@ import {
   type DeregisterRequest,
   type EndpointRequest,
   type EndpointResponse,
+  type ActionParam,
   type Execution,
+  type ExecutionRefusal,
   type ExecutionReport,
+  type ExecutionReportResponse,
+  type HookInfo,
+  type ActionInfo,
+  INLINE_OUTPUT_MAX,
   type FirewallRule,
   type HeartbeatRequest,
   type HeartbeatResponse,
@@ -326,17 +332,6 @@ function readBridge(r: FieldReader): BridgeState {
   };
 }
 
-function readExecution(r: FieldReader): Execution {
-  const args = r.raw('args');
-  return {
-    execution_id: r.string('execution_id', 128),
-    action: r.string('action', 128),
-    args: typeof args === 'object' && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {},
-    status: r.oneOfOr('status', EXECUTION_STATUSES, 'pending'),
-    created_at: r.optTimestamp('created_at') ?? '',
-  };
-}
-
 /** Parses a `GET /v1/nodes/{id}/state` response. */
 export function parseStateResponse(body: unknown): ParseResult<StateResponse> {
   const r = new FieldReader(body);
@@ -346,7 +341,7 @@ export function parseStateResponse(body: unknown): ParseResult<StateResponse> {
     peers: r.list('peers', readPeer, true),
     policy: r.object('policy', readPolicy, true),
     bridge: r.object('bridge', readBridge, true),
-    executions: r.list('executions', readExecution, true),
+    ...readExecutions(r.raw('executions')),
     ...readStunOffer(r),
   });
 }
@@ -379,6 +374,14 @@ export function parseCapabilitiesRequest(body: unknown): ParseResult<Capabilitie
   if (os !== undefined) out.os = os;
   const arch = r.optString('arch', 64);
   if (arch !== undefined) out.arch = arch;
+  const binary = r.object('binary', (x) => {
+    const checksum = x.optString('checksum', 128);
+    return { version: x.string('version', 128), ...(checksum === undefined ? {} : { checksum }) };
+  }, true);
+  if (binary !== null) out.binary = binary;
+  if (r.raw('builtin_actions') !== undefined) out.builtin_actions = r.list('builtin_actions', readActionInfo, true).slice(0, MAX_MANIFEST_ENTRIES);
+  if (r.raw('hooks') !== undefined) out.hooks = r.list('hooks', readHookInfo, true).slice(0, MAX_MANIFEST_ENTRIES);
+  if ((out.builtin_actions?.length ?? 0) > MAX_MANIFEST_ENTRIES - 1 || (out.hooks?.length ?? 0) > MAX_MANIFEST_ENTRIES - 1) r.fail('hooks', `at most ${MAX_MANIFEST_ENTRIES - 1} actions and hooks each`);
   return r.result(out);
 }
 
@@ -395,17 +398,153 @@ export function parseDeregisterRequest(body: unknown): ParseResult<DeregisterReq
   return r.result(reason === undefined ? {} : { reason });
 }
 
-/** Parses a `POST /v1/nodes/{id}/executions/{exec_id}` request. */
+/** Parses a `POST /v1/nodes/{id}/executions/{exec_id}` request (upstream's ExecutionCallbackRequest;
+ *  inline output over INLINE_OUTPUT_MAX decoded bytes is the caller's 413). */
 export function parseExecutionReport(body: unknown): ParseResult<ExecutionReport> {
   const r = new FieldReader(body);
   const status = r.oneOf('status', EXECUTION_STATUSES.filter((s) => s !== 'pending') as ExecutionReport['status'][]);
   const out: { -readonly [K in keyof ExecutionReport]: ExecutionReport[K] } = { status };
   const raw = r.raw('exit_code');
   if (raw !== undefined && raw !== null) out.exit_code = r.int('exit_code', -2147483648, 2147483647);
-  const output = r.optString('output', 65536);
-  if (output !== undefined) out.output = output;
-  const reported_at = r.optTimestamp('reported_at');
-  if (reported_at !== undefined) out.reported_at = reported_at;
+  const error = r.optString('error', 4096);
+  if (error !== undefined) out.error = error;
+  const declared = r.raw('declared_output_bytes');
+  if (declared !== undefined && declared !== null && declared !== 0) out.declared_output_bytes = r.int('declared_output_bytes', 1, Number.MAX_SAFE_INTEGER);
+  const output = r.object('output', (x) => {
+    const o: { inline?: string; object_key?: string; sha256?: string } = {};
+    // base64 of INLINE_OUTPUT_MAX bytes plus slack; the decoded size is checked by the caller.
+    const inline = x.optString('inline', Math.ceil(INLINE_OUTPUT_MAX / 3) * 4 + 4);
+    if (inline !== undefined) {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(inline)) x.fail('inline', 'expected base64');
+      o.inline = inline;
+    }
+    const key = x.optString('object_key', 512);
+    if (key !== undefined) o.object_key = key;
+    const sha = x.optString('sha256', 64);
+    if (sha !== undefined) {
+      if (!/^[0-9a-f]{64}$/.test(sha)) x.fail('sha256', 'expected 64 lowercase hex digits');
+      o.sha256 = sha;
+    }
+    return o;
+  }, true);
+  if (output !== null) out.output = output;
+  return r.result(out);
+}
+
+// ---- remote actions (docs/operations.md "Remote actions") ----------------------------------------
+
+/** The action kinds an executions entry may name (upstream's ActionKind). */
+export const ACTION_KINDS = ['builtin', 'hook'] as const;
+/** Most parameters one execution may carry, and the longest flattened value (bytes of UTF-16). */
+export const MAX_EXECUTION_PARAMS = 64;
+export const MAX_EXECUTION_PARAM_LENGTH = 4096;
+/** Most entries of one executions block the node reads; the rest wait for a later pull. */
+export const MAX_EXECUTIONS_PER_STATE = 256;
+/** Most built-in actions or hooks one capabilities manifest lists (plus one, to detect excess). */
+export const MAX_MANIFEST_ENTRIES = 257;
+/** Parameter names: letters, digits, `_`, `-` and `.`, at most 128. */
+export const PARAM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** Flattens an execution's `parameters` (upstream "Parameter Passing"): a JSON string is unquoted,
+ *  any other value becomes its JSON text; null/absent is {}. Refusal reason on a malformed object. */
+export function flattenParameters(v: unknown): Record<string, string> | string {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) return 'parameters is not an object';
+  const out: Record<string, string> = {};
+  const keys = Object.keys(v);
+  if (keys.length > MAX_EXECUTION_PARAMS) return `more than ${MAX_EXECUTION_PARAMS} parameters`;
+  for (const k of keys) {
+    if (!PARAM_NAME.test(k)) return `parameter name ${JSON.stringify(k.slice(0, 32))} is not [A-Za-z0-9_.-]{1,128}`;
+    const raw = v[k];
+    const text = typeof raw === 'string' ? raw : JSON.stringify(raw);
+    if (text.length > MAX_EXECUTION_PARAM_LENGTH) return `parameter ${k} is longer than ${MAX_EXECUTION_PARAM_LENGTH} characters`;
+    out[k] = text;
+  }
+  return out;
+}
+
+/** Parses one entry of the state's `executions` block; a refusal names the first problem. */
+export function parseExecutionEntry(raw: unknown): ParseResult<Execution> {
+  const r = new FieldReader(raw);
+  const params = flattenParameters(r.raw('parameters'));
+  if (typeof params === 'string') r.fail('parameters', params);
+  const out: { -readonly [K in keyof Execution]: Execution[K] } = {
+    execution_id: r.string('execution_id', 128),
+    action: r.string('action', 128),
+    type: r.optString('type', 32) ?? 'builtin',
+    parameters: typeof params === 'string' ? {} : params,
+    status: r.oneOf('status', ['pending', 'ack', 'started'] as const),
+    requested_at: r.optTimestamp('requested_at') ?? '',
+    expires_at: r.optTimestamp('expires_at') ?? '',
+  };
+  const checksum = r.optString('checksum', 80);
+  if (checksum !== undefined) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(checksum)) r.fail('checksum', 'expected "sha256:" and 64 lowercase hex digits');
+    out.checksum = checksum;
+  }
+  if (r.raw('cancel_requested') === true) out.cancel_requested = true;
+  return r.result(out);
+}
+
+/** The executions block, lenient per entry: a malformed entry is refused with its reason and the
+ *  rest (and the rest of the state) still applies. */
+function readExecutions(v: unknown): { executions: Execution[]; executions_refused?: ExecutionRefusal[] } {
+  const executions: Execution[] = [];
+  const refused: ExecutionRefusal[] = [];
+  if (v !== undefined && v !== null && !Array.isArray(v)) refused.push({ execution_id: '', reason: 'executions is not a list' });
+  const list = Array.isArray(v) ? v : [];
+  for (const [i, raw] of list.entries()) {
+    if (i >= MAX_EXECUTIONS_PER_STATE) break;
+    const p = parseExecutionEntry(raw);
+    if (p.ok) executions.push(p.value);
+    else {
+      const id = isObject(raw) && typeof raw.execution_id === 'string' ? raw.execution_id.slice(0, 128) : '';
+      refused.push({ execution_id: id, reason: p.errors.map((e) => `${e.field} ${e.message}`).join('; ').slice(0, 512) });
+    }
+  }
+  return refused.length > 0 ? { executions, executions_refused: refused } : { executions };
+}
+
+/** An optional descriptive string: '' and absent are both ''. */
+function optText(r: FieldReader, key: string, max: number): string {
+  return r.raw(key) === '' ? '' : (r.optString(key, max) ?? '');
+}
+
+function readParam(r: FieldReader): ActionParam {
+  const out: { -readonly [K in keyof ActionParam]: ActionParam[K] } = { name: r.string('name', 128), type: r.optString('type', 32) ?? 'string', required: r.bool('required', false) };
+  const d = r.optString('default', 1024);
+  if (d !== undefined) out.default = d;
+  const desc = optText(r, 'description', 1024);
+  if (desc !== '') out.description = desc;
+  return out;
+}
+
+function readActionInfo(r: FieldReader): ActionInfo {
+  return { name: r.string('name', 128), description: optText(r, 'description', 1024), parameters: r.list('parameters', readParam, true).slice(0, MAX_EXECUTION_PARAMS) };
+}
+
+function readHookInfo(r: FieldReader): HookInfo {
+  const out: { -readonly [K in keyof HookInfo]: HookInfo[K] } = {
+    name: r.string('name', 128),
+    description: optText(r, 'description', 1024),
+    source: r.optString('source', 32) ?? 'script',
+    checksum: r.string('checksum', 80),
+    parameters: r.list('parameters', readParam, true).slice(0, MAX_EXECUTION_PARAMS),
+  };
+  const t = r.optString('timeout', 32);
+  if (t !== undefined) out.timeout = t;
+  return out;
+}
+
+/** Parses a `POST /v1/nodes/{id}/executions/{exec_id}` response. */
+export function parseExecutionReportResponse(body: unknown): ParseResult<ExecutionReportResponse> {
+  const r = new FieldReader(body);
+  const out: { -readonly [K in keyof ExecutionReportResponse]: ExecutionReportResponse[K] } = {
+    execution_id: r.optString('execution_id', 128) ?? '',
+    status: r.oneOf('status', EXECUTION_STATUSES),
+  };
+  const url = r.optString('output_upload_url', 2048);
+  if (url !== undefined) out.output_upload_url = url;
   return r.result(out);
 }
 

@@ -34,6 +34,11 @@ export const ERROR_CODES = {
   method_not_allowed: 405,
   /** Execution status transition not allowed from the current status. */
   invalid_transition: 409,
+  /** Execution callbacks (upstream): an illegal advance, a callback after a terminal status,
+   *  inline output over 16 KiB. */
+  invalid_state_transition: 409,
+  execution_already_terminal: 409,
+  inline_output_too_large: 413,
   payload_too_large: 413,
   unsupported_media_type: 415,
   /** No free mesh IP in domain_mesh_cidr. */

@@ -278,13 +278,30 @@ export const EXECUTION_STATUSES = ['pending', 'ack', 'started', 'succeeded', 'fa
 /** One of EXECUTION_STATUSES. */
 export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
 
-/** A remote action assigned to a node. */
+/** A remote action assigned to a node: one entry of the state's `executions` block (upstream's
+ *  NodeStateExecution; docs/operations.md "Remote actions"). A delivery queue, not desired state:
+ *  the entry reappears on every pull until the execution is terminal. */
 export interface Execution {
   readonly execution_id: string;
   readonly action: string;
-  readonly args: Readonly<Record<string, unknown>>;
+  /** `builtin` or `hook` (ACTION_KINDS); anything else is refused with unsupported_action_type. */
+  readonly type: string;
+  /** Flattened parameters: a JSON string unquoted, any other value as its JSON text. */
+  readonly parameters: Readonly<Record<string, string>>;
   readonly status: ExecutionStatus;
-  readonly created_at: string;
+  readonly requested_at: string;
+  /** Absolute deadline (RFC 3339); '' when absent (the node refuses such an entry). */
+  readonly expires_at: string;
+  /** Ours (additive): for a hook, the SHA-256 the control plane approved ("sha256:<hex>"). */
+  readonly checksum?: string;
+  /** Ours (additive): the operator asked to cancel this (started) execution. */
+  readonly cancel_requested?: boolean;
+}
+
+/** An executions entry the node could not read; refused (never run), the rest of the state applies. */
+export interface ExecutionRefusal {
+  readonly execution_id: string;
+  readonly reason: string;
 }
 
 /** `GET /v1/nodes/{id}/state` response: authoritative; a null block means "not populated". */
@@ -295,6 +312,8 @@ export interface StateResponse {
   readonly policy: Policy | null;
   readonly bridge: BridgeState | null;
   readonly executions: readonly Execution[];
+  /** Entries of the executions block that were malformed (present only when some were). */
+  readonly executions_refused?: readonly ExecutionRefusal[];
   /** Ours (additive): STUN servers the control plane offers (as in RegisterResponse). */
   readonly stun_servers?: readonly string[];
 }
@@ -311,13 +330,43 @@ export interface KeyRotateResponse {
   readonly wrap_key_version: number;
 }
 
-/** `PUT /v1/nodes/{id}/capabilities` request; every field optional, unknown ones ignored. */
+/** `PUT /v1/nodes/{id}/capabilities` request; every field optional, unknown ones ignored. Upstream's
+ *  CapabilitiesPayload (binary, builtin_actions, hooks) plus our older flat fields. */
 export interface CapabilitiesRequest {
   readonly binary_version?: string;
   readonly os?: string;
   readonly arch?: string;
   /** Feature names, e.g. "relay", "stun", "psk". */
   readonly features: readonly string[];
+  readonly binary?: { readonly version: string; readonly checksum?: string };
+  readonly builtin_actions?: readonly ActionInfo[];
+  readonly hooks?: readonly HookInfo[];
+}
+
+/** One parameter an action takes (upstream's ParameterDef). */
+export interface ActionParam {
+  readonly name: string;
+  readonly type: string;
+  readonly required: boolean;
+  readonly default?: string;
+  readonly description?: string;
+}
+
+/** A built-in action in the capabilities manifest. */
+export interface ActionInfo {
+  readonly name: string;
+  readonly description: string;
+  readonly parameters: readonly ActionParam[];
+}
+
+/** A hook in the capabilities manifest: `checksum` is "sha256:<hex>" of the file the node pinned. */
+export interface HookInfo {
+  readonly name: string;
+  readonly description: string;
+  readonly source: string;
+  readonly checksum: string;
+  readonly parameters: readonly ActionParam[];
+  readonly timeout?: string;
 }
 
 /** `PUT /v1/nodes/{id}/capabilities` response. */
@@ -330,19 +379,34 @@ export interface DeregisterRequest {
   readonly reason?: string;
 }
 
-/** `POST /v1/nodes/{id}/executions/{exec_id}` request: a status transition report. */
+/** `POST /v1/nodes/{id}/executions/{exec_id}` request (upstream's ExecutionCallbackRequest): one
+ *  lifecycle transition, ack -> started -> succeeded | failed | cancelled. */
 export interface ExecutionReport {
   readonly status: Exclude<ExecutionStatus, 'pending'>;
   readonly exit_code?: number;
-  /** Truncated output, at most 64 KiB in total body size. */
-  readonly output?: string;
-  readonly reported_at?: string;
+  readonly error?: string;
+  /** On a repeated `started`: the size of an output over INLINE_OUTPUT_MAX, to be uploaded. */
+  readonly declared_output_bytes?: number;
+  readonly output?: ExecutionOutput;
 }
+
+/** An execution's output on a terminal report: inline base64 (at most INLINE_OUTPUT_MAX bytes
+ *  decoded) or an uploaded object's key and lowercase-hex SHA-256. */
+export interface ExecutionOutput {
+  readonly inline?: string;
+  readonly object_key?: string;
+  readonly sha256?: string;
+}
+
+/** Most bytes of output carried inline (decoded): 16 KiB. */
+export const INLINE_OUTPUT_MAX = 16 * 1024;
 
 /** `POST /v1/nodes/{id}/executions/{exec_id}` response. */
 export interface ExecutionReportResponse {
   readonly execution_id: string;
   readonly status: ExecutionStatus;
+  /** One-time PUT URL, on the report that declared an over-inline output. */
+  readonly output_upload_url?: string;
 }
 
 // ---- Heartbeat policy report with per-rule hits (ours, issue 21: the dashboard's counters) ----

@@ -31,18 +31,18 @@ and an environment variable (upstream's: PLEXD_API, PLEXD_PROJECT_ID, PLEXD_BOOT
 ...; else PLEXD_<KEY>); flags > environment > file > defaults. docs/agent.md lists them all.
 `;
 
-interface Parsed {
+export interface Parsed {
   config: AgentConfig;
   log: Logger;
   booleans: Set<string>;
 }
 
-function fail(message: string, code: number = EXIT.setupFailed): number {
+export function fail(message: string, code: number = EXIT.setupFailed): number {
   process.stderr.write(`plexd-userspace: ${message}\n`);
   return code;
 }
 
-function parse(args: readonly string[], booleans: readonly string[] = [], needUrl = true): Parsed | number {
+export function parse(args: readonly string[], booleans: readonly string[] = [], needUrl = true): Parsed | number {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
     return EXIT.ok;

@@ -19,6 +19,7 @@ import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-pla
 import { EXIT } from './constants.js';
 import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
 import { telemetry, TELEMETRY_USAGE } from './control-plane-telemetry.js';
+import { actions, ACTIONS_USAGE } from './control-plane-actions.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -51,7 +52,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
 ${INGRESS_USAGE}
-${TELEMETRY_USAGE}
+${TELEMETRY_USAGE}${ACTIONS_USAGE}
 ${ACCESS_USAGE}
 ${ADMIN_TOKEN_USAGE}
 Every command with --db also takes:
@@ -364,6 +365,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return await telemetry(command, rest, { dbOptions: DB_OPTIONS, parse, dbArgs, print });
       case 'access':
         return await access(rest);
+      case 'actions':
+        return await actions(rest);
       case 'site':
         return site(rest);
       case 'bridge':

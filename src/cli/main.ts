@@ -29,13 +29,15 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   install: async () => (await import('./install.js')).runInstall,
   uninstall: async () => (await import('./install.js')).runUninstall,
   demo: async () => (await import('./demo.js')).runDemo,
+  actions: async () => (await import('./agent-actions.js')).runActions,
+  hooks: async () => (await import('./agent-actions.js')).runHooks,
 };
 
 /**
  * Upstream plexd commands not implemented here (docs/agent.md "Compatibility with upstream
  * plexd"): refused by name rather than taken for an interface name to create.
  */
-export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['state', 'actions', 'hooks'];
+export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['state'];
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
@@ -52,6 +54,8 @@ Commands (each takes --help):
   status          the running agent's status
   peers           the running agent's peers
   policies        the running agent's policy in force and its counters
+  actions         the agent's built-in actions and hooks; actions run ACTION runs a built-in
+  hooks           hooks list|verify|reload (actions.hooks_dir)
   deregister      tell the control plane this node leaves ([--purge] deletes data_dir)
   logs            the agent's journal (journalctl -u plexd.service; -f follows)
   log-status      the running agent's log forwarding: sources, filter, counters, spool

@@ -17,6 +17,7 @@ import {
   formatRfc3339,
   type ParseResult,
 } from '../api/index.js';
+import { acceptUpload, MAX_UPLOAD_BYTES, reportExecution } from './actions.js';
 import { ControlPlaneError } from './errors.js';
 import type { EventBus } from './event-bus.js';
 import { readJsonBody, sendJson } from './http-io.js';
@@ -199,7 +200,18 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
       const body = valid(parseExecutionReport(await readJsonBody(ctx.req)));
-      sendJson(ctx.res, 200, ctx.store.reportExecution(node, ctx.params[1]!, body));
+      sendJson(ctx.res, 200, reportExecution(ctx.store, node, ctx.params[1]!, body, requestOrigin(ctx.req)));
+    },
+  },
+  {
+    // The one-time upload URL of an output over 16 KiB (docs/operations.md "Remote actions"):
+    // no bearer token, the URL's token is the credential.
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/executions/${EXEC_ID}/output$`),
+    handler: async (ctx) => {
+      const token = new URL(ctx.req.url ?? '/', 'http://x').searchParams.get('token') ?? '';
+      const body = await readRawBody(ctx.req, MAX_UPLOAD_BYTES);
+      sendJson(ctx.res, 200, { object_key: acceptUpload(ctx.store, ctx.params[0]!, token, body) });
     },
   },
   {
@@ -238,3 +250,31 @@ export function matchRoute(method: string, path: string): { handler: Handler; pa
 }
 
 export type { Ctx, Handler };
+
+/** The origin (scheme://host) the request reached us by: where a node can PUT its output. */
+function requestOrigin(req: IncomingMessage): string {
+  const host = typeof req.headers.host === 'string' && /^[A-Za-z0-9.:[\]-]{1,261}$/.test(req.headers.host) ? req.headers.host : 'localhost';
+  return `${(req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http'}://${host}`;
+}
+
+/** The body as bytes, at most `limit`; rejects with payload_too_large past it. */
+function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && !(Number(declared) <= limit)) {
+      reject(new ControlPlaneError('payload_too_large', `body larger than ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.destroy();
+        reject(new ControlPlaneError('payload_too_large', `body larger than ${limit} bytes`));
+      } else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+}

@@ -208,6 +208,33 @@ export const MIGRATIONS: readonly string[] = [
     DELETE FROM ingress_rules WHERE bridge_id = OLD.node_id OR target_node = OLD.node_id;
   END;
   `,
+  // 10: remote actions and hooks (issue 18, docs/operations.md "Remote actions"): an execution's
+  // kind, deadline, error, output (inline bytes or an upload: declared size, one-time token, key,
+  // SHA-256), cancel request and per-status timestamps; and the hook digests an operator approved
+  // (node_id '' approves for every node of the project).
+  `
+  ALTER TABLE executions ADD COLUMN type TEXT NOT NULL DEFAULT 'builtin';
+  ALTER TABLE executions ADD COLUMN checksum TEXT;            -- hooks: the approved "sha256:<hex>"
+  ALTER TABLE executions ADD COLUMN expires_at INTEGER;
+  ALTER TABLE executions ADD COLUMN error TEXT;
+  ALTER TABLE executions ADD COLUMN output_data BLOB;         -- inline or uploaded bytes
+  ALTER TABLE executions ADD COLUMN declared_output_bytes INTEGER;
+  ALTER TABLE executions ADD COLUMN upload_token TEXT;        -- one-time, cleared on upload
+  ALTER TABLE executions ADD COLUMN output_object_key TEXT;
+  ALTER TABLE executions ADD COLUMN output_sha256 TEXT;
+  ALTER TABLE executions ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE executions ADD COLUMN acked_at INTEGER;
+  ALTER TABLE executions ADD COLUMN started_at INTEGER;
+  ALTER TABLE executions ADD COLUMN finished_at INTEGER;
+  CREATE TABLE hook_approvals (
+    project_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,                  -- '' = every node of the project
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,                   -- 64 lowercase hex digits
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, node_id, name)
+  );
+  `,
   // 12: telemetry (issue 18, docs/operations.md "Telemetry"): the metric points, log lines and
   // audit entries nodes upload, one JSON record a row, trimmed per node and kind to a row cap and
   // a maximum age (telemetry.ts); batch ids seen in the last day, so a re-sent batch is stored once.

@@ -14,9 +14,6 @@ import {
   type CapabilitiesRequest,
   type EndpointRequest,
   type EndpointResponse,
-  type Execution,
-  type ExecutionReport,
-  type ExecutionReportResponse,
   type FirewallRule,
   type HeartbeatRequest,
   type HeartbeatResponse,
@@ -36,6 +33,7 @@ import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent
 import { ingressBlockFor, ingressPolicyRules, ingressRemovalEvents, withIngressRules } from './ingress.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
+import { executionsFor } from './actions.js';
 import { prepared } from './prepared.js';
 import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
@@ -539,7 +537,7 @@ export class ControlPlaneStore {
   stateOf(node: NodeRow, extra: Iterable<string> = []): StateResponse {
     return this.tx(() => {
       prepared(this.db, 'UPDATE nodes SET last_state_seq = ? WHERE node_id = ?').run(lastSeq(this.db), node.node_id);
-      const executions = (prepared(this.db, "SELECT * FROM executions WHERE node_id = ? AND status IN ('pending', 'ack', 'started') ORDER BY created_at").all(node.node_id) as ExecutionRow[]).map(executionOut);
+      const executions = executionsFor(this.db, node.node_id, this.now());
       return {
         node_id: node.node_id,
         mesh_ip: node.mesh_ip,
@@ -898,54 +896,13 @@ export class ControlPlaneStore {
     });
   }
 
-  // ---- executions ----
+  // ---- executions (the rest is actions.ts) ----
 
-  /** Queues an action for a node (action_request event). Returns the execution id. */
-  createExecution(nodeId: string, action: string, args: Record<string, unknown>): string {
-    return this.tx(() => {
-      const node = this.node(nodeId);
-      if (node === undefined) throw new ControlPlaneError('node_not_found', `node ${nodeId} does not exist`);
-      const id = randomUUID();
-      const now = this.now();
-      prepared(this.db, "INSERT INTO executions (execution_id, node_id, action, args, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)").run(id, nodeId, action, JSON.stringify(args), now, now);
-      this.emit({ projectId: node.project_id, type: 'action_request', payload: { execution_id: id, action, args }, targetNode: nodeId });
-      return id;
-    });
+  /** Tells `node` (action_request, opaque: it only triggers a pull) that its executions block
+   *  changed. Inside the transaction of the change. */
+  announceExecution(node: NodeRow, executionId: string): void {
+    this.emit({ projectId: node.project_id, type: 'action_request', payload: { execution_id: executionId }, targetNode: node.node_id });
   }
-
-  /** Applies a status report: pending -> ack -> started -> succeeded | failed | cancelled, never
-   *  backwards; cancelled is allowed from any non-final state. */
-  reportExecution(node: NodeRow, executionId: string, report: ExecutionReport): ExecutionReportResponse {
-    return this.tx(() => {
-      const row = prepared(this.db, 'SELECT * FROM executions WHERE execution_id = ? AND node_id = ?').get(executionId, node.node_id) as ExecutionRow | undefined;
-      if (row === undefined) throw new ControlPlaneError('execution_not_found', `no execution ${executionId} for this node`);
-      const order = ['pending', 'ack', 'started', 'succeeded'];
-      const from = order.indexOf(row.status);
-      const final = from < 0 || row.status === 'succeeded';
-      const to = report.status === 'failed' || report.status === 'cancelled' ? order.length : order.indexOf(report.status);
-      if (row.status === report.status) return { execution_id: executionId, status: row.status };
-      if (final || to <= from) throw new ControlPlaneError('invalid_transition', `cannot go from ${row.status} to ${report.status}`);
-      prepared(this.db, 'UPDATE executions SET status = ?, updated_at = ?, exit_code = ?, output = ? WHERE execution_id = ?').run(
-        report.status, this.now(), report.exit_code ?? row.exit_code, report.output ?? row.output, executionId,
-      );
-      return { execution_id: executionId, status: report.status };
-    });
-  }
-}
-
-interface ExecutionRow {
-  execution_id: string;
-  node_id: string;
-  action: string;
-  args: string;
-  status: Execution['status'];
-  created_at: number;
-  exit_code: number | null;
-  output: string | null;
-}
-
-function executionOut(r: ExecutionRow): Execution {
-  return { execution_id: r.execution_id, action: r.action, args: JSON.parse(r.args) as Record<string, unknown>, status: r.status, created_at: formatRfc3339(r.created_at) };
 }
 
 /** A signing_keys row's id and its secret key as stored (sealed, or plaintext from older builds). */

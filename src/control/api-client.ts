@@ -7,13 +7,17 @@ import { encodeNodeCredential } from '../api/credential.js';
 import { decodeBase64, type ParseResult } from '../api/fields.js';
 import {
   parseEndpointResponse,
+  parseExecutionReportResponse,
   parseHeartbeatResponse,
   parseKeyRotateResponse,
   parseRegisterResponse,
   parseStateResponse,
 } from '../api/parse.js';
 import type {
+  CapabilitiesRequest,
   EndpointRequest,
+  ExecutionReport,
+  ExecutionReportResponse,
   EndpointResponse,
   HeartbeatRequest,
   HeartbeatResponse,
@@ -135,5 +139,37 @@ export class ControlClient {
     const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache', authorization: `Bearer ${n.bearer}` };
     if (lastEventId !== undefined && lastEventId !== '' && !/[\r\n\0]/.test(lastEventId)) headers['last-event-id'] = lastEventId;
     return this.http.open('GET', `${n.path}/events`, { headers, signal });
+  }
+
+  /** POST /v1/nodes/{id}/executions/{exec_id}: one lifecycle transition of an execution. */
+  async reportExecution(executionId: string, req: ExecutionReport, signal?: AbortSignal): Promise<ExecutionReportResponse> {
+    const n = this.#node();
+    const res = await this.http.json('POST', `${n.path}/executions/${encodeURIComponent(executionId)}`, { body: req, bearer: n.bearer, ...(signal ? { signal } : {}) });
+    return parsed('executions', parseExecutionReportResponse(res.body));
+  }
+
+  /** PUT /v1/nodes/{id}/capabilities: the manifest of built-in actions and hooks. */
+  async updateCapabilities(req: CapabilitiesRequest, signal?: AbortSignal): Promise<void> {
+    const n = this.#node();
+    await this.http.json('PUT', `${n.path}/capabilities`, { body: req, bearer: n.bearer, ...(signal ? { signal } : {}) });
+  }
+
+  /**
+   * PUTs an execution's output to the one-time URL the control plane returned: raw bytes,
+   * application/octet-stream, no bearer token, no redirects followed. The URL must have the
+   * control plane's own origin (so never a downgrade from https, never another host); it is a
+   * credential and is never put into an error message.
+   */
+  async uploadOutput(url: string, body: Buffer, signal: AbortSignal): Promise<void> {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ApiError('malformed', 'output_upload_url is not a URL');
+    }
+    if (u.origin !== this.http.base.origin) throw new ApiError('malformed', `output_upload_url is not on the control plane's origin ${this.http.base.origin}`);
+    const res = await this.http.open('PUT', u.href, { headers: { 'content-type': 'application/octet-stream' }, body, signal });
+    res.resume();
+    if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) throw new ApiError('http', `output upload answered ${res.statusCode ?? '?'}`, { status: res.statusCode ?? 0 });
   }
 }

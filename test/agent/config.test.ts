@@ -56,7 +56,7 @@ describe('agent config', () => {
     expect(c.nodeApi.socket).toBe('/var/run/plexd/api.sock');
     expect(c.registration.tokenFile).toBe('/etc/plexd/bootstrap-token');
     expect(c.logLevel).toBe('verbose');
-    expect(warnings).toEqual(['config: upstream plexd keys not supported by plexd-userspace, ignored: actions.enabled, tunnel.max_sessions']);
+    expect(warnings).toEqual(['config: upstream plexd keys not supported by plexd-userspace, ignored: tunnel.max_sessions']);
   });
 
   it('env beats the file, flags beat env', () => {

@@ -104,7 +104,12 @@ describe('request parsers', () => {
   });
 
   it('executions: status transitions and optional fields', () => {
-    expect(parseExecutionReport({ status: 'succeeded', exit_code: 0, output: 'ok' })).toEqual({ ok: true, value: { status: 'succeeded', exit_code: 0, output: 'ok' } });
+    expect(parseExecutionReport({ status: 'succeeded', exit_code: 0, output: { inline: 'b2s=' } })).toEqual({ ok: true, value: { status: 'succeeded', exit_code: 0, output: { inline: 'b2s=' } } });
+    expect(parseExecutionReport({ status: 'started', declared_output_bytes: 20000 })).toEqual({ ok: true, value: { status: 'started', declared_output_bytes: 20000 } });
+    expect(fields(parseExecutionReport({ status: 'succeeded', output: 'ok' }))).toEqual(['output']);
+    expect(fields(parseExecutionReport({ status: 'succeeded', output: { inline: 'not base64!' } }))).toEqual(['output.inline']);
+    expect(fields(parseExecutionReport({ status: 'succeeded', output: { object_key: 'k', sha256: 'XYZ' } }))).toEqual(['output.sha256']);
+    expect(fields(parseExecutionReport({ status: 'started', declared_output_bytes: -1 }))).toEqual(['declared_output_bytes']);
     expect(fields(parseExecutionReport({ status: 'pending' }))).toEqual(['status']);
     expect(fields(parseExecutionReport({ status: 'failed', exit_code: 1.5 }))).toEqual(['exit_code']);
   });
@@ -160,12 +165,12 @@ describe('response parsers', () => {
       peers: [],
       policy: { revision_id: 'r1', fingerprint: 'f', rules: [] },
       bridge: { relay: { sessions: [{ session_id: 's', peer_a_id: 'a', peer_a_endpoint: '1.1.1.1:1', peer_b_id: 'b', peer_b_endpoint: '2.2.2.2:2', expires_at: '2025-01-01T00:00:00Z' }] } },
-      executions: [{ execution_id: 'e', action: 'restart', status: 'what', args: [1] }],
+      executions: [{ execution_id: 'e', action: 'restart', status: 'pending', parameters: { n: 30, s: 's3://b', o: { k: 'v' }, z: null }, expires_at: '2025-01-01T00:00:00Z' }],
     });
     expect(full.ok).toBe(true);
     if (full.ok) {
       expect(full.value.bridge?.relay?.sessions).toHaveLength(1);
-      expect(full.value.executions[0]).toMatchObject({ status: 'pending', args: {} });
+      expect(full.value.executions[0]).toMatchObject({ status: 'pending', type: 'builtin', parameters: { n: '30', s: 's3://b', o: '{"k":"v"}', z: 'null' }, expires_at: '2025-01-01T00:00:00Z' });
       expect(full.value.bridge?.relay?.sessions[0]).not.toHaveProperty('relay_port');
     }
     // relay_port (ours, additive): kept when it is a port, ignored otherwise.

@@ -3,6 +3,7 @@
 // isolated: a node never sees the other project's nodes, PSKs or events, live or replayed.
 
 import { describe, expect, it } from 'vitest';
+import { createExecution } from '../../src/control-plane/actions.js';
 import { harnessEach, openStream, type Registered } from './harness.js';
 
 const h = harnessEach({}, { open: true });
@@ -19,7 +20,7 @@ describe('targeted events in a replay', () => {
     const c = await h.register();
     // Targeted at b (and c): rotate_keys, action_request, peer_psk_assigned.
     h.cp.store.requestKeyRotation(b.node_id);
-    h.cp.store.createExecution(b.node_id, 'ping', { to: '10.0.0.1' });
+    createExecution(h.cp.store, { nodeId: b.node_id, action: 'ping', parameters: { to: '10.0.0.1' } });
     h.cp.store.rotatePairPsk(b.node_id, c.node_id);
     h.cp.store.setPolicy('default', MARKER); // project-wide: the end marker
     const replay = async (n: Registered) => {

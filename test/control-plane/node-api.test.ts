@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { encodeNodeCredential, parseStateResponse, signingKeyId, verifyEnvelope } from '../../src/api/index.js';
 import { ControlPlaneStore } from '../../src/control-plane/store.js';
+import { createExecution } from '../../src/control-plane/actions.js';
 import { harnessEach, openStream, randomKey, openMesh } from './harness.js';
 
 const h = harnessEach();
@@ -94,12 +95,15 @@ describe('node endpoints', () => {
     expect(rot.body.wrap_key_version).toBe(2);
     expect((await h.call('POST', '/v1/keys/rotate', { new_public_key: key }, a.auth)).body).toEqual(rot.body);
     expect((await h.call('PUT', `/v1/nodes/${a.node_id}/capabilities`, { features: ['psk'] }, a.auth)).status).toBe(200);
-    const exec = h.cp.store.createExecution(a.node_id, 'restart', {});
+    const exec = createExecution(h.cp.store, { nodeId: a.node_id, action: 'restart', parameters: {} });
     const report = (status: string) => h.call('POST', `/v1/nodes/${a.node_id}/executions/${exec}`, { status }, a.auth);
     expect((await report('ack')).status).toBe(200);
     expect((await report('pending')).status).toBe(400);
+    // A terminal only from started (upstream's callback contract).
+    expect((await report('succeeded')).body.code).toBe('invalid_state_transition');
+    expect((await report('started')).status).toBe(200);
     expect((await report('succeeded')).body.status).toBe('succeeded');
-    expect((await report('started')).body.code).toBe('invalid_transition');
+    expect((await report('started')).body.code).toBe('execution_already_terminal');
     expect((await h.call('POST', `/v1/nodes/${a.node_id}/executions/nope`, { status: 'ack' }, a.auth)).status).toBe(404);
     const sb = await h.call('GET', `/v1/nodes/${b.node_id}/state`, undefined, b.auth);
     expect(sb.body.peers[0].public_key).toBe(key);
@@ -168,7 +172,7 @@ describe('event stream', () => {
     // Events for one node only: a's own is replayed, c's never reaches a.
     h.cp.store.requestKeyRotation(a.node_id);
     h.cp.store.requestKeyRotation(c.node_id);
-    h.cp.store.createExecution(c.node_id, 'noop', {});
+    createExecution(h.cp.store, { nodeId: c.node_id, action: 'noop', parameters: {} });
     // Another revision that keeps every pair visible (so no peer events follow it).
     h.cp.store.setPolicy('default', [{ action: 'allow', protocol: 'any', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: null }]);
     const again = await openStream(h.cp.url, a.node_id, { ...a.auth, 'last-event-id': e1.id! });
