@@ -4,7 +4,10 @@
 // control per RFC 5681/6582 (NewReno) or RFC 9438 (CUBIC), RTO per RFC 6298, window scaling and
 // timestamps per RFC 7323, SACK per RFC 2018, RST/SYN/ACK checks per RFC 5961.
 
-import type { TcpError } from './tcp-error.js';
+import { DeadlineHeap } from '../core/deadline-heap.js';
+import { Connection, type ConnectionHost } from './tcp-connection.js';
+import { TcpError } from './tcp-error.js';
+import { ACK, FIN, RST, SYN, buildSegment, parseSegment, pseudoHeaderSum, seqAdd, type Segment } from './tcp-segment.js';
 
 /** An IP address as in src/core/ip.ts: 4 bytes (IPv4) or 16 bytes (IPv6). */
 export type IpAddr = Uint8Array;
@@ -215,7 +218,7 @@ export interface TcpConnection {
   consumed(n: number, now: number): void;
   /** Sends FIN after the queued data (half close); reading continues until onEnd. Idempotent. */
   shutdown(now: number): void;
-  /** Abortive close: RST to the peer, buffers dropped, onClose(ECONNABORTED) is not fired (local). */
+  /** Abortive close: RST to the peer, buffers dropped; onClose() fires without an error. */
   abort(now: number): void;
   /** Turns Nagle's algorithm off (true) or on (false, the default; RFC 9293 3.7.4). */
   setNoDelay(noDelay: boolean): void;
@@ -255,6 +258,17 @@ export interface TcpEngineOptions {
   limits?: Partial<TcpLimits>;
 }
 
+/** RFC 5961 7: challenge ACKs per second, engine-wide (Linux tcp_challenge_ack_limit is 1000). */
+const CHALLENGE_ACKS_PER_SECOND = 1000;
+
+interface Listener extends TcpListener {
+  readonly mss: number;
+  readonly backlog: number;
+  readonly onAccept: (conn: TcpConnection) => void;
+  halfOpen: number;
+  closed: boolean;
+}
+
 /**
  * The TCP engine: demultiplexes segments to connections and listeners, owns every timer in one
  * deadline queue, and counts every drop. Local port 0 in connect() picks an ephemeral port
@@ -264,20 +278,77 @@ export interface TcpEngineOptions {
 export class TcpEngine {
   /** Effective tunables (defaults merged with the constructor's limits). */
   readonly limits: TcpLimits;
+  readonly #send: (segment: TcpSegmentOut) => void;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #counters: Record<TcpDropReason | TcpStat, number>;
+  readonly #conns = new Map<string, Connection>();
+  readonly #listeners = new Map<number, Listener>();
+  readonly #owner = new Map<Connection, Listener>();
+  readonly #timers = new DeadlineHeap<Connection>();
+  readonly #host: ConnectionHost;
+  #halfOpen = 0;
+  #challengeSecond = -1;
+  #challengeCount = 0;
 
   constructor(opts: TcpEngineOptions) {
-    this.limits = { ...TCP_DEFAULTS, ...opts.limits };
-    throw new Error('not implemented yet');
+    if (typeof opts?.send !== 'function' || typeof opts.random !== 'function') throw new TypeError('expected send and random functions');
+    const limits: TcpLimits = { ...TCP_DEFAULTS, ...opts.limits };
+    for (const [k, v] of Object.entries(limits)) {
+      if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`expected limits.${k} to be a finite number >= 0, got ${v}`);
+    }
+    if (limits.sendBuffer < 1 || limits.receiveBuffer < 1) throw new RangeError('expected sendBuffer and receiveBuffer >= 1');
+    if (!(limits.ephemeralLow >= 1 && limits.ephemeralLow <= limits.ephemeralHigh && limits.ephemeralHigh <= 65535)) {
+      throw new RangeError(`expected 1 <= ephemeralLow <= ephemeralHigh <= 65535, got ${limits.ephemeralLow}..${limits.ephemeralHigh}`);
+    }
+    this.limits = Object.freeze(limits);
+    this.#send = opts.send;
+    this.#random = opts.random;
+    this.#counters = Object.fromEntries([...TCP_DROP_REASONS, ...TCP_STATS].map((k) => [k, 0])) as Record<TcpDropReason | TcpStat, number>;
+    const counters = this.#counters;
+    const engine = this;
+    this.#host = {
+      limits: this.limits,
+      emit(src, dst, bytes) {
+        counters.segmentsOut++;
+        engine.#send({ src, dst, bytes });
+      },
+      count(name, n = 1) {
+        counters[name] += n;
+      },
+      reschedule(conn, at) {
+        if (at === Infinity) engine.#timers.remove(conn);
+        else engine.#timers.schedule(conn, at);
+      },
+      accepted(conn) {
+        engine.#unHalfOpen(conn);
+      },
+      release(conn) {
+        engine.#unHalfOpen(conn);
+        engine.#timers.remove(conn);
+        if (engine.#conns.get(conn.key) === conn) {
+          engine.#conns.delete(conn.key);
+          counters.closed++;
+        }
+      },
+      challengeAllowed(now) {
+        const second = Math.floor(now / 1000);
+        if (second !== engine.#challengeSecond) {
+          engine.#challengeSecond = second;
+          engine.#challengeCount = 0;
+        }
+        return ++engine.#challengeCount <= CHALLENGE_ACKS_PER_SECOND;
+      },
+    };
   }
 
   /** Drop and statistic counters (a live read-only view). */
   get counters(): TcpCounters {
-    throw new Error('not implemented yet');
+    return this.#counters;
   }
 
   /** Connections held, of every state (TIME-WAIT included). */
   get connectionCount(): number {
-    throw new Error('not implemented yet');
+    return this.#conns.size;
   }
 
   /**
@@ -286,36 +357,199 @@ export class TcpEngine {
    * Never throws on the segment's content: bad input is dropped and counted.
    */
   input(src: IpAddr, dst: IpAddr, segment: Uint8Array, now: number): void {
-    void src; void dst; void segment; void now;
-    throw new Error('not implemented yet');
+    const counters = this.#counters;
+    counters.segmentsIn++;
+    const seg = parseSegment(src, dst, segment);
+    if (typeof seg === 'string') {
+      counters[seg]++;
+      return;
+    }
+    const flags = seg.flags;
+    if ((flags & SYN && flags & (FIN | RST)) !== 0) {
+      counters['bad-flags']++;
+      return;
+    }
+    const conn = this.#conns.get(connKey(dst, seg.dstPort, src, seg.srcPort));
+    if (conn !== undefined) {
+      conn.segmentArrives(seg, now);
+      conn.flush();
+      return;
+    }
+    const listener = this.#listeners.get(seg.dstPort);
+    if (listener !== undefined) {
+      this.#listenArrives(listener, src, dst, seg, now);
+      return;
+    }
+    counters['no-socket']++;
+    this.#resetFor(src, dst, seg);
   }
 
   /** Active open: sends SYN; `local.port` 0 picks an ephemeral port. RangeError when the 4-tuple is taken. */
   connect(local: SockAddr, remote: SockAddr, opts: TcpConnectOptions, now: number): TcpConnection {
-    void local; void remote; void opts; void now;
-    throw new Error('not implemented yet');
+    checkAddr(local, 'local', true);
+    checkAddr(remote, 'remote', false);
+    if (local.ip.length !== remote.ip.length) throw new TypeError(`expected local and remote of one family, got ${local.ip.length}- and ${remote.ip.length}-byte addresses`);
+    checkMss(opts?.mss);
+    if (this.#conns.size >= this.limits.maxConnections) throw new RangeError(`expected fewer than limits.maxConnections (${this.limits.maxConnections}) connections`);
+    let port = local.port;
+    if (port === 0) port = this.#ephemeralPort(local.ip, remote);
+    const key = connKey(local.ip, port, remote.ip, remote.port);
+    if (this.#conns.has(key)) throw new RangeError(`expected a free 4-tuple, got one in use (local port ${port})`);
+    const conn = this.#newConnection(key, { ip: local.ip.slice(), port }, { ip: remote.ip.slice(), port: remote.port }, opts.mss, false);
+    this.#counters.activeOpens++;
+    conn.open(now);
+    return conn;
   }
 
   /** Passive open on `port` (any local address); `onAccept` gets each connection once ESTABLISHED. */
   listen(port: number, opts: TcpListenOptions, onAccept: (conn: TcpConnection) => void): TcpListener {
-    void port; void opts; void onAccept;
-    throw new Error('not implemented yet');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`expected a port 1..65535, got ${port}`);
+    checkMss(opts?.mss);
+    if (!Number.isInteger(opts.backlog) || opts.backlog < 1) throw new RangeError(`expected a backlog >= 1, got ${opts.backlog}`);
+    if (typeof onAccept !== 'function') throw new TypeError(`expected an onAccept function, got ${typeof onAccept}`);
+    if (this.#listeners.has(port)) throw new RangeError(`expected a free port, got ${port} already listening`);
+    const listeners = this.#listeners;
+    const engine = this;
+    const listener: Listener = {
+      port,
+      mss: opts.mss,
+      backlog: opts.backlog,
+      onAccept,
+      halfOpen: 0,
+      closed: false,
+      close() {
+        if (listener.closed) return;
+        listener.closed = true;
+        if (listeners.get(port) === listener) listeners.delete(port);
+        for (const [conn, owner] of engine.#owner) if (owner === listener && conn.halfOpen) conn.abort(0);
+      },
+    };
+    listeners.set(port, listener);
+    return listener;
   }
 
   /** The earliest time (ms) tick() has work to do, or undefined when no timer is armed. */
   nextDeadline(): number | undefined {
-    throw new Error('not implemented yet');
+    const at = this.#timers.peekKey();
+    return at === Infinity ? undefined : at;
   }
 
   /** Runs every timer due at `now` (retransmission, delayed ACK, persist, keepalive, TIME-WAIT...). */
   tick(now: number): void {
-    void now;
-    throw new Error('not implemented yet');
+    const timers = this.#timers;
+    while (timers.peekKey() <= now) {
+      const conn = timers.pop()!;
+      conn.onTimer(now);
+      conn.flush();
+    }
   }
 
   /** Aborts every connection (RST) and closes every listener; onClose(ECONNABORTED) fires for each. */
   close(now: number): void {
-    void now;
-    throw new Error('not implemented yet');
+    for (const l of [...this.#listeners.values()]) l.close();
+    for (const conn of [...this.#conns.values()]) {
+      const onClose = conn.onClose;
+      conn.onClose = undefined;
+      const visible = conn.state !== 'TIME-WAIT' && !conn.halfOpen;
+      conn.abort(now);
+      if (visible) onClose?.(new TcpError('ECONNABORTED', 'the TCP engine was closed'));
+    }
   }
+
+  #newConnection(key: string, local: SockAddr, remote: SockAddr, mss: number, passive: boolean): Connection {
+    const r = this.#random(8);
+    const iss = ((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0; // RFC 6528: unpredictable
+    const tsOffset = ((r[4]! << 24) | (r[5]! << 16) | (r[6]! << 8) | r[7]!) >>> 0;
+    const conn = new Connection(this.#host, key, local, remote, mss, iss, tsOffset, passive);
+    this.#conns.set(key, conn);
+    return conn;
+  }
+
+  /** RFC 9293 3.10.7.2: a segment for a listener. */
+  #listenArrives(listener: Listener, src: IpAddr, dst: IpAddr, seg: Segment, now: number): void {
+    const counters = this.#counters;
+    const flags = seg.flags;
+    if (flags & RST) {
+      counters['no-socket']++;
+      return;
+    }
+    if (flags & ACK) {
+      counters['bad-ack']++;
+      this.#resetFor(src, dst, seg);
+      return;
+    }
+    if (!(flags & SYN)) {
+      counters['bad-flags']++;
+      return;
+    }
+    if (this.#conns.size >= this.limits.maxConnections) {
+      counters['too-many-connections']++;
+      return;
+    }
+    if (this.#halfOpen >= this.limits.maxHalfOpen || listener.halfOpen >= listener.backlog) {
+      counters['syn-flood']++;
+      return;
+    }
+    const key = connKey(dst, seg.dstPort, src, seg.srcPort);
+    const conn = this.#newConnection(key, { ip: dst.slice(), port: seg.dstPort }, { ip: src.slice(), port: seg.srcPort }, listener.mss, true);
+    conn.acceptTo = listener.onAccept;
+    this.#owner.set(conn, listener);
+    listener.halfOpen++;
+    this.#halfOpen++;
+    counters.passiveOpens++;
+    conn.acceptSyn(seg, now);
+  }
+
+  #unHalfOpen(conn: Connection): void {
+    if (!conn.halfOpen) return;
+    conn.halfOpen = false;
+    this.#halfOpen--;
+    const owner = this.#owner.get(conn);
+    if (owner !== undefined) {
+      owner.halfOpen--;
+      this.#owner.delete(conn);
+      if (owner.closed && conn.state !== 'CLOSED') conn.acceptTo = undefined;
+    }
+  }
+
+  /** RFC 9293 3.10.7.1: the RST answering a segment for no connection (never to a RST). */
+  #resetFor(src: IpAddr, dst: IpAddr, seg: Segment): void {
+    if (seg.flags & RST || !this.limits.resetUnknown) return;
+    const len = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
+    const ack = (seg.flags & ACK) !== 0;
+    const bytes = buildSegment(
+      { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: ack ? seg.ack : 0, ack: ack ? 0 : seqAdd(seg.seq, len), flags: ack ? RST : RST | ACK, window: 0 },
+      pseudoHeaderSum(dst, src, 0),
+      0,
+    );
+    this.#counters.resetsSent++;
+    this.#counters.segmentsOut++;
+    this.#send({ src: dst, dst: src, bytes });
+  }
+
+  #ephemeralPort(ip: IpAddr, remote: SockAddr): number {
+    const { ephemeralLow: low, ephemeralHigh: high } = this.limits;
+    const span = high - low + 1;
+    const r = this.#random(2);
+    const start = ((r[0]! << 8) | r[1]!) % span;
+    for (let i = 0; i < span; i++) {
+      const port = low + ((start + i) % span);
+      if (!this.#listeners.has(port) && !this.#conns.has(connKey(ip, port, remote.ip, remote.port))) return port;
+    }
+    throw new RangeError(`expected a free ephemeral port toward that address, got all ${span} in use`);
+  }
+}
+
+/** The connection table key of a 4-tuple. */
+function connKey(localIp: Uint8Array, localPort: number, remoteIp: Uint8Array, remotePort: number): string {
+  return String.fromCharCode(localPort, remotePort, ...localIp, ...remoteIp);
+}
+
+function checkAddr(a: SockAddr, name: string, portZeroOk: boolean): void {
+  if (!(a?.ip instanceof Uint8Array) || (a.ip.length !== 4 && a.ip.length !== 16)) throw new TypeError(`expected ${name}.ip to be a 4- or 16-byte Uint8Array`);
+  if (!Number.isInteger(a.port) || a.port < (portZeroOk ? 0 : 1) || a.port > 65535) throw new RangeError(`expected ${name}.port in ${portZeroOk ? 0 : 1}..65535, got ${a.port}`);
+}
+
+function checkMss(mss: unknown): void {
+  if (!Number.isInteger(mss) || (mss as number) < 88 || (mss as number) > 65495) throw new RangeError(`expected an MSS of 88..65495, got ${String(mss)}`);
 }
