@@ -647,12 +647,10 @@ export class Connection implements TcpConnection, HeapItem {
         break;
       case 'CLOSING':
         if (finAcked) this.#enterTimeWait(now);
-        return false;
+        break;
       case 'LAST-ACK':
         if (finAcked) this.#terminate(undefined, now, false);
-        return false;
-      case 'TIME-WAIT':
-        return true;
+        break;
       default:
         break;
     }
