@@ -366,6 +366,19 @@ export class Connection implements TcpConnection, HeapItem {
       return;
     }
     if (this.#state === 'CLOSED') return;
+    if (this.#state === 'SYN-RECEIVED' && seg.flags & SYN && seg.flags & ACK && seg.seq === seqAdd(this.#rcvNxt, -1)) {
+      // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already
+      // took; only the new part, its ACK, is processed.
+      seg.seq = this.#rcvNxt;
+      seg.flags &= ~SYN;
+    }
+    if (seg.flags & SYN && !(seg.flags & RST)) {
+      // RFC 5961 4.2: a SYN in a synchronized state, whatever its sequence number, gets a
+      // challenge ACK (in SYN-RECEIVED that repeats our SYN-ACK).
+      this.#host.count('syn-in-window');
+      this.#challengeAck(now);
+      return;
+    }
     const flags = seg.flags;
     let len = seg.payload.length;
     const rcvWnd = Math.max(0, seqDiff(this.#rcvAdvRight, this.#rcvNxt));
@@ -414,12 +427,6 @@ export class Connection implements TcpConnection, HeapItem {
           this.#terminate(undefined, now, false);
           return;
       }
-    }
-    // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
-    if (flags & SYN) {
-      this.#host.count('syn-in-window');
-      this.#challengeAck(now);
-      return;
     }
     // Fifth: ACK.
     if (!(flags & ACK)) {
@@ -880,7 +887,8 @@ export class Connection implements TcpConnection, HeapItem {
       let len = Math.min(Math.max(avail, 0), mss, usable);
       if (len < avail) {
         // Not all of it: only full segments, or half the largest window seen (SWS avoidance).
-        if (len < mss && !(len > 0 && len >= this.#maxSndWnd / 2 && win <= cwin)) break;
+        // With nothing in flight no ACK will come to reopen things: send what the window takes.
+        if (len < mss && !(len > 0 && (len >= this.#maxSndWnd / 2 || this.#sndNxt === this.#sndUna))) break;
       } else if (len < mss && len > 0 && !this.#noDelay && !finPending && this.#sndNxt !== this.#sndUna) {
         break; // Nagle: a small tail waits for the outstanding data to be acknowledged
       }
@@ -906,6 +914,7 @@ export class Connection implements TcpConnection, HeapItem {
       this.#persist = true;
       this.#rtxAt = now + this.#rto;
     }
+    this.#schedule();
   }
 
   /** One data (and/or FIN) segment at `seq` from the send ring. */
