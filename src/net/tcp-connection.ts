@@ -51,6 +51,8 @@ const MAX_SACK_BLOCKS_TS = 3;
 const MAX_SACK_BLOCKS = 4;
 const DUPACK_THRESHOLD = 3; // RFC 5681 3.2
 const INITIAL_SEND_CAPACITY = 16 * 1024;
+/** Least time between ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit). */
+const OOW_ACK_INTERVAL = 500;
 
 interface OooSegment {
   seq: number;
@@ -125,6 +127,7 @@ export class Connection implements TcpConnection, HeapItem {
   #peerFinSeq: number | undefined;
   #segsUnacked = 0;
   #ackNow = false;
+  #lastOowAck = -Infinity;
 
   // RTO (RFC 6298) and congestion control.
   #srtt: number | undefined;
@@ -267,7 +270,7 @@ export class Connection implements TcpConnection, HeapItem {
 
   abort(now: number): void {
     if (this.#state === 'CLOSED') return;
-    if (this.#state !== 'SYN-SENT' && this.#state !== 'TIME-WAIT') this.#sendRst(this.#sndNxt, now);
+    if (this.#state !== 'SYN-SENT' && this.#state !== 'TIME-WAIT') this.#sendRst(this.#sndMax, now);
     this.#terminate(undefined, now, false);
     this.flush();
   }
@@ -396,13 +399,16 @@ export class Connection implements TcpConnection, HeapItem {
       acceptable = this.#inWindow(seg.seq, rcvWnd) || this.#inWindow(seqAdd(seg.seq, segLen - 1), rcvWnd);
     }
     if (!acceptable) {
-      if (!(flags & RST)) {
-        this.#host.count('out-of-window');
-        if (this.#state === 'TIME-WAIT' && flags & FIN) this.#twAt = now + 2 * this.#lim.msl;
-        this.#sendAck(now);
-      } else {
-        this.#host.count('out-of-window');
+      this.#host.count('out-of-window');
+      if (flags & RST) return;
+      if (this.#state === 'TIME-WAIT' && flags & FIN) this.#twAt = now + 2 * this.#lim.msl;
+      // Duplicate data is answered at once (the peer learns what arrived); bare ACKs at most
+      // every OOW_ACK_INTERVAL, so two ends that disagree cannot ping-pong ACKs (Linux does the same).
+      if (segLen === 0) {
+        if (now - this.#lastOowAck < OOW_ACK_INTERVAL) return;
+        this.#lastOowAck = now;
       }
+      this.#sendAck(now);
       return;
     }
     // Second: RST (RFC 5961 3.2: exactly RCV.NXT resets, elsewhere in the window challenges).
@@ -951,7 +957,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#backoffs++;
     const syn = this.#state === 'SYN-SENT' || this.#state === 'SYN-RECEIVED';
     if (this.#backoffs > (syn ? lim.synRetries : lim.maxRetransmits)) {
-      if (!syn) this.#sendRst(this.#sndNxt, now);
+      if (!syn) this.#sendRst(this.#sndMax, now);
       this.#terminate(this.halfOpen ? undefined : new TcpError('ETIMEDOUT', syn ? 'connection timed out (no SYN-ACK)' : 'connection timed out (retransmissions unanswered)'), now, false);
       return;
     }
@@ -997,7 +1003,7 @@ export class Connection implements TcpConnection, HeapItem {
     }
     if (!this.#keepAlive || !this.#synchronized()) return;
     if (this.#kaProbes >= lim.keepAliveProbes) {
-      this.#sendRst(this.#sndNxt, now);
+      this.#sendRst(this.#sndMax, now);
       this.#terminate(new TcpError('ETIMEDOUT', 'connection timed out (keepalive)'), now, false);
       return;
     }
@@ -1029,7 +1035,9 @@ export class Connection implements TcpConnection, HeapItem {
       this.#sendSyn(now);
       return;
     }
-    this.#emit(buildSegment(this.#ackFields(now, ACK, this.#sndNxt), this.#pseudo, 0));
+    // SND.MAX, not SND.NXT: after a go-back-N rewind SND.NXT lies below what the peer has seen,
+    // and an ACK with an old sequence number is unacceptable to it (RFC 9293 3.10.7.4 first).
+    this.#emit(buildSegment(this.#ackFields(now, ACK, this.#sndMax), this.#pseudo, 0));
   }
 
   /** Header fields of a synchronized segment: ACK, window, timestamps, SACK; clears pending ACKs. */
