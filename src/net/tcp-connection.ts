@@ -50,6 +50,7 @@ const TS_OPTION = 12; // NOP NOP TS: what timestamps take from each segment's ro
 const MAX_SACK_BLOCKS_TS = 3;
 const MAX_SACK_BLOCKS = 4;
 const DUPACK_THRESHOLD = 3; // RFC 5681 3.2
+const MAX_SACK_RANGES = 64; // scoreboard ranges kept per connection (memory bound)
 const INITIAL_SEND_CAPACITY = 16 * 1024;
 /** Least time between ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit). */
 const OOW_ACK_INTERVAL = 500;
@@ -141,6 +142,9 @@ export class Connection implements TcpConnection, HeapItem {
   #inRecovery = false;
   #recover: number;
   #retransmits = 0;
+  // SACK scoreboard (RFC 2018, RFC 6675): sorted disjoint [left, right) pairs above SND.UNA.
+  #sacked: number[] = [];
+  #highRxt = 0; // in recovery: holes below this were retransmitted already
 
   // Timers (absolute ms, Infinity when off).
   #rtxAt = Infinity; // retransmission, or persist while #persist
@@ -631,6 +635,7 @@ export class Connection implements TcpConnection, HeapItem {
       return false;
     }
     const wnd = seg.window << this.#sndScale;
+    if (this.#sackOk && seg.sack !== undefined) this.#takeSack(seg.sack);
     if (seqLt(this.#sndUna, ack)) {
       this.#newAck(seg, ack, now);
     } else if (ack === this.#sndUna && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && wnd === this.#sndWnd && wnd !== 0 && !this.#persist && this.#sndMax !== this.#sndUna) {
@@ -688,6 +693,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#sampleRtt(seg, now, ack);
     this.#sndUna = ack;
     if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
+    if (this.#sacked.length > 0) this.#trimSack();
     this.#backoffs = 0;
     const flight = seqDiff(this.#sndMax, ack);
     if (this.#inRecovery) {
@@ -697,7 +703,7 @@ export class Connection implements TcpConnection, HeapItem {
         this.#cc.cwnd = Math.max(Math.min(this.#cc.ssthresh, flight + this.#effectiveMss()), this.#effectiveMss());
       } else {
         // Partial ACK (step 4): retransmit the next hole, deflate by the amount acked.
-        this.#retransmitFirst(now);
+        if (!this.#retransmitHole(now)) this.#retransmitFirst(now);
         const mss = this.#effectiveMss();
         this.#cc.cwnd = Math.max(this.#cc.cwnd - acked + (acked >= mss ? mss : 0), mss);
       }
@@ -714,7 +720,9 @@ export class Connection implements TcpConnection, HeapItem {
     this.#dupAcks++;
     const mss = this.#effectiveMss();
     if (this.#inRecovery) {
-      this.#cc.cwnd += mss; // RFC 5681 3.2 step 4: inflate
+      // Each duplicate ACK means a segment left the network: with SACK it pays for the next
+      // hole's retransmission (RFC 6675 5 step C), else inflate (RFC 5681 3.2 step 4).
+      if (!this.#retransmitHole(now)) this.#cc.cwnd += mss;
       return;
     }
     // RFC 6582 3.2 step 2: a fast retransmit only when the ACK covers more than `recover`.
@@ -723,7 +731,8 @@ export class Connection implements TcpConnection, HeapItem {
       this.#inRecovery = true;
       this.#recover = this.#sndMax;
       const ssthresh = this.#cc.onLoss(seqDiff(this.#sndMax, this.#sndUna));
-      this.#retransmitFirst(now);
+      this.#highRxt = this.#sndUna;
+      if (!this.#retransmitHole(now)) this.#retransmitFirst(now);
       this.#cc.cwnd = ssthresh + DUPACK_THRESHOLD * mss;
       this.#rtxAt = now + this.#rto;
     }
@@ -901,6 +910,16 @@ export class Connection implements TcpConnection, HeapItem {
       const fin = finPending && len === Math.max(avail, 0);
       if (len === 0 && !fin) break;
       const retransmission = seqLt(this.#sndNxt, this.#sndMax);
+      if (retransmission && this.#sacked.length > 0 && len > 0) {
+        // Going back N: the receiver holds the SACKed ranges, skip them.
+        const r = this.#sackedAt(this.#sndNxt);
+        if (r !== undefined) {
+          this.#sndNxt = r;
+          continue;
+        }
+        const next = this.#nextSacked(this.#sndNxt);
+        if (next !== undefined) len = Math.min(len, seqDiff(next, this.#sndNxt));
+      }
       this.#sendData(this.#sndNxt, len, fin, now);
       if (!retransmission && this.#rttSeq === undefined && !this.#tsOk) {
         this.#rttSeq = this.#sndNxt;
@@ -972,12 +991,81 @@ export class Connection implements TcpConnection, HeapItem {
     }
     // RFC 5681 3.1 eq. 4 and RFC 6582 4.2 (no fast retransmit for the losses of this window).
     this.#cc.onTimeout(seqDiff(this.#sndMax, this.#sndUna));
+    this.#sacked.length = 0; // RFC 2018 8: after a timeout, forget what was SACKed
     this.#inRecovery = false;
     this.#dupAcks = 0;
     this.#recover = this.#sndMax;
     this.#sndNxt = this.#sndUna; // go back N
     this.#rtxAt = now + this.#rto;
     this.#output(now);
+  }
+
+  /** Merges SACK blocks inside (SND.UNA, SND.MAX] into the scoreboard. */
+  #takeSack(blocks: readonly number[]): void {
+    const sacked = this.#sacked;
+    for (let i = 0; i + 1 < blocks.length; i += 2) {
+      let l = blocks[i]!;
+      let r = blocks[i + 1]!;
+      if (seqLt(l, this.#sndUna)) l = this.#sndUna;
+      if (seqLt(this.#sndMax, r)) r = this.#sndMax;
+      if (!seqLt(l, r)) continue; // a D-SACK (RFC 2883) or a bogus block
+      // Insert, then merge with every overlapping or adjacent neighbour.
+      let k = 0;
+      while (k < sacked.length && seqLt(sacked[k]!, l)) k += 2;
+      sacked.splice(k, 0, l, r);
+      if (k > 0 && seqLe(l, sacked[k - 1]!)) k -= 2;
+      while (k + 2 < sacked.length && seqLe(sacked[k + 2]!, sacked[k + 1]!)) {
+        if (seqLt(sacked[k + 1]!, sacked[k + 3]!)) sacked[k + 1] = sacked[k + 3]!;
+        sacked.splice(k + 2, 2);
+      }
+      if (sacked.length > 2 * MAX_SACK_RANGES) sacked.length = 2 * MAX_SACK_RANGES;
+    }
+  }
+
+  #trimSack(): void {
+    const sacked = this.#sacked;
+    let k = 0;
+    while (k < sacked.length && seqLe(sacked[k + 1]!, this.#sndUna)) k += 2;
+    if (k > 0) sacked.splice(0, k);
+    if (sacked.length > 0 && seqLt(sacked[0]!, this.#sndUna)) sacked[0] = this.#sndUna;
+  }
+
+  /** The right edge of the SACKed range holding `seq`, or undefined. */
+  #sackedAt(seq: number): number | undefined {
+    const sacked = this.#sacked;
+    for (let k = 0; k < sacked.length; k += 2) {
+      if (seqLt(seq, sacked[k]!)) return undefined;
+      if (seqLt(seq, sacked[k + 1]!)) return sacked[k + 1]!;
+    }
+    return undefined;
+  }
+
+  /** The left edge of the first SACKed range above `seq`, or undefined. */
+  #nextSacked(seq: number): number | undefined {
+    const sacked = this.#sacked;
+    for (let k = 0; k < sacked.length; k += 2) if (seqLt(seq, sacked[k]!)) return sacked[k]!;
+    return undefined;
+  }
+
+  /**
+   * RFC 6675 NextSeg rule 1, simplified: retransmits the lowest hole at or above HighRxt that
+   * lies below the highest SACKed byte. Returns false when there is none.
+   */
+  #retransmitHole(now: number): boolean {
+    const sacked = this.#sacked;
+    if (sacked.length === 0) return false;
+    let seq = seqLt(this.#highRxt, this.#sndUna) ? this.#sndUna : this.#highRxt;
+    const covered = this.#sackedAt(seq);
+    if (covered !== undefined) seq = covered;
+    const next = this.#nextSacked(seq);
+    if (next === undefined) return false; // no SACKed data above: not a known hole
+    const dataEnd = seqAdd(this.#bufSeq, this.#bufLen);
+    const len = Math.min(this.#effectiveMss(), seqDiff(next, seq), seqDiff(dataEnd, seq));
+    if (len <= 0) return false;
+    this.#rttSeq = undefined; // Karn
+    this.#sendData(seq, len, false, now);
+    this.#highRxt = seqAdd(seq, len);
+    return true;
   }
 
   #probeWindow(now: number): void {
