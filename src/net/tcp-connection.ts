@@ -288,7 +288,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#keepAlive = enable;
     if (idle !== undefined) this.#kaIdle = idle;
     this.#kaProbes = 0;
-    if (this.#state !== 'FIN-WAIT-2') this.#kaAt = enable && this.#synchronized() ? now + this.#kaIdle : Infinity;
+    if (!this.#finWait2Limited()) this.#kaAt = enable && this.#synchronized() ? now + this.#kaIdle : Infinity;
     this.#schedule();
   }
 
@@ -660,7 +660,7 @@ export class Connection implements TcpConnection, HeapItem {
       case 'FIN-WAIT-1':
         if (finAcked) {
           this.#state = 'FIN-WAIT-2';
-          this.#kaAt = now + this.#lim.finWait2Timeout;
+          if (this.#finWait2Limited()) this.#kaAt = now + this.#lim.finWait2Timeout;
         }
         break;
       case 'CLOSING':
@@ -1085,7 +1085,7 @@ export class Connection implements TcpConnection, HeapItem {
 
   #keepAliveTimeout(now: number): void {
     const lim = this.#lim;
-    if (this.#state === 'FIN-WAIT-2') {
+    if (this.#finWait2Limited()) {
       this.#terminate(new TcpError('ETIMEDOUT', 'FIN-WAIT-2 timed out'), now, false);
       return;
     }
@@ -1104,7 +1104,7 @@ export class Connection implements TcpConnection, HeapItem {
   /** Any acceptable segment from the peer: keepalive and FIN-WAIT-2 clocks restart. */
   #idle(now: number): void {
     this.#kaProbes = 0;
-    if (this.#state === 'FIN-WAIT-2') this.#kaAt = now + this.#lim.finWait2Timeout;
+    if (this.#finWait2Limited()) this.#kaAt = now + this.#lim.finWait2Timeout;
     else if (this.#keepAlive) this.#kaAt = now + this.#kaIdle;
   }
 
@@ -1237,6 +1237,11 @@ export class Connection implements TcpConnection, HeapItem {
   /** CLOSED (a method, so the compiler does not narrow the state across calls that change it). */
   #gone(): boolean {
     return this.#state === 'CLOSED';
+  }
+
+  /** In FIN-WAIT-2 with a finWait2Timeout: the keepalive timer slot holds that limit. */
+  #finWait2Limited(): boolean {
+    return this.#state === 'FIN-WAIT-2' && this.#lim.finWait2Timeout > 0;
   }
 
   #synchronized(): boolean {

@@ -454,3 +454,17 @@ describe('loss recovery', () => {
     expect(r.elapsed).toBeGreaterThanOrEqual(30); // one hole per round trip
   });
 });
+
+describe('FIN-WAIT-2', () => {
+  it('waits for the peer indefinitely by default; with finWait2Timeout a silent peer times out', () => {
+    for (const finWait2Timeout of [0, 5000]) {
+      const { sim, client } = pair(70, { finWait2Timeout });
+      const log = closeLog(client);
+      client.shutdown(sim.now);
+      sim.advance(50);
+      expect(client.state).toBe('FIN-WAIT-2');
+      sim.advance(100_000);
+      expect([client.state, log.err?.code]).toEqual(finWait2Timeout ? ['CLOSED', 'ETIMEDOUT'] : ['FIN-WAIT-2', undefined]);
+    }
+  });
+});
