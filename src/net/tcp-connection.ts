@@ -1,13 +1,14 @@
 // One TCP connection's control block and state machine (RFC 9293 3.3, segment arrival 3.10.7,
 // user calls 3.10.1-3.10.6, timeouts 3.10.8), with RTO estimation (RFC 6298), NewReno fast
-// retransmit/recovery (RFC 5681 3.2, RFC 6582), delayed ACKs (RFC 9293 3.8.6.3), Nagle and
-// sender/receiver SWS avoidance (RFC 9293 3.7.4, 3.8.6.2), zero-window probing (3.8.6.1),
-// keepalive (3.8.4), RFC 5961 RST/SYN/ACK checks, RFC 7323 window scale and timestamps, and
-// RFC 2018 SACK blocks on the receive side. Pure: time is an argument, output goes to the host.
+// retransmit/recovery (RFC 5681 3.2, RFC 6582) with limited transmit (RFC 3042), SACK blocks
+// sent (RFC 2018) and used for hole retransmission (RFC 6675, simplified), delayed ACKs (RFC 9293
+// 3.8.6.3), Nagle and sender/receiver SWS avoidance (RFC 9293 3.7.4, 3.8.6.2), zero-window
+// probing (3.8.6.1), keepalive (3.8.4), RFC 5961 RST/SYN/ACK checks, RFC 7323 window scale and
+// timestamps (RTTM; no PAWS). Pure: time is an argument, output goes to the host.
 
 import { HEAP_INDEX, HEAP_KEY, type HeapItem } from '../core/deadline-heap.js';
 import { CongestionControl } from './tcp-congestion.js';
-import { TcpError, type TcpErrorCode } from './tcp-error.js';
+import { TcpError } from './tcp-error.js';
 import {
   ACK,
   FIN,
@@ -897,7 +898,9 @@ export class Connection implements TcpConnection, HeapItem {
       const finPending = this.#finQueued && finState && avail >= 0 && seqLe(this.#sndNxt, dataEnd);
       if (avail <= 0 && !finPending) break;
       const win = seqDiff(seqAdd(this.#sndUna, this.#sndWnd), this.#sndNxt);
-      const cwin = seqDiff(seqAdd(this.#sndUna, this.#cc.cwnd), this.#sndNxt);
+      // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out.
+      const limited = this.#inRecovery ? 0 : Math.min(this.#dupAcks, 2) * mss;
+      const cwin = seqDiff(seqAdd(this.#sndUna, this.#cc.cwnd + limited), this.#sndNxt);
       const usable = Math.max(0, Math.min(win, cwin));
       let len = Math.min(Math.max(avail, 0), mss, usable);
       if (len < avail) {
