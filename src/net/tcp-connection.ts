@@ -910,7 +910,7 @@ export class Connection implements TcpConnection, HeapItem {
       } else if (len < mss && len > 0 && !this.#noDelay && !finPending && this.#sndNxt !== this.#sndUna) {
         break; // Nagle: a small tail waits for the outstanding data to be acknowledged
       }
-      const fin = finPending && len === Math.max(avail, 0);
+      let fin = finPending && len === Math.max(avail, 0);
       if (len === 0 && !fin) break;
       const retransmission = seqLt(this.#sndNxt, this.#sndMax);
       if (retransmission && this.#sacked.length > 0 && len > 0) {
@@ -921,7 +921,10 @@ export class Connection implements TcpConnection, HeapItem {
           continue;
         }
         const next = this.#nextSacked(this.#sndNxt);
-        if (next !== undefined) len = Math.min(len, seqDiff(next, this.#sndNxt));
+        if (next !== undefined && seqDiff(next, this.#sndNxt) < len) {
+          len = seqDiff(next, this.#sndNxt);
+          fin = false; // the FIN rides only on the segment that ends the data
+        }
       }
       this.#sendData(this.#sndNxt, len, fin, now);
       if (!retransmission && this.#rttSeq === undefined && !this.#tsOk) {

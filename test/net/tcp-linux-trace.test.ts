@@ -3,7 +3,7 @@
 // engine, and the engine's answers checked field by field.
 
 import { describe, expect, it } from 'vitest';
-import { ACK, FIN, PSH, SYN, parseSegment, pseudoHeaderSum, checksum, type Segment } from '../../src/net/tcp-segment.js';
+import { ACK, FIN, PSH, SYN, buildSegment, checksum, parseSegment, pseudoHeaderSum, type Segment, type SegmentFields } from '../../src/net/tcp-segment.js';
 import { TcpEngine, type TcpConnection, type TcpSegmentOut } from '../../src/net/tcp.js';
 import { IP_A, IP_B, seededBytes } from '../helpers/tcp-sim.js';
 
@@ -111,5 +111,39 @@ describe('a Linux client against the engine', () => {
     expect([...b.subarray(20, 26)]).toEqual([2, 4, 0x05, 0x64, 4, 2]);
     expect([...b.subarray(26, 28)]).toEqual([8, 10]);
     expect([...b.subarray(36, 40)]).toEqual([1, 3, 3, 5]);
+  });
+});
+
+describe('going back N after an RTO with SACKed data', () => {
+  it('skips the SACKed range and keeps the FIN on the segment that ends the data', () => {
+    const out: TcpSegmentOut[] = [];
+    const engine = new TcpEngine({ send: (s) => out.push(s), random: seededBytes(63), limits: { timestamps: false } });
+    const c = engine.connect({ ip: IP_B, port: 40000 }, { ip: IP_A, port: 80 }, { mss: 1000 }, 0);
+    const syn = parse(out[0]!);
+    const peer = (seq: number, ack: number, flags: number, extra: Partial<SegmentFields> = {}) =>
+      buildSegment({ srcPort: 80, dstPort: 40000, seq, ack, flags, window: 65535, ...extra }, pseudoHeaderSum(IP_A, IP_B, 0), 0);
+    engine.input(IP_A, IP_B, peer(5000, syn.seq + 1, SYN | ACK, { synMss: 1000, synSackPermitted: true }), 10);
+    expect(c.state).toBe('ESTABLISHED');
+    c.setNoDelay(true);
+    c.write(new Uint8Array(2500).fill(7), 10);
+    c.shutdown(10);
+    const base = syn.seq + 1;
+    const sent = () => out.splice(0).map(parse).map((x) => ({ seq: x.seq - base, len: x.payload.length, fin: (x.flags & FIN) !== 0 }));
+    expect(sent().slice(2)).toEqual([
+      { seq: 0, len: 1000, fin: false },
+      { seq: 1000, len: 1000, fin: false },
+      { seq: 2000, len: 500, fin: false },
+      { seq: 2500, len: 0, fin: true },
+    ]);
+    // Nothing is acknowledged: the RTO resends the first segment (the scoreboard is empty).
+    engine.tick(engine.nextDeadline()!);
+    expect(sent()).toEqual([{ seq: 0, len: 1000, fin: false }]);
+    // The peer now acknowledges 1600 and SACKs 2000..2300: going on back N, the engine sends
+    // 1600..2000 (no FIN: it does not end the data), skips the SACKed bytes, then 2300..2500+FIN.
+    engine.input(IP_A, IP_B, peer(5001, base + 1600, ACK, { sack: [base + 2000, base + 2300] }), 1000);
+    expect(sent()).toEqual([
+      { seq: 1600, len: 400, fin: false },
+      { seq: 2300, len: 200, fin: true },
+    ]);
   });
 });
