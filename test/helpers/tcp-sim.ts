@@ -226,7 +226,9 @@ export function transfer(seed: number, size: number, link: Partial<LinkOptions>,
   });
   const conn = sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 80 }, { mss: MSS }, sim.now);
   const client = new Endpoint(conn, dataA, sim);
+  const t0 = performance.now();
   sim.run(() => client.closed && server !== undefined && server.closed, 36_000_000);
-  return { sim, client, server: server!, dataA, dataB, conn };
+  const ms = performance.now() - t0;
+  return { sim, client, server: server!, dataA, dataB, conn, ms };
 }
 
