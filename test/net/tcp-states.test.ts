@@ -468,3 +468,64 @@ describe('FIN-WAIT-2', () => {
     }
   });
 });
+
+describe('engine and listener lifecycle', () => {
+  it('TcpEngine.close(): every live connection gets ECONNABORTED, the peer a RST, TIME-WAIT goes silently', () => {
+    const { sim, client, server } = pair(80);
+    const c = closeLog(client);
+    const s = closeLog(server);
+    sim.a.close(sim.now);
+    sim.advance(50);
+    expect([c.err?.code, s.err?.code, sim.a.connectionCount, sim.b.connectionCount]).toEqual(['ECONNABORTED', 'ECONNRESET', 0, 0]);
+  });
+
+  it('listener.close(): half-open connections are reset, accepted ones stay, the port is free again', () => {
+    const sim = new TcpSim(81, { delay: 5 });
+    const accepted: TcpConnection[] = [];
+    const l = sim.b.listen(80, { mss: MSS, backlog: 8 }, (c) => accepted.push(c));
+    const first = sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 80 }, { mss: MSS }, 0);
+    sim.advance(50);
+    sim.filter = (_seg, to) => to !== 'b' || sim.b.connectionCount < 2; // the 3rd ACK of the 2nd never arrives
+    const second = sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 80 }, { mss: MSS }, sim.now);
+    sim.advance(12);
+    expect(sim.b.connectionCount).toBe(2);
+    l.close();
+    expect([sim.b.connectionCount, accepted.length, accepted[0]!.state, first.state]).toEqual([1, 1, 'ESTABLISHED', 'ESTABLISHED']);
+    expect(second.state).toBe('ESTABLISHED'); // it thinks so until the RST arrives
+    sim.filter = undefined;
+    sim.advance(50);
+    expect(second.state).toBe('CLOSED');
+    expect(() => sim.b.listen(80, { mss: MSS, backlog: 8 }, () => {})).not.toThrow();
+  });
+
+  it('moves data over IPv6 (the v6 pseudo-header checksum both ways)', () => {
+    const sim = new TcpSim(82, { delay: 5, loss: 0.02 });
+    const data = randomData(83, 500_000);
+    const got: Uint8Array[] = [];
+    sim.b.listen(443, { mss: MSS, backlog: 8 }, (c) => {
+      c.onData = (d) => {
+        got.push(d);
+        c.consumed(d.length, sim.now);
+      };
+    });
+    const c = sim.a.connect({ ip: IP6_A, port: 0 }, { ip: IP6_B, port: 443 }, { mss: MSS }, 0);
+    const e = new Endpoint(c, data, sim);
+    sim.run(() => e.closed, 600_000);
+    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+    expect(sim.b.counters.checksum).toBe(0);
+  });
+
+  it('misuse throws TypeError/RangeError with what was expected', () => {
+    const sim = new TcpSim(84);
+    expect(() => sim.a.connect({ ip: new Uint8Array(5), port: 0 }, { ip: IP_B, port: 80 }, { mss: MSS }, 0)).toThrow(/expected local.ip/);
+    expect(() => sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP6_B, port: 80 }, { mss: MSS }, 0)).toThrow(TypeError);
+    expect(() => sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 0 }, { mss: MSS }, 0)).toThrow(RangeError);
+    expect(() => sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 80 }, { mss: 20 }, 0)).toThrow(/MSS/);
+    expect(() => sim.a.listen(70000, { mss: MSS, backlog: 1 }, () => {})).toThrow(RangeError);
+    sim.a.listen(80, { mss: MSS, backlog: 1 }, () => {});
+    expect(() => sim.a.listen(80, { mss: MSS, backlog: 1 }, () => {})).toThrow(/already listening/);
+    const c = sim.a.connect({ ip: IP_A, port: 1234 }, { ip: IP_B, port: 80 }, { mss: MSS }, 0);
+    expect(() => sim.a.connect({ ip: IP_A, port: 1234 }, { ip: IP_B, port: 80 }, { mss: MSS }, 0)).toThrow(/4-tuple/);
+    expect(() => c.consumed(1, 0)).toThrow(RangeError);
+  });
+});
