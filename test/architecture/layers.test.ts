@@ -33,6 +33,7 @@ const RANK: Readonly<Record<string, number>> = {
   device: 3,
   uapi: 4,
   nat: 4,
+  net: 4, // userspace TCP/IP (issue 22): the sans-IO TCP engine (tcp*.ts) and its glue to a Device
   bridge: 4,
   control: 5,
   'control-plane': 5,
