@@ -17,6 +17,7 @@ import { access, ACCESS_USAGE, bridge, site } from './control-plane-access.js';
 import { DB_OPTIONS, dbArgs, need, parse, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
+import { secrets, SECRETS_USAGE, state } from './control-plane-secrets.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -47,7 +48,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         new event-signing key; agents get signing_key_rotated signed by the old key, which keeps
         verifying for DURATION (default 1h)
 ${INGRESS_USAGE}
-${ACCESS_USAGE}
+${ACCESS_USAGE}${SECRETS_USAGE}
 Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
                        0600 on first start; without it the database cannot be opened)
@@ -353,6 +354,10 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return site(rest);
       case 'bridge':
         return bridge(rest);
+      case 'secrets':
+        return secrets(rest);
+      case 'state':
+        return state(rest);
       case undefined:
         process.stderr.write(`control-plane: expected a command\n\n${USAGE}`);
         return EXIT.usage;
