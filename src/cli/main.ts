@@ -23,6 +23,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   peers: async () => (await import('./agent.js')).runPeers,
   policies: async () => (await import('./agent.js')).runPolicies,
   deregister: async () => (await import('./agent.js')).runDeregister,
+  state: async () => (await import('./agent.js')).runState,
   install: async () => (await import('./install.js')).runInstall,
   uninstall: async () => (await import('./install.js')).runUninstall,
   demo: async () => (await import('./demo.js')).runDemo,
@@ -32,7 +33,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
  * Upstream plexd commands not implemented here (docs/agent.md "Compatibility with upstream
  * plexd"): refused by name rather than taken for an interface name to create.
  */
-export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['state', 'logs', 'log-status', 'audit', 'actions', 'hooks'];
+export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['logs', 'log-status', 'audit', 'actions', 'hooks'];
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
@@ -50,6 +51,8 @@ Commands (each takes --help):
   peers           the running agent's peers
   policies        the running agent's policy in force and its counters
   deregister      tell the control plane this node leaves ([--purge] deletes data_dir)
+  state           the running agent's node state: state [get metadata|data|report|secret KEY],
+                  state report KEY --data JSON|--file F
   install         install the agent as the systemd service plexd.service (docs/deploy.md)
   uninstall       stop and remove the service ([--purge] deregisters, deletes config and data)
   control-plane   serve the self-hosted control plane; tokens, nodes, policy, signing keys
