@@ -302,7 +302,7 @@ export class Agent {
       if (parsedCache?.ok === true) agent.nodeState.applyState(parsedCache.value.state);
       const apiRoutes = { ...nodeApiRoutes(agent), ...agent.nodeState.routes() };
       if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, apiRoutes));
-      if (opts.nodeApi !== false && config.nodeApi.httpListen !== '') {
+      if (opts.nodeApi !== false && config.nodeApi.httpEnabled) {
         agent.#servers.push(await startTcpServer(config.nodeApi.httpListen, apiRoutes, {}, { bearerToken: readNodeApiToken(config.nodeApi.httpTokenFile) }));
         log.info(`node API: also on http://${config.nodeApi.httpListen} (bearer token from ${config.nodeApi.httpTokenFile})`);
       }

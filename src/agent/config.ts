@@ -60,10 +60,10 @@ export interface AgentConfig {
   readonly reconcile: { readonly intervalS: number };
   /** listen is '' when health.enabled is false (no listener). */
   readonly health: { readonly listen: string };
-  /** node_api.socket_path (alias node_api.socket); httpListen '' unless node_api.http_enabled
-   *  (then node_api.http_listen, behind the bearer token of node_api.http_token_file); the report
+  /** node_api.socket_path (alias node_api.socket); with node_api.http_enabled also on
+   *  node_api.http_listen behind the bearer token of node_api.http_token_file; the report
    *  debounce (node_api.debounce_period, seconds). */
-  readonly nodeApi: { readonly socket: string; readonly httpListen: string; readonly httpTokenFile: string | undefined; readonly debounceS: number };
+  readonly nodeApi: { readonly socket: string; readonly httpEnabled: boolean; readonly httpListen: string; readonly httpTokenFile: string | undefined; readonly debounceS: number };
   /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
   readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings } & BridgeAccessConfig;
   /** Ours: the Kubernetes audit log the agent follows in a cluster (kubernetes.audit_log_path). */
@@ -480,7 +480,8 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     health: { listen: values.get('health.enabled') === true ? s('health.listen')! : '' },
     nodeApi: {
       socket: s('node_api.socket_path')!,
-      httpListen: values.get('node_api.http_enabled') === true ? s('node_api.http_listen')! : '',
+      httpEnabled: values.get('node_api.http_enabled') as boolean,
+      httpListen: s('node_api.http_listen')!,
       httpTokenFile: s('node_api.http_token_file'),
       debounceS: values.get('node_api.debounce_period') as number,
     },

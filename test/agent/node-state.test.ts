@@ -40,7 +40,10 @@ class FakeClient implements NodeStateClient {
   readonly secrets = new Map<string, { value: string; version: number }>();
   readonly calls: string[] = [];
   failWith: { status?: number; message?: string } | undefined;
-  constructor(readonly nsk: Buffer) {}
+  readonly nsk: Buffer;
+  constructor(nsk: Buffer) {
+    this.nsk = nsk;
+  }
   async fetchSecret(name: string, version?: number) {
     this.calls.push(`secret ${name} ${version ?? ''}`);
     if (this.failWith) throw Object.assign(new Error(this.failWith.message ?? 'fail'), this.failWith);
