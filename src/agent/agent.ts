@@ -31,6 +31,8 @@ import type { Logger } from '../log/logger.js';
 import { ConfigError, type AgentConfig } from './config.js';
 import { generatePrivateKey, NodeKeys, publicKeyOf } from './keys.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
+import { AgentPrometheus } from './prometheus.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../log/prometheus.js';
 import type { InterfaceTable } from './candidates.js';
 import { MeshInterface, type MeshInterfaceOptions } from './mesh-interface.js';
 import { NatServices } from './nat-services.js';
@@ -174,6 +176,8 @@ export class Agent {
   #peerRoutes: PeerRoutes | undefined;
   /** Set in a Kubernetes pod (./kubernetes.ts), with the audit log it follows. */
   #kubernetes: { readonly env: KubernetesEnvironment; readonly audit: AuditLogReader } | undefined;
+  /** /metrics on the health listener (prometheus.ts; docs/operations.md "Prometheus metrics"). */
+  readonly prometheus: AgentPrometheus;
 
   private constructor(opts: AgentOptions, store: Store, identity: Identity, keys: NodeKeys, iface: MeshInterface, policy: PolicyEnforcer) {
     this.config = opts.config;
@@ -199,6 +203,7 @@ export class Agent {
       timing: { ...SYNC_TIMING, debounceMs: opts.config.nodeApi.debounceS * 1000 },
       log: (line) => this.#log.info(line),
     });
+    const agent = this;
     this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId }, { wallMs: () => clock.wallMs() });
     this.verifier.onKeyRotated = (keyId, pub) => {
       this.#log.info(`signing key rotated to ${keyId}`);
@@ -214,6 +219,21 @@ export class Agent {
       log: (m) => this.#log.verbose(m),
       ...(opts.eventStreamTimings ? { timings: opts.eventStreamTimings } : {}),
     });
+    this.prometheus = new AgentPrometheus(
+      {
+        device: iface.device,
+        nodeIds: () => new Map(this.#peers.map((p) => [p.public_key, p.node_id])),
+        pathOf: (key) => this.#nat?.paths.pathOf(key) ?? 'direct',
+        policy: () => this.policy.snapshot(),
+        events: this.events,
+        counters: this.counters,
+        get ready() {
+          return agent.ready;
+        },
+        wallMs: () => clock.wallMs(),
+      },
+      iface.device,
+    );
   }
 
   /**
@@ -298,12 +318,12 @@ export class Agent {
       } else if (reg.peers.length > 0) {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
-      if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent)));
+      if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent), {}, { '/metrics': async () => [200, PROMETHEUS_CONTENT_TYPE, await agent.prometheus.metrics()] }));
       if (parsedCache?.ok === true) agent.nodeState.applyState(parsedCache.value.state);
       const apiRoutes = { ...nodeApiRoutes(agent), ...agent.nodeState.routes() };
       if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, apiRoutes));
       if (opts.nodeApi !== false && config.nodeApi.httpEnabled) {
-        agent.#servers.push(await startTcpServer(config.nodeApi.httpListen, apiRoutes, {}, { bearerToken: readNodeApiToken(config.nodeApi.httpTokenFile) }));
+        agent.#servers.push(await startTcpServer(config.nodeApi.httpListen, apiRoutes, {}, {}, { bearerToken: readNodeApiToken(config.nodeApi.httpTokenFile) }));
         log.info(`node API: also on http://${config.nodeApi.httpListen} (bearer token from ${config.nodeApi.httpTokenFile})`);
       }
       agent.#followKubernetes(opts);
@@ -548,6 +568,7 @@ export class Agent {
 
   /** One heartbeat; also sent out of turn right after a new policy revision took force. */
   async #heartbeat(signal: AbortSignal): Promise<void> {
+    let sentAt: number | undefined;
     try {
       // nat_summary stays {} (plexd: "before discovery"): the configured endpoint travels only by
       // PUT /endpoint, whose change is what tells the peers. `policy` is ours (docs/agent.md): the
@@ -560,13 +581,16 @@ export class Agent {
         policy: this.policy.report(),
         ...this.#access?.heartbeat(),
       };
+      sentAt = this.#clock.now();
       const res = await this.client.heartbeat(body, signal);
+      this.prometheus.observeHeartbeat((this.#clock.now() - sentAt) / 1000, true);
       this.counters.heartbeats++;
       this.#lastHeartbeatMs = this.#clock.wallMs();
       if (res.reconcile) this.requestReconcile();
       if (res.rotate_keys) void this.rotateKeys();
     } catch (err) {
       if (signal.aborted) return;
+      if (sentAt !== undefined) this.prometheus.observeHeartbeat((this.#clock.now() - sentAt) / 1000, false);
       this.counters.heartbeatFailures++;
       this.#log.verbose(`heartbeat failed: ${(err as Error).message}`);
       if (err instanceof ApiError && err.status === 401) void this.#unauthorized();
@@ -648,6 +672,7 @@ export class Agent {
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
     this.nodeState.close();
+    this.prometheus.close();
     await this.#kubernetes?.audit.close();
     this.#nat?.close();
     await this.#access?.close();

@@ -1,5 +1,5 @@
-// The agent's two small local HTTP servers: /healthz and /readyz on 127.0.0.1:9101 (plexd's
-// health endpoint), and the node API, JSON over HTTP on a unix socket (default
+// The agent's two small local HTTP servers: /healthz, /readyz and /metrics (Prometheus text, a
+// TextRoutes entry) on 127.0.0.1:9101 (plexd's health endpoint), and the node API, JSON over HTTP on a unix socket (default
 // /var/run/plexd/api.sock, mode 0660) that `plexd-userspace status`, `peers` and `state` query,
 // optionally also on TCP behind a bearer token (node_api.http_enabled). A route answers GET/HEAD
 // (a plain function) or the methods it names; request bodies are bounded (413 past the cap);
@@ -50,6 +50,23 @@ export type Route = RouteHandler | Readonly<Partial<Record<'GET' | 'PUT' | 'POST
 /** A route table: exact path -> route; a key ending in "/*" matches every path under it (longest
  *  prefix wins) and hands the remainder to the handler as `rest`. */
 export type Routes = Readonly<Record<string, Route>>;
+
+/** Routes answering text (e.g. Prometheus /metrics): path -> async handler resolving to
+ *  [status, content type, body]. GET/HEAD only; a rejection is a 500. A shorthand for Routes
+ *  whose handlers return a LocalReply with `text`. */
+export type TextRoutes = Readonly<Record<string, () => Promise<readonly [number, string, string]>>>;
+
+/** `text` as Routes. */
+function textRoutes(text: TextRoutes): Routes {
+  const out: Record<string, Route> = {};
+  for (const [path, h] of Object.entries(text)) {
+    out[path] = async () => {
+      const [status, contentType, body] = await h();
+      return { status, text: body, contentType };
+    };
+  }
+  return out;
+}
 
 /** Per-server request options. */
 export interface ServeOptions {
@@ -128,6 +145,8 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | unde
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, result: RouteResult, closeAfter = false): void {
+  // The client may be gone by the time an async handler answers.
+  if (res.destroyed) return;
   const reply: LocalReply = Array.isArray(result) ? { status: (result as readonly [number, unknown])[0], json: (result as readonly [number, unknown])[1] } : (result as LocalReply);
   const headers: Record<string, string | number> = { 'cache-control': 'no-store', ...reply.headers };
   if (closeAfter) headers['connection'] = 'close';
@@ -207,12 +226,12 @@ function closer(server: http.Server, after?: () => void): () => Promise<void> {
     });
 }
 
-/** Serves `routes` on "HOST:PORT" (port 0 picks one); `limits` over LOCAL_HTTP_LIMITS; `opts`
- *  a bearer token and the body cap. Rejects when the address is taken. */
-export async function startTcpServer(listen: string, routes: Routes, limits: Partial<HttpLimits> = {}, opts: ServeOptions = {}): Promise<LocalServer> {
+/** Serves `routes` (and the text routes `text`) on "HOST:PORT" (port 0 picks one); `limits` over
+ *  LOCAL_HTTP_LIMITS; `opts` a bearer token and the body cap. Rejects when the address is taken. */
+export async function startTcpServer(listen: string, routes: Routes, limits: Partial<HttpLimits> = {}, text: TextRoutes = {}, opts: ServeOptions = {}): Promise<LocalServer> {
   const m = /^\[?(.+?)\]?:([0-9]{1,5})$/.exec(listen);
   if (m === null) throw new TypeError(`expected HOST:PORT, got ${JSON.stringify(listen)}`);
-  const { server, counters } = await serve(routes, limits, opts, (s) => s.listen(Number(m[2]), m[1]));
+  const { server, counters } = await serve({ ...routes, ...textRoutes(text) }, limits, opts, (s) => s.listen(Number(m[2]), m[1]));
   return { port: (server.address() as AddressInfo).port, counters, connections: () => openConnections(server), close: closer(server) };
 }
 

@@ -25,12 +25,13 @@ import { UsageError } from './usage-error.js';
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
   serve --listen HOST:PORT --db FILE [--insecure-http] [--mesh-cidr CIDR] [--stun HOST:PORT|off]
-        [--access-cidr CIDR] [--relay-ports FIRST-LAST]
+        [--access-cidr CIDR] [--relay-ports FIRST-LAST] [--metrics-listen HOST:PORT]
         HTTPS with a self-signed certificate kept next to FILE (its SHA-256 is printed for
         api.tls_fingerprint), or plain HTTP with --insecure-http; a STUN server on UDP (default:
         the API's address and port number when HOST is an IP address); the access range of
         user-access clients (default 10.101.0.0/16); the bridges' per-session relay ports
-        (default 51900-51999)
+        (default 51900-51999); Prometheus /metrics on a plain-HTTP listener of its own
+        (off by default; e.g. 127.0.0.1:9102)
   token create --db FILE [--project ID] [--ttl DURATION] [--label K=V]... [--json]
         single-use bootstrap token; the node it registers carries the labels
   token revoke TOKEN_OR_ID --db FILE
@@ -90,11 +91,13 @@ function stunListen(listen: string, flag: string | undefined): string | undefine
 }
 
 async function serve(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, { listen: { type: 'string' }, ...DB_OPTIONS, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' }, 'access-cidr': { type: 'string' }, 'relay-ports': { type: 'string' } });
+  const { values, positionals } = parse(args, { listen: { type: 'string' }, ...DB_OPTIONS, 'insecure-http': { type: 'boolean' }, 'mesh-cidr': { type: 'string' }, stun: { type: 'string' }, 'access-cidr': { type: 'string' }, 'relay-ports': { type: 'string' }, 'metrics-listen': { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
   const listen = need(values.listen, '--listen');
+  const metricsListen = typeof values['metrics-listen'] === 'string' ? values['metrics-listen'] : undefined;
   try {
     parseListen(listen); // a malformed --listen is bad usage (exit 2), not a runtime failure
+    if (metricsListen !== undefined) parseListen(metricsListen);
   } catch (err) {
     throw new UsageError((err as Error).message, { cause: err });
   }
@@ -115,8 +118,10 @@ async function serve(args: readonly string[]): Promise<number> {
     ...(typeof values['mesh-cidr'] === 'string' ? { meshCidr: values['mesh-cidr'] } : {}),
     ...(typeof values['access-cidr'] === 'string' ? { accessCidr: values['access-cidr'] } : {}),
     ...(relay === undefined ? {} : { relay }),
+    ...(metricsListen === undefined ? {} : { metricsListen }),
   });
   print(`control-plane listening on ${cp.url}`);
+  if (cp.metricsUrl !== undefined) print(`metrics at ${cp.metricsUrl}`);
   if (cp.stunAddress !== undefined) print(`stun listening on ${cp.stunAddress.address}:${cp.stunAddress.port}`);
   if (cp.fingerprint !== undefined) print(`tls fingerprint sha256 ${cp.fingerprint}`);
   await untilSignalled();

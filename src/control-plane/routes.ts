@@ -256,12 +256,12 @@ export const ROUTES: readonly Route[] = [
 
 /** The route for a method and path: the handler with its captured parameters, `405` with the
  *  allowed methods when only the method is wrong, or undefined (404). */
-export function matchRoute(method: string, path: string): { handler: Handler; params: string[] } | { allow: string[] } | undefined {
+export function matchRoute(method: string, path: string): { handler: Handler; params: string[]; pattern: RegExp } | { allow: string[] } | undefined {
   const allow: string[] = [];
   for (const r of ROUTES) {
     const m = r.pattern.exec(path);
     if (m === null) continue;
-    if (r.method === method) return { handler: r.handler, params: m.slice(1) };
+    if (r.method === method) return { handler: r.handler, params: m.slice(1), pattern: r.pattern };
     allow.push(r.method);
   }
   return allow.length > 0 ? { allow } : undefined;

@@ -17,6 +17,7 @@ import { correlationId, sendProblem } from './http-io.js';
 import { createStunServer, type StunServer } from '../nat/stun-server.js';
 import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
+import { ControlPlanePrometheus, startMetricsServer, type MetricsServer } from './prometheus.js';
 import { matchRoute } from './routes.js';
 import { ControlPlaneStore } from './store.js';
 
@@ -55,6 +56,9 @@ export interface ControlPlaneOptions {
   readonly rateLimits?: NodeRateLimitOptions;
   /** Limit on error lines (default 20 in a burst, then 1 per second). */
   readonly errorLogLimit?: ErrorRateLimit;
+  /** Prometheus /metrics on a plain-HTTP listener of its own, "HOST:PORT" (port 0 picks one);
+   *  none when absent (docs/operations.md "Prometheus metrics"). */
+  readonly metricsListen?: string;
 }
 
 /** A running control plane. */
@@ -79,6 +83,10 @@ export interface ControlPlane {
   readonly counters: HttpGuardCounters & { clientAborts: number };
   /** Open server-side sockets (node's server.getConnections). */
   connections(): Promise<number>;
+  /** The control plane's metrics (also served on metricsListen when set). */
+  readonly prometheus: ControlPlanePrometheus;
+  /** The metrics listener's URL, e.g. "http://127.0.0.1:9102/metrics"; undefined when none. */
+  readonly metricsUrl: string | undefined;
   /** Stops the server, ends every stream and closes the database. */
   close(): Promise<void>;
 }
@@ -94,6 +102,7 @@ export function parseListen(text: string): { host: string; port: number } {
 /** Starts a control plane; resolves once it listens. */
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { host, port } = parseListen(options.listen);
+  const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen);
   const log = rateLimitErrors(options.logger ?? silentLogger, options.errorLogLimit);
   const limits: HttpLimits = { ...CONTROL_PLANE_HTTP_LIMITS, ...options.httpLimits };
   const store = ControlPlaneStore.open(options.db, {
@@ -130,10 +139,13 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     log.info(`control-plane: STUN listening on ${at.host}:${stun.address.port}`);
   }
 
+  const prometheus = new ControlPlanePrometheus({ store, streams: () => bus.size, streamsDropped: () => bus.dropped, guard: () => guard });
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const timed = prometheus.track(req, res);
     res.setHeader('x-correlation-id', correlationId(req));
     const path = (req.url ?? '/').split('?')[0]!;
     const route = matchRoute(req.method ?? 'GET', path);
+    timed(route !== undefined && 'pattern' in route ? route.pattern : undefined);
     if (route === undefined) return sendProblem(res, 'not_found', `no route for ${req.method} ${path.slice(0, 200)}`, undefined, !req.complete);
     if ('allow' in route) {
       res.setHeader('allow', route.allow.join(', '));
@@ -194,10 +206,25 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       resolve();
     });
   });
+  let metricsServer: MetricsServer | undefined;
+  if (metricsAt !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metricsAt.host, metricsAt.port, prometheus);
+    } catch (err) {
+      for (const t of timers) clearInterval(t);
+      stun?.close();
+      bus.close();
+      server.close();
+      store.close();
+      throw err;
+    }
+  }
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   const url = `${tls === undefined ? 'http' : 'https'}://${urlHost}:${addr.port}`;
   log.info(`control-plane: listening on ${url}${tls === undefined ? '' : ` (sha256 ${tls.fingerprint})`}`);
+  const metricsUrl = metricsServer === undefined ? undefined : `http://${metricsServer.address.family === 'IPv6' ? `[${metricsServer.address.address}]` : metricsServer.address.address}:${metricsServer.address.port}/metrics`;
+  if (metricsUrl !== undefined) log.info(`control-plane: Prometheus metrics at ${metricsUrl}`);
 
   let closed: Promise<void> | undefined;
   return {
@@ -215,9 +242,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       return { ...guard, clientAborts };
     },
     connections: () => openConnections(server),
+    prometheus,
+    metricsUrl,
     close() {
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
+        await metricsServer?.close();
         stun?.close();
         bus.close();
         await new Promise<void>((r) => {

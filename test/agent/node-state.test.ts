@@ -75,7 +75,7 @@ describe('node API state routes', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'node-state-'));
     unix = await startUnixServer(join(dir, 'api.sock'), state.routes(), {}, { maxBodyBytes: 8192 });
-    tcp = await startTcpServer('127.0.0.1:0', state.routes(), {}, { bearerToken: TOKEN });
+    tcp = await startTcpServer('127.0.0.1:0', state.routes(), {}, {}, { bearerToken: TOKEN });
     state.applyState({ metadata: [{ key: 'region', value: 'eu-west-1' }], data: [{ key: 'config.yaml', value: 'a: 1' }], reports: [] });
     client.secrets.set('db-password', { value: 'hunter2-secret', version: 3 });
   });

@@ -55,6 +55,8 @@ export class MeshLab {
   /** The bootstrap token goes in a file (registration.token_file, tokenFile(i)), not inline: the
    *  agent consumes it, and a test can write a new one for a re-registration. */
   tokenFiles = false;
+  /** Every agent's health.listen (each agent has its own namespace, so a fixed port is fine). */
+  healthListen = '127.0.0.1:0';
   /** Extra createControlPlane options, as JS object-literal text (e.g. "stun: '10.77.0.1:18080'"). */
   cpExtra = '';
   #cp: ChildProcess | undefined;
@@ -182,7 +184,7 @@ export class MeshLab {
         `registration: {resource_handle: node${i}, ${this.tokenFiles ? `token_file: ${this.tokenFile(i)}` : `token: "${tok}"`}}`,
         `wireguard: {interface_name: ${this.agents[i - 1]?.ifname ?? this.lab.uniqueName('w')}, listen_port: 51820${this.minimal ? '' : `, bind_address: ${this.agents[i - 1]?.ip ?? `${this.net}.${10 + i}`}`}}`,
         `node_api: {socket: ${join(this.dir, `n${i}.sock`)}}`,
-        `health: {listen: "127.0.0.1:0"}`,
+        `health: {listen: "${this.healthListen}"}`,
         ...this.#extraConfig,
         ...(this.agents[i - 1]?.extra ?? []),
       ].join('\n'),
