@@ -7,7 +7,8 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
@@ -129,4 +130,36 @@ describe('node state and secrets: control plane -> agent node API', () => {
     await curl('-X', 'DELETE', '--unix-socket', socket(), 'http://localhost/v1/state/report/app-health');
     await until('report gone from the control plane', 10_000, () => reports().length === 0);
   });
+});
+
+describe('node API over HTTP (node_api.http_enabled)', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  const agents: Agent[] = [];
+  afterAll(() => stopMesh(agents, cp, dir));
+
+  it('refuses to start without a usable token file; with one, only the bearer token is served', async () => {
+    ({ dir, cp } = await startControlPlane('plexd-node-state-http-', { logger: createLogger('silent', '') }));
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const tokenFile = join(dir, 'api-token');
+    const cfg = (i: number, extra: Array<[string, string]>) =>
+      loopbackAgentConfig(cp.url, dir, i, `http-node-${i}`, [['registration.token', cp.store.createToken().token], ['node_api.socket', join(dir, `h${i}.sock`)], ['node_api.http_enabled', 'true'], ['node_api.http_listen', `127.0.0.1:${port}`], ...extra]);
+    const start = (c: ReturnType<typeof cfg>) => Agent.start({ config: c, logger: createLogger('silent', ''), heartbeatIntervalMs: 60_000, health: false });
+    await expect(start(cfg(1, []))).rejects.toThrow(/http_token_file/);
+    writeFileSync(tokenFile, 'short\n');
+    await expect(start(cfg(2, [['node_api.http_token_file', tokenFile]]))).rejects.toThrow(/at least 16/);
+    writeFileSync(tokenFile, 'token-0123456789abcdef\n', { mode: 0o600 });
+    agents.push(await start(cfg(3, [['node_api.http_token_file', tokenFile]])));
+    const url = `http://127.0.0.1:${port}/v1/state`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: 'Bearer token-0123456789abcdeX' } })).status).toBe(401);
+    const ok = await fetch(url, { headers: { authorization: 'Bearer token-0123456789abcdef' } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ metadata: {}, secret_keys: [] });
+  }, 30_000);
 });
