@@ -22,6 +22,20 @@ import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
 
+/** The usage entries of `command` (an entry: a line "  COMMAND ..." and its indented
+ *  continuation), or the whole usage when it has none: a usage error stays short as commands grow. */
+function usageOf(command: string | undefined): string {
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  let keep = false;
+  for (const line of lines) {
+    if (/^  [a-z]/.test(line)) keep = command !== undefined && line.startsWith(`  ${command} `);
+    else if (!/^ {4,}\S/.test(line)) keep = false;
+    if (keep) out.push(line);
+  }
+  return out.length === 0 ? USAGE : `Usage: plexd-userspace control-plane ${out.join('\n').trimStart()}\n(control-plane --help lists every command)\n`;
+}
+
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
   serve --listen HOST:PORT --db FILE [--insecure-http] [--mesh-cidr CIDR] [--stun HOST:PORT|off]
@@ -376,7 +390,7 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`control-plane: ${err.message}\n\n${USAGE}`);
+      process.stderr.write(`control-plane: ${err.message}\n\n${usageOf(command)}`);
       return EXIT.usage;
     }
     if (err instanceof Error) {
