@@ -28,7 +28,7 @@ import { Reconciler, refusePeerList } from '../control/reconcile.js';
 import { systemClock, type Clock } from '../io/clock.js';
 import { runCommand } from '../io/command.js';
 import type { Logger } from '../log/logger.js';
-import type { AgentConfig } from './config.js';
+import { ConfigError, type AgentConfig } from './config.js';
 import { generatePrivateKey, NodeKeys, publicKeyOf } from './keys.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import { AgentPrometheus } from './prometheus.js';
@@ -43,6 +43,7 @@ import { PeerRoutes } from './peer-routes.js';
 import { PolicyEnforcer, type PolicyReport } from './policy-enforcer.js';
 import { controlHttpClient, ensureRegistered, registerNode } from './registration.js';
 import { healthRoutes, nodeApiRoutes } from './routes.js';
+import { NodeState, SYNC_TIMING } from './node-state.js';
 import { peersDocument, statusDocument, type StatusInputs } from './status.js';
 import { openStore, StoreError, type Identity, type Store } from './store.js';
 import { AuditLogReader } from './audit-log.js';
@@ -150,6 +151,8 @@ export class Agent {
   readonly #reconciler = new Reconciler();
   readonly #stop = new AbortController();
   readonly #servers: LocalServer[] = [];
+  /** The node API's state, secrets and reports (node-state.ts). */
+  readonly nodeState: NodeState;
   readonly #heartbeatMs: number;
   /** The project we registered in: the scope `project:<id>` of project-wide events. */
   readonly #projectId: string;
@@ -212,6 +215,13 @@ export class Agent {
     this.#pathProblems = new PathProblems(this.#pathGraceMs, (m) => this.#log.error(m));
     this.client = new ControlClient(controlHttpClient(opts.config), { nodeId: identity.node_id, nsk: identity.nsk });
     const clock = this.#clock;
+    this.nodeState = new NodeState({
+      client: this.client,
+      nsk: () => Buffer.from(this.#identity.nsk, 'base64'),
+      clock,
+      timing: { ...SYNC_TIMING, debounceMs: opts.config.nodeApi.debounceS * 1000 },
+      log: (line) => this.#log.info(line),
+    });
     const agent = this;
     this.verifier = new EnvelopeVerifier(new SigningKeyring(identity.signing_key_id, identity.signing_public_key), { nodeId: identity.node_id, projectId: this.#projectId }, { wallMs: () => clock.wallMs() });
     this.verifier.onKeyRotated = (keyId, pub) => {
@@ -332,7 +342,13 @@ export class Agent {
         await agent.#apply(reg.peers, 'registration snapshot');
       }
       if (opts.health !== false && config.health.listen !== '' ) agent.#servers.push(await startTcpServer(config.health.listen, healthRoutes(agent), {}, { '/metrics': async () => [200, PROMETHEUS_CONTENT_TYPE, await agent.prometheus.metrics()] }));
-      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, { ...nodeApiRoutes(agent), ...telemetryRoutes(() => agent.telemetryStatus()), ...actionRoutes(() => agent.#actions) }));
+      if (parsedCache?.ok === true) agent.nodeState.applyState(parsedCache.value.state);
+      const apiRoutes = { ...nodeApiRoutes(agent), ...agent.nodeState.routes(), ...telemetryRoutes(() => agent.telemetryStatus()), ...actionRoutes(() => agent.#actions) };
+      if (opts.nodeApi !== false && config.nodeApi.socket !== '') agent.#servers.push(await startUnixServer(config.nodeApi.socket, apiRoutes));
+      if (opts.nodeApi !== false && config.nodeApi.httpEnabled) {
+        agent.#servers.push(await startTcpServer(config.nodeApi.httpListen, apiRoutes, {}, {}, { bearerToken: readNodeApiToken(config.nodeApi.httpTokenFile) }));
+        log.info(`node API: also on http://${config.nodeApi.httpListen} (bearer token from ${config.nodeApi.httpTokenFile})`);
+      }
       agent.#telemetry = ownLog = agent.#startTelemetry(opts);
       agent.#followKubernetes(opts);
       agent.#startActions();
@@ -498,6 +514,7 @@ export class Agent {
           this.#offeredStun = state.stun_servers ?? [];
           await this.#apply(state.peers, 'state pull');
           await this.#nat?.onState(state);
+          this.nodeState.applyState(state.state);
           const accessBefore = JSON.stringify(this.#access?.heartbeat());
           await this.#access?.reconcile(state.bridge, state.policy);
           this.store.saveState(state);
@@ -747,6 +764,7 @@ export class Agent {
     await Promise.allSettled(this.#loops);
     await this.#reconcileRunning?.catch(() => undefined);
     for (const s of this.#servers.splice(0)) await s.close();
+    this.nodeState.close();
     this.prometheus.close();
     await this.#kubernetes?.audit.close();
     await this.#telemetry?.stop();
@@ -756,4 +774,19 @@ export class Agent {
     await this.iface.close('agent stopped');
     this.#keys.close();
   }
+}
+
+/** The node API's HTTP bearer token (node_api.http_token_file): the file's first line. Throws
+ *  ConfigError when the file is unset, unreadable or empty: the listener never runs open. */
+function readNodeApiToken(file: string | undefined): string {
+  if (file === undefined) throw new ConfigError('node_api.http_token_file', 'node_api.http_enabled needs node_api.http_token_file');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('node_api.http_token_file', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const token = text.split('\n')[0]!.trim();
+  if (token.length < 16) throw new ConfigError('node_api.http_token_file', `${file}: expected a token of at least 16 characters on its first line`);
+  return token;
 }

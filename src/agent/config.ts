@@ -60,8 +60,10 @@ export interface AgentConfig {
   readonly reconcile: { readonly intervalS: number };
   /** listen is '' when health.enabled is false (no listener). */
   readonly health: { readonly listen: string };
-  /** node_api.socket_path (alias node_api.socket). */
-  readonly nodeApi: { readonly socket: string };
+  /** node_api.socket_path (alias node_api.socket); with node_api.http_enabled also on
+   *  node_api.http_listen behind the bearer token of node_api.http_token_file; the report
+   *  debounce (node_api.debounce_period, seconds). */
+  readonly nodeApi: { readonly socket: string; readonly httpEnabled: boolean; readonly httpListen: string; readonly httpTokenFile: string | undefined; readonly debounceS: number };
   /** Relay limits (bridge mode): bridge.max_relay_sessions, bridge.session_ttl. */
   readonly bridge: { readonly relayListenPort: number; readonly maxRelaySessions: number; readonly sessionTtlS: number; readonly ingress: IngressSettings } & BridgeAccessConfig;
   /** Ours: the Kubernetes audit log the agent follows in a cluster (kubernetes.audit_log_path). */
@@ -232,6 +234,10 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'health.enabled': { kind: 'bool', def: true, env: 'PLEXD_HEALTH_ENABLED' },
   'health.listen': { kind: 'hostport', def: '127.0.0.1:9101', env: 'PLEXD_HEALTH_LISTEN' },
   'node_api.socket_path': { kind: 'string', def: '/var/run/plexd/api.sock', env: 'PLEXD_NODE_API_SOCKET', flag: '--node-api-socket', aliases: ['node_api.socket'] },
+  'node_api.http_enabled': { kind: 'bool', def: false, env: 'PLEXD_NODE_API_HTTP_ENABLED' },
+  'node_api.http_listen': { kind: 'hostport', def: '127.0.0.1:9100', env: 'PLEXD_NODE_API_HTTP_LISTEN' },
+  'node_api.http_token_file': { kind: 'string', def: undefined },
+  'node_api.debounce_period': { kind: 'duration', def: 5, min: 0.01 },
   'bridge.relay_listen_port': { kind: 'port', def: 51821 },
   'bridge.max_relay_sessions': { kind: 'int', def: 100, min: 1, max: 100_000 },
   'bridge.session_ttl': { kind: 'duration', def: 300, min: 1 },
@@ -292,7 +298,7 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
   keys: new Set([
     'api.tls_insecure_skip_verify', 'api.connect_timeout', 'api.sse_idle_timeout', 'api.sse_reprobe_interval',
     'registration.requested_resource_id',
-    'node_api.http_enabled', 'node_api.http_listen', 'node_api.http_token_file', 'node_api.debounce_period', 'node_api.shutdown_timeout',
+    'node_api.shutdown_timeout',
     'nat.timeout', 'nat.min_report_interval',
     'policy.chain_name',
     'bridge.enabled', 'bridge.relay_enabled',
@@ -304,7 +310,7 @@ export const IGNORED_UPSTREAM_KEYS: { readonly keys: ReadonlySet<string>; readon
 
 /** Upstream environment names we do not act on: a warning names each one set. */
 export const IGNORED_UPSTREAM_ENV: readonly string[] = [
-  'PLEXD_REQUESTED_RESOURCE_ID', 'PLEXD_HOOKS_ENABLED', 'PLEXD_NODE_API_HTTP_ENABLED', 'PLEXD_NODE_API_HTTP_LISTEN',
+  'PLEXD_REQUESTED_RESOURCE_ID', 'PLEXD_HOOKS_ENABLED',
 ];
 
 /** Upstream flags we accept (with a value) without acting on them: a warning names each one given. */
@@ -523,7 +529,13 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
     },
     reconcile: { intervalS: values.get('reconcile.interval') as number },
     health: { listen: values.get('health.enabled') === true ? s('health.listen')! : '' },
-    nodeApi: { socket: s('node_api.socket_path')! },
+    nodeApi: {
+      socket: s('node_api.socket_path')!,
+      httpEnabled: values.get('node_api.http_enabled') as boolean,
+      httpListen: s('node_api.http_listen')!,
+      httpTokenFile: s('node_api.http_token_file'),
+      debounceS: values.get('node_api.debounce_period') as number,
+    },
     actions: {
       enabled: values.get('actions.enabled') as boolean,
       hooksDir: s('actions.hooks_dir')!,

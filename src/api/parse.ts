@@ -4,6 +4,13 @@
 
 import { FieldReader, isObject, parseRfc3339, isUuid, type ParseResult } from './fields.js';
 import {
+  MAX_REPORT_VALUE_BYTES,
+  MAX_STATE_VALUE_BYTES,
+  STATE_KEY_PATTERN,
+  type NodeStateBlock,
+  type NodeStateReportRequest,
+  type NodeStateReportResponse,
+  type StateEntry,
   EXECUTION_STATUSES,
   INGRESS_MODES,
   MAX_CANDIDATES,
@@ -342,6 +349,7 @@ export function parseStateResponse(body: unknown): ParseResult<StateResponse> {
     policy: r.object('policy', readPolicy, true),
     bridge: r.object('bridge', readBridge, true),
     ...readExecutions(r.raw('executions')),
+    ...readStateBlock(r),
     ...readStunOffer(r),
   });
 }
@@ -620,4 +628,40 @@ export function parseAuditEntry(body: unknown): ParseResult<AuditEntry> {
   const hostname = text('hostname', 255);
   const raw = text('raw', MAX_TELEMETRY_TEXT);
   return r.result({ timestamp, source, event_type, subject: r.raw('subject') ?? null, object: r.raw('object') ?? null, action, result, hostname, raw });
+}
+
+// ---- Node state and secrets ----
+
+function readStateEntry(r: FieldReader): StateEntry {
+  const key = r.string('key', 128);
+  if (key !== '' && !STATE_KEY_PATTERN.test(key)) r.fail('key', `expected ${STATE_KEY_PATTERN.source}`);
+  const value = r.raw('value');
+  if (typeof value !== 'string' || Buffer.byteLength(value) > MAX_STATE_VALUE_BYTES) r.fail('value', `expected a string of at most ${MAX_STATE_VALUE_BYTES} bytes`);
+  const tag = r.optString('workload_tag', 128);
+  return { key, value: typeof value === 'string' ? value : '', ...(tag === undefined || tag === '' ? {} : { workload_tag: tag }) };
+}
+
+function readNodeStateBlock(r: FieldReader): NodeStateBlock {
+  return { metadata: r.list('metadata', readStateEntry, true), data: r.list('data', readStateEntry, true), reports: r.list('reports', readStateEntry, true) };
+}
+
+/** The `state` block of a state response: absent stays absent (an older server), null is null. */
+function readStateBlock(r: FieldReader): { state?: NodeStateBlock | null } {
+  return r.raw('state') === undefined ? {} : { state: r.object('state', readNodeStateBlock, true) };
+}
+
+/** Parses a `PUT /v1/nodes/{id}/state/reports/{key}` request. */
+export function parseNodeStateReportRequest(body: unknown): ParseResult<NodeStateReportRequest> {
+  const r = new FieldReader(body);
+  const value = r.raw('value');
+  if (typeof value !== 'string') r.fail('value', 'expected a string');
+  else if (Buffer.byteLength(value) > MAX_REPORT_VALUE_BYTES) r.fail('value', `more than ${MAX_REPORT_VALUE_BYTES} bytes`);
+  const tag = r.optString('workload_tag', 128);
+  return r.result({ value: typeof value === 'string' ? value : '', ...(tag === undefined || tag === '' ? {} : { workload_tag: tag }) });
+}
+
+/** Parses a `PUT /v1/nodes/{id}/state/reports/{key}` response. */
+export function parseNodeStateReportResponse(body: unknown): ParseResult<NodeStateReportResponse> {
+  const r = new FieldReader(body);
+  return r.result({ accepted_at: r.timestamp('accepted_at'), key: r.string('key', 128) });
 }

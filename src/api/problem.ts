@@ -31,6 +31,12 @@ export const ERROR_CODES = {
   node_not_found: 404,
   project_not_found: 404,
   execution_not_found: 404,
+  /** No such secret (or version) for this node or its project. */
+  secret_not_found: 404,
+  /** No such state report for this node. */
+  report_not_found: 404,
+  /** A report key outside the grammar, or a value over 4096 bytes. */
+  invalid_report: 400,
   method_not_allowed: 405,
   /** Execution status transition not allowed from the current status. */
   invalid_transition: 409,

@@ -314,6 +314,8 @@ export interface StateResponse {
   readonly executions: readonly Execution[];
   /** Entries of the executions block that were malformed (present only when some were). */
   readonly executions_refused?: readonly ExecutionRefusal[];
+  /** The node state block (metadata, data, reports); null: not populated, absent: an older server. */
+  readonly state?: NodeStateBlock | null;
   /** Ours (additive): STUN servers the control plane offers (as in RegisterResponse). */
   readonly stun_servers?: readonly string[];
 }
@@ -487,4 +489,44 @@ export interface AuditEntry {
 export interface IngestReceipt {
   readonly accepted_at: string;
   readonly records: number;
+}
+
+// ---- Node state and secrets (plexd-api.md "Node API"; docs/operations.md "Node state and secrets") ----
+
+/** Grammar of a secret name (control plane and node API alike). */
+export const SECRET_KEY_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
+/** Grammar of a state key: reports, metadata and data entries. */
+export const STATE_KEY_PATTERN = /^[a-z][a-z0-9._-]{0,127}$/;
+/** Largest report value, in UTF-8 bytes. */
+export const MAX_REPORT_VALUE_BYTES = 4096;
+/** Largest metadata or data value, in UTF-8 bytes, and largest secret value. */
+export const MAX_STATE_VALUE_BYTES = 65536;
+/** Response headers of `GET /v1/nodes/{id}/secrets/{key}` (lowercase, as node:http gives them). */
+export const SECRET_VERSION_HEADER = 'x-plexsphere-secret-version';
+export const SECRET_KID_HEADER = 'x-plexsphere-secret-kid';
+
+/** One entry of a state bucket: an opaque string value. */
+export interface StateEntry {
+  readonly key: string;
+  readonly value: string;
+  readonly workload_tag?: string;
+}
+
+/** The state block of a state response: three buckets, each ordered by key. */
+export interface NodeStateBlock {
+  readonly metadata: readonly StateEntry[];
+  readonly data: readonly StateEntry[];
+  readonly reports: readonly StateEntry[];
+}
+
+/** `PUT /v1/nodes/{id}/state/reports/{key}` request. */
+export interface NodeStateReportRequest {
+  readonly value: string;
+  readonly workload_tag?: string;
+}
+
+/** `PUT /v1/nodes/{id}/state/reports/{key}` response. */
+export interface NodeStateReportResponse {
+  readonly accepted_at: string;
+  readonly key: string;
 }

@@ -3,12 +3,13 @@
 // interface; only `deregister` tells the control plane we are leaving (`--purge` also deletes
 // the data_dir).
 
+import { readFileSync } from 'node:fs';
 import { ControlClient } from '../control/api-client.js';
 import { HttpClient } from '../control/http-client.js';
 import { RegistrationError } from '../control/register.js';
 import { Agent, ensureRegistered } from '../agent/agent.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, normalizeFingerprint, parseConfigFlags, type AgentConfig } from '../agent/config.js';
-import { queryUnix } from '../agent/local-http.js';
+import { queryUnix, requestUnix } from '../agent/local-http.js';
 import { openStore, StoreError } from '../agent/store.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { printable } from '../log/printable.js';
@@ -147,6 +148,75 @@ export async function runPeers(args: readonly string[]): Promise<number> {
     const cols = ['node_id', 'mesh_ip', 'endpoint', 'path', 'path_kind', 'rtt_ms', 'last_handshake', 'rx_bytes', 'tx_bytes'];
     process.stdout.write(formatTable(cols, peers.map((r) => cols.map((c) => String(r[c] ?? '-')))));
     return EXIT.ok;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+/**
+ * `state`: the running agent's node state (upstream `plexd state`): the summary; `state get TYPE
+ * KEY` one entry (TYPE metadata, data, report, or ours: secret, fetched and decrypted by the
+ * agent); `state report KEY --data JSON | --file F` writes a report (JSON; a file that is not JSON
+ * is sent as a JSON string). Exit 1 when not found or the agent is not running.
+ */
+export async function runState(args: readonly string[]): Promise<number> {
+  const lead = args.findIndex((a) => a.startsWith('-'));
+  const positional = lead < 0 ? [...args] : args.slice(0, lead);
+  const rest: string[] = [];
+  const own = new Map<string, string>();
+  for (let i = positional.length; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--(data|file)(?:=(.*))?$/.exec(a);
+    if (m === null) rest.push(a);
+    else if (m[2] !== undefined) own.set(m[1]!, m[2]);
+    else if (i + 1 < args.length) own.set(m[1]!, args[++i]!);
+    else return fail(`--${m[1]} needs a value`, EXIT.usage);
+  }
+  const p = parse(rest, ['--json'], false);
+  if (typeof p === 'number') return p;
+  const socket = p.config.nodeApi.socket;
+  const [verb, ...more] = positional;
+  try {
+    if (verb === undefined) {
+      process.stdout.write(JSON.stringify(await queryUnix(socket, '/v1/state'), null, 2) + '\n');
+      return EXIT.ok;
+    }
+    if (verb === 'get') {
+      const types: Record<string, string> = { metadata: 'metadata', data: 'data', report: 'report', secret: 'secrets', secrets: 'secrets' };
+      const [type, key] = more;
+      if (more.length !== 2 || types[type!] === undefined) return fail('usage: state get metadata|data|report|secret KEY', EXIT.usage);
+      const res = await requestUnix(socket, 'GET', `/v1/state/${types[type!]}/${encodeURIComponent(key!)}`);
+      if (res.status === 404) return fail(`state get: ${type}/${key} not found`);
+      if (res.status !== 200) return fail(`state get: HTTP ${res.status}: ${JSON.stringify(res.body)}`);
+      process.stdout.write(JSON.stringify(res.body, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    if (verb === 'report') {
+      if (more.length !== 1) return fail('usage: state report KEY --data JSON | --file F', EXIT.usage);
+      const data = own.get('data');
+      const file = own.get('file');
+      if ((data === undefined) === (file === undefined)) return fail('state report: give exactly one of --data JSON or --file F', EXIT.usage);
+      let payload: unknown;
+      if (data !== undefined) {
+        try {
+          payload = JSON.parse(data) as unknown;
+        } catch {
+          return fail('state report: --data must be valid JSON', EXIT.usage);
+        }
+      } else {
+        const text = readFileSync(file!, 'utf8');
+        try {
+          payload = JSON.parse(text) as unknown;
+        } catch {
+          payload = text;
+        }
+      }
+      const res = await requestUnix(socket, 'PUT', `/v1/state/report/${encodeURIComponent(more[0]!)}`, { content_type: 'application/json', payload });
+      if (res.status !== 200) return fail(`state report: HTTP ${res.status}: ${JSON.stringify(res.body)}`);
+      process.stdout.write(JSON.stringify(res.body, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    return fail(`state: expected get or report, got ${JSON.stringify(verb)}`, EXIT.usage);
   } catch (err) {
     return fail((err as Error).message);
   }

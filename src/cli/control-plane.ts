@@ -20,9 +20,24 @@ import { EXIT } from './constants.js';
 import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
 import { telemetry, TELEMETRY_USAGE } from './control-plane-telemetry.js';
 import { actions, ACTIONS_USAGE } from './control-plane-actions.js';
+import { secrets, SECRETS_USAGE, state } from './control-plane-secrets.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
+
+/** The usage entries of `command` (an entry: a line "  COMMAND ..." and its indented
+ *  continuation), or the whole usage when it has none: a usage error stays short as commands grow. */
+function usageOf(command: string | undefined): string {
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  let keep = false;
+  for (const line of lines) {
+    if (/^  [a-z]/.test(line)) keep = command !== undefined && line.startsWith(`  ${command} `);
+    else if (!/^ {4,}\S/.test(line)) keep = false;
+    if (keep) out.push(line);
+  }
+  return out.length === 0 ? USAGE : `Usage: plexd-userspace control-plane ${out.join('\n').trimStart()}\n(control-plane --help lists every command)\n`;
+}
 
 const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
 
@@ -53,7 +68,7 @@ const USAGE = `Usage: plexd-userspace control-plane COMMAND ...
         verifying for DURATION (default 1h)
 ${INGRESS_USAGE}
 ${TELEMETRY_USAGE}${ACTIONS_USAGE}
-${ACCESS_USAGE}
+${ACCESS_USAGE}${SECRETS_USAGE}
 ${ADMIN_TOKEN_USAGE}
 Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
@@ -373,6 +388,10 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return bridge(rest);
       case 'admin-token':
         return adminToken(rest);
+      case 'secrets':
+        return secrets(rest);
+      case 'state':
+        return state(rest);
       case undefined:
         process.stderr.write(`control-plane: expected a command\n\n${USAGE}`);
         return EXIT.usage;
@@ -386,7 +405,7 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`control-plane: ${err.message}\n\n${USAGE}`);
+      process.stderr.write(`control-plane: ${err.message}\n\n${usageOf(command)}`);
       return EXIT.usage;
     }
     if (err instanceof Error) {

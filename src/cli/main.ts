@@ -26,6 +26,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
   logs: async () => (await import('./telemetry.js')).runLogs,
   'log-status': async () => (await import('./telemetry.js')).runLogStatus,
   audit: async () => (await import('./telemetry.js')).runAudit,
+  state: async () => (await import('./agent.js')).runState,
   install: async () => (await import('./install.js')).runInstall,
   uninstall: async () => (await import('./install.js')).runUninstall,
   demo: async () => (await import('./demo.js')).runDemo,
@@ -37,7 +38,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(args: readonly string[]) => Pro
  * Upstream plexd commands not implemented here (docs/agent.md "Compatibility with upstream
  * plexd"): refused by name rather than taken for an interface name to create.
  */
-export const UPSTREAM_ONLY_COMMANDS: readonly string[] = ['state'];
+export const UPSTREAM_ONLY_COMMANDS: readonly string[] = [];
 
 const USAGE = `Usage: plexd-userspace [-f/--foreground] INTERFACE-NAME
        plexd-userspace --version | --help
@@ -60,6 +61,8 @@ Commands (each takes --help):
   logs            the agent's journal (journalctl -u plexd.service; -f follows)
   log-status      the running agent's log forwarding: sources, filter, counters, spool
   audit           the running agent's audit forwarding: sources, counters, spool
+  state           the running agent's node state: state [get metadata|data|report|secret KEY],
+                  state report KEY --data JSON|--file F
   install         install the agent as the systemd service plexd.service (docs/deploy.md)
   uninstall       stop and remove the service ([--purge] deregisters, deletes config and data)
   control-plane   serve the self-hosted control plane; tokens, nodes, policy, signing keys

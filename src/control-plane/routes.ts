@@ -13,7 +13,10 @@ import {
   parseHeartbeatPolicyReport,
   parseHeartbeatRequest,
   parseKeyRotateRequest,
+  parseNodeStateReportRequest,
   parseRegisterRequest,
+  SECRET_KID_HEADER,
+  SECRET_VERSION_HEADER,
   formatRfc3339,
   type ParseResult,
 } from '../api/index.js';
@@ -21,6 +24,7 @@ import { acceptUpload, MAX_UPLOAD_BYTES, reportExecution } from './actions.js';
 import { ControlPlaneError } from './errors.js';
 import type { EventBus } from './event-bus.js';
 import { readJsonBody, sendJson } from './http-io.js';
+import { deleteReport, putReport, secretForNode, stateBlockOf } from './node-state.js';
 import { applyPathReport, withRelays, type RelayAssigner } from './relay-assigner.js';
 import type { NodeRateLimits } from './rate-limits.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
@@ -76,7 +80,18 @@ interface Route {
 }
 
 const UUID = '([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})';
+/** One path segment (a secret name or state key, checked by its handler). */
+const STATE_SEGMENT = '([^/]{1,512})';
 const EXEC_ID = '([A-Za-z0-9._-]{1,128})';
+
+/** A path segment percent-decoded; validation_failed when it does not decode. */
+function segment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ControlPlaneError('validation_failed', 'the path segment is not valid percent-encoding');
+  }
+}
 
 /** The body parsed by `parse`, or a validation_failed naming each bad field. */
 function valid<T>(r: ParseResult<T>): T {
@@ -157,7 +172,7 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
       ctx.rateLimits.charge('state', node.node_id, 1, ctx.res);
-      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node, ctx.relay?.relayBridgesOf(node.node_id)), node, ctx.relay), ...stunOffer(ctx) });
+      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node, ctx.relay?.relayBridgesOf(node.node_id)), node, ctx.relay), state: stateBlockOf(ctx.store.db, node.node_id), ...stunOffer(ctx) });
     },
   },
   {
@@ -222,6 +237,40 @@ export const ROUTES: readonly Route[] = [
       const node = authenticate(ctx, ctx.params[0]);
       if (ctx.telemetry === undefined) throw new ControlPlaneError('observability_ingest_not_provisioned', 'telemetry ingest is off on this control plane');
       sendJson(ctx.res, 202, await ctx.telemetry.ingest(ctx.req, node.node_id, ctx.params[1] as 'metrics' | 'logs' | 'audit', ctx.store.now()));
+    },
+  },
+  // Node state and secrets (node-state.ts). The secret is sealed under the NSK of the request's
+  // own credential: the control plane keeps only its hash.
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/secrets/${STATE_SEGMENT}$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const v = new URL(ctx.req.url ?? '/', 'http://x').searchParams.get('version');
+      if (v !== null && !/^[1-9][0-9]{0,8}$/.test(v)) throw new ControlPlaneError('validation_failed', 'version: expected a positive integer');
+      const nsk = parseBearer(ctx.req.headers.authorization)!.nsk;
+      const out = secretForNode(ctx.store, node, nsk, segment(ctx.params[1]!), v === null ? undefined : Number(v));
+      ctx.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.envelope.length, 'cache-control': 'no-store', [SECRET_VERSION_HEADER]: String(out.version), [SECRET_KID_HEADER]: out.kid });
+      ctx.res.end(out.envelope);
+    },
+  },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/state/reports/${STATE_SEGMENT}$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      const r = parseNodeStateReportRequest(await readJsonBody(ctx.req));
+      if (!r.ok) throw new ControlPlaneError('invalid_report', r.errors.map((e) => `${e.field}: ${e.message}`).join('; ').slice(0, 1000));
+      sendJson(ctx.res, 200, putReport(ctx.store, node, segment(ctx.params[1]!), r.value));
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/nodes/${UUID}/state/reports/${STATE_SEGMENT}$`),
+    handler: async (ctx) => {
+      const node = authenticate(ctx, ctx.params[0]);
+      deleteReport(ctx.store, node, segment(ctx.params[1]!));
+      ctx.res.writeHead(204).end();
     },
   },
   {

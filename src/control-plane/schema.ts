@@ -235,6 +235,34 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (project_id, node_id, name)
   );
   `,
+  // 11: node state and secrets (issue 18, docs/operations.md "Node state and secrets"). Secrets
+  // per node (owner = node id) or per project (owner = "project:ID"), every version kept, each
+  // value sealed like the other secrets (secrets.ts, bound to owner, name and version); a node's
+  // metadata, data and reports (bucket), values opaque strings. Both go with their node.
+  `
+  CREATE TABLE node_secrets (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    owner TEXT NOT NULL,                    -- node id, or "project:" || project id
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value BLOB NOT NULL,                    -- sealed
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (owner, name, version)
+  );
+  CREATE TABLE node_state (
+    node_id TEXT NOT NULL,
+    bucket TEXT NOT NULL,                   -- metadata | data | reports
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    workload_tag TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (node_id, bucket, key)
+  );
+  CREATE TRIGGER node_state_node_removed AFTER DELETE ON nodes BEGIN
+    DELETE FROM node_state WHERE node_id = OLD.node_id;
+    DELETE FROM node_secrets WHERE owner = OLD.node_id;
+  END;
+  `,
   // 12: telemetry (issue 18, docs/operations.md "Telemetry"): the metric points, log lines and
   // audit entries nodes upload, one JSON record a row, trimmed per node and kind to a row cap and
   // a maximum age (telemetry.ts); batch ids seen in the last day, so a re-sent batch is stored once.

@@ -483,6 +483,20 @@ export class ControlPlaneStore {
     return this.#box.seal(purpose, plaintext);
   }
 
+  /** The plaintext of a value sealed by sealSecret for `purpose`; throws ControlPlaneFileError
+   *  when it does not open with this database's secrets key. */
+  revealSecret(purpose: string, sealed: Uint8Array): Buffer {
+    return this.#box.reveal(purpose, sealed, -1);
+  }
+
+  /** Tells `nodeId` its state changed (node_state_updated), e.g. its metadata (node-state.ts). */
+  notifyNodeState(nodeId: string): void {
+    this.tx(() => {
+      const node = this.node(nodeId);
+      if (node !== undefined) this.emit({ projectId: node.project_id, type: 'node_state_updated', payload: {}, targetNode: nodeId });
+    });
+  }
+
   // ---- the bridge access side (access.ts) ----
 
   /**

@@ -26,7 +26,9 @@ import type {
   RegisterResponse,
   StateResponse,
 } from '../api/types.js';
-import { ApiError, type HttpClient } from './http-client.js';
+import { ApiError, parseRetryAfter, type HttpClient } from './http-client.js';
+import { parseProblem } from '../api/problem.js';
+import { SECRET_KID_HEADER, SECRET_VERSION_HEADER, type NodeStateReportRequest } from '../api/types.js';
 
 function parsed<T>(what: string, r: ParseResult<T>): T {
   if (r.ok) return r.value;
@@ -172,4 +174,65 @@ export class ControlClient {
     res.resume();
     if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) throw new ApiError('http', `output upload answered ${res.statusCode ?? '?'}`, { status: res.statusCode ?? 0 });
   }
+  /** GET /v1/nodes/{id}/secrets/{name}[?version=N]: the raw envelope (nonce || ciphertext || tag)
+   *  with its version and key id. Rejects with ApiError (http with status and problem code,
+   *  network, timeout, too_large past 256 KiB, malformed when the headers are missing). */
+  async fetchSecret(name: string, version?: number, signal?: AbortSignal): Promise<{ envelope: Buffer; version: number; kid: string }> {
+    const n = this.#node();
+    const ctl = AbortSignal.any([AbortSignal.timeout(30_000), ...(signal ? [signal] : [])]);
+    const path = `${n.path}/secrets/${encodeURIComponent(name)}${version === undefined ? '' : `?version=${version}`}`;
+    const res = await this.http.open('GET', path, { headers: { accept: 'application/octet-stream', authorization: `Bearer ${n.bearer}` }, signal: ctl });
+    const body = await readBounded(res, 256 * 1024);
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8')) as unknown;
+      } catch {
+        parsed = undefined;
+      }
+      const problem = parseProblem(parsed, status);
+      const retry = parseRetryAfter(typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined);
+      throw new ApiError('http', `GET secret ${name}: HTTP ${status}${problem.code === 'unknown' ? '' : ` ${problem.code}`}`, {
+        status,
+        ...(problem.code === 'unknown' ? {} : { problemCode: problem.code }),
+        ...(retry === undefined ? {} : { retryAfterMs: retry }),
+      });
+    }
+    const v = Number(res.headers[SECRET_VERSION_HEADER]);
+    const kid = res.headers[SECRET_KID_HEADER];
+    if (!Number.isSafeInteger(v) || v < 1) throw new ApiError('malformed', `GET secret ${name}: no valid ${SECRET_VERSION_HEADER} header`);
+    return { envelope: body, version: v, kid: typeof kid === 'string' ? kid : '' };
+  }
+
+  /** PUT /v1/nodes/{id}/state/reports/{key}. */
+  async putStateReport(key: string, req: NodeStateReportRequest, signal?: AbortSignal): Promise<void> {
+    const n = this.#node();
+    await this.http.json('PUT', `${n.path}/state/reports/${encodeURIComponent(key)}`, { body: req, bearer: n.bearer, ...(signal ? { signal } : {}) });
+  }
+
+  /** DELETE /v1/nodes/{id}/state/reports/{key}. */
+  async deleteStateReport(key: string, signal?: AbortSignal): Promise<void> {
+    const n = this.#node();
+    await this.http.json('DELETE', `${n.path}/state/reports/${encodeURIComponent(key)}`, { bearer: n.bearer, ...(signal ? { signal } : {}) });
+  }
+}
+
+/** The whole body of `res`, rejecting with ApiError too_large past `max` bytes. */
+function readBounded(res: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        res.destroy();
+        reject(new ApiError('too_large', `response exceeds ${max} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks)));
+    res.on('error', (err) => reject(new ApiError('network', err.message, { cause: err })));
+  });
 }

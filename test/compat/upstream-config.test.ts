@@ -48,10 +48,10 @@ describe('upstream example config', () => {
 
   it('parses with one warning per agent naming every ignored upstream key', () => {
     expect(warnings).toHaveLength(2);
-    for (const k of ['api.connect_timeout', 'node_api.http_listen', 'upgrade.signing_issuer', 'nat.timeout', 'policy.chain_name', 'tunnel.max_sessions']) {
+    for (const k of ['api.connect_timeout', 'node_api.shutdown_timeout', 'upgrade.signing_issuer', 'nat.timeout', 'policy.chain_name', 'tunnel.max_sessions']) {
       expect(warnings[0]).toContain(k);
     }
-    expect(warnings[0]).not.toMatch(/actions\.enabled|heartbeat\.interval|node_api\.socket_path|policy\.enabled|max_retry_duration/);
+    expect(warnings[0]).not.toMatch(/actions\.enabled|heartbeat\.interval|node_api\.socket_path|node_api\.http_listen|policy\.enabled|max_retry_duration/);
     const c = agents[0]!.config;
     expect(c).toMatchObject({ mode: 'node', logLevel: 'info', heartbeat: { intervalS: 30 }, policy: { enabled: true }, registration: { tokenEnv: 'PLEXD_BOOTSTRAP_TOKEN', maxRetryS: 300 } });
   });
