@@ -19,7 +19,10 @@ export interface NativeAddon {
     maxBatch: number,
     onBatch: (count: number) => void,
     onClosed: (errno: number) => void,
-  ): { handle: object; name: string };
+    offload?: boolean,
+  ): { handle: object; name: string; offloads?: number };
+  /** writev per entry of spec ([iovCount, off, len, ...] into buf); result = [written, dropped, errors, errno]. */
+  writeBatch(handle: object, buf: Uint8Array, spec: Uint32Array, count: number, result: Int32Array): void;
   /** Bytes written, or -errno (e.g. -11 EAGAIN). */
   write(handle: object, packet: Uint8Array, offset: number, length: number): number;
   getMtu(handle: object): number;
