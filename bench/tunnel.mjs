@@ -27,6 +27,7 @@ const PAIRINGS = {
   'gso-mixed': ['plexd', 'wggo-gso'],
   'gso-rev': ['wggo-gso', 'plexd'],
   plain: ['plexd-plain', 'plexd-plain'], // PLEXD_TUN_OFFLOAD=0: A/B of the TUN offloads
+  'plain-mixed': ['plexd-plain', 'wggo'],
   base: ['plexd-base', 'plexd-base'], // only with --only=...,base and PLEXD_BENCH_BASE (A/B of a change)
 };
 const LABEL = {
@@ -41,6 +42,7 @@ const LABEL = {
   'gso-mixed': 'plexd  -> wg-go GSO',
   'gso-rev': 'wg-go GSO -> plexd',
   plain: 'plexd no TUN offl.',
+  'plain-mixed': 'no offl. -> wg-go',
   base: 'plexd base build',
 };
 

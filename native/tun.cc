@@ -474,9 +474,20 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     ret = -EBADF;
   } else {
     ssize_t n;
-    do {
-      n = write(t->fd, static_cast<uint8_t*>(data) + off, len);
-    } while (n < 0 && errno == EINTR);
+    if (t->max_read == kMaxRead) {
+      // A virtio header is expected in front: an all-zero one (no offload, checksum complete).
+      static const uint8_t zero_hdr[kVnetHdrLen] = {0};
+      struct iovec iov[2] = {{const_cast<uint8_t*>(zero_hdr), kVnetHdrLen},
+                             {static_cast<uint8_t*>(data) + off, len}};
+      do {
+        n = writev(t->fd, iov, 2);
+      } while (n < 0 && errno == EINTR);
+      if (n >= static_cast<ssize_t>(kVnetHdrLen)) n -= kVnetHdrLen;
+    } else {
+      do {
+        n = write(t->fd, static_cast<uint8_t*>(data) + off, len);
+      } while (n < 0 && errno == EINTR);
+    }
     ret = n < 0 ? -errno : static_cast<int32_t>(n);
   }
   napi_value result;

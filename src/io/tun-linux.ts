@@ -151,11 +151,11 @@ export class LinuxTun extends TunBase implements Tun {
 
   // The writes of one task leave together, coalesced, when it ends.
   readonly #flush = (): void => {
-    this.#flushQueued = false;
     this.#flushGro();
   };
 
   #flushGro(): void {
+    this.#flushQueued = false;
     const gro = this.#gro!;
     const writes = gro.finish();
     if (writes === 0) return;
@@ -212,24 +212,8 @@ export class LinuxTun extends TunBase implements Tun {
 
   write(packet: Uint8Array, offset = 0, length = packet.length - offset): boolean {
     checkWriteRange(packet, offset, length);
-    const gro = this.#gro;
-    if (gro !== undefined) {
-      if (this.closed || length === 0 || length > TUN_MAX_PACKET) {
-        this.counters.txErrors++;
-        return false;
-      }
-      const view = offset === 0 && length === packet.length ? packet : packet.subarray(offset, offset + length);
-      if (!gro.add(view)) {
-        this.#flushGro();
-        gro.add(view);
-      }
-      this.counters.txPackets++;
-      if (!this.#flushQueued) {
-        this.#flushQueued = true;
-        queueMicrotask(this.#flush);
-      }
-      return true;
-    }
+    // Packets queued earlier in this task go first.
+    if (this.#flushQueued) this.#flushGro();
     const n = this.#addon.write(this.#handle, packet, offset, length);
     if (n >= 0) {
       this.counters.txPackets++;
@@ -241,6 +225,26 @@ export class LinuxTun extends TunBase implements Tun {
     // fd lost its interface). EIO only means the interface is down: drop, stay open.
     if (n === -EBADFD && !this.closed) this.#closeNative(-n);
     return false;
+  }
+
+  enqueue(packet: Uint8Array): boolean {
+    const gro = this.#gro;
+    if (gro === undefined) return this.write(packet);
+    const len = packet.length;
+    if (this.closed || len < 20 || len > TUN_MAX_PACKET || (packet[0]! >>> 4 !== 4 && packet[0]! >>> 4 !== 6)) {
+      this.counters.txErrors++;
+      return false;
+    }
+    if (!gro.add(packet)) {
+      this.#flushGro();
+      gro.add(packet);
+    }
+    this.counters.txPackets++;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flush);
+    }
+    return true;
   }
 
   #closeNative(errno: number): void {

@@ -56,6 +56,13 @@ export interface Tun {
    * Returns false when the packet was dropped (queue full, malformed, device gone); counted in stats.
    */
   write(packet: Uint8Array, offset?: number, length?: number): boolean;
+  /**
+   * Optional: queues an IP packet for a write when the current JS task ends, so the packets of
+   * one task leave together (Linux with offloads coalesces TCP segments of one flow into one
+   * write). The bytes are copied; returns false only for a packet rejected up front. Drops and
+   * errors at the write are counted in stats (txDropped, txErrors).
+   */
+  enqueue?(packet: Uint8Array): boolean;
   /** Sets the handler called exactly once when the device stops (deleted, or close()). */
   onClose(handler: (reason: TunCloseReason) => void): void;
   /** True once the device is closed or gone. */
