@@ -28,6 +28,7 @@ const PAIRINGS = {
   'gso-rev': ['wggo-gso', 'plexd'],
   plain: ['plexd-plain', 'plexd-plain'], // PLEXD_TUN_OFFLOAD=0: A/B of the TUN offloads
   'plain-mixed': ['plexd-plain', 'wggo'],
+  nogso: ['plexd-nogso', 'plexd-nogso'], // PLEXD_BIND=native-nogso: A/B of UDP GSO
   base: ['plexd-base', 'plexd-base'], // only with --only=...,base and PLEXD_BENCH_BASE (A/B of a change)
 };
 const LABEL = {
@@ -43,6 +44,7 @@ const LABEL = {
   'gso-rev': 'wg-go GSO -> plexd',
   plain: 'plexd no TUN offl.',
   'plain-mixed': 'no offl. -> wg-go',
+  nogso: 'plexd no UDP GSO',
   base: 'plexd base build',
 };
 

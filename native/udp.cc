@@ -13,6 +13,9 @@
 //       meta entry i = [offset in buf, length, port | family << 16], family 4 or 6; the address
 //       is in addr[16 i ..] (4 bytes for IPv4). Throws errno errors (EADDRINUSE, ...) with
 //       .family = 4 | 6 naming the socket that failed.
+//       arrays.gso (optional, default true): send trains of equal-size datagrams to one destination
+//       as one UDP_SEGMENT (GSO) message when the kernel supports it (getsockopt UDP_SEGMENT);
+//       a kernel that refuses one (EIO) turns it off for good.
 //   udpFlush(handle, count) -> datagrams the kernel took (the rest were refused: dropped)
 //   udpSetMark(handle, mark)  SO_MARK on both sockets (EPERM without CAP_NET_ADMIN)
 //   udpBufferSizes(handle) -> [SO_RCVBUF, SO_SNDBUF] of the first socket
@@ -26,13 +29,21 @@
 #ifdef __linux__
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 static const int kRandomPortAttempts = 16;
+// One GSO message: at most 64 segments (the kernel's UDP_MAX_SEGMENTS) and a 64 KiB payload.
+static const uint32_t kGsoMaxSegments = 64;
+static const size_t kGsoMaxBytes = 65000;
+static const size_t kCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
 // How long a flush waits for room in a full socket send buffer before dropping the rest; the
 // JS thread blocks meanwhile, as wireguard-go's writer goroutine would.
 static const int kSendWaitMs = 2;
@@ -59,6 +70,14 @@ struct Udp {
   struct mmsghdr* msgs;
   struct iovec* iovs;
   struct sockaddr_storage* names;
+  // GSO send scratch (same entry count): per-entry family, messages, their control data and
+  // segment counts.
+  bool gso;
+  int8_t* fams;
+  socklen_t* namelens;
+  struct mmsghdr* gmsgs;
+  uint8_t* cmsgs;
+  uint32_t* segs;
 };
 
 static bool udp_closed(const Udp* u) { return u->life.released; }
@@ -79,6 +98,11 @@ static void udp_destroy(Lifecycle* l) {
   free(u->msgs);
   free(u->iovs);
   free(u->names);
+  free(u->fams);
+  free(u->namelens);
+  free(u->gmsgs);
+  free(u->cmsgs);
+  free(u->segs);
   free(u);
 }
 
@@ -176,29 +200,31 @@ static int tx_destination(Udp* u, uint32_t i, struct sockaddr_storage* ss, sockl
   return -1;
 }
 
-// Sends entries [from, to) (all of one family) on fd; returns how many the kernel took.
-// Per-message errors (EMSGSIZE, unreachable, a firewall's EPERM) skip that message; a full
-// send buffer waits kSendWaitMs once for room, then drops what is left.
-static uint32_t send_run(Udp* u, int fd, uint32_t from, uint32_t to) {
+// Sends messages [0, m) (built by js_udp_flush, one family) on fd; returns the datagrams
+// (segments) the kernel took. Per-message errors (EMSGSIZE, unreachable, a firewall's EPERM)
+// skip that message; a full send buffer waits kSendWaitMs once for room, then drops the rest; EIO on a multi-segment
+// message means the kernel cannot segment here: GSO is turned off (that train is dropped).
+static uint32_t send_gso_run(Udp* u, int fd, uint32_t m) {
   uint32_t sent = 0;
   bool waited = false;
-  uint32_t i = from;
-  while (i < to) {
-    int n = sendmmsg(fd, u->msgs + i, to - i, MSG_DONTWAIT);
+  uint32_t i = 0;
+  while (i < m) {
+    int n = sendmmsg(fd, u->gmsgs + i, m - i, MSG_DONTWAIT);
     if (n > 0) {
-      sent += static_cast<uint32_t>(n);
+      for (int k = 0; k < n; k++) sent += u->segs[i + k];
       i += static_cast<uint32_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-      if (waited || fd < 0) break;
+      if (waited) break;
       waited = true;
       struct pollfd pfd = {fd, POLLOUT, 0};
       poll(&pfd, 1, kSendWaitMs);
       continue;
     }
-    i++;  // this message was refused; go on with the next
+    if (n < 0 && errno == EIO && u->segs[i] > 1) u->gso = false;
+    i++;
   }
   return sent;
 }
@@ -217,29 +243,64 @@ static napi_value js_udp_flush(napi_env env, napi_callback_info info) {
   }
   uint32_t sent = 0;
   if (!udp_closed(u)) {
-    int run_family = -1;
-    uint32_t run_start = 0;
-    for (uint32_t i = 0; i <= count; i++) {
-      int family = -2;  // -2: end of batch
-      if (i < count) {
-        socklen_t len = 0;
-        family = tx_destination(u, i, &u->names[i], &len);
-        uint32_t off = u->tx_meta[3 * i], size = u->tx_meta[3 * i + 1];
-        if (static_cast<size_t>(off) + size > u->tx_buf_len) family = -1;
-        u->iovs[i].iov_base = u->tx_buf + off;
-        u->iovs[i].iov_len = size;
-        struct msghdr* h = &u->msgs[i].msg_hdr;
+    for (uint32_t i = 0; i < count; i++) {
+      socklen_t len = 0;
+      int family = tx_destination(u, i, &u->names[i], &len);
+      uint32_t off = u->tx_meta[3 * i], size = u->tx_meta[3 * i + 1];
+      if (static_cast<size_t>(off) + size > u->tx_buf_len) family = -1;
+      if (family >= 0 && u->fd[family] < 0) family = -1;
+      u->fams[i] = static_cast<int8_t>(family);
+      u->namelens[i] = len;
+      u->iovs[i].iov_base = u->tx_buf + off;
+      u->iovs[i].iov_len = size;
+    }
+    uint32_t i = 0;
+    while (i < count) {
+      int family = u->fams[i];
+      if (family < 0) {
+        i++;
+        continue;
+      }
+      // One run of this family: entries become messages; with GSO a train of equal-size
+      // datagrams to one destination (a shorter last one allowed) is one message.
+      uint32_t m = 0, j = i;
+      while (j < count && u->fams[j] == family) {
+        size_t size = u->iovs[j].iov_len, total = size;
+        uint32_t k = j + 1;
+        if (u->gso) {
+          while (k < count && k - j < kGsoMaxSegments && u->fams[k] == family &&
+                 u->iovs[k - 1].iov_len == size && u->iovs[k].iov_len <= size &&
+                 u->iovs[k].iov_len > 0 && total + u->iovs[k].iov_len <= kGsoMaxBytes &&
+                 u->namelens[k] == u->namelens[j] &&
+                 memcmp(&u->names[k], &u->names[j], u->namelens[j]) == 0) {
+            total += u->iovs[k].iov_len;
+            k++;
+          }
+        }
+        struct msghdr* h = &u->gmsgs[m].msg_hdr;
         memset(h, 0, sizeof *h);
-        h->msg_name = &u->names[i];
-        h->msg_namelen = len;
-        h->msg_iov = &u->iovs[i];
-        h->msg_iovlen = 1;
+        h->msg_name = &u->names[j];
+        h->msg_namelen = u->namelens[j];
+        h->msg_iov = &u->iovs[j];
+        h->msg_iovlen = k - j;
+        if (k - j > 1) {
+          uint8_t* control = u->cmsgs + static_cast<size_t>(m) * kCmsgSpace;
+          memset(control, 0, kCmsgSpace);
+          h->msg_control = control;
+          h->msg_controllen = kCmsgSpace;
+          struct cmsghdr* c = CMSG_FIRSTHDR(h);
+          c->cmsg_level = SOL_UDP;
+          c->cmsg_type = UDP_SEGMENT;
+          c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          uint16_t seg = static_cast<uint16_t>(size);
+          memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        }
+        u->segs[m] = k - j;
+        m++;
+        j = k;
       }
-      if (family != run_family) {
-        if (run_family >= 0 && u->fd[run_family] >= 0) sent += send_run(u, u->fd[run_family], run_start, i);
-        run_family = family;
-        run_start = i;
-      }
+      sent += send_gso_run(u, u->fd[family], m);
+      i = j;
     }
   }
   napi_value result;
@@ -459,14 +520,25 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     u->msgs = static_cast<struct mmsghdr*>(calloc(scratch, sizeof(struct mmsghdr)));
     u->iovs = static_cast<struct iovec*>(calloc(scratch, sizeof(struct iovec)));
     u->names = static_cast<struct sockaddr_storage*>(calloc(scratch, sizeof(struct sockaddr_storage)));
+    u->fams = static_cast<int8_t*>(calloc(scratch, sizeof(int8_t)));
+    u->namelens = static_cast<socklen_t*>(calloc(scratch, sizeof(socklen_t)));
+    u->gmsgs = static_cast<struct mmsghdr*>(calloc(scratch, sizeof(struct mmsghdr)));
+    u->cmsgs = static_cast<uint8_t*>(calloc(scratch, kCmsgSpace));
+    u->segs = static_cast<uint32_t*>(calloc(scratch, sizeof(uint32_t)));
   }
-  if (u == NULL || u->msgs == NULL || u->iovs == NULL || u->names == NULL) {
+  if (u == NULL || u->msgs == NULL || u->iovs == NULL || u->names == NULL || u->fams == NULL ||
+      u->namelens == NULL || u->gmsgs == NULL || u->cmsgs == NULL || u->segs == NULL) {
     for (int i = 0; i < 2; i++)
       if (fds[i] >= 0) close(fds[i]);
     if (u != NULL) {
       free(u->msgs);
       free(u->iovs);
       free(u->names);
+      free(u->fams);
+      free(u->namelens);
+      free(u->gmsgs);
+      free(u->cmsgs);
+      free(u->segs);
       free(u);
     }
     throw_errno(env, ENOMEM, "allocating UDP bind state");
@@ -484,6 +556,20 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   u->tx_meta = static_cast<uint32_t*>(tx_meta);
   u->tx_addr = static_cast<uint8_t*>(tx_addr);
   u->max_tx = max_tx;
+  // UDP GSO on send unless arrays.gso === false, when the kernel has it (4.18+): the option
+  // reads back on a socket that supports it (wireguard-go's check).
+  bool want_gso = true;
+  napi_value gso_value;
+  bool gso_flag = true;
+  if (napi_get_named_property(env, arrays, "gso", &gso_value) == napi_ok &&
+      napi_get_value_bool(env, gso_value, &gso_flag) == napi_ok)
+    want_gso = gso_flag;
+  if (want_gso) {
+    int probe_fd = fds[0] >= 0 ? fds[0] : fds[1];
+    int v = 0;
+    socklen_t vlen = sizeof v;
+    u->gso = probe_fd >= 0 && getsockopt(probe_fd, SOL_UDP, UDP_SEGMENT, &v, &vlen) == 0;
+  }
   lifecycle_init(&u->life, env, "PlexdUdp", values, kUdpSlots, udp_stop_io, udp_destroy);
   napi_value external = lifecycle_wrap(&u->life);
   if (external == NULL) return NULL;
@@ -505,6 +591,8 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   napi_value result, v;
   CHECK_NAPI(env, napi_create_object(env, &result));
   CHECK_NAPI(env, napi_set_named_property(env, result, "handle", external));
+  CHECK_NAPI(env, napi_get_boolean(env, u->gso, &v));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "gso", v));
   CHECK_NAPI(env, napi_create_uint32(env, chosen, &v));
   CHECK_NAPI(env, napi_set_named_property(env, result, "port", v));
   CHECK_NAPI(env, napi_get_boolean(env, u->fd[0] >= 0, &v));

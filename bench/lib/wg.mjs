@@ -22,6 +22,7 @@ export const KINDS = {
   // The UDP bind forced either way (PLEXD_BIND), for A/B of the native batched bind.
   'plexd-native': { label: 'plexd-userspace (native bind)', crypto: 'node', bind: 'native' },
   'plexd-dgram': { label: 'plexd-userspace (dgram bind)', crypto: 'node', bind: 'dgram' },
+  'plexd-nogso': { label: 'plexd-userspace (no UDP GSO)', crypto: 'node', bind: 'native-nogso' },
   // plexd without TUN offloads (PLEXD_TUN_OFFLOAD=0), for A/B of issue 19.
   'plexd-plain': { label: 'plexd-userspace (no TUN offload)', crypto: 'node', tunOffload: '0' },
   wggo: { label: 'wireguard-go' },

@@ -32,6 +32,11 @@ import {
 export interface NativeBindOptions extends SocketBindOptions {
   /** Most datagrams read per wakeup (default 64). */
   readonly batchSize?: number;
+  /**
+   * UDP GSO (UDP_SEGMENT) on send: a train of equal-size datagrams to one peer leaves as one
+   * message the kernel segments (default true; off where the kernel lacks it).
+   */
+  readonly gso?: boolean;
 }
 
 const DEFAULT_BATCH = 64;
@@ -97,6 +102,7 @@ export class NativeBind implements Bind {
       txMeta: new Uint32Array(3 * MAX_TX),
       txAddr: new Uint8Array(16 * MAX_TX),
       maxTx: MAX_TX,
+      gso: options.gso ?? true,
     };
   }
 

@@ -33,7 +33,7 @@ export interface NativeAddon {
   setSocketMark(fd: number, mark: number): void;
   forceSocketBuffers(fd: number, bytes: number): void;
   // The batched UDP bind (native/udp.cc; wrapped by bind-native.ts).
-  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean };
+  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean; gso?: boolean };
   /** Sends tx entries [0, count); returns how many the kernel took. */
   udpFlush(handle: object, count: number): number;
   udpSetMark(handle: object, mark: number): void;
@@ -53,6 +53,8 @@ export interface UdpArrays {
   readonly txMeta: Uint32Array;
   readonly txAddr: Uint8Array;
   readonly maxTx: number;
+  /** UDP GSO on send where the kernel has it (default true). */
+  readonly gso?: boolean;
 }
 
 /**
