@@ -16,6 +16,10 @@
 //       arrays.gso (optional, default true): send trains of equal-size datagrams to one destination
 //       as one UDP_SEGMENT (GSO) message when the kernel supports it (getsockopt UDP_SEGMENT);
 //       a kernel that refuses one (EIO) turns it off for good.
+//       arrays.gro (optional, default true): UDP_GRO on receive on kernels 5.12+ (wireguard-go's
+//       cut-off: earlier GRO had bugs): one read may then hold a train of datagrams from one
+//       source, which is split here into one rx entry each; rxMeta/rxAddr may hold more entries
+//       than maxBatch (their length decides; the batch reports entries, not reads).
 //   udpFlush(handle, count) -> datagrams the kernel took (the rest were refused: dropped)
 //   udpSetMark(handle, mark)  SO_MARK on both sockets (EPERM without CAP_NET_ADMIN)
 //   udpBufferSizes(handle) -> [SO_RCVBUF, SO_SNDBUF] of the first socket
@@ -33,12 +37,18 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+static const size_t kGroCmsgSpace = CMSG_SPACE(sizeof(int));
 static const int kRandomPortAttempts = 16;
 // One GSO message: at most 64 segments (the kernel's UDP_MAX_SEGMENTS) and a 64 KiB payload.
 static const uint32_t kGsoMaxSegments = 64;
@@ -73,12 +83,24 @@ struct Udp {
   // GSO send scratch (same entry count): per-entry family, messages, their control data and
   // segment counts.
   bool gso;
+  bool gro;
+  uint32_t rx_entries;  // capacity of rx_meta / rx_addr in entries (>= max_batch)
+  uint8_t* rx_cmsgs;    // max_batch * kGroCmsgSpace
   int8_t* fams;
   socklen_t* namelens;
   struct mmsghdr* gmsgs;
   uint8_t* cmsgs;
   uint32_t* segs;
 };
+
+// True when the running kernel's release is at least major.minor (uname; "6.1.0-13-amd64").
+static bool kernel_at_least(int major, int minor) {
+  struct utsname un;
+  if (uname(&un) != 0) return false;
+  int ma = 0, mi = 0;
+  if (sscanf(un.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
 
 static bool udp_closed(const Udp* u) { return u->life.released; }
 
@@ -103,6 +125,7 @@ static void udp_destroy(Lifecycle* l) {
   free(u->gmsgs);
   free(u->cmsgs);
   free(u->segs);
+  free(u->rx_cmsgs);
   free(u);
 }
 
@@ -150,6 +173,10 @@ static void on_udp_readable(uv_poll_t* handle, int status, int events) {
     h->msg_namelen = sizeof u->names[i];
     h->msg_iov = &u->iovs[i];
     h->msg_iovlen = 1;
+    if (u->gro) {
+      h->msg_control = u->rx_cmsgs + static_cast<size_t>(i) * kGroCmsgSpace;
+      h->msg_controllen = kGroCmsgSpace;
+    }
   }
   int n;
   do {
@@ -158,12 +185,30 @@ static void on_udp_readable(uv_poll_t* handle, int status, int events) {
   if (n <= 0) return;  // EAGAIN (spurious wakeup) or an error the next read reports again
   uint32_t count = 0;
   for (int i = 0; i < n; i++) {
-    if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than a slot: dropped
-    uint32_t* meta = u->rx_meta + 3 * count;
-    if (!store_source(&u->names[i], meta, u->rx_addr + 16 * count)) continue;
-    meta[0] = static_cast<uint32_t>(i) * u->slot_size;
-    meta[1] = u->msgs[i].msg_len;
-    count++;
+    struct msghdr* h = &u->msgs[i].msg_hdr;
+    if (h->msg_flags & MSG_TRUNC) continue;  // larger than a slot: dropped
+    uint32_t len = u->msgs[i].msg_len;
+    // A GRO train: the kernel says the segment size; every segment but the last has it.
+    uint32_t seg = len;
+    if (u->gro && h->msg_controllen > 0) {
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int g = 0;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0 && static_cast<uint32_t>(g) < len) seg = static_cast<uint32_t>(g);
+        }
+      }
+    }
+    uint32_t base = static_cast<uint32_t>(i) * u->slot_size;
+    for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
+      if (count >= u->rx_entries) break;  // more than the arrays hold: the rest is dropped
+      uint32_t* meta = u->rx_meta + 3 * count;
+      if (!store_source(&u->names[i], meta, u->rx_addr + 16 * count)) break;
+      meta[0] = base + off;
+      meta[1] = len - off < seg ? len - off : seg;
+      count++;
+      if (len == 0) break;
+    }
   }
   if (count == 0) return;
   napi_env env = u->life.env;
@@ -525,9 +570,10 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     u->gmsgs = static_cast<struct mmsghdr*>(calloc(scratch, sizeof(struct mmsghdr)));
     u->cmsgs = static_cast<uint8_t*>(calloc(scratch, kCmsgSpace));
     u->segs = static_cast<uint32_t*>(calloc(scratch, sizeof(uint32_t)));
+    u->rx_cmsgs = static_cast<uint8_t*>(calloc(max_batch, kGroCmsgSpace));
   }
   if (u == NULL || u->msgs == NULL || u->iovs == NULL || u->names == NULL || u->fams == NULL ||
-      u->namelens == NULL || u->gmsgs == NULL || u->cmsgs == NULL || u->segs == NULL) {
+      u->namelens == NULL || u->gmsgs == NULL || u->cmsgs == NULL || u->segs == NULL || u->rx_cmsgs == NULL) {
     for (int i = 0; i < 2; i++)
       if (fds[i] >= 0) close(fds[i]);
     if (u != NULL) {
@@ -539,6 +585,7 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
       free(u->gmsgs);
       free(u->cmsgs);
       free(u->segs);
+      free(u->rx_cmsgs);
       free(u);
     }
     throw_errno(env, ENOMEM, "allocating UDP bind state");
@@ -570,6 +617,30 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     socklen_t vlen = sizeof v;
     u->gso = probe_fd >= 0 && getsockopt(probe_fd, SOL_UDP, UDP_SEGMENT, &v, &vlen) == 0;
   }
+  {
+    size_t entries = rx_meta_len / 3;
+    if (rx_addr_len / 16 < entries) entries = rx_addr_len / 16;
+    u->rx_entries = static_cast<uint32_t>(entries);
+  }
+  // UDP GRO unless arrays.gro === false, on kernels 5.12+ only, where the socket takes it.
+  bool want_gro = true;
+  napi_value gro_value;
+  bool gro_flag = true;
+  if (napi_get_named_property(env, arrays, "gro", &gro_value) == napi_ok &&
+      napi_get_value_bool(env, gro_value, &gro_flag) == napi_ok)
+    want_gro = gro_flag;
+  if (want_gro && kernel_at_least(5, 12) && u->rx_entries >= max_batch * 2) {
+    int one = 1;
+    bool ok = true;
+    for (int i = 0; i < 2; i++)
+      if (fds[i] >= 0 && setsockopt(fds[i], SOL_UDP, UDP_GRO, &one, sizeof one) != 0) ok = false;
+    if (!ok) {
+      int zero = 0;
+      for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0) setsockopt(fds[i], SOL_UDP, UDP_GRO, &zero, sizeof zero);
+    }
+    u->gro = ok;
+  }
   lifecycle_init(&u->life, env, "PlexdUdp", values, kUdpSlots, udp_stop_io, udp_destroy);
   napi_value external = lifecycle_wrap(&u->life);
   if (external == NULL) return NULL;
@@ -593,6 +664,8 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_set_named_property(env, result, "handle", external));
   CHECK_NAPI(env, napi_get_boolean(env, u->gso, &v));
   CHECK_NAPI(env, napi_set_named_property(env, result, "gso", v));
+  CHECK_NAPI(env, napi_get_boolean(env, u->gro, &v));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "gro", v));
   CHECK_NAPI(env, napi_create_uint32(env, chosen, &v));
   CHECK_NAPI(env, napi_set_named_property(env, result, "port", v));
   CHECK_NAPI(env, napi_get_boolean(env, u->fd[0] >= 0, &v));

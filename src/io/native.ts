@@ -33,7 +33,7 @@ export interface NativeAddon {
   setSocketMark(fd: number, mark: number): void;
   forceSocketBuffers(fd: number, bytes: number): void;
   // The batched UDP bind (native/udp.cc; wrapped by bind-native.ts).
-  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean; gso?: boolean };
+  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean; gso?: boolean; gro?: boolean };
   /** Sends tx entries [0, count); returns how many the kernel took. */
   udpFlush(handle: object, count: number): number;
   udpSetMark(handle: object, mark: number): void;
@@ -55,6 +55,8 @@ export interface UdpArrays {
   readonly maxTx: number;
   /** UDP GSO on send where the kernel has it (default true). */
   readonly gso?: boolean;
+  /** UDP GRO on receive on kernels 5.12+ (default true); rxMeta/rxAddr then hold more entries than maxBatch. */
+  readonly gro?: boolean;
 }
 
 /**
