@@ -13,7 +13,7 @@
 //       meta entry i = [offset in buf, length, port | family << 16], family 4 or 6; the address
 //       is in addr[16 i ..] (4 bytes for IPv4). Throws errno errors (EADDRINUSE, ...) with
 //       .family = 4 | 6 naming the socket that failed.
-//       arrays.gso (optional, default true): send trains of equal-size datagrams to one destination
+//       arrays.gso (optional, default true): send trains of equal-size datagrams to one IPv4 destination
 //       as one UDP_SEGMENT (GSO) message when the kernel supports it (getsockopt UDP_SEGMENT);
 //       a kernel that refuses one (EIO) turns it off for good.
 //       arrays.gro (optional, default true): UDP_GRO on receive on kernels 5.12+ (wireguard-go's
@@ -312,7 +312,9 @@ static napi_value js_udp_flush(napi_env env, napi_callback_info info) {
       while (j < count && u->fams[j] == family) {
         size_t size = u->iovs[j].iov_len, total = size;
         uint32_t k = j + 1;
-        if (u->gso) {
+        // IPv4 only for now: with IPv6 trains a TCP transfer to Debian's wireguard-go over an
+        // IPv6 underlay stalled (test/netns/bind-native.test.ts); cause not found yet.
+        if (u->gso && family == 0) {
           while (k < count && k - j < kGsoMaxSegments && u->fams[k] == family &&
                  u->iovs[k - 1].iov_len == size && u->iovs[k].iov_len <= size &&
                  u->iovs[k].iov_len > 0 && total + u->iovs[k].iov_len <= kGsoMaxBytes &&
