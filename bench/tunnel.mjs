@@ -2,7 +2,8 @@
 // (a) plexd-userspace <-> plexd-userspace, (b) wireguard-go <-> wireguard-go, (c) plexd-userspace
 // -> wireguard-go, and (a) again with PLEXD_CRYPTO=noble: iperf3 TCP (IPv4), iperf3 UDP at the
 // highest loss-free rate a short search finds, ping RTT, daemon RSS and CPU seconds per GB moved.
-// Pairings alternate (reversed order every other repetition); medians and ratios to wireguard-go
+// Also current wireguard-go with offloads (gso, gso-mixed, gso-rev; WIREGUARD_GO_GSO=PATH) and
+// iperf3 -P 4. Pairings alternate (reversed order every other repetition); medians and ratios to wireguard-go
 // are printed and the raw runs saved to bench/results/tunnel-<time>.json.
 //
 //   npm run bench:tunnel [-- --quick] [-- --duration=10 --reps=3 --only=plexd,wggo]
@@ -22,6 +23,12 @@ const PAIRINGS = {
   native: ['plexd-native', 'plexd-native'], // PLEXD_BIND=native / dgram forced, whatever the default
   dgram: ['plexd-dgram', 'plexd-dgram'],
   'native-mixed': ['plexd-native', 'wggo'],
+  gso: ['wggo-gso', 'wggo-gso'], // current wireguard-go (TUN offloads, UDP GSO/GRO): WIREGUARD_GO_GSO
+  'gso-mixed': ['plexd', 'wggo-gso'],
+  'gso-rev': ['wggo-gso', 'plexd'],
+  plain: ['plexd-plain', 'plexd-plain'], // PLEXD_TUN_OFFLOAD=0: A/B of the TUN offloads
+  'plain-mixed': ['plexd-plain', 'wggo'],
+  nogso: ['plexd-nogso', 'plexd-nogso'], // PLEXD_BIND=native-nogso: A/B of UDP GSO
   base: ['plexd-base', 'plexd-base'], // only with --only=...,base and PLEXD_BENCH_BASE (A/B of a change)
 };
 const LABEL = {
@@ -32,6 +39,12 @@ const LABEL = {
   native: 'plexd native bind',
   dgram: 'plexd dgram bind',
   'native-mixed': 'native -> wg-go',
+  gso: 'wg-go GSO pair',
+  'gso-mixed': 'plexd  -> wg-go GSO',
+  'gso-rev': 'wg-go GSO -> plexd',
+  plain: 'plexd no TUN offl.',
+  'plain-mixed': 'no offl. -> wg-go',
+  nogso: 'plexd no UDP GSO',
   base: 'plexd base build',
 };
 
@@ -42,7 +55,7 @@ function options(argv) {
     quick,
     duration: Number(value('duration', 'BENCH_DURATION', quick ? 3 : 10)),
     reps: Number(value('reps', 'BENCH_REPS', quick ? 1 : 3)),
-    only: String(value('only', 'BENCH_ONLY', 'plexd,wggo,mixed,noble')).split(',').filter((p) => p in PAIRINGS),
+    only: String(value('only', 'BENCH_ONLY', 'plexd,wggo,gso,mixed,gso-mixed,gso-rev,noble')).split(',').filter((p) => p in PAIRINGS),
     udpSteps: quick ? 4 : 6,
     udpSeconds: quick ? 1 : 2,
     pings: quick ? 50 : 200,
@@ -68,10 +81,10 @@ function gcDelta(before, after) {
   return { gc, gcCount: after.gcCount - before.gcCount, gcPauseMs: after.gcPauseMs - before.gcPauseMs, heapUsedGrowth: after.heapUsed - before.heapUsed, rssGrowth: after.rss - before.rss };
 }
 
-async function tcp(t, seconds) {
+async function tcp(t, seconds, args = []) {
   const gc0 = [await gcSnapshot(t.a), await gcSnapshot(t.b)];
   const cpu0 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
-  const json = await iperf(t.a.ns, [], seconds);
+  const json = await iperf(t.a.ns, args, seconds);
   const cpu1 = [cpuSeconds(t.a.pid), cpuSeconds(t.b.pid)];
   const gc1 = [await gcSnapshot(t.a), await gcSnapshot(t.b)];
   const bytes = json.end.sum_received.bytes;
@@ -113,12 +126,14 @@ async function measurePairing(lab, net, name, opts) {
   const t = await tunnel(lab, net, kindA, kindB, { gc: opts.gc });
   try {
     const tcpResult = await tcp(t, opts.duration);
+    // Four parallel streams (iperf3 -P 4): what one flow cannot fill.
+    const tcp4 = await tcp(t, opts.duration, ['-P', '4']);
     const memA = memoryKiB(t.a.pid);
     const memB = memoryKiB(t.b.pid);
     // After TCP, so both daemons are warm (a fresh node daemon runs its first packets interpreted).
     const ping = await pingRtt(net.nsA, opts.pings);
     const udp = await udpSearch(t, Math.max(tcpResult.mbps * 0.7e6, 20e6), opts);
-    return { pairing: name, ping, tcp: tcpResult, udp, rssKiB: { a: memA, b: memB } };
+    return { pairing: name, ping, tcp: tcpResult, tcp4, udp, rssKiB: { a: memA, b: memB } };
   } finally {
     await t.stop();
   }
@@ -131,6 +146,8 @@ function summarize(runs, names) {
     out[name] = {
       runs: rs.length,
       tcpMbps: median(rs.map((r) => r.tcp.mbps)),
+      tcp4Mbps: median(rs.map((r) => r.tcp4.mbps)),
+      cpuSecPerGb4: median(rs.map((r) => r.tcp4.cpuSecPerGb)),
       udpMbps: median(rs.map((r) => r.udp.mbps)),
       rttMs: median(rs.map((r) => r.ping.avgMs)),
       rssMiBA: median(rs.map((r) => (r.rssKiB.a?.rss ?? NaN) / 1024)),
@@ -142,18 +159,24 @@ function summarize(runs, names) {
 }
 
 function printTable(summary) {
-  const base = summary.wggo;
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   const ratio = (x, y) => (Number.isFinite(x) && Number.isFinite(y) && y !== 0 ? `${(x / y).toFixed(2)}x` : '-');
-  console.log('\npairing              TCP Mbit/s        UDP Mbit/s        RTT ms           RSS(A) MiB       CPU s/GB (A+B)');
-  for (const [name, s] of Object.entries(summary)) {
-    const cell = (v, b, d) => `${f(v, d).padStart(8)} ${name === 'wggo' ? '        ' : `(${ratio(v, b)})`.padStart(8)}`;
-    console.log(
-      `${LABEL[name].padEnd(19)}  ${cell(s.tcpMbps, base?.tcpMbps, 0)}  ${cell(s.udpMbps, base?.udpMbps, 0)}  ` +
-        `${cell(s.rttMs, base?.rttMs, 3)}  ${cell(s.rssMiBA, base?.rssMiBA, 1)}  ${cell(s.cpuSecPerGb, base?.cpuSecPerGb, 2)}`,
-    );
+  const cols = [
+    ['TCP Mbit/s', 'tcpMbps', 0], ['TCP x4 Mbit/s', 'tcp4Mbps', 0], ['UDP Mbit/s', 'udpMbps', 0], ['RTT ms', 'rttMs', 3],
+    ['RSS(A) MiB', 'rssMiBA', 1], ['CPU s/GB', 'cpuSecPerGb', 2], ['CPU s/GB x4', 'cpuSecPerGb4', 2],
+  ];
+  // Ratios to each reference from the same run: Debian's wireguard-go pair and the current one.
+  for (const [refName, refLabel] of [['wggo', 'Debian wireguard-go pair'], ['gso', 'current wireguard-go (GSO) pair']]) {
+    const base = summary[refName];
+    if (base === undefined) continue;
+    console.log(`\nratios to ${refLabel}`);
+    console.log(`${'pairing'.padEnd(21)}${cols.map(([t]) => t.padStart(19)).join('')}`);
+    for (const [name, s] of Object.entries(summary)) {
+      const cell = ([, k, d]) => `${f(s[k], d).padStart(9)} ${name === refName ? '        ' : `(${ratio(s[k], base[k])})`.padStart(8)}`;
+      console.log(`${LABEL[name].padEnd(21)}${cols.map((c) => ' ' + cell(c)).join('')}`);
+    }
   }
-  console.log('(ratios are to wireguard-go <-> wireguard-go from the same run; medians)');
+  console.log('(medians; CPU s/GB counts both daemons; x4 = iperf3 -P 4)');
 }
 
 async function main() {
@@ -185,7 +208,7 @@ async function main() {
         try {
           const r = await measurePairing(lab, net, name, opts);
           result.runs.push({ rep, ...r });
-          console.log(`TCP ${r.tcp.mbps.toFixed(0)} Mbit/s, UDP ${r.udp.mbps.toFixed(0)} Mbit/s, RTT ${r.ping.avgMs} ms, ` +
+          console.log(`TCP ${r.tcp.mbps.toFixed(0)} Mbit/s, x4 ${r.tcp4.mbps.toFixed(0)} Mbit/s, UDP ${r.udp.mbps.toFixed(0)} Mbit/s, RTT ${r.ping.avgMs} ms, ` +
             `RSS ${((r.rssKiB.a?.rss ?? NaN) / 1024).toFixed(1)} MiB, ${r.tcp.cpuSecPerGb.toFixed(2)} CPU s/GB`);
           for (const [side, g] of [['A (sender)', r.tcp.gcA], ['B (receiver)', r.tcp.gcB]]) {
             if (g !== undefined) {

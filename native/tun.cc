@@ -5,10 +5,19 @@
 // no extra dependency. Registered by addon.cc.
 //
 // JS surface (wrapped by src/io/tun-linux.ts, which documents the contract):
-//   open(name, buf: ArrayBuffer, meta: Uint32Array, maxBatch, onBatch(count), onClosed(errno))
-//        -> { handle, name }       packets are packed back to back; meta[i] is the start of
-//                                  packet i and meta[count] the end of the last one
+//   open(name, buf: ArrayBuffer, meta: Uint32Array, maxBatch, onBatch(count), onClosed(errno),
+//        offload: boolean)
+//        -> { handle, name, offloads }  packets are packed back to back; meta[i] is the start of
+//                                  packet i and meta[count] the end of the last one. With
+//                                  offload, the TUN is opened with IFF_VNET_HDR and TUNSETOFFLOAD
+//                                  (CSUM, TSO4/6, USO4/6 where the kernel takes them): every
+//                                  packet read starts with a 10-byte virtio_net_hdr and every
+//                                  write must too. offloads: the TUN_F_* flags in effect, or -1
+//                                  when no virtio header is used (the kernel refused or !offload).
 //   write(handle, u8, offset, length) -> bytes written, or -errno (EAGAIN = dropped)
+//   writeBatch(handle, u8, spec: Uint32Array, count, result: Int32Array) -> void: `count` writev
+//        calls; spec per write is [iovCount, off0, len0, ...] into u8 (at most 64 iovecs);
+//        result = [written, dropped (EAGAIN), errors, last errno]
 //   getMtu(handle) / setMtu(handle, mtu) / name(handle) / close(handle)
 // Errors thrown carry .code (ENOENT, EPERM, EBUSY, ENAMETOOLONG, ...) and .errno.
 
@@ -30,14 +39,19 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef TUNGETDEVNETNS
 #define TUNGETDEVNETNS _IO('T', 227)
 #endif
 
-// Largest packet a TUN can hand us (IPv4/IPv6 without jumbograms, MTU is capped at 65535).
+// Largest packet a TUN can hand us (IPv4/IPv6 without jumbograms, MTU is capped at 65535),
+// plus room for a virtio_net_hdr (10 bytes) when offloads are on.
 static const size_t kMaxPacket = 65535;
+static const size_t kVnetHdrLen = 10;
+static const size_t kMaxRead = kMaxPacket + kVnetHdrLen;
+static const int kMaxIov = 64;
 
 // The JS values a Tun keeps alive while open (Lifecycle slots).
 enum TunSlot { kTunBuf, kTunMeta, kTunOnBatch, kTunOnClosed, kTunSlots };
@@ -53,6 +67,7 @@ struct Tun {
   uint32_t* meta;
   size_t meta_len;   // entries in meta (>= max_batch + 1)
   uint32_t max_batch;
+  size_t max_read;   // kMaxRead with a virtio header, kMaxPacket without
 };
 
 static Tun* get_tun(napi_env env, napi_value value) {
@@ -107,7 +122,7 @@ static void on_readable(uv_poll_t* handle, int status, int events) {
   uint32_t count = 0;
   size_t off = 0;
   int fatal = 0;
-  while (count < t->max_batch && t->buf_len - off >= kMaxPacket) {
+  while (count < t->max_batch && t->buf_len - off >= t->max_read) {
     ssize_t n = read(t->fd, t->buf + off, t->buf_len - off);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -210,8 +225,8 @@ static int mtu_ioctl(Tun* t, unsigned long request, int* mtu) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
@@ -247,11 +262,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   uint32_t max_batch = 0;
   CHECK_NAPI(env, napi_get_value_uint32(env, argv[3], &max_batch));
-  if (max_batch == 0 || meta_len < static_cast<size_t>(max_batch) + 1 || buf_len < kMaxPacket) {
+  if (max_batch == 0 || meta_len < static_cast<size_t>(max_batch) + 1 || buf_len < kMaxRead) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                           "expected maxBatch >= 1, meta.length > maxBatch, buffer >= 65535 bytes");
+                           "expected maxBatch >= 1, meta.length > maxBatch, buffer >= 65545 bytes");
     return NULL;
   }
+  bool want_offload = false;
+  if (argc >= 7) napi_get_value_bool(env, argv[6], &want_offload);
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -266,6 +283,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (want_offload) {
+    unsigned int features = 0;
+    if (ioctl(fd, TUNGETFEATURES, &features) == 0 && (features & IFF_VNET_HDR) != 0)
+      ifr.ifr_flags |= IFF_VNET_HDR;
+  }
   memcpy(ifr.ifr_name, name, name_len);
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int err = errno;
@@ -285,6 +307,30 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  // Offloads: checksum + TSO always together (the kernel needs CSUM for TSO), USO where the
+  // kernel has it (6.2+); with none accepted the TUN is reopened without a virtio header.
+  int offloads = -1;
+  if (ifr.ifr_flags & IFF_VNET_HDR) {
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+    const unsigned int tries[] = {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+                                  TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6};
+    for (unsigned int i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+      if (ioctl(fd, TUNSETOFFLOAD, tries[i]) == 0) {
+        offloads = static_cast<int>(tries[i]);
+        break;
+      }
+    }
+    if (offloads < 0) {
+      // Keep the header (it cannot be taken back on this fd) but ask for no offload: the kernel
+      // then sends only plain packets behind a zero header, which JS handles the same way.
+      if (ioctl(fd, TUNSETOFFLOAD, 0) == 0) offloads = 0;
+    }
+    if (offloads < 0) offloads = 0;
+  }
+
   Tun* t = static_cast<Tun*>(calloc(1, sizeof(Tun)));
   if (t == NULL) {
     close(fd);
@@ -298,6 +344,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   t->meta = static_cast<uint32_t*>(meta);
   t->meta_len = meta_len;
   t->max_batch = max_batch;
+  t->max_read = (ifr.ifr_flags & IFF_VNET_HDR) ? kMaxRead : kMaxPacket;
   napi_value slots[kTunSlots];
   slots[kTunBuf] = argv[1];
   slots[kTunMeta] = argv[2];
@@ -327,7 +374,78 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
                                           &real_name));
   CHECK_NAPI(env, napi_set_named_property(env, result, "handle", external));
   CHECK_NAPI(env, napi_set_named_property(env, result, "name", real_name));
+  napi_value off_value;
+  CHECK_NAPI(env, napi_create_int32(env, offloads, &off_value));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "offloads", off_value));
   return result;
+}
+
+static napi_value js_write_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (handle, buf, spec, count, result)");
+    return NULL;
+  }
+  Tun* t = get_tun(env, argv[0]);
+  if (t == NULL) return NULL;
+  napi_typedarray_type type;
+  size_t length = 0, spec_len = 0, res_len = 0;
+  void *data = NULL, *spec_data = NULL, *res_data = NULL;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_uint8_array ||
+      napi_get_typedarray_info(env, argv[2], &type, &spec_len, &spec_data, NULL, NULL) != napi_ok ||
+      type != napi_uint32_array ||
+      napi_get_typedarray_info(env, argv[4], &type, &res_len, &res_data, NULL, NULL) != napi_ok ||
+      type != napi_int32_array || res_len < 4) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "expected buf: Uint8Array, spec: Uint32Array, result: Int32Array(4)");
+    return NULL;
+  }
+  uint32_t count = 0;
+  CHECK_NAPI(env, napi_get_value_uint32(env, argv[3], &count));
+  const uint32_t* spec = static_cast<const uint32_t*>(spec_data);
+  int32_t* res = static_cast<int32_t*>(res_data);
+  res[0] = res[1] = res[2] = res[3] = 0;
+  uint8_t* base = static_cast<uint8_t*>(data);
+  struct iovec iov[kMaxIov];
+  size_t s = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (s >= spec_len) break;
+    uint32_t n = spec[s++];
+    if (n == 0 || n > static_cast<uint32_t>(kMaxIov) || s + 2 * static_cast<size_t>(n) > spec_len) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "malformed writeBatch spec");
+      return NULL;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+      uint32_t off = spec[s++], len = spec[s++];
+      if (static_cast<size_t>(off) + len > length) {
+        napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeBatch iovec outside the buffer");
+        return NULL;
+      }
+      iov[k].iov_base = base + off;
+      iov[k].iov_len = len;
+    }
+    if (tun_closed(t)) {
+      res[2]++;
+      res[3] = EBADF;
+      continue;
+    }
+    ssize_t w;
+    do {
+      w = writev(t->fd, iov, static_cast<int>(n));
+    } while (w < 0 && errno == EINTR);
+    if (w >= 0) {
+      res[0]++;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      res[1]++;
+    } else {
+      res[2]++;
+      res[3] = errno;
+    }
+  }
+  return NULL;
 }
 
 static napi_value js_write(napi_env env, napi_callback_info info) {
@@ -356,9 +474,20 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     ret = -EBADF;
   } else {
     ssize_t n;
-    do {
-      n = write(t->fd, static_cast<uint8_t*>(data) + off, len);
-    } while (n < 0 && errno == EINTR);
+    if (t->max_read == kMaxRead) {
+      // A virtio header is expected in front: an all-zero one (no offload, checksum complete).
+      static const uint8_t zero_hdr[kVnetHdrLen] = {0};
+      struct iovec iov[2] = {{const_cast<uint8_t*>(zero_hdr), kVnetHdrLen},
+                             {static_cast<uint8_t*>(data) + off, len}};
+      do {
+        n = writev(t->fd, iov, 2);
+      } while (n < 0 && errno == EINTR);
+      if (n >= static_cast<ssize_t>(kVnetHdrLen)) n -= kVnetHdrLen;
+    } else {
+      do {
+        n = write(t->fd, static_cast<uint8_t*>(data) + off, len);
+      } while (n < 0 && errno == EINTR);
+    }
     ret = n < 0 ? -errno : static_cast<int32_t>(n);
   }
   napi_value result;
@@ -440,6 +569,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 void plexd_tun_register(napi_env env, napi_value exports) {
   const NativeExport fns[] = {
       {"open", LINUX_ONLY(js_open)},     {"write", LINUX_ONLY(js_write)},
+      {"writeBatch", LINUX_ONLY(js_write_batch)},
       {"getMtu", LINUX_ONLY(js_get_mtu)}, {"setMtu", LINUX_ONLY(js_set_mtu)},
       {"name", LINUX_ONLY(js_name)},     {"close", LINUX_ONLY(js_close)}};
   export_functions(env, exports, fns, sizeof fns / sizeof fns[0],

@@ -22,7 +22,13 @@ export const KINDS = {
   // The UDP bind forced either way (PLEXD_BIND), for A/B of the native batched bind.
   'plexd-native': { label: 'plexd-userspace (native bind)', crypto: 'node', bind: 'native' },
   'plexd-dgram': { label: 'plexd-userspace (dgram bind)', crypto: 'node', bind: 'dgram' },
+  'plexd-nogso': { label: 'plexd-userspace (no UDP GSO)', crypto: 'node', bind: 'native-nogso' },
+  // plexd without TUN offloads (PLEXD_TUN_OFFLOAD=0), for A/B of issue 19.
+  'plexd-plain': { label: 'plexd-userspace (no TUN offload)', crypto: 'node', tunOffload: '0' },
   wggo: { label: 'wireguard-go' },
+  // Current wireguard-go with TUN offloads and UDP GSO/GRO (same CLI): WIREGUARD_GO_GSO=PATH,
+  // default ../shared/tools/wireguard-go-gso next to the checkout.
+  'wggo-gso': { label: 'wireguard-go (GSO)', binary: process.env.WIREGUARD_GO_GSO ?? fileURLToPath(new URL('../../../shared/tools/wireguard-go-gso', import.meta.url)) },
   // A/B of an optimization: another checkout's build (PLEXD_BENCH_BASE=/path with dist/ built).
   'plexd-base': { label: 'plexd-userspace (base build)', crypto: 'node', root: process.env.PLEXD_BENCH_BASE },
 };
@@ -50,6 +56,9 @@ export async function startDaemon(lab, ns, kind, { gc = false } = {}) {
   let gcFile;
   if (kind === 'wggo') {
     argv = ['wireguard-go', '-f', ifname];
+  } else if (kind === 'wggo-gso') {
+    if (!existsSync(spec.binary)) throw new Error(`no current wireguard-go at ${spec.binary} (set WIREGUARD_GO_GSO=PATH)`);
+    argv = [spec.binary, '-f', ifname];
   } else {
     const nodeArgs = (process.env.PLEXD_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
     if (gc) {
@@ -62,6 +71,7 @@ export async function startDaemon(lab, ns, kind, { gc = false } = {}) {
     argv = [process.execPath, ...nodeArgs, bin, '-f', ifname];
     env.PLEXD_CRYPTO = spec.crypto;
     if (spec.bind !== undefined) env.PLEXD_BIND = spec.bind;
+    if (spec.tunOffload !== undefined) env.PLEXD_TUN_OFFLOAD = spec.tunOffload;
   }
   const child = lab.spawn(ns, argv, { env });
   const sock = `/var/run/wireguard/${ifname}.sock`;

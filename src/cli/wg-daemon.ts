@@ -55,11 +55,11 @@ export async function runWgDaemon(interfaceName: string, foreground: boolean, en
       filter = new PolicyFilter({ defaultAction: 'allow', hashSeed: randomBytes(4).readUInt32LE(0) });
       filter.apply(loadPolicyFile(policyFile));
     }
-    tun = openTun({ name: interfaceName });
+    const choices = deviceChoicesFromEnv(env);
+    tun = openTun({ name: interfaceName, offload: choices.tunOffload });
     interfaceName = tun.name;
     tun.setMtu(DEFAULT_MTU);
     log.verbose(`Starting plexd-userspace version ${VERSION}`);
-    const choices = deviceChoicesFromEnv(env);
     device = await Device.create({ tun, crypto: choices.crypto, bind: defaultBind(choices.bindKind), logger: log, ...(filter ? { filter } : {}) });
     uapi = await startUapiServer({
       interfaceName,

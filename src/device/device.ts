@@ -129,8 +129,11 @@ export class Device {
         this.counters.filteredInbound++;
         return;
       }
-      if (this.#tun !== undefined) {
-        if (!this.#tun.write(data)) this.counters.tunWriteDropped++;
+      const tun = this.#tun;
+      if (tun !== undefined) {
+        // Queued (and coalesced) writes where the TUN has them: the packets of one receive batch
+        // leave together when this task ends.
+        if (!(tun.enqueue !== undefined ? tun.enqueue(data) : tun.write(data))) this.counters.tunWriteDropped++;
       } else if (this.#onPacket !== undefined) {
         this.#onPacket(data, peer.publicKey);
       }

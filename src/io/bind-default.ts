@@ -14,9 +14,11 @@ import { loadNativeAddon } from './native.js';
  */
 export function defaultBind(kind?: string, options: SocketBindOptions = {}): Bind {
   if (kind === 'native') return new NativeBind(options);
+  if (kind === 'native-nogso') return new NativeBind({ ...options, gso: false, gro: false }); // A/B of UDP GSO/GRO
+  if (kind === 'native-nogro') return new NativeBind({ ...options, gro: false });
   if (kind === 'dgram') return new UdpBind(options);
   if (kind !== undefined && kind !== '') {
-    throw new RangeError(`expected a bind kind 'native' or 'dgram' (PLEXD_BIND), got ${JSON.stringify(kind)}`);
+    throw new RangeError(`expected a bind kind 'native', 'native-nogso' or 'dgram' (PLEXD_BIND), got ${JSON.stringify(kind)}`);
   }
   return nativeAvailable() ? new NativeBind(options) : new UdpBind(options);
 }

@@ -32,6 +32,16 @@ import {
 export interface NativeBindOptions extends SocketBindOptions {
   /** Most datagrams read per wakeup (default 64). */
   readonly batchSize?: number;
+  /**
+   * UDP GSO (UDP_SEGMENT) on send: a train of equal-size datagrams to one peer leaves as one
+   * message the kernel segments (default true; off where the kernel lacks it).
+   */
+  readonly gso?: boolean;
+  /**
+   * UDP GRO on receive (kernels 5.12+; default true): a train of datagrams from one peer is read
+   * at once and split back into datagrams by the addon.
+   */
+  readonly gro?: boolean;
 }
 
 const DEFAULT_BATCH = 64;
@@ -39,6 +49,7 @@ const DEFAULT_BATCH = 64;
 const SLOT_SIZE = 65536;
 const MAX_DATAGRAM = 65535;
 const MAX_TX = 128;
+const GRO_SEGMENTS = 64; // the kernel's UDP_MAX_SEGMENTS
 const TX_BYTES = 256 * 1024; // always room for the largest datagram after a flush
 const ENDPOINT_CACHE_LIMIT = 4096;
 
@@ -54,6 +65,8 @@ interface Open {
   readonly port: number;
   readonly v4: boolean;
   readonly v6: boolean;
+  readonly gso?: boolean;
+  readonly gro?: boolean;
 }
 
 /** A Bind over the addon's batched sockets. `new NativeBind(options)`, then `await bind.open(port)`. */
@@ -89,14 +102,17 @@ export class NativeBind implements Bind {
     this.#arrays = {
       rxBuf: new Uint8Array(batch * SLOT_SIZE),
       slotSize: SLOT_SIZE,
-      rxMeta: new Uint32Array(3 * batch),
-      rxAddr: new Uint8Array(16 * batch),
+      // With GRO one read can hold up to 64 datagrams.
+      rxMeta: new Uint32Array(3 * batch * (options.gro === false ? 1 : GRO_SEGMENTS)),
+      rxAddr: new Uint8Array(16 * batch * (options.gro === false ? 1 : GRO_SEGMENTS)),
       maxBatch: batch,
       onBatch: this.#onBatch,
       txBuf: new Uint8Array(TX_BYTES),
       txMeta: new Uint32Array(3 * MAX_TX),
       txAddr: new Uint8Array(16 * MAX_TX),
       maxTx: MAX_TX,
+      gso: options.gso ?? true,
+      gro: options.gro ?? true,
     };
   }
 
@@ -110,6 +126,11 @@ export class NativeBind implements Bind {
 
   get stats(): BindStats {
     return this.#stats;
+  }
+
+  /** The UDP offloads in use (false when closed, refused by the kernel, or turned off). */
+  get offloads(): { gso: boolean; gro: boolean } {
+    return { gso: this.#open?.gso ?? false, gro: this.#open?.gro ?? false };
   }
 
   /** Which families are bound: an IPv6-less machine opens IPv4 only. */

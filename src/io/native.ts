@@ -19,7 +19,10 @@ export interface NativeAddon {
     maxBatch: number,
     onBatch: (count: number) => void,
     onClosed: (errno: number) => void,
-  ): { handle: object; name: string };
+    offload?: boolean,
+  ): { handle: object; name: string; offloads?: number };
+  /** writev per entry of spec ([iovCount, off, len, ...] into buf); result = [written, dropped, errors, errno]. */
+  writeBatch(handle: object, buf: Uint8Array, spec: Uint32Array, count: number, result: Int32Array): void;
   /** Bytes written, or -errno (e.g. -11 EAGAIN). */
   write(handle: object, packet: Uint8Array, offset: number, length: number): number;
   getMtu(handle: object): number;
@@ -30,7 +33,7 @@ export interface NativeAddon {
   setSocketMark(fd: number, mark: number): void;
   forceSocketBuffers(fd: number, bytes: number): void;
   // The batched UDP bind (native/udp.cc; wrapped by bind-native.ts).
-  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean };
+  udpOpen(v4: string | null, v6: string | null, port: number, bufferBytes: number, arrays: UdpArrays): { handle: object; port: number; v4: boolean; v6: boolean; gso?: boolean; gro?: boolean };
   /** Sends tx entries [0, count); returns how many the kernel took. */
   udpFlush(handle: object, count: number): number;
   udpSetMark(handle: object, mark: number): void;
@@ -50,6 +53,10 @@ export interface UdpArrays {
   readonly txMeta: Uint32Array;
   readonly txAddr: Uint8Array;
   readonly maxTx: number;
+  /** UDP GSO on send where the kernel has it (default true). */
+  readonly gso?: boolean;
+  /** UDP GRO on receive on kernels 5.12+ (default true); rxMeta/rxAddr then hold more entries than maxBatch. */
+  readonly gro?: boolean;
 }
 
 /**

@@ -31,6 +31,10 @@ export interface TunStats {
   readonly txDropped: number;
   /** Packets write() rejected for another reason (malformed, device gone, closed). */
   readonly txErrors: number;
+  /** Offload super-packets read with a malformed or unsupported virtio header, dropped. */
+  readonly rxOffloadDropped: number;
+  /** Writes that carried several coalesced TCP segments (GRO; one per write). */
+  readonly txCoalesced: number;
 }
 
 /** A layer-3 TUN device: IP packets without any packet-information header. */
@@ -52,6 +56,13 @@ export interface Tun {
    * Returns false when the packet was dropped (queue full, malformed, device gone); counted in stats.
    */
   write(packet: Uint8Array, offset?: number, length?: number): boolean;
+  /**
+   * Optional: queues an IP packet for a write when the current JS task ends, so the packets of
+   * one task leave together (Linux with offloads coalesces TCP segments of one flow into one
+   * write). The bytes are copied; returns false only for a packet rejected up front. Drops and
+   * errors at the write are counted in stats (txDropped, txErrors).
+   */
+  enqueue?(packet: Uint8Array): boolean;
   /** Sets the handler called exactly once when the device stops (deleted, or close()). */
   onClose(handler: (reason: TunCloseReason) => void): void;
   /** True once the device is closed or gone. */
@@ -68,6 +79,13 @@ export interface TunOptions {
   readonly name?: string;
   /** Packets read per wakeup at most (1..1024, default 64). */
   readonly batchSize?: number;
+  /**
+   * Linux: use TUN offloads (IFF_VNET_HDR with checksum, TSO and USO; default true). The kernel
+   * then hands over up to 64 KiB TCP/UDP super-packets, which the TUN cuts into MTU-sized packets
+   * before the batch handler sees them, and writes within one task are coalesced per TCP flow.
+   * Falls back to plain packets when the kernel refuses. Ignored by the in-memory TUN.
+   */
+  readonly offload?: boolean;
 }
 
 /** Default and limits for TunOptions.batchSize. */
@@ -81,7 +99,7 @@ export const TUN_MAX_PACKET = 65535;
  * maximal packet. A batch ends when less than TUN_MAX_PACKET bytes remain, so no read truncates.
  */
 export function tunBatchBufferSize(batchSize: number): number {
-  return Math.min(batchSize * 2048, 4 * 1024 * 1024) + TUN_MAX_PACKET;
+  return Math.min(batchSize * 2048, 4 * 1024 * 1024) + TUN_MAX_PACKET + 64; // + a virtio header
 }
 
 /** Validates an MTU for setMtu (68..65535, RFC 791's minimum up to the TUN maximum); throws RangeError. */
@@ -99,7 +117,7 @@ export function checkMtu(mtu: number): number {
 export abstract class TunBase {
   /** Mutable counters behind `stats`. */
   protected readonly counters: { -readonly [K in keyof TunStats]: number } = {
-    rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, txErrors: 0,
+    rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, txErrors: 0, rxOffloadDropped: 0, txCoalesced: 0,
   };
   /** The current batch handler (undefined: packets are dropped). */
   protected batchHandler: TunBatchHandler | undefined;

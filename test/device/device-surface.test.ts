@@ -119,8 +119,8 @@ describe('no environment in the library', () => {
       expect(defaultCrypto()).toBe(nodeCrypto);
       const d = await Device.create({ onPacket: () => {}, bind: new MemoryNetwork().createBind(['10.0.0.1']) });
       open.push(d);
-      expect(deviceChoicesFromEnv({ PLEXD_CRYPTO: 'noble', PLEXD_BIND: 'dgram' })).toEqual({ crypto: nobleCrypto, bindKind: 'dgram' });
-      expect(deviceChoicesFromEnv({})).toEqual({ crypto: nodeCrypto, bindKind: undefined });
+      expect(deviceChoicesFromEnv({ PLEXD_CRYPTO: 'noble', PLEXD_BIND: 'dgram', PLEXD_TUN_OFFLOAD: '0' })).toEqual({ crypto: nobleCrypto, bindKind: 'dgram', tunOffload: false });
+      expect(deviceChoicesFromEnv({})).toEqual({ crypto: nodeCrypto, bindKind: undefined, tunOffload: true });
       expect(() => deviceChoicesFromEnv({ PLEXD_CRYPTO: 'rot13' })).toThrow(RangeError);
     } finally {
       for (const [k, v] of [['PLEXD_CRYPTO', saved.c], ['PLEXD_BIND', saved.b]] as const) {

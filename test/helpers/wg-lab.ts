@@ -17,7 +17,11 @@ import { sleep, waitFor } from './wait.js';
 export { sleep, waitFor };
 
 /** Which implementation runs an interface. */
-export type WgImpl = 'ours' | 'wireguard-go';
+/** 'wireguard-go-gso': current wireguard-go with TUN offloads and UDP GSO/GRO (WIREGUARD_GO_GSO). */
+export type WgImpl = 'ours' | 'wireguard-go' | 'wireguard-go-gso';
+
+/** The current wireguard-go binary (issue 19's reference): WIREGUARD_GO_GSO or ../shared/tools. */
+export const WIREGUARD_GO_GSO = process.env['WIREGUARD_GO_GSO'] ?? fileURLToPath(new URL('../../../shared/tools/wireguard-go-gso', import.meta.url));
 
 /** The repository root and our daemon's entry point. */
 export const REPO_DIR = fileURLToPath(new URL('../../', import.meta.url));
@@ -338,7 +342,7 @@ export class WgLab {
   async start(ns: Netns, impl: WgImpl, opts: StartOptions = {}): Promise<WgInterface> {
     const name = opts.name ?? this.lab.uniqueName(impl === 'ours' ? 'p' : 'g');
     const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const cmd = impl === 'ours' ? [...(opts.command ?? [process.execPath, DAEMON]), '-f', name] : ['wireguard-go', '-f', name];
+    const cmd = impl === 'ours' ? [...(opts.command ?? [process.execPath, DAEMON]), '-f', name] : [impl === 'wireguard-go-gso' ? WIREGUARD_GO_GSO : 'wireguard-go', '-f', name];
     const child = this.lab.spawn(ns.argv(['env', ...env, ...cmd]));
     const wgIf = new WgInterface(this, impl, ns, name, genKeys(), child);
     this.#interfaces.push(wgIf);
