@@ -1,0 +1,46 @@
+// The kernel side of test/netns/netstack.test.ts, run inside the TUN-backed peer's namespace:
+// `serve`: TCP echo (half-open aware) on 7, UDP echo on 7, HTTP on 80; prints "ready".
+// `client HOST PORT BYTES`: sends BYTES random bytes to an echo server, prints one JSON line
+// { sent, received, ms } with both sha256 digests.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { createServer as createHttp } from 'node:http';
+import { connect, createServer } from 'node:net';
+
+const [mode, ...args] = process.argv.slice(2);
+if (mode === 'serve') {
+  let open = 3;
+  const ready = () => --open === 0 && console.log('ready');
+  createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  }).listen(7, ready);
+  const u = createSocket('udp4');
+  u.on('message', (m, r) => u.send(m, r.port, r.address));
+  u.bind(7, ready);
+  createHttp((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => res.end(`kernel says ${req.method} ${req.url} ${body}`));
+  }).listen(80, ready);
+} else if (mode === 'client') {
+  const [host, port, bytes] = args;
+  const data = randomBytes(Number(bytes));
+  const sent = createHash('sha256').update(data).digest('hex');
+  const got = createHash('sha256');
+  const start = performance.now();
+  const s = connect({ host, port: Number(port), allowHalfOpen: true }, () => s.end(data));
+  s.on('data', (d) => got.update(d));
+  s.on('end', () => {
+    console.log(JSON.stringify({ sent, received: got.digest('hex'), ms: performance.now() - start }));
+    s.destroy();
+  });
+  s.on('error', (e) => {
+    console.log(JSON.stringify({ error: e.message }));
+    process.exit(1);
+  });
+} else {
+  console.error('usage: netstack-kernel.mjs serve | client HOST PORT BYTES');
+  process.exit(2);
+}
