@@ -70,7 +70,7 @@ describe('NetStack', () => {
     s.input(udp(B6, A6, 998, 53, new TextEncoder().encode('q6')), 0);
     expect(got).toEqual(['q@999', 'q6@998']);
     const bad = udp(B4, A4, 999, 53, new Uint8Array([1]));
-    bad[bad.length - 1] ^= 1;
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
     s.input(bad, 0);
     s.input(udp(B4, A4, 999, 54, new Uint8Array(1)), 0);
     s.input(udp(B4, B4, 999, 53, new Uint8Array(1)), 0);

@@ -133,7 +133,7 @@ describe.skipIf(skipReason !== undefined)('userspace netstack against the kernel
         const lines = await runPeer([{ kind: 'tcp', bytes: 8 << 20 }], 300_000, undefined, '127.0.0.1:17000');
         const tcp = step(lines, 'tcp');
         expect(tcp.received).toBe(tcp.sent);
-        const done = step(lines, 'done') as { tcp: Record<string, number> };
+        const done = step(lines, 'done') as unknown as { tcp: Record<string, number> };
         if (loss > 0) expect(done.tcp.retransmits).toBeGreaterThan(0);
         console.log(`[netstack] loss ${loss} reorder ${reorder}: ${Math.round(tcp.ms as number)} ms, tcp counters ${JSON.stringify(done.tcp)}`);
       } finally {
