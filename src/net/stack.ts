@@ -90,7 +90,7 @@ function sameIp(a: Uint8Array, b: Uint8Array): boolean {
 export class NetStack {
   readonly tcp: TcpEngine;
   readonly mtu: number;
-  readonly #addresses: Uint8Array[];
+  #addresses: Uint8Array[];
   readonly #send: (packet: Uint8Array) => void;
   readonly #counters: Record<NetDropReason | NetStat, number>;
   readonly #udp = new Map<number, UdpHandler>();
@@ -124,6 +124,15 @@ export class NetStack {
   /** Our addresses (copies). */
   get addresses(): Uint8Array[] {
     return this.#addresses.map((a) => a.slice());
+  }
+
+  /** Replaces our addresses (a re-registration may move the mesh IP); connections on old ones stay until they end. */
+  setAddresses(addresses: readonly Uint8Array[]): void {
+    if (addresses.length === 0) throw new RangeError('expected at least one address, got none');
+    for (const a of addresses) {
+      if (!(a instanceof Uint8Array) || (a.length !== 4 && a.length !== 16)) throw new TypeError('expected addresses of 4 or 16 bytes');
+    }
+    this.#addresses = addresses.map((a) => a.slice());
   }
 
   /** Our address of `family` (4 or 16 bytes long), or undefined. */
