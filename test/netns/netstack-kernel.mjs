@@ -1,5 +1,7 @@
 // The kernel side of test/netns/netstack.test.ts, run inside the TUN-backed peer's namespace:
-// `serve`: TCP echo (half-open aware) on 7, UDP echo on 7, HTTP on 80; prints "ready".
+// `serve`: TCP echo (half-open aware) on 7, UDP echo on 7, HTTP on 80, a TCP sink on 9 that
+// answers the byte count after the client's FIN; prints "ready".
+// `measure HOST BYTES PINGS`: bench/netstack.mjs's kernel-stack side (netstack-measure.mjs).
 // `client HOST PORT BYTES`: sends BYTES random bytes to an echo server, prints one JSON line
 // { sent, received, ms } with both sha256 digests.
 
@@ -10,7 +12,13 @@ import { connect, createServer } from 'node:net';
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'serve') {
-  let open = 3;
+  let open = 4;
+  createServer({ allowHalfOpen: true }, (s) => {
+    let n = 0;
+    s.on('error', () => {});
+    s.on('data', (d) => (n += d.length));
+    s.on('end', () => s.end(String(n)));
+  }).listen(9, () => ready());
   const ready = () => --open === 0 && console.log('ready');
   createServer({ allowHalfOpen: true }, (s) => {
     s.on('error', () => {});
@@ -40,7 +48,11 @@ if (mode === 'serve') {
     console.log(JSON.stringify({ error: e.message }));
     process.exit(1);
   });
+} else if (mode === 'measure') {
+  const { measure } = await import('./netstack-measure.mjs');
+  const [host, bytes, pings] = args;
+  console.log(JSON.stringify(await measure((h, p) => connect({ host: h, port: p, allowHalfOpen: true }), host, Number(bytes), Number(pings))));
 } else {
-  console.error('usage: netstack-kernel.mjs serve | client HOST PORT BYTES');
+  console.error('usage: netstack-kernel.mjs serve | client HOST PORT BYTES | measure HOST BYTES PINGS');
   process.exit(2);
 }

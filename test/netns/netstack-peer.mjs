@@ -13,10 +13,11 @@ const out = (o) => console.log(JSON.stringify(o));
 
 const net = await joinMesh({
   addresses: [opts.address],
+  ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
   hosts: { kernel: opts.peerAddress },
   config: {
     privateKey: opts.privateKey,
-    peers: [{ publicKey: opts.peer.publicKey, endpoint: opts.peer.endpoint, allowedIps: [`${opts.peerAddress}/32`], persistentKeepalive: 25 }],
+    peers: [{ publicKey: opts.peer.publicKey, endpoint: opts.peer.endpoint, allowedIps: opts.allowedIps ?? [`${opts.peerAddress}/32`], persistentKeepalive: 25 }],
   },
 });
 out({ step: 'joined', uid: process.getuid() });
@@ -59,6 +60,9 @@ for (const step of opts.steps) {
       });
       const res = await net.fetch('http://kernel/via-fetch', { method: 'POST', body: 'hello' });
       out({ step: 'http', get: text, fetch: await res.text(), status: res.status });
+    } else if (step.kind === 'measure') {
+      const { measure } = await import('./netstack-measure.mjs');
+      out({ step: 'measure', ...(await measure((host, port) => net.connect({ host, port, allowHalfOpen: true }), step.host ?? 'kernel', step.bytes, step.pings)) });
     } else if (step.kind === 'serve') {
       // An echo server on our stack for the kernel's client; stays up until stdin closes.
       net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(step.port, () => out({ step: 'serve', port: step.port }));
