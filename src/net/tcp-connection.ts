@@ -1,13 +1,14 @@
 // One TCP connection's control block and state machine (RFC 9293 3.3, segment arrival 3.10.7,
 // user calls 3.10.1-3.10.6, timeouts 3.10.8), with RTO estimation (RFC 6298), NewReno fast
-// retransmit/recovery (RFC 5681 3.2, RFC 6582), delayed ACKs (RFC 9293 3.8.6.3), Nagle and
-// sender/receiver SWS avoidance (RFC 9293 3.7.4, 3.8.6.2), zero-window probing (3.8.6.1),
-// keepalive (3.8.4), RFC 5961 RST/SYN/ACK checks, RFC 7323 window scale and timestamps, and
-// RFC 2018 SACK blocks on the receive side. Pure: time is an argument, output goes to the host.
+// retransmit/recovery (RFC 5681 3.2, RFC 6582) with limited transmit (RFC 3042), SACK blocks
+// sent (RFC 2018) and used for hole retransmission (RFC 6675, simplified), delayed ACKs (RFC 9293
+// 3.8.6.3), Nagle and sender/receiver SWS avoidance (RFC 9293 3.7.4, 3.8.6.2), zero-window
+// probing (3.8.6.1), keepalive (3.8.4), RFC 5961 RST/SYN/ACK checks, RFC 7323 window scale and
+// timestamps (RTTM; no PAWS). Pure: time is an argument, output goes to the host.
 
 import { HEAP_INDEX, HEAP_KEY, type HeapItem } from '../core/deadline-heap.js';
 import { CongestionControl } from './tcp-congestion.js';
-import { TcpError, type TcpErrorCode } from './tcp-error.js';
+import { TcpError } from './tcp-error.js';
 import {
   ACK,
   FIN,
@@ -50,7 +51,10 @@ const TS_OPTION = 12; // NOP NOP TS: what timestamps take from each segment's ro
 const MAX_SACK_BLOCKS_TS = 3;
 const MAX_SACK_BLOCKS = 4;
 const DUPACK_THRESHOLD = 3; // RFC 5681 3.2
+const MAX_SACK_RANGES = 64; // scoreboard ranges kept per connection (memory bound)
 const INITIAL_SEND_CAPACITY = 16 * 1024;
+/** Least time between ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit). */
+const OOW_ACK_INTERVAL = 500;
 
 interface OooSegment {
   seq: number;
@@ -125,6 +129,7 @@ export class Connection implements TcpConnection, HeapItem {
   #peerFinSeq: number | undefined;
   #segsUnacked = 0;
   #ackNow = false;
+  #lastOowAck = -Infinity;
 
   // RTO (RFC 6298) and congestion control.
   #srtt: number | undefined;
@@ -138,6 +143,9 @@ export class Connection implements TcpConnection, HeapItem {
   #inRecovery = false;
   #recover: number;
   #retransmits = 0;
+  // SACK scoreboard (RFC 2018, RFC 6675): sorted disjoint [left, right) pairs above SND.UNA.
+  #sacked: number[] = [];
+  #highRxt = 0; // in recovery: holes below this were retransmitted already
 
   // Timers (absolute ms, Infinity when off).
   #rtxAt = Infinity; // retransmission, or persist while #persist
@@ -267,7 +275,7 @@ export class Connection implements TcpConnection, HeapItem {
 
   abort(now: number): void {
     if (this.#state === 'CLOSED') return;
-    if (this.#state !== 'SYN-SENT' && this.#state !== 'TIME-WAIT') this.#sendRst(this.#sndNxt, now);
+    if (this.#state !== 'SYN-SENT' && this.#state !== 'TIME-WAIT') this.#sendRst(this.#sndMax, now);
     this.#terminate(undefined, now, false);
     this.flush();
   }
@@ -281,7 +289,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#keepAlive = enable;
     if (idle !== undefined) this.#kaIdle = idle;
     this.#kaProbes = 0;
-    if (this.#state !== 'FIN-WAIT-2') this.#kaAt = enable && this.#synchronized() ? now + this.#kaIdle : Infinity;
+    if (!this.#finWait2Limited()) this.#kaAt = enable && this.#synchronized() ? now + this.#kaIdle : Infinity;
     this.#schedule();
   }
 
@@ -396,13 +404,16 @@ export class Connection implements TcpConnection, HeapItem {
       acceptable = this.#inWindow(seg.seq, rcvWnd) || this.#inWindow(seqAdd(seg.seq, segLen - 1), rcvWnd);
     }
     if (!acceptable) {
-      if (!(flags & RST)) {
-        this.#host.count('out-of-window');
-        if (this.#state === 'TIME-WAIT' && flags & FIN) this.#twAt = now + 2 * this.#lim.msl;
-        this.#sendAck(now);
-      } else {
-        this.#host.count('out-of-window');
+      this.#host.count('out-of-window');
+      if (flags & RST) return;
+      if (this.#state === 'TIME-WAIT' && flags & FIN) this.#twAt = now + 2 * this.#lim.msl;
+      // Duplicate data is answered at once (the peer learns what arrived); bare ACKs at most
+      // every OOW_ACK_INTERVAL, so two ends that disagree cannot ping-pong ACKs (Linux does the same).
+      if (segLen === 0) {
+        if (now - this.#lastOowAck < OOW_ACK_INTERVAL) return;
+        this.#lastOowAck = now;
       }
+      this.#sendAck(now);
       return;
     }
     // Second: RST (RFC 5961 3.2: exactly RCV.NXT resets, elsewhere in the window challenges).
@@ -625,6 +636,7 @@ export class Connection implements TcpConnection, HeapItem {
       return false;
     }
     const wnd = seg.window << this.#sndScale;
+    if (this.#sackOk && seg.sack !== undefined) this.#takeSack(seg.sack);
     if (seqLt(this.#sndUna, ack)) {
       this.#newAck(seg, ack, now);
     } else if (ack === this.#sndUna && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && wnd === this.#sndWnd && wnd !== 0 && !this.#persist && this.#sndMax !== this.#sndUna) {
@@ -649,7 +661,7 @@ export class Connection implements TcpConnection, HeapItem {
       case 'FIN-WAIT-1':
         if (finAcked) {
           this.#state = 'FIN-WAIT-2';
-          this.#kaAt = now + this.#lim.finWait2Timeout;
+          if (this.#finWait2Limited()) this.#kaAt = now + this.#lim.finWait2Timeout;
         }
         break;
       case 'CLOSING':
@@ -682,6 +694,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#sampleRtt(seg, now, ack);
     this.#sndUna = ack;
     if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
+    if (this.#sacked.length > 0) this.#trimSack();
     this.#backoffs = 0;
     const flight = seqDiff(this.#sndMax, ack);
     if (this.#inRecovery) {
@@ -691,7 +704,7 @@ export class Connection implements TcpConnection, HeapItem {
         this.#cc.cwnd = Math.max(Math.min(this.#cc.ssthresh, flight + this.#effectiveMss()), this.#effectiveMss());
       } else {
         // Partial ACK (step 4): retransmit the next hole, deflate by the amount acked.
-        this.#retransmitFirst(now);
+        if (!this.#retransmitHole(now)) this.#retransmitFirst(now);
         const mss = this.#effectiveMss();
         this.#cc.cwnd = Math.max(this.#cc.cwnd - acked + (acked >= mss ? mss : 0), mss);
       }
@@ -708,7 +721,9 @@ export class Connection implements TcpConnection, HeapItem {
     this.#dupAcks++;
     const mss = this.#effectiveMss();
     if (this.#inRecovery) {
-      this.#cc.cwnd += mss; // RFC 5681 3.2 step 4: inflate
+      // Each duplicate ACK means a segment left the network: with SACK it pays for the next
+      // hole's retransmission (RFC 6675 5 step C), else inflate (RFC 5681 3.2 step 4).
+      if (!this.#retransmitHole(now)) this.#cc.cwnd += mss;
       return;
     }
     // RFC 6582 3.2 step 2: a fast retransmit only when the ACK covers more than `recover`.
@@ -717,7 +732,8 @@ export class Connection implements TcpConnection, HeapItem {
       this.#inRecovery = true;
       this.#recover = this.#sndMax;
       const ssthresh = this.#cc.onLoss(seqDiff(this.#sndMax, this.#sndUna));
-      this.#retransmitFirst(now);
+      this.#highRxt = this.#sndUna;
+      if (!this.#retransmitHole(now)) this.#retransmitFirst(now);
       this.#cc.cwnd = ssthresh + DUPACK_THRESHOLD * mss;
       this.#rtxAt = now + this.#rto;
     }
@@ -882,7 +898,9 @@ export class Connection implements TcpConnection, HeapItem {
       const finPending = this.#finQueued && finState && avail >= 0 && seqLe(this.#sndNxt, dataEnd);
       if (avail <= 0 && !finPending) break;
       const win = seqDiff(seqAdd(this.#sndUna, this.#sndWnd), this.#sndNxt);
-      const cwin = seqDiff(seqAdd(this.#sndUna, this.#cc.cwnd), this.#sndNxt);
+      // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out.
+      const limited = this.#inRecovery ? 0 : Math.min(this.#dupAcks, 2) * mss;
+      const cwin = seqDiff(seqAdd(this.#sndUna, this.#cc.cwnd + limited), this.#sndNxt);
       const usable = Math.max(0, Math.min(win, cwin));
       let len = Math.min(Math.max(avail, 0), mss, usable);
       if (len < avail) {
@@ -892,9 +910,22 @@ export class Connection implements TcpConnection, HeapItem {
       } else if (len < mss && len > 0 && !this.#noDelay && !finPending && this.#sndNxt !== this.#sndUna) {
         break; // Nagle: a small tail waits for the outstanding data to be acknowledged
       }
-      const fin = finPending && len === Math.max(avail, 0);
+      let fin = finPending && len === Math.max(avail, 0);
       if (len === 0 && !fin) break;
       const retransmission = seqLt(this.#sndNxt, this.#sndMax);
+      if (retransmission && this.#sacked.length > 0 && len > 0) {
+        // Going back N: the receiver holds the SACKed ranges, skip them.
+        const r = this.#sackedAt(this.#sndNxt);
+        if (r !== undefined) {
+          this.#sndNxt = r;
+          continue;
+        }
+        const next = this.#nextSacked(this.#sndNxt);
+        if (next !== undefined && seqDiff(next, this.#sndNxt) < len) {
+          len = seqDiff(next, this.#sndNxt);
+          fin = false; // the FIN rides only on the segment that ends the data
+        }
+      }
       this.#sendData(this.#sndNxt, len, fin, now);
       if (!retransmission && this.#rttSeq === undefined && !this.#tsOk) {
         this.#rttSeq = this.#sndNxt;
@@ -951,7 +982,7 @@ export class Connection implements TcpConnection, HeapItem {
     this.#backoffs++;
     const syn = this.#state === 'SYN-SENT' || this.#state === 'SYN-RECEIVED';
     if (this.#backoffs > (syn ? lim.synRetries : lim.maxRetransmits)) {
-      if (!syn) this.#sendRst(this.#sndNxt, now);
+      if (!syn) this.#sendRst(this.#sndMax, now);
       this.#terminate(this.halfOpen ? undefined : new TcpError('ETIMEDOUT', syn ? 'connection timed out (no SYN-ACK)' : 'connection timed out (retransmissions unanswered)'), now, false);
       return;
     }
@@ -966,12 +997,81 @@ export class Connection implements TcpConnection, HeapItem {
     }
     // RFC 5681 3.1 eq. 4 and RFC 6582 4.2 (no fast retransmit for the losses of this window).
     this.#cc.onTimeout(seqDiff(this.#sndMax, this.#sndUna));
+    this.#sacked.length = 0; // RFC 2018 8: after a timeout, forget what was SACKed
     this.#inRecovery = false;
     this.#dupAcks = 0;
     this.#recover = this.#sndMax;
     this.#sndNxt = this.#sndUna; // go back N
     this.#rtxAt = now + this.#rto;
     this.#output(now);
+  }
+
+  /** Merges SACK blocks inside (SND.UNA, SND.MAX] into the scoreboard. */
+  #takeSack(blocks: readonly number[]): void {
+    const sacked = this.#sacked;
+    for (let i = 0; i + 1 < blocks.length; i += 2) {
+      let l = blocks[i]!;
+      let r = blocks[i + 1]!;
+      if (seqLt(l, this.#sndUna)) l = this.#sndUna;
+      if (seqLt(this.#sndMax, r)) r = this.#sndMax;
+      if (!seqLt(l, r)) continue; // a D-SACK (RFC 2883) or a bogus block
+      // Insert, then merge with every overlapping or adjacent neighbour.
+      let k = 0;
+      while (k < sacked.length && seqLt(sacked[k]!, l)) k += 2;
+      sacked.splice(k, 0, l, r);
+      if (k > 0 && seqLe(l, sacked[k - 1]!)) k -= 2;
+      while (k + 2 < sacked.length && seqLe(sacked[k + 2]!, sacked[k + 1]!)) {
+        if (seqLt(sacked[k + 1]!, sacked[k + 3]!)) sacked[k + 1] = sacked[k + 3]!;
+        sacked.splice(k + 2, 2);
+      }
+      if (sacked.length > 2 * MAX_SACK_RANGES) sacked.length = 2 * MAX_SACK_RANGES;
+    }
+  }
+
+  #trimSack(): void {
+    const sacked = this.#sacked;
+    let k = 0;
+    while (k < sacked.length && seqLe(sacked[k + 1]!, this.#sndUna)) k += 2;
+    if (k > 0) sacked.splice(0, k);
+    if (sacked.length > 0 && seqLt(sacked[0]!, this.#sndUna)) sacked[0] = this.#sndUna;
+  }
+
+  /** The right edge of the SACKed range holding `seq`, or undefined. */
+  #sackedAt(seq: number): number | undefined {
+    const sacked = this.#sacked;
+    for (let k = 0; k < sacked.length; k += 2) {
+      if (seqLt(seq, sacked[k]!)) return undefined;
+      if (seqLt(seq, sacked[k + 1]!)) return sacked[k + 1]!;
+    }
+    return undefined;
+  }
+
+  /** The left edge of the first SACKed range above `seq`, or undefined. */
+  #nextSacked(seq: number): number | undefined {
+    const sacked = this.#sacked;
+    for (let k = 0; k < sacked.length; k += 2) if (seqLt(seq, sacked[k]!)) return sacked[k]!;
+    return undefined;
+  }
+
+  /**
+   * RFC 6675 NextSeg rule 1, simplified: retransmits the lowest hole at or above HighRxt that
+   * lies below the highest SACKed byte. Returns false when there is none.
+   */
+  #retransmitHole(now: number): boolean {
+    const sacked = this.#sacked;
+    if (sacked.length === 0) return false;
+    let seq = seqLt(this.#highRxt, this.#sndUna) ? this.#sndUna : this.#highRxt;
+    const covered = this.#sackedAt(seq);
+    if (covered !== undefined) seq = covered;
+    const next = this.#nextSacked(seq);
+    if (next === undefined) return false; // no SACKed data above: not a known hole
+    const dataEnd = seqAdd(this.#bufSeq, this.#bufLen);
+    const len = Math.min(this.#effectiveMss(), seqDiff(next, seq), seqDiff(dataEnd, seq));
+    if (len <= 0) return false;
+    this.#rttSeq = undefined; // Karn
+    this.#sendData(seq, len, false, now);
+    this.#highRxt = seqAdd(seq, len);
+    return true;
   }
 
   #probeWindow(now: number): void {
@@ -991,13 +1091,13 @@ export class Connection implements TcpConnection, HeapItem {
 
   #keepAliveTimeout(now: number): void {
     const lim = this.#lim;
-    if (this.#state === 'FIN-WAIT-2') {
+    if (this.#finWait2Limited()) {
       this.#terminate(new TcpError('ETIMEDOUT', 'FIN-WAIT-2 timed out'), now, false);
       return;
     }
     if (!this.#keepAlive || !this.#synchronized()) return;
     if (this.#kaProbes >= lim.keepAliveProbes) {
-      this.#sendRst(this.#sndNxt, now);
+      this.#sendRst(this.#sndMax, now);
       this.#terminate(new TcpError('ETIMEDOUT', 'connection timed out (keepalive)'), now, false);
       return;
     }
@@ -1010,7 +1110,7 @@ export class Connection implements TcpConnection, HeapItem {
   /** Any acceptable segment from the peer: keepalive and FIN-WAIT-2 clocks restart. */
   #idle(now: number): void {
     this.#kaProbes = 0;
-    if (this.#state === 'FIN-WAIT-2') this.#kaAt = now + this.#lim.finWait2Timeout;
+    if (this.#finWait2Limited()) this.#kaAt = now + this.#lim.finWait2Timeout;
     else if (this.#keepAlive) this.#kaAt = now + this.#kaIdle;
   }
 
@@ -1029,7 +1129,9 @@ export class Connection implements TcpConnection, HeapItem {
       this.#sendSyn(now);
       return;
     }
-    this.#emit(buildSegment(this.#ackFields(now, ACK, this.#sndNxt), this.#pseudo, 0));
+    // SND.MAX, not SND.NXT: after a go-back-N rewind SND.NXT lies below what the peer has seen,
+    // and an ACK with an old sequence number is unacceptable to it (RFC 9293 3.10.7.4 first).
+    this.#emit(buildSegment(this.#ackFields(now, ACK, this.#sndMax), this.#pseudo, 0));
   }
 
   /** Header fields of a synchronized segment: ACK, window, timestamps, SACK; clears pending ACKs. */
@@ -1141,6 +1243,11 @@ export class Connection implements TcpConnection, HeapItem {
   /** CLOSED (a method, so the compiler does not narrow the state across calls that change it). */
   #gone(): boolean {
     return this.#state === 'CLOSED';
+  }
+
+  /** In FIN-WAIT-2 with a finWait2Timeout: the keepalive timer slot holds that limit. */
+  #finWait2Limited(): boolean {
+    return this.#state === 'FIN-WAIT-2' && this.#lim.finWait2Timeout > 0;
   }
 
   #synchronized(): boolean {

@@ -70,7 +70,11 @@ export interface TcpLimits {
   readonly keepAliveIdle: number;
   readonly keepAliveInterval: number;
   readonly keepAliveProbes: number;
-  /** How long FIN-WAIT-2 waits for the peer's FIN once the local side has shut down (Linux: 60 s). */
+  /**
+   * FIN-WAIT-2 with no segment from the peer for this long ends the connection (ETIMEDOUT);
+   * 0 = never (the default: after shutdown() a half-closed connection may wait for the peer's
+   * data indefinitely, like a Linux socket that is still open; keepalive still applies).
+   */
   readonly finWait2Timeout: number;
   /** Connections of every state the engine holds at once; SYNs beyond it are dropped. */
   readonly maxConnections: number;
@@ -106,7 +110,7 @@ export const TCP_DEFAULTS: TcpLimits = Object.freeze({
   keepAliveIdle: 7_200_000,
   keepAliveInterval: 75_000,
   keepAliveProbes: 9,
-  finWait2Timeout: 60_000,
+  finWait2Timeout: 0,
   maxConnections: 16_384,
   maxHalfOpen: 1024,
   timestamps: true,

@@ -168,12 +168,16 @@ export class Endpoint {
   closeError: Error | undefined;
   #sent = 0;
 
-  constructor(
-    readonly conn: TcpConnection,
-    readonly data: Uint8Array,
-    readonly sim: TcpSim,
-    readonly chunk = 65536,
-  ) {
+  readonly conn: TcpConnection;
+  readonly data: Uint8Array;
+  readonly sim: TcpSim;
+  readonly chunk: number;
+
+  constructor(conn: TcpConnection, data: Uint8Array, sim: TcpSim, chunk = 65536) {
+    this.conn = conn;
+    this.data = data;
+    this.sim = sim;
+    this.chunk = chunk;
     conn.onData = (d) => {
       this.received += d.length;
       this.hash.update(d);
@@ -208,3 +212,23 @@ export class Endpoint {
 export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
+
+const MSS = 1360;
+
+/** A client on A and a server on B each stream `size` seeded bytes to the other, then close. */
+export function transfer(seed: number, size: number, link: Partial<LinkOptions>, limits: Partial<TcpLimits> = {}) {
+  const sim = new TcpSim(seed, link, limits);
+  const dataA = randomData(seed * 7 + 1, size);
+  const dataB = randomData(seed * 7 + 2, size);
+  let server: Endpoint | undefined;
+  sim.b.listen(80, { mss: MSS, backlog: 16 }, (c) => {
+    server = new Endpoint(c, dataB, sim);
+  });
+  const conn = sim.a.connect({ ip: IP_A, port: 0 }, { ip: IP_B, port: 80 }, { mss: MSS }, sim.now);
+  const client = new Endpoint(conn, dataA, sim);
+  const t0 = performance.now();
+  sim.run(() => client.closed && server !== undefined && server.closed, 36_000_000);
+  const ms = performance.now() - t0;
+  return { sim, client, server: server!, dataA, dataB, conn, ms };
+}
+

@@ -403,3 +403,68 @@ describe('scale', () => {
     expect(sim.a.nextDeadline()).toBeUndefined();
   });
 });
+
+describe('loss recovery', () => {
+  /** Sends 40 full segments and loses the 5th, 12th and 20th (first transmissions only). */
+  function threeLosses(limits: Partial<TcpLimits>) {
+    const { sim, client, server } = pair(60, { ...limits, rtoMin: 1000 });
+    const got: Uint8Array[] = [];
+    server.onData = (d) => {
+      got.push(d);
+      server.consumed(d.length, sim.now);
+    };
+    const mss = client.info().mss;
+    const data = randomData(61, 40 * mss);
+    // Open the congestion window first so all 40 go out in one flight.
+    client.write(randomData(62, 200 * mss), sim.now);
+    sim.run(() => got.reduce((n, c) => n + c.length, 0) === 200 * mss);
+    got.length = 0;
+    const seen = new Set<number>();
+    let index = 0;
+    sim.filter = (seg, to) => {
+      if (to !== 'b') return true;
+      const p = parse(seg);
+      if (p.payload.length === 0 || seen.has(p.seq)) return true;
+      seen.add(p.seq);
+      index++;
+      return index !== 5 && index !== 12 && index !== 20;
+    };
+    const start = sim.now;
+    const before = { ...sim.a.counters };
+    client.write(data, sim.now);
+    sim.run(() => got.reduce((n, c) => n + c.length, 0) === data.length, 60_000);
+    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+    return {
+      elapsed: sim.now - start,
+      retransmits: sim.a.counters.retransmits - before.retransmits,
+      timeouts: sim.a.counters.timeouts - before.timeouts,
+      fast: sim.a.counters.fastRetransmits - before.fastRetransmits,
+    };
+  }
+
+  it('with SACK, three losses in one window are repaired in one recovery, each sent once, no RTO', () => {
+    const r = threeLosses({ sack: true });
+    expect(r).toMatchObject({ retransmits: 3, timeouts: 0, fast: 1 });
+    expect(r.elapsed).toBeLessThan(20); // all three holes go in the first round trip of recovery (RTT 10 ms)
+  });
+
+  it('without SACK, NewReno repairs them one per round trip via partial ACKs (RFC 6582), no RTO', () => {
+    const r = threeLosses({ sack: false });
+    expect(r).toMatchObject({ retransmits: 3, timeouts: 0, fast: 1 });
+    expect(r.elapsed).toBeGreaterThanOrEqual(30); // one hole per round trip
+  });
+});
+
+describe('FIN-WAIT-2', () => {
+  it('waits for the peer indefinitely by default; with finWait2Timeout a silent peer times out', () => {
+    for (const finWait2Timeout of [0, 5000]) {
+      const { sim, client } = pair(70, { finWait2Timeout });
+      const log = closeLog(client);
+      client.shutdown(sim.now);
+      sim.advance(50);
+      expect(client.state).toBe('FIN-WAIT-2');
+      sim.advance(100_000);
+      expect([client.state, log.err?.code]).toEqual(finWait2Timeout ? ['CLOSED', 'ETIMEDOUT'] : ['FIN-WAIT-2', undefined]);
+    }
+  });
+});
