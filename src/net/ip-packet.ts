@@ -1,7 +1,7 @@
 // IPv4 (RFC 791) and IPv6 (RFC 8200) packet parsing and building for the userspace stack. Parsing
 // never throws on content: a bad packet yields the drop reason. Pure: no I/O.
 
-import { finishChecksum, sumWords } from './checksum.js';
+import { checksum } from './checksum.js';
 
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
@@ -50,7 +50,7 @@ export function parseIpPacket(p: Uint8Array): IpPacket | IpDropReason {
     if (ihl < 20) return 'ip-header';
     const total = (p[2]! << 8) | p[3]!;
     if (total < ihl || total > p.length) return total < ihl ? 'ip-header' : 'ip-short';
-    if (finishChecksum(sumWords(p, 0, ihl)) !== 0) return 'ip-checksum';
+    if (checksum(0, p.subarray(0, ihl)) !== 0) return 'ip-checksum';
     const flagsFrag = (p[6]! << 8) | p[7]!;
     if ((flagsFrag & 0x3fff) !== 0) return 'ip-fragment'; // MF set or an offset
     return { version: 4, src: p.subarray(12, 16), dst: p.subarray(16, 20), proto: p[9]!, ttl: p[8]!, payload: p.subarray(ihl, total) };
@@ -98,7 +98,7 @@ export function buildIpPacket(src: Uint8Array, dst: Uint8Array, proto: number, p
     p[9] = proto;
     p.set(src, 12);
     p.set(dst, 16);
-    const c = finishChecksum(sumWords(p, 0, IPV4_HEADER));
+    const c = checksum(0, p.subarray(0, IPV4_HEADER));
     p[10] = c >> 8;
     p[11] = c & 0xff;
     p.set(payload, IPV4_HEADER);

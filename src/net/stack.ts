@@ -3,7 +3,7 @@
 // through the `send` callback, time is the `now` argument; no sockets, no timers, no clock.
 
 import { formatIp } from '../core/ip.js';
-import { finishChecksum, sumWords, transportChecksum } from './checksum.js';
+import { checksum, transportChecksum } from './checksum.js';
 import {
   IP_DROP_REASONS,
   IPV4_HEADER,
@@ -292,7 +292,7 @@ export class NetStack {
 
   #icmpInput(src: Uint8Array, dst: Uint8Array, m: Uint8Array, v6: boolean): void {
     if (m.length < 8) return void this.#counters['icmp-short']++;
-    const ok = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, m) === 0 : finishChecksum(sumWords(m, 0, m.length)) === 0;
+    const ok = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, m) === 0 : checksum(0, m) === 0;
     if (!ok) return void this.#counters['icmp-checksum']++;
     const type = m[0]!;
     if (type === (v6 ? ICMPV6_ECHO_REQUEST : ICMP_ECHO_REQUEST)) {
@@ -315,7 +315,7 @@ export class NetStack {
   #sendIcmp(src: Uint8Array, dst: Uint8Array, msg: Uint8Array, v6: boolean): void {
     msg[2] = 0;
     msg[3] = 0;
-    const c = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, msg) : finishChecksum(sumWords(msg, 0, msg.length));
+    const c = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, msg) : checksum(0, msg);
     msg[2] = c >> 8;
     msg[3] = c & 0xff;
     this.#emit(src, dst, v6 ? PROTO_ICMPV6 : PROTO_ICMP, msg);

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseIp } from '../../src/core/ip.js';
-import { finishChecksum, sumWords, transportChecksum } from '../../src/net/checksum.js';
+import { checksum, transportChecksum } from '../../src/net/checksum.js';
 import { buildIpPacket, parseIpPacket, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP } from '../../src/net/ip-packet.js';
 import { NET_DROP_REASONS, NetStack } from '../../src/net/stack.js';
 import { prng } from '../helpers/prng.js';
@@ -40,7 +40,7 @@ function udp(src: Uint8Array, dst: Uint8Array, sport: number, dport: number, bod
 function echoRequest(src: Uint8Array, dst: Uint8Array): Uint8Array {
   const v6 = src.length === 16;
   const m = new Uint8Array([v6 ? 128 : 8, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3]);
-  const c = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, m) : finishChecksum(sumWords(m, 0, m.length));
+  const c = v6 ? transportChecksum(src, dst, PROTO_ICMPV6, m) : checksum(0, m);
   m[2] = c >> 8;
   m[3] = c & 0xff;
   return buildIpPacket(src, dst, v6 ? PROTO_ICMPV6 : PROTO_ICMP, m, 9);
@@ -56,7 +56,7 @@ describe('NetStack', () => {
       if (typeof ip === 'string') throw new Error(ip);
       expect([...ip.dst]).toEqual([...src]);
       expect(ip.payload[0]).toBe(src.length === 4 ? 0 : 129);
-      const ok = src.length === 4 ? finishChecksum(sumWords(ip.payload, 0, ip.payload.length)) : transportChecksum(ip.src, ip.dst, PROTO_ICMPV6, ip.payload);
+      const ok = src.length === 4 ? checksum(0, ip.payload) : transportChecksum(ip.src, ip.dst, PROTO_ICMPV6, ip.payload);
       expect(ok).toBe(0);
       expect([...ip.payload.subarray(4)]).toEqual([0x12, 0x34, 0, 1, 1, 2, 3]);
     }
@@ -94,7 +94,7 @@ describe('NetStack', () => {
     s.input(badSum, 0);
     const frag = buildIpPacket(B4, A4, PROTO_UDP, new Uint8Array(8), 1);
     frag[6] = 0x20; // MF
-    const c = finishChecksum(sumWords(frag.fill(0, 10, 12), 0, 20));
+    const c = checksum(0, frag.fill(0, 10, 12).subarray(0, 20));
     frag[10] = c >> 8;
     frag[11] = c & 0xff;
     s.input(frag, 0);
