@@ -12,7 +12,31 @@ import { connect, createServer } from 'node:net';
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'serve') {
-  let open = 4;
+  let open = 7;
+  // 19: floods 8 MiB of 0x5a then ends (our reader pauses: zero window); 13: answers the first
+  // byte with a RST; 17: ends at once (we end at once too: simultaneous close).
+  createServer((s) => {
+    s.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024, 0x5a);
+    let left = 128;
+    const pump = () => {
+      while (left > 0) {
+        left--;
+        if (!s.write(chunk)) return void s.once('drain', pump);
+      }
+      s.end();
+    };
+    pump();
+  }).listen(19, () => ready());
+  createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.resetAndDestroy());
+  }).listen(13, () => ready());
+  createServer((s) => {
+    s.on('error', () => {});
+    s.end();
+    s.resume();
+  }).listen(17, () => ready());
   createServer({ allowHalfOpen: true }, (s) => {
     let n = 0;
     s.on('error', () => {});

@@ -60,6 +60,35 @@ for (const step of opts.steps) {
       });
       const res = await net.fetch('http://kernel/via-fetch', { method: 'POST', body: 'hello' });
       out({ step: 'http', get: text, fetch: await res.text(), status: res.status });
+    } else if (step.kind === 'zero-window') {
+      const s = net.connect({ host: 'kernel', port: 19 });
+      s.pause();
+      await once(s, 'connect');
+      await new Promise((r) => setTimeout(r, 3000));
+      const whilePaused = s.readableLength;
+      let total = 0;
+      let bad = 0;
+      s.on('data', (d) => {
+        total += d.length;
+        for (const b of d) if (b !== 0x5a) bad++;
+      });
+      s.resume();
+      await once(s, 'end');
+      out({ step: 'zero-window', whilePaused, total, bad });
+    } else if (step.kind === 'reset') {
+      const s = net.connect({ host: 'kernel', port: 13 });
+      await once(s, 'connect');
+      s.write('x');
+      const [err] = await once(s, 'error').catch((e) => [e]);
+      out({ step: 'reset', code: err.code });
+    } else if (step.kind === 'simultaneous-close') {
+      const s = net.connect({ host: 'kernel', port: 17 });
+      s.once('connect', () => s.end());
+      s.resume();
+      let error;
+      s.on('error', (e) => (error = e.code));
+      await once(s, 'close');
+      out({ step: 'simultaneous-close', error: error ?? null, remaining: net.stack.tcp.connectionCount });
     } else if (step.kind === 'measure') {
       const { measure } = await import('./netstack-measure.mjs');
       out({ step: 'measure', ...(await measure((host, port) => net.connect({ host, port, allowHalfOpen: true }), step.host ?? 'kernel', step.bytes, step.pings)) });

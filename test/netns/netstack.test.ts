@@ -116,6 +116,17 @@ describe.skipIf(skipReason !== undefined)('userspace netstack against the kernel
     expect(kernel?.received).toBe(kernel?.sent);
   }, 150_000);
 
+  it('zero window (our reader paused), a RST from the kernel, and a simultaneous close', async () => {
+    const lines = await runPeer([{ kind: 'zero-window' }, { kind: 'reset' }, { kind: 'simultaneous-close' }], 120_000);
+    const zw = step(lines, 'zero-window');
+    // Paused: only the receive window (1 MiB) plus the stream's buffer came in, then all 8 MiB intact.
+    expect(zw.whilePaused).toBeLessThan(2 * 1024 * 1024);
+    expect(zw).toMatchObject({ total: 8 * 1024 * 1024, bad: 0 });
+    expect(step(lines, 'reset').code).toBe('ECONNRESET');
+    const sc = lines.find((l) => l.step === 'simultaneous-close')!;
+    expect(sc.error).toBeNull();
+  }, 150_000);
+
   it('keeps 1,000 concurrent connections correct', async () => {
     const lines = await runPeer([{ kind: 'many', count: 1000, bytes: 2000 }], 300_000);
     expect(step(lines, 'many').ok).toBe(1000);
