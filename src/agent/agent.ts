@@ -14,6 +14,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Server as NodeServer } from 'node:net';
 import type { EventEnvelope } from '../api/events.js';
 import { encodeBase64, formatRfc3339 } from '../api/fields.js';
 import { parseStateResponse } from '../api/parse.js';
@@ -29,6 +30,7 @@ import { systemClock, type Clock } from '../io/clock.js';
 import { runCommand } from '../io/command.js';
 import type { Logger } from '../log/logger.js';
 import { ConfigError, type AgentConfig } from './config.js';
+import { parseForward, parseHostPort, startForward, startSocks5 } from '../net/proxy.js';
 import { generatePrivateKey, NodeKeys, publicKeyOf } from './keys.js';
 import { startTcpServer, startUnixServer, type LocalServer } from './local-http.js';
 import { AgentPrometheus } from './prometheus.js';
@@ -153,6 +155,8 @@ export class Agent {
   readonly #servers: LocalServer[] = [];
   /** The node API's state, secrets and reports (node-state.ts). */
   readonly nodeState: NodeState;
+  /** wireguard.netstack: the SOCKS5 proxy and port forwards into the mesh (net/proxy.ts). */
+  readonly #netstackServers: NodeServer[] = [];
   readonly #heartbeatMs: number;
   /** The project we registered in: the scope `project:<id>` of project-wide events. */
   readonly #projectId: string;
@@ -287,6 +291,7 @@ export class Agent {
       iface = await MeshInterface.open({
         filter: policy.filter,
         packetCallback: config.wireguard.packetCallback,
+        netstack: config.wireguard.netstack,
         interfaceName: config.wireguard.interfaceName,
         listenPort: config.wireguard.listenPort,
         mtu: config.wireguard.mtu,
@@ -350,6 +355,7 @@ export class Agent {
         log.info(`node API: also on http://${config.nodeApi.httpListen} (bearer token from ${config.nodeApi.httpTokenFile})`);
       }
       agent.#telemetry = ownLog = agent.#startTelemetry(opts);
+      await agent.#startNetstackEntries(config, log);
       agent.#followKubernetes(opts);
       agent.#startActions();
     } catch (err) {
@@ -754,6 +760,23 @@ export class Agent {
     return peersDocument({ iface: this.iface, nat: this.#nat, peers: this.#peers, pathProblems: this.#pathProblems });
   }
 
+  /** wireguard.netstack: starts netstack.socks5 and netstack.forward (local listeners into the mesh). */
+  async #startNetstackEntries(config: AgentConfig, log: Logger): Promise<void> {
+    const net = this.iface.net;
+    if (net === undefined) {
+      if (config.netstack.socks5 !== undefined || config.netstack.forwards.length > 0) log.info('netstack: --socks5 and --forward need --netstack (wireguard.netstack); not started');
+      return;
+    }
+    if (config.netstack.socks5 !== undefined) {
+      this.#netstackServers.push(await startSocks5(net, parseHostPort(config.netstack.socks5), log.child('(socks5) ')));
+      log.info(`netstack: SOCKS5 proxy into the mesh on ${config.netstack.socks5}`);
+    }
+    for (const text of config.netstack.forwards) {
+      this.#netstackServers.push(await startForward(net, parseForward(text), log.child('(forward) ')));
+      log.info(`netstack: forwarding ${text}`);
+    }
+  }
+
   /** Stops everything and removes the interface. Does not deregister. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -766,6 +789,7 @@ export class Agent {
     for (const s of this.#servers.splice(0)) await s.close();
     this.nodeState.close();
     this.prometheus.close();
+    for (const s of this.#netstackServers.splice(0)) s.close();
     await this.#kubernetes?.audit.close();
     await this.#telemetry?.stop();
     this.#nat?.close();

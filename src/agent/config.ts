@@ -47,6 +47,15 @@ export interface AgentConfig {
     readonly bindAddress: string | undefined;
     /** Ours: "ip:port" reported as the endpoint and only candidate (NAT port forwards and the like). */
     readonly advertiseEndpoint: string | undefined;
+    /** Ours: no TUN, no root; a userspace TCP/IP stack (plexd-userspace/net) answers on the mesh IP. */
+    readonly netstack: boolean;
+  };
+  /** Ours, with wireguard.netstack: local entry points into the mesh. */
+  readonly netstack: {
+    /** "HOST:PORT" of a local SOCKS5 proxy into the mesh, or undefined. */
+    readonly socks5: string | undefined;
+    /** "LOCAL_HOST:PORT=MESH_HOST:PORT" TCP forwards. */
+    readonly forwards: readonly string[];
   };
   readonly nat: {
     /** false: no STUN discovery and no interface scan; only bind_address/advertise_endpoint are reported. */
@@ -224,6 +233,9 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   'wireguard.listen_port': { kind: 'port', def: 51820 },
   'wireguard.mtu': { kind: 'int', def: 0, min: 0, max: 65535, check: checkMtu },
   'wireguard.packet_callback': { kind: 'bool', def: false },
+  'wireguard.netstack': { kind: 'bool', def: false, flag: '--netstack' },
+  'netstack.socks5': { kind: 'hostport', def: undefined, flag: '--socks5' },
+  'netstack.forward': { kind: 'list', def: [], flag: '--forward', aliases: ['netstack.forwards'] },
   'wireguard.bind_address': { kind: 'string', def: undefined },
   'wireguard.advertise_endpoint': { kind: 'string', def: undefined, check: checkEndpoint },
   'nat.enabled': { kind: 'bool', def: true },
@@ -520,7 +532,9 @@ export function resolveConfig(src: ConfigSources): AgentConfig {
       packetCallback: values.get('wireguard.packet_callback') as boolean,
       bindAddress: s('wireguard.bind_address'),
       advertiseEndpoint: s('wireguard.advertise_endpoint'),
+      netstack: values.get('wireguard.netstack') as boolean,
     },
+    netstack: { socks5: s('netstack.socks5'), forwards: values.get('netstack.forward') as string[] },
     nat: {
       enabled: values.get('nat.enabled') as boolean,
       stunServers: values.get('nat.stun_servers') as string[],
@@ -631,10 +645,14 @@ export function parseConfigFlags(args: readonly string[], extraBooleans: readonl
     }
     const key = name === '--config' ? 'config' : IGNORED_UPSTREAM_FLAGS.includes(name) ? 'ignored' : byFlag.get(name);
     if (key === undefined) throw new ConfigError(name, 'unknown flag');
-    const value = eq < 0 ? args[++i] : arg.slice(eq + 1);
+    const spec = CONFIG_KEYS[key];
+    // A bare boolean flag (`--netstack`) means true; a repeated list flag (`--forward`) appends.
+    const bare = eq < 0 && spec?.kind === 'bool' && (args[i + 1] === undefined || args[i + 1]!.startsWith('--'));
+    const value = bare ? 'true' : eq < 0 ? args[++i] : arg.slice(eq + 1);
     if (value === undefined) throw new ConfigError(name, 'expected a value');
     if (key === 'config') configFile = value;
     else if (key === 'ignored') ignored.push(name);
+    else if (spec?.kind === 'list' && flags.has(key)) flags.set(key, `${flags.get(key)!},${value}`);
     else flags.set(key, value);
   }
   return { configFile, flags, booleans, positional, ignored };

@@ -4,20 +4,27 @@
 //   (`ip` commands). Needs root / CAP_NET_ADMIN.
 // - packet callback (no root): a Device without TUN; inbound packets go to a userspace ICMP echo
 //   responder for the mesh IP; `ping()` sends echo requests into the tunnel.
+// - netstack (no root): a Device without TUN carrying a full userspace TCP/IP stack
+//   (plexd-userspace/net's MeshNet) on the mesh IP: echo, UDP, TCP; the agent's SOCKS5 proxy and
+//   port forwards connect through it.
 
 import type { CryptoProvider } from '../core/crypto.js';
 import { Device } from '../device/device.js';
 import { defaultBind } from '../io/bind-default.js';
+import { parseIp } from '../core/ip.js';
 import { runCommand } from '../io/command.js';
 import { openTun } from '../io/tun-linux.js';
 import type { Logger } from '../log/logger.js';
 import type { PacketFilter } from '../policy/filter.js';
 import { startUapiServer, type UapiServer } from '../uapi/server.js';
+import { MeshNet } from '../net/mesh.js';
 import { icmpResponder, Pinger } from './icmp.js';
 
 /** What the agent needs to bring an interface up. */
 export interface MeshInterfaceOptions {
   readonly packetCallback: boolean;
+  /** No TUN, a userspace TCP/IP stack on the mesh IP (implies packet callback). */
+  readonly netstack?: boolean;
   readonly interfaceName: string;
   readonly listenPort: number;
   readonly mtu: number;
@@ -49,8 +56,11 @@ export class MeshInterface {
   #meshCidr: string;
   /** Echo counters in packet-callback mode. */
   readonly icmp: { requestsAnswered: number; repliesSeen: number; ignored: number } | undefined;
+  /** The userspace TCP/IP stack in netstack mode. */
+  readonly net: MeshNet | undefined;
 
-  private constructor(device: Device, name: string, meshIp: { value: string }, meshCidr: string, uapi?: UapiServer, pinger?: Pinger, icmp?: MeshInterface['icmp']) {
+  private constructor(device: Device, name: string, meshIp: { value: string }, meshCidr: string, uapi?: UapiServer, pinger?: Pinger, icmp?: MeshInterface['icmp'], net?: MeshNet) {
+    this.net = net;
     this.device = device;
     this.name = name;
     this.#meshIp = meshIp;
@@ -64,6 +74,12 @@ export class MeshInterface {
   static async open(o: MeshInterfaceOptions): Promise<MeshInterface> {
     const bind = defaultBind(o.bindKind, o.bindAddress === undefined ? {} : { ipv4Address: o.bindAddress.includes(':') ? null : o.bindAddress, ipv6Address: o.bindAddress.includes(':') ? o.bindAddress : null });
     const meshIp = { value: o.meshIp };
+    if (o.netstack === true) {
+      const net = new MeshNet({ addresses: [o.meshIp], mtu: o.mtu });
+      const device = await Device.create({ onPacket: net.receive, bind, crypto: o.crypto, listenPort: o.listenPort, logger: o.logger, ...(o.filter ? { filter: o.filter } : {}) });
+      net.attach(device);
+      return new MeshInterface(device, `${o.interfaceName} (netstack)`, meshIp, o.meshCidr, undefined, undefined, undefined, net);
+    }
     if (o.packetCallback) {
       const pinger = new Pinger();
       let device: Device | undefined;
@@ -104,7 +120,9 @@ export class MeshInterface {
   async setMeshIp(meshIp: string, meshCidr: string): Promise<void> {
     const old = this.#meshIp.value;
     const oldCidr = this.#meshCidr;
-    if (this.#pinger === undefined) {
+    if (this.net !== undefined) {
+      if (meshIp !== old) this.net.stack.setAddresses([parseIp(meshIp)!]);
+    } else if (this.#pinger === undefined) {
       if (meshIp !== old) {
         await ip('address', 'replace', `${meshIp}/32`, 'dev', this.name);
         await ip('address', 'del', `${old}/32`, 'dev', this.name).catch(() => undefined); // already gone is fine
@@ -120,11 +138,12 @@ export class MeshInterface {
 
   /** True in packet-callback mode (ping() available). */
   get userspace(): boolean {
-    return this.#pinger !== undefined;
+    return this.#pinger !== undefined || this.net !== undefined;
   }
 
   /** Packet-callback mode: pings `dst` from our mesh IP through the tunnel; RTT ms or undefined. */
   ping(dst: string, timeoutMs = 5000): Promise<number | undefined> {
+    if (this.net !== undefined) return this.net.ping(dst, timeoutMs).catch(() => undefined);
     if (this.#pinger === undefined) throw new TypeError('ping() needs packet-callback mode');
     return this.#pinger.ping(this.#meshIp.value, dst, (p) => this.device.writePacket(p), timeoutMs);
   }
@@ -132,6 +151,7 @@ export class MeshInterface {
   /** Removes the interface: UAPI socket, device, TUN (the kernel removes its address and route). */
   async close(reason = 'stopped'): Promise<void> {
     await this.#uapi?.close();
+    await this.net?.close();
     await this.device.close(reason);
   }
 }

@@ -1,11 +1,13 @@
 // `plexd-userspace demo`: the whole mesh in one process with no root. A control plane (SQLite in
 // a temporary directory, plain HTTP on 127.0.0.1), a bootstrap token per node, and three agents
-// in packet-callback mode over loopback UDP with userspace ICMP echo. It shows registration,
-// handshakes and a ping between every ordered pair of mesh IPs, prints a table, and exits 0
-// only when every pair answered. `--tun` (root) does the same with real TUN interfaces in network
+// with the userspace TCP/IP stack (wireguard.netstack: no TUN) over loopback UDP. It shows
+// registration, handshakes and a ping between every ordered pair of mesh IPs, then an HTTP
+// request from node 1 to a server on node 2's mesh IP (TCP in userspace, no root), prints a
+// table, and exits 0 only when every pair answered and the request succeeded. `--tun` (root) does the same with real TUN interfaces in network
 // namespaces (src/cli/demo-tun.ts). Both clean up everything, also on SIGINT/SIGTERM.
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
@@ -54,7 +56,7 @@ export async function runDemoMesh(opts: DemoOptions = {}): Promise<DemoRow[]> {
         ['registration.token', cp.store.createToken().token],
         ['registration.resource_handle', `demo-node-${i}`],
         ['wireguard.interface_name', `demo${i}`],
-        ['wireguard.packet_callback', 'true'],
+        ['wireguard.netstack', 'true'],
         ['wireguard.bind_address', '127.0.0.1'],
         ['wireguard.listen_port', '0'],
       ]);
@@ -79,6 +81,14 @@ export async function runDemoMesh(opts: DemoOptions = {}): Promise<DemoRow[]> {
         rows.push(demoRow(nodes[i]!, b, a.peers(), rtt));
       }
     }
+    // TCP with no root: an HTTP server on node 2's userspace stack, a fetch from node 1's.
+    const server = createHttpServer((req, res) => res.end(`hello from ${nodes[1]!.handle} (${req.url})`));
+    agents[1]!.iface.net!.createServer((s) => server.emit('connection', s)).listen(8080);
+    const url = `http://${nodes[1]!.meshIp}:8080/demo`;
+    const res = await agents[0]!.iface.net!.fetch(url);
+    const body = await res.text();
+    say(`http ${nodes[0]!.meshIp} -> GET ${url}: ${res.status} ${JSON.stringify(body)} (userspace TCP, no root)`);
+    if (res.status !== 200) throw new Error(`the demo's HTTP request got ${res.status}`);
     return rows;
   });
 }

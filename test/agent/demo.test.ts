@@ -16,6 +16,7 @@ describe('demo', () => {
     }
     expect(new Set(rows.map((r) => r.meshIp)).size).toBe(3);
     expect(lines.filter((l) => l.startsWith('registered ')).length).toBe(3);
+    expect(lines.find((l) => l.startsWith('http '))).toMatch(/: 200 "hello from demo-node-2 \(\/demo\)" \(userspace TCP, no root\)$/);
     // A hang guard only (a handshake retry costs 5 s); speed is not what this test checks.
     expect(performance.now() - t0).toBeLessThan(60_000);
   });

@@ -87,7 +87,7 @@ describe('upstream matrix: config keys', () => {
 
   it('every upstream key in our table is in the matrix, and every ignored key is a warning row', () => {
     const matrixConfig = new Set(UPSTREAM_MATRIX.filter((e) => e.kind === 'config').map((e) => e.name));
-    const ours = ['api.tls_fingerprint', 'wireguard.packet_callback', 'wireguard.bind_address', 'wireguard.advertise_endpoint', 'nat.candidate_interfaces', 'bridge.acme_ca_file', 'bridge.access_address', 'kubernetes.audit_log_path', 'metrics.spool_max_bytes', 'log_fwd.spool_max_bytes', 'audit_fwd.spool_max_bytes'];
+    const ours = ['api.tls_fingerprint', 'wireguard.packet_callback', 'wireguard.bind_address', 'wireguard.advertise_endpoint', 'nat.candidate_interfaces', 'bridge.acme_ca_file', 'bridge.access_address', 'kubernetes.audit_log_path', 'metrics.spool_max_bytes', 'log_fwd.spool_max_bytes', 'audit_fwd.spool_max_bytes', 'wireguard.netstack', 'netstack.socks5', 'netstack.forward'];
     for (const k of Object.keys(CONFIG_KEYS)) if (!ours.includes(k)) expect(matrixConfig.has(k), k).toBe(true);
     for (const k of IGNORED_UPSTREAM_KEYS.keys) expect(rows('config', 'accepted-with-warning').map((e) => e.name), k).toContain(k);
   });

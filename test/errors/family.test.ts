@@ -14,6 +14,7 @@ import { DeviceError } from '../../src/device/errors.js';
 import { hasCode, OsError, PlexdError, type PlexdErrorOptions } from '../../src/errors.js';
 import { BindError, TunError } from '../../src/io/errors.js';
 import { TcpError } from '../../src/net/tcp-error.js';
+import { NetError } from '../../src/net/net-error.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
 import { UapiError, UapiSocketError } from '../../src/uapi/errors.js';
 import { errorClasses, ownCodes } from '../helpers/error-classes.js';
@@ -36,6 +37,7 @@ const MAKE: Record<string, { make: Make; fixed?: true }> = {
   UsageError: { make: (_c, o) => new UsageError('m', o), fixed: true },
   InstallError: { make: (c, o) => new InstallError(c as never, 'm', o) },
   TcpError: { make: (c, o) => new TcpError(c as never, 'm', o) },
+  NetError: { make: (c, o) => new NetError(c as never, 'm', o) },
 };
 
 describe('the error family', () => {
