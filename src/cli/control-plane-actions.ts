@@ -5,7 +5,7 @@
 
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { approveHook, cancelExecution, capabilitiesOf, createExecution, getExecution, listExecutions, listHookApprovals, type ExecutionView } from '../control-plane/actions.js';
+import { approveHook, cancelExecution, capabilitiesOf, createExecution, getExecution, listExecutions, listHookApprovals, parseParamList, type ExecutionView } from '../control-plane/actions.js';
 import { dbArgs, DB_OPTIONS, print, withStore } from './control-plane-common.js';
 import { EXIT } from './constants.js';
 import { formatTable } from './table.js';
@@ -40,14 +40,8 @@ function parse(args: readonly string[], extra: Record<string, { type: 'string' |
 
 /** `--param K=V` list -> object; a repeated key is a usage error. */
 export function paramsOf(list: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of list) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--param: expected K=V, got ${JSON.stringify(p.slice(0, 64))}`);
-    const k = p.slice(0, eq);
-    if (Object.hasOwn(out, k)) throw new UsageError(`--param ${k} given twice`);
-    out[k] = p.slice(eq + 1);
-  }
+  const out = parseParamList(list);
+  if (typeof out === 'string') throw new UsageError(`--param: ${out}`);
   return out;
 }
 

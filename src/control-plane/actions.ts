@@ -110,6 +110,20 @@ export function listHookApprovals(db: Db): Array<{ project_id: string; node_id: 
   return prepared(db, 'SELECT project_id, node_id, name, sha256, created_at FROM hook_approvals ORDER BY project_id, name, node_id').all() as Array<{ project_id: string; node_id: string; name: string; sha256: string; created_at: number }>;
 }
 
+/** `K=V` items (the CLI's `--param`, the dashboard's lines) -> parameters, or the reason they are
+ *  refused (no "=", empty name, a repeated name). */
+export function parseParamList(list: readonly string[]): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const p of list) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) return `expected K=V, got ${JSON.stringify(p.slice(0, 64))}`;
+    const k = p.slice(0, eq);
+    if (Object.hasOwn(out, k)) return `${k} given twice`;
+    out[k] = p.slice(eq + 1);
+  }
+  return out;
+}
+
 /**
  * Queues an execution for a node and sends it an action_request. A hook must be approved for the
  * node with the digest its capabilities manifest reports. Returns the execution id. Throws

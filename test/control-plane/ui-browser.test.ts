@@ -154,7 +154,7 @@ describe.skipIf(skip !== undefined)(`dashboard in chromium${skip === undefined ?
 
     // Page weight (bytes of the document and what it loads) and first paint, per page.
     const metrics: Record<string, { bytes: number; firstContentfulPaintMs: number | undefined }> = {};
-    for (const path of ['/ui/', '/ui/graph', '/ui/policy', '/ui/tokens', '/ui/bridges']) {
+    for (const path of ['/ui/', '/ui/graph', '/ui/policy', '/ui/tokens', '/ui/bridges', '/ui/actions']) {
       await page.goto(cp.url + path);
       await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint').length > 0, undefined, { timeout: 5000 }).catch(() => undefined);
       // A string: the test's TypeScript has no DOM types; this runs in the page.

@@ -8,9 +8,10 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { acceptUpload, cancelExecution, createExecution } from '../../src/control-plane/actions.js';
 import { createControlPlane } from '../../src/control-plane/server.js';
 import { createAdminToken, revokeAdminToken } from '../../src/control-plane/ui/admin-auth.js';
-import { CSP, MAX_FIELD_CHARS, MAX_FORM_BYTES, SESSION_COOKIE } from '../../src/control-plane/ui/dashboard.js';
+import { CSP, MAX_FIELD_CHARS, MAX_FORM_BYTES, MAX_UI_EXECUTIONS, SESSION_COOKIE } from '../../src/control-plane/ui/dashboard.js';
 import { createHarness, harnessEach, runCli, type Harness } from './harness.js';
 
 interface Reply {
@@ -50,7 +51,7 @@ async function loginAs(h: Harness): Promise<{ cookie: string; csrf: string; toke
 /** Every row of the tables a dashboard change could touch. */
 function snapshot(h: Harness): string {
   const db = h.cp.store.db;
-  return JSON.stringify(['tokens', 'admin_tokens', 'admin_sessions', 'nodes', 'policies'].map((t) => db.prepare(`SELECT * FROM ${t}`).all()), (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+  return JSON.stringify(['tokens', 'admin_tokens', 'admin_sessions', 'nodes', 'policies', 'executions', 'events'].map((t) => db.prepare(`SELECT * FROM ${t}`).all()), (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
 }
 
 describe('dashboard', () => {
@@ -79,7 +80,7 @@ describe('dashboard', () => {
     expect(set).toMatch(/SameSite=Strict/);
     expect(set).toMatch(/Path=\/ui/);
     expect(set).not.toMatch(/Secure/); // plain HTTP here; https.test-style servers get Secure
-    for (const path of ['/ui/', '/ui/graph', '/ui/policy', '/ui/tokens', '/ui/bridges']) {
+    for (const path of ['/ui/', '/ui/graph', '/ui/policy', '/ui/tokens', '/ui/bridges', '/ui/actions']) {
       const r = await req(h, 'GET', path, { cookie });
       expect(r.status, path).toBe(200);
       expect(r.headers.get('content-security-policy')).toBe(CSP);
@@ -169,6 +170,12 @@ describe('dashboard', () => {
     expect((await req(h, 'GET', '/ui/graph.json', { headers: node.auth })).status).toBe(401);
     expect((await req(h, 'GET', '/ui/events', { headers: node.auth })).status).toBe(401);
     expect((await req(h, 'POST', '/ui/tokens', { headers: node.auth, form: { ttl: '1h' } })).status).toBe(401);
+    expect((await req(h, 'GET', '/ui/actions', { headers: node.auth })).status).toBe(303);
+    const exec = createExecution(h.cp.store, { nodeId: node.node_id, action: 'system.info' });
+    const before = snapshot(h);
+    expect((await req(h, 'POST', '/ui/actions', { headers: node.auth, form: { node: node.node_id, action: 'system.info' } })).status).toBe(401);
+    expect((await req(h, 'POST', '/ui/actions/cancel', { headers: node.auth, form: { id: exec } })).status).toBe(401);
+    expect(snapshot(h)).toBe(before);
     // An admin session opens no node route.
     expect((await req(h, 'GET', `/v1/nodes/${node.node_id}/state`, { cookie })).status).toBe(401);
     expect((await req(h, 'POST', `/v1/nodes/${node.node_id}/deregister`, { cookie, headers: { 'content-type': 'application/json' } })).status).toBe(401);
@@ -200,6 +207,95 @@ describe('dashboard', () => {
     expect(after).not.toContain('>1000</td>');
     expect(after).toContain('for a revision it no longer gets');
     expect(after).toMatch(/<td>2<\/td><td>[^<]+<\/td><td>\d+<\/td>/); // history: revision 2 listed
+  });
+
+  it('lists executions newest first with their results, escaping hostile parameters and output', async () => {
+    const a = await h.register({ resource_handle: 'alpha' });
+    const evil = '<script>alert(1)</script>"\'&';
+    const report = (id: string, body: Record<string, unknown>) => h.call('POST', `/v1/nodes/${a.node_id}/executions/${id}`, body, a.auth);
+    const done = createExecution(h.cp.store, { nodeId: a.node_id, action: 'system.info', parameters: { q: evil } });
+    for (const status of ['ack', 'started']) expect((await report(done, { status })).status).toBe(200);
+    const output = `${evil}\n${'y'.repeat(1000)}`;
+    expect((await report(done, { status: 'failed', exit_code: 3, error: `boom ${evil}`, output: { inline: Buffer.from(output).toString('base64') } })).status).toBe(200);
+    // An uploaded (large) output: shown by size and digest, not inline.
+    const big = createExecution(h.cp.store, { nodeId: a.node_id, action: 'logs.tail' });
+    for (const status of ['ack', 'started']) expect((await report(big, { status })).status).toBe(200);
+    const up = await report(big, { status: 'started', declared_output_bytes: 20_000 });
+    const token = new URL(up.body.output_upload_url as string).searchParams.get('token')!;
+    acceptUpload(h.cp.store, big, token, Buffer.alloc(20_000, 0x41));
+    const pending = createExecution(h.cp.store, { nodeId: a.node_id, action: 'net.ping' });
+    // Distinct request times (the same millisecond otherwise): newest first.
+    [done, big, pending].forEach((id, i) => h.cp.store.db.prepare('UPDATE executions SET created_at = ? WHERE execution_id = ?').run(1_000_000 + i, id));
+    const { cookie } = await loginAs(h);
+    const r = await req(h, 'GET', '/ui/actions', { cookie });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('aria-current="page"');
+    expect(r.text).not.toContain('<script>alert');
+    expect(r.text).toContain('q=&#60;script&#62;alert(1)&#60;/script&#62;&#34;&#39;&#38;');
+    expect(r.text).toContain('boom &#60;script&#62;');
+    expect(r.text).toContain(`… (${Buffer.byteLength(output)} bytes)</pre>`); // truncated preview
+    expect(r.text).not.toContain('y'.repeat(400));
+    expect(r.text).toContain('uploaded, 20000 bytes, sha256');
+    expect(r.text).not.toContain('A'.repeat(400));
+    expect(r.text).toMatch(/<th scope="row">alpha<br>/);
+    const order = [...r.text.matchAll(/data-execution="([^"]+)"/g)].map((m) => m[1]);
+    expect(order).toEqual([pending, big, done]);
+    // Only the open ones (pending, started) have a cancel button.
+    expect([...r.text.matchAll(/aria-label="Cancel execution ([^"]+)"/g)].map((m) => m[1])).toEqual([pending, big]);
+  });
+
+  it('bounds the executions list', async () => {
+    const a = await h.register();
+    for (let i = 0; i < MAX_UI_EXECUTIONS + 5; i++) createExecution(h.cp.store, { nodeId: a.node_id, action: 'system.info' });
+    const { cookie } = await loginAs(h);
+    const r = await req(h, 'GET', '/ui/actions', { cookie });
+    expect([...r.text.matchAll(/data-execution=/g)].length).toBe(MAX_UI_EXECUTIONS);
+  });
+
+  it('runs a built-in action and cancels it from the form; CSRF and bad input change nothing', async () => {
+    const a = await h.register({ resource_handle: 'alpha' });
+    const { cookie, csrf } = await loginAs(h);
+    const other = await loginAs(h);
+    const open = createExecution(h.cp.store, { nodeId: a.node_id, action: 'system.info' });
+    const before = snapshot(h);
+    for (const bad of [undefined, 'forged', other.csrf]) {
+      const withCsrf = (f: Record<string, string>) => (bad === undefined ? f : { ...f, csrf: bad });
+      expect((await req(h, 'POST', '/ui/actions', { cookie, form: withCsrf({ node: a.node_id, action: 'system.info' }) })).status).toBe(403);
+      expect((await req(h, 'POST', '/ui/actions/cancel', { cookie, form: withCsrf({ id: open }) })).status).toBe(403);
+    }
+    // Cross-site with a valid token.
+    expect((await req(h, 'POST', '/ui/actions', { cookie, form: { csrf, node: a.node_id, action: 'system.info' }, headers: { 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
+    // Bad input: refused with the reason, nothing stored.
+    const refused: Array<[Record<string, string>, number, RegExp]> = [
+      [{ node: a.node_id, action: '../etc/passwd' }, 400, /action/],
+      [{ node: a.node_id, action: '' }, 400, /action/],
+      [{ node: 'nope', action: 'system.info' }, 404, /does not exist/],
+      [{ node: a.node_id, action: 'system.info', params: 'novalue' }, 400, /Parameters: expected K=V/],
+      [{ node: a.node_id, action: 'system.info', params: 'k=1\nk=2' }, 400, /k given twice/],
+      [{ node: a.node_id, action: 'system.info', params: 'bad key=1' }, 400, /parameter name/],
+    ];
+    for (const [form, status, message] of refused) {
+      const r = await req(h, 'POST', '/ui/actions', { cookie, form: { csrf, ...form } });
+      expect(r.status, JSON.stringify(form)).toBe(status);
+      expect(r.text).toMatch(message);
+      expect(r.text).toContain('role="alert"');
+    }
+    for (const id of ['nope', '00000000-0000-0000-0000-000000000000']) expect((await req(h, 'POST', '/ui/actions/cancel', { cookie, form: { csrf, id } })).status, id).toBeGreaterThanOrEqual(400);
+    expect(snapshot(h)).toBe(before);
+    // A good run: queued for the node with its parameters.
+    const ok = await req(h, 'POST', '/ui/actions', { cookie, form: { csrf, node: a.node_id, action: 'net.ping', params: 'host=10.0.0.1\r\ncount=3\n' } });
+    expect(ok.status).toBe(201);
+    const id = /Queued execution <code>([0-9a-f-]{36})<\/code>/.exec(ok.text)![1]!;
+    const row = h.cp.store.db.prepare('SELECT node_id, action, type, args, status FROM executions WHERE execution_id = ?').get(id);
+    expect(row).toEqual({ node_id: a.node_id, action: 'net.ping', type: 'builtin', args: JSON.stringify({ host: '10.0.0.1', count: '3' }), status: 'pending' });
+    const state = await h.call('GET', `/v1/nodes/${a.node_id}/state`, undefined, a.auth);
+    expect((state.body.executions as Array<{ execution_id: string }>).map((e) => e.execution_id)).toContain(id);
+    // Cancel it.
+    const c = await req(h, 'POST', '/ui/actions/cancel', { cookie, form: { csrf, id } });
+    expect(c.status).toBe(303);
+    expect(c.headers.get('location')).toBe('/ui/actions');
+    expect(h.cp.store.db.prepare('SELECT status FROM executions WHERE execution_id = ?').pluck().get(id)).toBe('cancelled');
+    expect(cancelExecution(h.cp.store, open)).toBe('cancelled');
   });
 
   it('tells an open graph stream when the mesh changes', async () => {

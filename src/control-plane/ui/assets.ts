@@ -19,8 +19,10 @@ th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left;vertical-ali
 .status{font-weight:600}.status-online{color:#116329}.status-unreachable{color:#7d4e00}.status-offline{color:#a40e26}
 .paths{margin:0;padding-left:1rem}.path-direct{color:#116329}.path-relayed{color:#7d4e00}.path-down{color:#a40e26}
 button{font:inherit;padding:.3rem .8rem;border:1px solid #1f2328;border-radius:4px;background:#f6f8fa;color:#1f2328;cursor:pointer}
-input,select{font:inherit;padding:.3rem;border:1px solid #57606a;border-radius:4px}
+input,select,textarea{font:inherit;padding:.3rem;border:1px solid #57606a;border-radius:4px}
 .stack{display:flex;flex-direction:column;gap:.5rem;max-width:28rem}.row{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
+.output{margin:0;max-width:28rem;max-height:8rem;overflow:auto;white-space:pre-wrap;font:12px ui-monospace,monospace}.error-text{color:#a40e26}
+.status-succeeded{color:#116329}.status-failed{color:#a40e26}
 .created{border:2px solid #116329;padding:.5rem 1rem;background:#dafbe1}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 .graph{margin:0;max-width:640px;border:1px solid #d0d7de}.graph svg{width:100%;height:auto;display:block}

@@ -5,6 +5,7 @@
 // here; node routes ignore it (they take the node's bearer credential only).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { cancelExecution, createExecution, parseParamList } from '../actions.js';
 import { ControlPlaneError } from '../errors.js';
 import { readBody } from '../http-io.js';
 import { prepared } from '../prepared.js';
@@ -16,7 +17,7 @@ import { ADMIN_SESSION_TTL_MS, csrfMatches, listAdminTokens, login, logout, sess
 import { APP_CSS, FAVICON_SVG, GRAPH_JS } from './assets.js';
 import { meshView } from './mesh-view.js';
 import { ruleHits } from './rule-hits.js';
-import { bridgesPage, errorPage, graphPage, graphSvg, loginPage, nodesPage, policyPage, ruleText, tokensPage, type BridgeServices, type NodeHitsView, type RevisionRow, type TokenRow } from './pages.js';
+import { actionsPage, bridgesPage, errorPage, OUTPUT_PREVIEW_BYTES, graphPage, graphSvg, loginPage, nodesPage, policyPage, ruleText, tokensPage, type BridgeServices, type ExecutionListRow, type NodeHitsView, type RevisionRow, type TokenRow } from './pages.js';
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'plexd_ui';
@@ -26,6 +27,8 @@ export const MAX_FORM_BYTES = 4096;
 export const MAX_FIELD_CHARS = 512;
 /** Open /ui/events streams at most (503 beyond). */
 export const MAX_UI_STREAMS = 32;
+/** Executions the actions page lists at most. */
+export const MAX_UI_EXECUTIONS = 200;
 /** Keep-alive comment interval of /ui/events. */
 const UI_KEEPALIVE_MS = 15_000;
 /** Bytes a /ui/events stream may have queued before it is dropped. */
@@ -144,6 +147,14 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return tokensPage(tokens, listAdminTokens(store.db), projects(), store.now(), session.csrf, created, error);
   }
 
+  function renderActions(session: AdminSession, notice?: { error?: string; created?: string }): string {
+    const rows = prepared(store.db, `SELECT e.execution_id, e.node_id, n.resource_handle AS node_name, e.action, e.type, e.args, e.status, e.cancel_requested, e.exit_code, e.error,
+      substr(e.output_data, 1, ${OUTPUT_PREVIEW_BYTES}) AS preview, length(e.output_data) AS output_bytes, e.output_sha256, e.created_at, e.started_at, e.finished_at
+      FROM executions e LEFT JOIN nodes n ON n.node_id = e.node_id ORDER BY e.created_at DESC, e.execution_id LIMIT ${MAX_UI_EXECUTIONS}`).all() as ExecutionListRow[];
+    const nodes = prepared(store.db, 'SELECT node_id, resource_handle FROM nodes ORDER BY resource_handle, node_id LIMIT 1000').all() as Array<{ node_id: string; resource_handle: string }>;
+    return actionsPage(rows, nodes, MAX_UI_EXECUTIONS, session.csrf, notice);
+  }
+
   function bridgeServices(): BridgeServices {
     const db = store.db;
     return {
@@ -230,6 +241,31 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         if (n === 0) return send(res, 404, 'text/html; charset=utf-8', renderTokens(session, undefined, `No active token ${id}.`));
         return send(res, 303, 'text/plain', 'revoked\n', { location: '/ui/tokens' });
       }
+      case '/ui/actions': {
+        // Built-ins only: a hook needs its digest approved first (the CLI's approve-hook, run --hook).
+        const lines = (form.get('params') ?? '').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+        const params = parseParamList(lines);
+        if (typeof params === 'string') return send(res, 400, 'text/html; charset=utf-8', renderActions(session, { error: `Parameters: ${params}` }));
+        let id: string;
+        try {
+          id = createExecution(store, { nodeId: form.get('node') ?? '', action: form.get('action') ?? '', type: 'builtin', parameters: params });
+        } catch (err) {
+          if (!(err instanceof ControlPlaneError)) throw err;
+          return send(res, err.code === 'node_not_found' ? 404 : 400, 'text/html; charset=utf-8', renderActions(session, { error: err.message }));
+        }
+        return send(res, 201, 'text/html; charset=utf-8', renderActions(session, { created: id }));
+      }
+      case '/ui/actions/cancel': {
+        const id = form.get('id') ?? '';
+        if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) return send(res, 400, 'text/html; charset=utf-8', renderActions(session, { error: 'Expected an execution id (a UUID).' }));
+        try {
+          cancelExecution(store, id);
+        } catch (err) {
+          if (!(err instanceof ControlPlaneError)) throw err;
+          return send(res, 404, 'text/html; charset=utf-8', renderActions(session, { error: err.message }));
+        }
+        return send(res, 303, 'text/plain', 'cancelled\n', { location: '/ui/actions' });
+      }
       default:
         return send(res, 404, 'text/html; charset=utf-8', errorPage('Not found', `No page ${path.slice(0, 100)}.`, session.csrf));
     }
@@ -263,6 +299,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         return send(res, 200, html, renderTokens(session));
       case '/ui/bridges':
         return send(res, 200, html, bridgesPage(bridgeServices(), session.csrf));
+      case '/ui/actions':
+        return send(res, 200, html, renderActions(session));
       case '/ui/events': {
         if (streams.size >= MAX_UI_STREAMS) return send(res, 503, 'text/plain', 'too many dashboard streams\n');
         res.writeHead(200, { 'content-type': 'text/event-stream', 'x-accel-buffering': 'no' });

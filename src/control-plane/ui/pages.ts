@@ -8,14 +8,14 @@ import type { AdminTokenRow } from './admin-auth.js';
 import { html, Raw } from './html.js';
 import type { MeshView, ViewEdge, ViewNode } from './mesh-view.js';
 
-/** Pages of the navigation, in order. HOOK(actions, issue 18): add `['/ui/actions', 'Actions']`
- *  here and a page listing executions and their results once the executions API has merged. */
+/** Pages of the navigation, in order. */
 const NAV: ReadonlyArray<readonly [string, string]> = [
   ['/ui/', 'Nodes'],
   ['/ui/graph', 'Mesh graph'],
   ['/ui/policy', 'Policy'],
   ['/ui/tokens', 'Tokens'],
   ['/ui/bridges', 'Bridge services'],
+  ['/ui/actions', 'Actions'],
 ];
 
 /** A rule as `policy show` prints it, without its index. */
@@ -257,6 +257,86 @@ ${table('Sites', ['Project', 'Site', 'Bridge', 'Endpoint', 'Subnets', 'Listen po
 ${table('Ingress', ['Project', 'Hostname', 'Bridge', 'Listen port', 'Target', 'Mode'], s.ingress.map((x) => [x.project_id, x.hostname, x.bridge, x.listen_port, x.target_addr, x.mode]))}`,
     csrf,
     '/ui/bridges',
+  );
+}
+
+/** One execution as the actions page lists it: `preview` is the first OUTPUT_PREVIEW_BYTES of
+ *  the stored output, `output_bytes` its whole size. */
+export interface ExecutionListRow {
+  readonly execution_id: string;
+  readonly node_id: string;
+  readonly node_name: string | null;
+  readonly action: string;
+  readonly type: string;
+  readonly args: string;
+  readonly status: string;
+  readonly cancel_requested: number;
+  readonly exit_code: number | null;
+  readonly error: string | null;
+  readonly preview: Buffer | null;
+  readonly output_bytes: number | null;
+  readonly output_sha256: string | null;
+  readonly created_at: number;
+  readonly started_at: number | null;
+  readonly finished_at: number | null;
+}
+
+/** Bytes of an output shown in the table. */
+export const OUTPUT_PREVIEW_BYTES = 300;
+/** Characters of parameters and errors shown in the table. */
+const TEXT_PREVIEW_CHARS = 200;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+function paramsText(args: string): string {
+  try {
+    const entries = Object.entries(JSON.parse(args) as Record<string, unknown>);
+    return entries.length === 0 ? '-' : clip(entries.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', '), TEXT_PREVIEW_CHARS);
+  } catch {
+    return '?';
+  }
+}
+
+function outputCell(e: ExecutionListRow): Raw {
+  const n = e.output_bytes ?? 0;
+  if (e.output_sha256 !== null) return html`<span class="hint">uploaded, ${n} bytes, sha256</span> <code class="id">${e.output_sha256}</code>`;
+  if (n === 0) return html`-`;
+  const text = (e.preview ?? Buffer.alloc(0)).toString('utf8');
+  return html`<pre class="output">${text}${n > OUTPUT_PREVIEW_BYTES ? `… (${n} bytes)` : ''}</pre>`;
+}
+
+/** Statuses a cancel still changes. */
+const CANCELLABLE = new Set(['pending', 'ack', 'started']);
+
+/** Recent executions of remote actions on every node (newest first), a form to run a built-in
+ *  action on a node and a cancel button on each open execution. */
+export function actionsPage(
+  rows: readonly ExecutionListRow[],
+  nodes: ReadonlyArray<{ node_id: string; resource_handle: string }>,
+  limit: number,
+  csrf: string,
+  notice?: { error?: string; created?: string },
+): string {
+  return page(
+    'Actions',
+    html`${notice?.error === undefined ? '' : html`<p class="error" role="alert">${notice.error}</p>`}
+${notice?.created === undefined ? '' : html`<p role="status">Queued execution <code>${notice.created}</code>.</p>`}
+<section aria-labelledby="run-h"><h2 id="run-h">Run a built-in action</h2>
+${nodes.length === 0 ? html`<p>No nodes registered.</p>` : html`<form method="post" action="/ui/actions" class="stack"><input type="hidden" name="csrf" value="${csrf}">
+<label for="node">Node</label><select id="node" name="node">${nodes.map((n) => html`<option value="${n.node_id}">${n.resource_handle} (${n.node_id.slice(0, 8)})</option>`)}</select>
+<label for="action">Action</label><input id="action" name="action" required maxlength="128" pattern="[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,127}" placeholder="system.info" aria-describedby="action-hint"><span id="action-hint" class="hint">a built-in the node lists in its capabilities; hooks: <code>control-plane actions run --hook</code></span>
+<label for="params">Parameters</label><textarea id="params" name="params" rows="3" maxlength="512" aria-describedby="params-hint"></textarea><span id="params-hint" class="hint">one K=V per line</span>
+<button type="submit">Run</button></form>`}</section>
+<section aria-labelledby="exec-h"><h2 id="exec-h">Recent executions</h2><p class="hint">Newest first, at most ${limit}; full output: <code>control-plane actions show EXEC_ID</code>.</p>
+${rows.length === 0 ? html`<p>None.</p>` : html`<div class="scroll"><table><thead><tr><th scope="col">Node</th><th scope="col">Action</th><th scope="col">Type</th><th scope="col">Parameters</th><th scope="col">Status</th><th scope="col">Requested</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Exit / error</th><th scope="col">Output</th><th scope="col"><span class="visually-hidden">Cancel</span></th></tr></thead>
+<tbody>${rows.map((e) => html`<tr data-execution="${e.execution_id}"><th scope="row">${e.node_name ?? e.node_id}<br><code class="id">${e.execution_id}</code></th><td><code>${e.action}</code></td><td>${e.type}</td><td>${paramsText(e.args)}</td>
+<td>${statusBadge(e.status)}${e.cancel_requested !== 0 && CANCELLABLE.has(e.status) ? html` <span class="hint">(cancel requested)</span>` : ''}</td><td>${when(e.created_at)}</td><td>${when(e.started_at)}</td><td>${when(e.finished_at)}</td>
+<td>${e.exit_code ?? '-'}${e.error === null ? '' : html`<br><span class="error-text">${clip(e.error, TEXT_PREVIEW_CHARS)}</span>`}</td><td>${outputCell(e)}</td>
+<td>${CANCELLABLE.has(e.status) && e.cancel_requested === 0 ? html`<form method="post" action="/ui/actions/cancel"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="id" value="${e.execution_id}"><button type="submit" aria-label="Cancel execution ${e.execution_id}">Cancel</button></form>` : ''}</td></tr>`)}</tbody></table></div>`}</section>`,
+    csrf,
+    '/ui/actions',
   );
 }
 
