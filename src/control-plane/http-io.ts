@@ -57,7 +57,12 @@ export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES)
 
 /** Reads the body as UTF-8 text, at most `limit` bytes; rejects with ControlPlaneError
  *  payload_too_large (Content-Length too big, or more bytes than that arriving). */
-export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<string> {
+  return (await readBodyBytes(req, limit)).toString('utf8');
+}
+
+/** Reads the body as bytes, at most `limit`; rejects like readBody. */
+export function readBodyBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = req.headers['content-length'];
     if (declared !== undefined && !(Number(declared) <= limit)) {
@@ -87,7 +92,7 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
     req.on('end', () => {
       if (done) return;
       done = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve(Buffer.concat(chunks));
     });
   });
 }

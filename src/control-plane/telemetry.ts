@@ -23,6 +23,7 @@ import {
 import type { Db } from './database.js';
 import { ControlPlaneError } from './errors.js';
 import { prepared } from './prepared.js';
+import { readBodyBytes } from './http-io.js';
 
 /** Limits of the ingest and of what is kept (docs/operations.md "Telemetry"). */
 export interface TelemetryLimits {
@@ -58,42 +59,6 @@ const NAMED_LINES = 10;
 
 /** The ingest options of the server: limits, or false to answer 501 (not provisioned). */
 export type TelemetryOptions = Partial<TelemetryLimits> | false;
-
-/** Reads the body, at most `limit` bytes; rejects with payload_too_large past it. */
-function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && !(Number(declared) <= limit)) {
-      reject(new ControlPlaneError('payload_too_large', `request body larger than ${limit} bytes`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        reject(new ControlPlaneError('payload_too_large', `request body larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', (err) => {
-      if (!done) {
-        done = true;
-        reject(err);
-      }
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks));
-    });
-  });
-}
 
 /** Decompresses per Content-Encoding (gzip or identity), at most `maxDecoded` bytes out. */
 async function decode(body: Buffer, encoding: string | undefined, maxDecoded: number): Promise<string> {
@@ -190,7 +155,7 @@ export class TelemetryStore {
     }
     const batchHeader = req.headers[BATCH_ID_HEADER];
     const batchId = typeof batchHeader === 'string' && BATCH_ID.test(batchHeader) ? batchHeader : undefined;
-    const raw = await readRaw(req, this.limits.maxBodyBytes);
+    const raw = await readBodyBytes(req, this.limits.maxBodyBytes);
     const enc = req.headers['content-encoding'];
     const text = await decode(raw, typeof enc === 'string' ? enc : undefined, this.limits.maxDecodedBytes);
     const records = parseBatch(kind, text, this.limits.maxRecords);
