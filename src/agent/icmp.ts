@@ -2,17 +2,12 @@
 // requests (RFC 792), answer requests addressed to our mesh IP, and hand replies to whoever is
 // pinging. IPv4 only; the mesh addresses are IPv4 /32s.
 
+import { internetChecksum } from '../core/checksum.js';
 import { formatIp, parseIp } from '../core/ip.js';
 import { systemClock, type Clock } from '../io/clock.js';
 
 /** RFC 1071 one's-complement checksum of `b[from, to)`. */
-export function inetChecksum(b: Uint8Array, from = 0, to = b.length): number {
-  let sum = 0;
-  for (let i = from; i + 1 < to; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  if ((to - from) % 2 === 1) sum += b[to - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+export const inetChecksum = (b: Uint8Array, from = 0, to = b.length): number => internetChecksum(b, from, to);
 
 function ipv4(src: Uint8Array, dst: Uint8Array, icmp: Uint8Array): Uint8Array {
   const p = new Uint8Array(20 + icmp.length);

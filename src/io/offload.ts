@@ -14,6 +14,10 @@
 // NEEDS_CSUM means: the checksum field at csum_start + csum_offset holds the folded pseudo-header
 // sum (not complemented); the sum over [csum_start, end) must still be added, folded, complemented.
 
+import { checksumNoFold, foldChecksum } from '../core/checksum.js';
+
+export { checksumNoFold, foldChecksum };
+
 /** Bytes of the virtio_net_hdr in front of every packet on an IFF_VNET_HDR TUN. */
 export const VIRTIO_NET_HDR_LEN = 10;
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
@@ -30,30 +34,6 @@ const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
 /** Most segments one super-packet may turn into (64 KiB / a 576-byte IPv4 MTU, rounded up). */
 export const MAX_SEGMENTS = 128;
-
-/**
- * One's complement sum of buf[start, end) added to `initial`, not folded past 32 bits of slack:
- * callers fold with {@link foldChecksum}. Big-endian 16-bit words; an odd trailing byte is padded.
- */
-export function checksumNoFold(buf: Uint8Array, start: number, end: number, initial: number): number {
-  let sum = initial;
-  let i = start;
-  const last = end - 1;
-  // Fold every 2^15 words (never reaches 2^53) — cheap and exact.
-  while (i < last) {
-    const stop = Math.min(last, i + 65536);
-    for (; i < stop; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-    sum = (sum & 0xffff) + Math.floor(sum / 65536);
-  }
-  if (i === last) sum += buf[i]! << 8;
-  return sum;
-}
-
-/** Folds a sum from checksumNoFold to 16 bits (not complemented). */
-export function foldChecksum(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 65536);
-  return sum;
-}
 
 /** Pseudo-header sum (not folded) for IPv4 (version 4) or IPv6 at `ip`, with `length` the L4 length. */
 export function pseudoHeaderSum(pkt: Uint8Array, ip: number, version: number, proto: number, length: number): number {

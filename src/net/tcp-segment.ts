@@ -2,6 +2,7 @@
 // and timestamps of RFC 7323, SACK of RFC 2018), the Internet checksum over the IPv4 (RFC 9293
 // 3.1) or IPv6 (RFC 8200 8.1) pseudo-header, and 32-bit sequence arithmetic (RFC 9293 3.4).
 
+import { internetChecksum } from '../core/checksum.js';
 import type { TcpDropReason } from './tcp.js';
 
 export const FIN = 0x01;
@@ -72,21 +73,7 @@ export function pseudoHeaderSum(src: Uint8Array, dst: Uint8Array, length: number
 
 /** Folds `sum` plus the 16-bit words of bytes into the one's-complement checksum field value. */
 export function checksum(initial: number, bytes: Uint8Array): number {
-  // RFC 1071 2(B): summing 32-bit big-endian words and folding gives the same 16-bit sum; a
-  // double holds the total exactly for any segment (2^32 * 2^14 < 2^53).
-  let sum = initial;
-  const n = bytes.length;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, n);
-  const words = n & ~3;
-  let i = 0;
-  for (; i < words; i += 4) sum += view.getUint32(i);
-  if (n - i >= 2) {
-    sum += view.getUint16(i);
-    i += 2;
-  }
-  if (i < n) sum += bytes[i]! << 8;
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
+  return internetChecksum(bytes, 0, bytes.length, initial);
 }
 
 /**
