@@ -104,6 +104,25 @@ describe.skipIf(!onPostgres)('PostgreSQL backend', () => {
     }
   });
 
+  it('a transaction that cannot get the writer lock in time fails with 503 and leaves its connection usable', () => {
+    openDatabase(url).close();
+    const a = PostgresDatabase.open(url);
+    const b = PostgresDatabase.open(url, { lockTimeoutMs: 200 });
+    try {
+      a.transaction(() => {
+        // a holds the writer lock (another replica's long transaction): b gives up after 200 ms.
+        expect(() => b.transaction(() => b.prepare("INSERT INTO meta (key, value) VALUES ('b', '1')").run())()).toThrow(expect.objectContaining({ code: 'unavailable', message: expect.stringMatching(/database busy, retry \(.*lock timeout/) }));
+      })();
+      // b's connection is not left inside an aborted transaction.
+      expect(b.prepare('SELECT 1 AS one').pluck().get()).toBe(1);
+      b.transaction(() => b.prepare("INSERT INTO meta (key, value) VALUES ('b', '1')").run())();
+      expect(a.prepare("SELECT value FROM meta WHERE key = 'b'").pluck().get()).toBe('1');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('one replica leads (sweeps and prunes); another takes over when its connection ends', async () => {
     openDatabase(url).close();
     const a = PostgresDatabase.open(url);
