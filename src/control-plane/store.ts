@@ -591,7 +591,7 @@ export class ControlPlaneStore {
     if (Math.abs(client - now) > MAX_CLOCK_SKEW_MS) {
       throw new ControlPlaneError('clock_skew', `client_now is ${Math.round((client - now) / 1000)} s off the control plane clock (limit ${MAX_CLOCK_SKEW_MS / 1000} s)`);
     }
-    return this.tx(() => {
+    const { current, wasOffline } = this.tx(() => {
       const current = this.node(node.node_id);
       if (current === undefined) throw new ControlPlaneError('unauthorized', 'node was removed');
       const wasOffline = current.status === 'offline';
@@ -606,9 +606,14 @@ export class ControlPlaneStore {
       if (wasOffline) {
         this.emit({ projectId: current.project_id, type: 'peer_added', payload: { peer: publicPeer(this.node(node.node_id)!) }, peersOf: node.node_id });
       }
-      const behind = !streaming && this.#hasEventsFor(current);
-      return { accepted_at: formatRfc3339(now), reconcile: wasOffline || behind, rotate_keys: current.rotate_requested !== 0 };
+      return { current, wasOffline };
     });
+    // The "reconcile?" scan reads the event log after the commit: outside the write transaction
+    // (on PostgreSQL, outside the cluster's writer lock; bench:control-plane had heartbeats of
+    // stream-less nodes holding it through this scan). A scan racing a new event answers as the
+    // next heartbeat would.
+    const behind = !wasOffline && !streaming && this.#hasEventsFor(current);
+    return { accepted_at: formatRfc3339(now), reconcile: wasOffline || behind, rotate_keys: current.rotate_requested !== 0 };
   }
 
   /**
