@@ -13,9 +13,10 @@
 //       meta entry i = [offset in buf, length, port | family << 16], family 4 or 6; the address
 //       is in addr[16 i ..] (4 bytes for IPv4). Throws errno errors (EADDRINUSE, ...) with
 //       .family = 4 | 6 naming the socket that failed.
-//       arrays.gso (optional, default true): send trains of equal-size datagrams to one IPv4 destination
+//       arrays.gso (optional, default true): send trains of equal-size datagrams to one destination
 //       as one UDP_SEGMENT (GSO) message when the kernel supports it (getsockopt UDP_SEGMENT);
-//       a kernel that refuses one (EIO) turns it off for good.
+//       a kernel that refuses one (EIO) turns it off for good; a train whose segments the route's
+//       MTU cannot carry unfragmented (EINVAL, EMSGSIZE) goes out datagram by datagram.
 //       arrays.gro (optional, default true): UDP_GRO on receive on kernels 5.12+ (wireguard-go's
 //       cut-off: earlier GRO had bugs): one read may then hold a train of datagrams from one
 //       source, which is split here into one rx entry each; rxMeta/rxAddr may hold more entries
@@ -249,6 +250,9 @@ static int tx_destination(Udp* u, uint32_t i, struct sockaddr_storage* ss, sockl
 // (segments) the kernel took. Per-message errors (EMSGSIZE, unreachable, a firewall's EPERM)
 // skip that message; a full send buffer waits kSendWaitMs once for room, then drops the rest; EIO on a multi-segment
 // message means the kernel cannot segment here: GSO is turned off (that train is dropped).
+// EINVAL/EMSGSIZE on one means a segment plus headers exceeds the route's MTU, which GSO never
+// fragments (say an underlay MTU below the tunnel MTU + 80): that train is sent one datagram at
+// a time, which the kernel fragments as for any datagram, instead of being lost (a TCP stall).
 static uint32_t send_gso_run(Udp* u, int fd, uint32_t m) {
   uint32_t sent = 0;
   bool waited = false;
@@ -269,6 +273,16 @@ static uint32_t send_gso_run(Udp* u, int fd, uint32_t m) {
       continue;
     }
     if (n < 0 && errno == EIO && u->segs[i] > 1) u->gso = false;
+    if (n < 0 && (errno == EINVAL || errno == EMSGSIZE) && u->segs[i] > 1) {
+      struct msghdr one = u->gmsgs[i].msg_hdr;
+      one.msg_control = NULL;
+      one.msg_controllen = 0;
+      one.msg_iovlen = 1;
+      for (size_t s = 0; s < u->gmsgs[i].msg_hdr.msg_iovlen; s++) {
+        one.msg_iov = &u->gmsgs[i].msg_hdr.msg_iov[s];
+        if (sendmsg(fd, &one, MSG_DONTWAIT) >= 0) sent++;
+      }
+    }
     i++;
   }
   return sent;
@@ -312,9 +326,7 @@ static napi_value js_udp_flush(napi_env env, napi_callback_info info) {
       while (j < count && u->fams[j] == family) {
         size_t size = u->iovs[j].iov_len, total = size;
         uint32_t k = j + 1;
-        // IPv4 only for now: with IPv6 trains a TCP transfer to Debian's wireguard-go over an
-        // IPv6 underlay stalled (test/netns/bind-native.test.ts); cause not found yet.
-        if (u->gso && family == 0) {
+        if (u->gso) {
           while (k < count && k - j < kGsoMaxSegments && u->fams[k] == family &&
                  u->iovs[k - 1].iov_len == size && u->iovs[k].iov_len <= size &&
                  u->iovs[k].iov_len > 0 && total + u->iovs[k].iov_len <= kGsoMaxBytes &&

@@ -132,6 +132,8 @@ export class Engine {
   // The last transport message's buffer when the sink said it was done with it: the next message
   // is sealed into it, so a sink that sends synchronously makes the send path allocation-free.
   #sendBuffer: Uint8Array | undefined;
+  // The tunnel MTU padding stops at (setMtu); 0 = pad every packet to a multiple of 16.
+  #mtu = 0;
   readonly #releaseKeypair = (keypair: Keypair<Peer>): void => {
     if (this.#index.get(keypair.localIndex) === keypair) this.#index.remove(keypair.localIndex);
     keypair.wipe();
@@ -156,6 +158,16 @@ export class Engine {
   }
 
   // ---- configuration ------------------------------------------------------------------------
+
+  /**
+   * The tunnel MTU in bytes, which transport padding never goes past (see paddedLength; a
+   * full-MTU packet is sent unpadded, as wireguard-go and the kernel send it); 0 (the initial
+   * value) pads every packet to a multiple of 16. Throws RangeError unless an integer in 0..65535.
+   */
+  setMtu(mtu: number): void {
+    if (!Number.isInteger(mtu) || mtu < 0 || mtu > 65535) throw new RangeError(`expected mtu to be an integer in 0..65535, got ${mtu}`);
+    this.#mtu = mtu;
+  }
 
   /** Our static public key, or undefined while no private key is set. */
   get publicKey(): Uint8Array | undefined {
@@ -474,8 +486,8 @@ export class Engine {
 
   #sendData(peer: Peer, keypair: Keypair<Peer>, packet: Uint8Array, now: number, sink: ActionSink<Peer>): void {
     const pool = this.#sendBuffer;
-    const pooled = pool !== undefined && pool.length >= transportLength(packet.length);
-    const message = sealTransport(keypair, packet, pooled ? pool : undefined);
+    const pooled = pool !== undefined && pool.length >= transportLength(packet.length, this.#mtu);
+    const message = sealTransport(keypair, packet, pooled ? pool : undefined, this.#mtu);
     const timers = peer[PEER_TIMERS];
     timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     timers.anyAuthenticatedPacketSent();

@@ -50,25 +50,34 @@ export class Keypair<P> {
   }
 }
 
-/** Plaintext length after zero-padding `length` to a multiple of 16 (whitepaper 5.4.6). */
-export function paddedLength(length: number): number {
-  return (length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+/**
+ * Plaintext length after zero-padding `length` to a multiple of 16 (whitepaper 5.4.6), never
+ * past a tunnel MTU `mtu` > 0 (wireguard-go's calculatePaddingSize, the kernel's
+ * calculate_skb_padding): a full-MTU packet stays unpadded, so its datagram is exactly
+ * MTU + 32 bytes and fits the underlay the MTU was chosen for (1420 + 32 + 48 = 1500 over IPv6).
+ * A packet longer than the MTU pads its remainder modulo the MTU, as they do.
+ */
+export function paddedLength(length: number, mtu = 0): number {
+  if (mtu <= 0) return (length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
+  const last = length > mtu ? length % mtu : length;
+  const padded = Math.min((last + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1), mtu);
+  return length + padded - last;
 }
 
 /** Length of the transport message carrying a `length`-byte packet (header, padding, tag). */
-export function transportLength(length: number): number {
-  return TRANSPORT_HEADER_SIZE + paddedLength(length) + TAG_SIZE;
+export function transportLength(length: number, mtu = 0): number {
+  return TRANSPORT_HEADER_SIZE + paddedLength(length, mtu) + TAG_SIZE;
 }
 
 /**
  * Builds a transport message for `packet` (empty = keepalive) with the keypair's next counter,
- * padding the plaintext to a multiple of 16. Writes into `out` when it is given and at least
- * transportLength(packet.length) long (returning a view of its start), else into a new array the
+ * padding the plaintext as paddedLength(packet.length, mtu). Writes into `out` when it is given and at least
+ * transportLength(packet.length, mtu) long (returning a view of its start), else into a new array the
  * caller owns. `out` must not overlap `packet`. The caller checked the counter against
  * REJECT_AFTER_MESSAGES and the length against TRANSPORT_MAX_CONTENT.
  */
-export function sealTransport<P>(keypair: Keypair<P>, packet: Uint8Array, out?: Uint8Array): Uint8Array {
-  const padded = paddedLength(packet.length);
+export function sealTransport<P>(keypair: Keypair<P>, packet: Uint8Array, out?: Uint8Array, mtu = 0): Uint8Array {
+  const padded = paddedLength(packet.length, mtu);
   const length = TRANSPORT_HEADER_SIZE + padded + TAG_SIZE;
   const message = out !== undefined && out.length >= length ? out.subarray(0, length) : new Uint8Array(length);
   const counter = keypair.sendCounter++;

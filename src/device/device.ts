@@ -38,6 +38,9 @@ import { HandshakeQueue } from './handshake-queue.js';
  */
 const HANDSHAKES_PER_TURN = 16;
 
+/** How often the TUN's MTU is read for transport padding (Device #readMtu), in ms. */
+const MTU_READ_INTERVAL_MS = 1000;
+
 /**
  * The crypto provider named `name`: 'node' (node:crypto, the fastest) or 'noble' (pure JS); undefined
  * or '' is 'node'. The CLI passes PLEXD_CRYPTO here; library code reads no environment. Throws
@@ -107,6 +110,8 @@ export class Device {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   #closed = false;
+  // When the TUN's MTU is next read for transport padding (#readMtu).
+  #mtuReadAt = -Infinity;
   #filter: PacketFilter | undefined;
   #foreign: ((data: Uint8Array, from: Endpoint) => void) | undefined;
   #probe: ((data: Uint8Array, from: Endpoint) => void) | undefined;
@@ -193,6 +198,7 @@ export class Device {
     if (this.#tun !== undefined) {
       this.#tun.onPackets((buf, offsets, count) => {
         const now = this.#clock.now();
+        if (now >= this.#mtuReadAt) this.#readMtu(now);
         for (let i = 0; i < count; i++) this.#outbound(buf.subarray(offsets[i]!, offsets[i + 1]!), now);
         this.#schedule();
       });
@@ -263,6 +269,18 @@ export class Device {
     if (this.#closed) return;
     this.#outbound(packet, this.#clock.now());
     this.#schedule();
+  }
+
+  // The TUN's MTU into the engine, which stops transport padding there (a full-size packet's
+  // datagram then fits the underlay: 1420 + 32 + 48 = 1500 over IPv6, where UDP GSO refuses a
+  // larger segment). Read at most once a second: on Linux it is an ioctl.
+  #readMtu(now: number): void {
+    this.#mtuReadAt = now + MTU_READ_INTERVAL_MS;
+    try {
+      this.#engine.setMtu(this.#tun!.mtu);
+    } catch {
+      // A closed TUN (its close is handled elsewhere): padding keeps the last MTU.
+    }
   }
 
   // One outbound IP packet (TUN or writePacket): the filter first, then the engine.

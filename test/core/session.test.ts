@@ -36,6 +36,33 @@ describe('transport seal/open', () => {
     expect(a.sendCounter).toBe(6);
   });
 
+  it('never pads past the tunnel MTU (wireguard-go calculatePaddingSize), a slow twin over all sizes', () => {
+    // wireguard-go device/send.go, calculatePaddingSize, restated naively.
+    const goPadding = (size: number, mtu: number): number => {
+      if (mtu === 0) return (16 - (size % 16)) % 16;
+      let last = size;
+      if (last > mtu) last %= mtu;
+      let padded = last;
+      while (padded % 16 !== 0) padded++;
+      if (padded > mtu) padded = mtu;
+      return padded - last;
+    };
+    for (const mtu of [0, 1280, 1420, 1421, 1427, 9000]) {
+      for (let n = 0; n <= 2 * mtu + 40 && n <= 20_000; n++) {
+        expect(paddedLength(n, mtu) - n, `size ${n} mtu ${mtu}`).toBe(goPadding(n, mtu));
+      }
+    }
+    // A full-MTU packet is sent unpadded: 1420 + 32 = 1452 bytes, 1500 with IPv6 and UDP headers.
+    const a = kp(true, k1, k2);
+    const b = kp(false, k2, k1);
+    const packet = new Uint8Array(1420).fill(9);
+    const msg = sealTransport(a, packet, undefined, 1420);
+    expect(msg.length).toBe(1452);
+    expect(transportLength(1420, 1420)).toBe(1452);
+    expect(openTransport(b, msg, readCounter(msg, 8))).toBe(1420);
+    expect(sealTransport(a, new Uint8Array(1410), undefined, 1420).length).toBe(16 + 1420 + 16);
+  });
+
   it('seals into a reused buffer byte for byte like a fresh one, zeroing stale padding', () => {
     const fresh = kp(true, k1, k2);
     const reused = kp(true, k1, k2);

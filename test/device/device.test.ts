@@ -112,6 +112,26 @@ describe('Device over the memory twins', () => {
     expect(d['cookie-required']).toBeLessThanOrEqual(32 * 4); // the per-source cookie limit's burst
   });
 
+  it('pads transport no further than the TUN\'s MTU: a full 1420-byte packet leaves as a 1452-byte datagram', async () => {
+    const { net, tunA, toB } = await pair();
+    const sizes: number[] = [];
+    net.setFilter((d) => {
+      sizes.push(d.data.length);
+      return d;
+    });
+    tunA.inject(ipPacket('192.168.0.1', '192.168.0.2', 'handshake first'));
+    await settle();
+    sizes.length = 0;
+    const full = ipPacket('192.168.0.1', '192.168.0.2', 'x'.repeat(1420 - 20));
+    expect(full.length).toBe(1420);
+    tunA.inject(full);
+    tunA.inject(ipPacket('192.168.0.1', '192.168.0.2', 'x'.repeat(1410 - 20)));
+    await settle();
+    expect(toB.map((p) => p.packet.length).slice(-2)).toEqual([1420, 1410]);
+    // 16 header + 1420 (not 1424) + 16 tag: with IPv6 and UDP headers exactly a 1500-byte underlay.
+    expect(sizes).toEqual([1452, 1452]);
+  });
+
   it('drops an inbound packet whose inner source is not the peer\'s, and counts it', async () => {
     const { tunA, a, b } = await pair();
     tunA.inject(ipPacket('192.168.0.1', '192.168.0.2', 'handshake first'));
