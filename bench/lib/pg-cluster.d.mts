@@ -15,8 +15,9 @@ export interface PostgresCluster {
   readonly dataDir: string;
   /** The temp directory holding the data directory, the unix socket and postgres.log. */
   readonly dir: string;
-  /** CREATE DATABASE `name` ([a-z_][a-z0-9_]*); resolves with its URL. */
-  createDatabase(name: string): Promise<string>;
+  /** CREATE DATABASE `name` ([a-z_][a-z0-9_]*), a copy of `template` when given (which must have
+   *  no open connections: a migrated template makes a fresh database in milliseconds); resolves with its URL. */
+  createDatabase(name: string, opts?: { template?: string }): Promise<string>;
   /** Runs one statement on a fresh connection to database `db` (default postgres); resolves with its rows. */
   query(sql: string, params?: readonly unknown[], db?: string): Promise<Record<string, any>[]>;
   /** Stops the server, keeping the data: 'fast' (default) or 'immediate' shutdown. */

@@ -241,7 +241,8 @@ function startWatchdog(base, dataDir) {
  * server log's tail on failures; default none). Resolves to a handle:
  * - `url` / `port` / `dataDir` / `dir`: postgres://postgres@127.0.0.1:PORT/postgres, the port, the
  *   data directory and the temp directory holding it (and the unix socket and server log);
- * - `createDatabase(name)`: CREATE DATABASE, resolves with its URL (name: [a-z_][a-z0-9_]*);
+ * - `createDatabase(name, { template })`: CREATE DATABASE (a copy of `template` when given, which
+ *   must have no open connections), resolves with its URL (names: [a-z_][a-z0-9_]*);
  * - `query(sql, params?, db?)`: runs one statement on a fresh connection, resolves with its rows;
  * - `down({ mode })` / `up()`: stop the server keeping the data ('fast' by default, or
  *   'immediate') / start it again on the same port — an outage for reconnect tests;
@@ -293,9 +294,11 @@ export async function startPostgres(opts = {}) {
       live.delete(cluster);
       stopped = true;
     },
-    async createDatabase(name) {
-      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new RangeError(`expected a database name [a-z_][a-z0-9_]*, got ${JSON.stringify(name)}`);
-      await cluster.query(`CREATE DATABASE ${name}`);
+    async createDatabase(name, { template } = {}) {
+      for (const n of [name, ...(template === undefined ? [] : [template])]) {
+        if (!/^[a-z_][a-z0-9_]{0,62}$/.test(n)) throw new RangeError(`expected a database name [a-z_][a-z0-9_]*, got ${JSON.stringify(n)}`);
+      }
+      await cluster.query(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`);
       return `postgres://${SUPERUSER}@127.0.0.1:${port}/${name}`;
     },
     async query(sql, params = [], db = 'postgres') {

@@ -37,6 +37,11 @@ describe.skipIf(unavailable !== undefined)('throwaway PostgreSQL cluster', () =>
       await pg.query('CREATE TABLE kept (v int)', [], 't_cluster');
       await pg.query('INSERT INTO kept VALUES (7)', [], 't_cluster');
 
+      await expect(pg.createDatabase('t_copy', { template: 'x y' })).rejects.toThrow(RangeError);
+      const copy = await pg.createDatabase('t_copy', { template: 't_cluster' });
+      expect(copy).toBe(`postgres://postgres@127.0.0.1:${pg.port}/t_copy`);
+      expect(await pg.query('SELECT v FROM kept', [], 't_copy')).toEqual([{ v: 7 }]);
+
       const pidBefore = Number(readFileSync(join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
       await pg.restart();
       const pidAfter = Number(readFileSync(join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
