@@ -193,9 +193,6 @@ describe.skipIf(unavailable !== undefined)('control-plane replicas on one Postgr
     expect(refused.every((r) => r.status >= 400 && r.status < 500)).toBe(true);
     const ips = created.map((r) => r.body.mesh_ip as string);
     expect(new Set(ips).size).toBe(40);
-    // Both replicas did register nodes (the race was a race between processes).
-    expect(created.some((r) => r.replica === a)).toBe(true);
-    expect(created.some((r) => r.replica === b)).toBe(true);
     // What the database holds agrees.
     const nodes = admin.listNodes();
     expect(nodes).toHaveLength(40);
