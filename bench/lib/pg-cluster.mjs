@@ -353,8 +353,9 @@ export async function startPostgres(opts = {}) {
         '# plexd test cluster (bench/lib/pg-cluster.mjs)',
         "listen_addresses = '127.0.0.1'",
         `unix_socket_directories = '${base}'`,
+        // No fsync (the data is thrown away), but commits still reach the WAL before they are
+        // acknowledged: kill() must not lose what a client was told is committed.
         'fsync = off',
-        'synchronous_commit = off',
         'full_page_writes = off',
         'max_connections = 200',
         'shared_buffers = 32MB',

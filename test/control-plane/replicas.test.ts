@@ -329,4 +329,60 @@ describe.skipIf(unavailable !== undefined)('control-plane replicas on one Postgr
     });
     expect(nodes.filter((r) => r.resource_handle === 'during-outage')).toEqual([]);
   });
+  it('a database crash amid concurrent registrations leaves each one whole: node and consumed token together or neither', async () => {
+    const { url, keyFile, admin } = await freshDatabase();
+    const [a, b] = await twoReplicas(url, keyFile);
+    const tokens = Array.from({ length: 32 }, () => admin.createToken().token);
+    for (const r of [a, b]) await mustRegister(r.url, admin.createToken().token); // warm: connected, code compiled
+    // 24 registrations started 10 ms apart; the crash comes shortly after the first succeeds, then 8
+    // more arrive while the database is down.
+    let created!: () => void;
+    const firstCreated = new Promise<void>((r) => (created = r));
+    const inFlight = Promise.all(
+      tokens.slice(0, 24).map(async (t, i) => {
+        await sleep(i * 10);
+        const r = { token: t, ...(await registerAt((i % 2 === 0 ? a : b).url, t)) };
+        if (r.status === 201) created();
+        return r;
+      }),
+    );
+    await Promise.race([firstCreated, inFlight]);
+    await sleep(80);
+    await pg.kill(); // SIGKILL: transactions in flight die with it
+    const during = await Promise.all(tokens.slice(24).map(async (t, i) => ({ token: t, ...(await registerAt((i % 2 === 0 ? a : b).url, t)) })));
+    const first = [...(await inFlight), ...during];
+    const t0 = performance.now();
+    await pg.up();
+    const statuses = first.map((r) => r.status);
+    console.log(`crash: ${statuses.filter((s) => s === 201).length} registered, ${statuses.filter((s) => s === 503).length} answered 503`);
+    expect(statuses.every((s) => s === 201 || s === 503)).toBe(true);
+    expect(statuses).toContain(201);
+    expect(statuses).toContain(503);
+
+    const db = new URL(url).pathname.slice(1);
+    const check = async () => {
+      const nodes = await pg.query('SELECT node_id, mesh_ip FROM nodes', [], db);
+      const consumed = await pg.query('SELECT node_id FROM tokens WHERE consumed_at IS NOT NULL', [], db);
+      return { nodes: nodes.map((n) => n.node_id as string).sort(), ips: nodes.map((n) => n.mesh_ip as string), consumed: consumed.map((t) => t.node_id as string).sort() };
+    };
+    const after = await check();
+    // Every 201 survived the crash; every node has its token consumed, every consumed token its node.
+    for (const r of first.filter((x) => x.status === 201)) expect(after.nodes).toContain(r.body.node_id);
+    expect(after.consumed).toEqual(after.nodes);
+    expect(new Set(after.ips).size).toBe(after.ips.length);
+
+    // A 503'd token is either unused (registers now) or was committed just before the crash (its
+    // node exists, so the token is spent): 201 or 409, once the replicas are connected again.
+    for (const r of first.filter((x) => x.status === 503)) {
+      const again = await until('the replica to serve again', 15_000, async () => {
+        const x = await registerAt(a.url, r.token);
+        return x.status === 503 ? undefined : x;
+      }, 200);
+      expect([201, 409]).toContain(again.status);
+    }
+    console.log(`crash: every token settled ${(performance.now() - t0).toFixed(0)} ms after the restart`);
+    const final = await check();
+    expect(final.consumed).toEqual(final.nodes);
+    expect(final.nodes).toHaveLength(34);
+  });
 });
