@@ -81,6 +81,8 @@ export function schemaVersion(db: Db): number {
  *  the baseline (schema-postgres.ts), then the twins of later migrations; all under the writer
  *  lock, so replicas starting together migrate once. */
 function openPostgres(url: string): Db {
+  // The worker thread loads node-postgres from node_modules, which a single executable lacks.
+  if (isStandaloneBinary()) throw new Error('PostgreSQL needs plexd-userspace installed from npm; the standalone binary carries SQLite only');
   const db = PostgresDatabase.open(url);
   try {
     db.transaction(() => {
@@ -88,6 +90,7 @@ function openPostgres(url: string): Db {
       if (have > MIGRATIONS.length) {
         throw new Error(`database schema version ${have} is newer than this build (${MIGRATIONS.length})`);
       }
+      migrations.set(db, { from: have, to: MIGRATIONS.length });
       let v = have;
       if (v === 0) {
         db.exec(POSTGRES_BASELINE);
@@ -108,10 +111,19 @@ function openPostgres(url: string): Db {
   }
 }
 
+/** The schema versions an open ran from and to, by handle (what `control-plane migrate` prints). */
+const migrations = new WeakMap<Db, { readonly from: number; readonly to: number }>();
+
+/** The schema version `db` had before this process opened it, and the one it has now. */
+export function migrationOf(db: Db): { readonly from: number; readonly to: number } | undefined {
+  return migrations.get(db);
+}
+
 function migrate(db: Db): void {
   // IMMEDIATE: two processes opening a new file at once must not both run migration 1.
   db.transaction(() => {
     const have = schemaVersion(db);
+    migrations.set(db, { from: have, to: MIGRATIONS.length });
     if (have > MIGRATIONS.length) {
       throw new Error(`database schema version ${have} is newer than this build (${MIGRATIONS.length})`);
     }

@@ -98,7 +98,14 @@ async function handle(m) {
   try {
     switch (m.op) {
       case 'begin': {
-        await c.query(m.lock === undefined ? 'BEGIN' : 'BEGIN; SELECT pg_advisory_xact_lock(' + m.lock + ')');
+        try {
+          await c.query(m.lock === undefined ? 'BEGIN' : 'BEGIN; SELECT pg_advisory_xact_lock(' + m.lock + ')');
+        } catch (e) {
+          // BEGIN ran but the lock wait failed (lock_timeout): the transaction is open and
+          // aborted; end it here, the caller never saw it start.
+          await c.query('ROLLBACK').catch(() => {});
+          throw e;
+        }
         txDepth = 1;
         return { rows: [], rowCount: 0 };
       }

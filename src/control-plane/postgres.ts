@@ -298,8 +298,14 @@ class PostgresStatement implements SqlStatement {
   }
 }
 
+/** SQLSTATEs of a busy database: lock_not_available, query_canceled, serialization_failure,
+ *  deadlock_detected. */
+const BUSY_CODES = new Set(['55P03', '57014', '40001', '40P01']);
+
 function toError(e: NonNullable<WorkerAnswer['error']>): Error {
   if (e.unavailable === true) return new ControlPlaneError('unavailable', `database unavailable: ${e.message}`);
+  // Waits that gave up (lock_timeout, statement_timeout) and conflicts to retry: busy, as SQLITE_BUSY.
+  if (e.code !== undefined && BUSY_CODES.has(e.code)) return new ControlPlaneError('unavailable', `database busy, retry (${e.message})`);
   const err = new Error(e.detail === undefined ? e.message : `${e.message} (${e.detail})`) as Error & { code?: string; constraint?: string };
   if (e.code !== undefined) err.code = `PG_${e.code}`;
   if (e.constraint !== undefined) err.constraint = e.constraint;
