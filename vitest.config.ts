@@ -19,7 +19,8 @@ export default defineConfig({
         test: {
           name: 'unit-pg',
           include: ['test/control-plane/**/*.test.ts', 'test/cli/control-plane*.test.ts'],
-          exclude: ['test/control-plane/file-modes.test.ts', 'test/control-plane/ui-browser.test.ts'],
+          // replicas*: PostgreSQL-only already, on a cluster of their own (bench/lib/pg-cluster.mjs).
+          exclude: ['test/control-plane/file-modes.test.ts', 'test/control-plane/ui-browser.test.ts', 'test/control-plane/replicas*.test.ts'],
           globalSetup: ['test/setup/postgres.ts'],
           testTimeout: 60_000,
         },

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in wireguard-go wireguard-tools iperf3 iputils-ping ncat iproute2 iptables coturn tcpdump pebble curl chromium; do
+  for pkg in wireguard-go wireguard-tools iperf3 iputils-ping ncat iproute2 iptables coturn tcpdump pebble curl chromium postgresql; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ "${#need[@]}" -gt 0 ]; then
