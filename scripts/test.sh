@@ -22,6 +22,15 @@ rm -f .reports/*.json
 status=0
 expected=(unit.json)
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.reports/unit.json || status=1
+# The control plane's tests once more on PostgreSQL (issue 20), on a throwaway cluster of
+# Debian's postgresql (bench/lib/pg-cluster.mjs) or PLEXD_TEST_PG_ADMIN_URL's server.
+pg_missing=$(node --input-type=module -e 'import { postgresUnavailableReason } from "./bench/lib/pg-cluster.mjs"; process.stdout.write(process.env.PLEXD_TEST_PG_ADMIN_URL ? "" : postgresUnavailableReason() ?? "")')
+if [ -z "$pg_missing" ]; then
+  expected+=(unit-pg.json)
+  npx vitest run --project unit-pg --reporter=default --reporter=json --outputFile.json=.reports/unit-pg.json || status=1
+else
+  echo "unit-pg tier skipped: $pg_missing"
+fi
 if [ "$(id -u)" = 0 ]; then
   expected+=(netns.json)
   npx vitest run --project netns --reporter=default --reporter=json --outputFile.json=.reports/netns.json || status=1
