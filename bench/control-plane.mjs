@@ -331,6 +331,8 @@ async function main() {
   // Streams: one per agent; a policy_updated after `armed` counts once per stream.
   let armed = false;
   let policyReached = 0;
+  let policyFirstMs = NaN;
+  let p0 = 0;
   let streamsDropped = 0;
   let streamFailures = 0;
   let firstStreamError;
@@ -344,7 +346,8 @@ async function main() {
       return openStream(n, (type) => {
         if (type !== 'policy_updated' || !armed || reached) return;
         reached = true;
-        if (++policyReached === streams.length) allReached();
+        if (policyReached++ === 0) policyFirstMs = performance.now() - p0;
+        if (policyReached === streams.length) allReached();
       }, () => {
         if (!tearingDown) streamsDropped++;
       });
@@ -406,8 +409,9 @@ async function main() {
   await new Promise((r) => setTimeout(r, WINDOW_MS / 2));
   // One policy change made from another connection (as `control-plane policy set` does).
   armed = true;
-  const p0 = performance.now();
+  p0 = performance.now();
   await admin.setPolicy('default', [{ action: 'allow', protocol: 'tcp', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: { from: 443, to: 443 } }]);
+  const policyCommitMs = performance.now() - p0;
   const policyTimedOut = await Promise.race([reachedAll.then(() => false), new Promise((r) => setTimeout(() => r(true), POLICY_TIMEOUT_MS))]);
   const policyMs = performance.now() - p0;
   await admin.close();
@@ -460,6 +464,8 @@ async function main() {
     heartbeat_p50_ms: Number(pct(hbLatencies, 50).toFixed(1)),
     heartbeat_p99_ms: Number(pct(hbLatencies, 99).toFixed(1)),
     policy_ms: Number(policyMs.toFixed(0)),
+    policy_commit_ms: Number(policyCommitMs.toFixed(0)),
+    policy_first_ms: Number(policyFirstMs.toFixed(0)),
     policy_reached: policyReached,
     policy_timed_out: policyTimedOut,
     rss_mib: replicas.map((_, i) => ({ idle: Math.round(rssIdle[i]), streams: Math.round(rssStreams[i]), end: Math.round(rssEnd[i]) })),
@@ -509,6 +515,7 @@ function printTable(r) {
   row('registration latency p50 / p99 (ms)', `${r.register_p50_ms} / ${r.register_p99_ms}`);
   row(`heartbeat latency p50 / p99 (ms), ${r.heartbeats} in ${r.window_s} s`, `${r.heartbeat_p50_ms} / ${r.heartbeat_p99_ms}`, `p99 < ${GOALS.heartbeatP99Ms} ms`, r.heartbeat_p99_ms < GOALS.heartbeatP99Ms && r.heartbeat_failures === 0);
   row(`policy change reaching all ${r.streams_open} streams (ms)`, r.policy_timed_out ? `timeout (${r.policy_reached}/${r.streams_open})` : r.policy_ms, `< ${GOALS.policyMs} ms`, !r.policy_timed_out && r.policy_ms < GOALS.policyMs);
+  row('  of which setPolicy returned / first stream (ms)', `${r.policy_commit_ms} / ${r.policy_first_ms}`);
   row('RSS per replica idle / streams / end (MiB)', r.rss_mib.map((m) => `${m.idle}/${m.streams}/${m.end}`).join(', '));
   row('CPU in window, replicas | bench (cores)', `${r.cpu_in_window.replicas.join(', ')} | ${r.cpu_in_window.bench}`);
   row('DB connections (end of window)', r.db_connections);
