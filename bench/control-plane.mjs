@@ -62,7 +62,9 @@ const STREAM_BATCH = 200;
 const POLICY_TIMEOUT_MS = 30_000;
 /** Heartbeats sent this long after the policy change are also reported on their own. */
 const POLICY_SPLIT_MS = 5000;
-const DEADLINE_MS = 120_000 + AGENTS * 40 + WINDOW_MS * 2;
+const DEADLINE_MS = 180_000 + AGENTS * 80 + WINDOW_MS * 2;
+/** Registration stops starting new agents after this (the rest of the run uses those registered). */
+const REGISTER_BUDGET_MS = Math.round(DEADLINE_MS * 0.6);
 const GOALS = { agents: 10_000, replicas: 2, registerWallS: 60, policyMs: 2000, heartbeatP99Ms: 250 };
 
 const loadAtStart = loadavg();
@@ -309,7 +311,7 @@ async function main() {
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY * REPLICAS }, async () => {
-    while (next < AGENTS) {
+    while (next < AGENTS && performance.now() - t0 < REGISTER_BUDGET_MS) {
       const i = next++;
       const at = placement(i);
       const started = performance.now();
@@ -476,6 +478,7 @@ async function main() {
     register_failures: regFailures,
     register_retries: regRetries,
     first_register_error: firstRegError ?? null,
+    register_budget_s: REGISTER_BUDGET_MS / 1000,
     register_wall_s: Number((registerWallMs / 1000).toFixed(1)),
     registrations_per_s: Number((registered.length / (registerWallMs / 1000)).toFixed(0)),
     register_p50_ms: Number(pct(regLatencies, 50).toFixed(1)),
@@ -539,7 +542,8 @@ function printTable(r) {
   lines.push(`goals are issue 20's for ${GOALS.agents} agents on ${GOALS.replicas} replicas${goalRun ? ' (this run)' : '; this run is smaller, so they are only indicative'}`);
   row('metric', 'value', 'goal');
   row('machine load at start (1/5/15 min)', r.loadavg_at_start.join(' / '));
-  row(`registration wall time, ${r.registered} agents (s)`, r.register_wall_s, `< ${GOALS.registerWallS} s`, r.register_wall_s < GOALS.registerWallS && r.register_failures === 0);
+  const partial = r.registered < r.agents ? ` (of ${r.agents}: budget ${r.register_budget_s} s)` : '';
+  row(`registration wall time, ${r.registered} agents${partial} (s)`, r.register_wall_s, `< ${GOALS.registerWallS} s`, r.register_wall_s < GOALS.registerWallS && r.register_failures === 0 && partial === '');
   row('registrations per second', r.registrations_per_s, `>= ${(GOALS.agents / GOALS.registerWallS).toFixed(0)}/s`, r.registrations_per_s >= GOALS.agents / GOALS.registerWallS);
   row('registration latency p50 / p99 (ms)', `${r.register_p50_ms} / ${r.register_p99_ms}`);
   row(`heartbeat latency p50 / p99 (ms), ${r.heartbeats} in ${r.window_s} s`, `${r.heartbeat_p50_ms} / ${r.heartbeat_p99_ms}`, `p99 < ${GOALS.heartbeatP99Ms} ms`, r.heartbeat_p99_ms < GOALS.heartbeatP99Ms && r.heartbeat_failures === 0);
