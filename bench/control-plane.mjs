@@ -511,23 +511,26 @@ async function main() {
   };
 }
 
-/** With --cpu-prof: stops replica 0 with SIGTERM so it writes its profile, returns the top 10. */
+/** With --cpu-prof: stops replica 0 with SIGTERM so it writes its profiles (one per thread:
+ *  CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile), returns each one's top 10. */
 async function stopProfiledReplica() {
   const profDir = opts['cpu-prof'];
   const r = replicas[0];
   if (profDir === undefined || r === undefined) return null;
   r.child.kill('SIGTERM');
   for (let waited = 0; !r.exited && waited < 15_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
-  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).sort();
-  const file = files.at(-1);
-  if (file === undefined) return null;
-  const top = await new Promise((resolve) => {
-    const c = spawn(process.execPath, [new URL('./lib/cpuprofile-top.mjs', import.meta.url).pathname, join(profDir, file), '10'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.once('exit', () => resolve(out));
-  });
-  return { file: join(profDir, file), top: top.trimEnd().split('\n') };
+  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(r.pid)).sort();
+  const out = [];
+  for (const file of files) {
+    const top = await new Promise((resolve) => {
+      const c = spawn(process.execPath, [new URL('./lib/cpuprofile-top.mjs', import.meta.url).pathname, join(profDir, file), '10'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      c.stdout.on('data', (d) => (text += d));
+      c.once('exit', () => resolve(text));
+    });
+    out.push({ file: join(profDir, file), thread: Number(file.split('.')[4]), top: top.trimEnd().split('\n') });
+  }
+  return out.length === 0 ? null : out;
 }
 
 function verdict(ok) {
@@ -557,7 +560,7 @@ function printTable(r) {
   lines.push(`(tokens created in ${r.tokens_created_s} s; streams opened in ${r.streams_open_s} s; ${r.register_retries} registration retries; fds needed ~${r.fds_needed}, ulimit -n ${r.ulimit_n})`);
   for (const e of [r.first_register_error, r.first_stream_error, r.first_heartbeat_error]) if (e !== null) lines.push(`first error: ${e}`);
   for (const n of r.notes) lines.push(`note: ${n}`);
-  if (r.cpu_profile_top !== null) lines.push(`replica 0 CPU profile (${r.cpu_profile_top.file}), self time:`, ...r.cpu_profile_top.top.map((l) => `  ${l}`));
+  for (const p of r.cpu_profile_top ?? []) lines.push(`replica 0 ${p.thread === 0 ? 'main thread' : `worker thread ${p.thread}`} CPU profile (${p.file}), self time:`, ...p.top.map((l) => `  ${l}`));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
