@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -104,9 +105,10 @@ process.once('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function rssMiB(pid) {
+/** VmRSS (or with field 'VmHWM', the peak) of `pid` in MiB. */
+function rssMiB(pid, field = 'VmRSS') {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
@@ -394,6 +396,9 @@ async function main() {
   const timers = new Set();
   const w0 = performance.now();
   const cpu0 = { replicas: replicas.map((r) => cpuSeconds(r.pid)), bench: process.cpuUsage() };
+  // The simulated agents' own event loop: a late loop inflates every latency measured here.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const beat = async (n) => {
     if (hbStop) return;
     const started = performance.now();
@@ -454,9 +459,11 @@ async function main() {
     bench: ((u) => (u.user + u.system) / 1e6 / windowS)(process.cpuUsage(cpu0.bench)),
   };
   hbStop = true;
+  loopDelay.disable();
   for (const t of timers) clearTimeout(t);
   for (let waited = 0; inFlight > 0 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
   const rssEnd = replicas.map((r) => rssMiB(r.pid));
+  const rssPeak = replicas.map((r) => rssMiB(r.pid, 'VmHWM'));
   const connections = await dbConnections(db);
   for (const l of [hbLatencies, hbNearPolicy, hbSteady]) l.sort((a, b) => a - b);
 
@@ -500,7 +507,8 @@ async function main() {
     policy_first_ms: Number(policyFirstMs.toFixed(0)),
     policy_reached: policyReached,
     policy_timed_out: policyTimedOut,
-    rss_mib: replicas.map((_, i) => ({ idle: Math.round(rssIdle[i]), streams: Math.round(rssStreams[i]), end: Math.round(rssEnd[i]) })),
+    rss_mib: replicas.map((_, i) => ({ idle: Math.round(rssIdle[i]), streams: Math.round(rssStreams[i]), end: Math.round(rssEnd[i]), peak: Math.round(rssPeak[i]) })),
+    bench_loop_delay_ms: { p99: Number((loopDelay.percentile(99) / 1e6).toFixed(1)), max: Number((loopDelay.max / 1e6).toFixed(1)) },
     cpu_in_window: { replicas: cpuWindow.replicas.map((c) => Number(c.toFixed(2))), bench: Number(cpuWindow.bench.toFixed(2)) },
     db_connections: connections,
     fds_needed: fdsNeeded,
@@ -553,8 +561,9 @@ function printTable(r) {
   row(`  p99 steady / in the ${POLICY_SPLIT_MS / 1000} s after the policy change`, `${r.heartbeat_steady_p99_ms} / ${r.heartbeat_policy_p99_ms}`);
   row(`policy change reaching all ${r.streams_open} streams (ms)`, r.policy_timed_out ? `timeout (${r.policy_reached}/${r.streams_open})` : r.policy_ms, `< ${GOALS.policyMs} ms`, !r.policy_timed_out && r.policy_ms < GOALS.policyMs);
   row('  of which setPolicy returned / first stream (ms)', `${r.policy_commit_ms} / ${r.policy_first_ms}`);
-  row('RSS per replica idle / streams / end (MiB)', r.rss_mib.map((m) => `${m.idle}/${m.streams}/${m.end}`).join(', '));
+  row('RSS per replica idle / streams / end / peak (MiB)', r.rss_mib.map((m) => `${m.idle}/${m.streams}/${m.end}/${m.peak}`).join(', '));
   row('CPU in window, replicas | bench (cores)', `${r.cpu_in_window.replicas.join(', ')} | ${r.cpu_in_window.bench}`);
+  row('bench event-loop delay in window p99 / max (ms)', `${r.bench_loop_delay_ms.p99} / ${r.bench_loop_delay_ms.max}`);
   row('DB connections (end of window)', r.db_connections);
   row('errors: register / stream / dropped / heartbeat', `${r.register_failures} / ${r.stream_failures} / ${r.streams_dropped} / ${r.heartbeat_failures}`);
   lines.push(`(tokens created in ${r.tokens_created_s} s; streams opened in ${r.streams_open_s} s; ${r.register_retries} registration retries; fds needed ~${r.fds_needed}, ulimit -n ${r.ulimit_n})`);
