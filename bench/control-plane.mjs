@@ -10,7 +10,7 @@
 // the temp dir are removed on every exit path (success, error, deadline, SIGINT/SIGTERM/SIGHUP).
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -74,7 +74,8 @@ const secretsKeyFile = join(dir, 'secrets.key');
 /** Replica processes: { child, base, pid }. */
 const replicas = [];
 const streams = [];
-let cluster;
+/** startPostgres()'s promise: a signal during the start still stops the cluster. */
+let clusterStart;
 let admin;
 let cleaning;
 
@@ -85,7 +86,7 @@ function cleanup() {
     for (const r of replicas) r.child.kill('SIGKILL');
     await admin?.worker.terminate();
     try {
-      await cluster?.stop();
+      await (await clusterStart?.catch(() => undefined))?.stop();
     } catch (err) {
       process.stderr.write(`bench: stopping the PostgreSQL cluster: ${err.message}\n`);
     }
@@ -99,6 +100,8 @@ const fail = (message, code = 1) => {
 };
 const deadline = setTimeout(() => fail(`deadline of ${(DEADLINE_MS / 1000).toFixed(0)} s (scaled with --agents) passed`), DEADLINE_MS);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => fail(`${sig}: cleaning up`, 130));
+// A stray exception must still stop the cluster, which the synchronous exit hook below cannot.
+for (const ev of ['uncaughtException', 'unhandledRejection']) process.on(ev, (err) => fail(`${ev}: ${err?.stack ?? err}`));
 process.once('exit', () => {
   // Last resort when something exits without the async path: children must not outlive us.
   for (const r of replicas) r.child.kill('SIGKILL');
@@ -288,7 +291,8 @@ async function main() {
   let db;
   if (BACKEND === 'postgres') {
     const { startPostgres } = await import('./lib/pg-cluster.mjs');
-    cluster = await startPostgres();
+    clusterStart = startPostgres();
+    const cluster = await clusterStart;
     const created = await cluster.createDatabase('cp_bench');
     db = typeof created === 'string' ? created : cluster.url.replace(/\/[^/?]*(\?|$)/, '/cp_bench$1');
   } else {
@@ -527,7 +531,7 @@ async function stopProfiledReplica() {
   if (profDir === undefined || r === undefined) return null;
   r.child.kill('SIGTERM');
   for (let waited = 0; !r.exited && waited < 15_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
-  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(r.pid)).sort();
+  const files = (existsSync(profDir) ? readdirSync(profDir) : []).filter((f) => f.endsWith('.cpuprofile') && f.split('.')[3] === String(r.pid)).sort();
   const out = [];
   for (const file of files) {
     const top = await new Promise((resolve) => {
