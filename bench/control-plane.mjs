@@ -308,7 +308,92 @@ async function main() {
   await Promise.all(Array.from({ length: REPLICAS }, (_, i) => startReplica(db, i, maxConnections)));
   const rssIdle = replicas.map((r) => rssMiB(r.pid));
 
-  // Registration: CONCURRENCY per replica in flight; a 503 (database busy) is retried.
+  // Registration (CONCURRENCY per replica in flight; a 503, database busy, is retried); each
+  // agent heartbeats from its registration on, every HEARTBEAT_MS ±10 % (the first at a random
+  // point of the first period): one that stayed silent while 10,000 register would go offline
+  // after 5 minutes, and its return fan peer_added out to every stream, which no fleet does.
+  // Streams open once all are registered (STREAM_BATCH at a time): open during registration,
+  // each of n registrations would send peer_added down every open stream, n²/2 events.
+  let armed = false;
+  let policyReached = 0;
+  /** performance.now() of the first and of the last stream the policy change reached. */
+  let policyFirstAt = NaN;
+  let policyLastAt = NaN;
+  let p0 = 0;
+  let streamsDropped = 0;
+  let streamFailures = 0;
+  let firstStreamError;
+  let tearingDown = false;
+  let allReached;
+  const reachedAll = new Promise((r) => (allReached = r));
+  const connect = (n) => {
+    let reached = false;
+    return openStream(n, (type) => {
+      if (type !== 'policy_updated' || !armed || reached) return;
+      reached = true;
+      if (policyReached++ === 0) policyFirstAt = performance.now();
+      if (policyReached === streams.length) {
+        policyLastAt = performance.now();
+        allReached();
+      }
+    }, () => {
+      if (!tearingDown) streamsDropped++;
+    }).then((s) => streams.push(s), (err) => {
+      streamFailures++;
+      firstStreamError ??= err.message;
+    });
+  };
+
+  // Heartbeat latencies count from w0 (every agent registered, every stream open) for WINDOW_MS;
+  // the policy change lands mid-window.
+  let w0 = Infinity;
+  const hbLatencies = [];
+  const hbNearPolicy = [];
+  const hbSteady = [];
+  let hbFailures = 0;
+  let hbFailuresBefore = 0;
+  let firstHbError;
+  let inFlight = 0;
+  let hbStop = false;
+  const timers = new Set();
+  const beat = async (n) => {
+    if (hbStop) return;
+    const started = performance.now();
+    const measured = started >= w0 && started - w0 < WINDOW_MS;
+    inFlight++;
+    try {
+      const r = await call(n, 'POST', `/v1/nodes/${n.id}/heartbeat`, {
+        client_now: new Date().toISOString(),
+        binary_checksum: 'bench',
+        binary_version: 'bench',
+        nat_summary: {},
+        policy: { revision_id: null, fingerprint: null, mode: 'default-allow', rule_hits: [] },
+      }, n.bearer);
+      if (r.status !== 200) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
+      if (measured) {
+        const ms = performance.now() - started;
+        hbLatencies.push(ms);
+        // Sent during the policy fan-out (its first POLICY_SPLIT_MS) or in steady state.
+        (armed && started - p0 < POLICY_SPLIT_MS ? hbNearPolicy : hbSteady).push(ms);
+      }
+    } catch (err) {
+      if (measured) hbFailures++;
+      else hbFailuresBefore++;
+      firstHbError ??= `heartbeat ${n.id}: ${err.message}`;
+    } finally {
+      inFlight--;
+    }
+    schedule(n, HEARTBEAT_MS * (0.9 + Math.random() * 0.2));
+  };
+  const schedule = (n, ms) => {
+    if (hbStop) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      void beat(n);
+    }, ms);
+    timers.add(t);
+  };
+
   const nodes = new Array(AGENTS);
   const regLatencies = [];
   let regRetries = 0;
@@ -339,106 +424,25 @@ async function main() {
         firstRegError ??= `register ${i}: ${r.status} ${JSON.stringify(r.body)}`;
         continue;
       }
-      nodes[i] = { at, id: r.body.node_id, bearer: encodeNodeCredential(r.body.node_id, Buffer.from(r.body.nsk, 'base64')) };
+      const n = { at, id: r.body.node_id, bearer: encodeNodeCredential(r.body.node_id, Buffer.from(r.body.nsk, 'base64')) };
+      nodes[i] = n;
+      schedule(n, Math.random() * HEARTBEAT_MS);
     }
   }));
   const registerWallMs = performance.now() - t0;
   regLatencies.sort((a, b) => a - b);
   const registered = nodes.filter((n) => n !== undefined);
   if (registered.length === 0) throw new Error(`no agent registered; first error: ${firstRegError}`);
-
-  // Streams: one per agent; a policy_updated after `armed` counts once per stream.
-  let armed = false;
-  let policyReached = 0;
-  /** performance.now() of the first and of the last stream the policy change reached. */
-  let policyFirstAt = NaN;
-  let policyLastAt = NaN;
-  let p0 = 0;
-  let streamsDropped = 0;
-  let streamFailures = 0;
-  let firstStreamError;
-  let tearingDown = false;
-  let allReached;
-  const reachedAll = new Promise((r) => (allReached = r));
-  const tStreams = performance.now();
-  for (let i = 0; i < registered.length; i += STREAM_BATCH) {
-    const opened = await Promise.allSettled(registered.slice(i, i + STREAM_BATCH).map((n) => {
-      let reached = false;
-      return openStream(n, (type) => {
-        if (type !== 'policy_updated' || !armed || reached) return;
-        reached = true;
-        if (policyReached++ === 0) policyFirstAt = performance.now();
-        if (policyReached === streams.length) {
-          policyLastAt = performance.now();
-          allReached();
-        }
-      }, () => {
-        if (!tearingDown) streamsDropped++;
-      });
-    }));
-    for (const o of opened) {
-      if (o.status === 'fulfilled') streams.push(o.value);
-      else {
-        streamFailures++;
-        firstStreamError ??= o.reason.message;
-      }
-    }
-  }
-  const streamsOpenS = (performance.now() - tStreams) / 1000;
+  for (let i = 0; i < registered.length; i += STREAM_BATCH) await Promise.all(registered.slice(i, i + STREAM_BATCH).map(connect));
+  const streamsOpenS = (performance.now() - t0 - registerWallMs) / 1000;
   await new Promise((r) => setTimeout(r, 500));
   const rssStreams = replicas.map((r) => rssMiB(r.pid));
 
-  // Heartbeats: each agent every HEARTBEAT_MS ±10 %, first at a random point of the first
-  // period; latencies of those sent inside the window count. The policy change lands mid-window.
-  const hbLatencies = [];
-  const hbNearPolicy = [];
-  const hbSteady = [];
-  let hbFailures = 0;
-  let firstHbError;
-  let inFlight = 0;
-  let hbStop = false;
-  const timers = new Set();
-  const w0 = performance.now();
+  w0 = performance.now();
   const cpu0 = { replicas: replicas.map((r) => cpuSeconds(r.pid)), bench: process.cpuUsage() };
   // The simulated agents' own event loop: a late loop inflates every latency measured here.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
-  const beat = async (n) => {
-    if (hbStop) return;
-    const started = performance.now();
-    inFlight++;
-    try {
-      const r = await call(n, 'POST', `/v1/nodes/${n.id}/heartbeat`, {
-        client_now: new Date().toISOString(),
-        binary_checksum: 'bench',
-        binary_version: 'bench',
-        nat_summary: {},
-        policy: { revision_id: null, fingerprint: null, mode: 'default-allow', rule_hits: [] },
-      }, n.bearer);
-      if (r.status !== 200) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
-      if (started - w0 < WINDOW_MS) {
-        const ms = performance.now() - started;
-        hbLatencies.push(ms);
-        // Sent during the policy fan-out (its first POLICY_SPLIT_MS) or in steady state.
-        (armed && started - p0 < POLICY_SPLIT_MS ? hbNearPolicy : hbSteady).push(ms);
-      }
-    } catch (err) {
-      hbFailures++;
-      firstHbError ??= `heartbeat ${n.id}: ${err.message}`;
-    } finally {
-      inFlight--;
-    }
-    schedule(n, HEARTBEAT_MS * (0.9 + Math.random() * 0.2));
-  };
-  const schedule = (n, ms) => {
-    if (hbStop || performance.now() + ms - w0 >= WINDOW_MS) return;
-    const t = setTimeout(() => {
-      timers.delete(t);
-      void beat(n);
-    }, ms);
-    timers.add(t);
-  };
-  for (const n of registered) schedule(n, Math.random() * HEARTBEAT_MS);
 
   await new Promise((r) => setTimeout(r, WINDOW_MS / 2));
   // One policy change made from another connection (as `control-plane policy set` does), timed
@@ -501,6 +505,7 @@ async function main() {
     streams_dropped: streamsDropped,
     heartbeats: hbLatencies.length,
     heartbeat_failures: hbFailures,
+    heartbeat_failures_before_window: hbFailuresBefore,
     first_heartbeat_error: firstHbError ?? null,
     heartbeat_p50_ms: Number(pct(hbLatencies, 50).toFixed(1)),
     heartbeat_p99_ms: Number(pct(hbLatencies, 99).toFixed(1)),
@@ -570,7 +575,7 @@ function printTable(r) {
   row('bench event-loop delay in window p99 / max (ms)', `${r.bench_loop_delay_ms.p99} / ${r.bench_loop_delay_ms.max}`);
   row('DB connections (end of window)', r.db_connections);
   row('errors: register / stream / dropped / heartbeat', `${r.register_failures} / ${r.stream_failures} / ${r.streams_dropped} / ${r.heartbeat_failures}`);
-  lines.push(`(tokens created in ${r.tokens_created_s} s; streams opened in ${r.streams_open_s} s; ${r.register_retries} registration retries; fds needed ~${r.fds_needed}, ulimit -n ${r.ulimit_n})`);
+  lines.push(`(tokens created in ${r.tokens_created_s} s; streams opened in ${r.streams_open_s} s; ${r.heartbeat_failures_before_window} heartbeat failures before the window; ${r.register_retries} registration retries; fds needed ~${r.fds_needed}, ulimit -n ${r.ulimit_n})`);
   for (const e of [r.first_register_error, r.first_stream_error, r.first_heartbeat_error]) if (e !== null) lines.push(`first error: ${e}`);
   for (const n of r.notes) lines.push(`note: ${n}`);
   for (const p of r.cpu_profile_top ?? []) lines.push(`replica 0 ${p.thread === 0 ? 'main thread' : `worker thread ${p.thread}`} CPU profile (${p.file}), self time:`, ...p.top.map((l) => `  ${l}`));
