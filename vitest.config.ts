@@ -14,6 +14,17 @@ export default defineConfig({
         },
       },
       {
+        // The control plane's tests once more on PostgreSQL (issue 20): the same files, their
+        // harness (test/control-plane/harness.ts) on a fresh PostgreSQL database per test.
+        test: {
+          name: 'unit-pg',
+          include: ['test/control-plane/**/*.test.ts', 'test/cli/control-plane*.test.ts'],
+          exclude: ['test/control-plane/file-modes.test.ts', 'test/control-plane/ui-browser.test.ts'],
+          globalSetup: ['test/setup/postgres.ts'],
+          testTimeout: 60_000,
+        },
+      },
+      {
         test: {
           name: 'netns',
           include: ['test/netns/**/*.test.ts'],

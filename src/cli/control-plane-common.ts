@@ -2,6 +2,7 @@
 // errors exit 2), the --db options and opening the store, and printing.
 
 import { parseArgs } from 'node:util';
+import { isPostgresUrl } from '../control-plane/sql.js';
 import { ControlPlaneStore } from '../control-plane/store.js';
 import { UsageError } from './usage-error.js';
 
@@ -34,11 +35,18 @@ export interface DbArgs {
   readonly allowInsecurePermissions: boolean;
 }
 
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
 /** The DbArgs of parsed DB_OPTIONS values. */
 export function dbArgs(values: Record<string, string | boolean | undefined>): DbArgs {
-  const key = values['secrets-key'];
+  // The environment stands in for absent flags (systemd units, containers): PLEXD_CP_DATABASE_URL
+  // for --db, PLEXD_CP_SECRETS_KEY for the --secrets-key of a PostgreSQL database.
+  const db = need(values.db ?? nonEmpty(process.env.PLEXD_CP_DATABASE_URL), '--db');
+  const key = values['secrets-key'] ?? (isPostgresUrl(db) ? nonEmpty(process.env.PLEXD_CP_SECRETS_KEY) : undefined);
   return {
-    db: need(values.db, '--db'),
+    db,
     ...(key === undefined ? {} : { secretsKeyFile: need(key, '--secrets-key') }),
     allowInsecurePermissions: values['allow-insecure-permissions'] === true,
   };

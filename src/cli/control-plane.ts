@@ -21,6 +21,7 @@ import { ingress, INGRESS_USAGE } from './control-plane-ingress.js';
 import { telemetry, TELEMETRY_USAGE } from './control-plane-telemetry.js';
 import { actions, ACTIONS_USAGE } from './control-plane-actions.js';
 import { secrets, SECRETS_USAGE, state } from './control-plane-secrets.js';
+import { copy, DB_USAGE, migrate } from './control-plane-db.js';
 import { untilSignalled } from './signals.js';
 import { formatTable } from './table.js';
 import { UsageError } from './usage-error.js';
@@ -70,9 +71,14 @@ ${INGRESS_USAGE}
 ${TELEMETRY_USAGE}${ACTIONS_USAGE}
 ${ACCESS_USAGE}${SECRETS_USAGE}
 ${ADMIN_TOKEN_USAGE}
-Every command with --db also takes:
+${DB_USAGE}
+--db FILE is a SQLite database; --db postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or
+postgresql://) a PostgreSQL one, which any number of serve replicas may share. Without --db,
+PLEXD_CP_DATABASE_URL is used. Every command with --db also takes:
   --secrets-key FILE   the key sealing the database's secrets (default FILE.secrets.key; made
-                       0600 on first start; without it the database cannot be opened)
+                       0600 on first start; without it the database cannot be opened); required
+                       with PostgreSQL (or PLEXD_CP_SECRETS_KEY): the same file on every replica,
+                       which also holds serve's TLS certificate beside it
   --allow-insecure-permissions
                        open a database or key file readable or writable by group or others
                        (refused by default; new files are always created 0600)
@@ -388,6 +394,10 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
         return bridge(rest);
       case 'admin-token':
         return adminToken(rest);
+      case 'migrate':
+        return migrate(rest);
+      case 'copy':
+        return copy(rest);
       case 'secrets':
         return secrets(rest);
       case 'state':

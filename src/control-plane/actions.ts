@@ -100,7 +100,7 @@ export function approveHook(store: ControlPlaneStore, target: { nodeId?: string;
       projectId = node.project_id;
       nodeId = node.node_id;
     }
-    prepared(store.db, 'INSERT OR REPLACE INTO hook_approvals (project_id, node_id, name, sha256, created_at) VALUES (?, ?, ?, ?, ?)').run(projectId, nodeId, name, digest, store.now());
+    prepared(store.db, 'INSERT INTO hook_approvals (project_id, node_id, name, sha256, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, node_id, name) DO UPDATE SET sha256 = excluded.sha256, created_at = excluded.created_at').run(projectId, nodeId, name, digest, store.now());
     return { project_id: projectId, node_id: nodeId, name, sha256: digest };
   });
 }

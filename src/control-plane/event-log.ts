@@ -50,9 +50,13 @@ export type SeesFn = (projectId: string, viewer: string, subject: string) => boo
 /** Signs and appends an event; returns its seq. Call inside the transaction of the change it
  *  announces, so the event exists exactly when the change does. */
 export function appendEvent(db: Db, signer: Signer, now: number, e: NewEvent): number {
-  // Inside a write transaction the next AUTOINCREMENT value is known: sign with it up front.
-  const last = prepared(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
-  const seq = (last?.seq ?? 0) + 1;
+  // Inside a write transaction the next AUTOINCREMENT value is known: sign with it up front. On
+  // PostgreSQL the identity sequence hands it out (a rolled-back append leaves a gap, which
+  // readers never notice: they ask for seq > last seen).
+  const seq =
+    db.dialect === 'postgres'
+      ? (prepared(db, "SELECT nextval('events_seq') AS seq").get() as { seq: number }).seq
+      : ((prepared(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0) + 1;
   const envelope = signEnvelope(
     {
       id: String(seq),
@@ -98,7 +102,7 @@ export function eventsAfter(db: Db, afterSeq: number, limit: number): LoggedEven
 
 /** The highest seq ever assigned (0 when none). */
 export function lastSeq(db: Db): number {
-  const row = prepared(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
+  const row = prepared(db, db.dialect === 'postgres' ? 'SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM events_seq' : "SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
   return row?.seq ?? 0;
 }
 

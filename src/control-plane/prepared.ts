@@ -1,8 +1,8 @@
 // One cache of prepared statements per database handle, so hot paths (registration, heartbeats,
 // event reads) do not re-prepare SQL on every call.
 
-import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
+import type { SqlStatement as Statement } from './sql.js';
 
 const cache = new WeakMap<Db, Map<string, Statement>>();
 

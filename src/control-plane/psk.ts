@@ -75,7 +75,7 @@ export function psksOf(db: Db, master: Uint8Array, self: PskNode, peers: readonl
 export function bumpPairEpoch(db: Db, a: PskNode, b: PskNode): number {
   const [lo, hi] = a.node_id < b.node_id ? [a, b] : [b, a];
   prepared(db, 'DELETE FROM pair_psks WHERE a = ? AND b = ?').run(Math.min(a.row, b.row), Math.max(a.row, b.row));
-  return (prepared(db, 'INSERT INTO pair_psk_epochs (a, b, epoch) VALUES (?, ?, 1) ON CONFLICT (a, b) DO UPDATE SET epoch = epoch + 1 RETURNING epoch').get(lo.node_id, hi.node_id) as { epoch: number }).epoch;
+  return (prepared(db, 'INSERT INTO pair_psk_epochs (a, b, epoch) VALUES (?, ?, 1) ON CONFLICT (a, b) DO UPDATE SET epoch = pair_psk_epochs.epoch + 1 RETURNING epoch').get(lo.node_id, hi.node_id) as { epoch: number }).epoch;
 }
 
 /** Gives every pair of a project a new PSK at once: bumps its PSK generation and forgets the

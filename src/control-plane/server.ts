@@ -18,7 +18,10 @@ import { createStunServer, type StunServer } from '../nat/stun-server.js';
 import { RelayAssigner, type RelayAssignerOptions } from './relay-assigner.js';
 import { NodeRateLimits, type NodeRateLimitOptions } from './rate-limits.js';
 import { ControlPlanePrometheus, startMetricsServer, type MetricsServer } from './prometheus.js';
+import { PostgresDatabase } from './postgres.js';
 import { matchRoute } from './routes.js';
+import { SECRETS_KEY_SUFFIX } from './secrets.js';
+import { isPostgresUrl } from './sql.js';
 import { ControlPlaneStore } from './store.js';
 import { createDashboard, type Dashboard } from './ui/dashboard.js';
 
@@ -130,7 +133,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   store.onEvents = () => bus.schedulePump();
   let tls: ReturnType<typeof loadOrCreateTlsIdentity> | undefined;
   try {
-    tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(options.db, [host], options.allowInsecurePermissions === true);
+    tls = options.insecureHttp === true ? undefined : loadOrCreateTlsIdentity(filesBase(options), [host], options.allowInsecurePermissions === true);
   } catch (err) {
     store.close();
     throw err;
@@ -216,8 +219,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     bus.closeMissing(store.nodeIds());
     dashboard?.changed();
   };
+  // Replicas on one PostgreSQL database: one of them (the holder of the leader lock) sweeps and
+  // prunes; every one hears the others' events through LISTEN/NOTIFY at once (the poll stays as
+  // the fallback).
+  const pgDb = store.db instanceof PostgresDatabase ? store.db : undefined;
+  const leads = (): boolean => pgDb?.leads() ?? true;
+  pgDb?.listen(() => safely(log, 'poll', poll));
   const sweep = (): void => {
-    if (store.sweepLiveness() > 0) dashboard?.changed();
+    if (leads() && store.sweepLiveness() > 0) dashboard?.changed();
     relay?.evaluate();
     bus.pump();
   };
@@ -225,6 +234,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     setInterval(() => safely(log, 'poll', poll), options.pollMs ?? 250),
     setInterval(() => safely(log, 'sweep', sweep), options.sweepMs ?? 5000),
     setInterval(() => safely(log, 'prune', () => {
+      if (!leads()) return;
       store.prune();
       telemetry?.prune(store.now());
     }), 60_000),
@@ -294,6 +304,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       return closed;
     },
   };
+}
+
+/** Where the TLS identity lives: beside the SQLite file, or beside the secrets key of a
+ *  PostgreSQL database (the files every replica shares: one certificate behind a load balancer). */
+function filesBase(options: ControlPlaneOptions): string {
+  if (!isPostgresUrl(options.db)) return options.db;
+  const key = options.secretsKeyFile!;
+  return key.endsWith(SECRETS_KEY_SUFFIX) ? key.slice(0, -SECRETS_KEY_SUFFIX.length) : key;
 }
 
 /** True when `err` is the request stream failing because the client aborted or reset it. */

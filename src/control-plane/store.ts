@@ -28,13 +28,14 @@ import {
 import { systemClock, type Clock } from '../io/clock.js';
 import { bridgeAccessBlock, bridgePrefixes, dropBridgeRows, ownedRanges, recordBridgeKeys, setAccessRange } from './access.js';
 import { openDatabase, type Db } from './database.js';
-import { ControlPlaneError } from './errors.js';
+import { ControlPlaneError, ControlPlaneFileError } from './errors.js';
 import { appendEvent, eventsFor, isAudience, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
 import { ingressBlockFor, ingressPolicyRules, ingressRemovalEvents, withIngressRules } from './ingress.js';
 import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { executionsFor } from './actions.js';
 import { prepared } from './prepared.js';
+import { isPostgresUrl } from './sql.js';
 import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
 import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
@@ -174,8 +175,13 @@ export class ControlPlaneStore {
    *  and seals secrets an older build stored in plaintext. Throws ControlPlaneFileError on a
    *  file readable by others (unless allowed) or a missing or wrong secrets key. */
   static open(file: string, options: StoreOptions = {}): ControlPlaneStore {
+    // PLEXD_CP_SECRETS_KEY names a PostgreSQL database's key when the caller does not.
     const clock = options.clock ?? systemClock;
     const allowInsecure = options.allowInsecurePermissions === true;
+    // A PostgreSQL database has no file to put the key beside, and every replica needs the same key.
+    const envKey = process.env.PLEXD_CP_SECRETS_KEY;
+    if (isPostgresUrl(file) && options.secretsKeyFile === undefined && envKey !== undefined && envKey !== '') options = { ...options, secretsKeyFile: envKey };
+    if (isPostgresUrl(file) && options.secretsKeyFile === undefined) throw new ControlPlaneFileError('ERR_CP_SECRETS_KEY', 'a postgres:// database needs --secrets-key FILE (the same file on every replica; made 0600 when the database is new)');
     const db = openDatabase(file, { allowInsecurePermissions: allowInsecure });
     try {
       const now = clock.wallMs();
@@ -658,7 +664,7 @@ export class ControlPlaneStore {
   /** Throws public_key_in_use when a node other than `self` holds `publicKey` (the UNIQUE index
    *  nodes_public_key is the backstop; this gives the API its 409). Inside a transaction. */
   #assertKeyFree(publicKey: string, self: string | undefined): void {
-    const holder = prepared(this.db, 'SELECT node_id FROM nodes WHERE public_key = ? AND node_id IS NOT ? LIMIT 1').pluck().get(publicKey, self ?? null) as string | undefined;
+    const holder = prepared(this.db, 'SELECT node_id FROM nodes WHERE public_key = ? AND node_id IS DISTINCT FROM ? LIMIT 1').pluck().get(publicKey, self ?? null) as string | undefined;
     if (holder !== undefined) throw new ControlPlaneError('public_key_in_use', 'this WireGuard public key belongs to another node; generate a new key pair');
   }
 

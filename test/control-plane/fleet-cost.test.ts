@@ -23,10 +23,16 @@ describe('control plane per-request cost', () => {
   };
 
   it('finds a node\'s registrations by index, not by scanning them all (authenticated requests and removal)', () => {
+    const db = h.cp.store.db;
+    // PostgreSQL: with sequential scans priced out, a plan without the index has none to use.
     const plan = (sql: string) =>
-      (h.cp.store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('n') as { detail: string }[]).map((r) => r.detail).join('; ');
-    expect(plan('UPDATE registrations SET nsk = NULL WHERE node_id = ? AND nsk IS NOT NULL')).toMatch(/USING INDEX registrations_node/);
-    expect(plan('DELETE FROM registrations WHERE node_id = ?')).toMatch(/USING INDEX registrations_node/);
+      db.dialect === 'postgres'
+        ? (db.exec('SET enable_seqscan = off'), (db.prepare(`EXPLAIN ${sql}`).pluck().all('n') as string[]).join('; '))
+        : (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('n') as { detail: string }[]).map((r) => r.detail).join('; ');
+    const usesIndex = db.dialect === 'postgres' ? /Index Scan (using|on) registrations_node/ : /USING INDEX registrations_node/;
+    expect(plan('UPDATE registrations SET nsk = NULL WHERE node_id = ? AND nsk IS NOT NULL')).toMatch(usesIndex);
+    expect(plan('DELETE FROM registrations WHERE node_id = ?')).toMatch(usesIndex);
+    if (db.dialect === 'postgres') db.exec('RESET enable_seqscan');
   });
 
   it('refuses a path report with more entries than the node has peers (413 problem+json)', async () => {

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNodeCredential, parseEnvelope, type EventEnvelope, type RegisterResponse } from '../../src/api/index.js';
-import { afterEach, beforeEach, vi } from 'vitest';
+import pg from 'pg';
+import { afterEach, beforeEach, inject, vi } from 'vitest';
 import { runControlPlane } from '../../src/cli/control-plane.js';
 import { ALLOW_ALL_MESH_RULES } from '../../src/control-plane/policy.js';
 import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control-plane/server.js';
@@ -54,7 +55,12 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}, mode: Har
     if (cp === undefined || dir === undefined) throw new Error('expected a started harness, got a stopped one');
     return { cp, dir };
   };
-  const open = (into: string) => createControlPlane({ db: join(into, 'cp.db'), listen: '127.0.0.1:0', insecureHttp: true, pollMs: 50, ...options });
+  // The unit-pg project (vitest.config.ts) runs the same tests on PostgreSQL: a fresh database per
+  // start, the secrets key in the temp dir (also for in-process CLI runs, PLEXD_CP_SECRETS_KEY).
+  let database: string | undefined;
+  const target = (into: string): string => (database === undefined ? join(into, 'cp.db') : database);
+  const open = (into: string) =>
+    createControlPlane({ db: target(into), ...(database === undefined ? {} : { secretsKeyFile: join(into, 'cp.db.secrets.key') }), listen: '127.0.0.1:0', insecureHttp: true, pollMs: 50, ...options });
   const h: Harness = {
     get cp() {
       return running().cp;
@@ -63,14 +69,21 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}, mode: Har
       return running().dir;
     },
     get dbFile() {
-      return join(running().dir, 'cp.db');
+      return target(running().dir);
     },
     async call(method, path, body, headers = {}) {
-      const res = await fetch(h.cp.url + path, {
-        method,
-        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
+      const send = () =>
+        fetch(h.cp.url + path, {
+          method,
+          headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+          ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+          signal: AbortSignal.timeout(10_000),
+        });
+      // A GET on a pooled connection the server closed at its keep-alive timeout meanwhile (the
+      // in-process CLI can hold this event loop past it) is sent again once, as clients do.
+      const res = await send().catch((err: Error) => {
+        if (method !== 'GET' || (err.cause as { code?: string } | undefined)?.code !== 'ECONNRESET') throw err;
+        return send();
       });
       const text = await res.text();
       return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
@@ -87,6 +100,8 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}, mode: Har
       await h.stop();
       dir = mkdtempSync(join(tmpdir(), 'cp-test-'));
       options = { ...opts, ...over };
+      database = await createTestDatabase();
+      if (database !== undefined) process.env.PLEXD_CP_SECRETS_KEY = join(dir, 'cp.db.secrets.key');
       cp = await open(dir);
       if (mode.open === true) openMesh(h);
     },
@@ -100,9 +115,47 @@ export function createHarness(opts: Partial<ControlPlaneOptions> = {}, mode: Har
       cp = undefined;
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
       dir = undefined;
+      if (database !== undefined) await dropTestDatabase(database);
+      database = undefined;
+      delete process.env.PLEXD_CP_SECRETS_KEY;
     },
   };
   return h;
+}
+
+/** The PostgreSQL server of the unit-pg project (its globalSetup), or undefined on SQLite. */
+export function testPostgresUrl(): string | undefined {
+  return (inject as (key: string) => string | undefined)('pgUrl');
+}
+
+/** A new empty database on the unit-pg project's server (its URL), or undefined on SQLite. */
+export async function createTestDatabase(): Promise<string | undefined> {
+  const admin = testPostgresUrl();
+  if (admin === undefined) return undefined;
+  const name = `t_${randomUUID().replaceAll('-', '')}`;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return u.href;
+}
+
+/** Drops a database made by createTestDatabase (closing what still holds it). */
+export async function dropTestDatabase(url: string): Promise<void> {
+  const admin = testPostgresUrl();
+  if (admin === undefined) return;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 }
 
 /**

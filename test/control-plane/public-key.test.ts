@@ -52,7 +52,7 @@ describe('public keys are unique', () => {
     const a = await h.register();
     const b = await h.register();
     const key = h.cp.store.node(a.node_id)!.public_key;
-    expect(() => h.cp.store.db.prepare('UPDATE nodes SET public_key = ? WHERE node_id = ?').run(key, b.node_id)).toThrow(/UNIQUE constraint failed: nodes.public_key/);
+    expect(() => h.cp.store.db.prepare('UPDATE nodes SET public_key = ? WHERE node_id = ?').run(key, b.node_id)).toThrow(/UNIQUE constraint failed: nodes.public_key|duplicate key value violates unique constraint "nodes_public_key"/);
   });
 });
 

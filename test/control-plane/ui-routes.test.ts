@@ -158,7 +158,7 @@ describe('dashboard', () => {
     expect(h.cp.store.db.prepare('SELECT COUNT(*) FROM tokens WHERE hash LIKE ?').pluck().get(`${id}%`)).toBe(1);
     const rv = await req(h, 'POST', '/ui/tokens/revoke', { cookie, form: { csrf, id } });
     expect(rv.status).toBe(303);
-    expect(h.cp.store.db.prepare('SELECT revoked_at IS NOT NULL FROM tokens WHERE hash LIKE ?').pluck().get(`${id}%`)).toBe(1);
+    expect(h.cp.store.db.prepare('SELECT COUNT(*) FROM tokens WHERE hash LIKE ? AND revoked_at IS NOT NULL').pluck().get(`${id}%`)).toBe(1);
     expect((await req(h, 'POST', '/ui/tokens/revoke', { cookie, form: { csrf, id } })).status).toBe(404);
   });
 

@@ -20,7 +20,7 @@ export interface NodeRuleHits {
 export function recordRuleHits(db: Db, nodeId: string, report: HeartbeatPolicyReport, now: number): void {
   if (report.rule_hits === undefined) return;
   const hits = JSON.stringify(report.rule_hits.map((h) => [h.packets, h.bytes]));
-  prepared(db, 'INSERT OR REPLACE INTO policy_hits (node_id, revision_id, fingerprint, hits, reported_at) VALUES (?, ?, ?, ?, ?)').run(nodeId, report.revision_id, report.fingerprint, hits, now);
+  prepared(db, 'INSERT INTO policy_hits (node_id, revision_id, fingerprint, hits, reported_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET revision_id = excluded.revision_id, fingerprint = excluded.fingerprint, hits = excluded.hits, reported_at = excluded.reported_at').run(nodeId, report.revision_id, report.fingerprint, hits, now);
 }
 
 /** Every node's last report. */
