@@ -29,6 +29,7 @@ const { values: opts } = parseArgs({
     'heartbeat-s': { type: 'string', default: '30' },
     'window-s': { type: 'string', default: '30' },
     'cpu-prof': { type: 'string' },
+    'deadline-s': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -63,7 +64,7 @@ const STREAM_BATCH = 200;
 const POLICY_TIMEOUT_MS = 30_000;
 /** Heartbeats sent this long after the policy change are also reported on their own. */
 const POLICY_SPLIT_MS = 5000;
-const DEADLINE_MS = 180_000 + AGENTS * 80 + WINDOW_MS * 2;
+const DEADLINE_MS = opts['deadline-s'] === undefined ? 180_000 + AGENTS * 80 + WINDOW_MS * 2 : positiveInt('deadline-s', opts['deadline-s'], 86_400) * 1000;
 /** Registration stops starting new agents after this (the rest of the run uses those registered). */
 const REGISTER_BUDGET_MS = Math.round(DEADLINE_MS * 0.6);
 const GOALS = { agents: 10_000, replicas: 2, registerWallS: 60, policyMs: 2000, heartbeatP99Ms: 250 };
@@ -98,7 +99,9 @@ const fail = (message, code = 1) => {
   process.stderr.write(`bench: ${message}\n`);
   void cleanup().finally(() => process.exit(code));
 };
-const deadline = setTimeout(() => fail(`deadline of ${(DEADLINE_MS / 1000).toFixed(0)} s (scaled with --agents) passed`), DEADLINE_MS);
+/** What each finished phase measured, printed as it stands when the deadline passes. */
+const progress = {};
+const deadline = setTimeout(() => fail(`deadline of ${(DEADLINE_MS / 1000).toFixed(0)} s passed; measured so far: ${JSON.stringify(progress)}`), DEADLINE_MS);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => fail(`${sig}: cleaning up`, 130));
 // A stray exception must still stop the cluster, which the synchronous exit hook below cannot.
 for (const ev of ['uncaughtException', 'unhandledRejection']) process.on(ev, (err) => fail(`${ev}: ${err?.stack ?? err}`));
@@ -432,11 +435,13 @@ async function main() {
   const registerWallMs = performance.now() - t0;
   regLatencies.sort((a, b) => a - b);
   const registered = nodes.filter((n) => n !== undefined);
+  Object.assign(progress, { loadavg_at_start: loadAtStart, registered: registered.length, register_failures: regFailures, register_wall_s: registerWallMs / 1000, register_p50_ms: pct(regLatencies, 50), register_p99_ms: pct(regLatencies, 99), first_register_error: firstRegError });
   if (registered.length === 0) throw new Error(`no agent registered; first error: ${firstRegError}`);
   for (let i = 0; i < registered.length; i += STREAM_BATCH) await Promise.all(registered.slice(i, i + STREAM_BATCH).map(connect));
   const streamsOpenS = (performance.now() - t0 - registerWallMs) / 1000;
   await new Promise((r) => setTimeout(r, 500));
   const rssStreams = replicas.map((r) => rssMiB(r.pid));
+  Object.assign(progress, { streams_open: streams.length, stream_failures: streamFailures, streams_open_s: streamsOpenS, rss_streams_mib: rssStreams });
 
   w0 = performance.now();
   const cpu0 = { replicas: replicas.map((r) => cpuSeconds(r.pid)), bench: process.cpuUsage() };
