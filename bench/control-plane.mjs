@@ -84,6 +84,12 @@ let cleaning;
 function cleanup() {
   cleaning ??= (async () => {
     for (const s of streams) s.req.destroy();
+    // A profiled replica cut off by the deadline still gets to write its profile (up to 10 s).
+    const profiled = opts['cpu-prof'] === undefined ? undefined : replicas[0];
+    if (profiled !== undefined && !profiled.exited) {
+      profiled.child.kill('SIGTERM');
+      for (let waited = 0; !profiled.exited && waited < 10_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
+    }
     for (const r of replicas) r.child.kill('SIGKILL');
     await admin?.worker.terminate();
     try {
