@@ -20,7 +20,7 @@ describe.skipIf(!onPostgres)('PostgreSQL backend', () => {
   let url: string;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cp-pg-'));
-    url = (await createTestDatabase())!;
+    url = (await createTestDatabase({ empty: true }))!;
   });
   afterEach(async () => {
     await dropTestDatabase(url);
