@@ -118,15 +118,17 @@ interface SessionRow {
   readonly bridge_id: string;
   readonly relay_port: number;
   readonly relay_endpoint: string;
-  readonly binding_key: string;
+  /** Sealed with the database's secrets key (bindingKeyPurpose). */
+  readonly binding_key: Uint8Array;
   readonly expires_at: number;
   readonly reason: AssignedSession['reason'];
 }
 
 const SESSION_COLUMNS = 'session_id, project_id, peer_a, peer_b, bridge_id, relay_port, relay_endpoint, binding_key, expires_at, reason';
 
-function toSession(r: SessionRow): AssignedSession {
-  return { sessionId: r.session_id, projectId: r.project_id, a: r.peer_a, b: r.peer_b, bridgeId: r.bridge_id, relayPort: r.relay_port, relayEndpoint: r.relay_endpoint, bindingKey: r.binding_key, expiresAt: r.expires_at, reason: r.reason };
+/** What a session's binding key is sealed for (secrets.ts): it opens for no other row. */
+function bindingKeyPurpose(sessionId: string): string {
+  return `relay-binding-key:${sessionId}`;
 }
 
 /** What agents reported of a pair's direct path: works (with both ends' signature then) or fails. */
@@ -173,13 +175,18 @@ export class RelayAssigner {
 
   /** Live sessions (of every replica). */
   sessions(): AssignedSession[] {
-    return (prepared(this.#store.db, `SELECT ${SESSION_COLUMNS} FROM relay_sessions ORDER BY session_id`).all() as SessionRow[]).map(toSession);
+    return (prepared(this.#store.db, `SELECT ${SESSION_COLUMNS} FROM relay_sessions ORDER BY session_id`).all() as SessionRow[]).map((r) => this.#toSession(r));
+  }
+
+  #toSession(r: SessionRow): AssignedSession {
+    const bindingKey = encodeBase64(this.#store.revealSecret(bindingKeyPurpose(r.session_id), r.binding_key));
+    return { sessionId: r.session_id, projectId: r.project_id, a: r.peer_a, b: r.peer_b, bridgeId: r.bridge_id, relayPort: r.relay_port, relayEndpoint: r.relay_endpoint, bindingKey, expiresAt: r.expires_at, reason: r.reason };
   }
 
   /** The sessions `nodeId` is an end or the bridge of: one query over three indexes. */
   #sessionsOf(nodeId: string): AssignedSession[] {
     const sql = `SELECT ${SESSION_COLUMNS} FROM relay_sessions WHERE peer_a = ? OR peer_b = ? OR bridge_id = ? ORDER BY relay_port, session_id`;
-    return (prepared(this.#store.db, sql).all(nodeId, nodeId, nodeId) as SessionRow[]).map(toSession);
+    return (prepared(this.#store.db, sql).all(nodeId, nodeId, nodeId) as SessionRow[]).map((r) => this.#toSession(r));
   }
 
   /** Everything a state pull of `node` needs of the relay, from one query. */
@@ -348,7 +355,7 @@ export class RelayAssigner {
 
   #workingSet(sessions: readonly SessionRow[], pairs: readonly PairRowDb[]): WorkingSet {
     return {
-      sessions: new Map(sessions.map((r) => [`${r.peer_a}|${r.peer_b}`, toSession(r)])),
+      sessions: new Map(sessions.map((r) => [`${r.peer_a}|${r.peer_b}`, this.#toSession(r)])),
       pairs: new Map(pairs.map((r) => [`${r.node_lo}|${r.node_hi}`, { direct: r.direct === 1, signature: r.signature }])),
       ports: new Map(),
     };
@@ -424,9 +431,12 @@ export class RelayAssigner {
     while (taken.has(relayPort)) relayPort++; // below firstSessionPort + maxPerBridge: the bridge has a free slot
     const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
     const [a, b] = x.node_id < y.node_id ? [x.node_id, y.node_id] : [y.node_id, x.node_id];
-    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a, b, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(randomBytes(32)), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    const key = randomBytes(32);
+    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a, b, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(key), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    const sealed = this.#store.sealSecret(bindingKeyPurpose(s.sessionId), key);
+    key.fill(0);
     prepared(this.#store.db, `INSERT INTO relay_sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-      s.sessionId, s.projectId, s.a, s.b, s.bridgeId, s.relayPort, s.relayEndpoint, s.bindingKey, s.expiresAt, s.reason,
+      s.sessionId, s.projectId, s.a, s.b, s.bridgeId, s.relayPort, s.relayEndpoint, sealed, s.expiresAt, s.reason,
     );
     known.sessions.set(`${a}|${b}`, s);
     taken.add(relayPort);

@@ -293,7 +293,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<number, string>> = {
     bridge_id TEXT NOT NULL,
     relay_port BIGINT NOT NULL,
     relay_endpoint TEXT NOT NULL,
-    binding_key TEXT NOT NULL,
+    binding_key BYTEA NOT NULL,
     expires_at BIGINT NOT NULL,
     reason TEXT NOT NULL,
     UNIQUE (peer_a, peer_b),

@@ -351,7 +351,7 @@ export const MIGRATIONS: readonly string[] = [
     bridge_id TEXT NOT NULL,
     relay_port INTEGER NOT NULL,
     relay_endpoint TEXT NOT NULL,
-    binding_key TEXT NOT NULL,              -- base64; travels only in the state pulls of the three
+    binding_key BLOB NOT NULL,              -- sealed (secrets.ts, purpose relay-binding-key:<session_id>)
     expires_at INTEGER NOT NULL,
     reason TEXT NOT NULL,
     UNIQUE (peer_a, peer_b),

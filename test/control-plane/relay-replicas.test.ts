@@ -91,9 +91,9 @@ describe.skipIf(!onPostgres)('relay sessions shared by replicas on one database'
     // The database refuses a second session for a pair or a port, whatever a replica believes.
     const [s] = sessions;
     const insert = 'INSERT INTO relay_sessions (session_id, project_id, peer_a, peer_b, bridge_id, relay_port, relay_endpoint, binding_key, expires_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-    const row = (id: string, pa: string, pb: string, port: number) => [id, 'default', pa, pb, s!.bridgeId, port, '198.18.0.10:1', 'k', 0, 'nat-type'];
-    expect(() => b.store.db.prepare(insert).run(...row('dup-pair', s!.a, s!.b, 51999))).toThrow();
-    expect(() => b.store.db.prepare(insert).run(...row('dup-port', 'p', 'q', s!.relayPort))).toThrow();
+    const row = (id: string, pa: string, pb: string, port: number) => [id, 'default', pa, pb, s!.bridgeId, port, '198.18.0.10:1', Buffer.alloc(60), 0, 'nat-type'];
+    expect(() => b.store.db.prepare(insert).run(...row('dup-pair', s!.a, s!.b, 51999))).toThrow(/unique/i);
+    expect(() => b.store.db.prepare(insert).run(...row('dup-port', 'p', 'q', s!.relayPort))).toThrow(/unique/i);
   });
 
   it('refreshes and expires sessions from either replica', async () => {
