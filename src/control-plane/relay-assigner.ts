@@ -12,8 +12,8 @@
 //     `direct: false` or a new endpoint/NAT type from either end.
 // Sessions live in the database (relay_sessions; what agents reported of each pair in relay_pairs),
 // so every replica on one database agrees on them; at most 5 minutes each, refreshed by the sweep
-// of any replica while the pair stays relayed, revoked when nobody refreshed it in time. Each session's ends are left empty, so
-// the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
+// of any replica while the pair stays relayed, revoked when nobody refreshed it in time. Each
+// session's ends are left empty, so the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
 // relay is not the one STUN saw). One bridge is picked per pair: the online bridge with the fewest
 // sessions that has a free session port. Each session gets its own relay port on its bridge (the
 // lowest free one of firstSessionPort .. firstSessionPort + maxSessionsPerBridge - 1, by default
