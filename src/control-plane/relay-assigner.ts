@@ -10,9 +10,10 @@
 //  3. Revocation: an agent whose direct probes are answered again reports `direct: true`; the
 //     session is revoked and the pair is marked direct, which rule 1 respects until the next
 //     `direct: false` or a new endpoint/NAT type from either end.
-// Sessions live in memory (at most 5 minutes each, refreshed while the pair stays relayed); a
-// restarted control plane assigns again from the reports. Each session's ends are left empty, so
-// the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
+// Sessions live in the database (relay_sessions; what agents reported of each pair in relay_pairs),
+// so every replica on one database agrees on them; at most 5 minutes each, refreshed by the sweep
+// of any replica while the pair stays relayed, revoked when nobody refreshed it in time. Each
+// session's ends are left empty, so the relay learns them from the agents' relay bindings (a symmetric NAT's mapping towards the
 // relay is not the one STUN saw). One bridge is picked per pair: the online bridge with the fewest
 // sessions that has a free session port. Each session gets its own relay port on its bridge (the
 // lowest free one of firstSessionPort .. firstSessionPort + maxSessionsPerBridge - 1, by default
@@ -27,7 +28,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { encodeBase64, formatRfc3339, parseEndpoint, type RelaySession, type StateResponse } from '../api/index.js';
 import { ControlPlaneError } from './errors.js';
 import { appendEvent } from './event-log.js';
-import { add, remove } from './multimap.js';
 import { prepared } from './prepared.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 
@@ -57,7 +57,7 @@ export interface AssignedSession {
   readonly relayEndpoint: string;
   /** The session's binding key, base64 of 32 random bytes. */
   readonly bindingKey: string;
-  expiresAt: number;
+  readonly expiresAt: number;
   readonly reason: 'nat-type' | 'path-report';
 }
 
@@ -100,18 +100,65 @@ function pairKey(x: string, y: string): string {
 /** Most entries one path report may hold beyond the node's peer count (races with removals). */
 export const PATH_REPORT_SLACK = 16;
 
-/** Relay sessions of one control plane. Not thread-safe; the server calls it from its loop. */
+/** What one node's state pull needs of the relay, read with one query (see RelayAssigner.viewOf). */
+export interface RelayView {
+  /** The state's bridge block (see RelayAssigner.bridgeBlockOf). */
+  readonly block: { relay: { sessions: RelaySession[] } } | null;
+  /** Relay "ip:port" by relayed peer. */
+  readonly fallbacks: ReadonlyMap<string, string>;
+  /** The bridges relaying the node's own sessions (see RelayAssigner.relayBridgesOf). */
+  readonly bridges: string[];
+}
+
+interface SessionRow {
+  readonly session_id: string;
+  readonly project_id: string;
+  readonly peer_a: string;
+  readonly peer_b: string;
+  readonly bridge_id: string;
+  readonly relay_port: number;
+  readonly relay_endpoint: string;
+  /** Sealed with the database's secrets key (bindingKeyPurpose). */
+  readonly binding_key: Uint8Array;
+  readonly expires_at: number;
+  readonly reason: AssignedSession['reason'];
+}
+
+const SESSION_COLUMNS = 'session_id, project_id, peer_a, peer_b, bridge_id, relay_port, relay_endpoint, binding_key, expires_at, reason';
+
+/** What a session's binding key is sealed for (secrets.ts): it opens for no other row. */
+function bindingKeyPurpose(sessionId: string): string {
+  return `relay-binding-key:${sessionId}`;
+}
+
+/** What agents reported of a pair's direct path: works (with both ends' signature then) or fails. */
+interface PairRow {
+  readonly direct: boolean;
+  readonly signature: string;
+}
+
+/** The sessions and pair reports one transaction works on, read up front and kept in step with
+ *  its own writes; `ports` (taken session ports by bridge) is filled per bridge when first needed. */
+interface WorkingSet {
+  readonly sessions: Map<string, AssignedSession>;
+  readonly pairs: Map<string, PairRow>;
+  readonly ports: Map<string, Set<number>>;
+}
+
+/**
+ * Relay sessions of the control plane, kept in the database (relay_sessions, relay_pairs) so every
+ * replica on one database sees the same sessions. Each change runs in one store transaction with
+ * the events that announce it: the writer lock serializes assignment across replicas, and the
+ * UNIQUE constraints (one session per pair, one per port of a bridge) back it. Reads query the
+ * database (one query per state pull, viewOf), so nothing is cached that another replica could
+ * change. Not thread-safe; the server calls it from its loop.
+ */
 export class RelayAssigner {
   readonly #store: ControlPlaneStore;
   readonly #firstSessionPort: number;
   readonly #maxPerBridge: number;
-  readonly #sessions = new Map<string, AssignedSession>();
-  /** Sessions by each node they involve (both ends and the bridge): state pulls look up theirs. */
-  readonly #byNode = new Map<string, Set<AssignedSession>>();
-  /** Pairs an agent reported direct, with both ends' endpoint+NAT type at the time. */
-  readonly #direct = new Map<string, string>();
-  /** Pairs an agent reported failing directly. */
-  readonly #failed = new Set<string>();
+  #appended = false;
+  /** This process's work (other replicas count their own). */
   readonly counters = { assigned: 0, revoked: 0, refreshed: 0, noBridge: 0 };
 
   constructor(store: ControlPlaneStore, options: RelayAssignerOptions = {}) {
@@ -126,28 +173,52 @@ export class RelayAssigner {
     if (relayPort >= this.#firstSessionPort && relayPort <= last) throw new RangeError(`expected the session ports ${this.#firstSessionPort}-${last} to leave the relay port ${relayPort} free`);
   }
 
-  /** Live sessions. */
+  /** Live sessions (of every replica). */
   sessions(): AssignedSession[] {
-    return [...this.#sessions.values()];
+    return (prepared(this.#store.db, `SELECT ${SESSION_COLUMNS} FROM relay_sessions ORDER BY session_id`).all() as SessionRow[]).map((r) => this.#toSession(r));
+  }
+
+  #toSession(r: SessionRow): AssignedSession {
+    const bindingKey = encodeBase64(this.#store.revealSecret(bindingKeyPurpose(r.session_id), r.binding_key));
+    return { sessionId: r.session_id, projectId: r.project_id, a: r.peer_a, b: r.peer_b, bridgeId: r.bridge_id, relayPort: r.relay_port, relayEndpoint: r.relay_endpoint, bindingKey, expiresAt: r.expires_at, reason: r.reason };
+  }
+
+  /** The sessions `nodeId` is an end or the bridge of: one query over three indexes. */
+  #sessionsOf(nodeId: string): AssignedSession[] {
+    const sql = `SELECT ${SESSION_COLUMNS} FROM relay_sessions WHERE peer_a = ? OR peer_b = ? OR bridge_id = ? ORDER BY relay_port, session_id`;
+    return (prepared(this.#store.db, sql).all(nodeId, nodeId, nodeId) as SessionRow[]).map((r) => this.#toSession(r));
+  }
+
+  /** Everything a state pull of `node` needs of the relay, from one query. */
+  viewOf(node: { readonly node_id: string; readonly mode: string }): RelayView {
+    const id = node.node_id;
+    const all = this.#sessionsOf(id);
+    const ends = all.filter((s) => s.a === id || s.b === id);
+    // A bridge gets the sessions it forwards; an ordinary node the sessions it is an end of (so
+    // the agent knows the session ID it binds with).
+    const mine = node.mode === 'bridge' ? all.filter((s) => s.bridgeId === id) : ends;
+    return {
+      block: mine.length === 0 && node.mode !== 'bridge' ? null : { relay: { sessions: mine.map(wireSession) } },
+      fallbacks: new Map(ends.map((s) => [s.a === id ? s.b : s.a, s.relayEndpoint])),
+      bridges: ends.map((s) => s.bridgeId),
+    };
   }
 
   /** The state's bridge block for `node`: a bridge gets the sessions it forwards; an ordinary
-   *  node the sessions it is an end of (ours: so the agent knows the session ID it binds with);
-   *  null when there are none. */
+   *  node the sessions it is an end of; null when there are none. */
   bridgeBlockOf(node: { readonly node_id: string; readonly mode: string }): { relay: { sessions: RelaySession[] } } | null {
-    const mine = [...(this.#byNode.get(node.node_id) ?? [])].filter((s) => (node.mode === 'bridge' ? s.bridgeId === node.node_id : s.a === node.node_id || s.b === node.node_id));
-    if (mine.length === 0 && node.mode !== 'bridge') return null;
-    return { relay: { sessions: mine.map(wireSession) } };
+    return this.viewOf(node).block;
   }
 
   /** The bridges relaying sessions `nodeId` is an end of: it sees them as peers (issue 23). */
   relayBridgesOf(nodeId: string): string[] {
-    return [...(this.#byNode.get(nodeId) ?? [])].filter((s) => s.a === nodeId || s.b === nodeId).map((s) => s.bridgeId);
+    return this.viewOf({ node_id: nodeId, mode: 'node' }).bridges;
   }
 
   /** The relay "ip:port" `node` should fall back to for `peerId`, if relayed. */
   fallbackFor(nodeId: string, peerId: string): string | undefined {
-    return this.#sessions.get(pairKey(nodeId, peerId))?.relayEndpoint;
+    const [a, b] = nodeId < peerId ? [nodeId, peerId] : [peerId, nodeId];
+    return prepared(this.#store.db, 'SELECT relay_endpoint FROM relay_sessions WHERE peer_a = ? AND peer_b = ?').pluck().get(a, b) as string | undefined;
   }
 
   /** How many peers `node` can have: the other nodes of its project (one indexed count). */
@@ -161,29 +232,31 @@ export class RelayAssigner {
     this.reportPaths(node, [{ node_id: peerId, direct }]);
   }
 
-  /** An agent's path reports: one indexed lookup per entry, and the pairs reported failing are
-   *  assigned on their own (no pass over the fleet), so the work is O(entries x bridges). */
+  /** An agent's path reports, in one transaction: one indexed lookup per entry plus the node's
+   *  own sessions and pair reports read once, and the pairs reported failing are assigned on
+   *  their own (no pass over the fleet), so the work is O(entries x bridges). */
   reportPaths(node: NodeRow, entries: readonly { readonly node_id: string; readonly direct: boolean }[]): void {
-    const failing = new Map<string, [NodeLite, NodeLite]>();
-    for (const e of entries) {
-      const peer = this.#store.node(e.node_id);
-      // A pair the policy does not connect is never relayed (its ends do not know each other).
-      if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id || !this.#store.sees(node.project_id, node.node_id, peer.node_id)) continue;
-      const k = pairKey(node.node_id, peer.node_id);
-      if (e.direct) {
-        failing.delete(k);
-        this.#failed.delete(k);
-        this.#direct.set(k, signature(node, peer));
-        const s = this.#sessions.get(k);
-        if (s !== undefined) this.#revoke(s, 'direct path works');
-      } else {
-        this.#direct.delete(k);
-        this.#failed.add(k);
-        if (node.mode !== 'bridge' && peer.mode !== 'bridge' && peer.status !== 'offline') failing.set(k, [node, peer]);
+    if (entries.length === 0) return;
+    this.#tx(() => {
+      const known = this.#workingSetOf(node.node_id);
+      const failing = new Map<string, [NodeLite, NodeLite]>();
+      for (const e of entries) {
+        const peer = this.#store.node(e.node_id);
+        // A pair the policy does not connect is never relayed (its ends do not know each other).
+        if (peer === undefined || peer.project_id !== node.project_id || peer.node_id === node.node_id || !this.#store.sees(node.project_id, node.node_id, peer.node_id)) continue;
+        const k = pairKey(node.node_id, peer.node_id);
+        if (e.direct) {
+          failing.delete(k);
+          this.#setPair(known, k, { direct: true, signature: signature(node, peer) });
+          const s = known.sessions.get(k);
+          if (s !== undefined) this.#revoke(known, s, 'direct path works');
+        } else {
+          this.#setPair(known, k, { direct: false, signature: '' });
+          if (node.mode !== 'bridge' && peer.mode !== 'bridge' && peer.status !== 'offline') failing.set(k, [node, peer]);
+        }
       }
-    }
-    // One transaction for the report's events (three per session), not one commit each.
-    if (failing.size > 0) this.#store.tx(() => this.#consider(failing, this.#projectBridges(node.project_id), this.#store.now()));
+      if (failing.size > 0) this.#consider(known, failing, this.#projectBridges(node.project_id), this.#store.now());
+    });
   }
 
   /** After `node` reported a new endpoint or NAT type: the NAT-type rule for its own pairs only
@@ -199,64 +272,124 @@ export class RelayAssigner {
     const candidates = new Map<string, [NodeLite, NodeLite]>();
     const model = this.#store.visibility(me.project_id);
     for (const y of peers) if ((me.nat_type === 'symmetric' || y.nat_type === 'symmetric') && model.canSee(me.node_id, y.node_id)) candidates.set(pairKey(me.node_id, y.node_id), [me, y]);
-    return candidates.size === 0 ? 0 : this.#store.tx(() => this.#consider(candidates, this.#projectBridges(me.project_id), this.#store.now()));
+    if (candidates.size === 0) return 0;
+    return this.#tx(() => this.#consider(this.#workingSetOf(me.node_id), candidates, this.#projectBridges(me.project_id), this.#store.now()));
   }
 
-  /** Applies the rule to every pair: assigns, refreshes and revokes. Returns sessions assigned. */
+  /** Applies the rule to every pair: assigns, refreshes and revokes, in one transaction (any
+   *  replica may run it; a session refreshed by one is not refreshed again by the next). Returns
+   *  sessions assigned. */
   evaluate(): number {
-    const store = this.#store;
-    const nodes = prepared(store.db, 'SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes ORDER BY row').all() as NodeLite[];
-    const byId = new Map(nodes.map((n) => [n.node_id, n]));
-    const now = store.now();
-    // Drop sessions whose ends or bridge are gone or offline.
-    for (const s of this.sessions()) {
-      const ok = [s.a, s.b, s.bridgeId].every((id) => byId.get(id)?.status === 'online' || byId.get(id)?.status === 'unreachable');
-      if (!ok) this.#revoke(s, 'an end or the bridge left');
-      else if (!store.sees(s.projectId, s.a, s.b)) this.#revoke(s, 'the policy no longer connects the pair');
-    }
-    // Candidates only: pairs with a symmetric end, and pairs reported failing (O(symmetric x n)).
-    const ordinary = nodes.filter((n) => n.mode !== 'bridge' && n.status !== 'offline');
-    const candidates = new Map<string, [NodeLite, NodeLite]>();
-    for (const x of ordinary) {
-      if (x.nat_type !== 'symmetric') continue;
-      const model = store.visibility(x.project_id);
-      for (const y of ordinary) if (y !== x && y.project_id === x.project_id && model.canSee(x.node_id, y.node_id)) candidates.set(pairKey(x.node_id, y.node_id), [x, y]);
-    }
-    for (const k of this.#failed) {
-      const [p, q] = k.split('|') as [string, string];
-      const x = byId.get(p);
-      const y = byId.get(q);
-      if (x === undefined || y === undefined) this.#failed.delete(k);
-      else if (store.sees(x.project_id, x.node_id, y.node_id)) candidates.set(k, [x, y]);
-    }
-    const bridges = new Map<string, NodeLite[]>();
-    for (const n of nodes) {
-      if (!isUsableBridge(n)) continue;
-      const list = bridges.get(n.project_id);
-      if (list === undefined) bridges.set(n.project_id, [n]);
-      else list.push(n);
-    }
-    const assigned = this.#consider(candidates, bridges, now);
-    for (const s of this.sessions()) {
-      if (s.expiresAt - now < REFRESH_BEFORE_MS) {
-        s.expiresAt = now + RELAY_SESSION_TTL_MS;
-        this.counters.refreshed++;
-        this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
+    return this.#tx(() => {
+      const store = this.#store;
+      const nodes = prepared(store.db, 'SELECT node_id, project_id, mode, status, endpoint, nat_type FROM nodes ORDER BY row').all() as NodeLite[];
+      const byId = new Map(nodes.map((n) => [n.node_id, n]));
+      const now = store.now();
+      const known = this.#workingSet(
+        prepared(store.db, `SELECT ${SESSION_COLUMNS} FROM relay_sessions`).all() as SessionRow[],
+        prepared(store.db, 'SELECT node_lo, node_hi, direct, signature FROM relay_pairs').all() as PairRowDb[],
+      );
+      // Drop sessions whose ends or bridge are gone or offline, and those nobody refreshed in time
+      // (every replica was down longer than the TTL): the rule below assigns anew if still needed.
+      for (const s of [...known.sessions.values()]) {
+        const ok = [s.a, s.b, s.bridgeId].every((id) => byId.get(id)?.status === 'online' || byId.get(id)?.status === 'unreachable');
+        if (!ok) this.#revoke(known, s, 'an end or the bridge left');
+        else if (!store.sees(s.projectId, s.a, s.b)) this.#revoke(known, s, 'the policy no longer connects the pair');
+        else if (s.expiresAt <= now) this.#revoke(known, s, 'expired');
       }
+      // Candidates only: pairs with a symmetric end, and pairs reported failing (O(symmetric x n)).
+      const ordinary = nodes.filter((n) => n.mode !== 'bridge' && n.status !== 'offline');
+      const candidates = new Map<string, [NodeLite, NodeLite]>();
+      for (const x of ordinary) {
+        if (x.nat_type !== 'symmetric') continue;
+        const model = store.visibility(x.project_id);
+        for (const y of ordinary) if (y !== x && y.project_id === x.project_id && model.canSee(x.node_id, y.node_id)) candidates.set(pairKey(x.node_id, y.node_id), [x, y]);
+      }
+      for (const [k, pair] of known.pairs) {
+        const [p, q] = k.split('|') as [string, string];
+        const x = byId.get(p);
+        const y = byId.get(q);
+        if (x === undefined || y === undefined) this.#setPair(known, k, undefined);
+        else if (!pair.direct && store.sees(x.project_id, x.node_id, y.node_id)) candidates.set(k, [x, y]);
+      }
+      const bridges = new Map<string, NodeLite[]>();
+      for (const n of nodes) {
+        if (!isUsableBridge(n)) continue;
+        const list = bridges.get(n.project_id);
+        if (list === undefined) bridges.set(n.project_id, [n]);
+        else list.push(n);
+      }
+      const assigned = this.#consider(known, candidates, bridges, now);
+      for (const s of known.sessions.values()) {
+        if (s.expiresAt - now < REFRESH_BEFORE_MS) {
+          prepared(store.db, 'UPDATE relay_sessions SET expires_at = ? WHERE session_id = ?').run(now + RELAY_SESSION_TTL_MS, s.sessionId);
+          this.counters.refreshed++;
+          this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
+        }
+      }
+      return assigned;
+    });
+  }
+
+  /** Runs `fn` in a store transaction; announces the events it appended once it committed. */
+  #tx<T>(fn: () => T): T {
+    const outer = this.#store.db.inTransaction;
+    if (!outer) this.#appended = false;
+    const out = this.#store.tx(fn);
+    if (!outer && this.#appended) {
+      this.#appended = false;
+      // The store's tx only announces its own appends; tell the bus about ours.
+      this.#store.onEvents?.();
     }
-    return assigned;
+    return out;
+  }
+
+  /** The sessions and pair reports involving `nodeId` (two indexed queries). */
+  #workingSetOf(nodeId: string): WorkingSet {
+    const db = this.#store.db;
+    return this.#workingSet(
+      prepared(db, `SELECT ${SESSION_COLUMNS} FROM relay_sessions WHERE peer_a = ? OR peer_b = ?`).all(nodeId, nodeId) as SessionRow[],
+      prepared(db, 'SELECT node_lo, node_hi, direct, signature FROM relay_pairs WHERE node_lo = ? OR node_hi = ?').all(nodeId, nodeId) as PairRowDb[],
+    );
+  }
+
+  #workingSet(sessions: readonly SessionRow[], pairs: readonly PairRowDb[]): WorkingSet {
+    return {
+      sessions: new Map(sessions.map((r) => [`${r.peer_a}|${r.peer_b}`, this.#toSession(r)])),
+      pairs: new Map(pairs.map((r) => [`${r.node_lo}|${r.node_hi}`, { direct: r.direct === 1, signature: r.signature }])),
+      ports: new Map(),
+    };
+  }
+
+  /** Records (or with undefined forgets) what was reported of pair `k`. */
+  #setPair(known: WorkingSet, k: string, pair: PairRow | undefined): void {
+    const [lo, hi] = k.split('|') as [string, string];
+    if (pair === undefined) {
+      known.pairs.delete(k);
+      prepared(this.#store.db, 'DELETE FROM relay_pairs WHERE node_lo = ? AND node_hi = ?').run(lo, hi);
+      return;
+    }
+    const was = known.pairs.get(k);
+    if (was !== undefined && was.direct === pair.direct && was.signature === pair.signature) return;
+    known.pairs.set(k, pair);
+    prepared(
+      this.#store.db,
+      'INSERT INTO relay_pairs (node_lo, node_hi, direct, signature) VALUES (?, ?, ?, ?) ON CONFLICT (node_lo, node_hi) DO UPDATE SET direct = excluded.direct, signature = excluded.signature',
+    ).run(lo, hi, pair.direct ? 1 : 0, pair.signature);
   }
 
   /** Assigns a session to each candidate pair that needs one and has none. */
-  #consider(candidates: ReadonlyMap<string, readonly [NodeLite, NodeLite]>, bridges: ReadonlyMap<string, readonly NodeLite[]>, now: number): number {
+  #consider(known: WorkingSet, candidates: ReadonlyMap<string, readonly [NodeLite, NodeLite]>, bridges: ReadonlyMap<string, readonly NodeLite[]>, now: number): number {
     let assigned = 0;
     for (const [k, [x, y]] of candidates) {
-      if (this.#sessions.has(k)) continue;
-      const directSig = this.#direct.get(k);
-      if (directSig !== undefined && directSig !== signature(x, y)) this.#direct.delete(k);
-      if (this.#failed.has(k) || !this.#direct.has(k)) {
-        if (this.#assign(x, y, bridges.get(x.project_id) ?? [], this.#failed.has(k) ? 'path-report' : 'nat-type', now)) assigned++;
+      if (known.sessions.has(k)) continue;
+      let pair = known.pairs.get(k);
+      // A new endpoint or NAT type on either end re-opens rule 1 for a pair reported direct.
+      if (pair?.direct === true && pair.signature !== signature(x, y)) {
+        this.#setPair(known, k, undefined);
+        pair = undefined;
       }
+      if (pair?.direct !== true && this.#assign(known, x, y, bridges.get(x.project_id) ?? [], pair === undefined ? 'nat-type' : 'path-report', now)) assigned++;
     }
     return assigned;
   }
@@ -270,12 +403,22 @@ export class RelayAssigner {
     return new Map([[projectId, rows.filter(isUsableBridge)]]);
   }
 
-  #assign(x: NodeLite, y: NodeLite, projectBridges: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
-    // The least loaded bridge with a free slot, from each bridge's own sessions (O(bridges)).
+  /** The session ports taken on `bridgeId` (read once per transaction, then kept in step). */
+  #portsOf(known: WorkingSet, bridgeId: string): Set<number> {
+    let ports = known.ports.get(bridgeId);
+    if (ports === undefined) {
+      ports = new Set(prepared(this.#store.db, 'SELECT relay_port FROM relay_sessions WHERE bridge_id = ?').pluck().all(bridgeId) as number[]);
+      known.ports.set(bridgeId, ports);
+    }
+    return ports;
+  }
+
+  #assign(known: WorkingSet, x: NodeLite, y: NodeLite, projectBridges: readonly NodeLite[], reason: AssignedSession['reason'], now: number): boolean {
+    // The least loaded bridge with a free slot (O(bridges)).
     let bridge: NodeLite | undefined;
     let least = this.#maxPerBridge;
     for (const b of projectBridges) {
-      const load = this.#byNode.get(b.node_id)?.size ?? 0;
+      const load = this.#portsOf(known, b.node_id).size;
       if (load < least) [bridge, least] = [b, load];
     }
     if (bridge === undefined) {
@@ -283,13 +426,20 @@ export class RelayAssigner {
       return false;
     }
     const host = parseEndpoint(bridge.endpoint!)!.host;
-    const taken = new Set([...(this.#byNode.get(bridge.node_id) ?? [])].map((s) => s.relayPort));
+    const taken = this.#portsOf(known, bridge.node_id);
     let relayPort = this.#firstSessionPort;
     while (taken.has(relayPort)) relayPort++; // below firstSessionPort + maxPerBridge: the bridge has a free slot
     const relayEndpoint = host.includes(':') ? `[${host}]:${relayPort}` : `${host}:${relayPort}`;
-    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a: x.node_id, b: y.node_id, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(randomBytes(32)), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
-    this.#sessions.set(pairKey(x.node_id, y.node_id), s);
-    for (const id of [s.a, s.b, s.bridgeId]) add(this.#byNode, id, s);
+    const [a, b] = x.node_id < y.node_id ? [x.node_id, y.node_id] : [y.node_id, x.node_id];
+    const key = randomBytes(32);
+    const s: AssignedSession = { sessionId: randomUUID(), projectId: x.project_id, a, b, bridgeId: bridge.node_id, relayPort, relayEndpoint, bindingKey: encodeBase64(key), expiresAt: now + RELAY_SESSION_TTL_MS, reason };
+    const sealed = this.#store.sealSecret(bindingKeyPurpose(s.sessionId), key);
+    key.fill(0);
+    prepared(this.#store.db, `INSERT INTO relay_sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      s.sessionId, s.projectId, s.a, s.b, s.bridgeId, s.relayPort, s.relayEndpoint, sealed, s.expiresAt, s.reason,
+    );
+    known.sessions.set(`${a}|${b}`, s);
+    taken.add(relayPort);
     this.counters.assigned++;
     const { binding_key: _secret, ...announced } = wireSession(s);
     const payload = { ...announced, relay_endpoint: relayEndpoint };
@@ -300,9 +450,10 @@ export class RelayAssigner {
     return true;
   }
 
-  #revoke(s: AssignedSession, why: string): void {
-    this.#sessions.delete(pairKey(s.a, s.b));
-    for (const id of [s.a, s.b, s.bridgeId]) remove(this.#byNode, id, s);
+  #revoke(known: WorkingSet, s: AssignedSession, why: string): void {
+    prepared(this.#store.db, 'DELETE FROM relay_sessions WHERE session_id = ?').run(s.sessionId);
+    known.sessions.delete(`${s.a}|${s.b}`);
+    known.ports.get(s.bridgeId)?.delete(s.relayPort);
     this.counters.revoked++;
     const payload = { session_id: s.sessionId, reason: why };
     this.#emit(s.projectId, 'relay_session_revoked', payload, s.a);
@@ -310,12 +461,19 @@ export class RelayAssigner {
     this.#emit(s.projectId, 'bridge_config_updated', { session_id: s.sessionId }, s.bridgeId);
   }
 
+  /** Appends one event (inside the caller's transaction; #tx announces it after the commit). */
   #emit(projectId: string, type: 'relay_session_assigned' | 'relay_session_revoked' | 'bridge_config_updated', payload: Record<string, unknown>, target: string): void {
     const store = this.#store;
-    store.tx(() => appendEvent(store.db, store.signer, store.now(), { projectId, type, payload, targetNode: target }));
-    // The store's tx only announces its own appends; tell the bus about ours.
-    store.onEvents?.();
+    appendEvent(store.db, store.signer, store.now(), { projectId, type, payload, targetNode: target });
+    this.#appended = true;
   }
+}
+
+interface PairRowDb {
+  readonly node_lo: string;
+  readonly node_hi: string;
+  readonly direct: number;
+  readonly signature: string;
 }
 
 /** A bridge that can take sessions: online with a parseable endpoint. */
@@ -351,14 +509,15 @@ export function applyPathReport(assigner: RelayAssigner, node: NodeRow, body: un
 }
 
 /** `state` with the relay view of `node` added: the bridge block's relay (see bridgeBlockOf; a
- *  bridge's access part from the store is kept) and each relayed peer's fallback_endpoint. */
-export function withRelays(state: StateResponse, node: NodeRow, assigner: RelayAssigner | undefined): StateResponse {
-  if (assigner === undefined) return state;
+ *  bridge's access part from the store is kept) and each relayed peer's fallback_endpoint. Takes
+ *  the assigner (one query) or a view already read for this pull. */
+export function withRelays(state: StateResponse, node: NodeRow, relay: RelayAssigner | RelayView | undefined): StateResponse {
+  if (relay === undefined) return state;
+  const view = relay instanceof RelayAssigner ? relay.viewOf(node) : relay;
   const peers = state.peers.map((p) => {
-    const relay = assigner.fallbackFor(node.node_id, p.node_id);
-    return relay === undefined ? p : { ...p, fallback_endpoint: relay };
+    const fallback = view.fallbacks.get(p.node_id);
+    return fallback === undefined ? p : { ...p, fallback_endpoint: fallback };
   });
-  const relay = assigner.bridgeBlockOf(node);
-  const bridge = state.bridge === null ? relay : relay === null ? state.bridge : { ...state.bridge, relay: relay.relay };
+  const bridge = state.bridge === null ? view.block : view.block === null ? state.bridge : { ...state.bridge, relay: view.block.relay };
   return { ...state, peers, bridge };
 }

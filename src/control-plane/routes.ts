@@ -172,7 +172,8 @@ export const ROUTES: readonly Route[] = [
     handler: async (ctx) => {
       const node = authenticate(ctx, ctx.params[0]);
       ctx.rateLimits.charge('state', node.node_id, 1, ctx.res);
-      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node, ctx.relay?.relayBridgesOf(node.node_id)), node, ctx.relay), state: stateBlockOf(ctx.store.db, node.node_id), ...stunOffer(ctx) });
+      const relay = ctx.relay?.viewOf(node);
+      sendJson(ctx.res, 200, { ...withRelays(ctx.store.stateOf(node, relay?.bridges), node, relay), state: stateBlockOf(ctx.store.db, node.node_id), ...stunOffer(ctx) });
     },
   },
   {

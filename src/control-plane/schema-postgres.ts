@@ -283,4 +283,29 @@ CREATE TRIGGER events_appended AFTER INSERT ON events FOR EACH STATEMENT EXECUTE
 `;
 
 /** PostgreSQL twins of the SQLite migrations after the baseline, by version. */
-export const POSTGRES_MIGRATIONS: Readonly<Record<number, string>> = {};
+export const POSTGRES_MIGRATIONS: Readonly<Record<number, string>> = {
+  14: `
+  CREATE TABLE relay_sessions (
+    session_id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    peer_a TEXT NOT NULL,
+    peer_b TEXT NOT NULL,
+    bridge_id TEXT NOT NULL,
+    relay_port BIGINT NOT NULL,
+    relay_endpoint TEXT NOT NULL,
+    binding_key BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    UNIQUE (peer_a, peer_b),
+    UNIQUE (bridge_id, relay_port)
+  );
+  CREATE INDEX relay_sessions_b ON relay_sessions(peer_b);
+  CREATE TABLE relay_pairs (
+    node_lo TEXT NOT NULL,
+    node_hi TEXT NOT NULL,
+    direct BIGINT NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (node_lo, node_hi)
+  );
+  `,
+};

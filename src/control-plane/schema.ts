@@ -337,4 +337,33 @@ export const MIGRATIONS: readonly string[] = [
     DELETE FROM policy_hits WHERE node_id = OLD.node_id;
   END;
   `,
+  // 14: relay sessions in the database (relay-assigner.ts, issue 20): every replica on one
+  // database sees the sessions another assigned, and assignment (in the transaction that appends
+  // the events announcing a session) is serialized by the writer lock. One session per pair
+  // (peer_a < peer_b) and per port of a bridge, as constraints. relay_pairs: what agents reported
+  // of a pair's direct path (direct = 1 with both ends' endpoint/NAT type then, 0 failing).
+  `
+  CREATE TABLE relay_sessions (
+    session_id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    peer_a TEXT NOT NULL,                   -- the lower node ID of the pair
+    peer_b TEXT NOT NULL,
+    bridge_id TEXT NOT NULL,
+    relay_port INTEGER NOT NULL,
+    relay_endpoint TEXT NOT NULL,
+    binding_key BLOB NOT NULL,              -- sealed (secrets.ts, purpose relay-binding-key:<session_id>)
+    expires_at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    UNIQUE (peer_a, peer_b),
+    UNIQUE (bridge_id, relay_port)
+  );
+  CREATE INDEX relay_sessions_b ON relay_sessions(peer_b);
+  CREATE TABLE relay_pairs (
+    node_lo TEXT NOT NULL,
+    node_hi TEXT NOT NULL,
+    direct INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (node_lo, node_hi)
+  );
+  `,
 ];
