@@ -226,8 +226,11 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const leads = (): boolean => pgDb?.leads() ?? true;
   pgDb?.listen(() => safely(log, 'poll', poll));
   const sweep = (): void => {
-    if (leads() && store.sweepLiveness() > 0) dashboard?.changed();
-    relay?.evaluate();
+    // Relay sessions live in the database too: the leader alone re-evaluates and refreshes them.
+    if (leads()) {
+      if (store.sweepLiveness() > 0) dashboard?.changed();
+      relay?.evaluate();
+    }
     bus.pump();
   };
   const timers = [
