@@ -20,7 +20,8 @@ import { Worker } from 'node:worker_threads';
 import { CONTROL_PLANE_HTTP_LIMITS } from '../dist/io/http-guard.js';
 import { encodeNodeCredential } from '../dist/api/index.js';
 
-const { values: opts } = parseArgs({
+const USAGE = 'usage: node bench/control-plane.mjs [--backend sqlite|postgres] [--replicas N] [--agents N] [--concurrency N] [--heartbeat-s S] [--window-s S] [--cpu-prof DIR] [--deadline-s S] [--json]';
+const { values: opts } = parseBenchArgs({
   options: {
     backend: { type: 'string', default: 'sqlite' },
     replicas: { type: 'string', default: '1' },
@@ -33,6 +34,20 @@ const { values: opts } = parseArgs({
     json: { type: 'boolean', default: false },
   },
 });
+
+/** parseArgs, with --help and a bad flag answered by the usage line instead of a stack trace. */
+function parseBenchArgs(config) {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    process.stderr.write(`bench: ${err.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
 
 function positiveInt(name, text, max) {
   const n = Number(text);
