@@ -20,6 +20,8 @@ export const MAX_STREAMS_PER_NODE = 4;
 export const MAX_STREAM_BUFFER = 1024 * 1024;
 /** A stream whose writes have not drained for this long is dropped (its client stopped reading). */
 export const MAX_STREAM_STALL_MS = 60_000;
+/** A scheduled pump that failed (database unreachable) is tried again after this long. */
+const PUMP_RETRY_MS = 250;
 /** Events read from the log per pump step. */
 const PUMP_BATCH = 2000;
 
@@ -119,7 +121,15 @@ export class EventBus {
     setImmediate(() => {
       this.#pumpQueued = false;
       // A change committed just before close() leaves a pump queued behind a closed database.
-      if (!this.#closed) this.pump();
+      if (this.#closed) return;
+      try {
+        this.pump();
+      } catch {
+        // The database went away (PostgreSQL: connection lost, 503 for requests meanwhile): this
+        // callback has no caller to report to, and throwing here would end the process. Try
+        // again shortly; what was committed stays in the log until a pump gets through.
+        setTimeout(() => this.schedulePump(), PUMP_RETRY_MS).unref();
+      }
     });
   }
 

@@ -153,7 +153,11 @@ port.on('message', (m) => {
       out = { id: m.id, error: e && e.unavailable ? { unavailable: true, message: e.message } : { message: (e && e.message) || String(e), code: e && e.code, detail: e && e.detail, constraint: e && e.constraint } };
     }
     if (m.op === 'close') { if (client !== null) await client.end().catch(() => {}); client = null; }
-    port.postMessage(out);
+    try {
+      port.postMessage(out);
+    } catch (e) {
+      port.postMessage({ id: m.id, error: { message: 'answer not transferable: ' + ((e && e.message) || String(e)) } });
+    }
     Atomics.add(flag, 0, 1);
     Atomics.notify(flag, 0);
     if (m.op === 'close') port.close();

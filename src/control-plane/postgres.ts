@@ -70,6 +70,7 @@ export class PostgresDatabase implements SqlDatabase {
   #listener: pg.Client | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #listening = false;
+  #workerError: Error | undefined;
 
   private constructor(url: string, options: PostgresOptions) {
     this.url = url;
@@ -89,6 +90,11 @@ export class PostgresDatabase implements SqlDatabase {
     });
     this.#worker.unref();
     this.#port.unref();
+    // A worker that died answers nothing more: later calls fail at once with 503, and the 'error'
+    // event is handled (unhandled, it would end the process).
+    this.#worker.on('error', (err: Error) => {
+      this.#workerError = err;
+    });
   }
 
   /** A handle on the database at `url` (postgres:// or postgresql://). Connects lazily: the first
@@ -104,6 +110,7 @@ export class PostgresDatabase implements SqlDatabase {
   /** One request to the worker, waited for. */
   #call(req: Request): { rows: unknown[]; rowCount: number } {
     if (this.#closed) throw new Error('the database connection is closed');
+    if (this.#workerError !== undefined) throw new ControlPlaneError('unavailable', `database unavailable: its worker failed (${this.#workerError.message})`);
     const id = this.#nextId++;
     this.#port.postMessage({ ...req, id });
     const deadline = Date.now() + this.#waitMs;
