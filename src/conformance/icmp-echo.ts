@@ -2,6 +2,7 @@
 // over the RFC 8200 section 8.1 pseudo-header), for the conformance adversary: build a request,
 // read an echo message, turn a request into its reply. Packets without options or extension headers.
 
+import { checksumNoFold, internetChecksum } from '../core/checksum.js';
 import { parseIp } from '../core/ip.js';
 
 /** An echo message read from an IP packet. */
@@ -18,22 +19,14 @@ const ICMPV6 = 58;
 /** Echo request / reply type numbers per IP version. */
 const TYPES = { 4: { request: 8, reply: 0 }, 6: { request: 128, reply: 129 } } as const;
 
-/** Ones' complement sum of `data` as 16-bit big-endian words, added to `sum`, folded to 16 bits. */
-function onesSum(data: Uint8Array, sum = 0): number {
-  for (let i = 0; i + 1 < data.length; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
-  if (data.length % 2 === 1) sum += data[data.length - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
 /** Writes the Internet checksum of `p`'s ICMP part (after `offset`) into bytes offset+2..3. */
 function writeIcmpChecksum(p: Uint8Array, offset: number, version: 4 | 6): void {
   const icmp = p.subarray(offset);
   icmp[2] = 0;
   icmp[3] = 0;
   // ICMPv6 covers the pseudo-header: source, destination, upper-layer length, next header.
-  const pseudo = version === 6 ? onesSum(p.subarray(8, 40), icmp.length + ICMPV6) : 0;
-  const c = ~onesSum(icmp, pseudo) & 0xffff;
+  const pseudo = version === 6 ? checksumNoFold(p, 8, 40, icmp.length + ICMPV6) : 0;
+  const c = internetChecksum(icmp, 0, icmp.length, pseudo);
   icmp[2] = c >> 8;
   icmp[3] = c & 0xff;
 }
@@ -65,7 +58,7 @@ export function echoRequest(src: string, dst: string, id: number, seq: number, p
     p[9] = ICMP;
     p.set(s, 12);
     p.set(d, 16);
-    const hc = ~onesSum(p.subarray(0, IPV4_HEADER)) & 0xffff;
+    const hc = internetChecksum(p, 0, IPV4_HEADER);
     p[10] = hc >> 8;
     p[11] = hc & 0xff;
   }
