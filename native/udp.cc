@@ -116,8 +116,8 @@ static void udp_stop_io(Lifecycle* l) {
   }
 }
 
-static void udp_destroy(Lifecycle* l) {
-  Udp* u = reinterpret_cast<Udp*>(l);
+// Frees a bind state and every buffer it owns (any of them may be NULL: a failed create).
+static void udp_free(Udp* u) {
   free(u->msgs);
   free(u->iovs);
   free(u->names);
@@ -129,6 +129,8 @@ static void udp_destroy(Lifecycle* l) {
   free(u->rx_cmsgs);
   free(u);
 }
+
+static void udp_destroy(Lifecycle* l) { udp_free(reinterpret_cast<Udp*>(l)); }
 
 static Udp* get_udp(napi_env env, napi_value value) {
   return reinterpret_cast<Udp*>(lifecycle_unwrap(env, value, "expected a UDP bind handle"));
@@ -590,18 +592,7 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
       u->namelens == NULL || u->gmsgs == NULL || u->cmsgs == NULL || u->segs == NULL || u->rx_cmsgs == NULL) {
     for (int i = 0; i < 2; i++)
       if (fds[i] >= 0) close(fds[i]);
-    if (u != NULL) {
-      free(u->msgs);
-      free(u->iovs);
-      free(u->names);
-      free(u->fams);
-      free(u->namelens);
-      free(u->gmsgs);
-      free(u->cmsgs);
-      free(u->segs);
-      free(u->rx_cmsgs);
-      free(u);
-    }
+    if (u != NULL) udp_free(u);
     throw_errno(env, ENOMEM, "allocating UDP bind state");
     return NULL;
   }
