@@ -425,6 +425,14 @@ async function main() {
   let firstRegError;
   let next = 0;
   const t0 = performance.now();
+  // Progress on stderr every 10 s (a long run is not silent), and in what the deadline prints.
+  let registeredSoFar = 0;
+  const ticker = setInterval(() => {
+    const s = (performance.now() - t0) / 1000;
+    Object.assign(progress, { registering: { registered: registeredSoFar, failures: regFailures, retries: regRetries, elapsed_s: Number(s.toFixed(1)) } });
+    process.stderr.write(`registration: ${registeredSoFar}/${AGENTS} after ${s.toFixed(0)} s (${(registeredSoFar / s).toFixed(0)}/s, ${regFailures} failed, ${regRetries} retried)\n`);
+  }, 10_000);
+  ticker.unref();
   await Promise.all(Array.from({ length: CONCURRENCY * REPLICAS }, async () => {
     while (next < AGENTS && performance.now() - t0 < REGISTER_BUDGET_MS) {
       const i = next++;
@@ -450,9 +458,11 @@ async function main() {
       }
       const n = { at, id: r.body.node_id, bearer: encodeNodeCredential(r.body.node_id, Buffer.from(r.body.nsk, 'base64')) };
       nodes[i] = n;
+      registeredSoFar++;
       schedule(n, Math.random() * HEARTBEAT_MS);
     }
   }));
+  clearInterval(ticker);
   const registerWallMs = performance.now() - t0;
   regLatencies.sort((a, b) => a - b);
   const registered = nodes.filter((n) => n !== undefined);

@@ -308,4 +308,29 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<number, string>> = {
     PRIMARY KEY (node_lo, node_hi)
   );
   `,
+  15: `
+  CREATE TABLE membership_appends (
+    project_id TEXT NOT NULL,
+    row BIGINT NOT NULL,
+    gen BIGINT NOT NULL,
+    prev_gen BIGINT NOT NULL,
+    node_id TEXT NOT NULL,
+    mesh_ip_num BIGINT NOT NULL,
+    labels TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (project_id, row)
+  );
+  CREATE TABLE mesh_alloc (id BIGINT PRIMARY KEY CHECK (id = 1), dense_below BIGINT NOT NULL);
+  INSERT INTO mesh_alloc (id, dense_below) VALUES (1, 0);
+  CREATE FUNCTION plexd_mesh_ip_freed() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    UPDATE mesh_alloc SET dense_below = OLD.mesh_ip_num WHERE OLD.mesh_ip_num < dense_below;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER mesh_alloc_freed AFTER DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION plexd_mesh_ip_freed();
+  CREATE TRIGGER mesh_alloc_moved AFTER UPDATE OF mesh_ip_num ON nodes FOR EACH ROW EXECUTE FUNCTION plexd_mesh_ip_freed();
+  CREATE INDEX nodes_public_key_any ON nodes(public_key);
+  CREATE INDEX events_plain ON events(project_id, seq) WHERE peers_of IS NULL;
+  CREATE INDEX events_peers_of ON events(peers_of, seq) WHERE peers_of IS NOT NULL;
+  `,
 };

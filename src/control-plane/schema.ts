@@ -366,4 +366,38 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (node_lo, node_hi)
   );
   `,
+  // 15: registration at scale (issue 20). membership_appends: a registration's node, logged under
+  // the membership generation it made (prev_gen -> gen), so a process whose cached visibility model
+  // is at prev_gen (another replica) appends the node instead of re-reading the whole project; a
+  // chain that does not link (any other membership change logs nothing) means a full re-read.
+  // Pruned after 10 minutes. mesh_alloc.dense_below: every mesh address from the range's first up
+  // to it is taken, so allocation probes from there instead of scanning every node; a node's
+  // address freed below it (removal, or a change of mesh_ip_num) lowers it, by trigger.
+  // nodes_public_key_any: the key-in-use check also covers nodes outside the partial UNIQUE index.
+  // events_plain / events_peers_of: a stream-less heartbeat's "reconcile?" check probes for events
+  // about no peer, and for those about the peers a node sees, instead of paging through the log.
+  `
+  CREATE TABLE membership_appends (
+    project_id TEXT NOT NULL,
+    row INTEGER NOT NULL,                   -- nodes.row of the registered node
+    gen INTEGER NOT NULL,
+    prev_gen INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    mesh_ip_num INTEGER NOT NULL,
+    labels TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, row)
+  );
+  CREATE TABLE mesh_alloc (id INTEGER PRIMARY KEY CHECK (id = 1), dense_below INTEGER NOT NULL);
+  INSERT INTO mesh_alloc (id, dense_below) VALUES (1, 0);
+  CREATE TRIGGER mesh_alloc_freed AFTER DELETE ON nodes BEGIN
+    UPDATE mesh_alloc SET dense_below = OLD.mesh_ip_num WHERE OLD.mesh_ip_num < dense_below;
+  END;
+  CREATE TRIGGER mesh_alloc_moved AFTER UPDATE OF mesh_ip_num ON nodes BEGIN
+    UPDATE mesh_alloc SET dense_below = OLD.mesh_ip_num WHERE OLD.mesh_ip_num < dense_below;
+  END;
+  CREATE INDEX nodes_public_key_any ON nodes(public_key);
+  CREATE INDEX events_plain ON events(project_id, seq) WHERE peers_of IS NULL;
+  CREATE INDEX events_peers_of ON events(peers_of, seq) WHERE peers_of IS NOT NULL;
+  `,
 ];

@@ -216,7 +216,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     if (v === dataVersion) return;
     dataVersion = v;
     bus.pump();
-    bus.closeMissing(store.nodeIds());
+    // Streams of nodes removed by another process (CLI, replica) end; a read of every node id,
+    // so not when this process holds no stream (replicas are notified of every registration).
+    if (bus.size > 0) bus.closeMissing(store.nodeIds());
     dashboard?.changed();
   };
   // Replicas on one PostgreSQL database: one of them (the holder of the leader lock) sweeps and

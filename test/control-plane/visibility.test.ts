@@ -129,6 +129,71 @@ describe('visibility against a naive evaluator', () => {
   }, fuzzTimeout(iterations, 5));
 });
 
+describe('a model extended by appended nodes (Visibility.extend)', () => {
+  const iterations = fuzzIterations(1000);
+  const seed = fuzzSeed(0xe7_7e4d);
+  it(`equals the model built afresh, on ${iterations} random fleets, policies and appends (seed ${seed})`, () => {
+    const rand = prng(seed);
+    for (let i = 0; i < iterations; i++) {
+      const where = `seed ${seed} iteration ${i}`;
+      const all = randomFleet(rand, 1 + Math.floor(rand() * 24));
+      // Some owners of extra ranges (bridges), among the old and the appended nodes.
+      const nodes = all.map((n) => (rand() < 0.1 ? { ...n, owned: [[(BASE + 200) >>> 0, (BASE + 200 + Math.floor(rand() * 40)) >>> 0] as [number, number]] } : n));
+      const rules = Array.from({ length: Math.floor(rand() * 7) }, () => randomRule(rand, nodes));
+      let cut = Math.floor(rand() * nodes.length);
+      let model = new Visibility(nodes.slice(0, cut), rules);
+      // Appended one at a time (as registrations do) or several at once.
+      while (cut < nodes.length) {
+        const step = 1 + Math.floor(rand() * 3);
+        model = model.extend(nodes.slice(cut, cut + step));
+        cut += step;
+      }
+      const fresh = new Visibility(nodes, rules);
+      expect(model.nodes.map((n) => n.id), where).toEqual(fresh.nodes.map((n) => n.id));
+      expect([...model.ruleKeys], where).toEqual([...fresh.ruleKeys]);
+      for (const k of fresh.ruleKeys) expect(model.ruleMembers(k), `${where} rule ${k}`).toEqual(fresh.ruleMembers(k));
+      for (const a of nodes) {
+        expect([...model.peersOf(a.id)].sort(), `${where} peersOf ${a.id}`).toEqual([...fresh.peersOf(a.id)].sort());
+        const bounded = model.peersUpTo(a.id, 3);
+        const every = fresh.peersOf(a.id);
+        expect(bounded === undefined ? 'more' : [...bounded].sort().join(), `${where} peersUpTo ${a.id}`).toBe(every.size > 3 ? 'more' : [...every].sort().join());
+        for (const b of nodes) if (model.canSee(a.id, b.id) !== fresh.canSee(a.id, b.id)) expect(model.canSee(a.id, b.id), `${where} ${a.id}->${b.id}`).toBe(fresh.canSee(a.id, b.id));
+        expect(compileRulesFor(model, a, rules), `${where} compiled for ${a.id}`).toEqual(compileRulesFor(fresh, a, rules));
+      }
+      checkModel(model, nodes, rules, where);
+    }
+  }, fuzzTimeout(iterations, 5));
+});
+
+describe('extend() from a model that is not the newest of its chain', () => {
+  it('keeps each branch and the base as built afresh (the shared id index is not trusted past a model)', () => {
+    const rand = prng(7);
+    const nodes = randomFleet(rand, 12);
+    const rules: PolicyRule[] = [
+      { action: 'allow', protocol: 'any', source_cidr: '10.100.0.0/16', destination_cidr: '10.100.0.0/16', ports: null },
+      { action: 'allow', protocol: 'any', source_cidr: '0.0.0.0/0', destination_cidr: '0.0.0.0/0', ports: null, source_group: 'role=a', destination_group: 'role=b' },
+    ];
+    const base = new Visibility(nodes.slice(0, 8), rules);
+    const one = base.extend(nodes.slice(8, 10));
+    const other = base.extend(nodes.slice(10, 12)); // base again: a branch
+    const longer = one.extend(nodes.slice(10, 12));
+    for (const [model, list] of [
+      [base, nodes.slice(0, 8)],
+      [one, nodes.slice(0, 10)],
+      [other, [...nodes.slice(0, 8), ...nodes.slice(10, 12)]],
+      [longer, nodes],
+    ] as const) {
+      const fresh = new Visibility(list, rules);
+      expect(model.nodes.map((n) => n.id)).toEqual(list.map((n) => n.id));
+      for (const a of nodes) {
+        expect(model.node(a.id)).toEqual(fresh.node(a.id));
+        expect([...model.peersOf(a.id)].sort()).toEqual([...fresh.peersOf(a.id)].sort());
+        for (const b of nodes) expect(model.canSee(a.id, b.id)).toBe(fresh.canSee(a.id, b.id));
+      }
+    }
+  });
+});
+
 describe('labels and selectors', () => {
   it('parses key=value labels and refuses malformed ones with the argument named', () => {
     expect(parseLabels(['role=web', 'env=prod'])).toEqual({ role: 'web', env: 'prod' });
