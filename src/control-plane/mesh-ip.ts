@@ -66,9 +66,14 @@ export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'
   if (mode === 'node') {
     // mesh_alloc.dense_below (schema 15): everything below it is taken, so the search starts
     // there: one probe while nodes are added, instead of an anti-join over every node.
-    const hint = prepared(db, 'SELECT dense_below FROM mesh_alloc WHERE id = 1').pluck().get() as number | undefined;
+    // The hint and whether it is taken, in one statement (each is a round trip on PostgreSQL).
+    const row = prepared(db, 'SELECT dense_below, CASE WHEN EXISTS (SELECT 1 FROM nodes WHERE mesh_ip_num = dense_below) THEN 1 ELSE 0 END AS taken FROM mesh_alloc WHERE id = 1').get() as
+      | { dense_below: number; taken: number }
+      | undefined;
+    const hint = row?.dense_below;
     const from = Math.max(range.first, hint ?? range.first);
-    const ip = (from <= range.last ? lowestFree(db, 'nodes', from, range.last) : undefined) ?? (from > range.first ? lowestFree(db, 'nodes', range.first, range.last) : undefined);
+    const free = row !== undefined && row.taken === 0 && hint === from && from <= range.last ? from : undefined;
+    const ip = free ?? (from <= range.last ? lowestFree(db, 'nodes', from, range.last) : undefined) ?? (from > range.first ? lowestFree(db, 'nodes', range.first, range.last) : undefined);
     if (ip !== undefined && hint !== undefined && ip >= from) prepared(db, 'UPDATE mesh_alloc SET dense_below = ? WHERE id = 1').run(ip + 1);
     return ip;
   }

@@ -390,7 +390,9 @@ export class ControlPlaneStore {
    */
   peersOf(node: NodeRow, extra: Iterable<string> = []): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
-    return this.db.transaction(() => {
+    // Inside one already (registration's response), no savepoint: two round trips on PostgreSQL.
+    const read = (fn: () => PeerInfo[]): PeerInfo[] => (this.db.inTransaction ? fn() : this.db.transaction(fn)());
+    return read(() => {
       const ids = this.visibility(node.project_id).peersOf(node.node_id);
       for (const id of extra) if (id !== node.node_id) ids.add(id);
       if (ids.size === 0) return [];
@@ -404,7 +406,7 @@ export class ControlPlaneStore {
         const extra = routed.get(p.node_id);
         return { ...publicPeer(p), psk: psks.get(p.node_id)!.toString('base64'), ...(extra === undefined ? {} : { allowed_ips: extra }) };
       });
-    })();
+    });
   }
 
   /** A new membership generation for `projectId` (its node set or labels changed): random, so a
@@ -420,20 +422,18 @@ export class ControlPlaneStore {
       prepared(this.db, 'UPDATE projects SET membership_gen = ? WHERE id = ?').run(gen, projectId);
       return;
     }
-    const before = this.#modelKey(projectId);
-    const cached = this.#models.get(projectId);
-    const current = cached !== undefined && cached.key === before.key;
+    // The log entry takes the generation it follows from the row itself (one round trip less).
+    const prevGen = prepared(
+      this.db,
+      'INSERT INTO membership_appends (project_id, row, gen, prev_gen, node_id, mesh_ip_num, labels, created_at) SELECT ?, ?, ?, membership_gen, ?, ?, ?, ? FROM projects WHERE id = ? RETURNING prev_gen',
+    )
+      .pluck()
+      .get(projectId, added.row, gen, added.node.id, added.node.ip, Object.keys(added.node.labels).length === 0 ? null : JSON.stringify(added.node.labels), this.now(), projectId) as number | undefined;
     prepared(this.db, 'UPDATE projects SET membership_gen = ? WHERE id = ?').run(gen, projectId);
-    prepared(this.db, 'INSERT INTO membership_appends (project_id, row, gen, prev_gen, node_id, mesh_ip_num, labels, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-      projectId,
-      added.row,
-      gen,
-      before.gen,
-      added.node.id,
-      added.node.ip,
-      Object.keys(added.node.labels).length === 0 ? null : JSON.stringify(added.node.labels),
-      this.now(),
-    );
+    const cached = this.#models.get(projectId);
+    // Current when at the generation this one follows; a policy changed meanwhile (a key this
+    // process has not seen) is noticed by the next read, which keeps the nodes and rebuilds.
+    const current = cached !== undefined && prevGen !== undefined && cached.key.slice(0, cached.key.indexOf(':')) === String(prevGen);
     if (current) {
       const key = `${gen}${cached.key.slice(cached.key.indexOf(':'))}`;
       this.#models.set(projectId, { key, model: cached.model.extend([{ ...added.node, row: added.row }]), policy: cached.policy, rules: cached.rules, maxRow: Math.max(cached.maxRow, added.row) });
