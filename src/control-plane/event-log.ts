@@ -49,12 +49,15 @@ export type SeesFn = (projectId: string, viewer: string, subject: string) => boo
 
 /** Signs and appends an event; returns its seq. Call inside the transaction of the change it
  *  announces, so the event exists exactly when the change does. */
-export function appendEvent(db: Db, signer: Signer, now: number, e: NewEvent): number {
+export function appendEvent(db: Db, signer: Signer, now: number, e: NewEvent, reserved?: number): number {
   // Inside a write transaction the next AUTOINCREMENT value is known: sign with it up front. On
   // PostgreSQL the identity sequence hands it out (a rolled-back append leaves a gap, which
-  // readers never notice: they ask for seq > last seen).
+  // readers never notice: they ask for seq > last seen); `reserved` is one the caller took from
+  // it already (nextval('events_seq')).
   const seq =
-    db.dialect === 'postgres'
+    reserved !== undefined
+      ? reserved
+      : db.dialect === 'postgres'
       ? (prepared(db, "SELECT nextval('events_seq') AS seq").get() as { seq: number }).seq
       : ((prepared(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0) + 1;
   const envelope = signEnvelope(

@@ -65,7 +65,8 @@ export function lowestFree(db: Db, table: NumberedTable, first: number, last: nu
 export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'): number | undefined {
   if (mode === 'node') {
     // mesh_alloc.dense_below (schema 15): everything below it is taken, so the search starts
-    // there: one probe while nodes are added, instead of an anti-join over every node.
+    // there: one probe while nodes are added, instead of an anti-join over every node. Callers
+    // insert the node at the address returned (in the same transaction).
     // The hint and whether it is taken, in one statement (each is a round trip on PostgreSQL).
     const row = prepared(db, 'SELECT dense_below, CASE WHEN EXISTS (SELECT 1 FROM nodes WHERE mesh_ip_num = dense_below) THEN 1 ELSE 0 END AS taken FROM mesh_alloc WHERE id = 1').get() as
       | { dense_below: number; taken: number }
@@ -74,7 +75,9 @@ export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'
     const from = Math.max(range.first, hint ?? range.first);
     const free = row !== undefined && row.taken === 0 && hint === from && from <= range.last ? from : undefined;
     const ip = free ?? (from <= range.last ? lowestFree(db, 'nodes', from, range.last) : undefined) ?? (from > range.first ? lowestFree(db, 'nodes', range.first, range.last) : undefined);
-    if (ip !== undefined && hint !== undefined && ip >= from) prepared(db, 'UPDATE mesh_alloc SET dense_below = ? WHERE id = 1').run(ip + 1);
+    // Everything below `ip` is taken now; inserting the node at it raises the hint past it (the
+    // mesh_alloc_taken trigger), so the common case (the hint was free) writes nothing here.
+    if (ip !== undefined && hint !== undefined && ip >= from && ip !== hint) prepared(db, 'UPDATE mesh_alloc SET dense_below = ? WHERE id = 1').run(ip);
     return ip;
   }
   const taken = (n: number) => prepared(db, 'SELECT 1 FROM nodes WHERE mesh_ip_num = ?').get(n) !== undefined;

@@ -99,7 +99,7 @@ async function handle(m) {
     switch (m.op) {
       case 'begin': {
         try {
-          await c.query(m.lock === undefined ? 'BEGIN' : 'BEGIN; SELECT pg_advisory_xact_lock(' + m.lock + ')');
+          await c.query(m.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : m.lock === undefined ? 'BEGIN' : 'BEGIN; SELECT pg_advisory_xact_lock(' + m.lock + ')');
         } catch (e) {
           // BEGIN ran but the lock wait failed (lock_timeout): the transaction is open and
           // aborted; end it here, the caller never saw it start.

@@ -49,7 +49,7 @@ interface WorkerAnswer {
 type Request =
   | { op: 'query'; text: string; values: unknown[]; array: boolean }
   | { op: 'exec'; text: string }
-  | { op: 'begin'; lock?: number }
+  | { op: 'begin'; lock?: number; readOnly?: boolean }
   | { op: 'commit' | 'rollback' | 'close' };
 
 /** A control-plane database on PostgreSQL. */
@@ -157,44 +157,50 @@ export class PostgresDatabase implements SqlDatabase {
   }
 
   transaction<F extends (...args: never[]) => unknown>(fn: F): SqlTransaction<F> {
-    const run = (...args: Parameters<F>): ReturnType<F> => {
-      if (this.#depth > 0) {
-        const sp = `plexd_sp${this.#depth}`;
-        this.#call({ op: 'exec', text: `SAVEPOINT ${sp}` });
-        this.#depth++;
-        try {
-          const out = fn(...args) as ReturnType<F>;
-          this.#call({ op: 'exec', text: `RELEASE SAVEPOINT ${sp}` });
-          return out;
-        } catch (err) {
-          try {
-            this.#call({ op: 'exec', text: `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}` });
-          } catch {
-            // the outer transaction fails anyway
-          }
-          throw err;
-        } finally {
-          this.#depth--;
-        }
-      }
-      this.#call({ op: 'begin', lock: WRITE_LOCK });
-      this.#depth = 1;
+    // `.deferred` (explicitly; the plain call writes in places) is a read: a REPEATABLE READ,
+    // READ ONLY snapshot that takes no writer lock, so reads (state pulls, peer lists) do not
+    // queue behind the cluster's writers. A write inside it fails (SQLSTATE 25006).
+    const run = (...args: Parameters<F>): ReturnType<F> => this.#run(fn, args, false);
+    const read = (...args: Parameters<F>): ReturnType<F> => this.#run(fn, args, true);
+    return Object.assign(run, { deferred: read, immediate: run, exclusive: run }) as SqlTransaction<F>;
+  }
+
+  #run<F extends (...args: never[]) => unknown>(fn: F, args: Parameters<F>, readOnly: boolean): ReturnType<F> {
+    if (this.#depth > 0) {
+      const sp = `plexd_sp${this.#depth}`;
+      this.#call({ op: 'exec', text: `SAVEPOINT ${sp}` });
+      this.#depth++;
       try {
         const out = fn(...args) as ReturnType<F>;
-        this.#call({ op: 'commit' });
+        this.#call({ op: 'exec', text: `RELEASE SAVEPOINT ${sp}` });
         return out;
       } catch (err) {
         try {
-          this.#call({ op: 'rollback' });
+          this.#call({ op: 'exec', text: `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}` });
         } catch {
-          // connection gone: the server rolled back
+          // the outer transaction fails anyway
         }
         throw err;
       } finally {
-        this.#depth = 0;
+        this.#depth--;
       }
-    };
-    return Object.assign(run, { deferred: run, immediate: run, exclusive: run }) as SqlTransaction<F>;
+    }
+    this.#call(readOnly ? { op: 'begin', readOnly: true } : { op: 'begin', lock: WRITE_LOCK });
+    this.#depth = 1;
+    try {
+      const out = fn(...args) as ReturnType<F>;
+      this.#call({ op: 'commit' });
+      return out;
+    } catch (err) {
+      try {
+        this.#call({ op: 'rollback' });
+      } catch {
+        // connection gone: the server rolled back
+      }
+      throw err;
+    } finally {
+      this.#depth = 0;
+    }
   }
 
   pragma(source: string): unknown {

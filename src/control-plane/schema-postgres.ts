@@ -329,6 +329,18 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<number, string>> = {
   END $$;
   CREATE TRIGGER mesh_alloc_freed AFTER DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION plexd_mesh_ip_freed();
   CREATE TRIGGER mesh_alloc_moved AFTER UPDATE OF mesh_ip_num ON nodes FOR EACH ROW EXECUTE FUNCTION plexd_mesh_ip_freed();
+  CREATE FUNCTION plexd_mesh_ip_taken() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    UPDATE mesh_alloc SET dense_below = NEW.mesh_ip_num + 1 WHERE dense_below = NEW.mesh_ip_num;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER mesh_alloc_taken AFTER INSERT ON nodes FOR EACH ROW EXECUTE FUNCTION plexd_mesh_ip_taken();
+  CREATE FUNCTION plexd_membership_appended() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    UPDATE projects SET membership_gen = NEW.gen WHERE id = NEW.project_id;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER membership_appended AFTER INSERT ON membership_appends FOR EACH ROW EXECUTE FUNCTION plexd_membership_appended();
   CREATE INDEX nodes_public_key_any ON nodes(public_key);
   CREATE INDEX events_plain ON events(project_id, seq) WHERE peers_of IS NULL;
   CREATE INDEX events_peers_of ON events(peers_of, seq) WHERE peers_of IS NOT NULL;

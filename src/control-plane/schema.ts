@@ -372,7 +372,9 @@ export const MIGRATIONS: readonly string[] = [
   // chain that does not link (any other membership change logs nothing) means a full re-read.
   // Pruned after 10 minutes. mesh_alloc.dense_below: every mesh address from the range's first up
   // to it is taken, so allocation probes from there instead of scanning every node; a node's
-  // address freed below it (removal, or a change of mesh_ip_num) lowers it, by trigger.
+  // address freed below it (removal, or a change of mesh_ip_num) lowers it, and a node inserted
+  // at it raises it, by trigger. Logging an append sets the project's generation (by trigger:
+  // one statement per registration, each a round trip on PostgreSQL).
   // nodes_public_key_any: the key-in-use check also covers nodes outside the partial UNIQUE index.
   // events_plain / events_peers_of: a stream-less heartbeat's "reconcile?" check probes for events
   // about no peer, and for those about the peers a node sees, instead of paging through the log.
@@ -395,6 +397,12 @@ export const MIGRATIONS: readonly string[] = [
   END;
   CREATE TRIGGER mesh_alloc_moved AFTER UPDATE OF mesh_ip_num ON nodes BEGIN
     UPDATE mesh_alloc SET dense_below = OLD.mesh_ip_num WHERE OLD.mesh_ip_num < dense_below;
+  END;
+  CREATE TRIGGER mesh_alloc_taken AFTER INSERT ON nodes BEGIN
+    UPDATE mesh_alloc SET dense_below = NEW.mesh_ip_num + 1 WHERE dense_below = NEW.mesh_ip_num;
+  END;
+  CREATE TRIGGER membership_appended AFTER INSERT ON membership_appends BEGIN
+    UPDATE projects SET membership_gen = NEW.gen WHERE id = NEW.project_id;
   END;
   CREATE INDEX nodes_public_key_any ON nodes(public_key);
   CREATE INDEX events_plain ON events(project_id, seq) WHERE peers_of IS NULL;

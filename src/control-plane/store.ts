@@ -168,6 +168,12 @@ export class ControlPlaneStore {
   /** Inside tx() (its outermost call), and whether the signer was checked in it. */
   #inTx = false;
   #signerChecked = false;
+  /** Projects whose cached model was checked or made inside the current write transaction: the
+   *  writer lock keeps other processes out, and this process's own changes of membership or
+   *  policy drop them, so their key need not be read again in it (a round trip on PostgreSQL). */
+  readonly #trusted = new Set<string>();
+  /** Nodes (and their registered_at) whose registration retry window this process closed. */
+  readonly #retryClosed = new Map<string, number>();
   /** Visibility models by project, keyed by membership generation and policy revision. */
   readonly #models = new Map<string, CachedModel>();
 
@@ -254,6 +260,14 @@ export class ControlPlaneStore {
 
   private emit(e: NewEvent): number {
     this.#appended = true;
+    if (this.db.dialect === 'postgres' && this.#inTx && !this.#signerChecked) {
+      // The transaction's first event: the signing-key check and the sequence number in one
+      // round trip (the check is once per transaction; see the signer getter).
+      const r = prepared(this.db, "SELECT nextval('events_seq') AS seq, (SELECT key_id FROM signing_keys WHERE active = 1) AS key_id").get() as { seq: number; key_id: string | null };
+      if (r.key_id !== null && r.key_id !== this.#signer.keyId) this.#signer = toSigner(activeKey(this.db)!, this.#box);
+      this.#signerChecked = true;
+      return appendEvent(this.db, this.#signer, this.now(), e, r.seq);
+    }
     return appendEvent(this.db, this.signer, this.now(), e);
   }
 
@@ -269,6 +283,7 @@ export class ControlPlaneStore {
     } finally {
       this.#inTx = false;
       this.#signerChecked = false;
+      this.#trusted.clear();
     }
     if (this.#appended) {
       this.#appended = false;
@@ -336,6 +351,7 @@ export class ControlPlaneStore {
       consumeToken(this.db, token.hash, nodeId, now);
       prepared(this.db, 'INSERT INTO registrations (nonce, fingerprint, node_id, nsk, created_at) VALUES (?, ?, ?, ?, ?)').run(req.nonce, fingerprint, nodeId, this.#box.seal(registrationNskPurpose(req.nonce), nsk), now);
       this.emit({ projectId: node.project_id, type: 'peer_added', payload: { peer: publicPeer(node) }, peersOf: nodeId });
+      // The response inside the transaction: its model is the one just extended (no round trip).
       return this.registerResponse(node, nsk);
     });
   }
@@ -377,8 +393,16 @@ export class ControlPlaneStore {
     // Compare against a dummy when the node is unknown, so timing does not reveal node ids.
     const ok = timingSafeEqual(given, node?.nsk_hash ?? Buffer.alloc(32)) && node !== undefined;
     if (!ok) return undefined;
-    if (node.registered_at > this.now() - REGISTRATION_RETRY_MS) {
+    const now = this.now();
+    if (node.registered_at > now - REGISTRATION_RETRY_MS && !this.#retryClosed.has(node.node_id)) {
       prepared(this.db, 'UPDATE registrations SET nsk = NULL WHERE node_id = ? AND nsk IS NOT NULL').run(node.node_id);
+      // Once is enough (nothing sets it again): every request of a new node's first 10 minutes
+      // wrote this row before (bench:control-plane: a quarter of the statements while a fleet
+      // registers). Not remembered inside a transaction, which may still roll back.
+      if (!this.db.inTransaction) {
+        if (this.#retryClosed.size >= 65_536) for (const [id, at] of this.#retryClosed) if (at <= now - REGISTRATION_RETRY_MS) this.#retryClosed.delete(id);
+        if (this.#retryClosed.size < 65_536) this.#retryClosed.set(node.node_id, node.registered_at);
+      }
     }
     return node;
   }
@@ -391,7 +415,8 @@ export class ControlPlaneStore {
   peersOf(node: NodeRow, extra: Iterable<string> = []): PeerInfo[] {
     // A deferred (read) transaction: the node list and the pair epochs come from one snapshot.
     // Inside one already (registration's response), no savepoint: two round trips on PostgreSQL.
-    const read = (fn: () => PeerInfo[]): PeerInfo[] => (this.db.inTransaction ? fn() : this.db.transaction(fn)());
+    // On PostgreSQL a snapshot that takes no writer lock (postgres.ts).
+    const read = (fn: () => PeerInfo[]): PeerInfo[] => (this.db.inTransaction ? fn() : this.db.transaction(fn).deferred());
     return read(() => {
       const ids = this.visibility(node.project_id).peersOf(node.node_id);
       for (const id of extra) if (id !== node.node_id) ids.add(id);
@@ -418,6 +443,7 @@ export class ControlPlaneStore {
     // A rollback leaves the random generation unknown to the database: the entry is rebuilt.
     // Other processes (replicas) do the same from membership_appends (#appendsSince).
     const gen = randomBytes(6).readUIntBE(0, 6);
+    this.#trusted.delete(projectId);
     if (added === undefined) {
       prepared(this.db, 'UPDATE projects SET membership_gen = ? WHERE id = ?').run(gen, projectId);
       return;
@@ -429,7 +455,7 @@ export class ControlPlaneStore {
     )
       .pluck()
       .get(projectId, added.row, gen, added.node.id, added.node.ip, Object.keys(added.node.labels).length === 0 ? null : JSON.stringify(added.node.labels), this.now(), projectId) as number | undefined;
-    prepared(this.db, 'UPDATE projects SET membership_gen = ? WHERE id = ?').run(gen, projectId);
+    // (The membership_appended trigger sets projects.membership_gen to `gen`.)
     const cached = this.#models.get(projectId);
     // Current when at the generation this one follows; a policy changed meanwhile (a key this
     // process has not seen) is noticed by the next read, which keeps the nodes and rebuilds.
@@ -437,6 +463,7 @@ export class ControlPlaneStore {
     if (current) {
       const key = `${gen}${cached.key.slice(cached.key.indexOf(':'))}`;
       this.#models.set(projectId, { key, model: cached.model.extend([{ ...added.node, row: added.row }]), policy: cached.policy, rules: cached.rules, maxRow: Math.max(cached.maxRow, added.row) });
+      if (this.#inTx) this.#trusted.add(projectId);
     }
   }
 
@@ -480,9 +507,16 @@ export class ControlPlaneStore {
   }
 
   #cachedModel(projectId: string, rulesOverride?: readonly PolicyRule[]): CachedModel {
+    if (rulesOverride === undefined && this.#trusted.has(projectId)) {
+      const trusted = this.#models.get(projectId);
+      if (trusted !== undefined) return trusted;
+    }
     const { gen, key } = this.#modelKey(projectId);
     const cached = this.#models.get(projectId);
-    if (rulesOverride === undefined && cached?.key === key) return cached;
+    if (rulesOverride === undefined && cached?.key === key) {
+      if (this.#inTx) this.#trusted.add(projectId);
+      return cached;
+    }
     const policy = cached?.key === key ? cached.policy : getPolicy(this.db, projectId);
     let nodes: VisNode[];
     let maxRow = 0;
@@ -497,6 +531,7 @@ export class ControlPlaneStore {
         maxRow: appended.reduce((m, a) => Math.max(m, a.row), cached.maxRow),
       };
       this.#models.set(projectId, entry);
+      if (this.#inTx) this.#trusted.add(projectId);
       return entry;
     }
     if (cached !== undefined && (cached.key.split(':')[0] === String(gen) || appended !== undefined)) {
@@ -519,7 +554,10 @@ export class ControlPlaneStore {
     // Ingress rules imply allow rules (ingress.ts): a bridge and its targets see each other.
     const rules = [...(rulesOverride ?? policy?.rules ?? []), ...ingressPolicyRules(this.db, projectId)];
     const entry: CachedModel = { key, model: new Visibility(nodes, rules), policy, rules, maxRow };
-    if (rulesOverride === undefined) this.#models.set(projectId, entry);
+    if (rulesOverride === undefined) {
+      this.#models.set(projectId, entry);
+      if (this.#inTx) this.#trusted.add(projectId);
+    }
     return entry;
   }
 
@@ -942,6 +980,7 @@ export class ControlPlaneStore {
         // The model just built is the new revision's: cache it, or the next read builds it again.
         // (A rolled-back transaction leaves a key that never matches again.)
         this.#models.set(projectId, { ...after, key: this.#modelKey(projectId).key, policy: out.policy });
+        this.#trusted.delete(projectId);
         const diff = diffVisibility(before.model, after.model, [], MAX_DIFF_PAIRS);
         const payload = { revision_id: out.policy.revision_id, fingerprint: out.policy.fingerprint };
         const audience = diff === undefined ? undefined : this.#policyAudience(projectId, before, after, rules, diff);
