@@ -123,6 +123,35 @@ describe.skipIf(!onPostgres)('PostgreSQL backend', () => {
     }
   });
 
+  it('a .deferred transaction is a read-only snapshot that does not wait for the writer lock', () => {
+    openDatabase(url).close();
+    const a = PostgresDatabase.open(url);
+    const b = PostgresDatabase.open(url, { lockTimeoutMs: 200 });
+    try {
+      a.prepare("INSERT INTO meta (key, value) VALUES ('r', 'old')").run();
+      a.transaction(() => {
+        // a holds the writer lock and has changed r, uncommitted: b reads the committed value
+        // at once (a locked transaction would time out here, as the test above shows).
+        a.prepare("UPDATE meta SET value = 'new' WHERE key = 'r'").run();
+        expect(b.transaction(() => b.prepare("SELECT value FROM meta WHERE key = 'r'").pluck().get()).deferred()).toBe('old');
+        // A write inside it fails (read-only), and b's connection stays usable.
+        expect(() => b.transaction(() => b.prepare("INSERT INTO meta (key, value) VALUES ('w', '1')").run()).deferred()).toThrow(/read-only transaction/);
+      })();
+      expect(b.prepare("SELECT value FROM meta WHERE key = 'r'").pluck().get()).toBe('new');
+      expect(b.prepare("SELECT COUNT(*) FROM meta WHERE key = 'w'").pluck().get()).toBe(0);
+      // Repeatable read: one snapshot for the whole transaction.
+      const seen = b.transaction(() => {
+        const first = b.prepare("SELECT value FROM meta WHERE key = 'r'").pluck().get();
+        a.prepare("UPDATE meta SET value = 'newer' WHERE key = 'r'").run();
+        return [first, b.prepare("SELECT value FROM meta WHERE key = 'r'").pluck().get()];
+      }).deferred();
+      expect(seen).toEqual(['new', 'new']);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('one replica leads (sweeps and prunes); another takes over when its connection ends', async () => {
     openDatabase(url).close();
     const a = PostgresDatabase.open(url);
