@@ -38,7 +38,7 @@ import { prepared } from './prepared.js';
 import { isPostgresUrl } from './sql.js';
 import { bumpPairEpoch, bumpProjectPskGeneration, dropPsks, projectPskGeneration, pskMaster, pskMasterState, psksOf } from './psk.js';
 import { isSealed, loadSecretsKey, SECRETS_KEY_SUFFIX, type SecretBox } from './secrets.js';
-import { checkToken, consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, revokeToken, type CreatedToken } from './tokens.js';
+import { consumeToken, createToken, DEFAULT_TOKEN_TTL_MS, judgeToken, revokeToken, tokenHash, type CreatedToken } from './tokens.js';
 import { compileRulesFor, diffVisibility, ipv4Number, mergeRanges, parseLabels, sideOf, Visibility, type PolicyRule, type VisibilityChange, type VisNode } from './visibility.js';
 
 /** Domain separation of access.ts PSKs from pair PSKs (psk.ts) under the same master. */
@@ -324,9 +324,23 @@ export class ControlPlaneStore {
       .update([req.project_id, req.resource_handle, req.bootstrap_token, req.public_key, mode].join('\n'))
       .digest('hex');
     return this.tx(() => {
-      const prior = prepared(this.db, 'SELECT fingerprint, node_id, nsk FROM registrations WHERE nonce = ?').get(req.nonce) as
-        | { fingerprint: string; node_id: string; nsk: Buffer | null }
-        | undefined;
+      // The nonce's registration and the token, in one statement (a round trip on PostgreSQL).
+      const hash = tokenHash(req.bootstrap_token);
+      const first = prepared(
+        this.db,
+        `SELECT r.fingerprint, r.node_id, r.nsk, t.project_id AS token_project, t.expires_at, t.revoked_at, t.consumed_at, t.labels
+           FROM (SELECT 1 AS one) x LEFT JOIN registrations r ON r.nonce = ? LEFT JOIN tokens t ON t.hash = ?`,
+      ).get(req.nonce, hash) as {
+        fingerprint: string | null;
+        node_id: string | null;
+        nsk: Buffer | null;
+        token_project: string | null;
+        expires_at: number;
+        revoked_at: number | null;
+        consumed_at: number | null;
+        labels: string | null;
+      };
+      const prior = first.fingerprint === null ? undefined : { fingerprint: first.fingerprint, node_id: first.node_id!, nsk: first.nsk };
       if (prior !== undefined) {
         if (prior.fingerprint !== fingerprint) throw new ControlPlaneError('nonce_collision', 'nonce already used by a different registration');
         const node = this.node(prior.node_id);
@@ -335,7 +349,8 @@ export class ControlPlaneStore {
         }
         return this.registerResponse(node, this.#box.reveal(registrationNskPurpose(req.nonce), prior.nsk));
       }
-      const token = checkToken(this.db, req.bootstrap_token, req.project_id, now);
+      const tokenRow = first.token_project === null ? undefined : { project_id: first.token_project, expires_at: first.expires_at, revoked_at: first.revoked_at, consumed_at: first.consumed_at, labels: first.labels };
+      const token = judgeToken(tokenRow, hash, req.project_id, now);
       if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
       this.#assertKeyFree(req.public_key, undefined);
       const ip = allocateMeshIp(this.db, this.range, mode);

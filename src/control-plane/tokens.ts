@@ -55,12 +55,24 @@ export type TokenCheck =
   | { readonly ok: true; readonly hash: string; readonly labels: string | null }
   | { readonly ok: false; readonly code: 'token_invalid' | 'token_revoked' | 'token_consumed' | 'token_expired' };
 
+/** The columns of a tokens row a check reads. */
+export interface TokenRow {
+  readonly project_id: string;
+  readonly expires_at: number;
+  readonly revoked_at: number | null;
+  readonly consumed_at: number | null;
+  readonly labels: string | null;
+}
+
 /** Checks `token` for `projectId` at `now` without consuming it. */
 export function checkToken(db: Db, token: string, projectId: string, now: number): TokenCheck {
   const hash = tokenHash(token);
-  const row = prepared(db, 'SELECT project_id, expires_at, revoked_at, consumed_at, labels FROM tokens WHERE hash = ?').get(hash) as
-    | { project_id: string; expires_at: number; revoked_at: number | null; consumed_at: number | null; labels: string | null }
-    | undefined;
+  const row = prepared(db, 'SELECT project_id, expires_at, revoked_at, consumed_at, labels FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
+  return judgeToken(row, hash, projectId, now);
+}
+
+/** checkToken on a row read by the caller (undefined: no token with hash `hash`). */
+export function judgeToken(row: TokenRow | undefined, hash: string, projectId: string, now: number): TokenCheck {
   if (row === undefined || row.project_id !== projectId) return { ok: false, code: 'token_invalid' };
   if (row.revoked_at !== null) return { ok: false, code: 'token_revoked' };
   if (row.consumed_at !== null) return { ok: false, code: 'token_consumed' };
