@@ -6,7 +6,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { encodeBase64, formatRfc3339, signEnvelope } from '../api/index.js';
-import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, type LoggedEvent } from './event-log.js';
+import { eventsAfter, eventsFor, firstSeq, isAudience, lastSeq, maxSeq, type LoggedEvent } from './event-log.js';
 import { add, remove } from './multimap.js';
 import type { ControlPlaneStore, NodeRow } from './store.js';
 import type { Visibility } from './visibility.js';
@@ -135,6 +135,13 @@ export class EventBus {
 
   /** Delivers everything appended since the last pump, now. */
   pump(): void {
+    if (this.#byNode.size === 0) {
+      // No stream to deliver to (a replica while the fleet registers through the other one):
+      // move past what is committed without reading the envelopes. Events commit in seq order
+      // (one writer at a time), so everything up to the highest one is in.
+      this.#delivered = Math.max(this.#delivered, maxSeq(this.#store.db) ?? 0);
+      return;
+    }
     // One visibility model per project and pump, not two SQL reads per stream and event: the
     // events of this pump were all committed before it, so the current model answers for each.
     const models = new Map<string, Visibility>();

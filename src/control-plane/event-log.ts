@@ -109,6 +109,12 @@ export function lastSeq(db: Db): number {
   return row?.seq ?? 0;
 }
 
+/** The highest seq committed and still stored, or undefined when the log is empty. */
+export function maxSeq(db: Db): number | undefined {
+  const row = prepared(db, 'SELECT MAX(seq) AS s FROM events').get() as { s: number | null };
+  return row.s ?? undefined;
+}
+
 /** The lowest seq still stored, or undefined when the log is empty. */
 export function firstSeq(db: Db): number | undefined {
   const row = prepared(db, 'SELECT MIN(seq) AS s FROM events').get() as { s: number | null };

@@ -60,17 +60,26 @@ export function lowestFree(db: Db, table: NumberedTable, first: number, last: nu
   return row.ip ?? undefined;
 }
 
+/** Columns of mesh_alloc (its one row, id = 1) that allocateMeshIp reads: the hint and whether
+ *  the address at it is taken. */
+export const MESH_HINT_COLUMNS = 'dense_below, CASE WHEN EXISTS (SELECT 1 FROM nodes WHERE mesh_ip_num = dense_below) THEN 1 ELSE 0 END AS taken';
+
+/** A row of MESH_HINT_COLUMNS. */
+export interface MeshHint {
+  readonly dense_below: number;
+  readonly taken: number;
+}
+
 /** The lowest free address (mode "node") or the highest free one ("bridge") in `range`, or
  *  undefined when the range is full. Call inside the transaction that inserts the node. */
-export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge'): number | undefined {
+export function allocateMeshIp(db: Db, range: MeshRange, mode: 'node' | 'bridge', hintRow?: MeshHint): number | undefined {
   if (mode === 'node') {
     // mesh_alloc.dense_below (schema 15): everything below it is taken, so the search starts
     // there: one probe while nodes are added, instead of an anti-join over every node. Callers
     // insert the node at the address returned (in the same transaction).
-    // The hint and whether it is taken, in one statement (each is a round trip on PostgreSQL).
-    const row = prepared(db, 'SELECT dense_below, CASE WHEN EXISTS (SELECT 1 FROM nodes WHERE mesh_ip_num = dense_below) THEN 1 ELSE 0 END AS taken FROM mesh_alloc WHERE id = 1').get() as
-      | { dense_below: number; taken: number }
-      | undefined;
+    // The hint and whether it is taken, in one statement (each is a round trip on PostgreSQL),
+    // or as the caller read them with MESH_HINT_COLUMNS in a statement of its own.
+    const row = hintRow ?? (prepared(db, `SELECT ${MESH_HINT_COLUMNS} FROM mesh_alloc WHERE id = 1`).get() as MeshHint | undefined);
     const hint = row?.dense_below;
     const from = Math.max(range.first, hint ?? range.first);
     const free = row !== undefined && row.taken === 0 && hint === from && from <= range.last ? from : undefined;

@@ -31,7 +31,7 @@ import { openDatabase, type Db } from './database.js';
 import { ControlPlaneError, ControlPlaneFileError } from './errors.js';
 import { appendEvent, lastSeq, pruneEvents, type NewEvent, type Signer } from './event-log.js';
 import { ingressBlockFor, ingressPolicyRules, ingressRemovalEvents, withIngressRules } from './ingress.js';
-import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, meshRange, type MeshRange } from './mesh-ip.js';
+import { allocateMeshIp, DEFAULT_MESH_CIDR, formatIpv4, MESH_HINT_COLUMNS, meshRange, type MeshHint, type MeshRange } from './mesh-ip.js';
 import { checkPolicy, getPolicy, putPolicy, ruleKey, rulesFingerprint, VISIBLE_STATUSES } from './policy.js';
 import { executionsFor } from './actions.js';
 import { prepared } from './prepared.js';
@@ -116,6 +116,8 @@ interface CachedModel {
   /** The highest nodes.row among its nodes (membership_appends after it extend the model). */
   readonly maxRow: number;
 }
+
+const PUBLIC_KEY_IN_USE = 'this WireGuard public key belongs to another node; generate a new key pair';
 
 /** membership_appends entries older than this are pruned (a process further behind re-reads). */
 const MEMBERSHIP_APPENDS_KEEP_MS = 10 * 60_000;
@@ -352,8 +354,13 @@ export class ControlPlaneStore {
       const tokenRow = first.token_project === null ? undefined : { project_id: first.token_project, expires_at: first.expires_at, revoked_at: first.revoked_at, consumed_at: first.consumed_at, labels: first.labels };
       const token = judgeToken(tokenRow, hash, req.project_id, now);
       if (!token.ok) throw new ControlPlaneError(token.code, tokenMessage(token.code));
-      this.#assertKeyFree(req.public_key, undefined);
-      const ip = allocateMeshIp(this.db, this.range, mode);
+      // Whether the key is in use, and the mesh allocation hint, in one statement.
+      const pre = prepared(this.db, `SELECT (SELECT node_id FROM nodes WHERE public_key = ? LIMIT 1) AS holder, ${MESH_HINT_COLUMNS} FROM mesh_alloc WHERE id = 1`).get(req.public_key) as
+        | (MeshHint & { holder: string | null })
+        | undefined;
+      if (pre === undefined) this.#assertKeyFree(req.public_key, undefined);
+      else if (pre.holder !== null) throw new ControlPlaneError('public_key_in_use', PUBLIC_KEY_IN_USE);
+      const ip = allocateMeshIp(this.db, this.range, mode, pre);
       if (ip === undefined) throw new ControlPlaneError('mesh_exhausted', `no free address in ${this.range.cidr}`);
       const nodeId = randomUUID();
       const nsk = randomBytes(32);
@@ -849,7 +856,7 @@ export class ControlPlaneStore {
    *  nodes_public_key is the backstop; this gives the API its 409). Inside a transaction. */
   #assertKeyFree(publicKey: string, self: string | undefined): void {
     const holder = prepared(this.db, 'SELECT node_id FROM nodes WHERE public_key = ? AND node_id IS DISTINCT FROM ? LIMIT 1').pluck().get(publicKey, self ?? null) as string | undefined;
-    if (holder !== undefined) throw new ControlPlaneError('public_key_in_use', 'this WireGuard public key belongs to another node; generate a new key pair');
+    if (holder !== undefined) throw new ControlPlaneError('public_key_in_use', PUBLIC_KEY_IN_USE);
   }
 
   /** Nodes that schema 4 found sharing a key with an older holder (left out of peer lists until
