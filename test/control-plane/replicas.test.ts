@@ -368,16 +368,22 @@ describe.skipIf(unavailable !== undefined)('control-plane replicas on one Postgr
 
     // A 503'd token is either unused (registers now) or was committed just before the crash (its
     // node exists, so the token is spent): 201 or 409, once the replicas are connected again.
+    // The worker reconnects with backoff (up to 5 s between attempts), and an attempt while the
+    // server is still recovering fails too: under CI's load that took over 15 s once.
+    let last: unknown;
     for (const r of first.filter((x) => x.status === 503)) {
-      const again = await until('the replica to serve again', 15_000, async () => {
+      const again = await until('the replica to serve again', 30_000, async () => {
         const x = await registerAt(a.url, r.token);
+        last = x.body;
         return x.status === 503 ? undefined : x;
-      }, 200);
+      }, 200).catch((err: Error) => {
+        throw new Error(`${err.message}; its last answer: ${JSON.stringify(last)}`);
+      });
       expect([201, 409]).toContain(again.status);
     }
     console.log(`crash: every token settled ${(performance.now() - t0).toFixed(0)} ms after the restart`);
     const final = await check();
     expect(final.consumed).toEqual(final.nodes);
     expect(final.nodes).toHaveLength(34);
-  });
+  }, 120_000);
 });
