@@ -64,14 +64,8 @@ export interface TokenRow {
   readonly labels: string | null;
 }
 
-/** Checks `token` for `projectId` at `now` without consuming it. */
-export function checkToken(db: Db, token: string, projectId: string, now: number): TokenCheck {
-  const hash = tokenHash(token);
-  const row = prepared(db, 'SELECT project_id, expires_at, revoked_at, consumed_at, labels FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
-  return judgeToken(row, hash, projectId, now);
-}
-
-/** checkToken on a row read by the caller (undefined: no token with hash `hash`). */
+/** Checks a token for `projectId` at `now` without consuming it, from its row as the caller
+ *  read it (undefined: no token with hash `hash`; registration reads it with the nonce). */
 export function judgeToken(row: TokenRow | undefined, hash: string, projectId: string, now: number): TokenCheck {
   if (row === undefined || row.project_id !== projectId) return { ok: false, code: 'token_invalid' };
   if (row.revoked_at !== null) return { ok: false, code: 'token_revoked' };
